@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds the real control-plane binaries from Go modules into a cache keyed by version:
+# kube-apiserver, kube-controller-manager, kube-scheduler (k8s.io/kubernetes) and kwok.
+# Only a cold machine builds; later runs find the binaries and return at once.
+#
+# k8s.io/kubernetes replaces every staging module with a local path, so a module that
+# requires it must replace each one with its published v0.Y.Z twin; we derive that list
+# from the module's own go.mod so a version bump needs no hand edits.
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+CACHE="${STELLA_CACHE:-$HOME/.cache/stella}"
+BIN="$CACHE/bin/k8s-$K8S_VERSION"
+KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+# Two cores: keep the linker from holding several GiB per parallel package.
+export GOMAXPROCS="${GOMAXPROCS:-2}"
+
+log() { printf '[build-binaries] %s\n' "$*" >&2; }
+
+build_k8s() {
+  if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/kube-scheduler" ]]; then
+    log "kubernetes $K8S_VERSION already cached in $BIN"; return
+  fi
+  local src="$CACHE/src/k8s-$K8S_VERSION"
+  mkdir -p "$src" "$BIN"
+  local staging="v0${K8S_VERSION#v1}"
+  local gomod
+  gomod="$(cd "$src" && GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  {
+    echo "module stella.local/k8sbuild"
+    echo
+    echo "go $(awk '/^go /{print $2; exit}' "$gomod")"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    sed -n '/^replace (/,/^)/p' "$gomod" | awk '/=> \.\/staging/{print "\t" $1 " => " $1 " '"$staging"'"}'
+    echo ")"
+  } > "$src/go.mod"
+  cat > "$src/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+  (
+    cd "$src"
+    log "resolving kubernetes $K8S_VERSION modules"
+    GOFLAGS="$GOFLAGS -mod=mod" go mod tidy -e >/dev/null 2>&1 || true
+    GOFLAGS="$GOFLAGS -mod=mod" go get "k8s.io/kubernetes@$K8S_VERSION"
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+      log "building $cmd (cold builds take several minutes)"
+      GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+      mv "$BIN/$cmd.tmp" "$BIN/$cmd"
+    done
+  )
+}
+
+build_kwok() {
+  if [[ -x "$KWOK_BIN/kwok" ]]; then log "kwok $KWOK_VERSION already cached"; return; fi
+  mkdir -p "$KWOK_BIN"
+  log "building kwok $KWOK_VERSION"
+  # kwok pins its own k8s.io versions; `go install` at a version uses its go.mod as is.
+  GOBIN="$KWOK_BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+}
+
+case "${1:-all}" in
+  k8s) build_k8s ;;
+  kwok) build_kwok ;;
+  all) build_k8s; build_kwok ;;
+  *) echo "usage: $0 [all|k8s|kwok]" >&2; exit 2 ;;
+esac
+echo "$BIN"

@@ -1,0 +1,33 @@
+"""Pydantic models of Stella's custom resources: the single source of the CRD schemas."""
+
+from stella.models.agent import AGENT, AgentSpec, AgentStatus
+from stella.models.approval import APPROVAL, ApprovalSpec, ApprovalStatus
+from stella.models.common import Condition, LabelSelector, find_condition, set_condition
+from stella.models.environment import ENVIRONMENT, EnvironmentSpec, EnvironmentStatus
+from stella.models.release import RELEASE, Component, ReleaseSpec, ReleaseStatus
+from stella.models.resource import KindInfo, Kinds
+
+ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, AGENT)
+
+__all__ = [
+    "AGENT",
+    "ALL_KINDS",
+    "APPROVAL",
+    "ENVIRONMENT",
+    "RELEASE",
+    "AgentSpec",
+    "AgentStatus",
+    "ApprovalSpec",
+    "ApprovalStatus",
+    "Component",
+    "Condition",
+    "EnvironmentSpec",
+    "EnvironmentStatus",
+    "KindInfo",
+    "Kinds",
+    "LabelSelector",
+    "ReleaseSpec",
+    "ReleaseStatus",
+    "find_condition",
+    "set_condition",
+]

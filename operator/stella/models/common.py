@@ -1,0 +1,148 @@
+"""Building blocks shared by every Stella custom resource.
+
+Field names are camelCase on the wire (Kubernetes API conventions) and snake_case in
+Python; every model forbids unknown fields so that a typo is an error, not a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# RFC 1123 label: what Kubernetes accepts for namespace and most object names.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# RFC 1123 subdomain: object names of Releases and Environments.
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# An image pinned by digest. The tag, if any, is allowed before the digest
+# (repo:tag@sha256:...) because the digest alone decides what runs.
+PINNED_IMAGE = r"^[^@\s]+@sha256:[a-f0-9]{64}$"
+SHA256_HEX = r"^[a-f0-9]{64}$"
+# A typed Vault reference: vault:<mount>/<path>#<key>. Never a literal secret.
+VAULT_REF = r"^vault:[A-Za-z0-9_-]+(/[A-Za-z0-9._-]+)+#[A-Za-z0-9._-]+$"
+# Registry host with an optional port, as in an image reference.
+REGISTRY_HOST = r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+# Go-style durations as Kubernetes users write them: 90s, 10m, 1h30m, 62h.
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+QUALIFIED_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+
+Name = Annotated[str, Field(pattern=DNS_SUBDOMAIN, min_length=1, max_length=63)]
+NamespaceName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
+VaultRef = Annotated[str, Field(pattern=VAULT_REF, max_length=512)]
+Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
+LabelKey = Annotated[str, Field(max_length=317)]
+LabelValue = Annotated[str, Field(max_length=63)]
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def rfc3339(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StrictModel(BaseModel):
+    """Base of every wire model: camelCase aliases, unknown fields refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_assignment=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        """The object as it goes to the API server: camelCase, no unset optionals."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class LabelSelectorRequirement(StrictModel):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+
+
+class LabelSelector(StrictModel):
+    """The standard Kubernetes label selector (an empty selector matches everything)."""
+
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=16)
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for key, value in self.match_labels.items():
+            if labels.get(key) != value:
+                return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator == "In" and (not present or labels[req.key] not in req.values):
+                return False
+            if req.operator == "NotIn" and present and labels[req.key] in req.values:
+                return False
+            if req.operator == "Exists" and not present:
+                return False
+            if req.operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(StrictModel):
+    """metav1.Condition, field for field."""
+
+    type: Annotated[str, Field(max_length=316, pattern=QUALIFIED_NAME)]
+    status: ConditionStatus
+    reason: Annotated[str, Field(max_length=1024, pattern=CONDITION_REASON)]
+    message: Annotated[str, Field(max_length=32768)] = ""
+    last_transition_time: datetime
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str = "",
+    observed_generation: int | None = None,
+) -> list[Condition]:
+    """Return conditions with one upserted; lastTransitionTime moves only on a status change."""
+    out: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            out.append(cond)
+            continue
+        found = True
+        moved = cond.status != status
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now() if moved else cond.last_transition_time,
+                observed_generation=observed_generation,
+            )
+        )
+    if not found:
+        out.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now(),
+                observed_generation=observed_generation,
+            )
+        )
+    return out
+
+
+def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
