@@ -1,0 +1,8 @@
+"""Integration tier: real kube-apiserver, OpenBao, registry and PostgreSQL on loopback."""
+
+import pytest
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.integration)
