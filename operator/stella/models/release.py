@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -32,6 +33,7 @@ Phase = Literal[
 ]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Deployed", "Failed", "Rejected", "Superseded"})
 
+_PINNED = re.compile(PINNED_IMAGE)
 PinnedImage = Annotated[str, Field(pattern=PINNED_IMAGE, min_length=73, max_length=512)]
 
 
@@ -40,15 +42,15 @@ class Component(StrictModel):
     image: PinnedImage
     workload: WorkloadRef
 
-    @field_validator("image")
+    @field_validator("image", mode="before")
     @classmethod
-    def _pinned(cls, value: str) -> str:
-        # The pattern already says it; this message says what to do about it.
-        if "@sha256:" not in value:
+    def _pinned(cls, value: object) -> object:
+        # The schema pattern says the same; this message says what to do about it.
+        if isinstance(value, str) and not _PINNED.fullmatch(value):
             raise ValueError(
-                f"image {value!r} is not pinned by digest; "
-                "write it as repo@sha256:<64 hex> (resolve the tag with `stella release "
-                "create --from-tags` or `skopeo inspect`)"
+                f"image {value[:200]!r} is not pinned by digest; write it as "
+                "repo@sha256:<64 lowercase hex> (resolve a tag once with "
+                "`stella release create --from-tags` or `skopeo inspect`)"
             )
         return value
 

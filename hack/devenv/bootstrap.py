@@ -1,0 +1,26 @@
+"""What a fresh local control plane gets before anyone uses it: CRDs and dev RBAC."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from devenv.controlplane import ControlPlane
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def bootstrap(cp: ControlPlane) -> None:
+    cp.kubectl("admin", "apply", "--server-side", "-f", str(ROOT / "crds"))
+    cp.kubectl(
+        "admin", "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/environments.stella.io", "crd/releases.stella.io",
+        "crd/approvals.stella.io", "crd/agents.stella.io",
+    )
+    cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
+    # The default ServiceAccount appears once the controller-manager runs; Pods need it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if cp.kubectl("admin", "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+            break
+        time.sleep(0.5)

@@ -1,0 +1,1 @@
+"""kopf glue. `stella.handlers.main` registers every handler; each is one line of delegation."""

@@ -1,0 +1,39 @@
+"""Run the operator: kopf's reactor plus the health/metrics server, in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import kopf
+
+from stella.handlers import http
+from stella.settings import Settings
+
+log = logging.getLogger("stella")
+
+
+async def run(settings: Settings) -> None:
+    # Registering handlers is an import side effect, done here so `import stella` stays cheap.
+    import stella.handlers.main  # noqa: F401
+
+    ready = asyncio.Event()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    server = await http.serve(ready, settings.http_host, settings.http_port)
+    log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
+    try:
+        await kopf.operator(
+            clusterwide=True,
+            standalone=settings.peering is None,
+            peering_name=settings.peering,
+            ready_flag=ready,
+            stop_flag=stop,
+        )
+    finally:
+        await server.cleanup()

@@ -1,0 +1,32 @@
+"""Build an ApiClient: in a Pod from the service account, elsewhere from KUBECONFIG."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from kubernetes import client, config
+
+
+@cache
+def api_client() -> client.ApiClient:
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config()
+    else:
+        config.load_kube_config(context=os.environ.get("STELLA_KUBE_CONTEXT") or None)
+    api = client.ApiClient()
+    # Stella's own writes are few; a small pool is plenty and bounds sockets.
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8
+    return api
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def apps() -> client.AppsV1Api:
+    return client.AppsV1Api(api_client())

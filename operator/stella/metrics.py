@@ -1,0 +1,62 @@
+"""Prometheus metrics: one place, so names and labels stay consistent.
+
+Labels never carry secrets or free text from users; only names of Stella objects,
+environments, results and rule identifiers.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+PROMOTIONS = Counter(
+    "stella_promotions_total",
+    "Promotions finished, by environment and result.",
+    ["environment", "result"],
+    registry=REGISTRY,
+)
+PROMOTIONS_IN_FLIGHT = Gauge(
+    "stella_promotions_in_flight",
+    "Promotions currently deploying, by environment.",
+    ["environment"],
+    registry=REGISTRY,
+)
+APPROVAL_WAIT = Histogram(
+    "stella_approval_wait_seconds",
+    "Time a Release waited for approvals in an environment.",
+    ["environment"],
+    buckets=(1, 10, 60, 300, 1800, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+    registry=REGISTRY,
+)
+DEPLOY_DURATION = Histogram(
+    "stella_deploy_duration_seconds",
+    "From workload patch to rollout complete (or failed).",
+    ["environment", "result"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+TRANSITIONS = Counter(
+    "stella_phase_transitions_total",
+    "Release phase transitions per environment.",
+    ["environment", "phase"],
+    registry=REGISTRY,
+)
+ADMISSION_DENIED = Counter(
+    "stella_admission_denied_total",
+    "Admission requests denied, by rule.",
+    ["rule"],
+    registry=REGISTRY,
+)
+SECURITY_EVENTS = Counter(
+    "stella_security_events_total",
+    "Incident signals: digest mismatch, SoD violation attempt, forged identity, ...",
+    ["signal"],
+    registry=REGISTRY,
+)
+ENVIRONMENT_HALTED = Gauge(
+    "stella_environment_halted",
+    "1 while an environment is halted by a security failure.",
+    ["environment"],
+    registry=REGISTRY,
+)

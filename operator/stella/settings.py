@@ -1,0 +1,41 @@
+"""Operator settings, read once from the environment (12-factor; the chart sets them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the operator keeps its own objects (evidence ConfigMaps, keys, leases).
+    namespace: str = field(default_factory=lambda: _env("STELLA_NAMESPACE", "stella-system"))
+    # The identity admission trusts to write stamped identities and delete Approvals.
+    service_account: str = field(
+        default_factory=lambda: _env(
+            "STELLA_SERVICE_ACCOUNT", "system:serviceaccount:stella-system:stella-operator"
+        )
+    )
+    http_host: str = field(default_factory=lambda: _env("STELLA_HTTP_HOST", "127.0.0.1"))
+    http_port: int = field(default_factory=lambda: int(_env("STELLA_HTTP_PORT", "8080")))
+    # Peering: several replicas, one active. Standalone is the single-replica default.
+    peering: str | None = field(default_factory=lambda: os.environ.get("STELLA_PEERING") or None)
+    resync_seconds: float = field(default_factory=lambda: float(_env("STELLA_RESYNC_SECONDS", "30")))
+    workers: int = field(default_factory=lambda: int(_env("STELLA_WORKERS", "4")))
+    state_dir: Path = field(
+        default_factory=lambda: Path(_env("STELLA_STATE_DIR", str(Path.home() / ".local/share/stella")))
+    )
+    webhook_enabled: bool = field(default_factory=lambda: _bool("STELLA_WEBHOOK", False))
+
+
+def load() -> Settings:
+    return Settings()
