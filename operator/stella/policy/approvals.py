@@ -1,0 +1,218 @@
+"""Counting approvals: who counts towards an Environment's approval policy, and who does not.
+
+`tally` is given the Approvals for ONE Release into ONE Environment (the caller selects
+them, and only for a Release and an Environment that both exist). Each decision is
+judged in creation order (ties by name), by these rules, first match wins:
+
+1. UnknownIdentity      no recorded approver identity; or the Release's requester is not
+                        recorded while preventSelfApproval is on (we cannot prove the
+                        approver is someone else, so nothing counts: fail closed).
+2. SelfApproval         preventSelfApproval and the approver is the requester (same
+                        username, or same non-empty uid).
+3. NotInApproverGroup   approverGroups is non-empty and the approver is in none of them.
+                        (Empty approverGroups: any identified person other than the
+                        requester qualifies.)
+4. Duplicate            an Approve from a person whose Approve already counted (same
+                        username, or same non-empty uid).
+
+A qualified person's Reject stops the Release for that Environment, whatever else was
+decided (even if they approved before). A Reject from an unqualified person (any rule
+1-3) is refused like an Approve would be and stops nothing: otherwise anyone able to
+create an Approval could block any release. A requester who wants to withdraw their own
+Release deletes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from stella.models.environment import ApprovalPolicy
+from stella.policy.identity import Identity
+
+DecisionKind = Literal["Approve", "Reject"]
+
+
+class RefusalReason(StrEnum):
+    UNKNOWN_IDENTITY = "UnknownIdentity"
+    SELF_APPROVAL = "SelfApproval"
+    NOT_IN_APPROVER_GROUP = "NotInApproverGroup"
+    DUPLICATE = "Duplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalFact:
+    """One Approval object, as the handler read it (identity via `recorded_identity`)."""
+
+    name: str
+    approver: Identity | None
+    decision: DecisionKind
+    created: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CountedDecision:
+    """A decision that counts: an approval towards the quorum, or a stopping rejection."""
+
+    approval: str
+    username: str
+    decision: DecisionKind
+    at: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A decision that does not count, with a reason code and a message saying why."""
+
+    approval: str
+    username: str | None
+    decision: DecisionKind
+    reason: RefusalReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    required: int
+    approver_groups: tuple[str, ...]
+    counted: tuple[CountedDecision, ...]  # Approves, one per person, in order
+    refused: tuple[Refusal, ...]
+    rejections: tuple[CountedDecision, ...]  # qualified Rejects, in order
+
+    @property
+    def satisfied(self) -> bool:
+        """Enough distinct qualified approvers (a rejection is checked separately)."""
+        return len(self.counted) >= self.required
+
+    @property
+    def rejection(self) -> CountedDecision | None:
+        """The first qualified Reject, which stops the Release for this Environment."""
+        return self.rejections[0] if self.rejections else None
+
+    @property
+    def approvers(self) -> tuple[str, ...]:
+        return tuple(c.username for c in self.counted)
+
+    def summary(self) -> str:
+        """'needs 2 approvals from release-approvers; has 1 (bob); alice's approval does
+        not count: alice requested this release'"""
+        noun = "approval" if self.required == 1 else "approvals"
+        source = f" from {' or '.join(self.approver_groups)}" if self.approver_groups else ""
+        has = f"has {len(self.counted)}"
+        if self.counted:
+            has += f" ({', '.join(self.approvers)})"
+        parts = [f"needs {self.required} {noun}{source}; {has}"]
+        parts.extend(r.message for r in self.refused)
+        return "; ".join(parts)
+
+
+def tally(
+    policy: ApprovalPolicy,
+    requester: Identity | None,
+    approvals: Sequence[ApprovalFact],
+) -> Tally:
+    """Judge every decision on one Release for one Environment (see the module docstring)."""
+    groups = tuple(policy.approver_groups)
+    group_set = frozenset(groups)
+    counted: list[CountedDecision] = []
+    rejections: list[CountedDecision] = []
+    refused: list[Refusal] = []
+    seen: list[Identity] = []
+    for fact in sorted(approvals, key=lambda f: (f.created, f.name)):
+        refusal = _refusal(policy, group_set, requester, fact)
+        if refusal is not None:
+            refused.append(refusal)
+            continue
+        assert fact.approver is not None  # _refusal refuses unknown identities
+        person = fact.approver.username
+        decided = CountedDecision(
+            approval=fact.name,
+            username=person,
+            decision=fact.decision,
+            at=fact.created,
+            comment=fact.comment,
+        )
+        if fact.decision == "Reject":
+            rejections.append(decided)
+            continue
+        if any(fact.approver.same_person(other) for other in seen):
+            refused.append(
+                Refusal(
+                    approval=fact.name,
+                    username=person,
+                    decision=fact.decision,
+                    reason=RefusalReason.DUPLICATE,
+                    message=(
+                        f"{person}'s approval {fact.name} does not count again: "
+                        "each person counts once"
+                    ),
+                )
+            )
+            continue
+        seen.append(fact.approver)
+        counted.append(decided)
+    return Tally(
+        required=policy.required,
+        approver_groups=groups,
+        counted=tuple(counted),
+        refused=tuple(refused),
+        rejections=tuple(rejections),
+    )
+
+
+def _refusal(
+    policy: ApprovalPolicy,
+    groups: frozenset[str],
+    requester: Identity | None,
+    fact: ApprovalFact,
+) -> Refusal | None:
+    verb = "approval" if fact.decision == "Approve" else "rejection"
+    approver = fact.approver
+    if approver is None or not approver.username:
+        return Refusal(
+            approval=fact.name,
+            username=None,
+            decision=fact.decision,
+            reason=RefusalReason.UNKNOWN_IDENTITY,
+            message=(
+                f"{verb} {fact.name} does not count: its approver was not recorded at "
+                "admission; approve again with `stella approve` (your own credentials)"
+            ),
+        )
+    who = approver.username
+    if policy.prevent_self_approval and requester is None:
+        return Refusal(
+            approval=fact.name,
+            username=who,
+            decision=fact.decision,
+            reason=RefusalReason.UNKNOWN_IDENTITY,
+            message=(
+                f"{who}'s {verb} does not count: the requester of this release was not "
+                "recorded, so self-approval cannot be ruled out; recreate the Release "
+                "through admission"
+            ),
+        )
+    if policy.prevent_self_approval and requester is not None and approver.same_person(requester):
+        return Refusal(
+            approval=fact.name,
+            username=who,
+            decision=fact.decision,
+            reason=RefusalReason.SELF_APPROVAL,
+            message=f"{who}'s {verb} does not count: {who} requested this release",
+        )
+    if groups and not approver.in_any(groups):
+        return Refusal(
+            approval=fact.name,
+            username=who,
+            decision=fact.decision,
+            reason=RefusalReason.NOT_IN_APPROVER_GROUP,
+            message=(
+                f"{who}'s {verb} does not count: {who} is not in {' or '.join(sorted(groups))}"
+            ),
+        )
+    return None

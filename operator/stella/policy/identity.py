@@ -1,0 +1,95 @@
+"""Who a person is, as the API server authenticated them: the only identity type in Stella.
+
+Kubernetes objects do not say who created them; only the admission request does
+(`userInfo`). Admission records the requester of a Release and the approver of an
+Approval at CREATE; everything downstream reads identity through `recorded_identity`,
+the one function that knows where that record lives. The admission issue changes that
+one function (and nothing else) when it starts stamping identities.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["requester", "approver"]
+
+# Where admission records identities: one annotation per role holding
+# {"username": ..., "uid": ..., "groups": [...]} as JSON.
+IDENTITY_ANNOTATIONS: Mapping[Role, str] = {
+    "requester": "stella.io/requester",
+    "approver": "stella.io/approver",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated user: `userInfo.username`, `userInfo.uid`, `userInfo.groups`."""
+
+    username: str
+    uid: str = ""
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    def same_person(self, other: Identity) -> bool:
+        """Same username, or the same non-empty uid (a renamed account is still one person)."""
+        if self.username == other.username:
+            return True
+        return bool(self.uid) and self.uid == other.uid
+
+    def in_any(self, groups: frozenset[str] | set[str] | tuple[str, ...] | list[str]) -> bool:
+        return not self.groups.isdisjoint(groups)
+
+
+def recorded_identity(obj: Mapping[str, Any], role: Role) -> Identity | None:
+    """The identity recorded on a Release (`requester`) or an Approval (`approver`).
+
+    THE single place identity is read from a Kubernetes object. It returns None when no
+    usable record exists; a None approver never counts, and a None requester makes every
+    approval refuse (we cannot prove the approver is someone else).
+
+    Interim (until admission stamps identities): the record is the JSON annotation named in
+    IDENTITY_ANNOTATIONS. Admission must write it from `userInfo` at CREATE and refuse any
+    other writer; until then a client could write it itself, which is why this function,
+    and only this function, must change when admission lands.
+    """
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    annotations = metadata.get("annotations")
+    if not isinstance(annotations, Mapping):
+        return None
+    raw = annotations.get(IDENTITY_ANNOTATIONS[role])
+    if not isinstance(raw, str):
+        return None
+    return parse_identity(raw)
+
+
+def parse_identity(raw: str) -> Identity | None:
+    """Parse the recorded JSON form; anything malformed is None (never a partial identity)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    username = data.get("username")
+    uid = data.get("uid", "")
+    groups = data.get("groups", [])
+    if not isinstance(username, str) or not username.strip():
+        return None
+    if not isinstance(uid, str) or not isinstance(groups, list):
+        return None
+    if not all(isinstance(g, str) for g in groups):
+        return None
+    return Identity(username=username, uid=uid, groups=frozenset(groups))
+
+
+def format_identity(identity: Identity) -> str:
+    """The JSON form `recorded_identity` reads (what admission writes)."""
+    return json.dumps(
+        {"username": identity.username, "uid": identity.uid, "groups": sorted(identity.groups)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )

@@ -1,0 +1,121 @@
+"""Rollback: `stella rollback ENV [--to RELEASE]` as a pure decision.
+
+A rollback re-promotes an earlier Release into one Environment through the same gates as
+any promotion (halt, suspension, freeze windows, one promotion in flight), with two
+differences the Environment controls or implies:
+
+* approvals: required again, unless the Environment says `rollbackSkipsApproval: true`;
+* it is never superseded by the newer Release it replaces, and needs no separate
+  manual promotion (the rollback is the person's explicit request).
+
+Without --to the target is the previously deployed Release: the most recent Release
+deployed here that is not the current one (so rolling back twice undoes the first
+rollback, like `kubectl rollout undo`). With --to, the Release must have been deployed
+here before; anything else is a promotion, not a rollback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
+from datetime import datetime
+
+from stella.models.environment import EnvironmentSpec
+
+
+class RollbackError(ValueError):
+    """A rollback that cannot be planned; `reason` is a machine-readable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentRecord:
+    """One successful deployment of a Release into the Environment (from history)."""
+
+    release: str  # "namespace/name"
+    deployed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackPlan:
+    environment: str
+    from_release: str | None
+    to_release: str
+    approvals_required: bool
+    message: str
+
+
+def plan_rollback(
+    environment: str,
+    spec: EnvironmentSpec,
+    current: str | None,
+    history: Sequence[DeploymentRecord],
+    *,
+    to: str | None = None,
+    existing: Set[str] | None = None,
+) -> RollbackPlan:
+    """Choose the rollback target and whether approvals are required again.
+
+    current:  EnvironmentStatus.currentRelease (None: the latest in history).
+    history:  successful deployments into this Environment, any order.
+    existing: Releases that still exist (None: do not check).
+    Raises RollbackError with reason NothingToRollBackTo, AlreadyCurrent,
+    NeverDeployedHere or ReleaseGone.
+    """
+    ordered = sorted(history, key=lambda r: (r.deployed_at, r.release))
+    if current is None and ordered:
+        current = ordered[-1].release
+    if to is None:
+        target = next((r.release for r in reversed(ordered) if r.release != current), None)
+        if target is None:
+            raise RollbackError(
+                "NothingToRollBackTo",
+                f"{environment} has no earlier deployed release to roll back to"
+                + (f" (only {current} was ever deployed there)" if current else ""),
+            )
+    else:
+        target = to
+        if target == current:
+            raise RollbackError(
+                "AlreadyCurrent", f"{target} is already the current release in {environment}"
+            )
+        if all(r.release != target for r in ordered):
+            raise RollbackError(
+                "NeverDeployedHere",
+                f"{target} was never deployed to {environment}, so there is nothing to roll "
+                f"back to; promote it instead",
+            )
+    if existing is not None and target not in existing:
+        raise RollbackError(
+            "ReleaseGone",
+            f"{target}, the release to roll back {environment} to, no longer exists; "
+            "name another with --to",
+        )
+    skip = spec.rollback_skips_approval
+    needed = spec.approvals.required
+    if skip or needed == 0:
+        approvals = (
+            "approvals are not required again (rollbackSkipsApproval)"
+            if skip and needed
+            else "no approvals required"
+        )
+    else:
+        groups = " or ".join(spec.approvals.approver_groups)
+        approvals = f"needs {needed} approval{'s' if needed != 1 else ''} again" + (
+            f" from {groups}" if groups else ""
+        )
+    source = f" from {current}" if current else ""
+    return RollbackPlan(
+        environment=environment,
+        from_release=current,
+        to_release=target,
+        approvals_required=not skip and needed > 0,
+        message=(
+            f"roll back {environment}{source} to {target}; {approvals}; freeze windows, "
+            "halts and suspension still apply"
+        ),
+    )

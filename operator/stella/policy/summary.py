@@ -1,0 +1,61 @@
+"""What `kubectl get rel` shows: the per-environment summary and the Ready condition."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stella.models.common import CONDITION_REASON, ConditionStatus
+from stella.models.release import EnvironmentProgress
+
+SUMMARY_MAX = 1024  # ReleaseStatus.summary maxLength
+_REASON = re.compile(CONDITION_REASON)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyStatus:
+    """The Ready condition's status, reason and message (the handler adds the times)."""
+
+    status: ConditionStatus
+    reason: str
+    message: str
+
+
+def summary_line(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> str:
+    """'dev=Deployed staging=WaitingForApproval prod=Pending', in path order.
+
+    Environments in `path` without progress show Pending; the line is cut to fit the
+    field, ending in '…(+N)' for the N environments left out.
+    """
+    phases = {p.name: p.phase for p in progress}
+    parts = [f"{env}={phases.get(env, 'Pending')}" for env in path]
+    line = " ".join(parts)
+    if len(line) <= SUMMARY_MAX:
+        return line
+    kept: list[str] = []
+    for i, part in enumerate(parts):
+        tail = f" …(+{len(parts) - i})"
+        if len(" ".join([*kept, part])) + len(f" …(+{len(parts) - i - 1})") > SUMMARY_MAX:
+            return " ".join(kept) + tail
+        kept.append(part)
+    return " ".join(kept)  # pragma: no cover - the loop returns first
+
+
+def ready(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> ReadyStatus:
+    """Ready=True when Deployed in every targeted environment (`path`, in path order);
+    otherwise False with the reason and message of the first one that is not."""
+    by_name = {p.name: p for p in progress}
+    if not path:
+        return ReadyStatus("False", "NoEnvironments", "the release targets no environments")
+    for env in path:
+        p = by_name.get(env)
+        if p is None:
+            return ReadyStatus("False", "Pending", f"{env}: Pending: not evaluated yet")
+        if p.phase != "Deployed":
+            reason = p.reason if _REASON.match(p.reason or "") else p.phase
+            text = f"{env}: {p.phase}"
+            if p.message:
+                text += f": {p.message}"
+            return ReadyStatus("False", reason, text)
+    return ReadyStatus("True", "Deployed", f"deployed to {', '.join(path)}")
