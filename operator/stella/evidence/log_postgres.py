@@ -1,0 +1,281 @@
+"""The external log in PostgreSQL: an append-only table, written by an INSERT+SELECT role.
+
+Schema (created by :func:`install`, idempotent)::
+
+    stella.evidence_log(id bigserial, environment text, seq bigint, packet_id text UNIQUE,
+                        digest text, prev_digest text, kind text, envelope jsonb,
+                        recorded_at timestamptz, inserted_at timestamptz default now(),
+                        UNIQUE (environment, seq))
+
+* ``environment`` is the chain (an environment name, or ``_cluster``).
+* BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) triggers raise, so not even
+  the table's owner can change or remove a row without first disabling a trigger (which
+  needs the owner, a NOLOGIN role, or a superuser — and `stella evidence verify` finds
+  whatever they changed).
+* A BEFORE INSERT trigger checks the chain link: sequence 1 has no previous digest; any
+  other sequence must name the digest of the row before it. Together with
+  UNIQUE(environment, seq) this is the optimistic concurrency of the chain head: of two
+  writers racing for the same next sequence, one wins and the other gets ChainConflict.
+* The writer role has USAGE on the schema, SELECT and INSERT on the table, USAGE on its
+  id sequence, and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from stella.evidence.errors import ChainConflict, DuplicatePacket, LogUnavailable
+from stella.evidence.records import LogEntry
+
+SCHEMA = "stella"
+TABLE = "evidence_log"
+APPEND_ONLY_SQLSTATE = "SA001"
+CHAIN_LINK_SQLSTATE = "SC001"
+
+_DDL = """
+CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner};
+CREATE TABLE IF NOT EXISTS {table} (
+    id          bigserial PRIMARY KEY,
+    environment text        NOT NULL,
+    seq         bigint      NOT NULL CHECK (seq >= 1),
+    packet_id   text        NOT NULL,
+    digest      text        NOT NULL,
+    prev_digest text,
+    kind        text        NOT NULL,
+    envelope    jsonb       NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    inserted_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT evidence_log_packet_id_key UNIQUE (packet_id),
+    CONSTRAINT evidence_log_chain_seq_key UNIQUE (environment, seq)
+);
+ALTER TABLE {table} OWNER TO {owner};
+
+CREATE OR REPLACE FUNCTION {schema}.evidence_log_refuse() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'evidence_log is append-only: % refused', TG_OP
+        USING ERRCODE = 'SA001';
+END $$;
+
+CREATE OR REPLACE FUNCTION {schema}.evidence_log_link() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.seq = 1 THEN
+        IF NEW.prev_digest IS NOT NULL THEN
+            RAISE EXCEPTION 'chain %: packet 1 names a previous packet', NEW.environment
+                USING ERRCODE = 'SC001';
+        END IF;
+    ELSIF NOT EXISTS (
+        SELECT 1 FROM {table}
+        WHERE environment = NEW.environment AND seq = NEW.seq - 1
+          AND digest = NEW.prev_digest
+    ) THEN
+        RAISE EXCEPTION 'chain %: packet % does not link to the head', NEW.environment, NEW.seq
+            USING ERRCODE = 'SC001';
+    END IF;
+    RETURN NEW;
+END $$;
+ALTER FUNCTION {schema}.evidence_log_refuse() OWNER TO {owner};
+ALTER FUNCTION {schema}.evidence_log_link() OWNER TO {owner};
+
+CREATE OR REPLACE TRIGGER evidence_log_no_update_delete
+    BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.evidence_log_refuse();
+CREATE OR REPLACE TRIGGER evidence_log_no_truncate
+    BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.evidence_log_refuse();
+CREATE OR REPLACE TRIGGER evidence_log_chain_link
+    BEFORE INSERT ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {schema}.evidence_log_link();
+
+REVOKE ALL ON {table} FROM PUBLIC;
+REVOKE ALL ON SCHEMA {schema} FROM PUBLIC;
+GRANT USAGE ON SCHEMA {schema} TO {writer};
+GRANT SELECT, INSERT ON {table} TO {writer};
+GRANT USAGE ON SEQUENCE {sequence} TO {writer};
+"""
+
+
+def install(
+    dsn_admin: str,
+    *,
+    writer_role: str = "stella_evidence_writer",
+    writer_password: str | None = None,
+    owner_role: str = "stella_evidence_owner",
+    schema: str = SCHEMA,
+) -> None:
+    """Create (or bring up to date) the roles, schema, table, triggers and grants.
+
+    Run once at install time with an administrator's DSN; the operator then connects as
+    ``writer_role``. ``writer_password`` sets (or resets) the writer's password.
+    """
+    ident = {
+        "schema": sql.Identifier(schema),
+        "table": sql.Identifier(schema, TABLE),
+        "sequence": sql.Identifier(schema, f"{TABLE}_id_seq"),
+        "owner": sql.Identifier(owner_role),
+        "writer": sql.Identifier(writer_role),
+    }
+    try:
+        with (
+            psycopg.connect(dsn_admin, autocommit=True, connect_timeout=5) as conn,
+            conn.transaction(),
+        ):
+            # Serialize concurrent installs (CREATE ... IF NOT EXISTS is not atomic).
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('stella.evidence.install'))")
+            for role, login in ((owner_role, False), (writer_role, True)):
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+                ).fetchone()
+                if not exists:
+                    conn.execute(
+                        sql.SQL("CREATE ROLE {} {}").format(
+                            sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN")
+                        )
+                    )
+            if writer_password is not None:
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(writer_role), sql.Literal(writer_password)
+                    )
+                )
+            conn.execute(sql.SQL(_DDL).format(**ident))
+    except psycopg.OperationalError as exc:
+        raise LogUnavailable(f"cannot install the evidence log: {_safe(exc)}") from exc
+
+
+def _safe(exc: Exception) -> str:
+    """An error message without the DSN (which may hold a password)."""
+    return type(exc).__name__ + (
+        f" ({exc.sqlstate})" if isinstance(exc, psycopg.Error) and exc.sqlstate else ""
+    )
+
+
+_COLUMNS = "id, environment, seq, packet_id, digest, prev_digest, kind, recorded_at, envelope"
+
+
+def _entry(row: tuple[Any, ...]) -> LogEntry:
+    rid, chain, seq, pid, digest, prev, kind, recorded_at, envelope = row
+    assert isinstance(recorded_at, datetime)
+    return LogEntry(
+        chain=chain,
+        sequence=int(seq),
+        packet_id=pid,
+        digest=digest,
+        previous_digest=prev,
+        kind=kind,
+        recorded_at=recorded_at,
+        envelope=dict(envelope),
+        row=int(rid),
+    )
+
+
+class PostgresLog:
+    """The writer's view of the log. Thread-safe; reconnects after the server returns."""
+
+    def __init__(self, dsn: str, *, schema: str = SCHEMA, connect_timeout: int = 3) -> None:
+        self._dsn = dsn
+        self._table = sql.Identifier(schema, TABLE)
+        self._timeout = connect_timeout
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the DSN: it may carry a password
+        return f"PostgresLog(table={self._table.as_string(None)})"
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._timeout)
+        return self._conn
+
+    def _run(
+        self, what: str, query: sql.Composed, params: tuple[Any, ...]
+    ) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                cur = self._connection().execute(query, params)
+                return cur.fetchall() if cur.description else []
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._drop()
+                raise LogUnavailable(
+                    f"evidence log (PostgreSQL) unavailable: cannot {what}: {_safe(exc)}",
+                    retry_after=2,
+                ) from exc
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+    def head(self, chain: str) -> LogEntry | None:
+        rows = self._run(
+            "read the chain head",
+            sql.SQL("SELECT {} FROM {} WHERE environment = %s ORDER BY seq DESC LIMIT 1").format(
+                sql.SQL(_COLUMNS), self._table
+            ),
+            (chain,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    def find(self, packet_id: str) -> LogEntry | None:
+        rows = self._run(
+            "look up a packet",
+            sql.SQL("SELECT {} FROM {} WHERE packet_id = %s ORDER BY id LIMIT 1").format(
+                sql.SQL(_COLUMNS), self._table
+            ),
+            (packet_id,),
+        )
+        return _entry(rows[0]) if rows else None
+
+    def entries(self, chain: str | None = None) -> list[LogEntry]:
+        where = sql.SQL("WHERE environment = %s") if chain is not None else sql.SQL("")
+        rows = self._run(
+            "read the log",
+            sql.SQL("SELECT {} FROM {} {} ORDER BY environment, seq, id").format(
+                sql.SQL(_COLUMNS), self._table, where
+            ),
+            (chain,) if chain is not None else (),
+        )
+        return [_entry(r) for r in rows]
+
+    def append(self, entry: LogEntry) -> None:
+        query = sql.SQL(
+            "INSERT INTO {} (environment, seq, packet_id, digest, prev_digest, kind, envelope,"
+            " recorded_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(self._table)
+        params = (
+            entry.chain,
+            entry.sequence,
+            entry.packet_id,
+            entry.digest,
+            entry.previous_digest,
+            entry.kind,
+            Jsonb(entry.envelope),
+            entry.recorded_at,
+        )
+        try:
+            self._run("append", query, params)
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "evidence_log_packet_id_key":
+                raise DuplicatePacket(f"packet {entry.packet_id} is already logged") from exc
+            raise ChainConflict(
+                f"chain {entry.chain}: sequence {entry.sequence} was taken by another writer"
+            ) from exc
+        except psycopg.Error as exc:
+            if exc.sqlstate == CHAIN_LINK_SQLSTATE:
+                raise ChainConflict(
+                    f"chain {entry.chain}: packet {entry.sequence} does not link to the head"
+                ) from exc
+            raise LogUnavailable(f"evidence log refused the append: {_safe(exc)}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()

@@ -1,0 +1,199 @@
+"""The evidence packet: an in-toto Statement v1 with a Stella predicate.
+
+Subjects are the images (name + sha256 digest) or, for events about an object rather than
+images (an agent registered, an environment halted), the object itself. The predicate
+carries who/what/why: the Release, the Environment, the approvals (identity, groups, time),
+the policy inputs and outcome, the operator version, and the chain link (sequence number
+and the digest of the previous packet of the same chain).
+
+Chains: each environment is one chain; cluster-scoped events (agents) form the chain
+``_cluster``, a name no Environment can have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import AfterValidator, Field, JsonValue, ValidationError
+
+from stella.evidence.canonical import canonical_json, sha256_digest
+from stella.evidence.errors import MalformedPacket
+from stella.models.common import StrictModel
+
+STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE: Final = "https://stella.io/evidence/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+CLUSTER_CHAIN = "_cluster"
+
+EvidenceKind = Literal[
+    "PromotionAuthorized",  # the decision to deploy, with every input; stored before deploying
+    "PromotionDeployed",
+    "PromotionFailed",
+    "PromotionRolledBack",
+    "DigestMismatch",
+    "ApprovalCounted",
+    "ApprovalRefused",
+    "EnvironmentHalted",
+    "EnvironmentCleared",
+    "AgentRegistered",
+    "AgentRevoked",
+]
+EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
+
+Hex64 = Annotated[str, Field(pattern=r"^[a-f0-9]{64}$")]
+Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
+ShortText = Annotated[str, Field(max_length=253)]
+
+
+def _utc_seconds(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamps must carry a time zone")
+    return value.astimezone(UTC).replace(microsecond=0)
+
+
+# Timestamps are UTC with second precision, so they serialize one way only.
+UtcSeconds = Annotated[datetime, AfterValidator(_utc_seconds)]
+
+
+class Subject(StrictModel):
+    """in-toto ResourceDescriptor, restricted to what Stella writes: name + sha256."""
+
+    name: Annotated[str, Field(min_length=1, max_length=512)]
+    digest: dict[Literal["sha256"], Hex64]
+
+
+class ReleaseRef(StrictModel):
+    namespace: ShortText
+    name: ShortText
+    uid: ShortText | None = None
+    version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class AgentRef(StrictModel):
+    name: ShortText
+    fingerprint: Hex64 | None = None
+    capabilities: list[ShortText] = Field(default_factory=list, max_length=64)
+
+
+class ApprovalEvidence(StrictModel):
+    approval: ShortText
+    approver: ShortText
+    groups: list[ShortText] = Field(default_factory=list, max_length=64)
+    decision: Literal["Approve", "Reject"]
+    at: UtcSeconds
+    counted: bool
+    reason: Annotated[str, Field(max_length=1024)] = ""
+
+
+class PolicyEvidence(StrictModel):
+    """The inputs the rules saw and what they decided (no secrets: checked on build)."""
+
+    inputs: dict[str, JsonValue] = Field(default_factory=dict)
+    outcome: Literal["Allowed", "Denied", "NotEvaluated"]
+    reasons: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list)
+
+
+class Outcome(StrictModel):
+    result: Annotated[str, Field(max_length=64)]
+    reason: Annotated[str, Field(max_length=128)] = ""
+    message: Annotated[str, Field(max_length=4096)] = ""
+
+
+class OperatorInfo(StrictModel):
+    version: Annotated[str, Field(max_length=64)]
+    instance: ShortText | None = None
+
+
+class StellaPredicate(StrictModel):
+    packet_id: Hex64
+    event_id: Annotated[str, Field(min_length=1, max_length=512)]
+    kind: EvidenceKind
+    chain: ShortText
+    environment: ShortText | None = None
+    release: ReleaseRef | None = None
+    agent: AgentRef | None = None
+    actor: ShortText | None = None
+    approvals: list[ApprovalEvidence] = Field(default_factory=list, max_length=64)
+    policy: PolicyEvidence | None = None
+    outcome: Outcome | None = None
+    operator: OperatorInfo
+    recorded_at: UtcSeconds
+    sequence: Annotated[int, Field(ge=1)]
+    previous_digest: Digest | None = None
+
+
+class Statement(StrictModel):
+    type_: Literal["https://in-toto.io/Statement/v1"] = Field(STATEMENT_TYPE, alias="_type")
+    subject: list[Subject] = Field(min_length=1, max_length=64)
+    predicate_type: Literal["https://stella.io/evidence/v1"] = PREDICATE_TYPE
+    predicate: StellaPredicate
+
+    def payload(self) -> bytes:
+        """The canonical bytes that are signed and hashed."""
+        return canonical_json(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+    def digest(self) -> str:
+        return sha256_digest(self.payload())
+
+
+def parse_statement(payload: bytes) -> Statement:
+    try:
+        return Statement.model_validate(json.loads(payload))
+    except (ValueError, ValidationError) as exc:
+        raise MalformedPacket(f"payload is not a Stella in-toto statement: {exc}") from exc
+
+
+# --- building blocks the recorder uses ------------------------------------------------
+
+
+def chain_of(environment: str | None) -> str:
+    return environment if environment else CLUSTER_CHAIN
+
+
+def packet_id(chain: str, kind: str, event_id: str) -> str:
+    """Deterministic id of one event: a retry of the same event gets the same id."""
+    return hashlib.sha256(canonical_json([chain, kind, event_id])).hexdigest()
+
+
+def image_subject(image: str) -> Subject:
+    """``repo[:tag]@sha256:<hex>`` -> Subject(name=repo[:tag], digest={sha256: hex})."""
+    name, sep, digest = image.rpartition("@")
+    if not sep or not digest.startswith("sha256:"):
+        raise MalformedPacket(f"image {image!r} is not pinned by a sha256 digest")
+    return Subject(name=name, digest={"sha256": digest.removeprefix("sha256:")})
+
+
+def object_subject(kind: str, name: str, namespace: str | None = None) -> Subject:
+    """A subject for an event about a Kubernetes object: digest of its identity."""
+    ident = f"stella.io/{kind}/{namespace}/{name}" if namespace else f"stella.io/{kind}/{name}"
+    return Subject(name=ident, digest={"sha256": hashlib.sha256(ident.encode()).hexdigest()})
+
+
+_SECRET_KEY = re.compile(r"(passw|token|secret|private.?key|credential|api.?key)", re.I)
+_PEM_PRIVATE = "PRIVATE KEY-----"
+
+
+def assert_no_secrets(value: Any, path: str = "predicate") -> None:
+    """Refuse anything that looks like a secret value (a vault: reference is fine)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}"
+            if (
+                isinstance(item, str)
+                and item
+                and _SECRET_KEY.search(str(key))
+                and not item.startswith("vault:")
+            ):
+                raise MalformedPacket(
+                    f"{here} looks like a secret; evidence records vault: references only"
+                )
+            assert_no_secrets(item, here)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            assert_no_secrets(item, f"{path}[{i}]")
+    elif isinstance(value, str) and _PEM_PRIVATE in value:
+        raise MalformedPacket(f"{path} contains a private key; evidence never holds one")
