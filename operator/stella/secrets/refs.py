@@ -161,7 +161,7 @@ def looks_like_secret(value: str) -> bool:
         return False
     if any(p.search(value) for p in _KNOWN_SECRET_PATTERNS):
         return True
-    for word in re.findall(r"[A-Za-z0-9+/=_\-.!@$%^&*~]{20,}", value):
+    for word in re.findall(r"[A-Za-z0-9+=_\-!@$%^&*~]{20,}", value):
         if re.fullmatch(r"(sha256:)?[a-f0-9]{40,128}", word):  # digests and commit ids are public
             continue
         classes = sum(
