@@ -1,0 +1,195 @@
+"""`stella release create --from-tags`: resolve tags to digests once, write a pinned Release.
+
+Two ways to say what goes in::
+
+    stella release create shop-1-4-2 -n shop --version 1.4.2 --environments dev,staging,prod \\
+        --component web=registry.example.com/shop/web:1.4.2 \\
+        --workload web=Deployment/web/web --from-tags | kubectl apply -f -
+
+    stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -
+
+Each tag is resolved against its registry (credentials from a Vault reference, read with
+the ``STELLA_VAULT_*`` settings) and the Release is printed with every image written as
+``host/repo:tag@sha256:...``: the digest decides what runs, the tag stays for readers.
+The Release is validated with the same model the CRD schema comes from before it is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from stella.models.release import ReleaseSpec
+from stella.registry.client import RegistryClient
+from stella.registry.errors import RegistryError
+from stella.registry.verify import CredentialsLookup, pin_images, vault_credentials
+from stella.secrets.errors import SecretsError
+from stella.secrets.vault import VaultClient, VaultSettings
+
+API_VERSION = "stella.io/v1alpha1"
+
+
+def parse_component_flags(
+    components: Sequence[str], workloads: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """``web=reg/shop/web:1.4.2`` plus optional ``web=Deployment/web/web`` (kind/name/container;
+    the default is a Deployment and a container both named like the component)."""
+    by_name: dict[str, dict[str, str]] = {}
+    for w in workloads:
+        name, _, spec = w.partition("=")
+        parts = spec.split("/")
+        if not name or len(parts) not in (2, 3):
+            raise ValueError(f"--workload {w!r}: write NAME=Kind/workload[/container]")
+        kind, wname = parts[0], parts[1]
+        by_name[name] = {
+            "kind": kind,
+            "name": wname,
+            "container": parts[2] if len(parts) == 3 else wname,
+        }
+    out = []
+    for c in components:
+        name, _, image = c.partition("=")
+        if not name or not image:
+            raise ValueError(f"--component {c!r}: write NAME=IMAGE:TAG")
+        workload = by_name.pop(name, {"kind": "Deployment", "name": name, "container": name})
+        out.append({"name": name, "image": image, "workload": workload})
+    if by_name:
+        raise ValueError(f"--workload names no --component: {', '.join(sorted(by_name))}")
+    return out
+
+
+async def pin_release(
+    release: dict[str, Any],
+    client: RegistryClient,
+    credentials_lookup: CredentialsLookup | None = None,
+) -> dict[str, Any]:
+    """A copy of a Release manifest with each component image resolved and pinned.
+
+    Raises :class:`RegistryError` (TagNotFound, RegistryUnavailable, ...) or
+    :class:`SecretsError`, and pydantic's ``ValidationError`` when the result is no valid
+    Release spec.
+    """
+    spec = dict(release.get("spec") or {})
+    components = [dict(c) for c in spec.get("components") or []]
+    pins = await pin_images(client, [c["image"] for c in components], credentials_lookup)
+    for comp, pin in zip(components, pins, strict=True):
+        comp["image"] = pin.image
+    spec["components"] = components
+    ReleaseSpec.model_validate(spec)
+    return {**release, "spec": spec}
+
+
+def _release_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.file:
+        with open(args.file) if args.file != "-" else sys.stdin as fh:
+            doc = yaml.safe_load(fh)
+        if not isinstance(doc, dict) or doc.get("kind") != "Release":
+            raise ValueError(f"{args.file}: expected one Release manifest")
+        if args.namespace:
+            doc.setdefault("metadata", {})["namespace"] = args.namespace
+        return doc
+    missing = [
+        flag
+        for flag, value in (
+            ("NAME", args.name),
+            ("--version", args.version),
+            ("--component", args.component),
+            ("--environments", args.environments),
+        )
+        if not value
+    ]
+    if missing:
+        raise ValueError(f"without -f, give {', '.join(missing)}")
+    metadata: dict[str, Any] = {"name": args.name}
+    if args.namespace:
+        metadata["namespace"] = args.namespace
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Release",
+        "metadata": metadata,
+        "spec": {
+            "version": args.version,
+            "components": parse_component_flags(args.component, args.workload or ()),
+            "environments": [e for e in args.environments.split(",") if e],
+        },
+    }
+
+
+def _create(args: argparse.Namespace) -> int:
+    if not args.from_tags:
+        print(
+            "stella release create resolves tags only with --from-tags (or write the Release "
+            "with digests yourself and kubectl apply it)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        release = _release_from_args(args)
+    except (ValueError, OSError, yaml.YAMLError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    insecure = set(args.insecure_registry or ())
+    insecure |= {h for h in os.environ.get("STELLA_INSECURE_REGISTRIES", "").split(",") if h}
+
+    async def go() -> dict[str, Any]:
+        lookup = None
+        if args.registry_credentials:
+            vault = VaultClient(VaultSettings.from_env())
+            lookup = vault_credentials(vault, args.registry_credentials)
+        async with RegistryClient(insecure_registries=insecure, timeout=args.timeout) as client:
+            return await pin_release(release, client, lookup)
+
+    try:
+        pinned = asyncio.run(go())
+    except (RegistryError, SecretsError) as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        return 1
+    except ValueError as err:  # pydantic's ValidationError is a ValueError
+        print(f"error: the pinned Release is not valid: {err}", file=sys.stderr)
+        return 1
+    if args.output == "json":
+        print(json.dumps(pinned, indent=2))
+    else:
+        print(yaml.safe_dump(pinned, sort_keys=False), end="")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``release create`` to the top-level ``stella`` subcommands."""
+    rel = subparsers.add_parser("release", help="create Releases")
+    rel_sub = rel.add_subparsers(dest="release_command", metavar="ACTION")
+    create = rel_sub.add_parser(
+        "create",
+        help="resolve image tags to digests once and print a pinned Release",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    create.add_argument("name", nargs="?", help="Release name (without -f)")
+    create.add_argument("-f", "--file", help="a Release manifest whose images carry tags")
+    create.add_argument("-n", "--namespace")
+    create.add_argument("--version")
+    create.add_argument("--environments", help="comma-separated promotion path, e.g. dev,prod")
+    create.add_argument("--component", action="append", metavar="NAME=IMAGE:TAG")
+    create.add_argument("--workload", action="append", metavar="NAME=KIND/NAME[/CONTAINER]")
+    create.add_argument("--from-tags", action="store_true", help="resolve tags to digests")
+    create.add_argument(
+        "--registry-credentials",
+        metavar="vault:MOUNT/PATH#KEY",
+        help="Vault reference of the registry password (username in the same secret)",
+    )
+    create.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST:PORT",
+        help="plain-HTTP registry (loopback/dev only); also STELLA_INSECURE_REGISTRIES",
+    )
+    create.add_argument("--timeout", type=float, default=10.0)
+    create.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    create.set_defaults(func=_create)
