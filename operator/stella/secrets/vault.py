@@ -258,6 +258,25 @@ class VaultClient:
     async def aread_keys(self, ref: VaultRef | str, *keys: str) -> dict[str, SecretValue]:
         return await asyncio.to_thread(self.read_keys, ref, *keys)
 
+    def call(self, fn: Callable[[hvac.Client], T]) -> T:
+        """Run ``fn`` with the authenticated hvac client, through login/renewal and the breaker.
+
+        For other Vault APIs (transit signing): errors map as for :meth:`read` (network and
+        5xx -> :class:`VaultUnavailable`, 403 after one fresh login -> :class:`VaultAuthFailed`,
+        :class:`hvac.exceptions.InvalidPath` -> :class:`SecretNotFound`).
+        """
+
+        def run() -> T:
+            try:
+                return fn(self._client)
+            except hvac.exceptions.InvalidPath:
+                raise SecretNotFound("Vault has no such path; check the mount and name") from None
+
+        return self._call(run)
+
+    async def acall(self, fn: Callable[[hvac.Client], T]) -> T:
+        return await asyncio.to_thread(self.call, fn)
+
     def check(self) -> None:
         """Log in (or renew) and return; raises like :meth:`read`. For readiness probes."""
         self._call(lambda: None)

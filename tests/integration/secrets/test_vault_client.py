@@ -227,3 +227,17 @@ def test_vault_down_fails_closed_then_recovers_without_restart(
     for err in errors:
         assert canary not in str(err)
     assert canary not in caplog.text
+
+
+def test_call_runs_other_vault_apis_with_the_managed_token(
+    openbao: OpenBao, admin: hvac.Client
+) -> None:
+    if "transit/" not in admin.sys.list_mounted_secrets_engines():
+        admin.sys.enable_secrets_engine("transit")
+    name = uid("stella-key")
+    admin.secrets.transit.create_key(name, key_type="ed25519")
+    vault = root_client(openbao)
+    resp = vault.call(lambda c: c.secrets.transit.read_key(name=name))
+    assert resp["data"]["type"] == "ed25519"
+    with pytest.raises(SecretNotFound):
+        vault.call(lambda c: c.secrets.transit.read_key(name="no-such-key"))
