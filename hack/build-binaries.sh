@@ -56,6 +56,7 @@ GO
     GOFLAGS="$GOFLAGS -mod=mod" go mod tidy -e >/dev/null 2>&1 || true
     GOFLAGS="$GOFLAGS -mod=mod" go get "k8s.io/kubernetes@$K8S_VERSION"
     for cmd in kube-apiserver kube-controller-manager kube-scheduler; do
+      [[ -x "$BIN/$cmd" ]] && continue
       log "building $cmd (cold builds take several minutes)"
       GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" -o "$BIN/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
       mv "$BIN/$cmd.tmp" "$BIN/$cmd"
@@ -70,6 +71,11 @@ build_kwok() {
   # kwok pins its own k8s.io versions; `go install` at a version uses its go.mod as is.
   GOBIN="$KWOK_BIN" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
+
+# One build at a time per cache, whoever asks (make, a test fixture, hack/cluster).
+mkdir -p "$CACHE"
+exec 9>"$CACHE/build.lock"
+flock 9
 
 case "${1:-all}" in
   k8s) build_k8s ;;

@@ -11,7 +11,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
+import os  # noqa: E402
+import uuid  # noqa: E402
+
+from kubernetes import client  # noqa: E402
+
+from devenv.bootstrap import bootstrap  # noqa: E402
+from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.services import OpenBao, Postgres, Registry  # noqa: E402
+from tests.kube_support import api_client_for  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +51,36 @@ def registry_basic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registr
     ).start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """The control plane, once per session (about 15 s warm)."""
+    state = Path(os.environ.get("STELLA_TEST_STATE") or tmp_path_factory.mktemp("cluster"))
+    cp = ControlPlane(state)
+    try:
+        cp.up()
+        bootstrap(cp)
+        yield cp
+    finally:
+        cp.down()
+
+
+@pytest.fixture(scope="session")
+def kube_admin(kube: ControlPlane) -> client.ApiClient:
+    return api_client_for(str(kube.kubeconfig), "admin")
+
+
+@pytest.fixture(scope="session")
+def kube_as(kube: ControlPlane) -> dict[str, client.ApiClient]:
+    """An ApiClient per person of the token file: admin, alice, bob, carol, dave, erin."""
+    return {u: api_client_for(str(kube.kubeconfig), u) for u in ("admin", "alice", "bob", "carol", "dave", "erin")}
+
+
+@pytest.fixture
+def test_namespace(kube_admin: client.ApiClient) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube_admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"team": "shop"})))
+    yield name
+    core.delete_namespace(name)

@@ -56,9 +56,10 @@ def binaries() -> dict[str, Path]:
     return bins
 
 
-def ensure_binaries() -> dict[str, Path]:
+def ensure_binaries(workers: bool = True) -> dict[str, Path]:
     bins = binaries()
-    missing = [n for n, p in bins.items() if not p.exists()]
+    needed = bins if workers else {k: v for k, v in bins.items() if k in {"kube-apiserver", "etcd", "kubectl"}}
+    missing = [n for n, p in needed.items() if not p.exists()]
     if missing:
         print(f"[cluster] building {', '.join(missing)} (first run only; cached in {CACHE})", file=sys.stderr)
         subprocess.run(["bash", str(HACK / "build-binaries.sh"), "all"], check=True)
@@ -101,7 +102,7 @@ class ControlPlane:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def up(self) -> ControlPlane:
-        bins = ensure_binaries()
+        bins = ensure_binaries(self.with_workers)
         self.state.mkdir(parents=True, exist_ok=True)
         self.pki_dir.mkdir(exist_ok=True)
         for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok"):
@@ -151,13 +152,16 @@ class ControlPlane:
                 "--enable-priority-and-fairness=false",
                 "--storage-media-type=application/json",
                 "--profiling=false",
+                # Loopback may not be an endpoint of the `kubernetes` Service; nothing here
+                # needs that Service, so the reconciler is off.
+                "--endpoint-reconciler-type=none",
                 "--v=1",
             ],
             logs / "kube-apiserver.log",
         )
         self._start(api)
         self._write_kubeconfig()
-        wait_until(self._api_ready, 90, "kube-apiserver", api.log)
+        wait_until(lambda: _alive_and(api, self._api_ready), 90, "kube-apiserver", api.log)
         if self.with_workers:
             self._start_workers(bins, logs)
         self._record()
@@ -293,6 +297,12 @@ class ControlPlane:
             text=True,
             check=check,
         )
+
+
+def _alive_and(proc: Process, check: object) -> bool:
+    if not proc.alive():
+        raise RuntimeError(f"{proc.name} exited; see {proc.log}")
+    return bool(check())  # type: ignore[operator]
 
 
 def _http_ok(url: str) -> bool:

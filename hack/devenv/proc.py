@@ -29,9 +29,13 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
 def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             if check():
                 return
+        except RuntimeError:
+            break  # the process died: waiting longer cannot help
+        except Exception:  # noqa: BLE001, S110 - not ready yet
+            pass
         time.sleep(0.1)
     tail = ""
     if log is not None and log.exists():
