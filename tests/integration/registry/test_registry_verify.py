@@ -405,3 +405,30 @@ def test_static_credentials_lookup(registry_basic: Registry) -> None:
             )
 
     assert run(go()).ok
+
+
+def test_bearer_token_is_fetched_again_when_it_expires(
+    registry_token: Registry, token_server: Any, token_user: tuple[str, str]
+) -> None:
+    repo = uid("shop/web")
+    push_token = token_server.issue("p", [f"repository:{repo}:pull,push"])
+    image = push(registry_token, repo, auth=f"Bearer {push_token}")
+    creds = RegistryCredentials(token_user[0], SecretValue(token_user[1]))
+    token_server.expires_in = 2  # cached for 1.5 s (expiry minus a quarter)
+    try:
+
+        async def go() -> int:
+            async with client_for(registry_token, extra=(token_server.host,)) as c:
+                await c.verify_digest(image, creds)
+                await c.verify_digest(image, creds)
+                assert c.token_fetches == 1
+                await asyncio.sleep(1.6)
+                await c.verify_digest(image, creds)
+                # known bearer host: the new token is fetched up front, no extra 401 round trip
+                return c.token_fetches, c.requests
+
+        fetches, requests = run(go())
+    finally:
+        token_server.expires_in = 300
+    assert fetches == 2
+    assert requests == (1 + 1 + 1) + 1 + (1 + 1)
