@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -135,15 +134,15 @@ def _create(args: argparse.Namespace) -> int:
     except (ValueError, OSError, yaml.YAMLError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    insecure = set(args.insecure_registry or ())
-    insecure |= {h for h in os.environ.get("STELLA_INSECURE_REGISTRIES", "").split(",") if h}
 
     async def go() -> dict[str, Any]:
         lookup = None
         if args.registry_credentials:
             vault = VaultClient(VaultSettings.from_env())
             lookup = vault_credentials(vault, args.registry_credentials)
-        async with RegistryClient(insecure_registries=insecure, timeout=args.timeout) as client:
+        client = RegistryClient.from_env(timeout=args.timeout)
+        client.insecure_registries |= {h.lower() for h in args.insecure_registry or ()}
+        async with client:
             return await pin_release(release, client, lookup)
 
     try:

@@ -24,6 +24,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
 import ssl
 import time
@@ -118,6 +119,8 @@ class _Token:
 
 
 class RegistryClient:
+    """Use one instance per event loop (its pooled session belongs to the loop it first ran in)."""
+
     def __init__(
         self,
         *,
@@ -152,6 +155,19 @@ class RegistryClient:
         #: counters for metrics, tests and the benchmark
         self.requests = 0
         self.token_fetches = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kw: Any) -> RegistryClient:
+        """``STELLA_INSECURE_REGISTRIES`` (comma-separated host:port served over plain HTTP;
+        loopback and development only) and ``STELLA_REGISTRY_TIMEOUT`` (seconds, default 10)."""
+        e = os.environ if env is None else env
+        insecure = [h.strip() for h in e.get("STELLA_INSECURE_REGISTRIES", "").split(",")]
+        kw.setdefault("timeout", float(e.get("STELLA_REGISTRY_TIMEOUT", "10")))
+        return cls(insecure_registries=[h for h in insecure if h], **kw)
+
+    def breaker_states(self) -> dict[str, str]:
+        """Circuit breaker state per registry host, for a metric or a readiness detail."""
+        return {host: b.state.value for host, b in self._breakers.items()}
 
     async def __aenter__(self) -> RegistryClient:
         return self

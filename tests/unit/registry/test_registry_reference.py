@@ -146,3 +146,16 @@ def test_unpinned_and_bad_images_fail_without_io() -> None:
     report = asyncio.run(go())
     assert [c.reason for c in report.checks] == ["InvalidImageReference"] * 2
     assert not report.halts
+
+
+def test_client_from_env() -> None:
+    c = RegistryClient.from_env(
+        {
+            "STELLA_INSECURE_REGISTRIES": "127.0.0.1:5000, Localhost:5001,",
+            "STELLA_REGISTRY_TIMEOUT": "3",
+        }
+    )
+    assert c.insecure_registries == {"127.0.0.1:5000", "localhost:5001"}
+    assert c.scheme("127.0.0.1:5000") == "http" and c.scheme("reg.io") == "https"
+    assert c.breaker_states() == {}
+    RegistryClient.from_env({}, timeout=1.0)
