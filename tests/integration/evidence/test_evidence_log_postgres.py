@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -70,8 +71,6 @@ def test_insert_must_link_to_the_head(evidence_db: EvidenceDb, tmp_path) -> None
     first = rec.record(event(n=1))
     entry = rec.log.find(first.packet_id)
     assert entry is not None
-    from dataclasses import replace
-
     with pytest.raises(ChainConflict):  # seq 2 naming a wrong previous digest
         rec.log.append(
             replace(entry, sequence=2, packet_id="x" * 64, previous_digest="sha256:" + "0" * 64)

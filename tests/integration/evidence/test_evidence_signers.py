@@ -43,6 +43,7 @@ def openssl_verify(tmp: Path, pem: str, message: bytes, der: bytes) -> bool:
         ],
         capture_output=True,
         text=True,
+        check=False,
     )
     return res.returncode == 0 and "Verified OK" in res.stdout
 

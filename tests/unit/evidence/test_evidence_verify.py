@@ -53,7 +53,7 @@ def test_deleted_configmap_is_named() -> None:
 
 
 def test_recreated_configmap_with_altered_content_is_named() -> None:
-    rec, log, store = _world()
+    _rec, log, store = _world()
     name = "stella-evidence-env-prod-0000000003"
     env = parse_envelope(store.packets[name].envelope_json)
     doc = json.loads(env.payload_bytes())
@@ -66,7 +66,7 @@ def test_recreated_configmap_with_altered_content_is_named() -> None:
 
 
 def test_rogue_key_is_refused() -> None:
-    rec, log, store = _world()
+    _rec, log, store = _world()
     name = "stella-evidence-env-prod-0000000003"
     env = parse_envelope(store.packets[name].envelope_json)
     rogue = sign_envelope(env.payload_bytes(), MemorySigner("rogue"))
@@ -77,7 +77,7 @@ def test_rogue_key_is_refused() -> None:
 
 
 def test_rogue_key_published_but_not_pinned() -> None:
-    rec, log, store = _world(2)
+    _rec, log, store = _world(2)
     pinned = dict(store.published_keys())
     rogue = MemorySigner("rogue")
     store.publish_keys(rogue.public_keys())
@@ -92,7 +92,7 @@ def test_rogue_key_published_but_not_pinned() -> None:
 
 
 def test_log_row_removed_or_inserted() -> None:
-    rec, log, store = _world()
+    _rec, log, store = _world()
     removed = log.rows.pop(2)
     report = run(store, log)
     assert {"log-entry-missing", "chain-gap"} <= codes(report)
