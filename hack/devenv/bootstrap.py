@@ -21,6 +21,8 @@ def bootstrap(cp: ControlPlane) -> None:
     # The default ServiceAccount appears once the controller-manager runs; Pods need it.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        cp.check_alive()
         if cp.kubectl("admin", "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
-            break
+            return
         time.sleep(0.5)
+    raise TimeoutError("the default ServiceAccount did not appear; is kube-controller-manager running?")

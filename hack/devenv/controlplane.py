@@ -42,6 +42,25 @@ USERS: dict[str, list[str]] = {
 }
 
 
+KCM_CONTROLLERS = (
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "cronjob-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "namespace-controller",
+    "garbage-collector-controller",
+    "root-ca-certificate-publisher-controller",
+    "clusterrole-aggregation-controller",
+    "pod-garbage-collector-controller",
+    # Removes the not-ready taint the API server puts on every new Node (kwok's are fake).
+    "node-lifecycle-controller",
+)
+
+
 def binaries() -> dict[str, Path]:
     k8s = CACHE / "bin" / f"k8s-{K8S_VERSION}"
     bins = {
@@ -122,6 +141,8 @@ class ControlPlane:
                 f"--initial-advertise-peer-urls=http://{LOOPBACK}:{self.ports['etcd-peer']}",
                 f"--initial-cluster=default=http://{LOOPBACK}:{self.ports['etcd-peer']}",
                 "--unsafe-no-fsync=true",
+                # kube-apiserver's watch-list needs etcd progress notifications.
+                "--experimental-watch-progress-notify-interval=5s",
                 "--listen-metrics-urls=",
                 "--log-level=warn",
             ],
@@ -189,7 +210,9 @@ class ControlPlane:
                     f"--root-ca-file={self.ca_file}",
                     "--leader-elect=false",
                     "--use-service-account-credentials=false",
-                    "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ephemeral-volume,-bootstrapsigner,-tokencleaner",
+                    # Named explicitly: controller names change between releases, and a
+                    # cluster without cloud, storage or node IPAM needs only these.
+                    "--controllers=" + ",".join(KCM_CONTROLLERS),
                     "--concurrent-deployment-syncs=5",
                     "--v=1",
                 ],
@@ -233,6 +256,13 @@ class ControlPlane:
         (self.state / "cluster.json").write_text(
             json.dumps({"server": self.server, "ports": self.ports, "kubeconfig": str(self.kubeconfig)})
         )
+
+    def check_alive(self) -> None:
+        """Raise with the log's tail if any component has died."""
+        for proc in self.procs:
+            if not proc.alive():
+                tail = "\n".join(proc.log.read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"{proc.name} exited; last lines of {proc.log}:\n{tail}")
 
     def down(self) -> None:
         for proc in reversed(self.procs):

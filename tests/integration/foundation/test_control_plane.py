@@ -109,8 +109,15 @@ def test_kubectl_prints_the_printer_columns(kube: ControlPlane, kube_admin: clie
     header = out.splitlines()[0].split()
     assert header == ["NAME", "VERSION", "PROGRESS", "READY", "AGE"]
     assert "cols" in out and "1.0.0" in out
-    envs = kube.kubectl("admin", "get", "env").stdout.splitlines()[0].split()
-    assert envs[:4] == ["NAME", "REQUIRES", "CURRENT", "HALTED"]
+    env = {"apiVersion": f"{G}/{V}", "kind": "Environment", "metadata": {"name": f"cols-{test_namespace}"},
+           "spec": {"requires": ["dev"], "targets": [{"namespace": test_namespace}]}}
+    client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", env)
+    try:
+        lines = kube.kubectl("admin", "get", "env", env["metadata"]["name"]).stdout.splitlines()
+        assert lines[0].split() == ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "AGE"]
+        assert '["dev"]' in lines[1]
+    finally:
+        client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(G, V, "environments", env["metadata"]["name"])
     cat = kube.kubectl("admin", "get", "stella", "-A").returncode
     assert cat == 0
 
