@@ -42,8 +42,8 @@ _MINUTE = timedelta(minutes=1)
 _LOOKBACK = timedelta(hours=26)
 # frozen_until chains overlapping windows; past this horizon it stops and reports the
 # horizon (the operator re-evaluates then).
-MAX_CHAIN = 1000
-HORIZON = timedelta(days=400)
+MAX_CHAIN = 200
+HORIZON = timedelta(days=31)
 _HASHED = re.compile(r"^H(\(|/|$)")
 MACROS = frozenset(
     {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
@@ -205,8 +205,16 @@ def frozen_until(windows: Sequence[FreezeWindow], now: datetime) -> datetime | N
     """The first instant at or after `now` when no window is active; None if not frozen now.
 
     Overlapping and back-to-back windows chain: a window starting before another ends
-    keeps the environment frozen. A never-ending chain stops at now + HORIZON.
+    keeps the environment frozen. Past HORIZON or MAX_CHAIN chained occurrences the search
+    stops and returns where it stopped: the environment is frozen at least until then, and
+    the operator simply looks again at that time.
     """
+    found = thaw(windows, now)
+    return None if found is None else found[0]
+
+
+def thaw(windows: Sequence[FreezeWindow], now: datetime) -> tuple[datetime, bool] | None:
+    """(instant, complete): like frozen_until; complete is False when the search stopped."""
     _require_aware(now)
     current = active_freeze(windows, now)
     if current is None:
@@ -215,12 +223,12 @@ def frozen_until(windows: Sequence[FreezeWindow], now: datetime) -> datetime | N
     limit = now + HORIZON
     for _ in range(MAX_CHAIN):
         if until >= limit:
-            return limit
+            return limit, False
         nxt = active_freeze(windows, until)
         if nxt is None:
-            return until
+            return until, True
         until = nxt.ends
-    return until
+    return until, False
 
 
 def is_frozen(windows: Sequence[FreezeWindow], now: datetime) -> bool:
