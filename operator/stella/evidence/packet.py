@@ -13,12 +13,11 @@ Chains: each environment is one chain; cluster-scoped events (agents) form the c
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import AfterValidator, Field, JsonValue, ValidationError
+from pydantic import AfterValidator, Field, JsonValue, PrivateAttr, ValidationError
 
 from stella.evidence.canonical import canonical_json, sha256_digest
 from stella.evidence.errors import MalformedPacket
@@ -131,10 +130,17 @@ class Statement(StrictModel):
     subject: list[Subject] = Field(min_length=1, max_length=64)
     predicate_type: Literal["https://stella.io/evidence/v1"] = PREDICATE_TYPE
     predicate: StellaPredicate
+    _payload: bytes | None = PrivateAttr(default=None)
 
     def payload(self) -> bytes:
-        """The canonical bytes that are signed and hashed."""
-        return canonical_json(self.model_dump(by_alias=True, exclude_none=True, mode="json"))
+        """The canonical bytes that are signed and hashed (computed once: treat a Statement
+        as immutable once built)."""
+        if self._payload is None:
+            self._payload = canonical_json(self.wire_dict())
+        return self._payload
+
+    def wire_dict(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
     def digest(self) -> str:
         return sha256_digest(self.payload())
@@ -142,9 +148,10 @@ class Statement(StrictModel):
 
 def parse_statement(payload: bytes) -> Statement:
     try:
-        return Statement.model_validate(json.loads(payload))
+        statement = Statement.model_validate_json(payload)
     except (ValueError, ValidationError) as exc:
         raise MalformedPacket(f"payload is not a Stella in-toto statement: {exc}") from exc
+    return statement
 
 
 # --- building blocks the recorder uses ------------------------------------------------

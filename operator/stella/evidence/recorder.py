@@ -98,8 +98,9 @@ def build_statement(
         sequence=sequence,
         previous_digest=previous_digest,
     )
-    assert_no_secrets(predicate.model_dump(by_alias=True, mode="json"))
-    return Statement(subject=subjects, predicate=predicate)
+    statement = Statement(subject=subjects, predicate=predicate)
+    assert_no_secrets(statement.wire_dict()["predicate"])
+    return statement
 
 
 @dataclass
@@ -136,7 +137,7 @@ class Recorder:
             sequence=entry.sequence,
             digest=entry.digest,
             configmap=configmap_name(entry.chain, entry.sequence),
-            envelope=parse_envelope(entry.envelope),
+            envelope=Envelope.model_validate(entry.envelope),
             reused=reused,
         )
 
@@ -187,19 +188,26 @@ class Recorder:
                 if existing is None:
                     raise
                 return existing, True
+            self._ensure_stored(entry, statement, envelope)
             return entry, False
         raise ChainConflict(
             f"chain {chain}: lost the race for the head {self.max_attempts} times; retry later",
             retry_after=1,
         )
 
-    def _ensure_stored(self, entry: LogEntry) -> None:
+    def _ensure_stored(
+        self,
+        entry: LogEntry,
+        statement: Statement | None = None,
+        envelope: Envelope | None = None,
+    ) -> None:
         name = configmap_name(entry.chain, entry.sequence)
         with self._lock:
             if name in self._stored:
                 return
-        envelope = parse_envelope(entry.envelope)
-        statement = parse_statement(envelope.payload_bytes())
+        if envelope is None or statement is None:
+            envelope = parse_envelope(entry.envelope)
+            statement = parse_statement(envelope.payload_bytes())
         self.store.put(stored_packet(statement, envelope))
         with self._lock:
             self._stored.add(name)

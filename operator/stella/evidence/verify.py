@@ -12,15 +12,17 @@ Nothing here does I/O: the CLI and the bundle feed it what they read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
-from stella.evidence.canonical import canonical_json, is_canonical, sha256_digest
+from pydantic import ValidationError
+
+from stella.evidence.canonical import is_canonical, sha256_digest
 from stella.evidence.chain import Link, check_chain
-from stella.evidence.dsse import Envelope, parse_envelope, verify_envelope
+from stella.evidence.dsse import Envelope, verify_envelope
 from stella.evidence.errors import MalformedPacket, SignatureInvalid
 from stella.evidence.findings import Finding
 from stella.evidence.keys import KeyRing
@@ -76,12 +78,23 @@ class Report:
         )
 
 
+@dataclass(frozen=True)
+class _Analysis:
+    """What one distinct envelope is worth, whichever store it came from."""
+
+    statement: Statement | None
+    digest: str
+    key_id: str | None
+    problems: tuple[tuple[str, str], ...]
+
+
 class _Checker:
     def __init__(self, keys: KeyRing, trusted: KeyRing | None) -> None:
         self.keys = keys
         self.trusted = trusted
         self.findings: list[Finding] = []
-        self._sig_cache: dict[bytes, str | SignatureInvalid] = {}
+        # Both stores hold the same envelopes: analyse each distinct one once.
+        self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Analysis] = {}
         self.signatures = 0
 
     def add(self, code: str, item: str, message: str) -> None:
@@ -89,45 +102,54 @@ class _Checker:
 
     def envelope(self, item: str, raw: str | Mapping[str, object]) -> Checked | None:
         try:
-            env = parse_envelope(raw if isinstance(raw, str) else dict(raw))
+            env = (
+                Envelope.model_validate_json(raw)
+                if isinstance(raw, str)
+                else Envelope.model_validate(dict(raw))
+            )
+        except (ValueError, ValidationError) as exc:
+            self.add("malformed", item, f"not a DSSE envelope: {exc}")
+            return None
+        key = (env.payload, env.payload_type, tuple((s.keyid, s.sig) for s in env.signatures))
+        analysis = self._cache.get(key)
+        if analysis is None:
+            analysis = self._cache[key] = self._analyse(env)
+        for code, message in analysis.problems:
+            self.add(code, item, message)
+        if analysis.statement is None:
+            return None
+        return Checked(item, env, analysis.statement, analysis.digest, analysis.key_id)
+
+    def _analyse(self, env: Envelope) -> _Analysis:
+        problems: list[tuple[str, str]] = []
+        try:
             payload = env.payload_bytes()
         except MalformedPacket as exc:
-            self.add("malformed", item, exc.message)
-            return None
+            return _Analysis(None, "", None, (("malformed", exc.message),))
+        digest = sha256_digest(payload)
         if env.payload_type != PAYLOAD_TYPE:
-            self.add("malformed", item, f"payloadType is {env.payload_type!r}, not {PAYLOAD_TYPE}")
-            return None
+            msg = f"payloadType is {env.payload_type!r}, not {PAYLOAD_TYPE}"
+            return _Analysis(None, digest, None, (("malformed", msg),))
         if not is_canonical(payload):
-            self.add("non-canonical", item, "payload is not canonical JSON")
+            problems.append(("non-canonical", "payload is not canonical JSON"))
         try:
             statement = parse_statement(payload)
         except MalformedPacket as exc:
-            self.add("malformed", item, exc.message)
-            return None
-        key_id = self._signature(item, env)
+            return _Analysis(None, digest, None, (*problems, ("malformed", exc.message)))
+        key_id: str | None = None
+        try:
+            key_id = verify_envelope(env, self.keys)
+            self.signatures += 1
+        except (SignatureInvalid, MalformedPacket) as exc:
+            problems.append(("signature-invalid", exc.message))
+        if key_id is not None and self.trusted is not None and key_id not in self.trusted:
+            problems.append(("untrusted-key", f"signed by key {key_id!r}, which is not pinned"))
         p = statement.predicate
         if p.chain != chain_of(p.environment):
-            self.add("malformed", item, f"chain {p.chain!r} does not match the environment")
+            problems.append(("malformed", f"chain {p.chain!r} does not match the environment"))
         if p.packet_id != packet_id(p.chain, p.kind, p.event_id):
-            self.add("packet-id-mismatch", item, "packet id does not match its event")
-        return Checked(item, env, statement, sha256_digest(payload), key_id)
-
-    def _signature(self, item: str, env: Envelope) -> str | None:
-        cache_key = hashlib.sha256(env.canonical()).digest()
-        result = self._sig_cache.get(cache_key)
-        if result is None:
-            try:
-                result = verify_envelope(env, self.keys)
-                self.signatures += 1
-            except (SignatureInvalid, MalformedPacket) as exc:
-                result = SignatureInvalid(exc.message)
-            self._sig_cache[cache_key] = result
-        if isinstance(result, SignatureInvalid):
-            self.add("signature-invalid", item, result.message)
-            return None
-        if self.trusted is not None and result not in self.trusted:
-            self.add("untrusted-key", item, f"signed by key {result!r}, which is not pinned")
-        return result
+            problems.append(("packet-id-mismatch", "packet id does not match its event"))
+        return _Analysis(statement, digest, key_id, tuple(problems))
 
 
 def _in_scope(
@@ -310,9 +332,16 @@ def _links(checked: Iterable[Checked]) -> list[Link]:
     ]
 
 
-def _envelope_key(raw: str | Mapping[str, object]) -> bytes:
+def _envelope_key(raw: str | Mapping[str, object]) -> object:
+    """What makes two stored envelopes the same: payload, type and signatures."""
     try:
-        obj = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        return canonical_json(obj)
-    except (ValueError, TypeError):
-        return b"unparseable:" + (raw.encode() if isinstance(raw, str) else b"")
+        obj: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        sigs: list[dict[str, Any]] = list(obj.get("signatures") or [])
+        return (
+            obj.get("payload"),
+            obj.get("payloadType"),
+            tuple(sorted((str(s.get("keyid")), str(s.get("sig"))) for s in sigs)),
+            tuple(sorted(obj)),
+        )
+    except (ValueError, TypeError, AttributeError):
+        return ("unparseable", raw if isinstance(raw, str) else repr(raw))
