@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "hack"))
 sys.path.insert(0, str(ROOT / "operator"))
 
 import hvac  # noqa: E402
-from devenv.services import OpenBao, Postgres  # noqa: E402
 
+from devenv.services import OpenBao, Postgres  # noqa: E402
 from stella.evidence.event import EvidenceEvent  # noqa: E402
 from stella.evidence.log_jsonl import JsonlLog  # noqa: E402
 from stella.evidence.log_postgres import PostgresLog, install  # noqa: E402
