@@ -36,7 +36,9 @@ def fact(
     )
 
 
-def policy(required: int = 0, groups: tuple[str, ...] = (GROUP,), prevent: bool = True) -> ApprovalPolicy:
+def policy(
+    required: int = 0, groups: tuple[str, ...] = (GROUP,), prevent: bool = True
+) -> ApprovalPolicy:
     return ApprovalPolicy(
         required=required, approver_groups=list(groups), prevent_self_approval=prevent
     )

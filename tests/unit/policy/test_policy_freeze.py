@@ -10,11 +10,11 @@ from policy_factories import absolute, recurring
 
 from stella.models.environment import FreezeWindow
 from stella.policy.freeze import (
-    thaw,
     active_freeze,
     frozen_until,
     invalid_windows,
     occurrence_covering,
+    thaw,
     validate_cron,
     validate_freeze_window,
     validate_time_zone,
@@ -80,7 +80,11 @@ WEEKEND = recurring("0 18 * * FRI", "62h", "Europe/Berlin", name="weekend")
             (utc(2024, 1, 1), utc(2024, 1, 1, 1)),
         ),
         # Day-of-week ranges and month names.
-        (recurring("0 9 * DEC MON-FRI", "8h", "UTC"), utc(2024, 12, 24, 10), (utc(2024, 12, 24, 9), utc(2024, 12, 24, 17))),
+        (
+            recurring("0 9 * DEC MON-FRI", "8h", "UTC"),
+            utc(2024, 12, 24, 10),
+            (utc(2024, 12, 24, 9), utc(2024, 12, 24, 17)),
+        ),
         (recurring("0 9 * DEC MON-FRI", "8h", "UTC"), utc(2024, 12, 28, 10), None),
         # Invalid windows never match here (the gates treat them as frozen instead).
         (recurring("0 18 * * FRX", "62h", "UTC"), utc(2024, 1, 12, 18), None),
@@ -381,8 +385,12 @@ def test_active_freeze_agrees_with_minute_oracle(
     length = timedelta(minutes=duration_min)
     window = recurring(_cron_fields(minutes, hours, dows), f"{duration_min}m", zone)
     fires = _oracle_fires(
-        tz, set(minutes), set(hours) if hours else None, set(dows) if dows else None,
-        now - length - timedelta(minutes=1), now,
+        tz,
+        set(minutes),
+        set(hours) if hours else None,
+        set(dows) if dows else None,
+        now - length - timedelta(minutes=1),
+        now,
     )
     covering = [f for f in fires if f <= now < f + length]
     found = active_freeze([window], now)
@@ -443,7 +451,9 @@ def test_frozen_until_is_the_first_thawed_instant(
     length=st.integers(min_value=1, max_value=10**7),
     offset=st.integers(min_value=-(10**7), max_value=2 * 10**7),
 )
-def test_absolute_window_covers_exactly_its_range(start: datetime, length: int, offset: int) -> None:
+def test_absolute_window_covers_exactly_its_range(
+    start: datetime, length: int, offset: int
+) -> None:
     begin = start.replace(tzinfo=UTC)
     end = begin + timedelta(seconds=length)
     now = begin + timedelta(seconds=offset)

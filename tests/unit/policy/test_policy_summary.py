@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from stella.models.release import EnvironmentProgress
+from stella.policy.summary import SUMMARY_MAX, ReadyStatus, ready, summary_line
+
+PATH = ["dev", "staging", "prod"]
+
+
+def progress(**phases: str) -> list[EnvironmentProgress]:
+    return [EnvironmentProgress(name=n, phase=p, reason=p) for n, p in phases.items()]  # type: ignore[arg-type]
+
+
+def test_summary_line_in_path_order() -> None:
+    got = summary_line(progress(prod="Pending", dev="Deployed", staging="WaitingForApproval"), PATH)
+    assert got == "dev=Deployed staging=WaitingForApproval prod=Pending"
+    assert summary_line([], PATH) == "dev=Pending staging=Pending prod=Pending"
+
+
+def test_summary_line_fits_the_field() -> None:
+    path = [f"environment-with-a-rather-long-name-{i:02d}" for i in range(40)]
+    line = summary_line([], path)
+    assert len(line) <= SUMMARY_MAX
+    assert line.endswith(")") and "…(+" in line
+
+
+def test_ready_when_deployed_everywhere() -> None:
+    assert ready(progress(dev="Deployed", staging="Deployed", prod="Deployed"), PATH) == (
+        ReadyStatus("True", "Deployed", "deployed to dev, staging, prod")
+    )
+
+
+def test_not_ready_names_the_first_blocking_environment() -> None:
+    envs = [
+        EnvironmentProgress(name="dev", phase="Deployed", reason="Deployed"),
+        EnvironmentProgress(
+            name="staging",
+            phase="WaitingForApproval",
+            reason="ApprovalsMissing",
+            message="needs 1 approval; has 0",
+        ),
+        EnvironmentProgress(name="prod", phase="WaitingForPrerequisites", reason="X"),
+    ]
+    assert ready(envs, PATH) == ReadyStatus(
+        "False", "ApprovalsMissing", "staging: WaitingForApproval: needs 1 approval; has 0"
+    )
+
+
+def test_not_ready_when_not_evaluated_or_reason_unusable() -> None:
+    assert ready([], PATH).reason == "Pending"
+    bad = [EnvironmentProgress(name="dev", phase="Failed", reason="not a reason!")]
+    assert ready(bad, ["dev"]) == ReadyStatus("False", "Failed", "dev: Failed")
+    assert ready([], []).status == "False"
