@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Literal
 
 from stella.models.environment import ApprovalPolicy
+from stella.models.release import ApprovalRecord
 from stella.policy.identity import Identity
 
 DecisionKind = Literal["Approve", "Reject"]
@@ -97,6 +98,31 @@ class Tally:
     @property
     def approvers(self) -> tuple[str, ...]:
         return tuple(c.username for c in self.counted)
+
+    def verdict(self, approval: str) -> tuple[bool, str, str]:
+        """(counts, reason, message) for one Approval, for its status and conditions.
+
+        A counted Approve or a stopping Reject counts; reason is "Counted"/"Rejected", or
+        the refusal reason code; an Approval not in this tally is ("False", "NotEvaluated").
+        """
+        for c in self.counted:
+            if c.approval == approval:
+                return True, "Counted", f"{c.username}'s approval counts"
+        for c in self.rejections:
+            if c.approval == approval:
+                return True, "Rejected", f"{c.username}'s rejection stops this release here"
+        for r in self.refused:
+            if r.approval == approval:
+                return False, r.reason.value, r.message
+        return False, "NotEvaluated", f"approval {approval} was not part of this tally"
+
+    def records(self) -> list[ApprovalRecord]:
+        """The decisions that count, for EnvironmentProgress.approvals (in order)."""
+        decided = sorted((*self.counted, *self.rejections), key=lambda c: (c.at, c.approval))
+        return [
+            ApprovalRecord(approver=c.username, decision=c.decision, at=c.at, approval=c.approval)
+            for c in decided
+        ]
 
     def summary(self) -> str:
         """'needs 2 approvals from release-approvers; has 1 (bob); alice's approval does

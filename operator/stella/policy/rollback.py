@@ -16,9 +16,10 @@ here before; anything else is a promotion, not a rollback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from stella.models.environment import EnvironmentSpec
 
@@ -38,6 +39,22 @@ class DeploymentRecord:
 
     release: str  # "namespace/name"
     deployed_at: datetime
+
+
+class HistoryLike(Protocol):
+    """What an Environment's status history entry offers (release, outcome, at)."""
+
+    @property
+    def release(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+def deployments_from_history(history: Iterable[HistoryLike]) -> list[DeploymentRecord]:
+    """The successful deployments (outcome Deployed) of an Environment's history."""
+    return [DeploymentRecord(h.release, h.at) for h in history if h.outcome == "Deployed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -267,3 +267,26 @@ def test_requester_never_counts_when_self_approval_is_prevented(scenario: tuple)
     if requester is not None:
         assert requester.username not in t.approvers
         assert all(r.username != requester.username for r in t.rejections)
+
+
+def test_verdicts_and_records_for_status() -> None:
+    t = count(
+        policy(1),
+        [
+            fact(ALICE, name="a"),
+            fact(DAVE, minutes=1, name="d"),
+            fact(CAROL, "Reject", minutes=2, name="c"),
+        ],
+    )
+    assert t.verdict("a") == (True, "Counted", "alice's approval counts")
+    assert t.verdict("c") == (True, "Rejected", "carol's rejection stops this release here")
+    assert t.verdict("d") == (
+        False,
+        "NotInApproverGroup",
+        "dave's approval does not count: dave is not in release-approvers",
+    )
+    assert t.verdict("zzz")[:2] == (False, "NotEvaluated")
+    assert [(r.approver, r.decision, r.approval) for r in t.records()] == [
+        ("alice", "Approve", "a"),
+        ("carol", "Reject", "c"),
+    ]

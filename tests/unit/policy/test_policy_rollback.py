@@ -1,11 +1,25 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import pytest
 from policy_factories import T0, policy, spec
 
-from stella.policy.rollback import DeploymentRecord, RollbackError, plan_rollback
+from stella.policy.rollback import (
+    DeploymentRecord,
+    RollbackError,
+    deployments_from_history,
+    plan_rollback,
+)
+
+
+@dataclass
+class Entry:
+    release: str
+    outcome: str
+    at: datetime
+
 
 PROD = spec(approvals=policy(2))
 HISTORY = [
@@ -105,3 +119,18 @@ def test_refusals(current, history, to, existing, reason, message) -> None:  # t
     with pytest.raises(RollbackError) as err:
         plan_rollback("prod", PROD, current, history, to=to, existing=existing)
     assert (err.value.reason, str(err.value)) == (reason, message)
+
+
+def test_deployments_from_history_keeps_successes() -> None:
+    entries = [
+        Entry("shop/v3", "Failed", T0 + timedelta(days=3)),
+        Entry("shop/v2", "Deployed", T0 + timedelta(days=2)),
+        Entry("shop/v1", "Deployed", T0),
+    ]
+    records = deployments_from_history(entries)
+    assert records == [
+        DeploymentRecord("shop/v2", T0 + timedelta(days=2)),
+        DeploymentRecord("shop/v1", T0),
+    ]
+    # v3 failed, so current is v2 and the rollback target is v1
+    assert plan_rollback("prod", PROD, "shop/v2", records).to_release == "shop/v1"
