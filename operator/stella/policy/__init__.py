@@ -18,11 +18,12 @@ from stella.policy.freeze import (
     active_freeze,
     frozen_until,
     invalid_windows,
+    thaw,
     validate_cron,
     validate_freeze_window,
     validate_time_zone,
 )
-from stella.policy.gates import Check, Decision, Gate, GateInput, decide
+from stella.policy.gates import GATES, Check, Decision, Gate, GateInput, decide
 from stella.policy.identity import Identity, recorded_identity
 from stella.policy.path import (
     CycleError,
@@ -35,10 +36,17 @@ from stella.policy.path import (
     path_for,
     topological_order,
 )
-from stella.policy.rollback import DeploymentRecord, RollbackError, RollbackPlan, plan_rollback
+from stella.policy.rollback import (
+    DeploymentRecord,
+    RollbackError,
+    RollbackPlan,
+    deployments_from_history,
+    plan_rollback,
+)
 from stella.policy.summary import ReadyStatus, ready, summary_line
 
 __all__ = [
+    "GATES",
     "ActiveFreeze",
     "ApprovalFact",
     "Check",
@@ -63,6 +71,7 @@ __all__ = [
     "active_freeze",
     "check_graph",
     "decide",
+    "deployments_from_history",
     "environment_path",
     "format_duration",
     "frozen_until",
@@ -74,6 +83,7 @@ __all__ = [
     "recorded_identity",
     "summary_line",
     "tally",
+    "thaw",
     "topological_order",
     "validate_cron",
     "validate_freeze_window",
