@@ -74,13 +74,18 @@ def kube_admin(kube: ControlPlane) -> client.ApiClient:
 @pytest.fixture(scope="session")
 def kube_as(kube: ControlPlane) -> dict[str, client.ApiClient]:
     """An ApiClient per person of the token file: admin, alice, bob, carol, dave, erin."""
-    return {u: api_client_for(str(kube.kubeconfig), u) for u in ("admin", "alice", "bob", "carol", "dave", "erin")}
+    return {
+        u: api_client_for(str(kube.kubeconfig), u)
+        for u in ("admin", "alice", "bob", "carol", "dave", "erin")
+    }
 
 
 @pytest.fixture
 def test_namespace(kube_admin: client.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(kube_admin)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"team": "shop"})))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"team": "shop"}))
+    )
     yield name
     core.delete_namespace(name)

@@ -17,15 +17,19 @@ def api_client_for(kubeconfig: str, context: str) -> client.ApiClient:
     return client.ApiClient(cfg)
 
 
-def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.2,
-               what: str = "condition") -> T:
+def eventually(
+    check: Callable[[], T | None],
+    timeout: float = 30.0,
+    interval: float = 0.2,
+    what: str = "condition",
+) -> T:
     """Poll until check() returns something truthy; fail with the last value seen."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
             last = check()
-        except Exception as exc:  # noqa: BLE001 - the last error is part of the failure message
+        except Exception as exc:
             last = exc
         else:
             if last:

@@ -13,16 +13,28 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 def bootstrap(cp: ControlPlane) -> None:
     cp.kubectl("admin", "apply", "--server-side", "-f", str(ROOT / "crds"))
     cp.kubectl(
-        "admin", "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/environments.stella.io", "crd/releases.stella.io",
-        "crd/approvals.stella.io", "crd/agents.stella.io",
+        "admin",
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/environments.stella.io",
+        "crd/releases.stella.io",
+        "crd/approvals.stella.io",
+        "crd/agents.stella.io",
     )
     cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
     # The default ServiceAccount appears once the controller-manager runs; Pods need it.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         cp.check_alive()
-        if cp.kubectl("admin", "get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+        if (
+            cp.kubectl(
+                "admin", "get", "serviceaccount", "default", "-n", "default", check=False
+            ).returncode
+            == 0
+        ):
             return
         time.sleep(0.5)
-    raise TimeoutError("the default ServiceAccount did not appear; is kube-controller-manager running?")
+    raise TimeoutError(
+        "the default ServiceAccount did not appear; is kube-controller-manager running?"
+    )

@@ -70,17 +70,30 @@ def binaries() -> dict[str, Path]:
         "kwok": CACHE / "bin" / f"kwok-{KWOK_VERSION}" / "kwok",
     }
     venv_bin = Path(sys.executable).parent
-    bins["etcd"] = venv_bin / "etcd" if (venv_bin / "etcd").exists() else Path(shutil.which("etcd") or "etcd")
-    bins["kubectl"] = venv_bin / "kubectl" if (venv_bin / "kubectl").exists() else Path(shutil.which("kubectl") or "kubectl")
+    bins["etcd"] = (
+        venv_bin / "etcd" if (venv_bin / "etcd").exists() else Path(shutil.which("etcd") or "etcd")
+    )
+    bins["kubectl"] = (
+        venv_bin / "kubectl"
+        if (venv_bin / "kubectl").exists()
+        else Path(shutil.which("kubectl") or "kubectl")
+    )
     return bins
 
 
 def ensure_binaries(workers: bool = True) -> dict[str, Path]:
     bins = binaries()
-    needed = bins if workers else {k: v for k, v in bins.items() if k in {"kube-apiserver", "etcd", "kubectl"}}
+    needed = (
+        bins
+        if workers
+        else {k: v for k, v in bins.items() if k in {"kube-apiserver", "etcd", "kubectl"}}
+    )
     missing = [n for n, p in needed.items() if not p.exists()]
     if missing:
-        print(f"[cluster] building {', '.join(missing)} (first run only; cached in {CACHE})", file=sys.stderr)
+        print(
+            f"[cluster] building {', '.join(missing)} (first run only; cached in {CACHE})",
+            file=sys.stderr,
+        )
         subprocess.run(["bash", str(HACK / "build-binaries.sh"), "all"], check=True)
     return bins
 
@@ -123,6 +136,10 @@ class ControlPlane:
     def up(self) -> ControlPlane:
         bins = ensure_binaries(self.with_workers)
         self.state.mkdir(parents=True, exist_ok=True)
+        # Every `up` is a fresh cluster: no etcd data or kubeconfig of an earlier one.
+        shutil.rmtree(self.state / "etcd", ignore_errors=True)
+        for stale in self.state.glob("kubeconfig*"):
+            stale.unlink()
         self.pki_dir.mkdir(exist_ok=True)
         for name in ("etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok"):
             self.ports[name] = free_port()
@@ -149,7 +166,9 @@ class ControlPlane:
             logs / "etcd.log",
         )
         self._start(etcd)
-        wait_until(lambda: _http_ok(f"http://{LOOPBACK}:{self.ports['etcd']}/health"), 30, "etcd", etcd.log)
+        wait_until(
+            lambda: _http_ok(f"http://{LOOPBACK}:{self.ports['etcd']}/health"), 30, "etcd", etcd.log
+        )
 
         api = Process(
             "kube-apiserver",
@@ -254,7 +273,9 @@ class ControlPlane:
 
     def _record(self) -> None:
         (self.state / "cluster.json").write_text(
-            json.dumps({"server": self.server, "ports": self.ports, "kubeconfig": str(self.kubeconfig)})
+            json.dumps(
+                {"server": self.server, "ports": self.ports, "kubeconfig": str(self.kubeconfig)}
+            )
         )
 
     def check_alive(self) -> None:
@@ -273,8 +294,20 @@ class ControlPlane:
     # ---- helpers -----------------------------------------------------------------------
     def _pki(self) -> None:
         ca_crt, ca_key = pki.make_ca(self.pki_dir)
-        pki.issue(ca_crt, ca_key, self.pki_dir, "apiserver", [LOOPBACK, "localhost", "10.96.0.1",
-                  "kubernetes", "kubernetes.default", "kubernetes.default.svc"])
+        pki.issue(
+            ca_crt,
+            ca_key,
+            self.pki_dir,
+            "apiserver",
+            [
+                LOOPBACK,
+                "localhost",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+            ],
+        )
         pki.make_rsa_key(self.pki_dir / "sa.key")
 
     def _token_file(self) -> None:
@@ -282,7 +315,9 @@ class ControlPlane:
         for i, (user, groups) in enumerate(USERS.items(), start=1):
             token = secrets.token_hex(24)
             self.tokens[user] = token
-            rows.append(f'{token},{user},uid-{i:04d}-{user.rsplit(":", 1)[-1]},"{",".join(groups)}"')
+            rows.append(
+                f'{token},{user},uid-{i:04d}-{user.rsplit(":", 1)[-1]},"{",".join(groups)}"'
+            )
         path = self.state / "tokens.csv"
         path.write_text("\n".join(rows) + "\n")
         path.chmod(0o600)
@@ -313,15 +348,22 @@ class ControlPlane:
 
     def _api_ready(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))
-        req = urllib.request.Request(  # noqa: S310
+        req = urllib.request.Request(
             f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.tokens['admin']}"}
         )
-        with urllib.request.urlopen(req, context=ctx, timeout=2) as r:  # noqa: S310
+        with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
             return r.status == 200
 
-    def kubectl(self, user: str, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, user: str, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(binaries()["kubectl"]), f"--kubeconfig={self.kubeconfig}", f"--context={user}", *args],
+            [
+                str(binaries()["kubectl"]),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--context={user}",
+                *args,
+            ],
             input=stdin,
             capture_output=True,
             text=True,
@@ -336,7 +378,7 @@ def _alive_and(proc: Process, check: object) -> bool:
 
 
 def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=1) as r:  # noqa: S310
+    with urllib.request.urlopen(url, timeout=1) as r:
         return r.status == 200
 
 

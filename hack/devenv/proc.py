@@ -26,7 +26,9 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -34,13 +36,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
                 return
         except RuntimeError:
             break  # the process died: waiting longer cannot help
-        except Exception:  # noqa: BLE001, S110 - not ready yet
+        except Exception:
             pass
         time.sleep(0.1)
     tail = ""
     if log is not None and log.exists():
-        tail = "\n--- last lines of " + str(log) + " ---\n" + "\n".join(
-            log.read_text(errors="replace").splitlines()[-25:]
+        tail = (
+            "\n--- last lines of "
+            + str(log)
+            + " ---\n"
+            + "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         )
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s{tail}")
 

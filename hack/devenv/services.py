@@ -63,7 +63,7 @@ class OpenBao:
         return self
 
     def _healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.addr}/v1/sys/health", timeout=1) as r:  # noqa: S310
+        with urllib.request.urlopen(f"{self.addr}/v1/sys/health", timeout=1) as r:
             return bool(json.load(r).get("initialized"))
 
     def stop(self) -> None:
@@ -100,9 +100,7 @@ class Registry:
         ]
         if self.htpasswd:
             path = self.workdir / "htpasswd"
-            path.write_text(
-                "".join(f"{u}:{_bcrypt(p)}\n" for u, p in self.htpasswd.items())
-            )
+            path.write_text("".join(f"{u}:{_bcrypt(p)}\n" for u, p in self.htpasswd.items()))
             lines.append(f"auth: {{htpasswd: {{realm: stella-test, path: {path}}}}}")
         if self.token_auth:
             t = self.token_auth
@@ -127,7 +125,7 @@ class Registry:
 
     def _up(self) -> bool:
         try:
-            urllib.request.urlopen(f"{self.url}/v2/", timeout=1)  # noqa: S310
+            urllib.request.urlopen(f"{self.url}/v2/", timeout=1)
         except urllib.error.HTTPError as e:
             return e.code == 401
         return True
@@ -170,7 +168,9 @@ class Postgres:
     def datadir(self) -> Path:
         return self.workdir / "pgdata"
 
-    def dsn(self, user: str | None = None, password: str | None = None, db: str = "postgres") -> str:
+    def dsn(
+        self, user: str | None = None, password: str | None = None, db: str = "postgres"
+    ) -> str:
         user = user or self.superuser
         auth = f"{user}:{password}@" if password else f"{user}@"
         return f"postgresql://{auth}{LOOPBACK}:{self.port}/{db}"
@@ -252,41 +252,67 @@ class Postgres:
             self.proc.kill()
 
 
-def push_image(registry_url: str, repo: str, tag: str, payload: bytes, auth: str | None = None) -> str:
+def push_image(
+    registry_url: str, repo: str, tag: str, payload: bytes, auth: str | None = None
+) -> str:
     """Push a tiny OCI image (one layer) and return its manifest digest."""
 
-    def req(method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> urllib.request.Request:
-        r = urllib.request.Request(url, data=data, method=method, headers=headers or {})  # noqa: S310
+    def req(
+        method: str, url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> urllib.request.Request:
+        r = urllib.request.Request(url, data=data, method=method, headers=headers or {})
         if auth:
             r.add_header("Authorization", auth)
         return r
 
     def put_blob(blob: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(blob).hexdigest()
-        with urllib.request.urlopen(req("POST", f"{registry_url}/v2/{repo}/blobs/uploads/")) as r:  # noqa: S310
+        with urllib.request.urlopen(req("POST", f"{registry_url}/v2/{repo}/blobs/uploads/")) as r:
             loc = r.headers["Location"]
         if loc.startswith("/"):
             loc = registry_url + loc
         sep = "&" if "?" in loc else "?"
-        urllib.request.urlopen(  # noqa: S310
-            req("PUT", f"{loc}{sep}digest={digest}", blob, {"Content-Type": "application/octet-stream"})
+        urllib.request.urlopen(
+            req(
+                "PUT",
+                f"{loc}{sep}digest={digest}",
+                blob,
+                {"Content-Type": "application/octet-stream"},
+            )
         ).close()
         return digest
 
-    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+    ).encode()
     cfg_digest = put_blob(config)
     layer_digest = put_blob(payload)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_digest, "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": len(payload)}],
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": cfg_digest,
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": layer_digest,
+                    "size": len(payload),
+                }
+            ],
         },
         separators=(",", ":"),
     ).encode()
-    urllib.request.urlopen(  # noqa: S310
-        req("PUT", f"{registry_url}/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    urllib.request.urlopen(
+        req(
+            "PUT",
+            f"{registry_url}/v2/{repo}/manifests/{tag}",
+            manifest,
+            {"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+        )
     ).close()
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 

@@ -20,7 +20,9 @@ Command = Callable[[argparse.Namespace], int]
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     cells = [list(header), *[[str(c) for c in r] for r in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
 
 
 def fail(message: str, code: int = 1) -> int:

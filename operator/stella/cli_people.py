@@ -17,7 +17,7 @@ def _kube() -> Any:
     from kubernetes import client, config
 
     try:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     except Exception as exc:  # config errors come in many types; all mean the same here
         raise SystemExit(f"error: cannot load a kubeconfig ({exc}); set KUBECONFIG") from None
     return client.CustomObjectsApi()
@@ -41,9 +41,15 @@ def status(args: argparse.Namespace) -> int:
     api = _kube()
     try:
         if args.release:
-            items = [api.get_namespaced_custom_object(GROUP, VERSION, args.namespace, "releases", args.release)]
+            items = [
+                api.get_namespaced_custom_object(
+                    GROUP, VERSION, args.namespace, "releases", args.release
+                )
+            ]
         else:
-            items = api.list_namespaced_custom_object(GROUP, VERSION, args.namespace, "releases")["items"]
+            items = api.list_namespaced_custom_object(GROUP, VERSION, args.namespace, "releases")[
+                "items"
+            ]
     except ApiException as exc:
         return fail(_api_error(exc))
     if not items:
@@ -52,16 +58,30 @@ def status(args: argparse.Namespace) -> int:
     for rel in items:
         meta, spec, st = rel["metadata"], rel["spec"], rel.get("status") or {}
         ready = next((c for c in st.get("conditions", []) if c["type"] == "Ready"), None)
-        print(f"Release {meta['namespace']}/{meta['name']}  version {spec['version']}  "
-              f"ready={ready['status'] if ready else 'Unknown'}"
-              + (f" ({ready['reason']})" if ready else ""))
+        print(
+            f"Release {meta['namespace']}/{meta['name']}  version {spec['version']}  "
+            f"ready={ready['status'] if ready else 'Unknown'}"
+            + (f" ({ready['reason']})" if ready else "")
+        )
         rows = []
         for env in st.get("environments", []):
-            approvals = ", ".join(a["approver"] for a in env.get("approvals", []) if a["decision"] == "Approve")
-            rows.append([env["name"], env["phase"], env.get("reason", ""), approvals or "-", env.get("message", "")])
+            approvals = ", ".join(
+                a["approver"] for a in env.get("approvals", []) if a["decision"] == "Approve"
+            )
+            rows.append(
+                [
+                    env["name"],
+                    env["phase"],
+                    env.get("reason", ""),
+                    approvals or "-",
+                    env.get("message", ""),
+                ]
+            )
         if not rows:
-            rows = [[e, "Pending", "NotYetSeen", "-", "the operator has not processed this Release yet"]
-                    for e in spec["environments"]]
+            rows = [
+                [e, "Pending", "NotYetSeen", "-", "the operator has not processed this Release yet"]
+                for e in spec["environments"]
+            ]
         print(table(rows, ["ENVIRONMENT", "PHASE", "REASON", "APPROVED BY", "MESSAGE"]))
         print()
     return 0
@@ -87,11 +107,16 @@ def decide(args: argparse.Namespace, decision: str) -> int:
         },
     }
     try:
-        made = api.create_namespaced_custom_object(GROUP, VERSION, args.namespace, "approvals", body)
+        made = api.create_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, "approvals", body
+        )
     except ApiException as exc:
         return fail(f"{decision.lower()} refused: {_api_error(exc)}")
     verb = "approved" if decision == "Approve" else "rejected"
-    print(f"{verb} {args.release} for {args.environment} (Approval {args.namespace}/{made['metadata']['name']})")
+    print(
+        f"{verb} {args.release} for {args.environment} "
+        f"(Approval {args.namespace}/{made['metadata']['name']})"
+    )
     return 0
 
 

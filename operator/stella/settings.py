@@ -29,10 +29,26 @@ class Settings:
     http_port: int = field(default_factory=lambda: int(_env("STELLA_HTTP_PORT", "8080")))
     # Peering: several replicas, one active. Standalone is the single-replica default.
     peering: str | None = field(default_factory=lambda: os.environ.get("STELLA_PEERING") or None)
-    resync_seconds: float = field(default_factory=lambda: float(_env("STELLA_RESYNC_SECONDS", "30")))
+    resync_seconds: float = field(
+        default_factory=lambda: float(_env("STELLA_RESYNC_SECONDS", "30"))
+    )
     workers: int = field(default_factory=lambda: int(_env("STELLA_WORKERS", "4")))
     state_dir: Path = field(
-        default_factory=lambda: Path(_env("STELLA_STATE_DIR", str(Path.home() / ".local/share/stella")))
+        default_factory=lambda: Path(
+            _env("STELLA_STATE_DIR", str(Path.home() / ".local/share/stella"))
+        )
+    )
+    # Evidence: "local" (a PEM key under state_dir, the embedded default) or "vault" (transit).
+    evidence_signer: str = field(default_factory=lambda: _env("STELLA_EVIDENCE_SIGNER", "local"))
+    evidence_key: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_EVIDENCE_KEY") or None
+    )
+    evidence_transit_key: str = field(
+        default_factory=lambda: _env("STELLA_EVIDENCE_TRANSIT_KEY", "stella-evidence")
+    )
+    # postgresql://writer@host/db (password from PGPASSWORD / .pgpass) or a .jsonl path.
+    evidence_log: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_EVIDENCE_LOG") or None
     )
     webhook_enabled: bool = field(default_factory=lambda: _bool("STELLA_WEBHOOK", False))
 

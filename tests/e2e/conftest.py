@@ -42,11 +42,13 @@ class OperatorProcess:
 def _ready(url: str) -> bool:
     import urllib.request
 
-    with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:  # noqa: S310
+    with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
         return r.status == 200
 
 
-def start_operator(kube: ControlPlane, workdir: Path, extra_env: dict[str, str] | None = None) -> OperatorProcess:
+def start_operator(
+    kube: ControlPlane, workdir: Path, extra_env: dict[str, str] | None = None
+) -> OperatorProcess:
     port = free_port()
     env = {
         "KUBECONFIG": str(kube.kubeconfig_for(OPERATOR_USER)),
@@ -57,7 +59,12 @@ def start_operator(kube: ControlPlane, workdir: Path, extra_env: dict[str, str] 
         **(extra_env or {}),
     }
     stella = str(Path(sys.executable).parent / "stella")
-    proc = Process("stella-operator", [stella, "operator", "run", "--verbose"], workdir / "operator.log", env=env)
+    proc = Process(
+        "stella-operator",
+        [stella, "operator", "run", "--verbose"],
+        workdir / "operator.log",
+        env=env,
+    )
     op = OperatorProcess(proc, port, env)
     op.restart()
     return op

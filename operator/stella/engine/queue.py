@@ -7,6 +7,7 @@ is processed once more afterwards (never concurrently, never lost).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -52,10 +53,8 @@ class WorkQueue(Generic[K]):
                 self.add(key)
             timeout = (self._delayed[0][0] - now) if self._delayed else None
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
 
     async def _worker(self, handle: Callable[[K], Awaitable[float | None]]) -> None:
         while True:
@@ -64,7 +63,7 @@ class WorkQueue(Generic[K]):
             self._active.add(key)
             try:
                 requeue = await handle(key)
-            except Exception:  # noqa: BLE001 - the handler logs; the key retries later
+            except Exception:
                 requeue = 5.0
             finally:
                 self._active.discard(key)

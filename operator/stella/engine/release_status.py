@@ -20,8 +20,7 @@ def initial_status(spec: ReleaseSpec, generation: int | None) -> dict[str, Any]:
             "Ready",
             "False",
             "Pending",
-            "waiting for the promotion engine to evaluate "
-            f"{', '.join(spec.environments)}",
+            f"waiting for the promotion engine to evaluate {', '.join(spec.environments)}",
             generation,
         ),
     )

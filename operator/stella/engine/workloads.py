@@ -42,7 +42,9 @@ def plan(release: ReleaseSpec, environment: EnvironmentSpec) -> list[ImageUpdate
         for comp in release.components:
             ref = overrides.get(comp.name, comp.workload)
             updates.append(
-                ImageUpdate(target.namespace, ref.kind, ref.name, ref.container, comp.image, comp.name)
+                ImageUpdate(
+                    target.namespace, ref.kind, ref.name, ref.container, comp.image, comp.name
+                )
             )
     return updates
 
@@ -79,7 +81,11 @@ def missing_containers(workload: Mapping[str, Any], updates: Sequence[ImageUpdat
 
 def rollout_state(kind: str, workload: Mapping[str, Any]) -> tuple[RolloutState, str]:
     """Whether the workload's controller has rolled out its current template everywhere."""
-    meta, spec, st = workload.get("metadata", {}), workload.get("spec", {}), workload.get("status") or {}
+    meta, spec, st = (
+        workload.get("metadata", {}),
+        workload.get("spec", {}),
+        workload.get("status") or {},
+    )
     generation = meta.get("generation", 0)
     if st.get("observedGeneration", 0) < generation:
         return "Progressing", "the controller has not observed the new template yet"
@@ -106,7 +112,9 @@ def rollout_state(kind: str, workload: Mapping[str, Any]) -> tuple[RolloutState,
     return "Missing", f"unsupported workload kind {kind}"
 
 
-def group_by_workload(updates: Sequence[ImageUpdate]) -> dict[tuple[str, str, str], list[ImageUpdate]]:
+def group_by_workload(
+    updates: Sequence[ImageUpdate],
+) -> dict[tuple[str, str, str], list[ImageUpdate]]:
     grouped: dict[tuple[str, str, str], list[ImageUpdate]] = {}
     for u in updates:
         grouped.setdefault((u.namespace, u.kind, u.name), []).append(u)

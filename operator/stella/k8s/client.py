@@ -11,9 +11,11 @@ from kubernetes import client, config
 @cache
 def api_client() -> client.ApiClient:
     if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     else:
-        config.load_kube_config(context=os.environ.get("STELLA_KUBE_CONTEXT") or None)
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            context=os.environ.get("STELLA_KUBE_CONTEXT") or None
+        )
     api = client.ApiClient()
     # Stella's own writes are few; a small pool is plenty and bounds sockets.
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8

@@ -83,7 +83,11 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             continue
         else:
             out[key] = value
-    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+    if (
+        out.get("type") == "object"
+        and "properties" not in out
+        and "additionalProperties" not in out
+    ):
         out["x-kubernetes-preserve-unknown-fields"] = True
     if "format" in out and out["format"] not in {"date-time", "int64", "int32", "byte"}:
         del out["format"]

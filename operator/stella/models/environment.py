@@ -125,8 +125,8 @@ class EnvironmentSpec(StrictModel):
     requires: list[Name] = Field(default_factory=list, max_length=16)
     release_namespaces: LabelSelector | None = None
     targets: list[Target] = Field(default_factory=list, max_length=32)
-    allowed_registries: list[Annotated[str, Field(pattern=REGISTRY_HOST, max_length=253)]] = (
-        Field(default_factory=list, max_length=32)
+    allowed_registries: list[Annotated[str, Field(pattern=REGISTRY_HOST, max_length=253)]] = Field(
+        default_factory=list, max_length=32
     )
     registry_credentials: VaultRef | None = None
     approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
@@ -147,6 +147,23 @@ class HaltState(StrictModel):
     since: datetime
 
 
+class HistoryEntry(StrictModel):
+    """One finished promotion into this environment (a bounded list, newest first)."""
+
+    release: Annotated[str, Field(max_length=317)]
+    version: Annotated[str, Field(max_length=64)]
+    outcome: Literal["Deployed", "Failed", "RolledBack"]
+    at: datetime
+    attempt: Annotated[int, Field(ge=0)] = 0
+    approvers: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
+HISTORY_LIMIT = 20
+
+
 class EnvironmentStatus(StrictModel):
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
@@ -154,6 +171,7 @@ class EnvironmentStatus(StrictModel):
     in_flight: Annotated[str, Field(max_length=317)] | None = None
     halted: HaltState | None = None
     path: list[Name] = Field(default_factory=list, max_length=64)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
 
 
 ENVIRONMENT = Kinds.register(

@@ -34,7 +34,22 @@ Phase = Literal[
 TERMINAL_PHASES: frozenset[str] = frozenset({"Deployed", "Failed", "Rejected", "Superseded"})
 
 _PINNED = re.compile(PINNED_IMAGE)
-PinnedImage = Annotated[str, Field(pattern=PINNED_IMAGE, min_length=73, max_length=512)]
+PinnedImage = Annotated[
+    str,
+    Field(
+        pattern=PINNED_IMAGE,
+        max_length=512,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.contains('@sha256:')",
+                    "messageExpression": "'image ' + self + ' is not pinned by digest; write it as "
+                    "repo@sha256:<64 hex> (stella release create --from-tags resolves tags once)'",
+                }
+            ]
+        },
+    ),
+]
 
 
 class Component(StrictModel):
@@ -56,7 +71,9 @@ class Component(StrictModel):
 
 
 class ReleaseSpec(StrictModel):
-    version: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")]
+    version: Annotated[
+        str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+    ]
     components: list[Component] = Field(min_length=1, max_length=50)
     environments: list[Name] = Field(min_length=1, max_length=16)
     description: Annotated[str, Field(max_length=1024)] = ""
@@ -85,6 +102,16 @@ class ApprovalRecord(StrictModel):
     approval: Annotated[str, Field(max_length=253)]
 
 
+class WorkloadImage(StrictModel):
+    """One container's image as it was before a deploy: what a rollback restores."""
+
+    namespace: Annotated[str, Field(max_length=63)]
+    kind: Annotated[str, Field(max_length=32)]
+    name: Annotated[str, Field(max_length=253)]
+    container: Annotated[str, Field(max_length=63)]
+    image: Annotated[str, Field(max_length=512)]
+
+
 class EnvironmentProgress(StrictModel):
     """Where this Release stands in one environment."""
 
@@ -96,6 +123,7 @@ class EnvironmentProgress(StrictModel):
     approvals: list[ApprovalRecord] = Field(default_factory=list, max_length=32)
     deployed_at: datetime | None = None
     attempt: Annotated[int, Field(ge=0)] = 0
+    previous_images: list[WorkloadImage] = Field(default_factory=list, max_length=200)
 
 
 class ReleaseStatus(StrictModel):

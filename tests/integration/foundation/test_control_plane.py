@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
-from tests.kube_support import eventually
 
 DIGEST = "sha256:" + "ab" * 32
 G, V = "stella.io", "v1alpha1"
 
 
-def release_body(name: str, image: str = f"127.0.0.1:5000/shop/web@{DIGEST}", **spec: Any) -> dict[str, Any]:
+def release_body(
+    name: str, image: str = f"127.0.0.1:5000/shop/web@{DIGEST}", **spec: Any
+) -> dict[str, Any]:
     body = {
         "apiVersion": f"{G}/{V}",
         "kind": "Release",
@@ -25,8 +27,11 @@ def release_body(name: str, image: str = f"127.0.0.1:5000/shop/web@{DIGEST}", **
         "spec": {
             "version": "1.0.0",
             "components": [
-                {"name": "web", "image": image,
-                 "workload": {"kind": "Deployment", "name": "web", "container": "web"}}
+                {
+                    "name": "web",
+                    "image": image,
+                    "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                }
             ],
             "environments": ["dev"],
         },
@@ -59,24 +64,34 @@ def test_valid_release_is_stored(kube_admin: client.ApiClient, test_namespace: s
     assert made["spec"]["components"][0]["image"].endswith(DIGEST)
 
 
-def test_api_server_rejects_a_tag_only_image(kube_admin: client.ApiClient, test_namespace: str) -> None:
-    msg = rejection(kube_admin, test_namespace, release_body("tag", image="127.0.0.1:5000/shop/web:1.0"))
+def test_api_server_rejects_a_tag_only_image(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    msg = rejection(
+        kube_admin, test_namespace, release_body("tag", image="127.0.0.1:5000/shop/web:1.0")
+    )
     assert "spec.components[0].image" in msg and "sha256" in msg
 
 
-def test_api_server_rejects_a_malformed_digest(kube_admin: client.ApiClient, test_namespace: str) -> None:
+def test_api_server_rejects_a_malformed_digest(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
     msg = rejection(kube_admin, test_namespace, release_body("bad", image="r.io/web@sha256:XYZ"))
     assert "spec.components[0].image" in msg
 
 
-def test_api_server_rejects_an_over_long_name(kube_admin: client.ApiClient, test_namespace: str) -> None:
+def test_api_server_rejects_an_over_long_name(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
     body = release_body("long")
     body["spec"]["components"][0]["name"] = "w" * 64
     msg = rejection(kube_admin, test_namespace, body)
     assert "spec.components[0].name" in msg and "63" in msg
 
 
-def test_api_server_rejects_an_unknown_enum_value(kube_admin: client.ApiClient, test_namespace: str) -> None:
+def test_api_server_rejects_an_unknown_enum_value(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
     body = release_body("enum")
     body["spec"]["components"][0]["workload"]["kind"] = "CronJob"
     msg = rejection(kube_admin, test_namespace, body)
@@ -96,35 +111,51 @@ def test_release_spec_is_immutable(kube_admin: client.ApiClient, test_namespace:
 
 def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
     api = client.CustomObjectsApi(kube_admin)
-    body = {"apiVersion": f"{G}/{V}", "kind": "Environment", "metadata": {"name": "cel-bad"},
-            "spec": {"targets": [{"namespace": "a", "agentSelector": {"matchLabels": {"x": "y"}}}]}}
+    body = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Environment",
+        "metadata": {"name": "cel-bad"},
+        "spec": {"targets": [{"namespace": "a", "agentSelector": {"matchLabels": {"x": "y"}}}]},
+    }
     with pytest.raises(ApiException) as err:
         api.create_cluster_custom_object(G, V, "environments", body)
     assert "exactly one of namespace or agentSelector" in json.loads(err.value.body)["message"]
 
 
-def test_kubectl_prints_the_printer_columns(kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str) -> None:
+def test_kubectl_prints_the_printer_columns(
+    kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str
+) -> None:
     create_release(kube_admin, test_namespace, release_body("cols"))
     out = kube.kubectl("admin", "get", "rel", "-n", test_namespace).stdout
     header = out.splitlines()[0].split()
     assert header == ["NAME", "VERSION", "PROGRESS", "READY", "AGE"]
     assert "cols" in out and "1.0.0" in out
-    env = {"apiVersion": f"{G}/{V}", "kind": "Environment", "metadata": {"name": f"cols-{test_namespace}"},
-           "spec": {"requires": ["dev"], "targets": [{"namespace": test_namespace}]}}
+    env = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Environment",
+        "metadata": {"name": f"cols-{test_namespace}"},
+        "spec": {"requires": ["dev"], "targets": [{"namespace": test_namespace}]},
+    }
     client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", env)
     try:
         lines = kube.kubectl("admin", "get", "env", env["metadata"]["name"]).stdout.splitlines()
         assert lines[0].split() == ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "AGE"]
         assert '["dev"]' in lines[1]
     finally:
-        client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(G, V, "environments", env["metadata"]["name"])
+        client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(
+            G, V, "environments", env["metadata"]["name"]
+        )
     cat = kube.kubectl("admin", "get", "stella", "-A").returncode
     assert cat == 0
 
 
-def test_identities_and_rbac_are_real(kube: ControlPlane, kube_as: dict[str, client.ApiClient], test_namespace: str) -> None:
+def test_identities_and_rbac_are_real(
+    kube: ControlPlane, kube_as: dict[str, client.ApiClient], test_namespace: str
+) -> None:
     # erin (auditors) can list Releases but cannot create one.
-    items = client.CustomObjectsApi(kube_as["erin"]).list_namespaced_custom_object(G, V, test_namespace, "releases")
+    items = client.CustomObjectsApi(kube_as["erin"]).list_namespaced_custom_object(
+        G, V, test_namespace, "releases"
+    )
     assert items["items"] == []
     with pytest.raises(ApiException) as err:
         create_release(kube_as["erin"], test_namespace, release_body("erin"))
@@ -139,7 +170,9 @@ def test_identities_and_rbac_are_real(kube: ControlPlane, kube_as: dict[str, cli
     assert json.loads(who)["status"]["userInfo"]["groups"][0] == "release-requesters"
 
 
-def test_a_deployment_becomes_available_through_kwok(kube_admin: client.ApiClient, test_namespace: str) -> None:
+def test_a_deployment_becomes_available_through_kwok(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
     apps = client.AppsV1Api(kube_admin)
     labels = {"app": "web"}
     apps.create_namespaced_deployment(
@@ -151,7 +184,9 @@ def test_a_deployment_becomes_available_through_kwok(kube_admin: client.ApiClien
                 selector=client.V1LabelSelector(match_labels=labels),
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(containers=[client.V1Container(name="web", image=f"r.io/web@{DIGEST}")]),
+                    spec=client.V1PodSpec(
+                        containers=[client.V1Container(name="web", image=f"r.io/web@{DIGEST}")]
+                    ),
                 ),
             ),
         ),
@@ -159,6 +194,9 @@ def test_a_deployment_becomes_available_through_kwok(kube_admin: client.ApiClien
 
     def available() -> bool:
         d = apps.read_namespaced_deployment("web", test_namespace)
-        return bool(d.status.available_replicas == 2 and d.status.observed_generation == d.metadata.generation)
+        return bool(
+            d.status.available_replicas == 2
+            and d.status.observed_generation == d.metadata.generation
+        )
 
     eventually(available, timeout=90, what="Deployment web with 2 available replicas")

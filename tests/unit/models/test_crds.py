@@ -12,7 +12,6 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "hack"))
 
 import gen_crds  # noqa: E402
-
 from stella.models import ALL_KINDS  # noqa: E402
 from stella.models.crdgen import crd_for  # noqa: E402
 
@@ -35,9 +34,8 @@ def _walk(node: object, path: str = "") -> list[str]:
                 problems.append(f"{path}: {bad}")
         if "properties" in node and "additionalProperties" in node:
             problems.append(f"{path}: properties with additionalProperties")
-        if "properties" in node or "items" in node:
-            if "type" not in node:
-                problems.append(f"{path}: no type")
+        if ("properties" in node or "items" in node) and "type" not in node:
+            problems.append(f"{path}: no type")
         for key, value in node.items():
             problems += _walk(value, f"{path}.{key}")
     elif isinstance(node, list):
@@ -67,7 +65,9 @@ def test_release_schema_carries_the_rules_the_api_server_enforces() -> None:
 
 def test_conditions_are_list_maps_keyed_by_type() -> None:
     for info in ALL_KINDS:
-        status = crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+        status = crd_for(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+            "status"
+        ]
         conds = status["properties"]["conditions"]
         assert conds["x-kubernetes-list-type"] == "map"
         assert conds["x-kubernetes-list-map-keys"] == ["type"]

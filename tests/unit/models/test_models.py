@@ -20,8 +20,11 @@ def release(**over: object) -> dict[str, object]:
     body: dict[str, object] = {
         "version": "1.0.0",
         "components": [
-            {"name": "web", "image": f"r.example.com/web@{DIGEST}",
-             "workload": {"kind": "Deployment", "name": "web", "container": "web"}}
+            {
+                "name": "web",
+                "image": f"r.example.com/web@{DIGEST}",
+                "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+            }
         ],
         "environments": ["dev"],
     }
@@ -89,9 +92,13 @@ def test_environment_targets_and_windows_have_one_shape() -> None:
 
 def test_label_selector_semantics() -> None:
     sel = LabelSelector.model_validate(
-        {"matchLabels": {"team": "shop"},
-         "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
-                              {"key": "legacy", "operator": "DoesNotExist"}]}
+        {
+            "matchLabels": {"team": "shop"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "legacy", "operator": "DoesNotExist"},
+            ],
+        }
     )
     assert sel.matches({"team": "shop", "tier": "a"})
     assert not sel.matches({"team": "shop", "tier": "c"})

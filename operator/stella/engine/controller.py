@@ -1,0 +1,94 @@
+"""The engine's event loop: watch events update the view and enqueue the Releases they
+concern; workers reconcile one Release at a time; a periodic resync catches anything
+an event could not (time passing: freeze windows ending, rollout deadlines)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from stella.engine.evidence_hooks import EvidenceHooks
+from stella.engine.queue import WorkQueue
+from stella.engine.reconcile import Reconciler
+from stella.engine.services import Services
+from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
+from stella.engine.workloads import RELEASE_ANNOTATION
+from stella.models.release import TERMINAL_PHASES
+
+log = logging.getLogger("stella.engine")
+
+
+class Controller:
+    def __init__(self, services: Services, workers: int = 4, resync_seconds: float = 30.0) -> None:
+        self.view = ClusterView()
+        self.queue: WorkQueue[ReleaseKey] = WorkQueue()
+        self.services = services
+        self.reconciler = Reconciler(
+            self.view, EvidenceHooks(services.recorder), services.registry, services.vault
+        )
+        self.workers = workers
+        self.resync_seconds = resync_seconds
+        self.started = False
+
+    # ---- events ------------------------------------------------------------------------
+    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+        self.view.apply(kind, event_type, body)
+        meta = body.get("metadata", {})
+        if kind == "Release":
+            self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
+        elif kind == "Approval":
+            release = (body.get("spec") or {}).get("release")
+            if release:
+                self.queue.add((meta.get("namespace", ""), release))
+        elif kind == "Environment":
+            for key in self.view.releases_targeting(meta.get("name", "")):
+                self.queue.add(key)
+            # A changed `requires` can affect releases that do not target this environment.
+            for key in self.view.all_releases():
+                self.queue.add(key)
+        elif kind == "Workload":
+            holder = (meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
+            if holder:
+                self.queue.add(parse_release_key(holder))
+
+    # ---- loop --------------------------------------------------------------------------
+    async def _handle(self, key: ReleaseKey) -> float | None:
+        started = time.monotonic()
+        try:
+            return await self.reconciler.reconcile(key)
+        except Exception as exc:
+            log.exception(
+                "reconciling %s/%s failed; retrying: %s", key[0], key[1], type(exc).__name__
+            )
+            return 5.0
+        finally:
+            log.debug("reconciled %s/%s in %.3fs", key[0], key[1], time.monotonic() - started)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.resync_seconds)
+            for key in self.view.all_releases():
+                body = self.view.release(key) or {}
+                phases = [
+                    e.get("phase") for e in (body.get("status") or {}).get("environments", [])
+                ]
+                if not phases or any(p not in TERMINAL_PHASES for p in phases):
+                    self.queue.add(key)
+
+    async def run(self) -> None:
+        self.started = True
+        log.info("promotion engine running with %d workers", self.workers)
+        await asyncio.gather(self.queue.run(self._handle, self.workers), self._resync())
+
+
+def release_deleted(controller: Controller, body: Any) -> None:
+    """A Release deleted mid-promotion: its lock on any environment is freed by the
+    environment reconcile (the lock holder no longer exists); nothing else to undo."""
+    meta = body.get("metadata", {})
+    controller.view.apply("Release", "DELETED", body)
+    for env in (body.get("spec") or {}).get("environments", []):
+        for key in controller.view.releases_targeting(env):
+            controller.queue.add(key)
+    log.info("release %s/%s deleted", meta.get("namespace"), meta.get("name"))

@@ -1,0 +1,173 @@
+"""What the engine records as evidence, built from what it decided.
+
+Event ids are made of stable facts (release uid, environment, attempt), so a retry after a
+crash finds the packet already stored and never writes a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from stella.engine.view import Body
+from stella.evidence.event import EvidenceEvent
+from stella.evidence.packet import ApprovalEvidence, Outcome, PolicyEvidence, ReleaseRef
+from stella.evidence.recorder import Recorder
+from stella.models import ReleaseSpec
+from stella.models.release import EnvironmentProgress
+from stella.policy import Tally, recorded_identity
+
+_OUTCOME_KIND = {
+    "Deployed": "PromotionDeployed",
+    "Failed": "PromotionFailed",
+    "RolledBack": "PromotionRolledBack",
+}
+
+
+def _ref(body: Body, spec: ReleaseSpec) -> ReleaseRef:
+    meta = body.get("metadata", {})
+    return ReleaseRef(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid"),
+        version=spec.version,
+    )
+
+
+def _uid(body: Body) -> str:
+    meta = body.get("metadata", {})
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+def _requester(body: Body) -> str | None:
+    ident = recorded_identity(body, "requester")
+    return ident.username if ident else None
+
+
+class EvidenceHooks:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def authorized(
+        self, body: Body, spec: ReleaseSpec, env: str, attempt: int, t: Tally, checks: Sequence[Any]
+    ) -> None:
+        approvals = []
+        for c in t.counted:
+            approvals.append(
+                ApprovalEvidence(
+                    approval=c.approval,
+                    approver=c.username,
+                    decision=c.decision,
+                    at=c.at,
+                    counted=True,
+                    reason="Counted",
+                )
+            )
+        for r in t.refused:
+            approvals.append(
+                ApprovalEvidence(
+                    approval=r.approval,
+                    approver=r.username or "unknown",
+                    decision=r.decision,
+                    at=datetime.now(UTC),
+                    counted=False,
+                    reason=str(r.reason),
+                )
+            )
+        await self.recorder.arecord(
+            EvidenceEvent(
+                kind="PromotionAuthorized",
+                event_id=f"{_uid(body)}/{env}/attempt-{attempt}/authorized",
+                environment=env,
+                release=_ref(body, spec),
+                images=[c.image for c in spec.components],
+                approvals=approvals[:64],
+                actor=_requester(body),
+                policy=PolicyEvidence(
+                    inputs={
+                        "required": t.required,
+                        "approverGroups": list(t.approver_groups),
+                        "approvers": list(t.approvers),
+                        "attempt": attempt,
+                    },
+                    outcome="Allowed",
+                    reasons=[f"{c.gate}: {c.detail}"[:1024] for c in checks],
+                ),
+                outcome=Outcome(result="Authorized", reason="Promoting"),
+            )
+        )
+
+    async def outcome(
+        self, body: Body, spec: ReleaseSpec, env: str, p: EnvironmentProgress, outcome: str
+    ) -> None:
+        await self.recorder.arecord(
+            EvidenceEvent(
+                kind=_OUTCOME_KIND[outcome],
+                event_id=f"{_uid(body)}/{env}/attempt-{p.attempt}/{outcome}",
+                environment=env,
+                release=_ref(body, spec),
+                images=[c.image for c in spec.components],
+                actor=_requester(body),
+                outcome=Outcome(result=outcome, reason=p.reason, message=p.message[:4096]),
+            )
+        )
+
+    async def approval(
+        self,
+        body: Body,
+        spec: ReleaseSpec,
+        env: str,
+        approval: Mapping[str, Any],
+        counted: bool,
+        reason: str,
+        message: str,
+    ) -> None:
+        meta = approval.get("metadata", {})
+        ident = recorded_identity(approval, "approver")
+        created = meta.get("creationTimestamp") or datetime.now(UTC).isoformat()
+        at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        await self.recorder.arecord(
+            EvidenceEvent(
+                kind="ApprovalCounted" if counted else "ApprovalRefused",
+                event_id=f"approval/{meta.get('uid') or meta.get('name')}/{reason}",
+                environment=env,
+                release=_ref(body, spec),
+                images=[c.image for c in spec.components],
+                approvals=[
+                    ApprovalEvidence(
+                        approval=str(meta.get("name", "")),
+                        approver=ident.username if ident else "unknown",
+                        groups=sorted(ident.groups)[:64] if ident else [],
+                        decision=approval.get("spec", {}).get("decision", "Approve"),
+                        at=at,
+                        counted=counted,
+                        reason=reason,
+                    )
+                ],
+                actor=ident.username if ident else None,
+                outcome=Outcome(
+                    result="Counted" if counted else "Refused",
+                    reason=reason,
+                    message=message[:4096],
+                ),
+            )
+        )
+
+    async def halted(
+        self, body: Body, spec: ReleaseSpec, env: str, reason: str, message: str
+    ) -> None:
+        attempt_free_id = f"{_uid(body)}/{env}/{reason}"
+        for kind in ("DigestMismatch", "EnvironmentHalted"):
+            if kind == "DigestMismatch" and reason not in {"DigestMismatch", "ManifestNotFound"}:
+                continue
+            await self.recorder.arecord(
+                EvidenceEvent(
+                    kind=kind,
+                    event_id=f"{attempt_free_id}/{kind}",
+                    environment=env,
+                    release=_ref(body, spec),
+                    images=[c.image for c in spec.components],
+                    outcome=Outcome(result="Halted", reason=reason, message=message[:4096]),
+                )
+            )

@@ -1,0 +1,100 @@
+"""The engine's writes and fresh reads against the API server (sync client; the engine
+runs these in threads). Every write that must not race carries a resourceVersion."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from stella import GROUP, VERSION
+from stella.engine.view import ReleaseKey
+from stella.k8s.client import api_client
+
+_READ = {
+    "Deployment": "read_namespaced_deployment",
+    "StatefulSet": "read_namespaced_stateful_set",
+    "DaemonSet": "read_namespaced_daemon_set",
+}
+_PATCH = {
+    "Deployment": "patch_namespaced_deployment",
+    "StatefulSet": "patch_namespaced_stateful_set",
+    "DaemonSet": "patch_namespaced_daemon_set",
+}
+
+
+class Conflict(Exception):
+    """Someone else wrote the object since we read it; read again and decide again."""
+
+
+def _custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+def patch_release_status(key: ReleaseKey, status: Mapping[str, Any]) -> dict[str, Any]:
+    ns, name = key
+    out = _custom().patch_namespaced_custom_object_status(
+        GROUP, VERSION, ns, "releases", name, {"status": dict(status)}
+    )
+    return cast(dict[str, Any], out)
+
+
+def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None:
+    try:
+        _custom().patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, "approvals", name, {"status": dict(status)}
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def get_environment(name: str) -> dict[str, Any] | None:
+    try:
+        out = _custom().get_cluster_custom_object(GROUP, VERSION, "environments", name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], out)
+
+
+def replace_environment_status(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Write status with the body's resourceVersion: a concurrent writer gets Conflict."""
+    try:
+        out = _custom().replace_cluster_custom_object_status(
+            GROUP, VERSION, "environments", body["metadata"]["name"], dict(body)
+        )
+    except ApiException as exc:
+        if exc.status == 409:
+            raise Conflict(body["metadata"]["name"]) from exc
+        raise
+    return cast(dict[str, Any], out)
+
+
+def patch_environment_status(name: str, status: Mapping[str, Any]) -> None:
+    _custom().patch_cluster_custom_object_status(
+        GROUP, VERSION, "environments", name, {"status": dict(status)}
+    )
+
+
+def get_workload(namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    api = client.AppsV1Api(api_client())
+    try:
+        obj = getattr(api, _READ[kind])(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    out = api_client().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return cast(dict[str, Any], out)
+
+
+def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any]) -> None:
+    api = client.AppsV1Api(api_client())
+    # Strategic merge: containers merge by name, so untouched containers keep their images.
+    getattr(api, _PATCH[kind])(
+        name, namespace, dict(patch), _content_type="application/strategic-merge-patch+json"
+    )

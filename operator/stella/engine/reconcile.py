@@ -1,0 +1,671 @@
+"""One Release, reconciled: decide each environment in path order, deploy when the gates
+say so, follow the rollout, finish exactly once.
+
+Crash safety, step by step (the operator may be SIGKILLed between any two lines):
+  1. the Environment's in-flight lock is taken with the Environment's resourceVersion, so
+     two writers never both deploy there;
+  2. the authorization packet is stored (evidence), keyed by release uid + attempt, so a
+     retry finds it instead of writing a second one;
+  3. the Release status says Deploying with the images to restore, before any workload
+     is touched;
+  4. workloads are patched with a strategic merge that is a no-op when repeated;
+  5. the rollout is followed; Release status is finished first, the lock released last.
+A restart re-enters at whichever step was not yet durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from stella import metrics
+from stella.engine import kubeio, workloads
+from stella.engine.evidence_hooks import EvidenceHooks
+from stella.engine.locks import EnvironmentLocks
+from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
+from stella.evidence.errors import EvidenceError
+from stella.k8s import events
+from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
+from stella.models.environment import EnvironmentStatus, HaltState
+from stella.models.release import TERMINAL_PHASES, EnvironmentProgress, WorkloadImage
+from stella.policy import (
+    ApprovalFact,
+    GateInput,
+    PathError,
+    Tally,
+    decide,
+    parse_duration,
+    path_for,
+    ready,
+    recorded_identity,
+    summary_line,
+    tally,
+)
+from stella.registry import RegistryClient, verify_release_images
+from stella.registry.verify import vault_credentials
+from stella.secrets import VaultClient
+
+log = logging.getLogger("stella.engine")
+
+ROLLBACK_OF = "stella.io/rollback-of"
+PROMOTE = "stella.io/promote"
+DEPLOY_POLL = 2.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        view: ClusterView,
+        hooks: EvidenceHooks,
+        registry: RegistryClient,
+        vault: VaultClient | None,
+    ) -> None:
+        self.view = view
+        self.hooks = hooks
+        self.registry = registry
+        self.vault = vault
+        self.locks = EnvironmentLocks(view)
+
+    # ---- entry -------------------------------------------------------------------------
+    async def reconcile(self, key: ReleaseKey) -> float | None:
+        body = self.view.release(key)
+        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        try:
+            spec = ReleaseSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            await self._write_invalid(
+                key, body, f"the Release spec is invalid: {exc.errors()[0]['msg']}"
+            )
+            return None
+        status = ReleaseStatus.model_validate(body.get("status") or {})
+        before = status.model_dump(mode="json")
+        progress = _progress_by_env(status, spec)
+        generation = body.get("metadata", {}).get("generation")
+
+        if not status.conditions:
+            # The very first word on a new Release: seen, not yet evaluated.
+            status.conditions = set_condition(
+                [],
+                "Ready",
+                "False",
+                "Pending",
+                "the promotion engine is evaluating this release",
+                generation,
+            )
+            status.environments = list(progress.values())
+            status.summary = summary_line(status.environments, spec.environments)
+            await asyncio.to_thread(kubeio.patch_release_status, key, status.wire())
+            before = status.model_dump(mode="json")
+
+        requeue: float | None = None
+        try:
+            path = path_for(spec.environments, self._graph())
+        except PathError as exc:
+            for p in progress.values():
+                if p.phase not in TERMINAL_PHASES and p.phase != "Deploying":
+                    _move(p, "Blocked", exc.reason, exc.message)
+            path = list(spec.environments)
+        else:
+            for env_name in path:
+                wait = await self._one_environment(key, body, spec, progress, env_name)
+                requeue = _sooner(requeue, wait)
+
+        status.environments = [progress[e] for e in spec.environments]
+        status.summary = summary_line(status.environments, path)
+        r = ready(status.environments, path)
+        status.conditions = set_condition(
+            status.conditions, "Ready", r.status, r.reason, r.message, generation
+        )
+        status.observed_generation = generation
+        if status.model_dump(mode="json") != before:
+            self._announce(body, before, status)
+            await asyncio.to_thread(kubeio.patch_release_status, key, status.wire())
+        return requeue
+
+    # ---- one environment ---------------------------------------------------------------
+    async def _one_environment(
+        self,
+        key: ReleaseKey,
+        body: Body,
+        spec: ReleaseSpec,
+        progress: dict[str, EnvironmentProgress],
+        env_name: str,
+    ) -> float | None:
+        p = progress[env_name]
+        env_body = self.view.environment(env_name)
+        if env_body is None:
+            if p.phase not in TERMINAL_PHASES:
+                _move(
+                    p, "Blocked", "EnvironmentDeleted", f"environment {env_name} no longer exists"
+                )
+            return None
+        env_spec = EnvironmentSpec.model_validate(env_body.get("spec") or {})
+        env_status = EnvironmentStatus.model_validate(env_body.get("status") or {})
+        key_s = release_key_str(key)
+
+        if p.phase == "Deploying":
+            return await self._follow_rollout(key, body, spec, p, env_name, env_spec, progress)
+        if p.phase in TERMINAL_PHASES:
+            if env_status.in_flight == key_s:
+                await self.locks.release(env_name, key_s, body, spec, p)
+            return None
+
+        if not self._namespace_allowed(key[0], env_spec):
+            _move(
+                p,
+                "Blocked",
+                "NamespaceNotAllowed",
+                f"namespace {key[0]} does not match releaseNamespaces of environment {env_name}; "
+                "label the namespace or change the Environment",
+            )
+            return None
+
+        facts = self._approval_facts(key, env_name)
+        requester = recorded_identity(body, "requester")
+        t = tally(env_spec.approvals, requester, facts)
+        await self._mark_approvals(key, env_name, t, body, spec)
+        p.approvals = _approval_records(t, facts)
+        annotations = body.get("metadata", {}).get("annotations") or {}
+        rollback = ROLLBACK_OF in annotations
+        decision = decide(
+            GateInput(
+                release=key_s,
+                environment=env_name,
+                spec=env_spec,
+                tally=t,
+                now=datetime.now(UTC),
+                halted=env_status.halted,
+                current_phase=p.phase,
+                current_reason=p.reason,
+                current_message=p.message,
+                prerequisites={r: progress[r].phase for r in env_spec.requires if r in progress},
+                in_flight=env_status.in_flight
+                if env_status.in_flight not in (None, key_s)
+                else None,
+                superseded_by=self._newer_release(key, env_name),
+                promotion_requested=rollback or env_name in _promote_requests(annotations),
+                rollback=rollback,
+            )
+        )
+        if not decision.may_deploy:
+            if env_status.in_flight == key_s:
+                # Took the lock, then a gate closed (a freeze began, a crash mid-start):
+                # let the next release go rather than hold the environment.
+                await self.locks.release(env_name, key_s, body, spec, p)
+            if (
+                p.phase == "WaitingForApproval"
+                and decision.phase != "WaitingForApproval"
+                and p.since
+            ):
+                metrics.APPROVAL_WAIT.labels(env_name).observe((_now() - p.since).total_seconds())
+            _move(p, decision.phase, decision.reason, decision.message)
+            return decision.requeue_after
+        return await self._start_deploy(
+            key, body, spec, p, env_name, env_spec, t, decision.checks, progress
+        )
+
+    # ---- deploy ------------------------------------------------------------------------
+    async def _start_deploy(
+        self,
+        key: ReleaseKey,
+        body: Body,
+        spec: ReleaseSpec,
+        p: EnvironmentProgress,
+        env_name: str,
+        env_spec: EnvironmentSpec,
+        t: Tally,
+        checks: Sequence[Any],
+        progress: dict[str, EnvironmentProgress],
+    ) -> float | None:
+        key_s = release_key_str(key)
+        updates = workloads.plan(spec, env_spec)
+        if workloads.has_agent_targets(env_spec):
+            _move(
+                p,
+                "Blocked",
+                "AgentTargetsUnsupported",
+                f"environment {env_name} targets agents; remote agents are not available yet",
+            )
+            return None
+        if not updates:
+            _move(
+                p,
+                "Blocked",
+                "NoTargets",
+                f"environment {env_name} has no namespace targets; add spec.targets",
+            )
+            return None
+        current = await asyncio.to_thread(_read_workloads, updates)
+        missing = _missing(updates, current)
+        if missing:
+            _move(
+                p,
+                "Blocked",
+                "WorkloadNotFound",
+                "nothing deployed: "
+                + "; ".join(missing)
+                + " — create the workload or map the component to an existing one",
+            )
+            return 30.0
+
+        report = await verify_release_images(
+            self.registry, [c.image for c in spec.components], self._credentials(env_spec)
+        )
+        if not report.ok:
+            if report.halts:
+                await self._halt(env_name, body, spec, report.reason, report.message)
+                _move(
+                    p,
+                    "Failed",
+                    report.reason,
+                    f"nothing deployed: {report.message}; environment {env_name} is halted "
+                    "until a person clears it (stella env clear)",
+                )
+                metrics.PROMOTIONS.labels(env_name, "DigestMismatch").inc()
+                return None
+            _move(p, "Pending", report.reason, f"waiting: {report.message}")
+            return report.retry_after or 15.0
+
+        if not await self.locks.acquire(env_name, key_s):
+            _move(
+                p,
+                "Pending",
+                "InFlight",
+                f"another release is deploying to {env_name}; waiting for it",
+            )
+            return 10.0
+        attempt = p.attempt + 1
+        try:
+            await self.hooks.authorized(body, spec, env_name, attempt, t, checks)
+        except EvidenceError as exc:
+            await self.locks.release(env_name, key_s, body, spec, p)
+            _move(
+                p,
+                "Pending",
+                "EvidencePending",
+                "nothing deployed: the authorization evidence could not be stored "
+                f"({exc.reason}); retrying",
+            )
+            return exc.retry_after or 10.0
+
+        p.previous_images = [
+            WorkloadImage(
+                namespace=u.namespace,
+                kind=u.kind,
+                name=u.name,
+                container=u.container,
+                image=workloads.current_images(current[(u.namespace, u.kind, u.name)])[u.container],
+            )
+            for u in updates
+        ]
+        p.attempt = attempt
+        _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
+        p.since = _now()
+        # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
+        await _persist(key, progress)
+        metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
+        await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
+        events.emit(body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})")
+        return DEPLOY_POLL
+
+    async def _follow_rollout(
+        self,
+        key: ReleaseKey,
+        body: Body,
+        spec: ReleaseSpec,
+        p: EnvironmentProgress,
+        env_name: str,
+        env_spec: EnvironmentSpec,
+        progress: dict[str, EnvironmentProgress],
+    ) -> float | None:
+        key_s = release_key_str(key)
+        updates = workloads.plan(spec, env_spec)
+        # Re-assert the lock: a no-op unless a crash cut the start short.
+        await self.locks.acquire(env_name, key_s, force_self=True)
+        current = await asyncio.to_thread(_read_workloads, updates)
+        missing = _missing(updates, current)
+        started = p.since or _now()
+        elapsed = (_now() - started).total_seconds()
+        timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
+        states = [
+            (u, workloads.rollout_state(u.kind, current[(u.namespace, u.kind, u.name)]))
+            for u in updates
+            if (u.namespace, u.kind, u.name) in current
+        ]
+        # The deadline is checked before re-applying the patch: after a rollback, a retry
+        # must restore again, never re-deploy the failed images.
+        if not (missing or elapsed > timeout):
+            stale = [
+                u
+                for u in updates
+                if (u.namespace, u.kind, u.name) in current
+                and workloads.current_images(current[(u.namespace, u.kind, u.name)]).get(
+                    u.container
+                )
+                != u.image
+            ]
+            if stale:
+                await asyncio.to_thread(_patch_all, stale, key_s, f"{env_name}/{p.attempt}")
+                return DEPLOY_POLL
+        if not missing and all(state == "Complete" for _, (state, _) in states):
+            p.deployed_at = _now()
+            _move(
+                p,
+                "Deployed",
+                "Deployed",
+                f"{spec.version} is live in {env_name}: "
+                + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states),
+            )
+            await self._finish(key, body, spec, p, env_name, "Deployed", elapsed, progress)
+            return None
+        if missing or elapsed > timeout:
+            why = (
+                ("workloads disappeared: " + "; ".join(missing))
+                if missing
+                else (
+                    f"rollout did not complete within {env_spec.rollout.timeout}: "
+                    + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states)
+                )
+            )
+            outcome = "Failed"
+            if env_spec.rollout.rollback_on_failure and p.previous_images:
+                await asyncio.to_thread(_restore, p.previous_images)
+                outcome = "RolledBack"
+                why += "; rolled back to the images that ran before"
+            _move(p, "Failed", "RolloutTimeout" if not missing else "WorkloadNotFound", why)
+            await self._finish(key, body, spec, p, env_name, outcome, elapsed, progress)
+            return None
+        return DEPLOY_POLL
+
+    async def _finish(
+        self,
+        key: ReleaseKey,
+        body: Body,
+        spec: ReleaseSpec,
+        p: EnvironmentProgress,
+        env_name: str,
+        outcome: str,
+        elapsed: float,
+        progress: dict[str, EnvironmentProgress],
+    ) -> None:
+        """Record the outcome (retried until stored), write the Release, release the lock."""
+        key_s = release_key_str(key)
+        await self.hooks.outcome(body, spec, env_name, p, outcome)
+        await _persist(key, progress)
+        await self.locks.release(env_name, key_s, body, spec, p, outcome=outcome)
+        metrics.PROMOTIONS.labels(env_name, outcome).inc()
+        metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
+        metrics.DEPLOY_DURATION.labels(env_name, outcome).observe(elapsed)
+        events.emit(
+            body,
+            outcome,
+            f"{env_name}: {p.message}",
+            "Normal" if outcome == "Deployed" else "Warning",
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _graph(self) -> dict[str, list[str]]:
+        return {
+            name: list((b.get("spec") or {}).get("requires") or [])
+            for name, b in list(self.view.environments.items())
+        }
+
+    def _namespace_allowed(self, namespace: str, env_spec: EnvironmentSpec) -> bool:
+        if env_spec.release_namespaces is None:
+            return True
+        return env_spec.release_namespaces.matches(self.view.namespace_labels(namespace))
+
+    def _approval_facts(self, key: ReleaseKey, env_name: str) -> list[ApprovalFact]:
+        facts = []
+        for a in self.view.approvals_for(key, env_name):
+            meta, aspec = a.get("metadata", {}), a.get("spec", {})
+            facts.append(
+                ApprovalFact(
+                    name=meta.get("name", ""),
+                    approver=recorded_identity(a, "approver"),
+                    decision=aspec.get("decision", "Approve"),
+                    created=_parse_time(meta.get("creationTimestamp")),
+                    comment=aspec.get("comment", ""),
+                )
+            )
+        return facts
+
+    async def _mark_approvals(
+        self, key: ReleaseKey, env_name: str, t: Tally, body: Body, spec: ReleaseSpec
+    ) -> None:
+        """Approval.status says whether it counted and why; evidence records it once."""
+        ns = key[0]
+        for a in self.view.approvals_for(key, env_name):
+            name = a["metadata"]["name"]
+            counted, reason, message = t.verdict(name)
+            if reason == "NotEvaluated":
+                continue
+            st = a.get("status") or {}
+            if st.get("counted") == counted and any(
+                c.get("reason") == reason for c in st.get("conditions", [])
+            ):
+                continue
+            ident = recorded_identity(a, "approver")
+            await self.hooks.approval(body, spec, env_name, a, counted, reason, message)
+            conds = set_condition([], "Counted", "True" if counted else "False", reason, message)
+            await asyncio.to_thread(
+                kubeio.patch_approval_status,
+                ns,
+                name,
+                {
+                    "counted": counted,
+                    "approver": ident.username if ident else None,
+                    "conditions": [c.wire() for c in conds],
+                },
+            )
+
+    def _newer_release(self, key: ReleaseKey, env_name: str) -> str | None:
+        """The newest other Release of the same namespace targeting this environment, if it
+        is newer than this one (a namespace is one application's stream of releases)."""
+        mine = self.view.release(key)
+        if mine is None:
+            return None
+        best: tuple[tuple[str, str], ReleaseKey] | None = None
+        for other in self.view.releases_targeting(env_name):
+            if other == key or other[0] != key[0]:
+                continue
+            ob = self.view.release(other)
+            if ob is None or ob.get("metadata", {}).get("deletionTimestamp"):
+                continue
+            if best is None or _order(ob) > best[0]:
+                best = (_order(ob), other)
+        if best is None or best[0] <= _order(mine):
+            return None
+        return release_key_str(best[1])
+
+    def _credentials(self, env_spec: EnvironmentSpec) -> Any:
+        if env_spec.registry_credentials is None:
+
+            async def none(_: Any) -> None:
+                return None
+
+            return none
+        if self.vault is None:
+
+            async def unavailable(_: Any) -> None:
+                from stella.secrets.errors import VaultUnavailable
+
+                raise VaultUnavailable(
+                    "the environment needs registry credentials from Vault, but the operator "
+                    "has no Vault configured (set STELLA_VAULT_ADDR)"
+                )
+
+            return unavailable
+        return vault_credentials(
+            self.vault, env_spec.registry_credentials, env_spec.allowed_registries
+        )
+
+    async def _halt(
+        self, env_name: str, body: Body, spec: ReleaseSpec, reason: str, message: str
+    ) -> None:
+        halt = HaltState(reason=reason, message=message[:4096], since=_now())
+        await asyncio.to_thread(
+            kubeio.patch_environment_status,
+            env_name,
+            {
+                "halted": halt.wire(),
+                "conditions": [
+                    c.wire() for c in set_condition([], "Halted", "True", reason, message[:4000])
+                ],
+            },
+        )
+        metrics.ENVIRONMENT_HALTED.labels(env_name).set(1)
+        metrics.SECURITY_EVENTS.labels(reason).inc()
+        events.emit(body, reason, f"{env_name} halted: {message}", "Warning")
+        try:
+            await self.hooks.halted(body, spec, env_name, reason, message)
+        except EvidenceError as exc:
+            log.error(
+                "halt of %s not yet recorded as evidence (%s); will retry", env_name, exc.reason
+            )
+
+    async def _write_invalid(self, key: ReleaseKey, body: Body, message: str) -> None:
+        conds = set_condition([], "Ready", "False", "InvalidSpec", message)
+        await asyncio.to_thread(
+            kubeio.patch_release_status, key, {"conditions": [c.wire() for c in conds]}
+        )
+
+    def _announce(self, body: Body, before: Mapping[str, Any], status: ReleaseStatus) -> None:
+        old = {e["name"]: e["phase"] for e in before.get("environments", [])}
+        for p in status.environments:
+            if old.get(p.name) != p.phase:
+                metrics.TRANSITIONS.labels(p.name, p.phase).inc()
+                kind = (
+                    "Warning"
+                    if p.phase in {"Failed", "Rejected", "Halted", "Blocked"}
+                    else "Normal"
+                )
+                events.emit(body, p.phase, f"{p.name}: {p.message}", kind)
+
+
+# ---- pure helpers ----------------------------------------------------------------------
+async def _persist(key: ReleaseKey, progress: Mapping[str, EnvironmentProgress]) -> None:
+    await asyncio.to_thread(
+        kubeio.patch_release_status, key, {"environments": [p.wire() for p in progress.values()]}
+    )
+
+
+def _progress_by_env(status: ReleaseStatus, spec: ReleaseSpec) -> dict[str, EnvironmentProgress]:
+    have = {p.name: p for p in status.environments}
+    return {e: have.get(e) or EnvironmentProgress(name=e, since=_now()) for e in spec.environments}
+
+
+def _move(p: EnvironmentProgress, phase: Any, reason: str, message: str) -> None:
+    if p.phase != phase:
+        p.since = _now()
+    p.phase = phase
+    p.reason = reason[:128]
+    p.message = message[:4096]
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _order(body: Body) -> tuple[str, str]:
+    meta = body.get("metadata", {})
+    return (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return _now()
+
+
+def _promote_requests(annotations: Mapping[str, str]) -> set[str]:
+    return {e.strip() for e in annotations.get(PROMOTE, "").split(",") if e.strip()}
+
+
+def _approval_records(t: Tally, facts: Sequence[ApprovalFact]) -> list[Any]:
+    from stella.models.release import ApprovalRecord
+
+    by_name = {f.name: f for f in facts}
+    out = []
+    for c in (*t.counted, *t.rejections):
+        f = by_name.get(c.approval)
+        if f is None or f.approver is None:
+            continue
+        out.append(
+            ApprovalRecord(approver=c.username, decision=c.decision, at=c.at, approval=c.approval)
+        )
+    return out[:32]
+
+
+def _describe(updates: Sequence[workloads.ImageUpdate]) -> str:
+    return ", ".join(f"{u.kind} {u.namespace}/{u.name} ({u.container})" for u in updates)
+
+
+def _read_workloads(
+    updates: Sequence[workloads.ImageUpdate],
+) -> dict[tuple[str, str, str], dict[str, Any]]:
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for ns, kind, name in workloads.group_by_workload(updates):
+        w = kubeio.get_workload(ns, kind, name)
+        if w is not None:
+            out[(ns, kind, name)] = w
+    return out
+
+
+def _missing(
+    updates: Sequence[workloads.ImageUpdate], current: Mapping[tuple[str, str, str], Any]
+) -> list[str]:
+    problems = []
+    for (ns, kind, name), ups in workloads.group_by_workload(updates).items():
+        w = current.get((ns, kind, name))
+        if w is None:
+            problems.append(f"{kind} {ns}/{name} does not exist")
+            continue
+        for c in workloads.missing_containers(w, ups):
+            problems.append(f"{kind} {ns}/{name} has no container {c}")
+    return problems
+
+
+def _patch_all(updates: Sequence[workloads.ImageUpdate], release_key: str, attempt: str) -> None:
+    for (ns, kind, name), ups in workloads.group_by_workload(updates).items():
+        kubeio.patch_workload(ns, kind, name, workloads.image_patch(ups, release_key, attempt))
+
+
+def _restore(images: Sequence[WorkloadImage]) -> None:
+    grouped: dict[tuple[str, str, str], list[WorkloadImage]] = {}
+    for i in images:
+        grouped.setdefault((i.namespace, i.kind, i.name), []).append(i)
+    for (ns, kind, name), imgs in grouped.items():
+        kubeio.patch_workload(
+            ns,
+            kind,
+            name,
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"name": i.container, "image": i.image} for i in imgs]
+                        }
+                    }
+                }
+            },
+        )
+
+
+__all__ = ["Reconciler", "timedelta"]
