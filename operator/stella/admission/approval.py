@@ -1,0 +1,278 @@
+"""Approval admission: who may decide, once, on what; and nobody edits or deletes a decision.
+
+CREATE is refused when the Release or Environment does not exist, the Release does not
+target the Environment, the person requested the Release (preventSelfApproval; a Release
+with no recorded requester fails closed), the person is in none of the approver groups,
+or the person already decided on this Release for this Environment. One exception to
+"once": a person who approved may still reject (withdrawing consent only ever stops a
+Release, and `policy.approvals.tally` lets a qualified Reject stop it). An Approval never
+changes afterwards; only the operator deletes one.
+"""
+
+from __future__ import annotations
+
+from stella.admission._util import (
+    clip,
+    environment_spec,
+    mapping,
+    metadata,
+    parse_model,
+    schema_message,
+    spec_of,
+)
+from stella.admission.base import (
+    APPROVAL_DELETE,
+    APPROVAL_DUPLICATE,
+    APPROVAL_ENVIRONMENT_INVALID,
+    APPROVAL_IMMUTABLE,
+    APPROVAL_NOT_APPROVER,
+    APPROVAL_NOT_TARGETED,
+    APPROVAL_REQUESTER_UNKNOWN,
+    APPROVAL_SELF_APPROVAL,
+    APPROVAL_TAMPERING,
+    APPROVAL_UNKNOWN_ENVIRONMENT,
+    APPROVAL_UNKNOWN_RELEASE,
+    FORGED_IDENTITY,
+    IDENTITY_FORGED,
+    SCHEMA,
+    SECRET_LITERAL,
+    SELF_APPROVAL,
+    UNAUTHORIZED_APPROVER,
+    AdmissionPolicy,
+    Request,
+    Snapshot,
+    Verdict,
+    allow,
+    deny,
+)
+from stella.admission.identity import identity_changes, recorded_at_create
+from stella.models.approval import ApprovalSpec
+from stella.policy.identity import recorded_identity
+from stella.secrets.refs import looks_like_secret
+
+# Spec fields a client might use to claim an identity (the CRD prunes unknown fields, but
+# a claim is an attempt worth refusing loudly, not dropping silently).
+IDENTITY_SPEC_FIELDS: frozenset[str] = frozenset(
+    {
+        "approver",
+        "approvedby",
+        "approvers",
+        "requester",
+        "requestedby",
+        "user",
+        "username",
+        "userinfo",
+        "identity",
+        "decidedby",
+        "by",
+        "uid",
+        "groups",
+    }
+)
+_WITHDRAW = (
+    "to withdraw an approval create a Reject for the same Release and Environment "
+    "(`stella reject <release> <environment> --comment ...`)"
+)
+
+
+def validate_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    if req.operation == "CREATE":
+        return _create(req, snap, policy)
+    if req.operation == "UPDATE":
+        return _update(req, policy)
+    if req.operation == "DELETE":
+        return _delete(req, snap, policy)
+    return allow()
+
+
+def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    raw_spec = spec_of(req.obj)
+    for key in mapping(raw_spec):
+        if isinstance(key, str) and key.lower() in IDENTITY_SPEC_FIELDS:
+            return deny(
+                IDENTITY_FORGED,
+                f"spec.{key[:64]} is not a field of Approval: the approver is recorded by "
+                "Stella from the API server's authenticated user and must not be set; remove "
+                "it and apply again (`stella approve` creates Approvals correctly)",
+                FORGED_IDENTITY,
+            )
+    identity = recorded_at_create(req, "approver", policy)
+    if identity is not None:
+        return identity
+    parsed = parse_model(ApprovalSpec, raw_spec)
+    if not isinstance(parsed, ApprovalSpec):
+        return deny(SCHEMA, schema_message("Approval", parsed))
+    spec = parsed
+    if spec.comment and looks_like_secret(spec.comment):
+        return deny(
+            SECRET_LITERAL,
+            "spec.comment looks like a credential; remove it: an Approval is kept as evidence "
+            "and must never hold a secret",
+        )
+    namespace = req.namespace or str(metadata(req.obj).get("namespace", ""))
+    rel, env_name = spec.release, spec.environment
+    env = environment_spec(snap, env_name)
+    if env is None:
+        return deny(
+            APPROVAL_UNKNOWN_ENVIRONMENT,
+            f"Environment {env_name} does not exist: fix spec.environment (kubectl get "
+            "environments lists them)",
+        )
+    if isinstance(env, str):
+        return deny(
+            APPROVAL_ENVIRONMENT_INVALID,
+            clip(
+                f"Environment {env_name} is stored with an invalid spec ({env}); it cannot "
+                f"be approved into until it is fixed"
+            ),
+        )
+    release = snap.releases.get((namespace, rel))
+    if release is None:
+        return deny(
+            APPROVAL_UNKNOWN_RELEASE,
+            f"Release {rel} does not exist in namespace {namespace}: fix spec.release, or "
+            "create the Approval in the Release's namespace",
+        )
+    targets = mapping(spec_of(release)).get("environments")
+    if not isinstance(targets, list) or env_name not in targets:
+        return deny(
+            APPROVAL_NOT_TARGETED,
+            f"Release {rel} does not target Environment {env_name}: fix spec.environment "
+            f"(Release {rel} targets {', '.join(str(t) for t in targets or [])})",
+        )
+    who = req.user.username
+    if env.approvals.prevent_self_approval:
+        requester = recorded_identity(release, "requester")
+        if requester is None:
+            return deny(
+                APPROVAL_REQUESTER_UNKNOWN,
+                f"the requester of Release {rel} was not recorded at admission, so "
+                "self-approval cannot be ruled out; recreate the Release (it is stamped "
+                "when created through Stella's admission)",
+            )
+        if req.user.same_person(requester):
+            what = (
+                "to withdraw your own Release, delete it"
+                if spec.decision == "Reject"
+                else "ask another approver"
+            )
+            return deny(
+                APPROVAL_SELF_APPROVAL,
+                f"{who} requested Release {rel} and may not decide on it for "
+                f"{env_name} (preventSelfApproval); {what}",
+                SELF_APPROVAL,
+            )
+    groups = env.approvals.approver_groups
+    if groups and not req.user.in_any(groups):
+        return deny(
+            APPROVAL_NOT_APPROVER,
+            clip(
+                f"{who} is not in an approver group of Environment {env_name} "
+                f"({' or '.join(groups)}); ask a member of {' or '.join(groups)} to decide"
+            ),
+            UNAUTHORIZED_APPROVER,
+        )
+    duplicate = _duplicate(req, snap, namespace, rel, env_name, spec.decision)
+    if duplicate is not None:
+        return duplicate
+    return allow(_late_warning(release, rel, env_name))
+
+
+def _duplicate(
+    req: Request, snap: Snapshot, namespace: str, rel: str, env_name: str, decision: str
+) -> Verdict | None:
+    own_name = req.name or metadata(req.obj).get("name")
+    for body in snap.approvals_for((namespace, rel), env_name):
+        name = metadata(body).get("name")
+        if own_name and name == own_name:
+            continue
+        prior = recorded_identity(body, "approver")
+        if prior is None or not req.user.same_person(prior):
+            continue
+        prior_decision = mapping(spec_of(body)).get("decision")
+        if decision == "Reject" and prior_decision == "Approve":
+            continue  # withdrawing consent is always possible
+        after = (
+            "a rejection is final for this Release: a new version needs a new Release"
+            if prior_decision == "Reject"
+            else _WITHDRAW
+        )
+        return deny(
+            APPROVAL_DUPLICATE,
+            f"{req.user.username} already decided on Release {rel} for {env_name} "
+            f"(Approval {name}: {prior_decision}); each person decides once and an Approval "
+            f"cannot be changed; {after}",
+        )
+    return None
+
+
+def _late_warning(release: object, rel: str, env_name: str) -> list[str]:
+    progress = mapping(mapping(release).get("status")).get("environments")
+    if not isinstance(progress, list):
+        return []
+    for entry in progress:
+        entry_map = mapping(entry)
+        if entry_map.get("name") == env_name and entry_map.get("phase") in {
+            "Deployed",
+            "Failed",
+            "Rejected",
+            "Superseded",
+        }:
+            return [
+                f"Release {rel} is already {entry_map.get('phase')} in {env_name}; "
+                "this decision is recorded but changes nothing"
+            ]
+    return []
+
+
+def _update(req: Request, policy: AdmissionPolicy) -> Verdict:
+    changed = identity_changes(req.old, req.obj)
+    if changed:
+        return deny(
+            APPROVAL_IMMUTABLE,
+            f"{', '.join(changed)} changed: the approver of an Approval is recorded at "
+            f"creation and never changes, not even by an operator; {_WITHDRAW}",
+            APPROVAL_TAMPERING,
+        )
+    if spec_of(req.old) != spec_of(req.obj):
+        return deny(
+            APPROVAL_IMMUTABLE,
+            f"an Approval is immutable once made: spec cannot change; {_WITHDRAW}, or "
+            "create a new Approval",
+            APPROVAL_TAMPERING,
+        )
+    if req.user.username != policy.operator_username:
+        old_meta, new_meta = metadata(req.old), metadata(req.obj)
+        for field in ("finalizers", "ownerReferences"):
+            if old_meta.get(field) != new_meta.get(field):
+                return deny(
+                    APPROVAL_IMMUTABLE,
+                    f"metadata.{field} of an Approval is managed by Stella's operator; "
+                    f"{req.user.username} may not change it: revert the change",
+                    APPROVAL_TAMPERING,
+                )
+    return allow()
+
+
+def _delete(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    if req.user.username == policy.operator_username:
+        return allow()
+    if policy.allow_approval_delete_in_terminating_namespace and _terminating(
+        snap, req.namespace or str(metadata(req.old).get("namespace", ""))
+    ):
+        return allow()
+    return deny(
+        APPROVAL_DELETE,
+        f"Approvals are evidence of a decision and cannot be deleted by {req.user.username}; "
+        f"{_WITHDRAW}; only Stella's operator removes Approvals",
+        APPROVAL_TAMPERING,
+    )
+
+
+def _terminating(snap: Snapshot, namespace: str) -> bool:
+    body = snap.namespaces.get(namespace)
+    if body is None:
+        return False
+    if metadata(body).get("deletionTimestamp"):
+        return True
+    return mapping(mapping(body).get("status")).get("phase") == "Terminating"

@@ -1,0 +1,182 @@
+"""The admission vocabulary: requests, verdicts, the snapshot protocol, settings, rule ids.
+
+Everything in this package is pure: it is given the pieces of an AdmissionReview request
+and an in-memory snapshot of Stella's objects, and returns a Verdict. No kopf, no
+Kubernetes client, no clock, no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from stella.policy.identity import Identity
+
+Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
+Body = Mapping[str, Any]
+ReleaseKey = tuple[str, str]  # (namespace, name)
+
+WORKLOAD_KINDS: frozenset[str] = frozenset(
+    {"Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet"}
+)
+STELLA_KINDS: frozenset[str] = frozenset({"Release", "Approval", "Environment", "Agent"})
+
+# ---- rule ids (stable: metrics label values, log fields, test expectations) --------------
+OK = "ok"
+SCHEMA = "schema"
+INTERNAL = "internal"
+RATELIMIT = "ratelimit"
+IDENTITY_FORGED = "identity.forged"
+IDENTITY_TAMPERING = "identity.tampering"
+IDENTITY_UNSTAMPED = "identity.unstamped"
+SECRET_LITERAL = "secret.literal"  # noqa: S105 (a rule id)
+RELEASE_DIGEST_PINNED = "release.digest-pinned"
+RELEASE_IMAGE_INVALID = "release.image-invalid"
+RELEASE_UNKNOWN_ENVIRONMENT = "release.unknown-environment"
+RELEASE_ENVIRONMENT_INVALID = "release.environment-invalid"
+RELEASE_REGISTRY_NOT_ALLOWED = "release.registry-not-allowed"
+RELEASE_NAMESPACE_NOT_ALLOWED = "release.namespace-not-allowed"
+RELEASE_IMMUTABLE = "release.immutable"
+APPROVAL_UNKNOWN_RELEASE = "approval.unknown-release"
+APPROVAL_UNKNOWN_ENVIRONMENT = "approval.unknown-environment"
+APPROVAL_ENVIRONMENT_INVALID = "approval.environment-invalid"
+APPROVAL_NOT_TARGETED = "approval.not-targeted"
+APPROVAL_SELF_APPROVAL = "approval.self-approval"
+APPROVAL_REQUESTER_UNKNOWN = "approval.requester-unknown"
+APPROVAL_NOT_APPROVER = "approval.not-approver"
+APPROVAL_DUPLICATE = "approval.duplicate"
+APPROVAL_IMMUTABLE = "approval.immutable"
+APPROVAL_DELETE = "approval.delete"
+ENVIRONMENT_CYCLE = "environment.cycle"
+ENVIRONMENT_UNKNOWN_REQUIRES = "environment.unknown-requires"
+ENVIRONMENT_FREEZE_WINDOW = "environment.freeze-window"
+ENVIRONMENT_LITERAL_SECRET = "environment.literal-secret"  # noqa: S105
+AGENT_FINGERPRINT = "agent.fingerprint"
+WORKLOAD_DIGEST_PINNED = "workload.digest-pinned"
+WORKLOAD_DIGEST_NOT_APPROVED = "workload.digest-not-approved"
+WORKLOAD_ENVIRONMENT_INVALID = "workload.environment-invalid"
+
+RULES: tuple[str, ...] = (
+    OK,
+    SCHEMA,
+    INTERNAL,
+    RATELIMIT,
+    IDENTITY_FORGED,
+    IDENTITY_TAMPERING,
+    IDENTITY_UNSTAMPED,
+    SECRET_LITERAL,
+    RELEASE_DIGEST_PINNED,
+    RELEASE_IMAGE_INVALID,
+    RELEASE_UNKNOWN_ENVIRONMENT,
+    RELEASE_ENVIRONMENT_INVALID,
+    RELEASE_REGISTRY_NOT_ALLOWED,
+    RELEASE_NAMESPACE_NOT_ALLOWED,
+    RELEASE_IMMUTABLE,
+    APPROVAL_UNKNOWN_RELEASE,
+    APPROVAL_UNKNOWN_ENVIRONMENT,
+    APPROVAL_ENVIRONMENT_INVALID,
+    APPROVAL_NOT_TARGETED,
+    APPROVAL_SELF_APPROVAL,
+    APPROVAL_REQUESTER_UNKNOWN,
+    APPROVAL_NOT_APPROVER,
+    APPROVAL_DUPLICATE,
+    APPROVAL_IMMUTABLE,
+    APPROVAL_DELETE,
+    ENVIRONMENT_CYCLE,
+    ENVIRONMENT_UNKNOWN_REQUIRES,
+    ENVIRONMENT_FREEZE_WINDOW,
+    ENVIRONMENT_LITERAL_SECRET,
+    AGENT_FINGERPRINT,
+    WORKLOAD_DIGEST_PINNED,
+    WORKLOAD_DIGEST_NOT_APPROVED,
+    WORKLOAD_ENVIRONMENT_INVALID,
+)
+
+# ---- security signals (logged as security events, counted in a metric) ------------------
+SELF_APPROVAL = "SelfApproval"
+FORGED_IDENTITY = "ForgedIdentity"
+APPROVAL_TAMPERING = "ApprovalTampering"
+IDENTITY_TAMPERING_SIGNAL = "IdentityTampering"
+UNAUTHORIZED_APPROVER = "UnauthorizedApprover"
+UNAPPROVED_DIGEST = "UnapprovedDigest"
+
+SIGNALS: tuple[str, ...] = (
+    SELF_APPROVAL,
+    FORGED_IDENTITY,
+    APPROVAL_TAMPERING,
+    IDENTITY_TAMPERING_SIGNAL,
+    UNAUTHORIZED_APPROVER,
+    UNAPPROVED_DIGEST,
+)
+
+
+@dataclass(frozen=True)
+class Request:
+    """The parts of an AdmissionReview request the rules need (built by the glue)."""
+
+    operation: Operation
+    kind: str  # "Release" | "Approval" | "Environment" | "Agent" | "Pod" | "Deployment" | ...
+    namespace: str | None
+    name: str | None
+    user: Identity  # from userInfo (username, uid, groups)
+    obj: Mapping[str, Any] | None  # the new object (None on DELETE)
+    old: Mapping[str, Any] | None  # the old object (UPDATE/DELETE)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to one request. `message` says what is wrong and what to do."""
+
+    allowed: bool
+    rule: str  # one of RULES
+    message: str  # empty when allowed
+    warnings: tuple[str, ...] = ()
+    security_signal: str | None = None  # one of SIGNALS
+    patch: tuple[dict[str, Any], ...] = ()  # JSON-patch ops (mutate only)
+
+
+class Snapshot(Protocol):
+    """What admission reads: raw bodies as the API server sent them (ClusterView fits)."""
+
+    @property
+    def releases(self) -> Mapping[ReleaseKey, Body]: ...
+
+    @property
+    def environments(self) -> Mapping[str, Body]: ...
+
+    @property
+    def approvals(self) -> Mapping[ReleaseKey, Body]: ...
+
+    @property
+    def namespaces(self) -> Mapping[str, Body]: ...
+
+    def approvals_for(self, key: ReleaseKey, environment: str) -> Sequence[Body]: ...
+
+
+@dataclass(frozen=True)
+class AdmissionPolicy:
+    """Admission settings."""
+
+    # The only identity allowed to change stamped identities, delete Approvals, write status.
+    operator_username: str
+    # Namespaces labelled <this>=true are Stella-managed for workload admission.
+    managed_namespace_label: str = "stella.io/managed"
+    # Approvals in a namespace that is being deleted may be deleted by anyone (the namespace
+    # controller): otherwise refusing those deletes would leave the namespace Terminating
+    # forever. Deleting a namespace is itself a privileged act.
+    allow_approval_delete_in_terminating_namespace: bool = True
+
+
+def allow(warnings: Sequence[str] = (), patch: Sequence[dict[str, Any]] = ()) -> Verdict:
+    return Verdict(True, OK, "", tuple(warnings), None, tuple(patch))
+
+
+def deny(
+    rule: str,
+    message: str,
+    signal: str | None = None,
+    warnings: Sequence[str] = (),
+) -> Verdict:
+    return Verdict(False, rule, message, tuple(warnings), signal)

@@ -1,0 +1,265 @@
+"""Workload admission in Stella-managed namespaces: pinned digests, and approved digests.
+
+In a namespace labelled `<managed_namespace_label>=true`, every container, init container
+and ephemeral container image of a Pod (or of the pod template of a Deployment,
+ReplicaSet, StatefulSet, DaemonSet, Job or CronJob) must be pinned by digest. When an
+Environment that targets the namespace sets requireApprovedDigests, each digest must also
+be *approved for that environment*, which means exactly: some Release in the snapshot
+lists an image with that digest in spec.components, and its status.environments entry
+for that environment has phase Deploying or Deployed. The operator deploys only after
+every gate passed, so this admits the operator's own rollout and nothing that skipped
+the gates. With several such Environments targeting one namespace, the digest must be
+approved for each of them.
+
+On UPDATE only images the update introduces are judged, so a running workload whose
+Release has since moved on can still be scaled, relabelled or have finalizers removed.
+Bare Pods are checked too: that closes the bypass of creating a Pod directly, and Pods
+created by controllers are checked again cheaply.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+
+from stella.admission._util import clip, environment_spec, mapping, metadata, namespace_labels
+from stella.admission.base import (
+    UNAPPROVED_DIGEST,
+    WORKLOAD_DIGEST_NOT_APPROVED,
+    WORKLOAD_DIGEST_PINNED,
+    WORKLOAD_ENVIRONMENT_INVALID,
+    AdmissionPolicy,
+    Body,
+    ReleaseKey,
+    Request,
+    Snapshot,
+    Verdict,
+    allow,
+    deny,
+)
+from stella.models.common import PINNED_IMAGE
+
+PINNED = re.compile(PINNED_IMAGE)
+APPROVED_PHASES: frozenset[str] = frozenset({"Deploying", "Deployed"})
+
+POD_SPEC_PATH: Mapping[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def pod_images(kind: str, obj: Body | None) -> list[tuple[str, object]]:
+    """(where, image) for every container of the object's pod spec, in manifest order."""
+    path = POD_SPEC_PATH.get(kind)
+    if path is None:
+        return []
+    node: object = obj
+    for part in path:
+        node = mapping(node).get(part)
+    pod = mapping(node)
+    where_spec = ".".join(path)
+    out: list[tuple[str, object]] = []
+    for field in CONTAINER_LISTS:
+        containers = pod.get(field)
+        if not isinstance(containers, list):
+            continue
+        for i, container in enumerate(containers):
+            c = mapping(container)
+            name = c.get("name")
+            label = f"{where_spec}.{field}[{name if isinstance(name, str) else i}]"
+            out.append((label[:300], c.get("image")))
+    return out
+
+
+def digest_of(image: str) -> str:
+    return image.rpartition("@")[2]
+
+
+class DigestIndex:
+    """digest -> {release key: environments where that Release is Deploying/Deployed}.
+
+    Kept in step with a snapshot's `releases` mapping by body identity: the snapshot
+    replaces a body on every watch event, so an unchanged body object is an unchanged
+    Release. A sync costs one pass of identity checks over the Releases; only changed
+    bodies are re-read.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[ReleaseKey, tuple[Body, tuple[str, ...]]] = {}
+        self._by_digest: dict[str, dict[ReleaseKey, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def sync(self, releases: Mapping[ReleaseKey, Body]) -> None:
+        items = list(releases.items())
+        with self._lock:
+            seen = self._seen
+            for key, body in items:
+                hit = seen.get(key)
+                if hit is not None and hit[0] is body:
+                    continue
+                if hit is not None:
+                    self._drop(key, hit[1])
+                self._add(key, body)
+            if len(seen) > len(items):
+                live = {key for key, _ in items}
+                for key in [k for k in seen if k not in live]:
+                    self._drop(key, seen[key][1])
+                    del seen[key]
+
+    def approved(self, digest: str, environment: str) -> bool:
+        holders = self._by_digest.get(digest)
+        if not holders:
+            return False
+        return any(environment in envs for envs in list(holders.values()))
+
+    def _add(self, key: ReleaseKey, body: Body) -> None:
+        envs = frozenset(_approved_environments(body))
+        digests = tuple(dict.fromkeys(_release_digests(body))) if envs else ()
+        self._seen[key] = (body, digests)
+        for digest in digests:
+            self._by_digest.setdefault(digest, {})[key] = envs
+
+    def _drop(self, key: ReleaseKey, digests: tuple[str, ...]) -> None:
+        for digest in digests:
+            holders = self._by_digest.get(digest)
+            if holders is not None:
+                holders.pop(key, None)
+                if not holders:
+                    del self._by_digest[digest]
+
+
+def _approved_environments(body: Body) -> list[str]:
+    progress = mapping(mapping(body).get("status")).get("environments")
+    if not isinstance(progress, list):
+        return []
+    out = []
+    for entry in progress:
+        e = mapping(entry)
+        name = e.get("name")
+        if isinstance(name, str) and e.get("phase") in APPROVED_PHASES:
+            out.append(name)
+    return out
+
+
+def _release_digests(body: Body) -> list[str]:
+    components = mapping(mapping(body).get("spec")).get("components")
+    if not isinstance(components, list):
+        return []
+    out = []
+    for component in components:
+        image = mapping(component).get("image")
+        if isinstance(image, str) and PINNED.fullmatch(image):
+            out.append(digest_of(image))
+    return out
+
+
+_INDEXES: OrderedDict[int, tuple[Mapping[ReleaseKey, Body], DigestIndex]] = OrderedDict()
+_INDEXES_LOCK = threading.Lock()
+_MAX_INDEXES = 4
+
+
+def digest_index(snap: Snapshot) -> DigestIndex:
+    """The index for this snapshot's releases mapping, synced (a small LRU of snapshots)."""
+    releases = snap.releases
+    with _INDEXES_LOCK:
+        hit = _INDEXES.get(id(releases))
+        if hit is not None and hit[0] is releases:
+            _INDEXES.move_to_end(id(releases))
+            index = hit[1]
+        else:
+            index = DigestIndex()
+            # A strong reference to the mapping keeps its id from being reused.
+            _INDEXES[id(releases)] = (releases, index)
+            while len(_INDEXES) > _MAX_INDEXES:
+                _INDEXES.popitem(last=False)
+    index.sync(releases)
+    return index
+
+
+def validate_workload(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    if req.operation not in ("CREATE", "UPDATE"):
+        return allow()
+    namespace = req.namespace or str(metadata(req.obj).get("namespace", ""))
+    labels, known = namespace_labels(snap, namespace)
+    # The webhook's namespaceSelector sends only managed namespaces; a namespace the
+    # snapshot has not seen yet is judged as managed (fail closed).
+    if known and labels.get(policy.managed_namespace_label) != "true":
+        return allow()
+    before: set[str] = set()
+    if req.operation == "UPDATE":
+        before = {i for _, i in pod_images(req.kind, req.old) if isinstance(i, str)}
+    fresh = [
+        (w, i) for w, i in pod_images(req.kind, req.obj) if not (isinstance(i, str) and i in before)
+    ]
+    if not fresh:
+        return allow()
+    for where, image in fresh:
+        if not isinstance(image, str) or not PINNED.fullmatch(image):
+            shown = repr(image[:200]) if isinstance(image, str) else "(missing)"
+            return deny(
+                WORKLOAD_DIGEST_PINNED,
+                clip(
+                    f"{where}: image {shown} is not pinned by digest; namespace {namespace} "
+                    "is managed by Stella, so images run only as repo@sha256:<digest>: "
+                    "deploy them through a Release"
+                ),
+            )
+    strict = _strict_environments(snap, namespace)
+    if isinstance(strict, Verdict):
+        return strict
+    if not strict:
+        return allow()
+    index = digest_index(snap)
+    for where, image in fresh:
+        assert isinstance(image, str)
+        digest = digest_of(image)
+        for env in strict:
+            if not index.approved(digest, env):
+                return deny(
+                    WORKLOAD_DIGEST_NOT_APPROVED,
+                    clip(
+                        f"{where}: digest {digest} was never approved for environment {env}; "
+                        f"promote a Release containing it through {env} (namespace "
+                        f"{namespace} runs only digests of Releases Deploying or Deployed "
+                        f"in {env})"
+                    ),
+                    UNAPPROVED_DIGEST,
+                )
+    return allow()
+
+
+def _strict_environments(snap: Snapshot, namespace: str) -> list[str] | Verdict:
+    """Environments targeting `namespace` with requireApprovedDigests (fail closed on bad ones)."""
+    strict: list[str] = []
+    for name, body in list(snap.environments.items()):
+        spec = environment_spec(snap, name)
+        if spec is None:
+            continue
+        if isinstance(spec, str):
+            if _mentions(body, namespace):
+                return deny(
+                    WORKLOAD_ENVIRONMENT_INVALID,
+                    clip(
+                        f"Environment {name} targets namespace {namespace} but is stored with "
+                        f"an invalid spec ({spec}); fix Environment {name} first"
+                    ),
+                )
+            continue
+        if spec.require_approved_digests and any(t.namespace == namespace for t in spec.targets):
+            strict.append(name)
+    return strict
+
+
+def _mentions(body: Body, namespace: str) -> bool:
+    targets = mapping(mapping(body).get("spec")).get("targets")
+    if not isinstance(targets, list):
+        return False
+    return any(mapping(t).get("namespace") == namespace for t in targets)
