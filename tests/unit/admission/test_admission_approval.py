@@ -46,15 +46,64 @@ def test_an_approver_may_approve() -> None:
 
 
 CASES: list[tuple[str, Identity, dict[str, Any], str, str | None, str]] = [
-    ("alice approves her own release", ALICE, {}, "approval.self-approval", "SelfApproval", "ask another approver"),
-    ("alice rejects her own release", ALICE, {"decision": "Reject"}, "approval.self-approval", "SelfApproval", "delete it"),
-    ("outside the approver groups", MALLORY, {}, "approval.not-approver", "UnauthorizedApprover", f"ask a member of {APPROVERS}"),
-    ("unknown release", BOB, {"release": "nope"}, "approval.unknown-release", None, "fix spec.release"),
-    ("release in another namespace", BOB, {"namespace": "other"}, "approval.unknown-release", None, "namespace other"),
-    ("unknown environment", BOB, {"environment": "qa"}, "approval.unknown-environment", None, "fix spec.environment"),
+    (
+        "alice approves her own release",
+        ALICE,
+        {},
+        "approval.self-approval",
+        "SelfApproval",
+        "ask another approver",
+    ),
+    (
+        "alice rejects her own release",
+        ALICE,
+        {"decision": "Reject"},
+        "approval.self-approval",
+        "SelfApproval",
+        "delete it",
+    ),
+    (
+        "outside the approver groups",
+        MALLORY,
+        {},
+        "approval.not-approver",
+        "UnauthorizedApprover",
+        f"ask a member of {APPROVERS}",
+    ),
+    (
+        "unknown release",
+        BOB,
+        {"release": "nope"},
+        "approval.unknown-release",
+        None,
+        "fix spec.release",
+    ),
+    (
+        "release in another namespace",
+        BOB,
+        {"namespace": "other"},
+        "approval.unknown-release",
+        None,
+        "namespace other",
+    ),
+    (
+        "unknown environment",
+        BOB,
+        {"environment": "qa"},
+        "approval.unknown-environment",
+        None,
+        "fix spec.environment",
+    ),
     ("bad decision", BOB, {"decision": "Maybe"}, "schema", None, "spec.decision"),
-    ("secret in the comment", BOB, {"comment": "password=hunter2hunter2"}, "secret.literal", None, "remove it"),
-]  # fmt: skip
+    (
+        "secret in the comment",
+        BOB,
+        {"comment": "password=hunter2hunter2"},
+        "secret.literal",
+        None,
+        "remove it",
+    ),
+]
 
 
 @pytest.mark.parametrize(

@@ -88,11 +88,17 @@ def test_an_unrelated_update_is_not_blocked_by_a_stale_requires() -> None:
         ({"schedule": "0 18 * * FRIDAY", "duration": "62h"}, "not a valid cron expression"),
         ({"schedule": "0 18 * * * *", "duration": "62h"}, "has 6 fields"),
         ({"schedule": "0 18 30 2 *", "duration": "1h"}, "never fires"),
-        ({"schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Europe/Berln"}, "Europe/Berlin"),
+        (
+            {"schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Europe/Berln"},
+            "Europe/Berlin",
+        ),
         ({"schedule": "0 18 * * FRI", "duration": "0s"}, "longer than 0s"),
-        ({"schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Mars/Olympus"}, "unknown time zone"),
+        (
+            {"schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Mars/Olympus"},
+            "unknown time zone",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_freeze_windows(window: dict[str, Any], fragment: str) -> None:
     verdict = admit(environment_body("canary", freezeWindows=[window]))
     assert not verdict.allowed and verdict.rule == "environment.freeze-window"

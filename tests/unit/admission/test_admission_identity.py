@@ -98,14 +98,40 @@ def test_same_person_differently_formatted_is_rewritten_canonically() -> None:
 
 
 FORGERIES: list[tuple[str, str, dict[str, Any]]] = [
-    ("Approval", "bob forged on mallory's request", {"annotations": {"stella.io/approver": format_identity(BOB)}}),
+    (
+        "Approval",
+        "bob forged on mallory's request",
+        {"annotations": {"stella.io/approver": format_identity(BOB)}},
+    ),
     ("Approval", "garbage approver", {"annotations": {"stella.io/approver": "bob"}}),
-    ("Approval", "requester annotation on an approval", {"annotations": {"stella.io/requester": format_identity(MALLORY)}}),
+    (
+        "Approval",
+        "requester annotation on an approval",
+        {"annotations": {"stella.io/requester": format_identity(MALLORY)}},
+    ),
     ("Approval", "identity in a label", {"labels": {"stella.io/approver": "bob"}}),
-    ("Release", "someone else as requester", {"annotations": {"stella.io/requester": format_identity(BOB)}}),
-    ("Release", "approver annotation on a release", {"annotations": {"stella.io/approver": format_identity(MALLORY)}}),
-    ("Release", "same name, other groups", {"annotations": {"stella.io/requester": format_identity(Identity("mallory", "uid-mallory", frozenset({"release-approvers"})))}}),
-]  # fmt: skip
+    (
+        "Release",
+        "someone else as requester",
+        {"annotations": {"stella.io/requester": format_identity(BOB)}},
+    ),
+    (
+        "Release",
+        "approver annotation on a release",
+        {"annotations": {"stella.io/approver": format_identity(MALLORY)}},
+    ),
+    (
+        "Release",
+        "same name, other groups",
+        {
+            "annotations": {
+                "stella.io/requester": format_identity(
+                    Identity("mallory", "uid-mallory", frozenset({"release-approvers"}))
+                )
+            }
+        },
+    ),
+]
 
 
 @pytest.mark.parametrize(("kind", "case", "meta"), FORGERIES, ids=[f[1] for f in FORGERIES])
