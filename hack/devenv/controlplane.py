@@ -25,6 +25,7 @@ from devenv.proc import LOOPBACK, Process, free_port, kill_pidfile, wait_until
 
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.37.2")
 KWOK_VERSION = os.environ.get("KWOK_VERSION", "v0.7.0")
+ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.6.16")
 CACHE = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
 HACK = Path(__file__).resolve().parent.parent
 
@@ -69,10 +70,8 @@ def binaries() -> dict[str, Path]:
         "kube-scheduler": k8s / "kube-scheduler",
         "kwok": CACHE / "bin" / f"kwok-{KWOK_VERSION}" / "kwok",
     }
+    bins["etcd"] = CACHE / "bin" / f"etcd-{ETCD_VERSION}" / "etcd"
     venv_bin = Path(sys.executable).parent
-    bins["etcd"] = (
-        venv_bin / "etcd" if (venv_bin / "etcd").exists() else Path(shutil.which("etcd") or "etcd")
-    )
     bins["kubectl"] = (
         venv_bin / "kubectl"
         if (venv_bin / "kubectl").exists()
@@ -105,6 +104,9 @@ class ControlPlane:
     ports: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     procs: list[Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.state = self.state.resolve()  # kubeconfigs name files by absolute path
 
     # ---- paths -------------------------------------------------------------------------
     @property
@@ -159,7 +161,7 @@ class ControlPlane:
                 f"--initial-cluster=default=http://{LOOPBACK}:{self.ports['etcd-peer']}",
                 "--unsafe-no-fsync=true",
                 # kube-apiserver's watch-list needs etcd progress notifications.
-                "--experimental-watch-progress-notify-interval=5s",
+                "--watch-progress-notify-interval=5s",
                 "--listen-metrics-urls=",
                 "--log-level=warn",
             ],
@@ -345,6 +347,8 @@ class ControlPlane:
     def _write_kubeconfig(self) -> None:
         self.kubeconfig.write_text(yaml.safe_dump(self._kubeconfig_dict()))
         self.kubeconfig.chmod(0o600)
+        for user in USERS:  # one single-context file each, for processes run as that user
+            self.kubeconfig_for(user)
 
     def _api_ready(self) -> bool:
         ctx = ssl.create_default_context(cafile=str(self.ca_file))

@@ -50,7 +50,18 @@ class Settings:
     evidence_log: str | None = field(
         default_factory=lambda: os.environ.get("STELLA_EVIDENCE_LOG") or None
     )
-    webhook_enabled: bool = field(default_factory=lambda: _bool("STELLA_WEBHOOK", False))
+    # Admission webhooks over TLS: served when a certificate is given.
+    webhook_host: str = field(default_factory=lambda: _env("STELLA_WEBHOOK_HOST", "127.0.0.1"))
+    webhook_port: int = field(default_factory=lambda: int(_env("STELLA_WEBHOOK_PORT", "9443")))
+    webhook_cert: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_WEBHOOK_CERT") or None
+    )
+    webhook_key: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_WEBHOOK_KEY") or None
+    )
+    # Per-identity token bucket on the webhooks (requests per second, burst).
+    webhook_rate: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_RATE", "20")))
+    webhook_burst: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_BURST", "40")))
 
 
 def load() -> Settings:

@@ -7,12 +7,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import pytest
 
 from devenv.controlplane import OPERATOR_USER, ControlPlane
-from devenv.proc import Process, free_port, wait_until
+from devenv.proc import Process, free_port, port_open, wait_until
+from devenv.webhooks import make_serving_cert, register, unregister
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -47,10 +49,23 @@ def _ready(url: str) -> bool:
 
 
 def start_operator(
-    kube: ControlPlane, workdir: Path, extra_env: dict[str, str] | None = None
+    kube: ControlPlane,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    webhooks: bool = True,
 ) -> OperatorProcess:
     port = free_port()
+    hook_env: dict[str, str] = {}
+    if webhooks:
+        ca, crt, key = make_serving_cert(workdir / "webhook-pki")
+        hook_port = free_port()
+        hook_env = {
+            "STELLA_WEBHOOK_CERT": str(crt),
+            "STELLA_WEBHOOK_KEY": str(key),
+            "STELLA_WEBHOOK_PORT": str(hook_port),
+        }
     env = {
+        **hook_env,
         "KUBECONFIG": str(kube.kubeconfig_for(OPERATOR_USER)),
         "STELLA_HTTP_PORT": str(port),
         "STELLA_STATE_DIR": str(workdir / "state"),
@@ -67,6 +82,9 @@ def start_operator(
     )
     op = OperatorProcess(proc, port, env)
     op.restart()
+    if webhooks:
+        wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
+        register(kube, ca, hook_port)
     return op
 
 
@@ -77,8 +95,33 @@ def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
         yield op
     finally:
         op.proc.stop()
+        unregister(kube)
         if os.environ.get("STELLA_TEST_SHOW_LOGS"):
             print(op.logs())
 
 
 __all__ = ["OperatorProcess", "start_operator", "subprocess"]
+
+
+@pytest.fixture
+def shop(kube_admin: Any, kube_as: Any, registry: Any, test_namespace: str) -> Iterator[Any]:
+    from tests.e2e.shop import Shop
+
+    s = Shop(kube_admin, kube_as, registry, test_namespace)
+    try:
+        yield s
+    finally:
+        s.cleanup()
+
+
+@pytest.fixture
+def stella(kube: ControlPlane, tmp_path: Path, registry: Any) -> Iterator[OperatorProcess]:
+    """The operator with webhooks, trusting the loopback test registry over plain HTTP."""
+    op = start_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": registry.host})
+    try:
+        yield op
+    finally:
+        op.proc.stop()
+        unregister(kube)
+        if os.environ.get("STELLA_TEST_SHOW_LOGS"):
+            print(op.logs())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.request
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, watch
 from tests.e2e.conftest import OperatorProcess
 from tests.kube_support import eventually
 
@@ -18,49 +18,59 @@ def _get(url: str) -> str:
 
 
 def test_new_release_gets_ready_false_pending(
-    operator: OperatorProcess, kube_as: dict[str, client.ApiClient], test_namespace: str
+    operator: OperatorProcess,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    test_namespace: str,
 ) -> None:
+    env_name = f"{test_namespace}-dev"
+    admin = client.CustomObjectsApi(kube_admin)
+    admin.create_cluster_custom_object("stella.io", "v1alpha1", "environments", {
+        "apiVersion": "stella.io/v1alpha1", "kind": "Environment", "metadata": {"name": env_name},
+        "spec": {"targets": [{"namespace": test_namespace}],
+                 "approvals": {"required": 1, "approverGroups": ["release-approvers"]}},
+    })
     api = client.CustomObjectsApi(kube_as["alice"])
-    api.create_namespaced_custom_object(
-        "stella.io",
-        "v1alpha1",
-        test_namespace,
-        "releases",
-        {
-            "apiVersion": "stella.io/v1alpha1",
-            "kind": "Release",
-            "metadata": {"name": "first"},
-            "spec": {
-                "version": "0.1.0",
-                "environments": ["dev"],
-                "components": [
-                    {
-                        "name": "web",
-                        "image": f"127.0.0.1:5000/web@{DIGEST}",
-                        "workload": {"kind": "Deployment", "name": "web", "container": "web"},
-                    }
-                ],
-            },
-        },
-    )
+    try:
+        made = api.create_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", {
+            "apiVersion": "stella.io/v1alpha1", "kind": "Release", "metadata": {"name": "first"},
+            "spec": {"version": "0.1.0", "environments": [env_name], "components": [
+                {"name": "web", "image": f"127.0.0.1:5000/web@{DIGEST}",
+                 "workload": {"kind": "Deployment", "name": "web", "container": "web"}}]},
+        })
+        # Follow every version of the object from its creation: the first status the
+        # operator writes is Ready=False with reason Pending.
+        w = watch.Watch()
+        first: dict[str, Any] | None = None
+        for event in w.stream(api.list_namespaced_custom_object, "stella.io", "v1alpha1", test_namespace,
+                              "releases", field_selector="metadata.name=first",
+                              resource_version=made["metadata"]["resourceVersion"], timeout_seconds=30):
+            conds = ((event["object"].get("status") or {}).get("conditions")) or []
+            if conds:
+                first = conds[0]
+                w.stop()
+        assert first is not None, "the operator wrote no status within 30 s"
+        assert (first["type"], first["status"], first["reason"]) == ("Ready", "False", "Pending")
+        assert first["lastTransitionTime"].endswith("Z")
 
-    def ready_condition() -> dict[str, Any] | None:
-        rel = api.get_namespaced_custom_object(
-            "stella.io", "v1alpha1", test_namespace, "releases", "first"
-        )
-        conds = (rel.get("status") or {}).get("conditions", [])
-        return next((c for c in conds if c["type"] == "Ready"), None)
+        # Then it evaluates: waiting for an approval, said in words.
+        def ready_condition() -> dict[str, Any] | None:
+            rel = api.get_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", "first")
+            conds = (rel.get("status") or {}).get("conditions", [])
+            cond = next((c for c in conds if c["type"] == "Ready"), None)
+            return cond if cond and cond["reason"] != "Pending" else None
 
-    cond = eventually(ready_condition, timeout=30, what="Ready condition on Release first")
-    assert cond["status"] == "False"
-    assert cond["reason"] == "Pending"
-    assert cond["lastTransitionTime"].endswith("Z")
-    # Stella's own finalizer and annotation prefix, not kopf's defaults.
-    rel = api.get_namespaced_custom_object(
-        "stella.io", "v1alpha1", test_namespace, "releases", "first"
-    )
-    assert "stella.io/finalizer" in rel["metadata"].get("finalizers", [])
-    assert not any(k.startswith("kopf.zalando.org") for k in rel["metadata"].get("annotations", {}))
+        cond = eventually(ready_condition, timeout=30, what="evaluated Ready condition")
+        assert cond["status"] == "False" and cond["reason"] == "ApprovalsMissing"
+        rel = api.get_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", "first")
+        # Stella's own finalizer and annotation prefix, not kopf's defaults.
+        assert "stella.io/finalizer" in rel["metadata"].get("finalizers", [])
+        annotations = rel["metadata"].get("annotations", {})
+        assert not any(k.startswith("kopf.zalando.org") for k in annotations)
+        # The requester was stamped by admission from the API server's userInfo.
+        assert '"username":"alice"' in annotations["stella.io/requester"]
+    finally:
+        admin.delete_cluster_custom_object("stella.io", "v1alpha1", "environments", env_name)
 
 
 def test_health_and_metrics_are_served(operator: OperatorProcess) -> None:

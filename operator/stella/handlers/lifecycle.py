@@ -12,6 +12,7 @@ import kopf
 from stella import GROUP
 from stella.engine import services
 from stella.engine.controller import Controller
+from stella.handlers.admission import Admission
 from stella.settings import load
 
 FINALIZER = f"{GROUP}/finalizer"
@@ -28,6 +29,23 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.watching.client_timeout = 300
     settings.networking.request_timeout = 30
     settings.execution.max_workers = 8
+
+
+def build_admission(kopf_settings: kopf.OperatorSettings) -> Admission:
+    """Serve the webhooks over TLS when a certificate is configured (the chart mounts one;
+    the local control plane and tests generate one)."""
+    cfg = load()
+    if cfg.webhook_cert and cfg.webhook_key:
+        kopf_settings.admission.server = kopf.WebhookServer(
+            addr=cfg.webhook_host,
+            port=cfg.webhook_port,
+            host=cfg.webhook_host,
+            certfile=cfg.webhook_cert,
+            pkeyfile=cfg.webhook_key,
+            file_check_interval=30,
+        )
+        kopf_settings.admission.managed = None
+    return Admission(cfg)
 
 
 def build_controller() -> Controller:

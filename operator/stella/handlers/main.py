@@ -21,6 +21,7 @@ from stella.handlers import lifecycle
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     lifecycle.configure(settings)
     memo.controller = lifecycle.build_controller()
+    memo.admission = lifecycle.build_admission(settings)
     memo.engine_task = asyncio.create_task(memo.controller.run())
 
 
@@ -59,3 +60,79 @@ def workload_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any)
 @kopf.on.delete(GROUP, VERSION, "releases")
 def release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     engine.release_deleted(memo.controller, body)
+
+
+# ---- admission: one handler per webhook path; each delegates in one line ---------------
+def _review(kind: str, mutating: bool, kw: dict[str, Any]) -> None:
+    kw["memo"].admission.review(
+        kind,
+        mutating=mutating,
+        view=kw["memo"].controller.view,
+        operation=kw["operation"],
+        userinfo=kw["userinfo"],
+        old=kw["old"],
+        new=kw["new"],
+        dryrun=kw["dryrun"],
+        patch=kw.get("patch"),
+        warnings=kw.get("warnings"),
+    )
+
+
+@kopf.on.mutate(GROUP, VERSION, "releases", id="stamp-identity", operations=["CREATE"])
+def stamp_release(**kw: Any) -> None:
+    _review("Release", True, kw)
+
+
+@kopf.on.mutate(GROUP, VERSION, "approvals", id="stamp-identity", operations=["CREATE"])
+def stamp_approval(**kw: Any) -> None:
+    _review("Approval", True, kw)
+
+
+@kopf.on.validate(GROUP, VERSION, "releases", id="validate-release")
+def validate_release(**kw: Any) -> None:
+    _review("Release", False, kw)
+
+
+@kopf.on.validate(GROUP, VERSION, "approvals", id="validate-approval")
+def validate_approval(**kw: Any) -> None:
+    _review("Approval", False, kw)
+
+
+@kopf.on.validate(GROUP, VERSION, "environments", id="validate-environment")
+def validate_environment(**kw: Any) -> None:
+    _review("Environment", False, kw)
+
+
+@kopf.on.validate(GROUP, VERSION, "agents", id="validate-agent")
+def validate_agent(**kw: Any) -> None:
+    _review("Agent", False, kw)
+
+
+@kopf.on.validate("", "v1", "pods", id="validate-pod")
+def validate_pod(**kw: Any) -> None:
+    _review("Pod", False, kw)
+
+
+@kopf.on.validate("apps", "v1", "deployments", id="validate-workload")
+def validate_deployment(**kw: Any) -> None:
+    _review("Deployment", False, kw)
+
+
+@kopf.on.validate("apps", "v1", "statefulsets", id="validate-workload")
+def validate_statefulset(**kw: Any) -> None:
+    _review("StatefulSet", False, kw)
+
+
+@kopf.on.validate("apps", "v1", "daemonsets", id="validate-workload")
+def validate_daemonset(**kw: Any) -> None:
+    _review("DaemonSet", False, kw)
+
+
+@kopf.on.validate("batch", "v1", "jobs", id="validate-job")
+def validate_job(**kw: Any) -> None:
+    _review("Job", False, kw)
+
+
+@kopf.on.validate("batch", "v1", "cronjobs", id="validate-job")
+def validate_cronjob(**kw: Any) -> None:
+    _review("CronJob", False, kw)

@@ -1,0 +1,31 @@
+"""Serving certificates for a local operator's webhooks, and their registration with
+the API server (url: on loopback, never a Service IP)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import yaml
+
+from devenv import pki
+from devenv.controlplane import ControlPlane
+from stella.admission.configuration import configurations
+
+
+def make_serving_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """(ca.crt, tls.crt, tls.key) for https://127.0.0.1."""
+    ca_crt, ca_key = pki.make_ca(directory, "stella-webhook-ca")
+    crt, key = pki.issue(ca_crt, ca_key, directory, "stella-webhook", ["127.0.0.1", "localhost"])
+    return ca_crt, crt, key
+
+
+def register(cp: ControlPlane, ca_crt: Path, port: int) -> None:
+    bundle = base64.b64encode(ca_crt.read_bytes()).decode()
+    mutating, validating = configurations(bundle, base_url=f"https://127.0.0.1:{port}")
+    cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all([mutating, validating]))
+
+
+def unregister(cp: ControlPlane) -> None:
+    cp.kubectl("admin", "delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+               "stella.io", "--ignore-not-found", check=False)

@@ -1,0 +1,143 @@
+"""Admission glue: an AdmissionReview in, a verdict of stella.admission out.
+
+Answers come from the engine's in-memory view; no API call is made on the request
+path. Every denial is counted by rule; security signals are logged as security events,
+counted, and posted as Events on the object they concern.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import kopf
+
+from stella import metrics
+from stella.admission import (
+    AdmissionPolicy,
+    RateLimiter,
+    Request,
+    Verdict,
+    mutate,
+    ratelimited,
+    validate,
+)
+from stella.k8s import events
+from stella.policy import Identity
+from stella.settings import Settings
+
+log = logging.getLogger("stella.admission")
+security = logging.getLogger("stella.security")
+
+
+class Admission:
+    def __init__(self, settings: Settings) -> None:
+        self.policy = AdmissionPolicy(operator_username=settings.service_account)
+        self.limiter = RateLimiter(rate=settings.webhook_rate, burst=settings.webhook_burst)
+        self.operator = settings.service_account
+
+    def review(
+        self,
+        kind: str,
+        *,
+        mutating: bool,
+        view: Any,
+        operation: str,
+        userinfo: Mapping[str, Any],
+        old: Mapping[str, Any] | None,
+        new: Mapping[str, Any] | None,
+        dryrun: bool,
+        patch: MutableMapping[str, Any] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        user = Identity(
+            username=str(userinfo.get("username", "")),
+            uid=str(userinfo.get("uid", "")),
+            groups=frozenset(str(g) for g in userinfo.get("groups") or ()),
+        )
+        body = new if new is not None else old or {}
+        meta = body.get("metadata", {})
+        req = Request(
+            operation=operation,  # type: ignore[arg-type]
+            kind=kind,
+            namespace=meta.get("namespace"),
+            name=meta.get("name"),
+            user=user,
+            obj=new,
+            old=old,
+            dry_run=dryrun,
+        )
+        if not mutating and user.username != self.operator:
+            ok, retry = self.limiter.allow(user.username)
+            if not ok:
+                self._deny(req, ratelimited(user.username, retry))
+        verdict = mutate(req, view, self.policy) if mutating else validate(req, view, self.policy)
+        if warnings is not None:
+            warnings.extend(verdict.warnings)
+        if not verdict.allowed:
+            self._deny(req, verdict)
+        if mutating and patch is not None and verdict.patch:
+            _apply_annotation_ops(patch, verdict.patch)
+
+    def _deny(self, req: Request, verdict: Verdict) -> None:
+        metrics.ADMISSION_DENIED.labels(verdict.rule).inc()
+        where = f"{req.kind} {req.namespace + '/' if req.namespace else ''}{req.name or '(new)'}"
+        if verdict.security_signal:
+            metrics.SECURITY_EVENTS.labels(verdict.security_signal).inc()
+            security.warning(
+                "security event %s: %s by %s on %s denied (%s)",
+                verdict.security_signal,
+                req.operation,
+                req.user.username,
+                where,
+                verdict.rule,
+            )
+            target = req.old or _release_of(req)
+            if target is not None and not req.dry_run:
+                events.emit(
+                    target,
+                    verdict.security_signal,
+                    f"{req.operation} by {req.user.username} denied: {verdict.message}",
+                    "Warning",
+                )
+        else:
+            log.info(
+                "denied %s %s by %s: %s", req.operation, where, req.user.username, verdict.rule
+            )
+        raise kopf.AdmissionError(verdict.message, code=429 if verdict.rule == "ratelimit" else 403)
+
+
+def _release_of(req: Request) -> Mapping[str, Any] | None:
+    """An Approval has no object yet at CREATE; its Release is where the Event belongs."""
+    if req.kind != "Approval" or req.obj is None:
+        return None
+    release = (req.obj.get("spec") or {}).get("release")
+    if not release or not req.namespace:
+        return None
+    return {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Release",
+        "metadata": {"name": release, "namespace": req.namespace},
+    }
+
+
+def _apply_annotation_ops(patch: MutableMapping[str, Any], ops: tuple[dict[str, Any], ...]) -> None:
+    """The rules stamp identities as JSON-patch adds of annotations; kopf wants a merge
+    patch. Anything other than an annotation add is refused: mutation stays this narrow."""
+    annotations: dict[str, Any] = {}
+    for op in ops:
+        path: str = op.get("path", "")
+        value: Any = op.get("value")
+        if op.get("op") != "add":
+            raise kopf.AdmissionError("internal: unexpected mutation", code=500)
+        if path == "/metadata":
+            annotations.update(value.get("annotations", {}))
+        elif path == "/metadata/annotations":
+            annotations.update(value)
+        elif path.startswith("/metadata/annotations/"):
+            key = path.removeprefix("/metadata/annotations/").replace("~1", "/").replace("~0", "~")
+            annotations[key] = value
+        else:
+            raise kopf.AdmissionError("internal: unexpected mutation", code=500)
+    patch.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)
