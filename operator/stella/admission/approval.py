@@ -46,6 +46,7 @@ from stella.admission.base import (
     deny,
 )
 from stella.admission.identity import identity_changes, recorded_at_create
+from stella.admission.index import decision_index
 from stella.models.approval import ApprovalSpec
 from stella.policy.identity import recorded_identity
 from stella.secrets.refs import looks_like_secret
@@ -182,14 +183,11 @@ def _duplicate(
     req: Request, snap: Snapshot, namespace: str, rel: str, env_name: str, decision: str
 ) -> Verdict | None:
     own_name = req.name or metadata(req.obj).get("name")
-    for body in snap.approvals_for((namespace, rel), env_name):
-        name = metadata(body).get("name")
+    for name, prior, prior_decision in decision_index(snap).decisions(namespace, rel, env_name):
         if own_name and name == own_name:
             continue
-        prior = recorded_identity(body, "approver")
         if prior is None or not req.user.same_person(prior):
             continue
-        prior_decision = mapping(spec_of(body)).get("decision")
         if decision == "Reject" and prior_decision == "Approve":
             continue  # withdrawing consent is always possible
         after = (

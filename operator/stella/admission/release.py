@@ -4,6 +4,7 @@ change afterwards."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -47,6 +48,11 @@ from stella.secrets.refs import looks_like_secret
 
 PINNED = re.compile(PINNED_IMAGE)
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_image(image: str) -> ImageRef:
+    return parse_image_ref(image)
 
 
 def normalize_registry(host: str) -> str:
@@ -122,7 +128,7 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     images: list[tuple[int, ImageRef]] = []
     for i, component in enumerate(spec.components):
         try:
-            images.append((i, parse_image_ref(component.image)))
+            images.append((i, _parse_image(component.image)))
         except InvalidImageReference as exc:
             return deny(
                 RELEASE_IMAGE_INVALID,

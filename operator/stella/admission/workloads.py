@@ -20,8 +20,6 @@ created by controllers are checked again cheaply.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 
 from stella.admission._util import clip, environment_spec, mapping, metadata, namespace_labels
@@ -32,17 +30,16 @@ from stella.admission.base import (
     WORKLOAD_ENVIRONMENT_INVALID,
     AdmissionPolicy,
     Body,
-    ReleaseKey,
     Request,
     Snapshot,
     Verdict,
     allow,
     deny,
 )
+from stella.admission.index import digest_index
 from stella.models.common import PINNED_IMAGE
 
 PINNED = re.compile(PINNED_IMAGE)
-APPROVED_PHASES: frozenset[str] = frozenset({"Deploying", "Deployed"})
 
 POD_SPEC_PATH: Mapping[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -81,107 +78,6 @@ def pod_images(kind: str, obj: Body | None) -> list[tuple[str, object]]:
 
 def digest_of(image: str) -> str:
     return image.rpartition("@")[2]
-
-
-class DigestIndex:
-    """digest -> {release key: environments where that Release is Deploying/Deployed}.
-
-    Kept in step with a snapshot's `releases` mapping by body identity: the snapshot
-    replaces a body on every watch event, so an unchanged body object is an unchanged
-    Release. A sync costs one pass of identity checks over the Releases; only changed
-    bodies are re-read.
-    """
-
-    def __init__(self) -> None:
-        self._seen: dict[ReleaseKey, tuple[Body, tuple[str, ...]]] = {}
-        self._by_digest: dict[str, dict[ReleaseKey, frozenset[str]]] = {}
-        self._lock = threading.Lock()
-
-    def sync(self, releases: Mapping[ReleaseKey, Body]) -> None:
-        items = list(releases.items())
-        with self._lock:
-            seen = self._seen
-            for key, body in items:
-                hit = seen.get(key)
-                if hit is not None and hit[0] is body:
-                    continue
-                if hit is not None:
-                    self._drop(key, hit[1])
-                self._add(key, body)
-            if len(seen) > len(items):
-                live = {key for key, _ in items}
-                for key in [k for k in seen if k not in live]:
-                    self._drop(key, seen[key][1])
-                    del seen[key]
-
-    def approved(self, digest: str, environment: str) -> bool:
-        holders = self._by_digest.get(digest)
-        if not holders:
-            return False
-        return any(environment in envs for envs in list(holders.values()))
-
-    def _add(self, key: ReleaseKey, body: Body) -> None:
-        envs = frozenset(_approved_environments(body))
-        digests = tuple(dict.fromkeys(_release_digests(body))) if envs else ()
-        self._seen[key] = (body, digests)
-        for digest in digests:
-            self._by_digest.setdefault(digest, {})[key] = envs
-
-    def _drop(self, key: ReleaseKey, digests: tuple[str, ...]) -> None:
-        for digest in digests:
-            holders = self._by_digest.get(digest)
-            if holders is not None:
-                holders.pop(key, None)
-                if not holders:
-                    del self._by_digest[digest]
-
-
-def _approved_environments(body: Body) -> list[str]:
-    progress = mapping(mapping(body).get("status")).get("environments")
-    if not isinstance(progress, list):
-        return []
-    out = []
-    for entry in progress:
-        e = mapping(entry)
-        name = e.get("name")
-        if isinstance(name, str) and e.get("phase") in APPROVED_PHASES:
-            out.append(name)
-    return out
-
-
-def _release_digests(body: Body) -> list[str]:
-    components = mapping(mapping(body).get("spec")).get("components")
-    if not isinstance(components, list):
-        return []
-    out = []
-    for component in components:
-        image = mapping(component).get("image")
-        if isinstance(image, str) and PINNED.fullmatch(image):
-            out.append(digest_of(image))
-    return out
-
-
-_INDEXES: OrderedDict[int, tuple[Mapping[ReleaseKey, Body], DigestIndex]] = OrderedDict()
-_INDEXES_LOCK = threading.Lock()
-_MAX_INDEXES = 4
-
-
-def digest_index(snap: Snapshot) -> DigestIndex:
-    """The index for this snapshot's releases mapping, synced (a small LRU of snapshots)."""
-    releases = snap.releases
-    with _INDEXES_LOCK:
-        hit = _INDEXES.get(id(releases))
-        if hit is not None and hit[0] is releases:
-            _INDEXES.move_to_end(id(releases))
-            index = hit[1]
-        else:
-            index = DigestIndex()
-            # A strong reference to the mapping keeps its id from being reused.
-            _INDEXES[id(releases)] = (releases, index)
-            while len(_INDEXES) > _MAX_INDEXES:
-                _INDEXES.popitem(last=False)
-    index.sync(releases)
-    return index
 
 
 def validate_workload(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

@@ -177,6 +177,22 @@ def test_duplicate_decisions(prior: str, new: str, allowed: bool) -> None:
         assert "already decided" in verdict.message and "first" in verdict.message
 
 
+def test_a_removed_decision_no_longer_counts_as_a_duplicate() -> None:
+    view = world()
+    with_approval(view, "first", BOB)
+    assert decide(BOB, view).rule == "approval.duplicate"
+    view.apply("Approval", "DELETED", view.approvals[("shop", "first")])
+    assert decide(BOB, view).allowed
+
+
+def test_decisions_on_other_releases_or_environments_are_no_duplicate() -> None:
+    view = world()
+    view.approvals[("shop", "a")] = approval_body(name="a", approver=BOB, environment="staging")
+    view.approvals[("shop", "b")] = approval_body(name="b", approver=BOB, release="other")
+    view.approvals[("other", "c")] = approval_body(name="c", approver=BOB, namespace="other")
+    assert decide(BOB, view).allowed
+
+
 def test_another_persons_decision_is_no_duplicate() -> None:
     view = world()
     with_approval(view, "first", CAROL)

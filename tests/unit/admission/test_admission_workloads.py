@@ -159,10 +159,35 @@ def test_the_index_follows_the_snapshot() -> None:
     view = approved_world("WaitingForApproval")
     body = workload("Pod", pod_spec(image(1)))
     assert not admit("Pod", body, view).allowed
-    view.releases[("shop", "shop-1-4-2")] = release_body(phases={"prod": "Deploying"})
+    view.apply("Release", "MODIFIED", release_body(phases={"prod": "Deploying"}))
     assert admit("Pod", body, view).allowed
-    del view.releases[("shop", "shop-1-4-2")]
+    view.apply("Release", "DELETED", release_body())
     assert not admit("Pod", body, view).allowed
+
+
+class RevisedView(ClusterView):
+    """A snapshot that says when it changed: the indexes skip their sync in between."""
+
+    revision = 0
+
+    def apply(self, kind: str, event_type: str | None, body: Any) -> None:
+        super().apply(kind, event_type, body)
+        self.revision += 1
+
+
+def test_a_snapshot_revision_skips_the_sync_until_it_changes() -> None:
+    view = RevisedView()
+    base = approved_world("WaitingForApproval")
+    view.environments.update(base.environments)
+    view.namespaces.update(base.namespaces)
+    view.apply("Release", "ADDED", base.releases[("shop", "shop-1-4-2")])
+    body = workload("Pod", pod_spec(image(1)))
+    assert not admit("Pod", body, view).allowed
+    # changed behind the snapshot's back: same revision, so the index does not look
+    view.releases[("shop", "shop-1-4-2")] = release_body(phases={"prod": "Deployed"})
+    assert not admit("Pod", body, view).allowed
+    view.apply("Release", "MODIFIED", release_body(phases={"prod": "Deployed"}))
+    assert admit("Pod", body, view).allowed
 
 
 def test_update_judges_only_new_images() -> None:
