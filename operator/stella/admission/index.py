@@ -7,19 +7,21 @@ follows one mapping of the snapshot (`releases`, `approvals`):
 * if the snapshot has an integer `revision` that changes whenever its contents change
   (optional; ClusterView can count its apply() calls), an unchanged revision skips the
   sync entirely: O(1) per request;
-* otherwise the mapping is compared with a shallow copy kept from the last sync (C speed,
-  identity first), and on a difference one pass of identity checks finds the bodies that
-  changed: the snapshot replaces a body object on every watch event and never edits one
-  in place, so an unchanged body object is an unchanged object. Only changed bodies are
-  re-read.
+* otherwise the keys and body objects are compared, position by position, with the
+  lists kept from the last sync (C-speed list equality, identity first): the snapshot
+  replaces a body object on every watch event and never edits one in place, so an
+  unchanged body object is an unchanged object. Only changed bodies are re-read; when
+  keys were added or removed, one pass over the mapping does the same by key.
 """
 
 from __future__ import annotations
 
+import operator
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
+from itertools import compress
 from typing import Any, Generic, TypeVar
 
 from stella.admission._util import mapping, metadata, spec_of
@@ -38,39 +40,61 @@ class SyncedIndex(Generic[K, P]):
     def __init__(self) -> None:
         self._seen: dict[K, tuple[Body, P]] = {}
         self._revision: object = None
-        self._copy: dict[K, Body] | None = None
+        self._keys: list[K] = []
+        self._values: list[Body] = []
         self._lock = threading.Lock()
 
     def sync(self, source: Mapping[K, Body], revision: object = None) -> None:
         if isinstance(revision, int) and revision == self._revision:
             return
-        # A shallow copy compares at C speed: values are compared by identity first, so
-        # an unchanged snapshot costs one pointer comparison per object.
-        if self._copy is not None and self._copy == source:
-            self._revision = revision
-            return
-        items = list(source.items())
+        keys, values = list(source.keys()), list(source.values())
         with self._lock:
-            seen = self._seen
-            for key, body in items:
-                hit = seen.get(key)
-                if hit is not None and hit[0] is body:
-                    continue
-                if hit is not None:
-                    self._drop(key, hit[1])
-                seen[key] = (body, self._add(key, body))
-            if len(seen) > len(items):
-                live = {key for key, _ in items}
-                for key in [k for k in seen if k not in live]:
-                    self._drop(key, seen.pop(key)[1])
+            # List equality compares element by element at C speed, identity first: for an
+            # unchanged snapshot that is one pointer comparison per object.
+            if len(keys) == len(values) and keys == self._keys:
+                if not _same(values, self._values):
+                    changed = map(operator.is_not, values, self._values)
+                    for i in compress(range(len(values)), changed):
+                        self._replace(keys[i], values[i])
+            else:
+                items = list(source.items())
+                self._full(items)
+                keys, values = [k for k, _ in items], [v for _, v in items]
+            self._keys, self._values = keys, values
             self._revision = revision
-            self._copy = dict(items)
+
+    def _replace(self, key: K, body: Body) -> None:
+        hit = self._seen.get(key)
+        if hit is not None:
+            if hit[0] is body:
+                return
+            self._drop(key, hit[1])
+        self._seen[key] = (body, self._add(key, body))
+
+    def _full(self, items: list[tuple[K, Body]]) -> None:
+        seen = self._seen
+        for key, body in items:
+            hit = seen.get(key)
+            if hit is not None and hit[0] is body:
+                continue
+            self._replace(key, body)
+        if len(seen) > len(items):
+            live = {key for key, _ in items}
+            for key in [k for k in seen if k not in live]:
+                self._drop(key, seen.pop(key)[1])
 
     def _add(self, key: K, body: Body) -> P:
         raise NotImplementedError
 
     def _drop(self, key: K, payload: P) -> None:
         raise NotImplementedError
+
+
+def _same(a: list[Body], b: list[Body]) -> bool:
+    try:
+        return a == b
+    except RecursionError:
+        return False
 
 
 class DigestIndex(SyncedIndex[ReleaseKey, tuple[str, ...]]):
