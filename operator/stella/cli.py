@@ -64,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--debug", action="store_true")
     run.set_defaults(func=_operator_run)
 
+    from stella.cli_envs import register as register_envs
     from stella.cli_people import register as register_people
 
     register_people(sub)
+    register_envs(sub)
     for module in ("stella.evidence.cli", "stella.registry.cli"):
         _optional_register(module, sub)
     return parser

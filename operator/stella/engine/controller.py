@@ -9,12 +9,15 @@ import logging
 import time
 from typing import Any
 
+from stella.engine import kubeio
+from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.queue import WorkQueue
 from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
+from stella.k8s import events
 from stella.models.release import TERMINAL_PHASES
 
 log = logging.getLogger("stella.engine")
@@ -28,6 +31,8 @@ class Controller:
         self.reconciler = Reconciler(
             self.view, EvidenceHooks(services.recorder), services.registry, services.vault
         )
+        self.env_queue: WorkQueue[str] = WorkQueue()
+        self.env_reconciler = EnvironmentReconciler(self.view, services.recorder)
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.started = False
@@ -43,9 +48,9 @@ class Controller:
             if release:
                 self.queue.add((meta.get("namespace", ""), release))
         elif kind == "Environment":
-            for key in self.view.releases_targeting(meta.get("name", "")):
-                self.queue.add(key)
-            # A changed `requires` can affect releases that do not target this environment.
+            # A changed `requires` can affect every environment's path and every release.
+            for name in list(self.view.environments):
+                self.env_queue.add(name)
             for key in self.view.all_releases():
                 self.queue.add(key)
         elif kind == "Workload":
@@ -66,6 +71,13 @@ class Controller:
         finally:
             log.debug("reconciled %s/%s in %.3fs", key[0], key[1], time.monotonic() - started)
 
+    async def _handle_env(self, name: str) -> float | None:
+        try:
+            return await self.env_reconciler.reconcile(name)
+        except Exception as exc:
+            log.exception("environment %s status failed; retrying: %s", name, type(exc).__name__)
+            return 5.0
+
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_seconds)
@@ -80,15 +92,37 @@ class Controller:
     async def run(self) -> None:
         self.started = True
         log.info("promotion engine running with %d workers", self.workers)
-        await asyncio.gather(self.queue.run(self._handle, self.workers), self._resync())
+        await asyncio.gather(
+            self.queue.run(self._handle, self.workers),
+            self.env_queue.run(self._handle_env, 1),
+            self._resync(),
+        )
 
 
-def release_deleted(controller: Controller, body: Any) -> None:
-    """A Release deleted mid-promotion: its lock on any environment is freed by the
-    environment reconcile (the lock holder no longer exists); nothing else to undo."""
+async def release_deleted(controller: Controller, body: Any) -> None:
+    """A Release deleted mid-promotion ends cleanly: the environments it held are freed
+    (with an Event saying why) and the releases waiting behind it are looked at again.
+    What it already deployed stays deployed; the next promotion replaces it."""
     meta = body.get("metadata", {})
+    holder = f"{meta.get('namespace')}/{meta.get('name')}"
     controller.view.apply("Release", "DELETED", body)
     for env in (body.get("spec") or {}).get("environments", []):
+        current = await asyncio.to_thread(kubeio.get_environment, env)
+        if current is not None and (current.get("status") or {}).get("inFlight") == holder:
+            status = dict(current["status"])
+            status.pop("inFlight", None)
+            current["status"] = status
+            try:
+                await asyncio.to_thread(kubeio.replace_environment_status, current)
+            except kubeio.Conflict:
+                log.warning("lock on %s changed while freeing it; the engine will retry", env)
+            events.emit(
+                current,
+                "ReleaseDeleted",
+                f"{holder} was deleted while promoting to {env}; {env} is free again",
+                "Warning",
+                namespace="default",
+            )
         for key in controller.view.releases_targeting(env):
             controller.queue.add(key)
-    log.info("release %s/%s deleted", meta.get("namespace"), meta.get("name"))
+    log.info("release %s deleted", holder)

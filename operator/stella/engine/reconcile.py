@@ -108,8 +108,12 @@ class Reconciler:
             before = status.model_dump(mode="json")
 
         requeue: float | None = None
+        rollback = ROLLBACK_OF in ((body.get("metadata") or {}).get("annotations") or {})
         try:
-            path = path_for(spec.environments, self._graph())
+            # A rollback re-enters one environment its Release already passed the path to.
+            path = (
+                list(spec.environments) if rollback else path_for(spec.environments, self._graph())
+            )
         except PathError as exc:
             for p in progress.values():
                 if p.phase not in TERMINAL_PHASES and p.phase != "Deploying":
@@ -188,7 +192,12 @@ class Reconciler:
                 current_phase=p.phase,
                 current_reason=p.reason,
                 current_message=p.message,
-                prerequisites={r: progress[r].phase for r in env_spec.requires if r in progress},
+                # A rollback's release passed the prerequisites when it first came here.
+                prerequisites=(
+                    dict.fromkeys(env_spec.requires, "Deployed")
+                    if rollback
+                    else {r: progress[r].phase for r in env_spec.requires if r in progress}
+                ),
                 in_flight=env_status.in_flight
                 if env_status.in_flight not in (None, key_s)
                 else None,

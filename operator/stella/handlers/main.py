@@ -58,8 +58,8 @@ def workload_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any)
 
 
 @kopf.on.delete(GROUP, VERSION, "releases")
-def release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    engine.release_deleted(memo.controller, body)
+async def release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await engine.release_deleted(memo.controller, body)
 
 
 # ---- admission: one handler per webhook path; each delegates in one line ---------------
