@@ -1,6 +1,47 @@
 """Admission rules (issue #4): pure functions from an AdmissionReview request and an
 in-memory snapshot to a Verdict. No kopf, no Kubernetes client, no I/O; the webhook glue
 in stella.handlers builds a Request, calls validate()/mutate(), and answers.
+
+Every rule, by its stable id (RULES; a Verdict names one, metrics label by it):
+
+ok                            admitted
+schema                        the body does not parse as the kind's spec (first error)
+internal                      a rule failed unexpectedly: refused (fail closed), logged
+ratelimit                     too many requests from one identity (ratelimit.py)
+identity.forged               the client wrote an identity (annotation, label, spec field)
+identity.tampering            a Release's recorded requester changed by someone not the operator
+identity.unstamped            CREATE without the identity the mutating webhook records
+secret.literal                a free-text field (description, comment) looks like a credential
+release.digest-pinned         an image is not repo@sha256:<64 hex>
+release.image-invalid         an image reference that does not parse
+release.unknown-environment   a target Environment does not exist
+release.environment-invalid   a target Environment is stored with an invalid spec (fail closed)
+release.registry-not-allowed  an image's registry is not in a target's allowedRegistries
+release.namespace-not-allowed the namespace does not match a target's releaseNamespaces
+release.immutable             spec changed after creation
+approval.unknown-release      no such Release in the Approval's namespace
+approval.unknown-environment  no such Environment
+approval.environment-invalid  the Environment is stored with an invalid spec (fail closed)
+approval.not-targeted         the Release does not target the Environment
+approval.self-approval        the requester decides on their own Release (preventSelfApproval)
+approval.requester-unknown    no recorded requester while preventSelfApproval (fail closed)
+approval.not-approver         the person is in none of the Environment's approverGroups
+approval.duplicate            the person already decided (an Approve may still be withdrawn
+                              by a Reject)
+approval.immutable            spec, approver, finalizers or ownerReferences changed
+approval.delete               an Approval deleted by anyone but the operator
+environment.cycle             spec.requires makes a cycle
+environment.unknown-requires  spec.requires names an Environment that does not exist
+environment.freeze-window     a freeze window with a bad cron, time zone or duration
+environment.literal-secret    registryCredentials is not a vault: reference
+agent.fingerprint             certificateFingerprint is not 64 lowercase hex
+workload.digest-pinned        a container image in a managed namespace is not pinned
+workload.digest-not-approved  a digest no Release is Deploying/Deployed with in an Environment
+                              that targets the namespace with requireApprovedDigests
+workload.environment-invalid  such an Environment is stored with an invalid spec (fail closed)
+
+Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
+ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest.
 """
 
 from stella.admission.base import (

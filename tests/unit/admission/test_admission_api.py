@@ -57,3 +57,10 @@ def test_the_package_imports_no_kopf_kubernetes_handlers_or_io() -> None:
                 names = [node.module]
             for name in names:
                 assert not name.startswith(forbidden), f"{path.name} imports {name}"
+
+
+def test_the_package_docstring_lists_every_rule() -> None:
+    doc = admission.__doc__ or ""
+    listed = {line.split()[0] for line in doc.splitlines() if line and not line.startswith(" ")}
+    assert set(RULES) <= listed
+    assert all(signal in doc for signal in SIGNALS)
