@@ -35,12 +35,20 @@ VALIDATING: tuple[Hook, ...] = (
     Hook("validate-approval", GROUP, VERSION, ("approvals",), ("CREATE", "UPDATE", "DELETE")),
     Hook("validate-environment", GROUP, VERSION, ("environments",), ("CREATE", "UPDATE")),
     Hook("validate-agent", GROUP, VERSION, ("agents",), ("CREATE", "UPDATE")),
-    Hook("validate-pod", "", "v1", ("pods",), ("CREATE", "UPDATE"), workloads=True),
+    # pods/ephemeralcontainers too, or `kubectl debug` would run an unchecked image.
+    Hook(
+        "validate-pod",
+        "",
+        "v1",
+        ("pods", "pods/ephemeralcontainers"),
+        ("CREATE", "UPDATE"),
+        workloads=True,
+    ),
     Hook(
         "validate-workload",
         "apps",
         "v1",
-        ("deployments", "statefulsets", "daemonsets"),
+        ("deployments", "statefulsets", "daemonsets", "replicasets"),
         ("CREATE", "UPDATE"),
         workloads=True,
     ),

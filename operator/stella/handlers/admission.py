@@ -34,7 +34,11 @@ security = logging.getLogger("stella.security")
 class Admission:
     def __init__(self, settings: Settings) -> None:
         self.policy = AdmissionPolicy(operator_username=settings.service_account)
-        self.limiter = RateLimiter(rate=settings.webhook_rate, burst=settings.webhook_burst)
+        self.limiter = RateLimiter(
+            rate=settings.webhook_rate,
+            burst=settings.webhook_burst,
+            exempt={settings.service_account},
+        )
         self.operator = settings.service_account
 
     def review(

@@ -113,6 +113,16 @@ def validate_pod(**kw: Any) -> None:
     _review("Pod", False, kw)
 
 
+@kopf.on.validate("", "v1", "pods", subresource="ephemeralcontainers", id="validate-pod")
+def validate_pod_debug(**kw: Any) -> None:
+    _review("Pod", False, kw)
+
+
+@kopf.on.validate("apps", "v1", "replicasets", id="validate-workload")
+def validate_replicaset(**kw: Any) -> None:
+    _review("ReplicaSet", False, kw)
+
+
 @kopf.on.validate("apps", "v1", "deployments", id="validate-workload")
 def validate_deployment(**kw: Any) -> None:
     _review("Deployment", False, kw)
