@@ -33,11 +33,19 @@ def _api_error(exc: Any) -> str:
         return str(getattr(exc, "reason", exc))
 
 
+def _split_ref(args: argparse.Namespace) -> None:
+    """Accept NAMESPACE/RELEASE wherever RELEASE is asked (as the operator's messages write it)."""
+    release = getattr(args, "release", None)
+    if release and "/" in release:
+        args.namespace, args.release = release.split("/", 1)
+
+
 def status(args: argparse.Namespace) -> int:
     from kubernetes.client.exceptions import ApiException
 
     from stella.cli import fail, table
 
+    _split_ref(args)
     api = _kube()
     try:
         if args.release:
@@ -92,6 +100,7 @@ def decide(args: argparse.Namespace, decision: str) -> int:
 
     from stella.cli import fail
 
+    _split_ref(args)
     if decision == "Reject" and not args.comment:
         return fail("a rejection needs --comment saying why", 2)
     api = _kube()
@@ -120,6 +129,39 @@ def decide(args: argparse.Namespace, decision: str) -> int:
     return 0
 
 
+def promote(args: argparse.Namespace) -> int:
+    """For environments with autoPromote: false — a person says "go" for one release."""
+    from kubernetes.client.exceptions import ApiException
+
+    from stella.cli import fail
+
+    api = _kube()
+    try:
+        rel = api.get_namespaced_custom_object(
+            GROUP, VERSION, args.namespace, "releases", args.release
+        )
+        asked = {
+            e.strip()
+            for e in (rel["metadata"].get("annotations") or {})
+            .get("stella.io/promote", "")
+            .split(",")
+            if e.strip()
+        }
+        asked.add(args.environment)
+        api.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            args.namespace,
+            "releases",
+            args.release,
+            {"metadata": {"annotations": {"stella.io/promote": ",".join(sorted(asked))}}},
+        )
+    except ApiException as exc:
+        return fail(f"promote refused: {_api_error(exc)}")
+    print(f"asked to promote {args.release} to {args.environment}; the gates still apply")
+    return 0
+
+
 def register(sub: Any) -> None:
     st = sub.add_parser("status", help="show where Releases stand, per environment")
     st.add_argument("release", nargs="?")
@@ -133,6 +175,12 @@ def register(sub: Any) -> None:
         p.add_argument("-n", "--namespace", default="default")
         p.add_argument("--comment", default="")
         p.set_defaults(func=lambda a, d=decision: decide(a, d))
+
+    pr = sub.add_parser("promote", help="ask to promote a Release where autoPromote is false")
+    pr.add_argument("release")
+    pr.add_argument("environment")
+    pr.add_argument("-n", "--namespace", default="default")
+    pr.set_defaults(func=promote)
 
 
 if __name__ == "__main__":  # pragma: no cover
