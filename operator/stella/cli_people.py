@@ -135,6 +135,7 @@ def promote(args: argparse.Namespace) -> int:
 
     from stella.cli import fail
 
+    _split_ref(args)
     api = _kube()
     try:
         rel = api.get_namespaced_custom_object(
