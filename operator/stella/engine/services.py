@@ -6,12 +6,15 @@ authorization packet, and without one nothing is deployed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from stella import __version__
+from stella.engine import evidence_startup
 from stella.evidence.factory import make_signer, open_log
 from stella.evidence.recorder import Recorder
 from stella.evidence.store_configmap import ConfigMapStore
@@ -28,8 +31,13 @@ class Services:
     recorder: Recorder
     registry: RegistryClient
     vault: VaultClient | None
+    evidence_repair: asyncio.Task[list[str]] | None = None
 
     async def close(self) -> None:
+        if self.evidence_repair is not None:
+            self.evidence_repair.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.evidence_repair
         await self.registry.close()
         if self.vault is not None:
             self.vault.close()
@@ -81,4 +89,15 @@ def build(settings: Settings) -> Services:
         type(evidence_log).__name__,
         settings.namespace,
     )
-    return Services(recorder=recorder, registry=RegistryClient.from_env(), vault=vault)
+    # Keys published before the engine runs (raises: kopf retries startup, nothing deploys);
+    # lost ConfigMaps re-created from the log in the background. See evidence_startup.
+    try:
+        repair = evidence_startup.start(recorder)
+    except Exception:
+        evidence_log.close()
+        if vault is not None:
+            vault.close()
+        raise
+    return Services(
+        recorder=recorder, registry=RegistryClient.from_env(), vault=vault, evidence_repair=repair
+    )

@@ -114,6 +114,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--json", action="store_true", help="print {keyid: pem} as JSON")
     p.set_defaults(func=cmd_keys)
 
+    p = sub.add_parser(
+        "install-log",
+        help="create the PostgreSQL log: schema, append-only table, triggers, roles",
+        description="Create (or bring up to date; idempotent) the external evidence log in "
+        "PostgreSQL and its roles. Run once with an administrator's DSN; the operator then "
+        "uses the writer role (STELLA_EVIDENCE_LOG=postgresql://WRITER@host/db, password "
+        "from PGPASSWORD), auditors the reader role. Passwords are read from files (or '-' "
+        "for standard input), never from the command line.",
+    )
+    p.add_argument(
+        "--dsn",
+        required=True,
+        metavar="URL",
+        help="administrator DSN, postgresql://admin@host:port/db (password from PGPASSWORD)",
+    )
+    p.add_argument("--writer-role", default="stella_evidence_writer")
+    p.add_argument("--writer-password-file", metavar="FILE", help="set the writer's password")
+    p.add_argument("--reader-role", help="also create a SELECT-only LOGIN role for auditors")
+    p.add_argument("--reader-password-file", metavar="FILE", help="set the reader's password")
+    p.add_argument("--owner-role", default="stella_evidence_owner", help="NOLOGIN table owner")
+    p.set_defaults(func=cmd_install_log)
+
 
 # --- helpers ------------------------------------------------------------------------
 
@@ -378,4 +400,42 @@ def cmd_keys(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         for key_id, pem in sorted(keys.items()):
             print(f"{key_id}  sha256:{spki_fingerprint(pem)}", file=out)
             print(pem.rstrip(), file=out)
+    return EXIT_OK
+
+
+def _read_secret(path: str | None) -> str | None:
+    if path is None:
+        return None
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return text.rstrip("\r\n")
+
+
+def cmd_install_log(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    import psycopg
+
+    from stella.evidence import log_postgres
+
+    if not args.dsn.startswith(("postgresql://", "postgres://")):
+        print("error: --dsn must be postgresql://admin@host:port/db", file=out)
+        return EXIT_UNAVAILABLE
+    try:
+        log_postgres.install(
+            args.dsn,
+            writer_role=args.writer_role,
+            writer_password=_read_secret(args.writer_password_file),
+            owner_role=args.owner_role,
+            reader_role=args.reader_role,
+            reader_password=_read_secret(args.reader_password_file),
+        )
+    except (EvidenceError, OSError) as exc:
+        return _fail(out, exc)
+    except psycopg.Error as exc:  # never the DSN: it may hold a password
+        detail = exc.diag.message_primary or type(exc).__name__
+        print(f"error: PostgreSQL refused the install ({exc.sqlstate}): {detail}", file=out)
+        return EXIT_UNAVAILABLE
+    table = f"{log_postgres.SCHEMA}.{log_postgres.TABLE}"
+    roles = f"writer {args.writer_role}" + (
+        f", reader {args.reader_role}" if args.reader_role else ""
+    )
+    print(f"evidence log ready: {table} (append-only), roles: {roles}", file=out)
     return EXIT_OK

@@ -110,11 +110,15 @@ def install(
     writer_password: str | None = None,
     owner_role: str = "stella_evidence_owner",
     schema: str = SCHEMA,
+    reader_role: str | None = None,
+    reader_password: str | None = None,
 ) -> None:
     """Create (or bring up to date) the roles, schema, table, triggers and grants.
 
     Run once at install time with an administrator's DSN; the operator then connects as
     ``writer_role``. ``writer_password`` sets (or resets) the writer's password.
+    ``reader_role`` (optional) is a LOGIN role with SELECT only, for auditors running
+    ``stella evidence verify``; ``reader_password`` sets its password.
     """
     ident = {
         "schema": sql.Identifier(schema),
@@ -130,7 +134,10 @@ def install(
         ):
             # Serialize concurrent installs (CREATE ... IF NOT EXISTS is not atomic).
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('stella.evidence.install'))")
-            for role, login in ((owner_role, False), (writer_role, True)):
+            roles: list[tuple[str, bool]] = [(owner_role, False), (writer_role, True)]
+            if reader_role:
+                roles.append((reader_role, True))
+            for role, login in roles:
                 exists = conn.execute(
                     "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
                 ).fetchone()
@@ -140,13 +147,24 @@ def install(
                             sql.Identifier(role), sql.SQL("LOGIN" if login else "NOLOGIN")
                         )
                     )
-            if writer_password is not None:
+            passwords = [(writer_role, writer_password), (reader_role, reader_password)]
+            for who, password in passwords:
+                if who and password is not None:
+                    conn.execute(
+                        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                            sql.Identifier(who), sql.Literal(password)
+                        )
+                    )
+            conn.execute(sql.SQL(_DDL).format(**ident))
+            if reader_role:
                 conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(writer_role), sql.Literal(writer_password)
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}; GRANT SELECT ON {} TO {}").format(
+                        ident["schema"],
+                        sql.Identifier(reader_role),
+                        ident["table"],
+                        sql.Identifier(reader_role),
                     )
                 )
-            conn.execute(sql.SQL(_DDL).format(**ident))
     except psycopg.OperationalError as exc:
         raise LogUnavailable(f"cannot install the evidence log: {_safe(exc)}") from exc
 

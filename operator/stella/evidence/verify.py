@@ -224,12 +224,18 @@ def _check_configmaps(
     names: dict[str, StoredPacket] = {}
     parsed: dict[str, Checked] = {}
     for cm in configmaps:
+        # The scope is known only after parsing: what an out-of-scope ConfigMap's analysis
+        # found (another environment's problem) is taken back, not reported.
+        mark, signatures = len(ck.findings), ck.signatures
         checked = ck.envelope(f"ConfigMap {cm.name}", cm.envelope_json)
         if checked is not None:
             p = checked.statement.predicate
             if not _in_scope(p.chain, p.recorded_at, environment, since):
+                del ck.findings[mark:]
+                ck.signatures = signatures
                 continue
         elif environment is not None and _configmap_chain(cm) != environment:
+            del ck.findings[mark:]
             continue
         names[cm.name] = cm
         if checked is None:
