@@ -28,6 +28,8 @@ from stella.policy import Identity
 from stella.settings import Settings
 
 log = logging.getLogger("stella.admission")
+DENIED_REASON = "AdmissionDenied"  # the Event reason of a denial without a security signal
+RATELIMIT = "ratelimit"
 security = logging.getLogger("stella.security")
 
 
@@ -97,19 +99,22 @@ class Admission:
                 where,
                 verdict.rule,
             )
-            target = req.old or _release_of(req)
-            if target is not None and not req.dry_run:
-                events.emit(
-                    target,
-                    verdict.security_signal,
-                    f"{req.operation} by {req.user.username} denied: {verdict.message}",
-                    "Warning",
-                )
         else:
             log.info(
                 "denied %s %s by %s: %s", req.operation, where, req.user.username, verdict.rule
             )
-        raise kopf.AdmissionError(verdict.message, code=429 if verdict.rule == "ratelimit" else 403)
+        # Every denied attempt on an existing object (or on the Release an Approval names)
+        # is an Event there (T6); a rate-limit refusal is not: that would amplify a flood.
+        target = req.old or _release_of(req)
+        if target is not None and not req.dry_run and verdict.rule != RATELIMIT:
+            events.emit(
+                target,
+                verdict.security_signal or DENIED_REASON,
+                f"{req.operation} by {req.user.username} denied ({verdict.rule}): "
+                f"{verdict.message}",
+                "Warning",
+            )
+        raise kopf.AdmissionError(verdict.message, code=429 if verdict.rule == RATELIMIT else 403)
 
 
 def _release_of(req: Request) -> Mapping[str, Any] | None:

@@ -1,0 +1,785 @@
+"""Issue #4 on the real API server, as the real users of the local control plane.
+
+The operator runs as its own process with its webhooks registered (failurePolicy Fail);
+alice (release-requesters), bob and carol (release-approvers), dave (both), admin
+(cluster-admin, bypasses RBAC but not admission) and the operator's own identity act
+through their own tokens. Every rule is shown admitting and refusing; every refusal says
+what to do, is counted in stella_admission_denied_total{rule}, leaves a Kubernetes Event
+where there is an object, and security signals are logged as security events. Where RBAC
+already refuses a person (alice may not create Approvals, bob may not edit or delete
+them), that is shown too, and admission is then proven with admin, whom RBAC lets through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.shop import Shop
+from tests.kube_support import api_client_for, eventually
+
+from devenv.controlplane import ControlPlane
+from devenv.services import Registry
+from devenv.webhooks import register, unregister
+
+G, V = "stella.io", "v1alpha1"
+OPERATOR_CONTEXT = (
+    "stella-operator"  # the static-token user system:serviceaccount:stella-system:stella-operator
+)
+FOREIGN_IMAGE = "registry.evil.example/shop/web@sha256:" + "ab" * 32
+NEVER_RELEASED = "sha256:" + "0e" * 32
+
+
+# ---- helpers -------------------------------------------------------------------------------
+def metric_values(op: OperatorProcess, name: str, label: str) -> dict[str, float]:
+    with urllib.request.urlopen(f"{op.url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                out[sample.labels[label]] = sample.value
+    return out
+
+
+def denials(op: OperatorProcess) -> dict[str, float]:
+    return metric_values(op, "stella_admission_denied_total", "rule")
+
+
+def signals(op: OperatorProcess) -> dict[str, float]:
+    return metric_values(op, "stella_security_events_total", "signal")
+
+
+def message_of(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.body))
+    except (TypeError, ValueError):
+        return str(exc.body)
+
+
+@dataclass
+class Ledger:
+    """What a test expects the operator to have counted and logged by its end."""
+
+    op: OperatorProcess
+    admin: client.ApiClient
+    rules: Counter[str] = field(default_factory=Counter)
+    signals: Counter[str] = field(default_factory=Counter)
+    before_rules: dict[str, float] = field(default_factory=dict)
+    before_signals: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.before_rules = denials(self.op)
+        self.before_signals = signals(self.op)
+
+    def denied(
+        self,
+        call: Callable[[], Any],
+        rule: str,
+        says: tuple[str, ...],
+        *,
+        webhook: str,
+        signal: str | None = None,
+        event_on: tuple[str, str] | None = None,  # (namespace, involved object name)
+        status: int = 403,
+    ) -> str:
+        """The call is refused by Stella's webhook `webhook` with a message saying `says`."""
+        try:
+            call()
+        except ApiException as exc:
+            msg = message_of(exc)
+            assert exc.status == status, (exc.status, msg)
+            assert f'admission webhook "{webhook}.stella.io" denied the request' in msg, msg
+            for phrase in says:
+                assert phrase in msg, f"{phrase!r} not in {msg!r}"
+        else:
+            raise AssertionError(f"{rule}: the request was admitted")
+        self.rules[rule] += 1
+        if signal:
+            self.signals[signal] += 1
+        if event_on is not None:
+            reason = signal or "AdmissionDenied"
+            namespace, name = event_on
+            eventually(
+                lambda: self.event(namespace, name, reason, rule if not signal else ""),
+                timeout=10,
+                what=f"Event {reason} on {name}",
+            )
+        return msg
+
+    def event(self, namespace: str, name: str, reason: str, contains: str) -> bool:
+        events = (
+            client.CoreV1Api(self.admin)
+            .list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={name},reason={reason}"
+            )
+            .items
+        )
+        return any(e.type == "Warning" and contains in (e.message or "") for e in events)
+
+    def check(self) -> None:
+        """Every expected denial counted by rule, every signal counted and logged."""
+        after_rules, after_signals = denials(self.op), signals(self.op)
+        for rule, n in self.rules.items():
+            got = after_rules.get(rule, 0.0) - self.before_rules.get(rule, 0.0)
+            assert got >= n, (
+                f"stella_admission_denied_total{{rule={rule!r}}} rose by {got}, expected {n}"
+            )
+        for sig, n in self.signals.items():
+            got = after_signals.get(sig, 0.0) - self.before_signals.get(sig, 0.0)
+            assert got >= n, (
+                f"stella_security_events_total{{signal={sig!r}}} rose by {got}, expected {n}"
+            )
+        logs = self.op.logs()
+        for sig in self.signals:
+            assert re.search(rf"security event {sig}: .* denied", logs), (
+                f"no security event {sig} logged"
+            )
+
+
+def refused_by_rbac(call: Callable[[], Any], verb: str) -> None:
+    try:
+        call()
+    except ApiException as exc:
+        assert exc.status == 403, (exc.status, exc.body)
+        assert f"cannot {verb} resource" in message_of(exc), message_of(exc)
+        assert "admission webhook" not in message_of(exc)
+    else:
+        raise AssertionError(f"RBAC let the {verb} through")
+
+
+def refused_by_schema(call: Callable[[], Any], says: tuple[str, ...]) -> str:
+    try:
+        call()
+    except ApiException as exc:
+        msg = message_of(exc)
+        assert exc.status == 422, (exc.status, msg)
+        for phrase in says:
+            assert phrase in msg, f"{phrase!r} not in {msg!r}"
+        return msg
+    raise AssertionError("the API server stored an object its schema should refuse")
+
+
+def release_body(name: str, image: str, environments: list[str], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Release",
+        "metadata": {"name": name, **meta},
+        "spec": {
+            "version": "1.0.0",
+            "environments": environments,
+            "components": [
+                {
+                    "name": "web",
+                    "image": image,
+                    "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                }
+            ],
+        },
+    }
+
+
+def approval_body(
+    release: str, environment: str, decision: str = "Approve", **meta: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Approval",
+        "metadata": {"generateName": f"{release}-", **meta},
+        "spec": {
+            "release": release,
+            "environment": environment,
+            "decision": decision,
+            "comment": "CAB-4711",
+        },
+    }
+
+
+def deployment(name: str, image: str) -> client.V1Deployment:
+    labels = {"app": name}
+    return client.V1Deployment(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1DeploymentSpec(
+            replicas=0,
+            selector=client.V1LabelSelector(match_labels=labels),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=labels),
+                spec=client.V1PodSpec(containers=[client.V1Container(name=name, image=image)]),
+            ),
+        ),
+    )
+
+
+# ---- the world: one operator and one shop for every rule test -------------------------------
+@dataclass
+class World:
+    kube: ControlPlane
+    op: OperatorProcess
+    shop: Shop
+    admin: client.ApiClient
+    users: dict[str, client.ApiClient]
+    outsider_ns: str  # a namespace no Environment lets release (no team=shop label)
+    unmanaged_ns: str  # not labelled stella.io/managed
+
+    def crd(self, user: str) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.admin if user == "admin" else self.users[user])
+
+    def create_release(
+        self, user: str, body: dict[str, Any], ns: str | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        return self.crd(user).create_namespaced_custom_object(  # type: ignore[no-any-return]
+            G, V, ns or self.shop.release_ns, "releases", body, dry_run="All" if dry_run else None
+        )
+
+    def create_approval(
+        self, user: str, body: dict[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        return self.crd(user).create_namespaced_custom_object(  # type: ignore[no-any-return]
+            G, V, self.shop.release_ns, "approvals", body, dry_run="All" if dry_run else None
+        )
+
+    def ledger(self) -> Ledger:
+        return Ledger(self.op, self.admin)
+
+
+@pytest.fixture(scope="module")
+def guard(
+    kube: ControlPlane, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    op = start_operator(
+        kube,
+        tmp_path_factory.mktemp("admission-e2e"),
+        {"STELLA_INSECURE_REGISTRIES": registry.host},
+    )
+    try:
+        yield op
+    finally:
+        op.proc.stop()
+        unregister(kube)
+
+
+@pytest.fixture(scope="module")
+def world(
+    guard: OperatorProcess,
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Registry,
+) -> Iterator[World]:
+    core = client.CoreV1Api(kube_admin)
+    tag = uuid.uuid4().hex[:6]
+    made = []
+    for name, labels in (
+        (f"a{tag}-shop", {"team": "shop"}),
+        (f"a{tag}-outsider", {}),
+        (f"a{tag}-plain", {}),
+    ):
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+        )
+        made.append(name)
+    shop = Shop(kube_admin, kube_as, registry, made[0], prefix=f"a{tag}")
+    w = World(kube, guard, shop, kube_admin, kube_as, made[1], made[2])
+    try:
+        # dev: no approvals, deploys by itself; only approved digests may run in its namespace.
+        shop.environment("dev", replicas=1, requireApprovedDigests=True)
+        # prod: one approver from release-approvers, no self-approval, only team=shop releases.
+        shop.environment(
+            "prod",
+            replicas=1,
+            approvals={"required": 1, "approverGroups": ["release-approvers"]},
+            releaseNamespaces={"matchLabels": {"team": "shop"}},
+        )
+        # cab: only the change board decides, a group nobody here is in.
+        shop.environment(
+            "cab", replicas=1, approvals={"required": 1, "approverGroups": ["change-board"]}
+        )
+        image = f"{registry.host}/{shop.prefix}/web@sha256:{'1' * 64}"
+        # The operator's view has the Environments and namespaces once a dry run is admitted.
+        eventually(
+            lambda: w.create_release(
+                "alice",
+                release_body("settle", image, [shop.env_name(s) for s in ("dev", "prod", "cab")]),
+                dry_run=True,
+            ),
+            timeout=30,
+            what="the operator's view to know the shop",
+        )
+        yield w
+    finally:
+        shop.cleanup()
+        for name in made:
+            core.delete_namespace(name)
+
+
+# ---- Releases ------------------------------------------------------------------------------
+def test_release_rules(world: World) -> None:
+    shop, ledger = world.shop, world.ledger()
+    prod = shop.env_name("prod")
+    pinned = f"{shop.registry.host}/{shop.prefix}/web@sha256:{'2' * 64}"
+
+    # Allowed: alice's pinned Release from an allowed registry; her identity is recorded.
+    made = world.create_release("alice", release_body("r-ok", pinned, [prod]))
+    recorded = json.loads(made["metadata"]["annotations"]["stella.io/requester"])
+    assert recorded["username"] == "alice" and "release-requesters" in recorded["groups"]
+
+    # A tag instead of a digest: the CRD schema itself refuses, and says how to fix it.
+    refused_by_schema(
+        lambda: world.create_release(
+            "alice", release_body("r-tag", f"{shop.registry.host}/{shop.prefix}/web:1.0", [prod])
+        ),
+        ("is not pinned by digest", "repo@sha256:<64 hex>"),
+    )
+
+    # A registry prod does not allow.
+    ledger.denied(
+        lambda: world.create_release("alice", release_body("r-evil", FOREIGN_IMAGE, [prod])),
+        "release.registry-not-allowed",
+        (
+            "registry.evil.example",
+            f"Environment {prod} does not allow",
+            "push the image to an allowed registry",
+        ),
+        webhook="validate-release",
+    )
+
+    # A namespace prod's releaseNamespaces does not select.
+    ledger.denied(
+        lambda: world.create_release(
+            "alice", release_body("r-ns", pinned, [prod]), ns=world.outsider_ns
+        ),
+        "release.namespace-not-allowed",
+        (
+            f"namespace {world.outsider_ns} may not release into Environment {prod}",
+            "create the Release in an allowed namespace",
+        ),
+        webhook="validate-release",
+    )
+
+    # An Environment that does not exist.
+    ledger.denied(
+        lambda: world.create_release(
+            "alice", release_body("r-nowhere", pinned, [f"{shop.prefix}-nope"])
+        ),
+        "release.unknown-environment",
+        (f"Environment {shop.prefix}-nope does not exist", "create Environment"),
+        webhook="validate-release",
+    )
+
+    # alice claims bob requested it: refused, never silently overwritten.
+    forged = json.dumps({"username": "bob", "uid": "", "groups": ["release-approvers"]})
+    ledger.denied(
+        lambda: world.create_release(
+            "alice",
+            release_body("r-forged", pinned, [prod], annotations={"stella.io/requester": forged}),
+        ),
+        "identity.forged",
+        ("stella.io/requester", "must not be set", "remove it and apply again"),
+        webhook="stamp-identity",
+        signal="ForgedIdentity",
+    )
+
+    # The requester cannot be changed afterwards: alice may not even patch (RBAC), and
+    # admin, whom RBAC lets through, is refused by admission.
+    patch = {"metadata": {"annotations": {"stella.io/requester": forged}}}
+    refused_by_rbac(
+        lambda: world.crd("alice").patch_namespaced_custom_object(
+            G, V, shop.release_ns, "releases", "r-ok", patch
+        ),
+        "patch",
+    )
+    ledger.denied(
+        lambda: world.crd("admin").patch_namespaced_custom_object(
+            G, V, shop.release_ns, "releases", "r-ok", patch
+        ),
+        "identity.tampering",
+        ("only Stella's operator may change it", "revert the change"),
+        webhook="validate-release",
+        signal="IdentityTampering",
+        event_on=(shop.release_ns, "r-ok"),
+    )
+    # ... and the spec never changes (the CRD's own rule, before any webhook).
+    refused_by_schema(
+        lambda: world.crd("admin").patch_namespaced_custom_object(
+            G, V, shop.release_ns, "releases", "r-ok", {"spec": {"version": "9.9.9"}}
+        ),
+        ("a Release is immutable",),
+    )
+    stored = world.crd("admin").get_namespaced_custom_object(
+        G, V, shop.release_ns, "releases", "r-ok"
+    )
+    assert (
+        json.loads(stored["metadata"]["annotations"]["stella.io/requester"])["username"] == "alice"
+    )
+    ledger.check()
+
+
+# ---- Approvals -----------------------------------------------------------------------------
+def test_approval_rules(world: World) -> None:
+    shop, ledger = world.shop, world.ledger()
+    prod, cab, ns = shop.env_name("prod"), shop.env_name("cab"), shop.release_ns
+    image = f"{shop.registry.host}/{shop.prefix}/web@sha256:{'3' * 64}"
+    world.create_release("alice", release_body("r-appr", image, [prod, cab]))
+    world.create_release("dave", release_body("r-dave", image, [prod]))
+    eventually(
+        lambda: world.create_approval("carol", approval_body("r-dave", prod), dry_run=True),
+        what="the operator's view to know r-appr and r-dave",
+    )
+
+    # Allowed: bob approves alice's Release; his identity is stamped from the API server.
+    first = world.create_approval("bob", approval_body("r-appr", prod))
+    assert json.loads(first["metadata"]["annotations"]["stella.io/approver"])["username"] == "bob"
+
+    # carol writes an approver annotation claiming to be bob.
+    claim = json.dumps({"username": "bob", "uid": "", "groups": ["release-approvers"]})
+    ledger.denied(
+        lambda: world.create_approval(
+            "carol", approval_body("r-appr", prod, annotations={"stella.io/approver": claim})
+        ),
+        "identity.forged",
+        ("stella.io/approver", "must not be set", "stella approve"),
+        webhook="stamp-identity",
+        signal="ForgedIdentity",
+        event_on=(ns, "r-appr"),
+    )
+
+    # Self-approval: alice cannot create Approvals at all (RBAC); dave, who is in both
+    # groups, cannot approve the Release he requested (admission).
+    refused_by_rbac(lambda: world.create_approval("alice", approval_body("r-appr", prod)), "create")
+    ledger.denied(
+        lambda: world.create_approval("dave", approval_body("r-dave", prod)),
+        "approval.self-approval",
+        ("dave requested Release r-dave", "preventSelfApproval", "ask another approver"),
+        webhook="validate-approval",
+        signal="SelfApproval",
+        event_on=(ns, "r-dave"),
+    )
+
+    # bob is in none of cab's approver groups.
+    ledger.denied(
+        lambda: world.create_approval("bob", approval_body("r-appr", cab)),
+        "approval.not-approver",
+        (
+            f"bob is not in an approver group of Environment {cab}",
+            "change-board",
+            "ask a member of change-board",
+        ),
+        webhook="validate-approval",
+        signal="UnauthorizedApprover",
+        event_on=(ns, "r-appr"),
+    )
+
+    # bob decides a second time (once the operator's view holds his first decision).
+    def duplicate_seen() -> bool:
+        try:
+            world.create_approval("bob", approval_body("r-appr", prod), dry_run=True)
+        except ApiException as exc:
+            return "already decided" in message_of(exc)
+        return False
+
+    eventually(duplicate_seen, what="bob's first decision in the operator's view")
+    ledger.denied(
+        lambda: world.create_approval("bob", approval_body("r-appr", prod)),
+        "approval.duplicate",
+        ("bob already decided on Release r-appr", "each person decides once", "create a Reject"),
+        webhook="validate-approval",
+        event_on=(ns, "r-appr"),
+    )
+
+    # Nobody edits a decision: bob may not patch (RBAC); the CRD refuses a spec change even
+    # for admin; admission refuses admin rewriting who approved.
+    name = first["metadata"]["name"]
+    refused_by_rbac(
+        lambda: world.crd("bob").patch_namespaced_custom_object(
+            G, V, ns, "approvals", name, {"spec": {"comment": "changed my mind"}}
+        ),
+        "patch",
+    )
+    refused_by_schema(
+        lambda: world.crd("admin").patch_namespaced_custom_object(
+            G, V, ns, "approvals", name, {"spec": {"decision": "Reject"}}
+        ),
+        ("an Approval is immutable once made",),
+    )
+    ledger.denied(
+        lambda: world.crd("admin").patch_namespaced_custom_object(
+            G,
+            V,
+            ns,
+            "approvals",
+            name,
+            {"metadata": {"annotations": {"stella.io/approver": claim.replace("bob", "carol")}}},
+        ),
+        "approval.immutable",
+        ("the approver of an Approval is recorded at creation", "create a Reject"),
+        webhook="validate-approval",
+        signal="ApprovalTampering",
+        event_on=(ns, name),
+    )
+
+    # Nobody deletes a decision but the operator.
+    refused_by_rbac(
+        lambda: world.crd("bob").delete_namespaced_custom_object(G, V, ns, "approvals", name),
+        "delete",
+    )
+    ledger.denied(
+        lambda: world.crd("admin").delete_namespaced_custom_object(G, V, ns, "approvals", name),
+        "approval.delete",
+        ("cannot be deleted by admin", "only Stella's operator removes Approvals"),
+        webhook="validate-approval",
+        signal="ApprovalTampering",
+        event_on=(ns, name),
+    )
+    operator = client.CustomObjectsApi(api_client_for(str(world.kube.kubeconfig), OPERATOR_CONTEXT))
+    operator.delete_namespaced_custom_object(G, V, ns, "approvals", name)
+    eventually(
+        lambda: (
+            not any(
+                a["metadata"]["name"] == name
+                for a in world.crd("admin").list_namespaced_custom_object(G, V, ns, "approvals")[
+                    "items"
+                ]
+            )
+        ),
+        what="the Approval deleted by the operator to be gone",
+    )
+
+    # Withdrawing consent stays possible: carol approves, then her Reject is admitted
+    # (while a second Approve by her is not).
+    world.create_approval("carol", approval_body("r-dave", prod))
+
+    def carol_seen() -> bool:
+        try:
+            world.create_approval("carol", approval_body("r-dave", prod), dry_run=True)
+        except ApiException as exc:
+            return "already decided" in message_of(exc)
+        return False
+
+    eventually(carol_seen, what="carol's decision in the operator's view")
+    world.create_approval("carol", approval_body("r-dave", prod, "Reject"), dry_run=True)
+    ledger.check()
+
+
+# ---- Environments --------------------------------------------------------------------------
+def test_environment_rules(world: World) -> None:
+    ledger, p = world.ledger(), world.shop.prefix
+    api = world.crd("admin")
+
+    def env(name: str, **spec: Any) -> Callable[[], Any]:
+        body = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        return lambda: api.create_cluster_custom_object(G, V, "environments", body)
+
+    made = [f"{p}-qa", f"{p}-uat"]
+    try:
+        # Allowed: a path qa -> uat, with a recurring freeze and a Vault reference.
+        env(
+            made[0],
+            allowedRegistries=["registry.example.com"],
+            registryCredentials="vault:secret/registry/qa#token",
+        )()
+        env(
+            made[1],
+            requires=[made[0]],
+            allowedRegistries=["registry.example.com"],
+            freezeWindows=[
+                {"schedule": "0 18 * * FRI", "duration": "62h", "timeZone": "Europe/Berlin"}
+            ],
+        )()
+
+        # qa requiring uat closes a cycle (once the operator's view has uat).
+        def cycle() -> bool:
+            try:
+                api.patch_cluster_custom_object(
+                    G, V, "environments", made[0], {"spec": {"requires": [made[1]]}}, dry_run="All"
+                )
+            except ApiException as exc:
+                return "cycle" in message_of(exc)
+            return False
+
+        eventually(cycle, what="uat in the operator's view")
+        ledger.denied(
+            lambda: api.patch_cluster_custom_object(
+                G, V, "environments", made[0], {"spec": {"requires": [made[1]]}}
+            ),
+            "environment.cycle",
+            (f"{made[0]} -> {made[1]} -> {made[0]}", "remove one of these requires"),
+            webhook="validate-environment",
+            event_on=("default", made[0]),
+        )
+
+        ledger.denied(
+            env(f"{p}-stage", requires=[f"{p}-nope"]),
+            "environment.unknown-requires",
+            (f"Environment {p}-nope, which does not exist", "create Environment"),
+            webhook="validate-environment",
+        )
+        ledger.denied(
+            env(f"{p}-stage", freezeWindows=[{"schedule": "61 25 * * *", "duration": "1h"}]),
+            "environment.freeze-window",
+            ("spec.freezeWindows", "schedule"),
+            webhook="validate-environment",
+        )
+        ledger.denied(
+            env(
+                f"{p}-stage",
+                freezeWindows=[
+                    {"schedule": "0 18 * * FRI", "duration": "2h", "timeZone": "Mars/Olympus_Mons"}
+                ],
+            ),
+            "environment.freeze-window",
+            ("spec.freezeWindows", "Mars/Olympus_Mons"),
+            webhook="validate-environment",
+        )
+        # A literal credential: the CRD's pattern refuses it first, naming the vault: form.
+        msg = refused_by_schema(
+            env(f"{p}-stage", registryCredentials="hunter2-registry-token"),
+            ("spec.registryCredentials", "vault:"),
+        )
+        assert "registryCredentials" in msg
+        ledger.check()
+    finally:
+        for name in reversed(made):
+            with contextlib.suppress(ApiException):
+                api.delete_cluster_custom_object(G, V, "environments", name)
+
+
+# ---- Workloads -----------------------------------------------------------------------------
+def test_workload_rules(world: World) -> None:
+    shop, ledger = world.shop, world.ledger()
+    apps = client.AppsV1Api(world.admin)
+    dev_ns = shop.target_ns("dev")
+
+    # A tag in a managed namespace: refused; the same in an unmanaged namespace: created.
+    ledger.denied(
+        lambda: apps.create_namespaced_deployment(dev_ns, deployment("tagged", "nginx:1.27")),
+        "workload.digest-pinned",
+        ("'nginx:1.27' is not pinned by digest", "deploy them through a Release"),
+        webhook="validate-workload",
+    )
+    apps.create_namespaced_deployment(world.unmanaged_ns, deployment("tagged", "nginx:1.27"))
+
+    # Digests: only those of Releases Deploying/Deployed in dev may run in dev's namespace.
+    approved = shop.image("approved")
+    world.create_release("alice", release_body("r-dev", approved, [shop.env_name("dev")]))
+    shop.wait_phase("r-dev", "dev", "Deployed", timeout=90)
+    apps.create_namespaced_deployment(dev_ns, deployment("copy", approved))
+    unapproved = approved.rpartition("@")[0] + "@" + NEVER_RELEASED
+    ledger.denied(
+        lambda: apps.create_namespaced_deployment(dev_ns, deployment("other", unapproved)),
+        "workload.digest-not-approved",
+        (
+            f"digest {NEVER_RELEASED} was never approved for environment {shop.env_name('dev')}",
+            "promote a Release containing it",
+        ),
+        webhook="validate-workload",
+        signal="UnapprovedDigest",
+    )
+    ledger.denied(
+        lambda: apps.patch_namespaced_deployment(
+            "copy",
+            dev_ns,
+            {
+                "spec": {
+                    "template": {"spec": {"containers": [{"name": "copy", "image": unapproved}]}}
+                }
+            },
+        ),
+        "workload.digest-not-approved",
+        ("was never approved",),
+        webhook="validate-workload",
+        signal="UnapprovedDigest",
+        event_on=(dev_ns, "copy"),
+    )
+    ledger.check()
+
+
+# ---- rate limits, then the webhook server gone ---------------------------------------------
+def test_rate_limit_per_identity_then_fail_closed(
+    world: World, kube: ControlPlane, registry: Registry, tmp_path: Path
+) -> None:
+    shop, prod = world.shop, world.shop.env_name("prod")
+    image = f"{registry.host}/{shop.prefix}/web@sha256:{'4' * 64}"
+    op = start_operator(
+        kube,
+        tmp_path,
+        {
+            "STELLA_INSECURE_REGISTRIES": registry.host,
+            "STELLA_WEBHOOK_RATE": "2",
+            "STELLA_WEBHOOK_BURST": "3",
+        },
+    )
+    try:
+        world.create_release("alice", release_body("r-rate", image, [prod]))
+        eventually(
+            lambda: world.create_approval("bob", approval_body("r-rate", prod), dry_run=True),
+            what="r-rate in the new operator's view",
+        )
+        time.sleep(2)  # both buckets full again
+        before = metric_values(op, "stella_admission_denied_total", "rule").get("ratelimit", 0.0)
+        alice: list[int | str] = []
+        bob: list[int | str] = []
+        for i in range(15):
+            try:
+                world.create_release(
+                    "alice", release_body(f"r-burst-{i}", image, [prod]), dry_run=True
+                )
+                alice.append(201)
+            except ApiException as exc:
+                alice.append(exc.status if "slow down" in message_of(exc) else message_of(exc))
+            if i % 5 == 4:  # bob, at the same time, is not slowed down by alice
+                try:
+                    world.create_approval("bob", approval_body("r-rate", prod), dry_run=True)
+                    bob.append(201)
+                except ApiException as exc:
+                    bob.append(message_of(exc))
+        assert bob == [201, 201, 201], bob
+        assert alice[:3] == [201, 201, 201], alice
+        assert alice.count(429) >= 8 and set(alice) <= {201, 429}, alice
+        after = metric_values(op, "stella_admission_denied_total", "rule").get("ratelimit", 0.0)
+        assert after - before == alice.count(429)
+
+        # The webhook server stops; its configurations stay registered (failurePolicy Fail).
+        op.proc.stop()
+        apps = client.AppsV1Api(world.admin)
+        try:
+            apps.create_namespaced_deployment(shop.target_ns("dev"), deployment("blind", image))
+            raise AssertionError("a Deployment in a managed namespace was admitted without Stella")
+        except ApiException as exc:
+            assert (
+                exc.status == 500
+                and 'failed calling webhook "validate-workload.stella.io"' in message_of(exc)
+            ), message_of(exc)
+        apps.create_namespaced_deployment(world.unmanaged_ns, deployment("unchecked", "nginx:1.27"))
+        try:
+            world.create_release("alice", release_body("r-blind", image, [prod]))
+            raise AssertionError("a Release was admitted without Stella")
+        except ApiException as exc:
+            assert 'failed calling webhook "stamp-identity.stella.io"' in message_of(exc), (
+                message_of(exc)
+            )
+    finally:
+        op.proc.stop()
+        unregister(kube)
+        # Hand the webhooks back to the module's operator for any test after this one.
+        guard_cert = Path(world.op.env["STELLA_WEBHOOK_CERT"])
+        ca = next(guard_cert.parent.glob("*ca*.crt"))
+        register(kube, ca, int(world.op.env["STELLA_WEBHOOK_PORT"]))
