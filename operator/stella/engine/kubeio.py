@@ -61,6 +61,26 @@ def get_environment(name: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], out)
 
 
+def get_release(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        out = _custom().get_namespaced_custom_object(GROUP, VERSION, namespace, "releases", name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], out)
+
+
+def get_namespace(name: str) -> dict[str, Any] | None:
+    try:
+        obj = client.CoreV1Api(api_client()).read_namespace(name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], api_client().sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+
 def replace_environment_status(body: Mapping[str, Any]) -> dict[str, Any]:
     """Write status with the body's resourceVersion: a concurrent writer gets Conflict."""
     try:

@@ -8,6 +8,7 @@ counted, and posted as Events on the object they concern.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -33,6 +34,87 @@ RATELIMIT = "ratelimit"
 security = logging.getLogger("stella.security")
 
 
+class _ReadThrough(Mapping[Any, Any]):
+    """A view mapping that, on a miss, asks the API server once for that one object.
+
+    The watch that feeds the view lags the API server by milliseconds, so `kubectl apply`
+    of dev, staging and prod in one file would otherwise see staging's `requires: [dev]`
+    refused. Hits (the common case) stay in memory; misses cost one GET, and a true miss
+    is remembered for a second so a flood of bad names costs one GET per name per second
+    (the per-identity rate limit bounds it further).
+    """
+
+    def __init__(self, store: dict[Any, Any], fetch: Any, apply: Any) -> None:
+        self._store = store
+        self._fetch = fetch
+        self._apply = apply
+        self._absent: dict[Any, float] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self._store[key]
+        except KeyError:
+            pass
+        now = time.monotonic()
+        if self._absent.get(key, 0.0) > now:
+            raise KeyError(key)
+        try:
+            body = self._fetch(key)
+        except Exception:
+            body = None
+        if body is None:
+            if len(self._absent) > 10_000:
+                self._absent.clear()
+            self._absent[key] = now + 1.0
+            raise KeyError(key)
+        self._apply(body)
+        return body
+
+    def __iter__(self) -> Any:
+        return iter(list(self._store))
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+
+class _AdmissionView:
+    """The engine's view, read-through on misses of the objects admission names."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+        self.environments = _ReadThrough(
+            view.environments, _get_environment, lambda b: view.apply("Environment", None, b)
+        )
+        self.releases = _ReadThrough(
+            view.releases, _get_release, lambda b: view.apply("Release", None, b)
+        )
+        self.namespaces = _ReadThrough(
+            view.namespaces, _get_namespace, lambda b: view.apply("Namespace", None, b)
+        )
+        self.approvals = view.approvals
+
+    def approvals_for(self, key: Any, environment: str) -> Any:
+        return self._view.approvals_for(key, environment)
+
+
+def _get_environment(name: str) -> Any:
+    from stella.engine import kubeio
+
+    return kubeio.get_environment(name)
+
+
+def _get_release(key: tuple[str, str]) -> Any:
+    from stella.engine import kubeio
+
+    return kubeio.get_release(*key)
+
+
+def _get_namespace(name: str) -> Any:
+    from stella.engine import kubeio
+
+    return kubeio.get_namespace(name)
+
+
 class Admission:
     def __init__(self, settings: Settings) -> None:
         self.policy = AdmissionPolicy(operator_username=settings.service_account)
@@ -42,6 +124,7 @@ class Admission:
             exempt={settings.service_account},
         )
         self.operator = settings.service_account
+        self._views: dict[int, _AdmissionView] = {}
 
     def review(
         self,
@@ -78,7 +161,10 @@ class Admission:
             ok, retry = self.limiter.allow(user.username)
             if not ok:
                 self._deny(req, ratelimited(user.username, retry))
-        verdict = mutate(req, view, self.policy) if mutating else validate(req, view, self.policy)
+        snap = self._views.get(id(view))
+        if snap is None:
+            snap = self._views[id(view)] = _AdmissionView(view)
+        verdict = mutate(req, snap, self.policy) if mutating else validate(req, snap, self.policy)
         if warnings is not None:
             warnings.extend(verdict.warnings)
         if not verdict.allowed:
