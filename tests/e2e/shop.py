@@ -3,14 +3,15 @@ with Deployments, and helpers to drive it as alice, bob and carol would."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
+from tests.kube_support import eventually
 
 from devenv.services import Registry, push_image
-from tests.kube_support import eventually
 
 G, V = "stella.io", "v1alpha1"
 
@@ -32,58 +33,109 @@ class Shop:
         return f"{self.prefix}-{stage}"
 
     def image(self, tag: str) -> str:
-        digest = push_image(self.registry.url, f"{self.prefix}/web", tag, f"{self.prefix}-{tag}".encode())
+        digest = push_image(
+            self.registry.url, f"{self.prefix}/web", tag, f"{self.prefix}-{tag}".encode()
+        )
         return f"{self.registry.host}/{self.prefix}/web@{digest}"
 
-    def environment(self, stage: str, requires: list[str] | None = None, replicas: int = 2,
-                    node_selector: dict[str, str] | None = None, **spec: Any) -> str:
+    def environment(
+        self,
+        stage: str,
+        requires: list[str] | None = None,
+        replicas: int = 2,
+        node_selector: dict[str, str] | None = None,
+        **spec: Any,
+    ) -> str:
         name, ns = self.env_name(stage), self.target_ns(stage)
         core, apps = client.CoreV1Api(self.admin), client.AppsV1Api(self.admin)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-            name=ns, labels={"stella.io/managed": "true"})))
+        core.create_namespace(
+            client.V1Namespace(
+                metadata=client.V1ObjectMeta(name=ns, labels={"stella.io/managed": "true"})
+            )
+        )
         self.created_ns.append(ns)
         labels = {"app": "web"}
-        apps.create_namespaced_deployment(ns, client.V1Deployment(
-            metadata=client.V1ObjectMeta(name="web"),
-            spec=client.V1DeploymentSpec(
-                replicas=replicas,
-                selector=client.V1LabelSelector(match_labels=labels),
-                progress_deadline_seconds=600,
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(node_selector=node_selector, containers=[
-                        client.V1Container(name="web", image=self.image("initial"))]),
+        apps.create_namespaced_deployment(
+            ns,
+            client.V1Deployment(
+                metadata=client.V1ObjectMeta(name="web"),
+                spec=client.V1DeploymentSpec(
+                    replicas=replicas,
+                    selector=client.V1LabelSelector(match_labels=labels),
+                    progress_deadline_seconds=600,
+                    template=client.V1PodTemplateSpec(
+                        metadata=client.V1ObjectMeta(labels=labels),
+                        spec=client.V1PodSpec(
+                            node_selector=node_selector,
+                            containers=[
+                                client.V1Container(name="web", image=self.image("initial"))
+                            ],
+                        ),
+                    ),
                 ),
             ),
-        ))
-        body = {"apiVersion": f"{G}/{V}", "kind": "Environment", "metadata": {"name": name},
-                "spec": {"requires": [self.env_name(r) for r in (requires or [])],
-                         "targets": [{"namespace": ns}],
-                         "allowedRegistries": [self.registry.host],
-                         "rollout": {"timeout": "60s", "rollbackOnFailure": True}, **spec}}
+        )
+        body = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {
+                "requires": [self.env_name(r) for r in (requires or [])],
+                "targets": [{"namespace": ns}],
+                "allowedRegistries": [self.registry.host],
+                "rollout": {"timeout": "60s", "rollbackOnFailure": True},
+                **spec,
+            },
+        }
         client.CustomObjectsApi(self.admin).create_cluster_custom_object(G, V, "environments", body)
         self.created_envs.append(name)
         return name
 
-    def release(self, name: str, image: str, stages: list[str], as_user: str = "alice") -> dict[str, Any]:
-        body = {"apiVersion": f"{G}/{V}", "kind": "Release", "metadata": {"name": name},
-                "spec": {"version": "1.0." + name[-1], "environments": [self.env_name(s) for s in stages],
-                         "components": [{"name": "web", "image": image,
-                                         "workload": {"kind": "Deployment", "name": "web", "container": "web"}}]}}
+    def release(
+        self, name: str, image: str, stages: list[str], as_user: str = "alice"
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Release",
+            "metadata": {"name": name},
+            "spec": {
+                "version": "1.0." + name[-1],
+                "environments": [self.env_name(s) for s in stages],
+                "components": [
+                    {
+                        "name": "web",
+                        "image": image,
+                        "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                    }
+                ],
+            },
+        }
         return client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(  # type: ignore[no-any-return]
-            G, V, self.release_ns, "releases", body)
+            G, V, self.release_ns, "releases", body
+        )
 
-    def approve(self, release: str, stage: str, as_user: str, decision: str = "Approve") -> dict[str, Any]:
-        body = {"apiVersion": f"{G}/{V}", "kind": "Approval",
-                "metadata": {"generateName": f"{release}-{stage}-"},
-                "spec": {"release": release, "environment": self.env_name(stage), "decision": decision,
-                         "comment": "e2e"}}
+    def approve(
+        self, release: str, stage: str, as_user: str, decision: str = "Approve"
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Approval",
+            "metadata": {"generateName": f"{release}-{stage}-"},
+            "spec": {
+                "release": release,
+                "environment": self.env_name(stage),
+                "decision": decision,
+                "comment": "e2e",
+            },
+        }
         return client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(  # type: ignore[no-any-return]
-            G, V, self.release_ns, "approvals", body)
+            G, V, self.release_ns, "approvals", body
+        )
 
     def get_release(self, name: str) -> dict[str, Any]:
         return client.CustomObjectsApi(self.admin).get_namespaced_custom_object(  # type: ignore[no-any-return]
-            G, V, self.release_ns, "releases", name)
+            G, V, self.release_ns, "releases", name
+        )
 
     def phase(self, name: str, stage: str) -> str | None:
         envs = (self.get_release(name).get("status") or {}).get("environments", [])
@@ -94,8 +146,11 @@ class Shop:
         return next((e for e in envs if e["name"] == self.env_name(stage)), {})
 
     def wait_phase(self, name: str, stage: str, phase: str, timeout: float = 60) -> dict[str, Any]:
-        return eventually(lambda: (p := self.progress(name, stage)) and p.get("phase") == phase and p,
-                          timeout=timeout, what=f"{name} {phase} in {stage}")
+        return eventually(
+            lambda: (p := self.progress(name, stage)) and p.get("phase") == phase and p,
+            timeout=timeout,
+            what=f"{name} {phase} in {stage}",
+        )
 
     def deployed_image(self, stage: str) -> str:
         d = client.AppsV1Api(self.admin).read_namespaced_deployment("web", self.target_ns(stage))
@@ -105,18 +160,16 @@ class Shop:
         return client.AppsV1Api(self.admin).read_namespaced_deployment("web", self.target_ns(stage))
 
     def environment_status(self, stage: str) -> dict[str, Any]:
-        env = client.CustomObjectsApi(self.admin).get_cluster_custom_object(G, V, "environments", self.env_name(stage))
+        env = client.CustomObjectsApi(self.admin).get_cluster_custom_object(
+            G, V, "environments", self.env_name(stage)
+        )
         return env.get("status") or {}  # type: ignore[no-any-return]
 
     def cleanup(self) -> None:
         api = client.CustomObjectsApi(self.admin)
         for name in self.created_envs:
-            try:
+            with contextlib.suppress(client.exceptions.ApiException):
                 api.delete_cluster_custom_object(G, V, "environments", name)
-            except client.exceptions.ApiException:
-                pass
         for ns in self.created_ns:
-            try:
+            with contextlib.suppress(client.exceptions.ApiException):
                 client.CoreV1Api(self.admin).delete_namespace(ns)
-            except client.exceptions.ApiException:
-                pass

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 from kubernetes import client
+from tests.e2e.conftest import OperatorProcess
+from tests.e2e.shop import G, Shop, V
+from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
-from tests.e2e.conftest import OperatorProcess
-from tests.e2e.shop import G, V, Shop
-from tests.kube_support import eventually
 
 STELLA = str(Path(sys.executable).parent / "stella")
 
@@ -23,8 +23,12 @@ def _stella(kube: ControlPlane, user: str, *args: str) -> subprocess.CompletedPr
     return subprocess.run([STELLA, *args], env=env, capture_output=True, text=True, check=False)
 
 
-def test_rollback_repromotes_the_previous_release_through_the_gates(stella: OperatorProcess, shop: Shop, kube: ControlPlane) -> None:
-    env = shop.environment("dev", approvals={"required": 1, "approverGroups": ["release-approvers"]})
+def test_rollback_repromotes_the_previous_release_through_the_gates(
+    stella: OperatorProcess, shop: Shop, kube: ControlPlane
+) -> None:
+    env = shop.environment(
+        "dev", approvals={"required": 1, "approverGroups": ["release-approvers"]}
+    )
     old, new = shop.image("6.0"), shop.image("6.1")
     shop.release("rel-a", old, ["dev"])
     shop.approve("rel-a", "dev", "bob")
@@ -51,49 +55,90 @@ def test_rollback_repromotes_the_previous_release_through_the_gates(stella: Oper
     assert again.returncode == 1 and "never deployed" in again.stderr
 
 
-def test_missing_workload_says_what_to_fix_and_deploys_nothing(stella: OperatorProcess, shop: Shop) -> None:
+def test_missing_workload_says_what_to_fix_and_deploys_nothing(
+    stella: OperatorProcess, shop: Shop
+) -> None:
     shop.environment("dev")
     image = shop.image("7.0")
     body = shop.release("rel-m", image, ["dev"])
     del body
     # Map the component to a workload that does not exist: a fresh release.
     api = client.CustomObjectsApi(shop.users["alice"])
-    api.create_namespaced_custom_object(G, V, shop.release_ns, "releases", {
-        "apiVersion": f"{G}/{V}", "kind": "Release", "metadata": {"name": "rel-n"},
-        "spec": {"version": "7.0.1", "environments": [shop.env_name("dev")], "components": [
-            {"name": "api", "image": image, "workload": {"kind": "Deployment", "name": "api", "container": "api"}}]}})
+    api.create_namespaced_custom_object(
+        G,
+        V,
+        shop.release_ns,
+        "releases",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Release",
+            "metadata": {"name": "rel-n"},
+            "spec": {
+                "version": "7.0.1",
+                "environments": [shop.env_name("dev")],
+                "components": [
+                    {
+                        "name": "api",
+                        "image": image,
+                        "workload": {"kind": "Deployment", "name": "api", "container": "api"},
+                    }
+                ],
+            },
+        },
+    )
     blocked = shop.wait_phase("rel-n", "dev", "Blocked")
     assert blocked["reason"] == "WorkloadNotFound"
     assert f"Deployment {shop.target_ns('dev')}/api does not exist" in blocked["message"]
     assert "create the workload" in blocked["message"]
 
 
-def test_cycle_in_requires_is_reported_in_environment_status(stella: OperatorProcess, shop: Shop, kube_admin: client.ApiClient) -> None:
+def test_cycle_in_requires_is_reported_in_environment_status(
+    stella: OperatorProcess, shop: Shop, kube_admin: client.ApiClient
+) -> None:
     shop.environment("dev")
     api = client.CustomObjectsApi(kube_admin)
     env = api.get_cluster_custom_object(G, V, "environments", shop.env_name("dev"))
-    eventually(lambda: any(c["type"] == "Ready" and c["status"] == "True"
-                           for c in (api.get_cluster_custom_object(G, V, "environments", shop.env_name("dev"))
-                                     .get("status") or {}).get("conditions", [])),
-               what="dev Ready")
+    eventually(
+        lambda: any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in (
+                api.get_cluster_custom_object(G, V, "environments", shop.env_name("dev")).get(
+                    "status"
+                )
+                or {}
+            ).get("conditions", [])
+        ),
+        what="dev Ready",
+    )
     del env
     # Admission refuses a cycle outright, with the cycle named.
     try:
-        api.patch_cluster_custom_object(G, V, "environments", shop.env_name("dev"),
-                                        {"spec": {"requires": [shop.env_name("dev")]}})
+        api.patch_cluster_custom_object(
+            G,
+            V,
+            "environments",
+            shop.env_name("dev"),
+            {"spec": {"requires": [shop.env_name("dev")]}},
+        )
         raise AssertionError("a self-requiring environment was admitted")
     except client.exceptions.ApiException as exc:
         assert "cycle" in exc.body
 
 
 def test_release_deleted_mid_promotion_ends_cleanly(stella: OperatorProcess, shop: Shop) -> None:
-    shop.environment("dev", rollout={"timeout": "5m", "rollbackOnFailure": True},
-                     node_selector={"stella-test/never": "true"}, replicas=1)
+    shop.environment(
+        "dev",
+        rollout={"timeout": "5m", "rollbackOnFailure": True},
+        node_selector={"stella-test/never": "true"},
+        replicas=1,
+    )
     image = shop.image("8.0")
     shop.release("rel-d", image, ["dev"])
     shop.wait_phase("rel-d", "dev", "Deploying")
     assert shop.environment_status("dev").get("inFlight") == f"{shop.release_ns}/rel-d"
-    client.CustomObjectsApi(shop.admin).delete_namespaced_custom_object(G, V, shop.release_ns, "releases", "rel-d")
+    client.CustomObjectsApi(shop.admin).delete_namespaced_custom_object(
+        G, V, shop.release_ns, "releases", "rel-d"
+    )
     eventually(lambda: "inFlight" not in shop.environment_status("dev"), what="dev lock freed")
     events = client.CoreV1Api(shop.admin).list_namespaced_event("default").items
     assert any(e.reason == "ReleaseDeleted" and shop.env_name("dev") in e.message for e in events)

@@ -25,26 +25,58 @@ def test_new_release_gets_ready_false_pending(
 ) -> None:
     env_name = f"{test_namespace}-dev"
     admin = client.CustomObjectsApi(kube_admin)
-    admin.create_cluster_custom_object("stella.io", "v1alpha1", "environments", {
-        "apiVersion": "stella.io/v1alpha1", "kind": "Environment", "metadata": {"name": env_name},
-        "spec": {"targets": [{"namespace": test_namespace}],
-                 "approvals": {"required": 1, "approverGroups": ["release-approvers"]}},
-    })
+    admin.create_cluster_custom_object(
+        "stella.io",
+        "v1alpha1",
+        "environments",
+        {
+            "apiVersion": "stella.io/v1alpha1",
+            "kind": "Environment",
+            "metadata": {"name": env_name},
+            "spec": {
+                "targets": [{"namespace": test_namespace}],
+                "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
+            },
+        },
+    )
     api = client.CustomObjectsApi(kube_as["alice"])
     try:
-        made = api.create_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", {
-            "apiVersion": "stella.io/v1alpha1", "kind": "Release", "metadata": {"name": "first"},
-            "spec": {"version": "0.1.0", "environments": [env_name], "components": [
-                {"name": "web", "image": f"127.0.0.1:5000/web@{DIGEST}",
-                 "workload": {"kind": "Deployment", "name": "web", "container": "web"}}]},
-        })
+        made = api.create_namespaced_custom_object(
+            "stella.io",
+            "v1alpha1",
+            test_namespace,
+            "releases",
+            {
+                "apiVersion": "stella.io/v1alpha1",
+                "kind": "Release",
+                "metadata": {"name": "first"},
+                "spec": {
+                    "version": "0.1.0",
+                    "environments": [env_name],
+                    "components": [
+                        {
+                            "name": "web",
+                            "image": f"127.0.0.1:5000/web@{DIGEST}",
+                            "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                        }
+                    ],
+                },
+            },
+        )
         # Follow every version of the object from its creation: the first status the
         # operator writes is Ready=False with reason Pending.
         w = watch.Watch()
         first: dict[str, Any] | None = None
-        for event in w.stream(api.list_namespaced_custom_object, "stella.io", "v1alpha1", test_namespace,
-                              "releases", field_selector="metadata.name=first",
-                              resource_version=made["metadata"]["resourceVersion"], timeout_seconds=30):
+        for event in w.stream(
+            api.list_namespaced_custom_object,
+            "stella.io",
+            "v1alpha1",
+            test_namespace,
+            "releases",
+            field_selector="metadata.name=first",
+            resource_version=made["metadata"]["resourceVersion"],
+            timeout_seconds=30,
+        ):
             conds = ((event["object"].get("status") or {}).get("conditions")) or []
             if conds:
                 first = conds[0]
@@ -55,14 +87,18 @@ def test_new_release_gets_ready_false_pending(
 
         # Then it evaluates: waiting for an approval, said in words.
         def ready_condition() -> dict[str, Any] | None:
-            rel = api.get_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", "first")
+            rel = api.get_namespaced_custom_object(
+                "stella.io", "v1alpha1", test_namespace, "releases", "first"
+            )
             conds = (rel.get("status") or {}).get("conditions", [])
             cond = next((c for c in conds if c["type"] == "Ready"), None)
             return cond if cond and cond["reason"] != "Pending" else None
 
         cond = eventually(ready_condition, timeout=30, what="evaluated Ready condition")
         assert cond["status"] == "False" and cond["reason"] == "ApprovalsMissing"
-        rel = api.get_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", "first")
+        rel = api.get_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", "first"
+        )
         # Stella's own finalizer and annotation prefix, not kopf's defaults.
         assert "stella.io/finalizer" in rel["metadata"].get("finalizers", [])
         annotations = rel["metadata"].get("annotations", {})

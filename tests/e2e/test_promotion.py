@@ -12,19 +12,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kubernetes import client
-
-from devenv.controlplane import ControlPlane
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
+from devenv.controlplane import ControlPlane
 
-def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(stella: OperatorProcess, shop: Shop, kube: ControlPlane) -> None:
+
+def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(
+    stella: OperatorProcess, shop: Shop, kube: ControlPlane
+) -> None:
     shop.environment("dev")
-    shop.environment("staging", requires=["dev"],
-                     approvals={"required": 1, "approverGroups": ["release-approvers"]})
-    shop.environment("prod", requires=["staging"],
-                     approvals={"required": 2, "approverGroups": ["release-approvers"]})
+    shop.environment(
+        "staging",
+        requires=["dev"],
+        approvals={"required": 1, "approverGroups": ["release-approvers"]},
+    )
+    shop.environment(
+        "prod",
+        requires=["staging"],
+        approvals={"required": 2, "approverGroups": ["release-approvers"]},
+    )
     image = shop.image("1.0")
     shop.release("rel-1", image, ["dev", "staging", "prod"])
 
@@ -50,9 +58,22 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(stella: Ope
 
     # bob approves through the CLI, with his own credentials.
     env = {**os.environ, "KUBECONFIG": str(kube.kubeconfig_for("bob"))}
-    out = subprocess.run([str(Path(sys.executable).parent / "stella"), "approve", "rel-1",
-                          shop.env_name("staging"), "-n", shop.release_ns, "--comment", "CAB-1"],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "stella"),
+            "approve",
+            "rel-1",
+            shop.env_name("staging"),
+            "-n",
+            shop.release_ns,
+            "--comment",
+            "CAB-1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "approved rel-1" in out.stdout
     shop.wait_phase("rel-1", "staging", "Deployed")
     assert shop.deployed_image("staging") == image
@@ -60,8 +81,10 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(stella: Ope
     # prod: one approval is not enough; bob and carol together open it.
     shop.approve("rel-1", "prod", "bob")
     waiting = shop.wait_phase("rel-1", "prod", "WaitingForApproval")
-    eventually(lambda: "has 1 (bob)" in shop.progress("rel-1", "prod").get("message", ""),
-               what="prod message naming bob")
+    eventually(
+        lambda: "has 1 (bob)" in shop.progress("rel-1", "prod").get("message", ""),
+        what="prod message naming bob",
+    )
     assert shop.deployed_image("prod") != image
     shop.approve("rel-1", "prod", "carol")
     deployed = shop.wait_phase("rel-1", "prod", "Deployed")
@@ -69,16 +92,24 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(stella: Ope
     rel = shop.get_release("rel-1")
     ready = next(c for c in rel["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
-    assert rel["status"]["summary"] == " ".join(f"{shop.env_name(s)}=Deployed" for s in ("dev", "staging", "prod"))
+    assert rel["status"]["summary"] == " ".join(
+        f"{shop.env_name(s)}=Deployed" for s in ("dev", "staging", "prod")
+    )
 
     # `stella status` reads like a table.
-    status = subprocess.run([str(Path(sys.executable).parent / "stella"), "status", "rel-1", "-n", shop.release_ns],
-                            env={**os.environ, "KUBECONFIG": str(kube.kubeconfig_for("erin"))},
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        [str(Path(sys.executable).parent / "stella"), "status", "rel-1", "-n", shop.release_ns],
+        env={**os.environ, "KUBECONFIG": str(kube.kubeconfig_for("erin"))},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "ENVIRONMENT" in status and "Deployed" in status and "bob, carol" in status
 
 
-def test_self_approval_by_someone_in_both_groups_does_not_count(stella: OperatorProcess, shop: Shop) -> None:
+def test_self_approval_by_someone_in_both_groups_does_not_count(
+    stella: OperatorProcess, shop: Shop
+) -> None:
     shop.environment("dev", approvals={"required": 1, "approverGroups": ["release-approvers"]})
     image = shop.image("2.0")
     shop.release("rel-2", image, ["dev"], as_user="dave")
@@ -95,9 +126,16 @@ def test_self_approval_by_someone_in_both_groups_does_not_count(stella: Operator
 def test_freeze_window_blocks_then_releases(stella: OperatorProcess, shop: Shop) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     end = now + timedelta(seconds=20)
-    shop.environment("dev", freezeWindows=[{"name": "release-freeze",
-                                            "start": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
-                                            "end": end.isoformat().replace("+00:00", "Z")}])
+    shop.environment(
+        "dev",
+        freezeWindows=[
+            {
+                "name": "release-freeze",
+                "start": (now - timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
+                "end": end.isoformat().replace("+00:00", "Z"),
+            }
+        ],
+    )
     image = shop.image("3.0")
     shop.release("rel-3", image, ["dev"])
     frozen = shop.wait_phase("rel-3", "dev", "Frozen")
@@ -108,10 +146,16 @@ def test_freeze_window_blocks_then_releases(stella: OperatorProcess, shop: Shop)
     assert shop.deployed_image("dev") == image
 
 
-def test_rollout_that_never_becomes_available_fails_and_rolls_back(stella: OperatorProcess, shop: Shop) -> None:
+def test_rollout_that_never_becomes_available_fails_and_rolls_back(
+    stella: OperatorProcess, shop: Shop
+) -> None:
     # No node carries this label: new pods never schedule, so the rollout never completes.
-    shop.environment("dev", rollout={"timeout": "15s", "rollbackOnFailure": True},
-                     node_selector={"stella-test/never": "true"}, replicas=1)
+    shop.environment(
+        "dev",
+        rollout={"timeout": "15s", "rollbackOnFailure": True},
+        node_selector={"stella-test/never": "true"},
+        replicas=1,
+    )
     before = shop.deployed_image("dev")
     image = shop.image("4.0")
     shop.release("rel-4", image, ["dev"])
@@ -124,8 +168,11 @@ def test_rollout_that_never_becomes_available_fails_and_rolls_back(stella: Opera
     assert "inFlight" not in shop.environment_status("dev")
 
 
-def test_sigkill_mid_promotion_finishes_exactly_once(kube: ControlPlane, shop: Shop, tmp_path: Path, registry: object) -> None:
+def test_sigkill_mid_promotion_finishes_exactly_once(
+    kube: ControlPlane, shop: Shop, tmp_path: Path, registry: object
+) -> None:
     from tests.e2e.conftest import start_operator
+
     from devenv.webhooks import unregister
 
     shop.environment("dev", replicas=3)
@@ -147,8 +194,13 @@ def test_sigkill_mid_promotion_finishes_exactly_once(kube: ControlPlane, shop: S
     assert shop.deployment("dev").metadata.generation == generation_before + 1
     assert shop.deployed_image("dev") == image
     # Exactly one authorization and one outcome packet for this promotion.
-    cms = client.CoreV1Api(shop.admin).list_namespaced_config_map(
-        "stella-system", label_selector=f"stella.io/environment={shop.env_name('dev')}").items
+    cms = (
+        client.CoreV1Api(shop.admin)
+        .list_namespaced_config_map(
+            "stella-system", label_selector=f"stella.io/environment={shop.env_name('dev')}"
+        )
+        .items
+    )
     kinds = sorted(cm.metadata.labels.get("stella.io/kind") for cm in cms)
     assert kinds.count("PromotionAuthorized") == 1, kinds
     assert kinds.count("PromotionDeployed") == 1, kinds
