@@ -70,6 +70,28 @@ def desired_status(
             "RequiresCycle",
             f"environments require each other in a cycle: {' -> '.join(cycle)}",
         )
+    # The Halted condition follows status.halted (issue #6 e2e): without this, a cleared
+    # halt left `Halted=True` behind forever, and a status written from a view that did not
+    # yet show the halt could drop the condition the engine had just set.
+    if status.halted is not None:
+        status.conditions = set_condition(
+            status.conditions,
+            "Halted",
+            "True",
+            status.halted.reason,
+            status.halted.message[:4000],
+            generation,
+        )
+    elif any(c.type == "Halted" for c in status.conditions):
+        status.conditions = set_condition(
+            status.conditions,
+            "Halted",
+            "False",
+            "HaltCleared",
+            "the halt was cleared by a person (stella env clear); see the EnvironmentCleared "
+            "evidence for who and why",
+            generation,
+        )
     ready: tuple[ConditionStatus, str, str]
     if problem is not None:
         ready = ("False", problem[0], problem[1])

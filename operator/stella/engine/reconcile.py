@@ -104,7 +104,7 @@ class Reconciler:
             )
             status.environments = list(progress.values())
             status.summary = summary_line(status.environments, spec.environments)
-            await asyncio.to_thread(kubeio.patch_release_status, key, status.wire())
+            await self._write_status(key, status.wire())
             before = status.model_dump(mode="json")
 
         requeue: float | None = None
@@ -133,7 +133,7 @@ class Reconciler:
         status.observed_generation = generation
         if status.model_dump(mode="json") != before:
             self._announce(body, before, status)
-            await asyncio.to_thread(kubeio.patch_release_status, key, status.wire())
+            await self._write_status(key, status.wire())
         return requeue
 
     # ---- one environment ---------------------------------------------------------------
@@ -321,7 +321,7 @@ class Reconciler:
         _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
         p.since = _now()
         # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
-        await _persist(key, progress)
+        await _persist(self.view, key, progress)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
         await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
         events.emit(body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})")
@@ -410,7 +410,7 @@ class Reconciler:
         """Record the outcome (retried until stored), write the Release, release the lock."""
         key_s = release_key_str(key)
         await self.hooks.outcome(body, spec, env_name, p, outcome)
-        await _persist(key, progress)
+        await _persist(self.view, key, progress)
         await self.locks.release(env_name, key_s, body, spec, p, outcome=outcome)
         metrics.PROMOTIONS.labels(env_name, outcome).inc()
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
@@ -423,6 +423,9 @@ class Reconciler:
         )
 
     # ---- helpers -----------------------------------------------------------------------
+    async def _write_status(self, key: ReleaseKey, status: Mapping[str, Any]) -> None:
+        await _persist_status(self.view, key, status)
+
     def _graph(self) -> dict[str, list[str]]:
         return {
             name: list((b.get("spec") or {}).get("requires") or [])
@@ -523,15 +526,17 @@ class Reconciler:
         self, env_name: str, body: Body, spec: ReleaseSpec, reason: str, message: str
     ) -> None:
         halt = HaltState(reason=reason, message=message[:4096], since=_now())
+        # A merge patch replaces the whole conditions list: upsert Halted into the ones the
+        # Environment has (it used to write [Halted] alone, dropping Ready until the
+        # environment reconciler ran again).
+        current = EnvironmentStatus.model_validate(
+            (self.view.environment(env_name) or {}).get("status") or {}
+        )
+        conditions = set_condition(current.conditions, "Halted", "True", reason, message[:4000])
         await asyncio.to_thread(
             kubeio.patch_environment_status,
             env_name,
-            {
-                "halted": halt.wire(),
-                "conditions": [
-                    c.wire() for c in set_condition([], "Halted", "True", reason, message[:4000])
-                ],
-            },
+            {"halted": halt.wire(), "conditions": [c.wire() for c in conditions]},
         )
         metrics.ENVIRONMENT_HALTED.labels(env_name).set(1)
         metrics.SECURITY_EVENTS.labels(reason).inc()
@@ -563,10 +568,24 @@ class Reconciler:
 
 
 # ---- pure helpers ----------------------------------------------------------------------
-async def _persist(key: ReleaseKey, progress: Mapping[str, EnvironmentProgress]) -> None:
-    await asyncio.to_thread(
-        kubeio.patch_release_status, key, {"environments": [p.wire() for p in progress.values()]}
-    )
+async def _persist(
+    view: ClusterView, key: ReleaseKey, progress: Mapping[str, EnvironmentProgress]
+) -> None:
+    await _persist_status(view, key, {"environments": [p.wire() for p in progress.values()]})
+
+
+async def _persist_status(view: ClusterView, key: ReleaseKey, status: Mapping[str, Any]) -> None:
+    """Patch a Release's status and feed the answer into the view (read-your-writes).
+
+    Found by the issue #6 e2e test: the halting Release was written Failed, then an
+    Environment event (the halt itself) re-queued it before the watch had delivered that
+    write; the next reconcile read the stale Pending body from the view, saw the halted
+    Environment and overwrote Failed with Halted. The view keeps the newest
+    resourceVersion, so a late watch event of an older version cannot undo this.
+    A Release already gone from the view (deleted) is not brought back."""
+    out = await asyncio.to_thread(kubeio.patch_release_status, key, status)
+    if view.release(key) is not None and isinstance(out, Mapping):
+        view.apply("Release", "MODIFIED", out)
 
 
 def _progress_by_env(status: ReleaseStatus, spec: ReleaseSpec) -> dict[str, EnvironmentProgress]:
