@@ -28,7 +28,7 @@ binaries:
 	bash hack/build-binaries.sh all
 
 crds: venv
-	$(BIN)/python hack/gen_crds.py crds
+	$(BIN)/python hack/gen_crds.py
 
 lint: venv
 	$(BIN)/ruff check operator tests bench hack

@@ -22,12 +22,18 @@ def expected() -> dict[str, str]:
     return {f"stella.io_{k.plural}.yaml": render(k.plural) for k in ALL_KINDS}
 
 
+# The chart installs CRDs from its own crds/ folder; both copies come from the models.
+TARGETS = ("crds", "charts/stella/crds")
+
+
 def main() -> int:
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in expected().items():
-        (out / name).write_text(text)
-        print(f"wrote {out / name}")
+    root = Path(__file__).resolve().parent.parent
+    for target in sys.argv[1:] or TARGETS:
+        out = root / target
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in expected().items():
+            (out / name).write_text(text)
+            print(f"wrote {out / name}")
     return 0
 
 

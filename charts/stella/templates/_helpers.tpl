@@ -1,0 +1,13 @@
+{{- define "stella.namespace" -}}{{ .Values.operatorNamespace | default .Release.Namespace }}{{- end -}}
+{{- define "stella.labels" -}}
+app.kubernetes.io/name: stella
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: stella
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+{{- define "stella.selector" -}}
+app.kubernetes.io/name: stella
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+{{- define "stella.serviceAccount" -}}stella-operator{{- end -}}
+{{- define "stella.tlsSecret" -}}{{ .Values.webhook.tlsSecretName | default "stella-webhook-tls" }}{{- end -}}
