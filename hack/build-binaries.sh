@@ -15,6 +15,9 @@ KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 CACHE="${STELLA_CACHE:-$HOME/.cache/stella}"
 ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
+# helm renders and lints the chart in the unit tier (helm template, no cluster).
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
@@ -96,11 +99,19 @@ build_etcd() {
   )
 }
 
+build_helm() {
+  if [[ -x "$HELM_BIN/helm" ]]; then log "helm $HELM_VERSION already cached"; return; fi
+  mkdir -p "$HELM_BIN"
+  log "building helm $HELM_VERSION"
+  GOBIN="$HELM_BIN" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 case "${1:-all}" in
   k8s) build_k8s ;;
   kwok) build_kwok ;;
   etcd) build_etcd ;;
-  all) build_k8s; build_etcd; build_kwok ;;
-  *) echo "usage: $0 [all|k8s|etcd|kwok]" >&2; exit 2 ;;
+  helm) build_helm ;;
+  all) build_k8s; build_etcd; build_kwok; build_helm ;;
+  *) echo "usage: $0 [all|k8s|etcd|kwok|helm]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -1,0 +1,68 @@
+"""Environment status as a pure function: path, cycles, halts, suspension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stella.engine.environments import OWNED, clear_request, desired_status
+
+
+def env(
+    name: str, requires: list[str], status: dict[str, Any] | None = None, **spec: Any
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "generation": 3},
+        "spec": {"requires": requires, **spec},
+        "status": status or {},
+    }
+
+
+def ready(status: dict[str, Any]) -> tuple[str, str]:
+    c = next(c for c in status["conditions"] if c["type"] == "Ready")
+    return c["status"], c["reason"]
+
+
+def test_path_and_ready() -> None:
+    graph = {"dev": [], "staging": ["dev"], "prod": ["staging"]}
+    st = desired_status(env("prod", ["staging"]), graph)
+    assert st["path"] == ["dev", "staging", "prod"]
+    assert ready(st) == ("True", "Ready")
+    assert st["observedGeneration"] == 3
+    assert set(st) <= set(OWNED), "the lock and history belong to the engine's locked writes"
+
+
+def test_cycle_and_unknown_names_are_reported() -> None:
+    st = desired_status(env("a", ["b"]), {"a": ["b"], "b": ["a"]})
+    assert ready(st)[1] == "RequiresCycle"
+    st = desired_status(env("a", ["ghost"]), {"a": ["ghost"]})
+    assert ready(st)[1] == "UnknownEnvironment"
+
+
+def test_halted_and_suspended_are_not_ready_and_say_what_to_do() -> None:
+    halted = env(
+        "prod",
+        [],
+        {"halted": {"reason": "DigestMismatch", "message": "m", "since": "2026-01-01T00:00:00Z"}},
+    )
+    st = desired_status(halted, {"prod": []})
+    status, reason = ready(st)
+    assert (status, reason) == ("False", "Halted")
+    assert "stella env clear prod" in next(
+        c["message"] for c in st["conditions"] if c["type"] == "Ready"
+    )
+    assert ready(desired_status(halted, {"prod": []}, cleared=True)) == ("True", "Ready")
+    assert ready(desired_status(env("prod", [], suspended=True), {"prod": []}))[1] == "Suspended"
+
+
+def test_clear_request_parses_time_and_reason() -> None:
+    body = {
+        "metadata": {
+            "annotations": {"stella.io/clear-halt": "2026-11-28T18:00:00Z INC-42 registry fixed"}
+        }
+    }
+    when, why = clear_request(body)  # type: ignore[misc]
+    assert when.isoformat() == "2026-11-28T18:00:00+00:00" and why == "INC-42 registry fixed"
+    assert (
+        clear_request({"metadata": {"annotations": {"stella.io/clear-halt": "yesterday"}}}) is None
+    )
+    assert clear_request({"metadata": {}}) is None

@@ -1,0 +1,62 @@
+"""The work queue: one worker per key at a time, nothing lost, delayed requeue."""
+
+from __future__ import annotations
+
+import asyncio
+
+from stella.engine.queue import WorkQueue
+
+
+def test_a_key_is_never_processed_concurrently_and_a_late_add_is_not_lost() -> None:
+    async def scenario() -> list[str]:
+        q: WorkQueue[str] = WorkQueue()
+        log: list[str] = []
+        active: set[str] = set()
+        second = asyncio.Event()
+
+        async def handle(key: str) -> float | None:
+            assert key not in active, "processed concurrently"
+            active.add(key)
+            log.append(f"start {key}")
+            if len(log) == 1:
+                q.add(key)  # arrives while the key is being processed
+                q.add(key)
+            await asyncio.sleep(0.01)
+            active.discard(key)
+            log.append(f"end {key}")
+            if log.count(f"start {key}") == 2:
+                second.set()
+            return None
+
+        runner = asyncio.create_task(q.run(handle, workers=3))
+        q.add("a")
+        await asyncio.wait_for(second.wait(), 2)
+        await asyncio.sleep(0.05)
+        runner.cancel()
+        return log
+
+    log = asyncio.run(scenario())
+    assert log == ["start a", "end a", "start a", "end a"]
+
+
+def test_requeue_after_delay() -> None:
+    async def scenario() -> float:
+        q: WorkQueue[str] = WorkQueue()
+        seen: list[float] = []
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+
+        async def handle(key: str) -> float | None:
+            seen.append(loop.time())
+            if len(seen) == 2:
+                done.set()
+                return None
+            return 0.2
+
+        runner = asyncio.create_task(q.run(handle, workers=1))
+        q.add("k")
+        await asyncio.wait_for(done.wait(), 2)
+        runner.cancel()
+        return seen[1] - seen[0]
+
+    assert asyncio.run(scenario()) >= 0.19
