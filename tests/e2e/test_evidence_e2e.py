@@ -4,8 +4,10 @@ failure semantics — Vault down: nothing deployed; PostgreSQL down: the promoti
 then completes exactly once.
 
 Each test runs the operator as its own process against the real API server, OpenBao and
-PostgreSQL. ConfigMaps of every test share stella-system, so the CLI is scoped with
-``--environment`` to the environments a test created (their names are unique)."""
+PostgreSQL, and gives it a namespace of its own (STELLA_NAMESPACE) with the Roles and
+RoleBindings stella-system has (the operator may create ConfigMaps there, auditors may
+read them), so `stella evidence verify` checks *everything* that operator wrote and
+nothing another test left behind."""
 
 from __future__ import annotations
 
@@ -26,29 +28,65 @@ from typing import Any
 
 import hvac
 import psycopg
+import pytest
 from kubernetes import client
+from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.shop import Shop
+from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.proc import LOOPBACK, Process, free_port, port_open, wait_until
 from devenv.services import OpenBao, Postgres
 from devenv.webhooks import unregister
-from stella.evidence.manifest import DATA_ENVELOPE, chain_selector, configmap_name
+from stella.evidence.manifest import (
+    DATA_ENVELOPE,
+    KEY_SELECTOR,
+    L_KIND,
+    L_SEQUENCE,
+    chain_selector,
+    configmap_name,
+)
 from stella.secrets.signers import ensure_transit_key
-from tests.e2e.conftest import OperatorProcess, start_operator
-from tests.e2e.shop import Shop
-from tests.kube_support import eventually
 
 BIN = Path(sys.executable).parent
 STELLA = str(BIN / "stella")
-NS = "stella-system"
+HOME_NS = "stella-system"
 
 
 # ---- helpers -------------------------------------------------------------------------
 
 
+@pytest.fixture
+def ns(kube_admin: client.ApiClient) -> Iterator[str]:
+    """A fresh operator namespace with stella-system's RBAC (what the chart installs)."""
+    name = f"stella-ev-{uuid.uuid4().hex[:6]}"
+    core, rbac = client.CoreV1Api(kube_admin), client.RbacAuthorizationV1Api(kube_admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    for role in rbac.list_namespaced_role(HOME_NS).items:
+        rbac.create_namespaced_role(
+            name,
+            client.V1Role(metadata=client.V1ObjectMeta(name=role.metadata.name), rules=role.rules),
+        )
+    for rb in rbac.list_namespaced_role_binding(HOME_NS).items:
+        rbac.create_namespaced_role_binding(
+            name,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name=rb.metadata.name),
+                role_ref=rb.role_ref,
+                subjects=rb.subjects,
+            ),
+        )
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
 @contextmanager
-def running_operator(kube: ControlPlane, workdir: Path, env: dict[str, str]) -> Iterator[OperatorProcess]:
-    op = start_operator(kube, workdir, env)
+def running_operator(
+    kube: ControlPlane, workdir: Path, ns: str, env: dict[str, str]
+) -> Iterator[OperatorProcess]:
+    op = start_operator(kube, workdir, {"STELLA_NAMESPACE": ns, **env})
     try:
         yield op
     finally:
@@ -58,35 +96,82 @@ def running_operator(kube: ControlPlane, workdir: Path, env: dict[str, str]) -> 
             print(op.logs())
 
 
-def stella(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def stella(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run the `stella` CLI with exactly this environment (plus PATH), as a person would."""
+    return stella_all([list(args)], env=env, timeout=timeout)[0]
+
+
+def stella_all(
+    commands: list[list[str]], env: dict[str, str], timeout: float = 60
+) -> list[subprocess.CompletedProcess[str]]:
+    """Several independent `stella` commands at once (each start costs a second or two)."""
     full = {"PATH": os.environ.get("PATH", ""), **env}
-    return subprocess.run([STELLA, *args], env=full, capture_output=True, text=True, timeout=timeout)
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                [STELLA, *args], env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ),
+        )
+        for args in commands
+    ]
+    done = []
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess([STELLA, *args], proc.returncode, out, err))
+    return done
 
 
-def as_auditor(kube: ControlPlane, home: Path, **extra: str) -> dict[str, str]:
-    """erin is in `auditors`: she may read ConfigMaps in stella-system, nothing more."""
+def as_auditor(kube: ControlPlane, home: Path, ns: str, **extra: str) -> dict[str, str]:
+    """erin is in `auditors`: she may read the operator's ConfigMaps, nothing more."""
     home.mkdir(parents=True, exist_ok=True)
-    return {"HOME": str(home), "KUBECONFIG": str(kube.kubeconfig_for("erin")), **extra}
+    return {
+        "HOME": str(home),
+        "KUBECONFIG": str(kube.kubeconfig_for("erin")),
+        "STELLA_NAMESPACE": ns,
+        **extra,
+    }
 
 
-def install_log(pg: Postgres, db: str, workdir: Path, writer: str, reader: str) -> tuple[str, str]:
+def install_log(
+    pg: Postgres, db: str, workdir: Path, writer: str, reader: str, twice: bool = False
+) -> tuple[str, str]:
     """`stella evidence install-log` as the DBA would run it; returns the two passwords."""
     passwords = (f"w-{uuid.uuid4().hex}", f"r-{uuid.uuid4().hex}")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "writer.pw").write_text(passwords[0] + "\n")
     (workdir / "reader.pw").write_text(passwords[1] + "\n")
     out = stella(
-        "evidence", "install-log", "--dsn", pg.dsn(db=db),
-        "--writer-role", writer, "--writer-password-file", str(workdir / "writer.pw"),
-        "--reader-role", reader, "--reader-password-file", str(workdir / "reader.pw"),
+        "evidence",
+        "install-log",
+        "--dsn",
+        pg.dsn(db=db),
+        "--writer-role",
+        writer,
+        "--writer-password-file",
+        str(workdir / "writer.pw"),
+        "--reader-role",
+        reader,
+        "--reader-password-file",
+        str(workdir / "reader.pw"),
         env={"HOME": str(workdir), "PGPASSWORD": "postgres"},
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "evidence log ready" in out.stdout
+    if not twice:
+        return passwords
     # Idempotent: a second run (an upgrade) changes nothing and succeeds.
-    again = stella("evidence", "install-log", "--dsn", pg.dsn(db=db), "--writer-role", writer,
-                   env={"HOME": str(workdir), "PGPASSWORD": "postgres"})
+    again = stella(
+        "evidence",
+        "install-log",
+        "--dsn",
+        pg.dsn(db=db),
+        "--writer-role",
+        writer,
+        env={"HOME": str(workdir), "PGPASSWORD": "postgres"},
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     return passwords
 
@@ -94,16 +179,21 @@ def install_log(pg: Postgres, db: str, workdir: Path, writer: str, reader: str) 
 def log_rows(pg: Postgres, db: str, chain: str) -> list[tuple[str, int]]:
     with psycopg.connect(pg.dsn(password="postgres", db=db)) as conn:
         rows = conn.execute(
-            "SELECT kind, seq FROM stella.evidence_log WHERE environment = %s ORDER BY seq", (chain,)
+            "SELECT kind, seq FROM stella.evidence_log WHERE environment = %s ORDER BY seq",
+            (chain,),
         ).fetchall()
     return [(str(k), int(s)) for k, s in rows]
 
 
-def configmap_packets(admin: client.ApiClient, chain: str) -> list[tuple[str, str]]:
+def configmap_packets(admin: client.ApiClient, ns: str, chain: str) -> list[tuple[str, str]]:
     """(name, kind) of every evidence ConfigMap of one chain, in sequence order."""
-    items = client.CoreV1Api(admin).list_namespaced_config_map(NS, label_selector=chain_selector(chain)).items
-    packets = sorted(items, key=lambda cm: int(cm.metadata.labels["stella.io/sequence"]))
-    return [(cm.metadata.name, cm.metadata.labels["stella.io/kind"]) for cm in packets]
+    items = (
+        client.CoreV1Api(admin)
+        .list_namespaced_config_map(ns, label_selector=chain_selector(chain))
+        .items
+    )
+    packets = sorted(items, key=lambda cm: int(cm.metadata.labels[L_SEQUENCE]))
+    return [(cm.metadata.name, cm.metadata.labels[L_KIND]) for cm in packets]
 
 
 def ensure_no_deploy(shop: Shop, stage: str, image: str, seconds: float) -> None:
@@ -116,14 +206,27 @@ def ensure_no_deploy(shop: Shop, stage: str, image: str, seconds: float) -> None
 def admission_knows(shop: Shop, admin: client.ApiClient, env_name: str) -> None:
     """Wait until the webhooks' index has the Environment (a dry run goes through admission),
     so an Environment that requires it is admitted."""
-    body = {"apiVersion": "stella.io/v1alpha1", "kind": "Environment",
-            "metadata": {"name": f"{env_name}-probe"},
-            "spec": {"requires": [env_name], "targets": [{"namespace": f"{env_name}-probe"}],
-                     "allowedRegistries": [shop.registry.host]}}
+    body = {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": f"{env_name}-probe"},
+        "spec": {
+            "requires": [env_name],
+            "targets": [{"namespace": f"{env_name}-probe"}],
+            "allowedRegistries": [shop.registry.host],
+        },
+    }
     api = client.CustomObjectsApi(admin)
-    eventually(lambda: api.create_cluster_custom_object("stella.io", "v1alpha1", "environments", body,
-                                                        dry_run="All") is not None,
-               timeout=15, what=f"admission seeing Environment {env_name}")
+    eventually(
+        lambda: (
+            api.create_cluster_custom_object(
+                "stella.io", "v1alpha1", "environments", body, dry_run="All"
+            )
+            is not None
+        ),
+        timeout=15,
+        what=f"admission seeing Environment {env_name}",
+    )
 
 
 def operator_token(root: hvac.Client, key: str) -> str:
@@ -139,11 +242,12 @@ path "transit/sign/{key}/*" {{ capabilities = ["update"] }}
 
 @dataclass
 class DurableOpenBao:
-    """`bao server` with file storage: unlike -dev, a restart keeps the transit key. Starting
-    it again after stop() unseals it with the key from the first init."""
+    """`bao server` with (single-node raft) storage: unlike -dev, a restart keeps the
+    transit key. Starting it again after stop() unseals it with the key from the first init."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
+    cluster_port: int = field(default_factory=free_port)
     root_token: str = ""
     unseal_key: str = ""
     proc: Process | None = None
@@ -153,8 +257,10 @@ class DurableOpenBao:
         return f"http://{LOOPBACK}:{self.port}"
 
     def _put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        req = urllib.request.Request(f"{self.addr}/v1/{path}", data=json.dumps(body).encode(), method="PUT")
-        with urllib.request.urlopen(req, timeout=5) as r:
+        req = urllib.request.Request(
+            f"{self.addr}/v1/{path}", data=json.dumps(body).encode(), method="PUT"
+        )
+        with urllib.request.urlopen(req, timeout=60) as r:
             return json.load(r)  # type: ignore[no-any-return]
 
     def _health(self) -> int:
@@ -167,14 +273,19 @@ class DurableOpenBao:
     def start(self) -> DurableOpenBao:
         self.workdir.mkdir(parents=True, exist_ok=True)
         cfg = self.workdir / "bao.hcl"
+        (self.workdir / "raft").mkdir(exist_ok=True)
         cfg.write_text(
-            f'storage "file" {{ path = "{self.workdir / "data"}" }}\n'
-            f'listener "tcp" {{ address = "{LOOPBACK}:{self.port}"\n tls_disable = true }}\n'
-            f'api_addr = "{self.addr}"\ndisable_mlock = true\n'
+            f'storage "raft" {{\n path = "{self.workdir / "raft"}"\n node_id = "n1"\n}}\n'
+            f'listener "tcp" {{\n address = "{LOOPBACK}:{self.port}"\n'
+            f' cluster_address = "{LOOPBACK}:{self.cluster_port}"\n tls_disable = true\n}}\n'
+            f'api_addr = "{self.addr}"\ncluster_addr = "http://{LOOPBACK}:{self.cluster_port}"\n'
         )
-        self.proc = Process("openbao-durable", [str(BIN / "bao"), "server", f"-config={cfg}"],
-                            self.workdir / "openbao.log",
-                            env={"HOME": str(self.workdir), "BAO_DISABLE_MLOCK": "true"}).start()
+        self.proc = Process(
+            "openbao-durable",
+            [str(BIN / "bao"), "server", f"-config={cfg}"],
+            self.workdir / "openbao.log",
+            env={"HOME": str(self.workdir), "BAO_DISABLE_MLOCK": "true"},
+        ).start()
         wait_until(lambda: self._health() in (200, 501, 503), 30, "OpenBao", self.proc.log)
         if not self.root_token:
             init = self._put("sys/init", {"secret_shares": 1, "secret_threshold": 1})
@@ -192,8 +303,14 @@ class DurableOpenBao:
 
 
 def test_vault_transit_postgres_happy_path_audit_export_and_tamper(
-    kube: ControlPlane, kube_admin: client.ApiClient, shop: Shop, registry: Any,
-    openbao: OpenBao, postgres: Postgres, tmp_path: Path,
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    shop: Shop,
+    registry: Any,
+    openbao: OpenBao,
+    postgres: Postgres,
+    ns: str,
+    tmp_path: Path,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     key = f"stella-ev-{tag}"
@@ -217,17 +334,19 @@ def test_vault_transit_postgres_happy_path_audit_export_and_tamper(
         "STELLA_EVIDENCE_LOG": postgres.dsn(user=writer, db=db),  # no password in the DSN
         "PGPASSWORD": writer_pw,
     }
-    with running_operator(kube, tmp_path, env) as op:
+    core = client.CoreV1Api(kube_admin)
+    with running_operator(kube, tmp_path, ns, env) as op:
         # Published at startup, before any packet: a verifier finds the key first.
-        key_cm = eventually(lambda: [cm for cm in client.CoreV1Api(kube_admin).list_namespaced_config_map(
-            NS, label_selector="stella.io/evidence=key").items if key in json.dumps(cm.data)],
-            what="the transit public key published as a ConfigMap")
-        assert key_cm[0].immutable is True
+        published = core.list_namespaced_config_map(ns, label_selector=KEY_SELECTOR).items
+        assert [cm.immutable for cm in published if key in json.dumps(cm.data)] == [True]
 
         dev = shop.environment("dev")
         admission_knows(shop, kube_admin, dev)
-        staging = shop.environment("staging", requires=["dev"],
-                                   approvals={"required": 1, "approverGroups": ["release-approvers"]})
+        staging = shop.environment(
+            "staging",
+            requires=["dev"],
+            approvals={"required": 1, "approverGroups": ["release-approvers"]},
+        )
         image = shop.image("1.0")
         shop.release("rel-1", image, ["dev", "staging"])
         shop.wait_phase("rel-1", "dev", "Deployed")
@@ -241,69 +360,98 @@ def test_vault_transit_postgres_happy_path_audit_export_and_tamper(
     # Both stores hold the same packets, in order: the authorization before the outcome.
     assert log_rows(postgres, db, dev) == [("PromotionAuthorized", 1), ("PromotionDeployed", 2)]
     staging_rows = log_rows(postgres, db, staging)
-    assert [k for k, _ in staging_rows] == ["ApprovalCounted", "PromotionAuthorized", "PromotionDeployed"]
-    assert [(configmap_name(staging, s), k) for k, s in staging_rows] == configmap_packets(kube_admin, staging)
+    assert [k for k, _ in staging_rows] == [
+        "ApprovalCounted",
+        "PromotionAuthorized",
+        "PromotionDeployed",
+    ]
+    assert configmap_packets(kube_admin, ns, staging) == [
+        (configmap_name(staging, s), k) for k, s in staging_rows
+    ]
 
-    # The auditor verifies with her own credentials and the log's SELECT-only role.
-    auditor = as_auditor(kube, tmp_path / "erin", STELLA_EVIDENCE_LOG=postgres.dsn(user=reader, db=db),
-                         PGPASSWORD=reader_pw)
-    for env_name in (dev, staging):
-        out = stella("evidence", "verify", "--environment", env_name, env=auditor)
-        assert out.returncode == 0, out.stdout + out.stderr
-        assert "evidence OK" in out.stdout
-    since = stella("evidence", "verify", "--environment", staging, "--since", "1h", env=auditor)
-    assert since.returncode == 0, since.stdout + since.stderr
-
-    keys = stella("evidence", "keys", env=auditor)
-    assert keys.returncode == 0, keys.stdout + keys.stderr
-    assert f"transit/{key}:v1" in keys.stdout and "BEGIN PUBLIC KEY" in keys.stdout
-
-    show = stella("evidence", "show", f"{staging}#2", env=auditor)
-    assert show.returncode == 0, show.stdout + show.stderr
-    assert "PromotionAuthorized" in show.stdout and "bob" in show.stdout and "verified" in show.stdout
-
-    # Export, then verify offline: no cluster, no database, nothing but the file.
+    # The auditor verifies with her own credentials and the log's SELECT-only role; she
+    # also lists the published keys, reads a packet and exports a bundle.
+    auditor = as_auditor(
+        kube,
+        tmp_path / "erin",
+        ns,
+        STELLA_EVIDENCE_LOG=postgres.dsn(user=reader, db=db),
+        PGPASSWORD=reader_pw,
+    )
     bundle = tmp_path / "evidence-bundle.json"
-    out = stella("evidence", "export", "--out", str(bundle), env=auditor)
-    assert out.returncode == 0, out.stdout + out.stderr
-    offline = {"HOME": str(tmp_path / "offline")}
-    (tmp_path / "offline").mkdir()
-    for env_name in (dev, staging):
-        out = stella("evidence", "verify", "--bundle", str(bundle), "--environment", env_name, env=offline)
-        assert out.returncode == 0, out.stdout + out.stderr
+    verified, keys, show, export = stella_all(
+        [
+            ["evidence", "verify"],
+            ["evidence", "keys"],
+            ["evidence", "show", f"{staging}#2"],
+            ["evidence", "export", "--out", str(bundle)],
+        ],
+        env=auditor,
+    )
+    for out in (verified, keys, show, export):
+        assert out.returncode == 0, f"{out.args}: {out.stdout}{out.stderr}"
+    assert "evidence OK: 5 ConfigMaps, 5 log entries" in verified.stdout, verified.stdout
+    assert f"transit/{key}:v1" in keys.stdout and "BEGIN PUBLIC KEY" in keys.stdout
+    assert (
+        "PromotionAuthorized" in show.stdout and "bob" in show.stdout and "verified" in show.stdout
+    )
 
-    # Tamper: an admin deletes the staging authorization and re-creates it saying carol approved.
-    core = client.CoreV1Api(kube_admin)
+    # Tamper: an admin deletes the staging authorization and re-creates it saying carol
+    # approved (the API server refuses any edit of an immutable ConfigMap).
     name = configmap_name(staging, 2)
-    original = core.read_namespaced_config_map(name, NS)
+    original = core.read_namespaced_config_map(name, ns)
     envelope = json.loads(original.data[DATA_ENVELOPE])
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement["predicate"]["approvals"][0]["approver"] == "bob"
     statement["predicate"]["approvals"][0]["approver"] = "carol"
     envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
-    core.delete_namespaced_config_map(name, NS)
-    core.create_namespaced_config_map(NS, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=name, labels=original.metadata.labels,
-                                     annotations=original.metadata.annotations),
-        data={DATA_ENVELOPE: json.dumps(envelope)}, immutable=True))
+    core.delete_namespaced_config_map(name, ns)
+    core.create_namespaced_config_map(
+        ns,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                labels=original.metadata.labels,
+                annotations=original.metadata.annotations,
+            ),
+            data={DATA_ENVELOPE: json.dumps(envelope)},
+            immutable=True,
+        ),
+    )
 
-    out = stella("evidence", "verify", "--environment", staging, env=auditor)
-    assert out.returncode == 1, out.stdout + out.stderr
-    assert name in out.stdout, out.stdout
-    assert "FAIL" in out.stdout
-    # The dev chain was not touched and still verifies; the earlier bundle still proves
-    # what was there before the tampering.
-    out = stella("evidence", "verify", "--environment", dev, env=auditor)
-    assert out.returncode == 0, out.stdout + out.stderr
-    out = stella("evidence", "verify", "--bundle", str(bundle), "--environment", staging, env=offline)
-    assert out.returncode == 0, out.stdout + out.stderr
+    # Found and named; the bundle exported before still verifies offline: no cluster, no
+    # database, no credentials, nothing but the file.
+    offline = {"HOME": str(tmp_path / "offline")}
+    (tmp_path / "offline").mkdir()
+    tampered, dev_only, from_bundle = stella_all(
+        [
+            ["evidence", "verify"],
+            ["evidence", "verify", "--environment", dev],
+            ["evidence", "verify", "--bundle", str(bundle)],
+        ],
+        env=auditor,
+    )
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert f"ConfigMap {name}" in tampered.stdout and "FAIL signature-invalid" in tampered.stdout
+    assert "FAIL stores-disagree" in tampered.stdout, tampered.stdout
+    assert dev_only.returncode == 0, (
+        dev_only.stdout + dev_only.stderr
+    )  # another chain's damage is not dev's
+    assert from_bundle.returncode == 0, from_bundle.stdout + from_bundle.stderr
+    offline_run = stella("evidence", "verify", "--bundle", str(bundle), env=offline)
+    assert offline_run.returncode == 0, offline_run.stdout + offline_run.stderr
 
 
 # ---- b. Vault down: nothing deployed -------------------------------------------------
 
 
 def test_vault_down_nothing_deployed_until_it_returns(
-    kube: ControlPlane, kube_admin: client.ApiClient, shop: Shop, registry: Any, tmp_path: Path,
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    shop: Shop,
+    registry: Any,
+    ns: str,
+    tmp_path: Path,
 ) -> None:
     bao = DurableOpenBao(tmp_path / "openbao").start()
     try:
@@ -323,30 +471,45 @@ def test_vault_down_nothing_deployed_until_it_returns(
             "STELLA_VAULT_TIMEOUT": "2",
             "STELLA_EVIDENCE_LOG": str(journal),
         }
-        with running_operator(kube, tmp_path, env):
+        with running_operator(kube, tmp_path, ns, env):
             dev = shop.environment("dev")
             image = shop.image("2.0")
             bao.stop()
             assert not port_open(bao.port)
             shop.release("rel-2", image, ["dev"])
 
-            pending = eventually(lambda: (p := shop.progress("rel-2", "dev")).get("reason") == "EvidencePending" and p,
-                                 timeout=30, what="dev waiting for its evidence")
+            pending = eventually(
+                lambda: (
+                    (p := shop.progress("rel-2", "dev")).get("reason") == "EvidencePending" and p
+                ),
+                timeout=30,
+                what="dev waiting for its evidence",
+            )
             assert pending["phase"] == "Pending"
             assert "nothing deployed" in pending["message"]
-            assert "sign" in pending["message"].lower() or "vault" in pending["message"].lower(), pending["message"]
-            ensure_no_deploy(shop, "dev", image, 4)
-            assert not journal.exists() or dev not in journal.read_text(), "a packet was logged without Vault"
-            assert configmap_packets(kube_admin, dev) == []
+            # Says what a person needs: nothing deployed, evidence cannot be signed, Vault.
+            assert "cannot be signed" in pending["message"], pending["message"]
+            assert "Vault is unreachable" in pending["message"], pending["message"]
+            ensure_no_deploy(shop, "dev", image, 3)
+            assert not journal.exists() or dev not in journal.read_text(), (
+                "a packet was logged without Vault"
+            )
+            assert configmap_packets(kube_admin, ns, dev) == []
 
             bao.start()  # same port, same storage: the same transit key, unsealed
             shop.wait_phase("rel-2", "dev", "Deployed", timeout=90)
             assert shop.deployed_image("dev") == image
             assert shop.progress("rel-2", "dev").get("attempt") == 1
 
-        assert [k for _, k in configmap_packets(kube_admin, dev)] == ["PromotionAuthorized", "PromotionDeployed"]
-        out = stella("evidence", "verify", "--environment", dev,
-                     env=as_auditor(kube, tmp_path / "erin", STELLA_EVIDENCE_LOG=str(journal)))
+        assert [k for _, k in configmap_packets(kube_admin, ns, dev)] == [
+            "PromotionAuthorized",
+            "PromotionDeployed",
+        ]
+        out = stella(
+            "evidence",
+            "verify",
+            env=as_auditor(kube, tmp_path / "erin", ns, STELLA_EVIDENCE_LOG=str(journal)),
+        )
         assert out.returncode == 0, out.stdout + out.stderr
     finally:
         bao.stop()
@@ -356,17 +519,24 @@ def test_vault_down_nothing_deployed_until_it_returns(
 
 
 def test_postgres_down_promotion_waits_then_completes_exactly_once(
-    kube: ControlPlane, kube_admin: client.ApiClient, shop: Shop, registry: Any, tmp_path: Path,
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    shop: Shop,
+    registry: Any,
+    ns: str,
+    tmp_path: Path,
 ) -> None:
     pg = Postgres(tmp_path / "pg").start()
     try:
-        writer_pw, reader_pw = install_log(pg, "postgres", tmp_path / "dba", "ev_writer", "ev_reader")
+        writer_pw, reader_pw = install_log(
+            pg, "postgres", tmp_path / "dba", "ev_writer", "ev_reader", twice=True
+        )
         env = {
             "STELLA_INSECURE_REGISTRIES": registry.host,
             "STELLA_EVIDENCE_LOG": pg.dsn(user="ev_writer"),
             "PGPASSWORD": writer_pw,
         }
-        with running_operator(kube, tmp_path, env):
+        with running_operator(kube, tmp_path, ns, env):
             dev = shop.environment("dev")
             image = shop.image("3.0")
             port = pg.port
@@ -374,11 +544,18 @@ def test_postgres_down_promotion_waits_then_completes_exactly_once(
             assert not port_open(port)
             shop.release("rel-3", image, ["dev"])
 
-            pending = eventually(lambda: (p := shop.progress("rel-3", "dev")).get("reason") == "EvidencePending" and p,
-                                 timeout=30, what="dev waiting for the evidence log")
+            pending = eventually(
+                lambda: (
+                    (p := shop.progress("rel-3", "dev")).get("reason") == "EvidencePending" and p
+                ),
+                timeout=30,
+                what="dev waiting for the evidence log",
+            )
             assert pending["phase"] == "Pending" and "nothing deployed" in pending["message"]
-            ensure_no_deploy(shop, "dev", image, 4)
-            assert configmap_packets(kube_admin, dev) == []
+            assert "evidence log (PostgreSQL) unavailable" in pending["message"], pending["message"]
+            assert writer_pw not in pending["message"]
+            ensure_no_deploy(shop, "dev", image, 3)
+            assert configmap_packets(kube_admin, ns, dev) == []
 
             pg.start()  # the same data directory, the same port
             assert pg.port == port
@@ -387,12 +564,26 @@ def test_postgres_down_promotion_waits_then_completes_exactly_once(
             assert shop.progress("rel-3", "dev").get("attempt") == 1
 
         # Exactly once, in both stores, contiguous from 1.
-        assert log_rows(pg, "postgres", dev) == [("PromotionAuthorized", 1), ("PromotionDeployed", 2)]
-        assert configmap_packets(kube_admin, dev) == [
-            (configmap_name(dev, 1), "PromotionAuthorized"), (configmap_name(dev, 2), "PromotionDeployed")]
-        out = stella("evidence", "verify", "--environment", dev,
-                     env=as_auditor(kube, tmp_path / "erin", STELLA_EVIDENCE_LOG=pg.dsn(user="ev_reader"),
-                                    PGPASSWORD=reader_pw))
+        assert log_rows(pg, "postgres", dev) == [
+            ("PromotionAuthorized", 1),
+            ("PromotionDeployed", 2),
+        ]
+        assert configmap_packets(kube_admin, ns, dev) == [
+            (configmap_name(dev, 1), "PromotionAuthorized"),
+            (configmap_name(dev, 2), "PromotionDeployed"),
+        ]
+        out = stella(
+            "evidence",
+            "verify",
+            env=as_auditor(
+                kube,
+                tmp_path / "erin",
+                ns,
+                STELLA_EVIDENCE_LOG=pg.dsn(user="ev_reader"),
+                PGPASSWORD=reader_pw,
+            ),
+        )
         assert out.returncode == 0, out.stdout + out.stderr
+        assert "evidence OK: 2 ConfigMaps, 2 log entries" in out.stdout, out.stdout
     finally:
         pg.destroy()

@@ -298,12 +298,15 @@ class Reconciler:
             await self.hooks.authorized(body, spec, env_name, attempt, t, checks)
         except EvidenceError as exc:
             await self.locks.release(env_name, key_s, body, spec, p)
+            # The evidence errors' messages are written for people and never hold a secret
+            # (stella.evidence.errors): say which store failed and why (Vault unreachable,
+            # the log down), not only the error's class.
             _move(
                 p,
                 "Pending",
                 "EvidencePending",
                 "nothing deployed: the authorization evidence could not be stored "
-                f"({exc.reason}); retrying",
+                f"({exc.reason}: {exc.message[:512]}); retrying",
             )
             return exc.retry_after or 10.0
 
