@@ -207,8 +207,11 @@ def _release_of(req: Request) -> Mapping[str, Any] | None:
     """An Approval has no object yet at CREATE; its Release is where the Event belongs."""
     if req.kind != "Approval" or req.obj is None:
         return None
-    release = (req.obj.get("spec") or {}).get("release")
-    if not release or not req.namespace:
+    # The body is whatever the client sent (the schema is checked after mutation): a spec
+    # that is not an object, or a release that is not a string, names no Release.
+    spec = req.obj.get("spec")
+    release = spec.get("release") if isinstance(spec, Mapping) else None
+    if not isinstance(release, str) or not release or not req.namespace:
         return None
     return {
         "apiVersion": "stella.io/v1alpha1",
