@@ -29,6 +29,7 @@ class Settings:
     http_port: int = field(default_factory=lambda: int(_env("STELLA_HTTP_PORT", "8080")))
     # Peering: several replicas, one active. Standalone is the single-replica default.
     peering: str | None = field(default_factory=lambda: os.environ.get("STELLA_PEERING") or None)
+    drift_seconds: float = field(default_factory=lambda: float(_env("STELLA_DRIFT_SECONDS", "300")))
     resync_seconds: float = field(
         default_factory=lambda: float(_env("STELLA_RESYNC_SECONDS", "30"))
     )

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from stella.engine import kubeio
+from stella.engine.drift import DriftReporter
 from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.queue import WorkQueue
@@ -24,7 +25,13 @@ log = logging.getLogger("stella.engine")
 
 
 class Controller:
-    def __init__(self, services: Services, workers: int = 4, resync_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        services: Services,
+        workers: int = 4,
+        resync_seconds: float = 30.0,
+        drift_seconds: float = 300.0,
+    ) -> None:
         self.view = ClusterView()
         self.queue: WorkQueue[ReleaseKey] = WorkQueue()
         self.services = services
@@ -33,6 +40,8 @@ class Controller:
         )
         self.env_queue: WorkQueue[str] = WorkQueue()
         self.env_reconciler = EnvironmentReconciler(self.view, services.recorder)
+        self.drift = DriftReporter(self.view, services.registry, services.vault)
+        self.drift_seconds = drift_seconds
         self.workers = workers
         self.resync_seconds = resync_seconds
         self.started = False
@@ -89,6 +98,16 @@ class Controller:
                 if not phases or any(p not in TERMINAL_PHASES for p in phases):
                     self.queue.add(key)
 
+    async def _drift(self) -> None:
+        while True:
+            await asyncio.sleep(self.drift_seconds)
+            wanted = [
+                name
+                for name, body in list(self.view.environments.items())
+                if (body.get("spec") or {}).get("reportDrift")
+            ]
+            await self.drift.check_all(wanted)
+
     async def run(self) -> None:
         self.started = True
         log.info("promotion engine running with %d workers", self.workers)
@@ -96,6 +115,7 @@ class Controller:
             self.queue.run(self._handle, self.workers),
             self.env_queue.run(self._handle_env, 1),
             self._resync(),
+            self._drift(),
         )
 
 

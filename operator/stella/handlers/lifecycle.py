@@ -50,7 +50,12 @@ def build_admission(kopf_settings: kopf.OperatorSettings) -> Admission:
 
 def build_controller() -> Controller:
     cfg = load()
-    return Controller(services.build(cfg), workers=cfg.workers, resync_seconds=cfg.resync_seconds)
+    return Controller(
+        services.build(cfg),
+        workers=cfg.workers,
+        resync_seconds=cfg.resync_seconds,
+        drift_seconds=cfg.drift_seconds,
+    )
 
 
 async def stop_controller(memo: Any) -> None:

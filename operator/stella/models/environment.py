@@ -139,6 +139,9 @@ class EnvironmentSpec(StrictModel):
     rollback_skips_approval: bool = False
     # A person halts or resumes the environment; the operator halts it itself in status.
     suspended: bool = False
+    # Report (Event + metric) when a component's tag no longer points at its pinned digest.
+    # Drift is reported, never followed: the pinned digest is what runs.
+    report_drift: bool = False
 
 
 class HaltState(StrictModel):
