@@ -471,7 +471,13 @@ class Reconciler:
             ):
                 continue
             ident = recorded_identity(a, "approver")
-            await self.hooks.approval(body, spec, env_name, a, counted, reason, message)
+            try:
+                await self.hooks.approval(body, spec, env_name, a, counted, reason, message)
+            except EvidenceError as exc:
+                # The Approval's status waits for its evidence (the next reconcile retries);
+                # the Release itself goes on to its gates and reports EvidencePending there.
+                log.warning("approval %s/%s not yet recorded (%s); will retry", ns, name, exc.reason)
+                continue
             conds = set_condition([], "Counted", "True" if counted else "False", reason, message)
             await asyncio.to_thread(
                 kubeio.patch_approval_status,
