@@ -9,8 +9,9 @@ Two steps, with different failure semantics:
   never runs, so nothing is deployed with a key a verifier cannot find. (Independently
   of this, :meth:`Recorder.record` publishes the key before the first packet it signs
   with it, and no deployment starts without its authorization packet.)
-* **Repair** (``recorder.repair()``) writes the ConfigMap of every log entry that lacks
-  one — a crash between the two writes of an event that is never retried. It needs the
+* **Repair** (``recorder.repair()``) writes the ConfigMap of a chain's newest log entry
+  when it lacks one — a crash between the two writes of an event that is never retried.
+  Older gaps are never filled: they can only be deletions, and verify must see them. It needs the
   external log, which may be down at startup; an outage of the log must not keep the
   operator (and its admission webhooks) from starting, so repair runs in the background
   and retries until it succeeds once. Deployments do not wait for it: every new packet

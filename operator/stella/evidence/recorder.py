@@ -215,12 +215,20 @@ class Recorder:
                 self._stored.clear()
 
     def repair(self, chain: str | None = None) -> list[str]:
-        """Write the ConfigMap of every log entry that lacks one (after a crash between the
-        two writes of an event that is never retried). Writes only what the log holds,
-        signed; returns the names written."""
+        """Write the ConfigMap of each chain's newest log entry if it lacks one.
+
+        Only the head can be missing after a crash: an event's log append comes first, its
+        ConfigMap second, and the next record on a chain heals that chain's head before it
+        appends. An older entry without its ConfigMap was deleted by someone; re-creating
+        it would hide exactly what `stella evidence verify` exists to report, so it is
+        left for verify to name. Returns the names written."""
         present = {p.name for p in self.store.list(chain)}
-        written = []
+        heads: dict[str, LogEntry] = {}
         for entry in self.log.entries(chain):
+            if entry.chain not in heads or entry.sequence > heads[entry.chain].sequence:
+                heads[entry.chain] = entry
+        written = []
+        for entry in heads.values():
             name = configmap_name(entry.chain, entry.sequence)
             if name not in present:
                 self._ensure_stored(entry)

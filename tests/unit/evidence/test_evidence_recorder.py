@@ -209,3 +209,15 @@ def test_rotation_keeps_old_packets_verifiable(recorder: Recorder) -> None:
     keys = recorder.store.published_keys()
     assert set(keys) == set(old_keys) | {"test:key-2"}
     assert _verify(recorder).ok
+
+
+def test_repair_never_recreates_an_older_deleted_configmap(signer: MemorySigner) -> None:
+    """Only a chain head can be missing after a crash; an older gap is tampering, and
+    repairing it would hide it from verify."""
+    log, store = MemoryLog(), FlakyStore()
+    rec = Recorder(signer, log, store, "t", clock=Clock())
+    rec.record(promotion_event(n=1))
+    rec.record(promotion_event(n=2))
+    del store.packets["stella-evidence-env-prod-0000000001"]
+    assert rec.repair() == []
+    assert not _verify(rec).ok
