@@ -114,3 +114,14 @@ def test_alerts_cover_the_incident_signals(docs: list[dict[str, Any]]) -> None:
 def test_chart_crds_are_the_generated_ones() -> None:
     for crd in (ROOT / "crds").glob("*.yaml"):
         assert (CHART / "crds" / crd.name).read_text() == crd.read_text()
+
+
+def test_helm_lint_passes() -> None:
+    out = subprocess.run(
+        [str(HELM), "lint", str(CHART), "--set", f"image.digest={DIGEST}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "0 chart(s) failed" in out.stdout
