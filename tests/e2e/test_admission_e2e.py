@@ -457,6 +457,20 @@ def test_approval_rules(world: World) -> None:
         event_on=(ns, "r-appr"),
     )
 
+    # The same claim on a body whose spec is not even an object: refused (403), not a
+    # webhook error (it used to be a 500: the glue read spec.release from a bool).
+    broken = {
+        **approval_body("r-appr", prod, annotations={"stella.io/approver": claim}),
+        "spec": True,
+    }
+    ledger.denied(
+        lambda: world.create_approval("carol", broken),
+        "identity.forged",
+        ("stella.io/approver", "must not be set"),
+        webhook="stamp-identity",
+        signal="ForgedIdentity",
+    )
+
     # Self-approval: alice cannot create Approvals at all (RBAC); dave, who is in both
     # groups, cannot approve the Release he requested (admission).
     refused_by_rbac(lambda: world.create_approval("alice", approval_body("r-appr", prod)), "create")
