@@ -742,7 +742,10 @@ def test_rate_limit_per_identity_then_fail_closed(
         },
     )
     try:
-        world.create_release("alice", release_body("r-rate", image, [prod]))
+        eventually(  # the new operator's view may still be filling
+            lambda: world.create_release("alice", release_body("r-rate", image, [prod])),
+            what="r-rate admitted by the new operator",
+        )
         eventually(
             lambda: world.create_approval("bob", approval_body("r-rate", prod), dry_run=True),
             what="r-rate in the new operator's view",
@@ -751,6 +754,7 @@ def test_rate_limit_per_identity_then_fail_closed(
         before = metric_values(op, "stella_admission_denied_total", "rule").get("ratelimit", 0.0)
         alice: list[int | str] = []
         bob: list[int | str] = []
+        started = time.monotonic()
         for i in range(15):
             try:
                 world.create_release(
@@ -765,9 +769,13 @@ def test_rate_limit_per_identity_then_fail_closed(
                     bob.append(201)
                 except ApiException as exc:
                     bob.append(message_of(exc))
+        elapsed = time.monotonic() - started
         assert bob == [201, 201, 201], bob
+        # A full bucket of 3, then at most 2 more per second of the storm.
         assert alice[:3] == [201, 201, 201], alice
-        assert alice.count(429) >= 8 and set(alice) <= {201, 429}, alice
+        assert set(alice) <= {201, 429}, alice
+        assert 3 <= alice.count(201) <= 3 + int(2 * elapsed) + 1, (alice, elapsed)
+        assert alice.count(429) >= 1, alice
         after = metric_values(op, "stella_admission_denied_total", "rule").get("ratelimit", 0.0)
         assert after - before == alice.count(429)
 
