@@ -10,12 +10,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stella.metrics import REGISTRY
 
 
-def build_app(ready: asyncio.Event) -> web.Application:
+def build_app(ready: asyncio.Event, webhook: tuple[str, int] | None = None) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if ready.is_set():
+        # Ready only when the webhook server answers too: the API server fails closed on
+        # Stella's kinds, so routing traffic here earlier would refuse every request.
+        if ready.is_set() and (webhook is None or await _listening(*webhook)):
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
@@ -30,8 +32,19 @@ def build_app(ready: asyncio.Event) -> web.Application:
     return app
 
 
-async def serve(ready: asyncio.Event, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(build_app(ready), access_log=None)
+async def _listening(host: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def serve(
+    ready: asyncio.Event, host: str, port: int, webhook: tuple[str, int] | None = None
+) -> web.AppRunner:
+    runner = web.AppRunner(build_app(ready, webhook), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

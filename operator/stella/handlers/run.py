@@ -25,7 +25,11 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    server = await http.serve(ready, settings.http_host, settings.http_port)
+    webhook = None
+    if settings.webhook_cert and settings.webhook_key:
+        host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
+        webhook = (host, settings.webhook_port)
+    server = await http.serve(ready, settings.http_host, settings.http_port, webhook)
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
     try:
         await kopf.operator(

@@ -6,10 +6,11 @@ Python; every model forbids unknown fields so that a typo is an error, not a no-
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # RFC 1123 label: what Kubernetes accepts for namespace and most object names.
@@ -31,7 +32,33 @@ QUALIFIED_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 
 Name = Annotated[str, Field(pattern=DNS_SUBDOMAIN, min_length=1, max_length=63)]
 NamespaceName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
-VaultRef = Annotated[str, Field(pattern=VAULT_REF, max_length=512)]
+_VAULT_REF = re.compile(VAULT_REF)
+
+
+def _vault_ref(value: str) -> str:
+    # Never echo the value: where a reference belongs, a mistake is often the secret itself.
+    if not _VAULT_REF.fullmatch(value):
+        raise ValueError(
+            "must be a Vault reference vault:<mount>/<path>#<key>; store the value in Vault "
+            "(bao kv put secret/<path> <key>=...) and write the reference here"
+        )
+    return value
+
+
+# No schema `pattern` here: the API server's error would quote the rejected value —
+# possibly a pasted secret — back to the client and into its audit log, and so would a
+# CEL rule on the string itself. The object holding the reference carries the CEL rule
+# (vault_ref_rule), whose failure shows only "object".
+VaultRef = Annotated[str, Field(max_length=512), AfterValidator(_vault_ref)]
+
+
+def vault_ref_rule(field: str) -> dict[str, str]:
+    """The CEL rule an object with an optional VaultRef field puts on itself."""
+    return {
+        "rule": f"!has(self.{field}) || self.{field}.matches('{VAULT_REF}')",
+        "message": f"{field} must be a Vault reference vault:<mount>/<path>#<key>; store the "
+        "value in Vault (bao kv put secret/<path> <key>=...) and write the reference here",
+    }
 Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
 LabelKey = Annotated[str, Field(max_length=317)]
 LabelValue = Annotated[str, Field(max_length=63)]

@@ -17,6 +17,7 @@ from stella.models.common import (
     NamespaceName,
     StrictModel,
     VaultRef,
+    vault_ref_rule,
 )
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 
@@ -122,6 +123,10 @@ class RolloutPolicy(StrictModel):
 
 
 class EnvironmentSpec(StrictModel):
+    model_config = StrictModel.model_config | {
+        "json_schema_extra": {"x-kubernetes-validations": [vault_ref_rule("registryCredentials")]}
+    }
+
     requires: list[Name] = Field(default_factory=list, max_length=16)
     release_namespaces: LabelSelector | None = None
     targets: list[Target] = Field(default_factory=list, max_length=32)

@@ -200,3 +200,19 @@ def test_a_deployment_becomes_available_through_kwok(
         )
 
     eventually(available, timeout=90, what="Deployment web with 2 available replicas")
+
+
+def test_a_literal_secret_is_refused_without_being_echoed(kube_admin: client.ApiClient) -> None:
+    secret = "hunter2-" + "9f" * 8
+    body = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Environment",
+        "metadata": {"name": "literal-secret"},
+        "spec": {"registryCredentials": secret},
+    }
+    with pytest.raises(ApiException) as err:
+        client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", body)
+    assert err.value.status == 422
+    message = json.loads(err.value.body)["message"]
+    assert "vault:<mount>/<path>#<key>" in message
+    assert secret not in err.value.body
