@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,9 +89,13 @@ def start_operator(
     return op
 
 
-@pytest.fixture
-def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
-    op = start_operator(kube, tmp_path)
+@contextmanager
+def running_operator(
+    kube: ControlPlane, workdir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
+    """The operator as its own process with its webhooks registered; stopped and
+    unregistered afterwards (so a later test never meets a dead webhook)."""
+    op = start_operator(kube, workdir, extra_env)
     try:
         yield op
     finally:
@@ -100,7 +105,13 @@ def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
             print(op.logs())
 
 
-__all__ = ["OperatorProcess", "start_operator", "subprocess"]
+@pytest.fixture
+def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
+    with running_operator(kube, tmp_path) as op:
+        yield op
+
+
+__all__ = ["OperatorProcess", "running_operator", "start_operator", "subprocess"]
 
 
 @pytest.fixture
@@ -117,11 +128,5 @@ def shop(kube_admin: Any, kube_as: Any, registry: Any, test_namespace: str) -> I
 @pytest.fixture
 def stella(kube: ControlPlane, tmp_path: Path, registry: Any) -> Iterator[OperatorProcess]:
     """The operator with webhooks, trusting the loopback test registry over plain HTTP."""
-    op = start_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": registry.host})
-    try:
+    with running_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
         yield op
-    finally:
-        op.proc.stop()
-        unregister(kube)
-        if os.environ.get("STELLA_TEST_SHOW_LOGS"):
-            print(op.logs())

@@ -30,14 +30,14 @@ import hvac
 import psycopg
 import pytest
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.conftest import OperatorProcess
+from tests.e2e.conftest import running_operator as conftest_running_operator
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.proc import LOOPBACK, Process, free_port, port_open, wait_until
 from devenv.services import OpenBao, Postgres
-from devenv.webhooks import unregister
 from stella.evidence.manifest import (
     DATA_ENVELOPE,
     KEY_SELECTOR,
@@ -86,14 +86,8 @@ def ns(kube_admin: client.ApiClient) -> Iterator[str]:
 def running_operator(
     kube: ControlPlane, workdir: Path, ns: str, env: dict[str, str]
 ) -> Iterator[OperatorProcess]:
-    op = start_operator(kube, workdir, {"STELLA_NAMESPACE": ns, **env})
-    try:
+    with conftest_running_operator(kube, workdir, {"STELLA_NAMESPACE": ns, **env}) as op:
         yield op
-    finally:
-        op.proc.stop()
-        unregister(kube)
-        if os.environ.get("STELLA_TEST_SHOW_LOGS"):
-            print(op.logs())
 
 
 def stella(

@@ -219,7 +219,7 @@ def _halted(inp: GateInput) -> _Outcome:
             "Halted",
             "EnvironmentHalted",
             f"{env} is halted since {_iso(halt.since)} ({detail}); a person must "
-            f"investigate and clear the halt (`stella env resume {env}`) before anything "
+            f"investigate and clear the halt (`stella env clear {env} --reason ...`) before anything "
             "is deployed there",
         )
     return "environment not halted"

@@ -359,7 +359,7 @@ def test_every_gate_is_exercised_by_the_table() -> None:
             inp(halted=HALT),
             "prod is halted since 2024-06-01T00:00:00Z (DigestMismatch: web: registry returned "
             "another digest); a person must investigate and clear the halt "
-            "(`stella env resume prod`) before anything is deployed there",
+            "(`stella env clear prod --reason ...`) before anything is deployed there",
         ),
         (
             inp(tally=REJECTED),
@@ -528,5 +528,7 @@ def test_more_approvals_never_stop_a_deploy_and_strangers_cannot_reject(
             assert d_new.may_deploy
     elif d_old.may_deploy and not d_new.may_deploy:
         assert new.rejection is not None and new.rejection.approval == "new"
-        assert who is not None and not who.same_person(requester)
+        # The requester's own Reject counts only where self-approval is allowed.
+        assert who is not None
+        assert not pol.prevent_self_approval or not who.same_person(requester)
         assert not pol.approver_groups or who.groups & set(pol.approver_groups)
