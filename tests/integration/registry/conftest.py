@@ -8,156 +8,16 @@ self-signed certificate is the registry's ``rootcertbundle`` and travels in ``x5
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import json
-import secrets
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import hvac
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
-from devenv.proc import LOOPBACK, free_port
 from devenv.services import OpenBao, Registry
+from devenv.tokenserver import TokenServer
 
-SERVICE = "stella-test-registry"
-ISSUER = "stella-test-token-issuer"
 TOKEN_USER = "stella-ci"
 TOKEN_PASSWORD = "t0ken-s3cret-" + "x7Qp"  # the token server's own user, stored in Vault too
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class TokenServer:
-    def __init__(self, workdir: Path, users: dict[str, str], expires_in: int = 300) -> None:
-        self.users = users
-        self.expires_in = expires_in
-        self.port = free_port()
-        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stella test token issuer")])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        self.bundle = workdir / "token-root.pem"
-        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self.issued: list[str] = []  # scopes of tokens issued, for assertions
-        self.refused = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    @property
-    def realm(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}/token"
-
-    @property
-    def host(self) -> str:
-        return f"{LOOPBACK}:{self.port}"
-
-    def issue(self, subject: str, scopes: list[str]) -> str:
-        access = []
-        for scope in scopes:
-            kind, _, rest = scope.partition(":")
-            name, _, actions = rest.rpartition(":")
-            if kind == "repository" and name:
-                access.append({"type": kind, "name": name, "actions": actions.split(",")})
-        now = int(time.time())
-        header = {
-            "typ": "JWT",
-            "alg": "RS256",
-            "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()],
-        }
-        claims = {
-            "iss": ISSUER,
-            "sub": subject,
-            "aud": SERVICE,
-            "exp": now + self.expires_in,
-            "nbf": now - 10,
-            "iat": now,
-            "jti": secrets.token_hex(8),
-            "access": access,
-        }
-        signing_input = (
-            _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
-        )
-        sig = self.key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return signing_input + "." + _b64url(sig)
-
-    def start(self) -> TokenServer:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlparse(self.path)
-                q = parse_qs(url.query)
-                auth = self.headers.get("Authorization", "")
-                user = None
-                if auth.startswith("Basic "):
-                    u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
-                    if outer.users.get(u) == p:
-                        user = u
-                if url.path != "/token" or user is None or q.get("service") != [SERVICE]:
-                    outer.refused += 1
-                    self.send_response(401)
-                    self.send_header("Content-Type", "application/json")
-                    self.end_headers()
-                    self.wfile.write(b'{"details":"bad credentials"}')
-                    return
-                scopes = [s for v in q.get("scope", []) for s in v.split(" ")]
-                outer.issued.extend(scopes)
-                token = outer.issue(user, scopes)
-                body = json.dumps(
-                    {"token": token, "expires_in": outer.expires_in, "issued_at": "now"}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = ThreadingHTTPServer((LOOPBACK, self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
 
 
 @pytest.fixture(scope="session")
@@ -174,12 +34,7 @@ def registry_token(
 ) -> Iterator[Registry]:
     reg = Registry(
         tmp_path_factory.mktemp("registry-token"),
-        token_auth={
-            "realm": token_server.realm,
-            "service": SERVICE,
-            "issuer": ISSUER,
-            "rootcertbundle": str(token_server.bundle),
-        },
+        token_auth=token_server.registry_auth(),
     ).start()
     yield reg
     reg.stop()
