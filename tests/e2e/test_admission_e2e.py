@@ -28,7 +28,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.conftest import OperatorProcess, running_operator, start_operator
 from tests.e2e.shop import Shop
 from tests.kube_support import api_client_for, eventually
 
@@ -260,16 +260,12 @@ class World:
 def guard(
     kube: ControlPlane, registry: Registry, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    op = start_operator(
+    with running_operator(
         kube,
         tmp_path_factory.mktemp("admission-e2e"),
         {"STELLA_INSECURE_REGISTRIES": registry.host},
-    )
-    try:
+    ) as op:
         yield op
-    finally:
-        op.proc.stop()
-        unregister(kube)
 
 
 @pytest.fixture(scope="module")

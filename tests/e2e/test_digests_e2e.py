@@ -25,14 +25,13 @@ import hvac
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
-from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao, Registry, basic_auth, push_image
 from devenv.tokenserver import TokenServer
-from devenv.webhooks import unregister
 
 STELLA = str(Path(sys.executable).parent / "stella")
 NS = "stella-system"
@@ -81,23 +80,19 @@ def rig(
     token_file = work / "vault-token"
     token_file.write_text(bao.root_token + "\n")
     insecure = [registry.host, registry_basic.host, flaky.host, token_registry.host, tokens.host]
-    op = start_operator(
-        kube,
-        work / "operator",
-        {
-            "STELLA_VAULT_ADDR": bao.addr,
-            "STELLA_VAULT_AUTH": "token",
-            "STELLA_VAULT_TOKEN_FILE": str(token_file),
-            "STELLA_INSECURE_REGISTRIES": ",".join(insecure),
-        },
-    )
     try:
-        yield Rig(op, bao, flaky, tokens, token_registry)
+        with running_operator(
+            kube,
+            work / "operator",
+            {
+                "STELLA_VAULT_ADDR": bao.addr,
+                "STELLA_VAULT_AUTH": "token",
+                "STELLA_VAULT_TOKEN_FILE": str(token_file),
+                "STELLA_INSECURE_REGISTRIES": ",".join(insecure),
+            },
+        ) as op:
+            yield Rig(op, bao, flaky, tokens, token_registry)
     finally:
-        op.proc.stop()
-        unregister(kube)
-        if os.environ.get("STELLA_TEST_SHOW_LOGS"):
-            print(op.logs())
         token_registry.stop()
         tokens.stop()
         flaky.stop()

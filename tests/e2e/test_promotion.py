@@ -91,9 +91,13 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(
     assert sorted(a["approver"] for a in deployed["approvals"]) == ["bob", "carol"]
     # Ready follows once the engine has summarised the last environment.
     rel = eventually(
-        lambda: (r := shop.get_release("rel-1"))
-        and any(c["type"] == "Ready" and c["status"] == "True" for c in r["status"]["conditions"])
-        and r,
+        lambda: (
+            (r := shop.get_release("rel-1"))
+            and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in r["status"]["conditions"]
+            )
+            and r
+        ),
         what="Ready=True on rel-1",
     )
     assert rel["status"]["summary"] == " ".join(

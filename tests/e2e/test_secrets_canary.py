@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,13 +24,12 @@ from pathlib import Path
 import hvac
 import pytest
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao, Registry, basic_auth, push_image
-from devenv.webhooks import unregister
 
 USER = "stella"
 CANARY = "canary-" + uuid.uuid4().hex
@@ -109,7 +107,7 @@ def canary_operator(
     work = tmp_path_factory.mktemp("canary-e2e")
     token_file = work / "vault-token"
     token_file.write_text(openbao.root_token + "\n")
-    op = start_operator(
+    with running_operator(
         kube,
         work / "operator",
         {
@@ -118,14 +116,8 @@ def canary_operator(
             "STELLA_VAULT_TOKEN_FILE": str(token_file),
             "STELLA_INSECURE_REGISTRIES": f"{registry.host},{canary_registry.host}",
         },
-    )
-    try:
+    ) as op:
         yield op
-    finally:
-        op.proc.stop()
-        unregister(kube)
-        if os.environ.get("STELLA_TEST_SHOW_LOGS"):
-            print(op.logs())
 
 
 def test_canary_secret_never_leaves_vault(
