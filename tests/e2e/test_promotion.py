@@ -187,7 +187,7 @@ def test_sigkill_mid_promotion_finishes_exactly_once(
 
     from devenv.webhooks import unregister
 
-    shop.environment("dev", replicas=3)
+    shop.environment("dev", replicas=1)
     image = shop.image("5.0")
     op = start_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": shop.registry.host})
     try:
@@ -198,7 +198,7 @@ def test_sigkill_mid_promotion_finishes_exactly_once(
         op.proc.popen.wait(5)  # type: ignore[union-attr]
         op.proc.popen = None
         op.restart()
-        shop.wait_phase("rel-5", "dev", "Deployed", timeout=90)
+        shop.wait_phase("rel-5", "dev", "Deployed", timeout=180)
     finally:
         op.proc.stop()
         unregister(kube)
