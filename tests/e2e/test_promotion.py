@@ -183,12 +183,17 @@ def test_rollout_that_never_becomes_available_fails_and_rolls_back(
 def test_sigkill_mid_promotion_finishes_exactly_once(
     kube: ControlPlane, shop: Shop, tmp_path: Path, registry: object
 ) -> None:
+    from devenv.webhooks import unregister
     from tests.e2e.conftest import start_operator
 
-    from devenv.webhooks import unregister
-
-    shop.environment("dev", replicas=1)
+    # Pods can only run on a node carrying this label: the rollout stays in flight until the
+    # test says so, so the kill lands mid-promotion every time.
+    gate = {"stella-test/sigkill": shop.prefix}
+    shop.environment(
+        "dev", replicas=1, node_selector=gate, rollout={"timeout": "5m", "rollbackOnFailure": True}
+    )
     image = shop.image("5.0")
+    core = client.CoreV1Api(shop.admin)
     op = start_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": shop.registry.host})
     try:
         generation_before = shop.deployment("dev").metadata.generation
@@ -198,10 +203,12 @@ def test_sigkill_mid_promotion_finishes_exactly_once(
         op.proc.popen.wait(5)  # type: ignore[union-attr]
         op.proc.popen = None
         op.restart()
+        core.patch_node("kwok-node-0", {"metadata": {"labels": gate}})
         shop.wait_phase("rel-5", "dev", "Deployed", timeout=180)
     finally:
         op.proc.stop()
         unregister(kube)
+        core.patch_node("kwok-node-0", {"metadata": {"labels": {"stella-test/sigkill": None}}})
     # Exactly one template change: the image patch was applied once (re-applying is a no-op).
     assert shop.deployment("dev").metadata.generation == generation_before + 1
     assert shop.deployed_image("dev") == image
