@@ -62,11 +62,20 @@ def event(n: int, env: str = "prod") -> EvidenceEvent:
         event_id=f"bench-{n}/{env}",
         environment=env,
         release=ReleaseRef(namespace="shop", name=f"shop-{n}", uid=f"uid-{n}", version="1.0.0"),
-        images=[f"registry.example.com/shop/web@sha256:{n:064x}",
-                f"registry.example.com/shop/api@sha256:{n + 1:064x}"],
-        approvals=[ApprovalEvidence(approval=f"a-{n}", approver="alice",
-                                    groups=["release-approvers"], decision="Approve",
-                                    at=datetime(2026, 1, 1, tzinfo=UTC), counted=True)],
+        images=[
+            f"registry.example.com/shop/web@sha256:{n:064x}",
+            f"registry.example.com/shop/api@sha256:{n + 1:064x}",
+        ],
+        approvals=[
+            ApprovalEvidence(
+                approval=f"a-{n}",
+                approver="alice",
+                groups=["release-approvers"],
+                decision="Approve",
+                at=datetime(2026, 1, 1, tzinfo=UTC),
+                counted=True,
+            )
+        ],
         policy=PolicyEvidence(inputs={"required": 1}, outcome="Allowed", reasons=["1 of 1"]),
     )
 
@@ -86,8 +95,10 @@ def report(label: str, n: int, elapsed: float, lat: list[float]) -> None:
     lat.sort()
     p50 = statistics.median(lat) * 1000
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-    print(f"  {label:<44} {n / elapsed:8.0f} packets/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
-          f"   ({n} packets)")
+    print(
+        f"  {label:<44} {n / elapsed:8.0f} packets/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
+        f"   ({n} packets)"
+    )
 
 
 def concurrent(make: Callable[[], Recorder], workers: int, seconds: float) -> tuple[int, float]:
@@ -134,8 +145,11 @@ def main() -> None:
         offset = 0
         for sname, signer in signers.items():
             for lname in ("PostgreSQL", "JSONL (fsync)"):
-                log: EvidenceLog = (PostgresLog(writer_dsn) if lname == "PostgreSQL"
-                                    else JsonlLog(work / f"log-{offset}.jsonl"))
+                log: EvidenceLog = (
+                    PostgresLog(writer_dsn)
+                    if lname == "PostgreSQL"
+                    else JsonlLog(work / f"log-{offset}.jsonl")
+                )
                 rec = Recorder(signer, log, MemoryStore(), "bench", clock=Clock())
                 rec.record(event(offset - 1 + 10_000_000))  # warm up: connection, key publish
                 n, el, lat = timed(rec, opts.seconds, start=offset)
@@ -146,9 +160,11 @@ def main() -> None:
         print("concurrent writers on one chain (optimistic concurrency, PostgreSQL):")
         for sname, signer in signers.items():
             n, el = concurrent(
-                lambda s=signer: Recorder(s, PostgresLog(writer_dsn), MemoryStore(), "bench",
-                                          clock=Clock()),
-                4, opts.seconds,
+                lambda s=signer: Recorder(
+                    s, PostgresLog(writer_dsn), MemoryStore(), "bench", clock=Clock()
+                ),
+                4,
+                opts.seconds,
             )
             print(f"  {sname + ', 4 writers':<44} {n / el:8.0f} packets/s   ({n} packets)")
 
@@ -164,11 +180,15 @@ def main() -> None:
         result = verify(cms, entries, keys)
         el = time.perf_counter() - t0
         assert result.ok, result.findings[:3]
-        print(f"  (generated in {gen:.1f} s: {opts.verify_count / gen:.0f} packets/s, "
-              "local key, in-memory stores)")
-        print(f"  {'verify: signatures, chains, both stores':<44} "
-              f"{opts.verify_count / el:8.0f} packets/s   ({el:.2f} s for "
-              f"{opts.verify_count} packets, {result.signatures} signatures)")
+        print(
+            f"  (generated in {gen:.1f} s: {opts.verify_count / gen:.0f} packets/s, "
+            "local key, in-memory stores)"
+        )
+        print(
+            f"  {'verify: signatures, chains, both stores':<44} "
+            f"{opts.verify_count / el:8.0f} packets/s   ({el:.2f} s for "
+            f"{opts.verify_count} packets, {result.signatures} signatures)"
+        )
     finally:
         pg.destroy()
         bao.stop()

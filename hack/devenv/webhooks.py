@@ -27,5 +27,11 @@ def register(cp: ControlPlane, ca_crt: Path, port: int) -> None:
 
 
 def unregister(cp: ControlPlane) -> None:
-    cp.kubectl("admin", "delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration",
-               "stella.io", "--ignore-not-found", check=False)
+    cp.kubectl(
+        "admin",
+        "delete",
+        "mutatingwebhookconfiguration,validatingwebhookconfiguration",
+        "stella.io",
+        "--ignore-not-found",
+        check=False,
+    )

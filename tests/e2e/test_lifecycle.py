@@ -145,3 +145,22 @@ def test_release_deleted_mid_promotion_ends_cleanly(stella: OperatorProcess, sho
     # The next release is not stuck behind it.
     shop.release("rel-e", shop.image("8.1"), ["dev"])
     shop.wait_phase("rel-e", "dev", "Deploying")
+
+
+def test_environment_deleted_mid_promotion_ends_cleanly(
+    stella: OperatorProcess, shop: Shop
+) -> None:
+    shop.environment(
+        "dev",
+        rollout={"timeout": "5m", "rollbackOnFailure": True},
+        node_selector={"stella-test/never": "true"},
+        replicas=1,
+    )
+    shop.release("rel-x", shop.image("9.0"), ["dev"])
+    shop.wait_phase("rel-x", "dev", "Deploying")
+    client.CustomObjectsApi(shop.admin).delete_cluster_custom_object(
+        G, V, "environments", shop.env_name("dev")
+    )
+    blocked = shop.wait_phase("rel-x", "dev", "Blocked")
+    assert blocked["reason"] == "EnvironmentDeleted"
+    assert shop.env_name("dev") in blocked["message"]

@@ -183,8 +183,9 @@ def test_rollout_that_never_becomes_available_fails_and_rolls_back(
 def test_sigkill_mid_promotion_finishes_exactly_once(
     kube: ControlPlane, shop: Shop, tmp_path: Path, registry: object
 ) -> None:
-    from devenv.webhooks import unregister
     from tests.e2e.conftest import start_operator
+
+    from devenv.webhooks import unregister
 
     # Pods can only run on a node carrying this label: the rollout stays in flight until the
     # test says so, so the kill lands mid-promotion every time.

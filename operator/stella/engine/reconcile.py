@@ -115,10 +115,15 @@ class Reconciler:
                 list(spec.environments) if rollback else path_for(spec.environments, self._graph())
             )
         except PathError as exc:
-            for p in progress.values():
-                if p.phase not in TERMINAL_PHASES and p.phase != "Deploying":
-                    _move(p, "Blocked", exc.reason, exc.message)
             path = list(spec.environments)
+            for env_name, p in progress.items():
+                if p.phase == "Deploying":
+                    # A rollout already under way is followed to its end — or, when its
+                    # Environment was deleted meanwhile, ended as Blocked with that reason.
+                    wait = await self._one_environment(key, body, spec, progress, env_name)
+                    requeue = _sooner(requeue, wait)
+                elif p.phase not in TERMINAL_PHASES:
+                    _move(p, "Blocked", exc.reason, exc.message)
         else:
             for env_name in path:
                 wait = await self._one_environment(key, body, spec, progress, env_name)
@@ -148,6 +153,8 @@ class Reconciler:
         p = progress[env_name]
         env_body = self.view.environment(env_name)
         if env_body is None:
+            if p.phase == "Deploying":
+                metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
             if p.phase not in TERMINAL_PHASES:
                 _move(
                     p, "Blocked", "EnvironmentDeleted", f"environment {env_name} no longer exists"
@@ -476,7 +483,7 @@ class Reconciler:
             except EvidenceError as exc:
                 # The Approval's status waits for its evidence (the next reconcile retries);
                 # the Release itself goes on to its gates and reports EvidencePending there.
-                log.warning("approval %s/%s not yet recorded (%s); will retry", ns, name, exc.reason)
+                log.warning("approval %s/%s not recorded yet (%s); retrying", ns, name, exc.reason)
                 continue
             conds = set_condition([], "Counted", "True" if counted else "False", reason, message)
             await asyncio.to_thread(

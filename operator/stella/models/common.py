@@ -10,7 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 from pydantic.alias_generators import to_camel
 
 # RFC 1123 label: what Kubernetes accepts for namespace and most object names.
@@ -52,13 +52,15 @@ def _vault_ref(value: str) -> str:
 VaultRef = Annotated[str, Field(max_length=512), AfterValidator(_vault_ref)]
 
 
-def vault_ref_rule(field: str) -> dict[str, str]:
+def vault_ref_rule(field: str) -> dict[str, JsonValue]:
     """The CEL rule an object with an optional VaultRef field puts on itself."""
     return {
         "rule": f"!has(self.{field}) || self.{field}.matches('{VAULT_REF}')",
         "message": f"{field} must be a Vault reference vault:<mount>/<path>#<key>; store the "
         "value in Vault (bao kv put secret/<path> <key>=...) and write the reference here",
     }
+
+
 Duration = Annotated[str, Field(pattern=DURATION, max_length=32)]
 LabelKey = Annotated[str, Field(max_length=317)]
 LabelValue = Annotated[str, Field(max_length=63)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from stella.models.common import (
     DNS_LABEL,
@@ -123,9 +123,10 @@ class RolloutPolicy(StrictModel):
 
 
 class EnvironmentSpec(StrictModel):
-    model_config = StrictModel.model_config | {
-        "json_schema_extra": {"x-kubernetes-validations": [vault_ref_rule("registryCredentials")]}
-    }
+    model_config = ConfigDict(
+        **StrictModel.model_config,
+        json_schema_extra={"x-kubernetes-validations": [vault_ref_rule("registryCredentials")]},
+    )
 
     requires: list[Name] = Field(default_factory=list, max_length=16)
     release_namespaces: LabelSelector | None = None

@@ -219,8 +219,8 @@ def _halted(inp: GateInput) -> _Outcome:
             "Halted",
             "EnvironmentHalted",
             f"{env} is halted since {_iso(halt.since)} ({detail}); a person must "
-            f"investigate and clear the halt (`stella env clear {env} --reason ...`) before anything "
-            "is deployed there",
+            f"investigate and clear the halt (`stella env clear {env} --reason ...`) "
+            "before anything is deployed there",
         )
     return "environment not halted"
 
