@@ -122,7 +122,7 @@ class Reconciler:
                     # Environment was deleted meanwhile, ended as Blocked with that reason.
                     wait = await self._one_environment(key, body, spec, progress, env_name)
                     requeue = _sooner(requeue, wait)
-                elif p.phase not in TERMINAL_PHASES:
+                elif p.phase not in TERMINAL_PHASES and p.reason != "EnvironmentDeleted":
                     _move(p, "Blocked", exc.reason, exc.message)
         else:
             for env_name in path:
