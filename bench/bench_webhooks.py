@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from tests.e2e.conftest import OperatorProcess  # noqa: E402
 
+from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, unregister  # noqa: E402
@@ -241,20 +242,9 @@ def cluster(workdir: Path) -> Iterator[ControlPlane]:
     cp = ControlPlane(workdir / "cluster", with_workers=False)
     try:
         cp.up()
-        # bootstrap() waits for the controller-manager's default ServiceAccount; nothing here
-        # runs Pods, so CRDs and RBAC are all this needs.
-        cp.kubectl("admin", "apply", "--server-side", "-f", str(ROOT / "crds"))
-        cp.kubectl(
-            "admin",
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/environments.stella.io",
-            "crd/releases.stella.io",
-            "crd/approvals.stella.io",
-            "crd/agents.stella.io",
-        )
-        cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
+        # bootstrap() also waits for the controller-manager's default ServiceAccount;
+        # nothing here runs Pods, so CRDs and RBAC are all this needs.
+        install_crds_and_rbac(cp)
         yield cp
     finally:
         cp.down()

@@ -10,7 +10,8 @@ from devenv.controlplane import ControlPlane
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def bootstrap(cp: ControlPlane) -> None:
+def install_crds_and_rbac(cp: ControlPlane) -> None:
+    """Stella's CRDs (established) and the dev RBAC: all a control plane without workers needs."""
     cp.kubectl("admin", "apply", "--server-side", "-f", str(ROOT / "crds"))
     cp.kubectl(
         "admin",
@@ -23,6 +24,10 @@ def bootstrap(cp: ControlPlane) -> None:
         "crd/agents.stella.io",
     )
     cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
+
+
+def bootstrap(cp: ControlPlane) -> None:
+    install_crds_and_rbac(cp)
     # The default ServiceAccount appears once the controller-manager runs; Pods need it.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
