@@ -248,15 +248,20 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path) -> None:
         body["metadata"]["annotations"] = {"stella.io/requester": alice_stamp}
         admin_api.create_namespaced_custom_object(G, V, "scale", "releases", body)
     created = time.monotonic() - t0
-    print(f"\n[scale] created {count} Releases x {len(envs)} Environments in {created:.1f}s")
+    print(
+        f"\n[scale] created {count} Releases x {len(envs)} Environments in {created:.1f}s",
+        flush=True,
+    )
 
     def evaluated() -> int:
         items = alice.list_namespaced_custom_object(G, V, "scale", "releases")["items"]
         return sum(
             1
             for r in items
+            # Evaluated = decided: most are Superseded by the newest Release of their
+            # namespace, the newest waits for an approval; "Pending" only means "seen".
             if any(
-                c["reason"] == "ApprovalsMissing"
+                c["type"] == "Ready" and c["reason"] != "Pending"
                 for c in (r.get("status") or {}).get("conditions", [])
             )
         )
