@@ -108,7 +108,18 @@ class Controller:
             ]
             await self.drift.check_all(wanted)
 
+    async def _sync(self) -> None:
+        """Load the view from one LIST of every kind before any reconcile runs, as
+        controller-runtime waits for its caches: a Release reconciled before its
+        Environments are known would look like it targets deleted environments."""
+        listed = await asyncio.to_thread(kubeio.list_all)
+        for kind, items in listed.items():
+            for body in items:
+                self.view.apply(kind, None, body)
+        log.info("view synced: %s", ", ".join(f"{len(v)} {k}s" for k, v in listed.items()))
+
     async def run(self) -> None:
+        await self._sync()
         self.started = True
         log.info("promotion engine running with %d workers", self.workers)
         await asyncio.gather(

@@ -118,3 +118,21 @@ def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any
     getattr(api, _PATCH[kind])(
         name, namespace, dict(patch), _content_type="application/strategic-merge-patch+json"
     )
+
+
+def list_all() -> dict[str, list[dict[str, Any]]]:
+    """Every object the engine's view holds, listed once (the view's initial sync)."""
+    api = _custom()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, plural in (
+        ("Environment", "environments"),
+        ("Release", "releases"),
+        ("Approval", "approvals"),
+    ):
+        listed = api.list_cluster_custom_object(GROUP, VERSION, plural)
+        out[kind] = list(cast(dict[str, Any], listed).get("items", []))
+    namespaces = client.CoreV1Api(api_client()).list_namespace()
+    out["Namespace"] = list(
+        cast(dict[str, Any], api_client().sanitize_for_serialization(namespaces)).get("items", [])  # type: ignore[no-untyped-call]
+    )
+    return out
