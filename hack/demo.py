@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,6 +73,9 @@ def up() -> int:
         )
         return 1
     STATE.mkdir(parents=True, exist_ok=True)
+    # A fresh cluster needs a fresh evidence log: an old log beside new ConfigMaps is
+    # exactly the disagreement `stella evidence verify` reports.
+    shutil.rmtree(STATE / "operator-state", ignore_errors=True)
     say(
         "Starting a real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
     )
