@@ -23,19 +23,20 @@ def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) 
     path.chmod(0o600)
 
 
-def make_ca(directory: Path, name: str = "stella-local-ca") -> tuple[Path, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+def self_signed_ca(
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, name: str, days: int = 30
+) -> x509.Certificate:
+    """A self-signed CA certificate for `key` (the control plane's CA, a token issuer's)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -53,6 +54,12 @@ def make_ca(directory: Path, name: str = "stella-local-ca") -> tuple[Path, Path]
         )
         .sign(key, hashes.SHA256())
     )
+
+
+def make_ca(directory: Path, name: str = "stella-local-ca") -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = self_signed_ca(key, name)
     crt, pem = directory / f"{name}.crt", directory / f"{name}.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key, pem)

@@ -19,7 +19,6 @@ copy is importable from any tier.)
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import secrets
 import threading
@@ -28,11 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
+from devenv.pki import self_signed_ca
 from devenv.proc import LOOPBACK, free_port
 
 SERVICE = "stella-test-registry"
@@ -49,33 +47,7 @@ class TokenServer:
         self.expires_in = expires_in
         self.port = free_port()
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stella test token issuer")])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
+        self.cert = self_signed_ca(self.key, "stella test token issuer", days=1)
         workdir.mkdir(parents=True, exist_ok=True)
         self.bundle = workdir / "token-root.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
