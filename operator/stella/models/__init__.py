@@ -1,5 +1,6 @@
 """Pydantic models of Stella's custom resources: the single source of the CRD schemas."""
 
+from stella.models.action import ACTION, ActionSpec, ActionStatus
 from stella.models.agent import AGENT, AgentSpec, AgentStatus
 from stella.models.approval import APPROVAL, ApprovalSpec, ApprovalStatus
 from stella.models.common import Condition, LabelSelector, find_condition, set_condition
@@ -7,14 +8,17 @@ from stella.models.environment import ENVIRONMENT, EnvironmentSpec, EnvironmentS
 from stella.models.release import RELEASE, Component, ReleaseSpec, ReleaseStatus
 from stella.models.resource import KindInfo, Kinds
 
-ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, AGENT)
+ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, ACTION, AGENT)
 
 __all__ = [
+    "ACTION",
     "AGENT",
     "ALL_KINDS",
     "APPROVAL",
     "ENVIRONMENT",
     "RELEASE",
+    "ActionSpec",
+    "ActionStatus",
     "AgentSpec",
     "AgentStatus",
     "ApprovalSpec",
