@@ -1,5 +1,8 @@
 # Stella — the two commands that work on a fresh machine: `make test` and `make demo`.
-# Prerequisites: Python 3.11, Go (1.26+), make; Debian packages are installed by `make deps`.
+# Prerequisites: Python 3.11, Go (1.26+), make. Each of the two sets up what is missing
+# first, in this order: deps (Debian packages, a quick look when present), venv
+# (re-installed only when pyproject.toml or constraints.txt change), binaries (built once
+# into $(STELLA_CACHE)).
 SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
@@ -18,11 +21,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-venv: $(BIN)/python
+# The editable install follows the source by itself; only new dependencies or entry
+# points (pyproject.toml, constraints.txt) need pip again.
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
 
 deps:
-	bash hack/install-deps.sh
+	@bash hack/install-deps.sh
 
 binaries:
 	bash hack/build-binaries.sh all
@@ -38,22 +46,22 @@ lint: venv
 test-unit: venv
 	$(BIN)/pytest tests/unit -q
 
-test-integration: venv binaries
+test-integration: deps venv binaries
 	$(BIN)/pytest tests/integration -q
 
-test-e2e: venv binaries
+test-e2e: deps venv binaries
 	$(BIN)/pytest tests/e2e -q
 
-test: venv binaries lint
+test: deps venv binaries lint
 	$(BIN)/pytest tests -q -p no:cacheprovider
 
-demo: venv binaries
+demo: deps venv binaries
 	$(BIN)/python hack/demo.py
 
 demo-down:
 	$(BIN)/python hack/demo.py --down
 
-bench: venv binaries
+bench: deps venv binaries
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

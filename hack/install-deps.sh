@@ -1,22 +1,59 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stella's tests and demo run for real: the distribution
-# registry, PostgreSQL 15, skopeo and htpasswd. Python packages come from constraints.txt
-# (make venv); kube-apiserver and kwok are built from Go modules (hack/build-binaries.sh).
+# registry, PostgreSQL 15, skopeo, htpasswd and openssl. Python packages come from
+# constraints.txt (make venv); kube-apiserver, kwok, etcd and helm are built from Go
+# modules (hack/build-binaries.sh).
+#
+# `make test`, `make demo` and .ci/run call this first. When everything is present it
+# only looks (command -v and file tests, a few milliseconds) and never runs apt.
+#   hack/install-deps.sh           install what is missing (as root, or through sudo -n)
+#   hack/install-deps.sh --check   list what is missing; exit 1 if anything is
 set -euo pipefail
+
+# Debian package -> how we know it is there.
 need=()
 command -v docker-registry >/dev/null || need+=(docker-registry)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || need+=(postgresql-15)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+
+if ((${#need[@]} == 0)); then
+  exit 0
 fi
-# The Debian registry package enables a system service; Stella runs its own on loopback.
+
+if [ "${1:-}" = "--check" ]; then
+  echo "missing Debian packages: ${need[*]}"
+  exit 1
+fi
+
+say() { printf '[deps] %s\n' "$*" >&2; }
+
+if ! command -v apt-get >/dev/null; then
+  say "missing: ${need[*]} (Debian package names), and this machine has no apt-get."
+  say "Install their equivalents with your package manager, then run make again."
+  exit 1
+fi
+
+SUDO=()
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+  else
+    say "missing Debian packages: ${need[*]}"
+    say "installing them needs root; run once:"
+    say "    sudo bash hack/install-deps.sh"
+    say "(or: sudo apt-get install --no-install-recommends ${need[*]}), then run make again."
+    exit 1
+  fi
+fi
+
+say "installing ${need[*]} (first run only)"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -q
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}"
+# The Debian registry package may enable a system service; Stella runs its own on loopback.
 if command -v systemctl >/dev/null && systemctl is-active --quiet docker-registry 2>/dev/null; then
-  systemctl stop docker-registry || true
+  "${SUDO[@]}" systemctl stop docker-registry || true
 fi
-echo "system packages ready"
+say "system packages ready"
