@@ -14,17 +14,53 @@ Capability = Literal["deploy.kubernetes", "verify.digest", "exec.plugin"]
 
 
 class AgentSpec(StrictModel):
-    capabilities: list[Capability] = Field(default_factory=list, max_length=8)
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
-    certificate_fingerprint: Annotated[str, Field(pattern=SHA256_HEX)] | None = None
-    revoked: bool = False
+    """A deployment agent that runs outside this cluster and dials in for tasks."""
+
+    capabilities: list[Capability] = Field(
+        default_factory=list,
+        max_length=8,
+        description="What the agent may do: deploy.kubernetes (apply to its own cluster), "
+        "verify.digest (check digests against the registry), exec.plugin (run workflow "
+        "plugins). A task needing a capability the agent lacks is never sent to it.",
+    )
+    labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels an Environment target's agentSelector matches, e.g. {site: eu-1}.",
+    )
+    certificate_fingerprint: Annotated[str, Field(pattern=SHA256_HEX)] | None = Field(
+        default=None,
+        description="sha256 of the agent's client certificate (64 lowercase hex), set at "
+        "enrolment; a connection presenting any other certificate is refused.",
+    )
+    revoked: bool = Field(
+        default=False,
+        description="Set true to contain the agent at once (stella agent revoke): its "
+        "certificate and tokens stop working. Enrol it again to undo.",
+    )
 
 
 class AgentStatus(StrictModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list, max_length=8)
-    last_heartbeat: datetime | None = None
-    state: Literal["Pending", "Registered", "Online", "Offline", "Revoked"] = "Pending"
+    """What the operator last saw of the agent."""
+
+    observed_generation: int | None = Field(
+        default=None,
+        description="The metadata.generation the operator last acted on.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Standard conditions; Ready says whether the agent can take tasks.",
+    )
+    last_heartbeat: datetime | None = Field(
+        default=None,
+        description="When the agent last called in; an old value means it is Offline.",
+    )
+    state: Literal["Pending", "Registered", "Online", "Offline", "Revoked"] = Field(
+        default="Pending",
+        description="Pending (not enrolled yet), Registered, Online, Offline (no recent "
+        "heartbeat) or Revoked.",
+    )
 
 
 AGENT = Kinds.register(

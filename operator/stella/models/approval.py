@@ -13,17 +13,50 @@ Decision = Literal["Approve", "Reject"]
 
 
 class ApprovalSpec(StrictModel):
-    release: Name
-    environment: Name
-    decision: Decision
-    comment: Annotated[str, Field(max_length=1024)] = ""
+    """One decision. Who decided is not a field: admission records the person who creates
+    the Approval, as the API server authenticated them."""
+
+    release: Name = Field(
+        description="The name of the Release decided on, in this Approval's namespace "
+        "(kubectl get rel)."
+    )
+    environment: Name = Field(
+        description="The Environment the decision is for (kubectl get env); one of the "
+        "Release's spec.environments."
+    )
+    decision: Decision = Field(
+        description="Approve (counts towards the Environment's approvals.required) or "
+        "Reject (stops the Release for this Environment, if you are a qualified approver)."
+    )
+    comment: Annotated[str, Field(max_length=1024)] = Field(
+        default="",
+        description="Why, e.g. a change ticket (CAB-1234). Kept as evidence: never put a "
+        "secret here.",
+    )
 
 
 class ApprovalStatus(StrictModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list, max_length=8)
-    counted: bool = False
-    approver: Annotated[str, Field(max_length=253)] | None = None
+    """Whether the decision counted, and why not."""
+
+    observed_generation: int | None = Field(
+        default=None,
+        description="The metadata.generation the operator last acted on.",
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=8,
+        description="The Counted condition: True when the decision counts; when False, "
+        "its reason says why (SelfApproval, NotInApproverGroup, Duplicate, UnknownIdentity) "
+        "and its message what to do.",
+    )
+    counted: bool = Field(
+        default=False,
+        description="True when this decision counts for the Release and Environment.",
+    )
+    approver: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None,
+        description="Who made the decision, as the API server authenticated them at creation.",
+    )
 
 
 APPROVAL = Kinds.register(

@@ -90,16 +90,35 @@ class StrictModel(BaseModel):
 
 
 class LabelSelectorRequirement(StrictModel):
-    key: LabelKey
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+    """One label requirement: a key, an operator and (for In/NotIn) values."""
+
+    key: LabelKey = Field(description="The label key the requirement applies to, e.g. team.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="In or NotIn (the label's value is / is not one of values), Exists or "
+        "DoesNotExist (the label is / is not set; leave values empty)."
+    )
+    values: list[LabelValue] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The values for In and NotIn; empty for Exists and DoesNotExist.",
+    )
 
 
 class LabelSelector(StrictModel):
     """The standard Kubernetes label selector (an empty selector matches everything)."""
 
-    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=32)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=16)
+    match_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Labels that must all be present with exactly these values, e.g. "
+        "{team: shop}. Combined with matchExpressions by AND.",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Requirements that must all hold, e.g. {key: tier, operator: In, "
+        "values: [web, api]}. Combined with matchLabels by AND.",
+    )
 
     def matches(self, labels: dict[str, str]) -> bool:
         for key, value in self.match_labels.items():
@@ -124,12 +143,29 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 class Condition(StrictModel):
     """metav1.Condition, field for field."""
 
-    type: Annotated[str, Field(max_length=316, pattern=QUALIFIED_NAME)]
-    status: ConditionStatus
-    reason: Annotated[str, Field(max_length=1024, pattern=CONDITION_REASON)]
-    message: Annotated[str, Field(max_length=32768)] = ""
-    last_transition_time: datetime
-    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    type: Annotated[str, Field(max_length=316, pattern=QUALIFIED_NAME)] = Field(
+        description="What the condition is about. Ready is the summary that `kubectl wait "
+        "--for=condition=Ready` and Argo CD health checks read."
+    )
+    status: ConditionStatus = Field(
+        description="True, False or Unknown: whether the condition holds right now."
+    )
+    reason: Annotated[str, Field(max_length=1024, pattern=CONDITION_REASON)] = Field(
+        description="A CamelCase word saying why (e.g. ApprovalsMissing, FreezeWindowActive); "
+        "docs/concepts.md lists each reason and what to do about it."
+    )
+    message: Annotated[str, Field(max_length=32768)] = Field(
+        default="",
+        description="For people: what is happening and what to do next.",
+    )
+    last_transition_time: datetime = Field(
+        description="When status last changed (not when the condition was last checked)."
+    )
+    observed_generation: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="The metadata.generation this condition was computed from; older than "
+        "the object's generation means the operator has not caught up with an edit yet.",
+    )
 
 
 def set_condition(

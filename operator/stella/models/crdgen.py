@@ -96,6 +96,12 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
     return {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}
 
 
+_CONDITIONS = (
+    "Standard conditions, one per type; Ready is the summary that `kubectl wait "
+    "--for=condition=Ready` reads, its reason and message say why and what to do."
+)
+
+
 def _condition_list_map(schema: dict[str, Any]) -> None:
     """Lists of conditions are maps keyed by type, as in metav1.Condition."""
     props = schema.get("properties", {})
@@ -105,6 +111,7 @@ def _condition_list_map(schema: dict[str, Any]) -> None:
         if "type" in item_props and "lastTransitionTime" in item_props:
             conds["x-kubernetes-list-type"] = "map"
             conds["x-kubernetes-list-map-keys"] = ["type"]
+            conds.setdefault("description", _CONDITIONS)
 
 
 def model_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -113,19 +120,49 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(_resolve(raw, defs))
 
 
+# What `kubectl explain KIND` says of the fields every object has (as Kubernetes' own
+# types say it).
+_API_VERSION = (
+    "APIVersion defines the versioned schema of this representation of an object; "
+    "write stella.io/v1alpha1."
+)
+_KIND = "Kind is the REST resource this object represents; write {kind}."
+_METADATA = (
+    "Standard object metadata: name{namespace}, labels, annotations "
+    "(kubectl explain {singular}.metadata)."
+)
+
+
+def _described(schema: dict[str, Any], fallback: str) -> dict[str, Any]:
+    """The schema with a description first in line (the model's docstring, else fallback)."""
+    description = schema.get("description") or fallback
+    return {"type": schema["type"], "description": description} | {
+        k: v for k, v in schema.items() if k not in ("type", "description")
+    }
+
+
 def crd_for(info: KindInfo) -> dict[str, Any]:
-    spec_schema = model_schema(info.spec)
+    spec_schema = _described(
+        model_schema(info.spec), f"What the {info.kind} asks for: written by people."
+    )
     if info.spec_validations:
         spec_schema["x-kubernetes-validations"] = [dict(v) for v in info.spec_validations]
-    status_schema = model_schema(info.status)
+    status_schema = _described(
+        model_schema(info.status),
+        f"What the operator observed of the {info.kind}: written by the operator only.",
+    )
+    namespace = " and namespace" if info.scope == "Namespaced" else ""
     schema: dict[str, Any] = {
         "type": "object",
         "description": info.description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": _API_VERSION},
+            "kind": {"type": "string", "description": _KIND.format(kind=info.kind)},
+            "metadata": {
+                "type": "object",
+                "description": _METADATA.format(namespace=namespace, singular=info.singular),
+            },
             "spec": spec_schema,
             "status": status_schema,
         },

@@ -27,16 +27,31 @@ WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 class WorkloadRef(StrictModel):
     """The workload and container a component's image goes into."""
 
-    kind: WorkloadKind = "Deployment"
-    name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
-    container: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
+    kind: WorkloadKind = Field(
+        default="Deployment",
+        description="Deployment (the default), StatefulSet or DaemonSet.",
+    )
+    name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)] = Field(
+        description="The workload's metadata.name in each target namespace, e.g. web "
+        "(kubectl get deploy -n NAMESPACE)."
+    )
+    container: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)] = Field(
+        description="The container whose image Stella sets, as named in the pod template "
+        "(kubectl get deploy web -o jsonpath='{.spec.template.spec.containers[*].name}')."
+    )
 
 
 class ComponentOverride(StrictModel):
     """A target's own mapping of one component to a workload, when it differs."""
 
-    component: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]
-    workload: WorkloadRef
+    component: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
+        description="The name of a Release component (spec.components[].name) that this "
+        "target maps differently."
+    )
+    workload: WorkloadRef = Field(
+        description="The workload and container to update in this target instead of the "
+        "one the Release names."
+    )
 
 
 class Target(StrictModel):
@@ -53,9 +68,23 @@ class Target(StrictModel):
         }
     }
 
-    namespace: NamespaceName | None = None
-    agent_selector: LabelSelector | None = None
-    overrides: list[ComponentOverride] = Field(default_factory=list, max_length=50)
+    namespace: NamespaceName | None = Field(
+        default=None,
+        description="A namespace in this cluster whose workloads Stella updates; the "
+        "namespace must exist. Set this or agentSelector, not both.",
+    )
+    agent_selector: LabelSelector | None = Field(
+        default=None,
+        description="Agents (kubectl get agents) whose labels match deploy to their own "
+        "clusters. Set this or namespace, not both. Not supported yet: such Environments "
+        "are reported Blocked (AgentTargetsUnsupported).",
+    )
+    overrides: list[ComponentOverride] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Per-component workload mappings for this target only, when its "
+        "workloads are named differently from what the Release says.",
+    )
 
     @model_validator(mode="after")
     def _one_kind_of_target(self) -> Target:
@@ -65,11 +94,26 @@ class Target(StrictModel):
 
 
 class ApprovalPolicy(StrictModel):
-    required: Annotated[int, Field(ge=0, le=10)] = 0
-    approver_groups: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
-        default_factory=list, max_length=32
+    """Who must approve a Release before it is deployed here."""
+
+    required: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=0,
+        description="How many distinct people must approve (0-10; 0: no approval needed). "
+        "Each person counts once, and never the Release's requester while "
+        "preventSelfApproval is true.",
     )
-    prevent_self_approval: bool = True
+    approver_groups: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Groups (as the API server authenticates people, e.g. "
+        "release-approvers) whose members' approvals count. Empty: anyone identified "
+        "except the requester.",
+    )
+    prevent_self_approval: bool = Field(
+        default=True,
+        description="When true (the default), the person who created the Release can "
+        "never approve it (separation of duties).",
+    )
 
 
 class FreezeWindow(StrictModel):
@@ -95,12 +139,38 @@ class FreezeWindow(StrictModel):
         }
     }
 
-    name: Annotated[str, Field(max_length=63)] | None = None
-    schedule: Annotated[str, Field(min_length=9, max_length=128)] | None = None
-    duration: Duration | None = None
-    time_zone: Annotated[str, Field(max_length=64)] = "UTC"
-    start: datetime | None = None
-    end: datetime | None = None
+    name: Annotated[str, Field(max_length=63)] | None = Field(
+        default=None,
+        description="A name for messages, e.g. weekend (else the window is named by its "
+        "position, #1).",
+    )
+    schedule: Annotated[str, Field(min_length=9, max_length=128)] | None = Field(
+        default=None,
+        description="Recurring windows: a 5-field cron expression (minute hour "
+        "day-of-month month day-of-week) read as wall-clock time in timeZone, e.g. "
+        "'0 18 * * FRI'; each time it fires starts a window lasting duration. Quote it in "
+        "YAML.",
+    )
+    duration: Duration | None = Field(
+        default=None,
+        description="Recurring windows: how long each one lasts, as elapsed time in Go "
+        "syntax: 90s, 10m, 1h30m, 62h (no days: write 48h).",
+    )
+    time_zone: Annotated[str, Field(max_length=64)] = Field(
+        default="UTC",
+        description="The IANA time zone schedule (and a start/end without an offset) is "
+        "read in, e.g. Europe/Berlin. Default UTC.",
+    )
+    start: datetime | None = Field(
+        default=None,
+        description="Absolute windows: the first instant frozen (inclusive), RFC 3339, e.g. "
+        "2024-12-20T00:00:00Z or 2024-12-20T00:00:00+01:00.",
+    )
+    end: datetime | None = Field(
+        default=None,
+        description="Absolute windows: the first instant no longer frozen (exclusive), "
+        "RFC 3339 like start.",
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> FreezeWindow:
@@ -118,69 +188,179 @@ class FreezeWindow(StrictModel):
 
 
 class RolloutPolicy(StrictModel):
-    timeout: Duration = "10m"
-    rollback_on_failure: bool = True
+    """How long a deployment may take, and what happens when it fails."""
+
+    timeout: Duration = Field(
+        default="10m",
+        description="How long the updated workloads may take to become ready before the "
+        "deployment counts as Failed: 90s, 10m, 1h30m. Default 10m.",
+    )
+    rollback_on_failure: bool = Field(
+        default=True,
+        description="When true (the default), a failed deployment puts back the images "
+        "that ran before.",
+    )
 
 
 class EnvironmentSpec(StrictModel):
+    """A stage of the promotion path: what must come first, where it deploys, who must
+    approve and when nothing may be deployed."""
+
     model_config = ConfigDict(
         **StrictModel.model_config,
         json_schema_extra={"x-kubernetes-validations": [vault_ref_rule("registryCredentials")]},
     )
 
-    requires: list[Name] = Field(default_factory=list, max_length=16)
-    release_namespaces: LabelSelector | None = None
-    targets: list[Target] = Field(default_factory=list, max_length=32)
-    allowed_registries: list[Annotated[str, Field(pattern=REGISTRY_HOST, max_length=253)]] = Field(
-        default_factory=list, max_length=32
+    requires: list[Name] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Environments a Release must have been Deployed to before it may enter "
+        "this one, e.g. [staging]. This is what orders the promotion path; they must exist.",
     )
-    registry_credentials: VaultRef | None = None
-    approvals: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
-    freeze_windows: list[FreezeWindow] = Field(default_factory=list, max_length=32)
-    auto_promote: bool = True
-    rollout: RolloutPolicy = Field(default_factory=RolloutPolicy)
-    # Workload admission: only digests of Releases approved here may run in its namespaces.
-    require_approved_digests: bool = False
-    # Rollback re-promotes through the same gates unless this says it may skip approvals.
-    rollback_skips_approval: bool = False
-    # A person halts or resumes the environment; the operator halts it itself in status.
-    suspended: bool = False
-    # Report (Event + metric) when a component's tag no longer points at its pinned digest.
-    # Drift is reported, never followed: the pinned digest is what runs.
-    report_drift: bool = False
+    release_namespaces: LabelSelector | None = Field(
+        default=None,
+        description="Which namespaces' Releases may target this Environment, by namespace "
+        "labels, e.g. {matchLabels: {team: shop}}. Unset: Releases from any namespace.",
+    )
+    targets: list[Target] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Where this Environment deploys: each a namespace in this cluster "
+        "(namespace: shop-prod) or agents elsewhere (agentSelector).",
+    )
+    allowed_registries: list[Annotated[str, Field(pattern=REGISTRY_HOST, max_length=253)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Registry hosts (with port if any, e.g. registry.example.com or "
+        "127.0.0.1:5000) that Releases targeting this Environment may use. Empty: any "
+        "registry.",
+    )
+    registry_credentials: VaultRef | None = Field(
+        default=None,
+        description="A Vault reference vault:<mount>/<path>#<key> to the registry password "
+        "or token (the same secret holds username), e.g. vault:secret/registry/prod#password. "
+        "Never the secret itself; see docs/secrets.md.",
+    )
+    approvals: ApprovalPolicy = Field(
+        default_factory=ApprovalPolicy,
+        description="How many approvals a Release needs here, and from whom.",
+    )
+    freeze_windows: list[FreezeWindow] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Periods in which nothing is deployed here: recurring (schedule, "
+        "duration, timeZone) or absolute (start, end). An invalid window freezes until it "
+        "is fixed.",
+    )
+    auto_promote: bool = Field(
+        default=True,
+        description="When false, a Release that passes every gate waits (AwaitingPromotion) "
+        "until a person promotes it (stella promote RELEASE ENV).",
+    )
+    rollout: RolloutPolicy = Field(
+        default_factory=RolloutPolicy,
+        description="The deployment's timeout and whether a failure rolls back.",
+    )
+    require_approved_digests: bool = Field(
+        default=False,
+        description="When true, workloads in this Environment's target namespaces (labelled "
+        "stella.io/managed=true) may only run image digests of Releases approved for it.",
+    )
+    rollback_skips_approval: bool = Field(
+        default=False,
+        description="When true, a rollback (stella rollback ENV) needs no new approvals; "
+        "halts, suspension and freeze windows still apply.",
+    )
+    suspended: bool = Field(
+        default=False,
+        description="Set true to stop all deployments here (Releases show Halted, reason "
+        "EnvironmentSuspended); false to let them go on.",
+    )
+    report_drift: bool = Field(
+        default=False,
+        description="When true, report (Event and metric) when a deployed component's tag "
+        "no longer points at its pinned digest. Drift is only reported: the pinned digest is "
+        "what runs.",
+    )
 
 
 class HaltState(StrictModel):
-    reason: Annotated[str, Field(max_length=128)]
-    message: Annotated[str, Field(max_length=4096)] = ""
-    since: datetime
+    """Why the operator halted the Environment; a person clears it once investigated."""
+
+    reason: Annotated[str, Field(max_length=128)] = Field(
+        description="Why the operator halted deployments, e.g. DigestMismatch."
+    )
+    message: Annotated[str, Field(max_length=4096)] = Field(
+        default="",
+        description="What happened and what to do; clear the halt with stella env clear "
+        "ENV --reason ... once investigated.",
+    )
+    since: datetime = Field(description="When the halt began.")
 
 
 class HistoryEntry(StrictModel):
     """One finished promotion into this environment (a bounded list, newest first)."""
 
-    release: Annotated[str, Field(max_length=317)]
-    version: Annotated[str, Field(max_length=64)]
-    outcome: Literal["Deployed", "Failed", "RolledBack"]
-    at: datetime
-    attempt: Annotated[int, Field(ge=0)] = 0
-    approvers: list[Annotated[str, Field(max_length=253)]] = Field(
-        default_factory=list, max_length=16
+    release: Annotated[str, Field(max_length=317)] = Field(
+        description="The Release deployed, as NAMESPACE/NAME."
     )
-    message: Annotated[str, Field(max_length=1024)] = ""
+    version: Annotated[str, Field(max_length=64)] = Field(description="The Release's spec.version.")
+    outcome: Literal["Deployed", "Failed", "RolledBack"] = Field(
+        description="Deployed, Failed, or RolledBack (failed and the previous images put back)."
+    )
+    at: datetime = Field(description="When the promotion finished.")
+    attempt: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Which attempt of this Release in this Environment it was."
+    )
+    approvers: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The people whose approvals counted for this promotion.",
+    )
+    message: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="What happened, for people."
+    )
 
 
 HISTORY_LIMIT = 20
 
 
 class EnvironmentStatus(StrictModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
-    current_release: Annotated[str, Field(max_length=317)] | None = None
-    in_flight: Annotated[str, Field(max_length=317)] | None = None
-    halted: HaltState | None = None
-    path: list[Name] = Field(default_factory=list, max_length=64)
-    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    """What the operator observes of the Environment."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Standard conditions; Ready is False while the Environment is halted, "
+        "suspended or misconfigured, with the reason.",
+    )
+    current_release: Annotated[str, Field(max_length=317)] | None = Field(
+        default=None,
+        description="The Release running here now, as NAMESPACE/NAME.",
+    )
+    in_flight: Annotated[str, Field(max_length=317)] | None = Field(
+        default=None,
+        description="The Release being deployed right now, if any (one at a time).",
+    )
+    halted: HaltState | None = Field(
+        default=None,
+        description="Set when the operator halted deployments (e.g. a digest mismatch); "
+        "nothing is deployed until a person clears it (stella env clear ENV --reason ...).",
+    )
+    path: list[Name] = Field(
+        default_factory=list,
+        max_length=64,
+        description="The promotion path up to this Environment, in order (from requires).",
+    )
+    history: list[HistoryEntry] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"The last {HISTORY_LIMIT} finished promotions here, newest first "
+        "(what stella rollback chooses from).",
+    )
 
 
 ENVIRONMENT = Kinds.register(

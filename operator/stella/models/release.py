@@ -53,9 +53,22 @@ PinnedImage = Annotated[
 
 
 class Component(StrictModel):
-    name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
-    image: PinnedImage
-    workload: WorkloadRef
+    """One image of the Release and the workload container it goes into."""
+
+    name: Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)] = Field(
+        description="A short name for the component, unique in the Release, e.g. web "
+        "(lowercase letters, digits and '-')."
+    )
+    image: PinnedImage = Field(
+        description="The image pinned by digest: repo@sha256:<64 lowercase hex>, e.g. "
+        "registry.example.com/shop/web@sha256:2c26...e7ae (a tag before the digest is "
+        "allowed and ignored). To pin a tag once: stella release create --from-tags, or "
+        "skopeo inspect --format '{{.Digest}}' docker://IMAGE:TAG."
+    )
+    workload: WorkloadRef = Field(
+        description="The workload and container whose image this component sets in each "
+        "target namespace (an Environment target may override it)."
+    )
 
     @field_validator("image", mode="before")
     @classmethod
@@ -71,12 +84,32 @@ class Component(StrictModel):
 
 
 class ReleaseSpec(StrictModel):
+    """What to deploy and where. Immutable: for a new version, create a new Release."""
+
     version: Annotated[
         str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-    ]
-    components: list[Component] = Field(min_length=1, max_length=50)
-    environments: list[Name] = Field(min_length=1, max_length=16)
-    description: Annotated[str, Field(max_length=1024)] = ""
+    ] = Field(
+        description="The version people know this Release by, e.g. 1.4.2 (letters, digits, "
+        "'.', '_', '+', '-'). Quote it when YAML could read it as a number: "
+        'version: "1.10" (unquoted, 1.10 is the number 1.1).'
+    )
+    components: list[Component] = Field(
+        min_length=1,
+        max_length=50,
+        description="The images to deploy (1-50), each pinned by digest and mapped to a "
+        "workload container.",
+    )
+    environments: list[Name] = Field(
+        min_length=1,
+        max_length=16,
+        description="The Environments to promote into (kubectl get env), e.g. [dev, "
+        "staging, prod]. Stella goes in path order (each Environment's requires), whatever "
+        "the order here.",
+    )
+    description: Annotated[str, Field(max_length=1024)] = Field(
+        default="",
+        description="Free text for people (what changed, a ticket). Never put a secret here.",
+    )
 
     @field_validator("components")
     @classmethod
@@ -96,42 +129,96 @@ class ReleaseSpec(StrictModel):
 
 
 class ApprovalRecord(StrictModel):
-    approver: Annotated[str, Field(max_length=253)]
-    decision: Literal["Approve", "Reject"]
-    at: datetime
-    approval: Annotated[str, Field(max_length=253)]
+    """One Approval the operator took into account for an Environment."""
+
+    approver: Annotated[str, Field(max_length=253)] = Field(
+        description="Who decided, as the API server authenticated them."
+    )
+    decision: Literal["Approve", "Reject"] = Field(description="Approve or Reject.")
+    at: datetime = Field(description="When the Approval was created.")
+    approval: Annotated[str, Field(max_length=253)] = Field(
+        description="The Approval object's name (kubectl get appr NAME)."
+    )
 
 
 class WorkloadImage(StrictModel):
     """One container's image as it was before a deploy: what a rollback restores."""
 
-    namespace: Annotated[str, Field(max_length=63)]
-    kind: Annotated[str, Field(max_length=32)]
-    name: Annotated[str, Field(max_length=253)]
-    container: Annotated[str, Field(max_length=63)]
-    image: Annotated[str, Field(max_length=512)]
+    namespace: Annotated[str, Field(max_length=63)] = Field(description="The workload's namespace.")
+    kind: Annotated[str, Field(max_length=32)] = Field(
+        description="Deployment, StatefulSet or DaemonSet."
+    )
+    name: Annotated[str, Field(max_length=253)] = Field(description="The workload's name.")
+    container: Annotated[str, Field(max_length=63)] = Field(description="The container.")
+    image: Annotated[str, Field(max_length=512)] = Field(
+        description="The image the container ran before this Release was deployed."
+    )
 
 
 class EnvironmentProgress(StrictModel):
     """Where this Release stands in one environment."""
 
-    name: Name
-    phase: Phase = "Pending"
-    reason: Annotated[str, Field(max_length=128)] = "Pending"
-    message: Annotated[str, Field(max_length=4096)] = ""
-    since: datetime | None = None
-    approvals: list[ApprovalRecord] = Field(default_factory=list, max_length=32)
-    deployed_at: datetime | None = None
-    attempt: Annotated[int, Field(ge=0)] = 0
-    previous_images: list[WorkloadImage] = Field(default_factory=list, max_length=200)
+    name: Name = Field(description="The Environment.")
+    phase: Phase = Field(
+        default="Pending",
+        description="Pending, WaitingForPrerequisites, WaitingForApproval, Frozen, "
+        "Deploying, Deployed, Failed, Rejected, Superseded, Halted or Blocked; "
+        "docs/concepts.md says what each means and what to do.",
+    )
+    reason: Annotated[str, Field(max_length=128)] = Field(
+        default="Pending",
+        description="A CamelCase word saying why the phase, e.g. ApprovalsMissing.",
+    )
+    message: Annotated[str, Field(max_length=4096)] = Field(
+        default="",
+        description="What is happening here and what to do next, for people.",
+    )
+    since: datetime | None = Field(default=None, description="When the phase began.")
+    approvals: list[ApprovalRecord] = Field(
+        default_factory=list,
+        max_length=32,
+        description="The Approvals seen for this Environment.",
+    )
+    deployed_at: datetime | None = Field(
+        default=None, description="When the deployment here finished successfully."
+    )
+    attempt: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="How many times a deployment here has started (a restart mid-rollout "
+        "starts a new attempt).",
+    )
+    previous_images: list[WorkloadImage] = Field(
+        default_factory=list,
+        max_length=200,
+        description="The images that ran before this Release was deployed here: what a "
+        "rollback on failure puts back.",
+    )
 
 
 class ReleaseStatus(StrictModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list, max_length=16)
-    environments: list[EnvironmentProgress] = Field(default_factory=list, max_length=16)
+    """Where the Release stands in each of its Environments."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation the operator last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Standard conditions; Ready is True once the Release is Deployed in "
+        "every Environment it targets, else False with the reason of the first one (in path "
+        "order) holding it up.",
+    )
+    environments: list[EnvironmentProgress] = Field(
+        default_factory=list,
+        max_length=16,
+        description="One entry per targeted Environment, in path order.",
+    )
     # One line for `kubectl get rel`: "dev=Deployed staging=WaitingForApproval prod=Pending".
-    summary: Annotated[str, Field(max_length=1024)] = ""
+    summary: Annotated[str, Field(max_length=1024)] = Field(
+        default="",
+        description="The phase per Environment in one line, as kubectl get rel shows it: "
+        "dev=Deployed staging=WaitingForApproval prod=Pending.",
+    )
 
 
 RELEASE = Kinds.register(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,6 +15,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 import gen_crds  # noqa: E402
 from stella.models import ALL_KINDS  # noqa: E402
 from stella.models.crdgen import crd_for  # noqa: E402
+from stella.models.resource import KindInfo  # noqa: E402
 
 
 @pytest.mark.parametrize("target", gen_crds.TARGETS)
@@ -72,3 +74,55 @@ def test_conditions_are_list_maps_keyed_by_type() -> None:
         conds = status["properties"]["conditions"]
         assert conds["x-kubernetes-list-type"] == "map"
         assert conds["x-kubernetes-list-map-keys"] == ["type"]
+
+
+def _undescribed(node: dict[str, Any], path: str) -> list[str]:
+    """Every property (at any depth: nested objects, list items, map values) without a
+    description, as the field path `kubectl explain` takes."""
+    missing: list[str] = []
+    for name, prop in node.get("properties", {}).items():
+        where = f"{path}.{name}"
+        if not str(prop.get("description", "")).strip():
+            missing.append(where)
+        missing += _undescribed(prop, where)
+    items = node.get("items")
+    if isinstance(items, dict):
+        missing += _undescribed(items, f"{path}[]")
+    values = node.get("additionalProperties")
+    if isinstance(values, dict):
+        missing += _undescribed(values, f"{path}{{}}")
+    return missing
+
+
+@pytest.mark.parametrize("info", ALL_KINDS, ids=lambda k: k.kind)
+def test_every_field_has_a_description(info: KindInfo) -> None:
+    """`kubectl explain` never prints <no description>: every field says what to write."""
+    for crd in (
+        crd_for(info),
+        yaml.safe_load((ROOT / "crds" / f"stella.io_{info.plural}.yaml").read_text()),
+    ):
+        schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert schema.get("description"), f"{info.kind} has no description"
+        missing = _undescribed(schema, info.singular)
+        assert not missing, f"fields without a description: {', '.join(missing)}"
+
+
+def test_the_description_walk_finds_a_nested_field_without_one() -> None:
+    schema = {
+        "properties": {
+            "spec": {
+                "description": "d",
+                "properties": {
+                    "targets": {
+                        "description": "d",
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"namespace": {"type": "string"}},
+                        },
+                    }
+                },
+            }
+        }
+    }
+    assert _undescribed(schema, "environment") == ["environment.spec.targets[].namespace"]
