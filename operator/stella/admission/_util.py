@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from stella.admission.base import Body, Snapshot
 from stella.models.environment import EnvironmentSpec
+from stella.models.errors import human_errors
 
 MAX_MESSAGE = 1024
 M = TypeVar("M", bound=BaseModel)
@@ -78,8 +79,9 @@ def first_error(exc: ValidationError, prefix: str = "spec") -> str:
 
 
 def schema_message(kind: str, exc: ValidationError, prefix: str = "spec") -> str:
+    """`Release spec.version: <what is wrong>; <what to do>` for every problem (up to 3)."""
     return clip(
-        f"{kind} {first_error(exc, prefix)}; fix the manifest "
+        f"{kind} {human_errors(exc, prefix)}; fix the manifest "
         f"(kubectl explain {kind.lower()}.{prefix} shows the schema)"
     )
 
