@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.integration.evidence.helpers import Clock, EvidenceDb, event
 
 from devenv.services import OpenBao
-from stella.evidence import cli
+from stella.cli import evidence as cli
 from stella.evidence.canonical import canonical_json
 from stella.evidence.dsse import parse_envelope, sign_envelope
 from stella.evidence.errors import SignerUnavailable

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.integration.evidence.helpers import Clock, EvidenceDb, event
 
-from stella.evidence import cli
+from stella.cli import evidence as cli
 from stella.evidence.bundle import read_bundle, write_bundle
 from stella.evidence.dsse import pae
 from stella.evidence.recorder import Recorder

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from devenv.services import Registry, push_image
+from stella.cli.registry import register
 from stella.models.release import ReleaseSpec
-from stella.registry.cli import register
 
 
 def stella(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""`stella release create --from-tags`: resolve tags to digests once, write a pinned Release.
+"""`stella release create --from-tags`: resolve tags to digests once, print a pinned Release.
 
 Two ways to say what goes in::
 
@@ -21,18 +21,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from stella import API_VERSION
+from stella.cli.output import EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError
 
-from stella.models.release import ReleaseSpec
-from stella.registry.client import RegistryClient
-from stella.registry.errors import RegistryError
-from stella.registry.verify import CredentialsLookup, pin_images, vault_credentials
-from stella.secrets.errors import SecretsError
-from stella.secrets.vault import VaultClient, VaultSettings
-
-API_VERSION = "stella.io/v1alpha1"
+if TYPE_CHECKING:
+    from stella.registry.client import RegistryClient
+    from stella.registry.verify import CredentialsLookup
 
 
 def parse_component_flags(
@@ -75,6 +71,9 @@ async def pin_release(
     :class:`SecretsError`, and pydantic's ``ValidationError`` when the result is no valid
     Release spec.
     """
+    from stella.models.release import ReleaseSpec
+    from stella.registry.verify import pin_images
+
     spec = dict(release.get("spec") or {})
     components = [dict(c) for c in spec.get("components") or []]
     pins = await pin_images(client, [c["image"] for c in components], credentials_lookup)
@@ -86,6 +85,8 @@ async def pin_release(
 
 
 def _release_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    import yaml
+
     if args.file:
         with open(args.file) if args.file != "-" else sys.stdin as fh:
             doc = yaml.safe_load(fh)
@@ -121,19 +122,62 @@ def _release_from_args(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def registry_failure(err: Exception, insecure: Sequence[str] = ()) -> CliError:
+    """A registry or Vault failure while resolving tags, as one line with its exit code.
+    A TLS failure says how to use a plain-HTTP registry (``--insecure-registry``)."""
+    from stella.registry.errors import (
+        InvalidImageReference,
+        RegistryError,
+        RegistryUnavailable,
+    )
+    from stella.secrets.errors import BadReference, SecretsError, VaultUnavailable
+
+    if isinstance(err, RegistryUnavailable):
+        host = (err.image or "").split("/", 1)[0]
+        text = err.message
+        if "SSL" in text or "ssl" in text or "TLS" in text:
+            hint = (
+                f"; if {host} serves plain HTTP (a local registry), add --insecure-registry {host}"
+                if host and host.lower() not in {h.lower() for h in insecure}
+                else ""
+            )
+            return CliError(
+                f"cannot reach registry {host or '?'} over HTTPS (TLS failed) to resolve "
+                f"{err.image}{hint}",
+                EXIT_UNAVAILABLE,
+            )
+        cause = text.split("; failing closed")[0]
+        return CliError(f"{cause}; {err.image} was not resolved", EXIT_UNAVAILABLE)
+    if isinstance(err, InvalidImageReference | BadReference):
+        return CliError(str(getattr(err, "message", err)), EXIT_USAGE)
+    if isinstance(err, RegistryError):
+        return CliError(err.message, EXIT_REFUSED)
+    if isinstance(err, VaultUnavailable):
+        return CliError(str(getattr(err, "message", err)), EXIT_UNAVAILABLE)
+    if isinstance(err, SecretsError):
+        return CliError(str(getattr(err, "message", err)), EXIT_REFUSED)
+    raise err
+
+
 def _create(args: argparse.Namespace) -> int:
+    import yaml
+
+    from stella.registry.client import RegistryClient
+    from stella.registry.errors import RegistryError
+    from stella.registry.verify import vault_credentials
+    from stella.secrets.errors import SecretsError
+    from stella.secrets.vault import VaultClient, VaultSettings
+
     if not args.from_tags:
-        print(
+        raise CliError(
             "stella release create resolves tags only with --from-tags (or write the Release "
             "with digests yourself and kubectl apply it)",
-            file=sys.stderr,
+            EXIT_USAGE,
         )
-        return 2
     try:
         release = _release_from_args(args)
     except (ValueError, OSError, yaml.YAMLError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise CliError(str(err), EXIT_USAGE) from None
 
     async def go() -> dict[str, Any]:
         lookup = None
@@ -148,32 +192,58 @@ def _create(args: argparse.Namespace) -> int:
     try:
         pinned = asyncio.run(go())
     except (RegistryError, SecretsError) as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        return 1
+        raise registry_failure(err, args.insecure_registry or ()) from None
     except ValueError as err:  # pydantic's ValidationError is a ValueError
-        print(f"error: the pinned Release is not valid: {err}", file=sys.stderr)
-        return 1
+        from stella.cli.output import shorten
+
+        raise CliError(
+            f"the pinned Release is not valid: {shorten(str(err))}", EXIT_USAGE
+        ) from None
     if args.output == "json":
         print(json.dumps(pinned, indent=2))
     else:
         print(yaml.safe_dump(pinned, sort_keys=False), end="")
-    return 0
+    return EXIT_OK
+
+
+CREATE_DESCRIPTION = """\
+Resolve image tags to digests once and print a Release whose images are pinned
+(host/repo:tag@sha256:...): the digest decides what runs, the tag stays for readers. The
+Release is validated before it is printed; pipe it to kubectl apply -f -.
+"""
+
+CREATE_EPILOG = """\
+examples:
+  stella release create shop-1-4-2 -n shop --version 1.4.2 --environments dev,staging,prod \\
+      --component web=registry.example.com/shop/web:1.4.2 \\
+      --workload web=Deployment/web/web --from-tags | kubectl apply -f -
+
+  stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -
+
+Registry credentials come from a Vault reference (--registry-credentials, read with the
+STELLA_VAULT_* settings). A plain-HTTP registry (loopback, dev) needs --insecure-registry.
+"""
 
 
 def register(subparsers: Any) -> None:
     """Add ``release create`` to the top-level ``stella`` subcommands."""
-    rel = subparsers.add_parser("release", help="create Releases")
-    rel_sub = rel.add_subparsers(dest="release_command", metavar="ACTION")
+    rel = subparsers.add_parser(
+        "release",
+        help="create Releases with images pinned from tags",
+        description="Create Releases: resolve image tags to digests once.",
+    )
+    rel_sub = rel.add_subparsers(dest="release_command", metavar="COMMAND", required=True)
     create = rel_sub.add_parser(
         "create",
         help="resolve image tags to digests once and print a pinned Release",
-        description=__doc__,
+        description=CREATE_DESCRIPTION,
+        epilog=CREATE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     create.add_argument("name", nargs="?", help="Release name (without -f)")
     create.add_argument("-f", "--file", help="a Release manifest whose images carry tags")
-    create.add_argument("-n", "--namespace")
-    create.add_argument("--version")
+    create.add_argument("-n", "--namespace", help="the Release's namespace")
+    create.add_argument("--version", help="the version people read, e.g. 1.4.2")
     create.add_argument("--environments", help="comma-separated promotion path, e.g. dev,prod")
     create.add_argument("--component", action="append", metavar="NAME=IMAGE:TAG")
     create.add_argument("--workload", action="append", metavar="NAME=KIND/NAME[/CONTAINER]")
@@ -189,6 +259,14 @@ def register(subparsers: Any) -> None:
         metavar="HOST:PORT",
         help="plain-HTTP registry (loopback/dev only); also STELLA_INSECURE_REGISTRIES",
     )
-    create.add_argument("--timeout", type=float, default=10.0)
-    create.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    create.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="per registry request (default: %(default)g)",
+    )
+    create.add_argument(
+        "-o", "--output", choices=("yaml", "json"), default="yaml", help="(default: %(default)s)"
+    )
     create.set_defaults(func=_create)
