@@ -140,48 +140,134 @@ def validate_cron(expr: str) -> str | None:
         it.get_next(datetime)
     except CroniterBadDateError:
         return f"schedule {expr!r} never fires (no date matches it); check day and month"
-    except (CroniterError, ValueError, KeyError, IndexError) as exc:
-        return f"schedule {expr!r} is not a valid cron expression: {exc}"
+    except (CroniterError, ValueError, KeyError, IndexError):
+        # croniter's own text ("[0 18 * * fry] is not acceptable") says nothing a person
+        # can act on: name the field and the part of it that is wrong.
+        return f"schedule {expr!r}: {_cron_problem(fields)}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class _CronField:
+    what: str  # "a minute", "a day of week"
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names for low, low+1, ... (JAN for 1, SUN for 0)
+    use: str = ""  # how the message says what to write
+
+    def advice(self) -> str:
+        return self.use or f"{self.low}-{self.high}"
+
+
+_CRON_FIELDS = (
+    _CronField("a minute", 0, 59),
+    _CronField("an hour", 0, 23),
+    _CronField("a day of month", 1, 31, use="1-31, or L for the last day"),
+    _CronField(
+        "a month",
+        1,
+        12,
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+        use="JAN..DEC or 1-12",
+    ),
+    _CronField(
+        "a day of week",
+        0,
+        7,
+        ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+        use="MON..SUN or 0-6",
+    ),
+)
+_CRON_ATOM = re.compile(r"^[0-9]+$")
+# What croniter accepts beyond plain values (L, 15W, LW, 5#3): never the problem named.
+_CRON_EXTENSION = re.compile(r"^(L|LW|[0-9]+W|[0-9A-Z]+#[0-9]+)$")
+
+
+def _cron_problem(fields: Sequence[str]) -> str:
+    """What is wrong with a 5-field expression croniter refused, for a person."""
+    for field, spec in zip(fields, _CRON_FIELDS, strict=True):
+        for item in field.split(","):
+            problem = _cron_item_problem(item, spec)
+            if problem:
+                return problem
+    return (
+        "not a valid cron expression; write minute hour day-of-month month day-of-week, "
+        "e.g. '0 18 * * FRI'"
+    )
+
+
+def _cron_item_problem(item: str, spec: _CronField) -> str | None:
+    if not item:
+        return f"an empty list entry where {spec.what} belongs (use {spec.advice()})"
+    body, _, step = item.partition("/")
+    if "/" in item and (not _CRON_ATOM.match(step) or int(step) == 0):
+        return f"step '/{step}' must be a whole number of 1 or more, e.g. */15"
+    if body in ("*", "?"):
+        return None
+    bounds = body.split("-")
+    if len(bounds) > 2:
+        return f"{body!r} is not a range (write it as first-last, e.g. MON-FRI or 9-17)"
+    for bound in bounds:
+        if _cron_value(bound, spec) is None and not _CRON_EXTENSION.match(bound.upper()):
+            return f"{bound!r} is not {spec.what} (use {spec.advice()})"
+    return None
+
+
+def _cron_value(text: str, spec: _CronField) -> int | None:
+    if _CRON_ATOM.match(text):
+        value = int(text)
+        return value if spec.low <= value <= spec.high else None
+    upper = text.upper()
+    if upper in spec.names:
+        return spec.names.index(upper) + (1 if spec.low == 1 else 0)
     return None
 
 
 def validate_freeze_window(window: FreezeWindow) -> list[str]:
-    """Every problem with one window, each a message a person can act on."""
+    """Every problem with one window, each a message a person can act on that starts with
+    the field it is about (`schedule '0 18 * * fry': ...`, `timeZone: ...`)."""
     problems: list[str] = []
     tz_problem = validate_time_zone(window.time_zone)
     if tz_problem:
-        problems.append(tz_problem)
+        problems.append(f"timeZone: {tz_problem}")
     if window.schedule is not None:
         cron_problem = validate_cron(window.schedule)
         if cron_problem:
             problems.append(cron_problem)
         if window.duration is None:
-            problems.append("a recurring freeze window needs a duration, e.g. 62h")
+            problems.append("duration: a recurring freeze window needs a duration, e.g. 62h")
         else:
             try:
                 if parse_duration(window.duration) <= timedelta(0):
                     problems.append(f"duration {window.duration!r} must be longer than 0s")
             except DurationError as exc:
-                problems.append(str(exc))
+                text = str(exc)
+                problems.append(text if text.startswith("duration") else f"duration: {text}")
     elif window.start is None or window.end is None:
         problems.append("a freeze window needs schedule and duration, or start and end")
     elif not tz_problem:
         tz = zoneinfo.ZoneInfo(window.time_zone)
         if _absolute(window.end, tz) <= _absolute(window.start, tz):
             problems.append(
-                f"freeze window ends ({_iso(window.end)}) before it starts ({_iso(window.start)})"
+                f"end ({_iso(window.end)}) is not after start ({_iso(window.start)}); "
+                "a freeze window must end after it starts"
             )
     return problems
 
 
+_WINDOW_FIELDS = ("schedule", "duration", "timeZone", "start", "end", "name")
+
+
 def invalid_windows(windows: Sequence[FreezeWindow]) -> list[tuple[int, str]]:
-    """(index, message) for every problem in a list of windows, in order."""
+    """(index, message) for every problem in a list of windows, in order; each message
+    names the field as a path: `spec.freezeWindows[0].schedule '0 18 * * fry': ...`."""
     out: list[tuple[int, str]] = []
     for index, window in enumerate(windows):
-        out.extend(
-            (index, f"freeze window {window_label(window, index)}: {p}")
-            for p in validate_freeze_window(window)
-        )
+        where = f"spec.freezeWindows[{index}]"
+        for problem in validate_freeze_window(window):
+            field = re.split(r"[ :]", problem, maxsplit=1)[0]
+            joint = "." if field in _WINDOW_FIELDS else ": "
+            out.append((index, f"{where}{joint}{problem}"))
     return out
 
 

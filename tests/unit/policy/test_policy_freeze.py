@@ -210,11 +210,30 @@ def test_validate_cron(expr: str, message: str | None) -> None:
     assert validate_cron(expr) == message
 
 
-@pytest.mark.parametrize("expr", ["61 * * * *", "0 25 * * *", "0 18 * * FRX", "a b c d e"])
-def test_validate_cron_reports_invalid_fields(expr: str) -> None:
-    message = validate_cron(expr)
-    assert message is not None
-    assert message.startswith(f"schedule {expr!r} is not a valid cron expression: ")
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("0 18 * * fry", "'fry' is not a day of week (use MON..SUN or 0-6)"),
+        ("0 18 * * FRX", "'FRX' is not a day of week (use MON..SUN or 0-6)"),
+        ("61 * * * *", "'61' is not a minute (use 0-59)"),
+        ("0-70 * * * *", "'70' is not a minute (use 0-59)"),
+        ("0 25 * * *", "'25' is not an hour (use 0-23)"),
+        ("0 18 32 * *", "'32' is not a day of month (use 1-31, or L for the last day)"),
+        ("0 18 * FOO *", "'FOO' is not a month (use JAN..DEC or 1-12)"),
+        ("a b c d e", "'a' is not a minute (use 0-59)"),
+        ("*/0 * * * *", "step '/0' must be a whole number of 1 or more, e.g. */15"),
+        ("1-2-3 * * * *", "'1-2-3' is not a range (write it as first-last, e.g. MON-FRI or 9-17)"),
+        ("0 18 * * ,MON", "an empty list entry where a day of week belongs (use MON..SUN or 0-6)"),
+    ],
+)
+def test_validate_cron_names_the_field_and_what_to_write(expr: str, message: str) -> None:
+    """Never croniter's "[0 18 * * fry] is not acceptable"."""
+    assert validate_cron(expr) == f"schedule {expr!r}: {message}"
+
+
+@pytest.mark.parametrize("expr", ["0 18 * * 5#3", "0 18 L * *", "0 18 * * 7", "0 18 * jan,feb *"])
+def test_what_croniter_accepts_stays_accepted(expr: str) -> None:
+    assert validate_cron(expr) is None
 
 
 @pytest.mark.parametrize(
@@ -247,11 +266,30 @@ def test_validate_window_collects_every_problem() -> None:
     )
     problems = validate_freeze_window(bad)
     assert len(problems) == 3
-    assert problems[0].startswith("unknown time zone 'Europe/Berln'")
+    assert problems[0].startswith("timeZone: unknown time zone 'Europe/Berln'")
     assert "has 4 fields" in problems[1]
     assert problems[2] == "duration '0s' must be longer than 0s"
-    assert invalid_windows([WEEKEND, bad])[0] == (1, "freeze window 'weekend': " + problems[0])
+    assert invalid_windows([WEEKEND, bad]) == [
+        (1, "spec.freezeWindows[1]." + problems[0]),
+        (
+            1,
+            "spec.freezeWindows[1].schedule '0 18 * *' has 4 fields; a cron expression has "
+            "exactly 5: minute hour day-of-month month day-of-week (e.g. '0 18 * * FRI')",
+        ),
+        (1, "spec.freezeWindows[1].duration '0s' must be longer than 0s"),
+    ]
     assert validate_freeze_window(WEEKEND) == []
+
+
+def test_a_bad_cron_reads_as_the_field_path_and_the_fix() -> None:
+    window = FreezeWindow(schedule="0 18 * * fry", duration="62h")
+    assert invalid_windows([WEEKEND, window]) == [
+        (
+            1,
+            "spec.freezeWindows[1].schedule '0 18 * * fry': 'fry' is not a day of week "
+            "(use MON..SUN or 0-6)",
+        )
+    ]
 
 
 def test_validate_absolute_window_in_its_time_zone() -> None:
@@ -263,7 +301,8 @@ def test_validate_absolute_window_in_its_time_zone() -> None:
         time_zone="Europe/Berlin",
     )
     assert validate_freeze_window(w) == [
-        "freeze window ends (2024-01-02T00:15:00) before it starts (2024-01-01T23:30:00Z)"
+        "end (2024-01-02T00:15:00) is not after start (2024-01-01T23:30:00Z); a freeze "
+        "window must end after it starts"
     ]
 
 
