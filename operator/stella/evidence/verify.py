@@ -25,7 +25,7 @@ from stella.evidence.chain import Link, check_chain
 from stella.evidence.dsse import Envelope, verify_envelope
 from stella.evidence.errors import MalformedPacket, SignatureInvalid
 from stella.evidence.findings import Finding
-from stella.evidence.keys import KeyRing
+from stella.evidence.keys import KeyRing, spki_fingerprint
 from stella.evidence.manifest import L_ENVIRONMENT, L_SCOPE, configmap_name, labels_for
 from stella.evidence.packet import (
     CLUSTER_CHAIN,
@@ -96,6 +96,27 @@ class _Checker:
         # Both stores hold the same envelopes: analyse each distinct one once.
         self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Analysis] = {}
         self.signatures = 0
+        self._trusted_fingerprints: set[str] | None = None
+
+    def _untrusted(self, key_id: str) -> str | None:
+        """Why the published key that verified is not a pinned one (None when it is).
+
+        Pinning is by the key itself (its SPKI fingerprint), never by its id alone: a key
+        published under a pinned id but with other key material is exactly what pinning
+        must catch, and a pinned file's name (`keys --out-dir` writes key ids as safe file
+        names) does not have to match the id.
+        """
+        assert self.trusted is not None
+        if self._trusted_fingerprints is None:
+            self._trusted_fingerprints = {spki_fingerprint(p) for p in self.trusted.values()}
+        if spki_fingerprint(self.keys[key_id]) in self._trusted_fingerprints:
+            return None
+        if key_id in self.trusted:
+            return (
+                f"signed by key {key_id!r}, but the key published under that id is not the "
+                "pinned key of that id: the published key was replaced?"
+            )
+        return f"signed by key {key_id!r}, which is not one of the pinned keys"
 
     def add(self, code: str, item: str, message: str) -> None:
         self.findings.append(Finding(code, item, message))
@@ -142,8 +163,10 @@ class _Checker:
             self.signatures += 1
         except (SignatureInvalid, MalformedPacket) as exc:
             problems.append(("signature-invalid", exc.message))
-        if key_id is not None and self.trusted is not None and key_id not in self.trusted:
-            problems.append(("untrusted-key", f"signed by key {key_id!r}, which is not pinned"))
+        if key_id is not None and self.trusted is not None:
+            untrusted = self._untrusted(key_id)
+            if untrusted:
+                problems.append(("untrusted-key", untrusted))
         p = statement.predicate
         if p.chain != chain_of(p.environment):
             problems.append(("malformed", f"chain {p.chain!r} does not match the environment"))

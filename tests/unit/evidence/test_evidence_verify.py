@@ -91,6 +91,44 @@ def test_rogue_key_published_but_not_pinned() -> None:
     assert "untrusted-key" in codes(report)
 
 
+def _forge_with(store: MemoryStore, key: MemorySigner, seq: int = 2) -> None:
+    name = f"stella-evidence-env-prod-{seq:010d}"
+    env = parse_envelope(store.packets[name].envelope_json)
+    store.packets[name] = replace(
+        store.packets[name],
+        envelope_json=sign_envelope(env.payload_bytes(), key).canonical().decode(),
+    )
+
+
+def test_a_key_republished_under_a_pinned_id_is_caught() -> None:
+    """Pinning is by the key, not its id: whoever can write the key ConfigMap can publish
+    their own key under the operator's key id, and must not pass a pinned verify."""
+    _rec, log, store = _world(2)
+    pinned = dict(store.published_keys())
+    (real_id,) = pinned
+    impostor = MemorySigner(real_id)
+    store.keys = impostor.public_keys()  # the attacker rewrites the published keys
+    _forge_with(store, impostor)
+    report = verify(store.list(), log.entries(), store.published_keys(), trusted_keys=pinned)
+    untrusted = [f for f in report.findings if f.code == "untrusted-key"]
+    assert untrusted and "the published key was replaced?" in untrusted[0].message
+
+
+def test_pinned_keys_match_by_key_whatever_their_names() -> None:
+    """`keys --out-dir` writes `transit_stella_v1.pem` for id `transit/stella:v1`; a pinned
+    key is the same key under any name."""
+    _rec, log, store = _world(2)
+    (pem,) = store.published_keys().values()
+    report = verify(
+        store.list(), log.entries(), store.published_keys(), trusted_keys={"any-name": pem}
+    )
+    assert report.ok, report.findings
+    other = MemorySigner("other").public_key_pem()
+    report = verify(store.list(), log.entries(), store.published_keys(), trusted_keys={"x": other})
+    assert "untrusted-key" in codes(report)
+    assert "which is not one of the pinned keys" in report.findings[0].message
+
+
 def test_log_row_removed_or_inserted() -> None:
     _rec, log, store = _world()
     removed = log.rows.pop(2)
