@@ -40,8 +40,7 @@ if TYPE_CHECKING:
     from stella.evidence.packet import Statement
     from stella.evidence.records import LogEntry, StoredPacket
 
-DEFAULT_NAMESPACE = os.environ.get("STELLA_NAMESPACE", "stella-system")
-DEFAULT_LOG = os.environ.get("STELLA_EVIDENCE_LOG", "")
+DEFAULT_NAMESPACE = "stella-system"
 EXIT_FINDINGS = EXIT_REFUSED
 
 EVIDENCE_DESCRIPTION = """\
@@ -89,13 +88,14 @@ def register(
         p.add_argument(
             "--namespace",
             "-n",
-            default=DEFAULT_NAMESPACE,
+            # Read when the command runs, not when this module was imported.
+            default=os.environ.get("STELLA_NAMESPACE") or DEFAULT_NAMESPACE,
             help="the operator's namespace, where the evidence ConfigMaps are "
             "(default: $STELLA_NAMESPACE, else %(default)s)",
         )
         p.add_argument(
             "--log",
-            default=DEFAULT_LOG,
+            default=os.environ.get("STELLA_EVIDENCE_LOG", ""),
             metavar="URL",
             help="external log: postgresql://user@host/db or a .jsonl path "
             "(default: $STELLA_EVIDENCE_LOG)",
@@ -288,8 +288,11 @@ def _check_log_path(log: str) -> None:
         return
     path = Path(log.removeprefix("file://"))
     if not path.is_file():
+        # Never open it: opening a JSON-lines log creates it, and an empty log beside the
+        # ConfigMaps reads as every log row deleted.
+        what = "is a directory, not a log file" if path.is_dir() else "no such file"
         raise CliError(
-            f"cannot read the log {log}: no such file; pass the log the operator writes "
+            f"cannot read the log {log}: {what}; pass the log the operator writes "
             "(its STELLA_EVIDENCE_LOG) with --log",
             EXIT_USAGE,
         )
@@ -446,9 +449,10 @@ def check_environment(args: argparse.Namespace, src: Sources) -> None:
 # --- commands -------------------------------------------------------------------------
 
 
-def cmd_verify(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.verify import verify
 
+    out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
     check_environment(args, src)
     try:
@@ -487,9 +491,10 @@ def cmd_verify(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return EXIT_OK if not findings else EXIT_FINDINGS
 
 
-def cmd_export(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.bundle import write_bundle
 
+    out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
     try:
         write_bundle(
@@ -582,11 +587,12 @@ def render(statement: Statement, *, where: str, key_id: str | None, verified: st
     return "\n".join(lines)
 
 
-def cmd_show(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_show(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.dsse import parse_envelope, verify_envelope
     from stella.evidence.errors import EvidenceError, MalformedPacket
     from stella.evidence.packet import parse_statement
 
+    out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
     found = _find_packet(src, args.packet)
     if found is None:
@@ -614,11 +620,12 @@ def cmd_show(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return EXIT_OK if key_id else EXIT_FINDINGS
 
 
-def cmd_keys(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_keys(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.bundle import read_bundle
     from stella.evidence.keys import spki_fingerprint
     from stella.evidence.store_configmap import ConfigMapStore
 
+    out = out if out is not None else sys.stdout  # the one in use now, not at import
     try:
         if getattr(args, "bundle", None):
             keys = read_bundle(args.bundle).keys
@@ -647,12 +654,13 @@ def _read_secret(path: str | None) -> str | None:
     return text.rstrip("\r\n")
 
 
-def cmd_install_log(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_install_log(args: argparse.Namespace, out: TextIO | None = None) -> int:
     import psycopg
 
     from stella.evidence import log_postgres
     from stella.evidence.errors import EvidenceError
 
+    out = out if out is not None else sys.stdout  # the one in use now, not at import
     if not args.dsn.startswith(("postgresql://", "postgres://")):
         raise CliError("--dsn must be postgresql://admin@host:port/db", EXIT_USAGE)
     try:
