@@ -16,10 +16,19 @@ from stella.evidence.errors import MalformedPacket
 
 
 def load_public_key(pem: str) -> ec.EllipticCurvePublicKey:
+    if "PRIVATE KEY-----" in pem:
+        # Never parsed, never echoed: someone pinned the signing key itself.
+        raise MalformedPacket(
+            "a private key, not a public key: pin public keys only (stella evidence keys "
+            "--out-dir DIR writes them), and keep the private key out of shared places"
+        )
     try:
         key = serialization.load_pem_public_key(pem.encode())
-    except ValueError as exc:
-        raise MalformedPacket(f"not a PEM public key: {exc}") from exc
+    except ValueError:
+        raise MalformedPacket(
+            "not a PEM public key: expected -----BEGIN PUBLIC KEY----- ... as "
+            "stella evidence keys prints"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         raise MalformedPacket("evidence keys must be ECDSA P-256 public keys")
     return key

@@ -195,3 +195,33 @@ def test_environment_and_since_filters() -> None:
     assert not run(store, log).ok
     report = run(store, log, since=cutoff)
     assert report.ok, report.findings
+
+
+def test_a_pinned_private_key_or_junk_is_named_not_parsed_or_echoed() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stella.evidence.errors import MalformedPacket
+    from stella.evidence.keys import load_public_key
+
+    private = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    for text, says in (
+        (private, "a private key, not a public key"),
+        ("-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n", "not a PEM"),
+        ("{}", "not a PEM public key"),
+    ):
+        try:
+            load_public_key(text)
+        except MalformedPacket as exc:
+            assert exc.message.startswith(says)
+            assert "MII" not in exc.message and "Could not deserialize" not in exc.message
+        else:
+            raise AssertionError(f"{text[:20]!r} loaded")
