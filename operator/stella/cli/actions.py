@@ -226,10 +226,12 @@ def wait_for_action(
     timeout: float,
     *,
     interval: float = 1.0,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any] | None:
     """The Action's status once its phase is Done or Refused; None after ``timeout``."""
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
     deadline = clock() + timeout
     while True:
         st = kube.get("actions", name).get("status") or {}
