@@ -1,7 +1,7 @@
 """A real Kubernetes control plane on 127.0.0.1: etcd, kube-apiserver,
 kube-controller-manager, kube-scheduler and kwok (fake nodes, so Deployments roll out).
 
-Identities are real: a static token file authenticates admin, alice, bob, carol, erin
+Identities are real: a static token file authenticates admin, alice, bob, carol, erin, frank
 and the operator, and RBAC authorizes them. Binaries come from hack/build-binaries.sh.
 """
 
@@ -39,6 +39,7 @@ USERS: dict[str, list[str]] = {
     "carol": ["release-approvers"],
     "dave": ["release-requesters", "release-approvers"],
     "erin": ["auditors"],
+    "frank": ["platform-engineers"],
     OPERATOR_USER: ["system:serviceaccounts", "system:serviceaccounts:stella-system"],
 }
 

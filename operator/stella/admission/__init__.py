@@ -8,9 +8,12 @@ ok                            admitted
 schema                        the body does not parse as the kind's spec (first error)
 internal                      a rule failed unexpectedly: refused (fail closed), logged
 ratelimit                     too many requests from one identity (ratelimit.py)
-identity.forged               the client wrote an identity (annotation, label, spec field)
-identity.tampering            a Release's recorded requester changed by someone not the operator
-identity.unstamped            CREATE without the identity the mutating webhook records
+admission.not-synced          the view is not synced yet: nothing needing other objects is
+                              decided (fail closed; retry in seconds)
+identity.forged               the client wrote a stamp: an identity (annotation, label, spec
+                              field), the Release a decision binds to, or a rollback stamp
+identity.tampering            a stamp or a rollback request changed after CREATE (by anyone)
+identity.unstamped            CREATE without the stamps the mutating webhook records
 secret.literal                a free-text field (description, comment) looks like a credential
 release.digest-pinned         an image is not repo@sha256:<64 hex>
 release.image-invalid         an image reference that does not parse
@@ -19,6 +22,10 @@ release.environment-invalid   a target Environment is stored with an invalid spe
 release.registry-not-allowed  an image's registry is not in a target's allowedRegistries
 release.namespace-not-allowed the namespace does not match a target's releaseNamespaces
 release.immutable             spec changed after creation
+release.rollback-invalid      a rollback Release (stella.io/rollback-of) that targets more than
+                              one Environment, names a Release never Deployed there (by UID,
+                              from the Environment's history), or changes its components
+release.rollback-unauthorized the person lacks the `rollback` verb on the Environment
 approval.unknown-release      no such Release in the Approval's namespace
 approval.unknown-environment  no such Environment
 approval.environment-invalid  the Environment is stored with an invalid spec (fail closed)
@@ -26,10 +33,18 @@ approval.not-targeted         the Release does not target the Environment
 approval.self-approval        the requester decides on their own Release (preventSelfApproval)
 approval.requester-unknown    no recorded requester while preventSelfApproval (fail closed)
 approval.not-approver         the person is in none of the Environment's approverGroups
+approval.unauthorized         the person lacks the `approve` verb on the Environment (RBAC)
 approval.duplicate            the person already decided (an Approve may still be withdrawn
                               by a Reject)
 approval.immutable            spec, approver, finalizers or ownerReferences changed
-approval.delete               an Approval deleted by anyone but the operator
+approval.delete               an Approval deleted while it still binds its Release
+action.unauthorized           the person lacks the action's verb on the Environment (promote,
+                              clear-halt, suspend), or RBAC could not be asked (fail closed)
+action.unknown-environment    the Action names an Environment that does not exist
+action.unknown-release        a Promote names a Release that does not exist
+action.not-targeted           a Promote names a Release that does not target the Environment
+action.nothing-to-do          a Promote into an Environment that promotes automatically
+action.immutable              an Action's spec or stamps changed
 environment.cycle             spec.requires makes a cycle
 environment.unknown-requires  spec.requires names an Environment that does not exist
 environment.freeze-window     a freeze window with a bad cron, time zone or duration
@@ -41,7 +56,8 @@ workload.digest-not-approved  a digest no Release is Deploying/Deployed with in 
 workload.environment-invalid  such an Environment is stored with an invalid spec (fail closed)
 
 Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
-ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest.
+ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest,
+UnauthorizedAction.
 """
 
 from stella.admission.base import (

@@ -2,11 +2,14 @@
 
 CREATE is refused when the Release or Environment does not exist, the Release does not
 target the Environment, the person requested the Release (preventSelfApproval; a Release
-with no recorded requester fails closed), the person is in none of the approver groups,
-or the person already decided on this Release for this Environment. One exception to
-"once": a person who approved may still reject (withdrawing consent only ever stops a
-Release, and `policy.approvals.tally` lets a qualified Reject stop it). An Approval never
-changes afterwards; only the operator deletes one.
+with no recorded requester fails closed), the person lacks the `approve` verb on the
+Environment (RBAC, admission.authz), is in none of the approver groups, or already
+decided on this Release for this Environment. One exception to "once": a person who
+approved may still reject (withdrawing consent only ever stops a Release, and
+`policy.approvals.tally` lets a qualified Reject stop it). An Approval is bound to its
+Release's UID and spec digest (policy.binding) and never changes afterwards; it may be
+deleted only once it binds nothing (its Release is gone or was re-created), or with its
+namespace.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from stella.admission._util import (
     schema_message,
     spec_of,
 )
+from stella.admission.authz import verb_denied
 from stella.admission.base import (
     APPROVAL_DELETE,
     APPROVAL_DUPLICATE,
@@ -30,6 +34,7 @@ from stella.admission.base import (
     APPROVAL_REQUESTER_UNKNOWN,
     APPROVAL_SELF_APPROVAL,
     APPROVAL_TAMPERING,
+    APPROVAL_UNAUTHORIZED,
     APPROVAL_UNKNOWN_ENVIRONMENT,
     APPROVAL_UNKNOWN_RELEASE,
     FORGED_IDENTITY,
@@ -47,7 +52,9 @@ from stella.admission.base import (
 )
 from stella.admission.identity import identity_changes, recorded_at_create
 from stella.admission.index import decision_index
+from stella.models.action import APPROVE_VERB
 from stella.models.approval import ApprovalSpec
+from stella.policy.binding import recorded_binding
 from stella.policy.identity import recorded_identity
 from stella.secrets.refs import looks_like_secret
 
@@ -80,7 +87,7 @@ def validate_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> 
     if req.operation == "CREATE":
         return _create(req, snap, policy)
     if req.operation == "UPDATE":
-        return _update(req, policy)
+        return _update(req)
     if req.operation == "DELETE":
         return _delete(req, snap, policy)
     return allow()
@@ -97,9 +104,9 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
                 "it and apply again (`stella approve` creates Approvals correctly)",
                 FORGED_IDENTITY,
             )
-    identity = recorded_at_create(req, "approver", policy)
-    if identity is not None:
-        return identity
+    stamped = recorded_at_create(req, snap)
+    if stamped is not None:
+        return stamped
     parsed = parse_model(ApprovalSpec, raw_spec)
     if not isinstance(parsed, ApprovalSpec):
         return deny(SCHEMA, schema_message("Approval", parsed))
@@ -153,7 +160,7 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
             )
         if req.user.same_person(requester):
             what = (
-                "to withdraw your own Release, delete it"
+                "to stop your own Release, ask an approver to reject it"
                 if spec.decision == "Reject"
                 else "ask another approver"
             )
@@ -163,6 +170,17 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
                 f"{env_name} (preventSelfApproval); {what}",
                 SELF_APPROVAL,
             )
+    verb = "approve" if spec.decision == "Approve" else "reject"
+    denied = verb_denied(
+        req,
+        policy,
+        APPROVE_VERB,
+        env_name,
+        APPROVAL_UNAUTHORIZED,
+        f"{verb} Release {namespace}/{rel} for {env_name}",
+    )
+    if denied is not None:
+        return denied
     groups = env.approvals.approver_groups
     if groups and not req.user.in_any(groups):
         return deny(
@@ -223,7 +241,7 @@ def _late_warning(release: object, rel: str, env_name: str) -> list[str]:
     return []
 
 
-def _update(req: Request, policy: AdmissionPolicy) -> Verdict:
+def _update(req: Request) -> Verdict:
     changed = identity_changes(req.old, req.obj)
     if changed:
         return deny(
@@ -239,30 +257,33 @@ def _update(req: Request, policy: AdmissionPolicy) -> Verdict:
             "create a new Approval",
             APPROVAL_TAMPERING,
         )
-    if req.user.username != policy.operator_username:
-        old_meta, new_meta = metadata(req.old), metadata(req.obj)
-        for field in ("finalizers", "ownerReferences"):
-            if old_meta.get(field) != new_meta.get(field):
-                return deny(
-                    APPROVAL_IMMUTABLE,
-                    f"metadata.{field} of an Approval is managed by Stella's operator; "
-                    f"{req.user.username} may not change it: revert the change",
-                    APPROVAL_TAMPERING,
-                )
+    old_meta, new_meta = metadata(req.old), metadata(req.obj)
+    for field in ("finalizers", "ownerReferences"):
+        if old_meta.get(field) != new_meta.get(field):
+            # Nobody needs to: a finalizer could hold a namespace in Terminating, an owner
+            # reference would let the garbage collector delete a decision.
+            return deny(
+                APPROVAL_IMMUTABLE,
+                f"metadata.{field} of an Approval never changes; {req.user.username} may "
+                "not change it: revert the change",
+                APPROVAL_TAMPERING,
+            )
     return allow()
 
 
 def _delete(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
-    if req.user.username == policy.operator_username:
+    namespace = req.namespace or str(metadata(req.old).get("namespace", ""))
+    if policy.allow_approval_delete_in_terminating_namespace and _terminating(snap, namespace):
         return allow()
-    if policy.allow_approval_delete_in_terminating_namespace and _terminating(
-        snap, req.namespace or str(metadata(req.old).get("namespace", ""))
-    ):
-        return allow()
+    release = mapping(spec_of(req.old)).get("release")
+    current = snap.releases.get((namespace, release)) if isinstance(release, str) else None
+    binding = recorded_binding(req.old or {})
+    if current is None or binding is None or not binding.matches(current):
+        return allow()  # it binds nothing any more: its Release is gone or was re-created
     return deny(
         APPROVAL_DELETE,
-        f"Approvals are evidence of a decision and cannot be deleted by {req.user.username}; "
-        f"{_WITHDRAW}; only Stella's operator removes Approvals",
+        f"Approvals are evidence of a decision and cannot be deleted by {req.user.username} "
+        f"while Release {namespace}/{release} exists; {_WITHDRAW}",
         APPROVAL_TAMPERING,
     )
 

@@ -8,7 +8,7 @@ Kubernetes client, no clock, no network.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from stella.policy.identity import Identity
@@ -20,13 +20,14 @@ ReleaseKey = tuple[str, str]  # (namespace, name)
 WORKLOAD_KINDS: frozenset[str] = frozenset(
     {"Pod", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet"}
 )
-STELLA_KINDS: frozenset[str] = frozenset({"Release", "Approval", "Environment", "Agent"})
+STELLA_KINDS: frozenset[str] = frozenset({"Release", "Approval", "Action", "Environment", "Agent"})
 
 # ---- rule ids (stable: metrics label values, log fields, test expectations) --------------
 OK = "ok"
 SCHEMA = "schema"
 INTERNAL = "internal"
 RATELIMIT = "ratelimit"
+NOT_SYNCED = "admission.not-synced"
 IDENTITY_FORGED = "identity.forged"
 IDENTITY_TAMPERING = "identity.tampering"
 IDENTITY_UNSTAMPED = "identity.unstamped"
@@ -38,6 +39,8 @@ RELEASE_ENVIRONMENT_INVALID = "release.environment-invalid"
 RELEASE_REGISTRY_NOT_ALLOWED = "release.registry-not-allowed"
 RELEASE_NAMESPACE_NOT_ALLOWED = "release.namespace-not-allowed"
 RELEASE_IMMUTABLE = "release.immutable"
+RELEASE_ROLLBACK_INVALID = "release.rollback-invalid"
+RELEASE_ROLLBACK_UNAUTHORIZED = "release.rollback-unauthorized"
 APPROVAL_UNKNOWN_RELEASE = "approval.unknown-release"
 APPROVAL_UNKNOWN_ENVIRONMENT = "approval.unknown-environment"
 APPROVAL_ENVIRONMENT_INVALID = "approval.environment-invalid"
@@ -45,9 +48,16 @@ APPROVAL_NOT_TARGETED = "approval.not-targeted"
 APPROVAL_SELF_APPROVAL = "approval.self-approval"
 APPROVAL_REQUESTER_UNKNOWN = "approval.requester-unknown"
 APPROVAL_NOT_APPROVER = "approval.not-approver"
+APPROVAL_UNAUTHORIZED = "approval.unauthorized"
 APPROVAL_DUPLICATE = "approval.duplicate"
 APPROVAL_IMMUTABLE = "approval.immutable"
 APPROVAL_DELETE = "approval.delete"
+ACTION_UNAUTHORIZED = "action.unauthorized"
+ACTION_UNKNOWN_ENVIRONMENT = "action.unknown-environment"
+ACTION_UNKNOWN_RELEASE = "action.unknown-release"
+ACTION_NOT_TARGETED = "action.not-targeted"
+ACTION_NOTHING_TO_DO = "action.nothing-to-do"
+ACTION_IMMUTABLE = "action.immutable"
 ENVIRONMENT_CYCLE = "environment.cycle"
 ENVIRONMENT_UNKNOWN_REQUIRES = "environment.unknown-requires"
 ENVIRONMENT_FREEZE_WINDOW = "environment.freeze-window"
@@ -62,6 +72,7 @@ RULES: tuple[str, ...] = (
     SCHEMA,
     INTERNAL,
     RATELIMIT,
+    NOT_SYNCED,
     IDENTITY_FORGED,
     IDENTITY_TAMPERING,
     IDENTITY_UNSTAMPED,
@@ -73,6 +84,8 @@ RULES: tuple[str, ...] = (
     RELEASE_REGISTRY_NOT_ALLOWED,
     RELEASE_NAMESPACE_NOT_ALLOWED,
     RELEASE_IMMUTABLE,
+    RELEASE_ROLLBACK_INVALID,
+    RELEASE_ROLLBACK_UNAUTHORIZED,
     APPROVAL_UNKNOWN_RELEASE,
     APPROVAL_UNKNOWN_ENVIRONMENT,
     APPROVAL_ENVIRONMENT_INVALID,
@@ -80,9 +93,16 @@ RULES: tuple[str, ...] = (
     APPROVAL_SELF_APPROVAL,
     APPROVAL_REQUESTER_UNKNOWN,
     APPROVAL_NOT_APPROVER,
+    APPROVAL_UNAUTHORIZED,
     APPROVAL_DUPLICATE,
     APPROVAL_IMMUTABLE,
     APPROVAL_DELETE,
+    ACTION_UNAUTHORIZED,
+    ACTION_UNKNOWN_ENVIRONMENT,
+    ACTION_UNKNOWN_RELEASE,
+    ACTION_NOT_TARGETED,
+    ACTION_NOTHING_TO_DO,
+    ACTION_IMMUTABLE,
     ENVIRONMENT_CYCLE,
     ENVIRONMENT_UNKNOWN_REQUIRES,
     ENVIRONMENT_FREEZE_WINDOW,
@@ -100,6 +120,7 @@ APPROVAL_TAMPERING = "ApprovalTampering"
 IDENTITY_TAMPERING_SIGNAL = "IdentityTampering"
 UNAUTHORIZED_APPROVER = "UnauthorizedApprover"
 UNAPPROVED_DIGEST = "UnapprovedDigest"
+UNAUTHORIZED_ACTION = "UnauthorizedAction"
 
 SIGNALS: tuple[str, ...] = (
     SELF_APPROVAL,
@@ -108,6 +129,7 @@ SIGNALS: tuple[str, ...] = (
     IDENTITY_TAMPERING_SIGNAL,
     UNAUTHORIZED_APPROVER,
     UNAPPROVED_DIGEST,
+    UNAUTHORIZED_ACTION,
 )
 
 
@@ -154,13 +176,36 @@ class Snapshot(Protocol):
 
     def approvals_for(self, key: ReleaseKey, environment: str) -> Sequence[Body]: ...
 
+    # False until the snapshot holds a complete LIST of every kind: rules that need other
+    # objects decide nothing before that (fail closed, NOT_SYNCED).
+    @property
+    def synced(self) -> bool: ...
+
+
+class Authorizer(Protocol):
+    """Kubernetes RBAC, asked for one custom verb on one Environment (SubjectAccessReview
+    for `stella.io/environments/<name>`). True/False is the API server's answer; None means
+    it could not be asked, and every rule treats None as a refusal (fail closed)."""
+
+    def may(self, user: Identity, verb: str, environment: str) -> bool | None: ...
+
+
+class DenyAll:
+    """The authorizer of a policy nobody configured: nothing is authorized."""
+
+    def may(self, user: Identity, verb: str, environment: str) -> bool | None:
+        return None
+
 
 @dataclass(frozen=True)
 class AdmissionPolicy:
     """Admission settings."""
 
-    # The only identity allowed to change stamped identities, delete Approvals, write status.
+    # The operator's own identity: exempt from rate limits only. It has no power over
+    # identities, decisions or requests (it never creates them on anyone's behalf).
     operator_username: str
+    # Who may approve/promote/roll back/clear a halt/suspend where (RBAC custom verbs).
+    authorizer: Authorizer = field(default_factory=DenyAll)
     # Namespaces labelled <this>=true are Stella-managed for workload admission.
     managed_namespace_label: str = "stella.io/managed"
     # Approvals in a namespace that is being deleted may be deleted by anyone (the namespace

@@ -28,11 +28,12 @@ class Hook:
 
 
 MUTATING: tuple[Hook, ...] = (
-    Hook("stamp-identity", GROUP, VERSION, ("releases", "approvals"), ("CREATE",)),
+    Hook("stamp-identity", GROUP, VERSION, ("releases", "approvals", "actions"), ("CREATE",)),
 )
 VALIDATING: tuple[Hook, ...] = (
     Hook("validate-release", GROUP, VERSION, ("releases",), ("CREATE", "UPDATE")),
     Hook("validate-approval", GROUP, VERSION, ("approvals",), ("CREATE", "UPDATE", "DELETE")),
+    Hook("validate-action", GROUP, VERSION, ("actions",), ("CREATE", "UPDATE")),
     Hook("validate-environment", GROUP, VERSION, ("environments",), ("CREATE", "UPDATE")),
     Hook("validate-agent", GROUP, VERSION, ("agents",), ("CREATE", "UPDATE")),
     # pods/ephemeralcontainers too, or `kubectl debug` would run an unchecked image.

@@ -1,10 +1,18 @@
-"""Identity at admission: stamp requester/approver from userInfo, refuse every other writer.
+"""Stamps at admission: what only Stella writes on an object, from the API server's word.
 
-The record is the JSON annotation `stella.policy.identity.recorded_identity` reads
-(IDENTITY_ANNOTATIONS). At CREATE the mutating webhook writes it from the API server's
-authenticated user; a client-written value that differs is refused, not overwritten, so
-the attempt is visible (ForgedIdentity). Afterwards nobody but the operator may change or
-remove it (IdentityTampering on Releases, ApprovalTampering on Approvals: nobody at all).
+At CREATE the mutating webhook writes, as annotations:
+- the identity of the person (IDENTITY_ANNOTATIONS): requester of a Release, approver of
+  an Approval, actor of an Action, from `userInfo`;
+- the binding of an Approval or a Promote Action to one Release (policy.binding): its UID
+  and the digest of its exact spec;
+- the rollback stamp of a Release that asks to roll an Environment back (policy.rollback).
+
+A client-written value that differs from what Stella would write is refused, not
+overwritten, so the attempt is visible (ForgedIdentity); the validating webhook
+recomputes every stamp and refuses a CREATE that lacks one. Afterwards nobody — not the
+operator either, whose code never needs to — may add, change or remove a stamp or the
+rollback request it was computed from. So the engine can tell a stamped request from a
+copied one: a copy either carries someone else's stamp (refused at CREATE) or none.
 """
 
 from __future__ import annotations
@@ -12,28 +20,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from stella.admission._util import annotations_of, labels_of, metadata
+from stella.admission._util import annotations_of, labels_of, mapping, metadata, spec_of
 from stella.admission.base import (
     FORGED_IDENTITY,
     IDENTITY_FORGED,
     IDENTITY_UNSTAMPED,
-    AdmissionPolicy,
     Body,
     Request,
+    Snapshot,
     Verdict,
     allow,
     deny,
 )
-from stella.policy.identity import (
-    IDENTITY_ANNOTATIONS,
-    Identity,
-    Role,
-    format_identity,
-    parse_identity,
+from stella.policy.binding import (
+    BINDING_ANNOTATION,
+    binding_of,
+    format_binding,
+    recorded_binding,
+)
+from stella.policy.identity import IDENTITY_ANNOTATIONS, Role, format_identity, parse_identity
+from stella.policy.rollback import (
+    ROLLBACK_OF,
+    ROLLBACK_STAMP,
+    RollbackStamp,
+    format_rollback,
+    parse_rollback,
 )
 
 IDENTITY_KEYS: frozenset[str] = frozenset(IDENTITY_ANNOTATIONS.values())
-ROLE_OF_KIND: Mapping[str, Role] = {"Release": "requester", "Approval": "approver"}
+STAMP_KEYS: frozenset[str] = IDENTITY_KEYS | {BINDING_ANNOTATION, ROLLBACK_STAMP}
+# Requests a client writes at CREATE and nobody changes afterwards (a stamp derives from it).
+REQUEST_KEYS: frozenset[str] = frozenset({ROLLBACK_OF})
+ROLE_OF_KIND: Mapping[str, Role] = {
+    "Release": "requester",
+    "Approval": "approver",
+    "Action": "actor",
+}
 
 
 def pointer_token(key: str) -> str:
@@ -41,81 +63,134 @@ def pointer_token(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
 
 
-def _how(role: Role) -> str:
-    if role == "approver":
+def expected_stamps(req: Request, snap: Snapshot) -> dict[str, str]:
+    """Every stamp Stella writes on this object at CREATE, computed from the request and
+    the objects it names. Pure; junk bodies give fewer stamps, never an exception."""
+    role = ROLE_OF_KIND.get(req.kind)
+    if role is None:
+        return {}
+    out = {IDENTITY_ANNOTATIONS[role]: format_identity(req.user)}
+    spec = mapping(spec_of(req.obj))
+    namespace = req.namespace or str(metadata(req.obj).get("namespace") or "")
+    target: Body | None = None
+    if req.kind == "Approval":
+        release = spec.get("release")
+        if isinstance(release, str) and release:
+            target = snap.releases.get((namespace, release))
+    elif req.kind == "Action" and spec.get("action") == "Promote":
+        ref = spec.get("release")
+        if isinstance(ref, str) and ref.count("/") == 1:
+            ns, _, name = ref.partition("/")
+            target = snap.releases.get((ns, name))
+    elif req.kind == "Release":
+        of = annotations_of(req.obj).get(ROLLBACK_OF)
+        envs = spec.get("environments")
+        if isinstance(of, str) and isinstance(envs, list) and len(envs) == 1:
+            ns, _, name = of.partition("/") if "/" in of else (namespace, "/", of)
+            found = snap.releases.get((ns, name))
+            uid = metadata(found).get("uid") if found is not None else None
+            if isinstance(uid, str) and uid and isinstance(envs[0], str):
+                out[ROLLBACK_STAMP] = format_rollback(
+                    RollbackStamp(of=f"{ns}/{name}", uid=uid, environment=envs[0])
+                )
+    if target is not None:
+        binding = binding_of(target)
+        if binding is not None:
+            out[BINDING_ANNOTATION] = format_binding(binding)
+    return out
+
+
+def _how(kind: str) -> str:
+    if kind == "Approval":
         return "remove it and apply again (`stella approve` creates Approvals correctly)"
+    if kind == "Action":
+        return "remove it and apply again (`stella promote` and `stella env` create Actions)"
     return "remove it and apply again"
 
 
-def forged_claim(
-    obj: Body | None, role: Role, user: Identity, policy: AdmissionPolicy
-) -> Verdict | None:
-    """At CREATE: refuse identity the client wrote itself (labels or annotations).
+def forged_claim(req: Request, expected: Mapping[str, str]) -> Verdict | None:
+    """At CREATE: refuse any stamp the client wrote itself that is not exactly Stella's.
 
-    The role's own annotation is fine when it records exactly this user (re-applying an
-    object that was exported after admission stamped it). The operator may supply it.
+    A stamp equal to what Stella writes is fine (re-applying an object exported after
+    admission stamped it, by the same person, about the same Release). Nobody is exempt.
     """
-    for key in sorted(IDENTITY_KEYS & {k for k in labels_of(obj) if isinstance(k, str)}):
-        return _forged(f"metadata.labels[{key}]", role)
-    own = IDENTITY_ANNOTATIONS[role]
-    ann = annotations_of(obj)
-    for key in sorted(IDENTITY_KEYS - {own}):
-        if key in ann:
-            return _forged(f"metadata.annotations[{key}]", role)
-    if own in ann and user.username != policy.operator_username:
-        raw = ann[own]
-        claimed = parse_identity(raw) if isinstance(raw, str) else None
-        if claimed != user:
-            return _forged(f"metadata.annotations[{own}]", role)
+    for key in sorted(STAMP_KEYS & {k for k in labels_of(req.obj) if isinstance(k, str)}):
+        return _forged(f"metadata.labels[{key}]", req.kind)
+    ann = annotations_of(req.obj)
+    for key in sorted(STAMP_KEYS & {k for k in ann if isinstance(k, str)}):
+        if not _same_stamp(key, ann[key], expected.get(key)):
+            return _forged(f"metadata.annotations[{key}]", req.kind)
     return None
 
 
-def _forged(where: str, role: Role) -> Verdict:
+def _same_stamp(key: str, raw: object, expected: str | None) -> bool:
+    """The same record, however its JSON is formatted (mutation rewrites it canonically)."""
+    if expected is None or not isinstance(raw, str):
+        return False
+    if raw == expected:
+        return True
+    if key in IDENTITY_KEYS:
+        return parse_identity(raw) is not None and parse_identity(raw) == parse_identity(expected)
+    if key == BINDING_ANNOTATION:
+        return _binding(raw) is not None and _binding(raw) == _binding(expected)
+    return parse_rollback(raw) is not None and parse_rollback(raw) == parse_rollback(expected)
+
+
+def _binding(raw: str) -> object:
+    return recorded_binding({"metadata": {"annotations": {BINDING_ANNOTATION: raw}}})
+
+
+def _forged(where: str, kind: str) -> Verdict:
     return deny(
         IDENTITY_FORGED,
-        f"{where} was set by the client; identities are recorded by Stella from the API "
-        f"server's authenticated user and must not be set: {_how(role)}",
+        f"{where} was set by the client; identities and the Release a decision is about are "
+        f"recorded by Stella from the API server's authenticated request and must not be "
+        f"set: {_how(kind)}",
         FORGED_IDENTITY,
     )
 
 
-def stamp_patch(obj: Body | None, role: Role, user: Identity) -> tuple[dict[str, Any], ...]:
-    """JSON-patch ops recording `user` in the role's annotation (creating maps as needed)."""
-    key = IDENTITY_ANNOTATIONS[role]
-    value = format_identity(user)
+def stamp_patch(obj: Body | None, stamps: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
+    """JSON-patch ops writing `stamps` as annotations (creating maps as needed)."""
+    if not stamps:
+        return ()
     if not isinstance(obj, Mapping) or not isinstance(obj.get("metadata"), Mapping):
-        return ({"op": "add", "path": "/metadata", "value": {"annotations": {key: value}}},)
+        return ({"op": "add", "path": "/metadata", "value": {"annotations": dict(stamps)}},)
     ann = metadata(obj).get("annotations")
     if not isinstance(ann, Mapping):
-        return ({"op": "add", "path": "/metadata/annotations", "value": {key: value}},)
-    if ann.get(key) == value:
-        return ()
-    return ({"op": "add", "path": f"/metadata/annotations/{pointer_token(key)}", "value": value},)
-
-
-def recorded_at_create(req: Request, role: Role, policy: AdmissionPolicy) -> Verdict | None:
-    """At CREATE (validating, after mutation): the record is present and is this user."""
-    forged = forged_claim(req.obj, role, req.user, policy)
-    if forged is not None:
-        return forged
-    raw = annotations_of(req.obj).get(IDENTITY_ANNOTATIONS[role])
-    if isinstance(raw, str) and parse_identity(raw) is not None:
-        return None
-    return deny(
-        IDENTITY_UNSTAMPED,
-        f"the {role} of this {req.kind} was not recorded at admission (annotation "
-        f"{IDENTITY_ANNOTATIONS[role]} is missing or malformed); the Stella mutating webhook "
-        "must run before this one: check that the MutatingWebhookConfiguration of Stella "
-        "is installed and its service is reachable, then apply again",
+        return ({"op": "add", "path": "/metadata/annotations", "value": dict(stamps)},)
+    return tuple(
+        {"op": "add", "path": f"/metadata/annotations/{pointer_token(k)}", "value": v}
+        for k, v in sorted(stamps.items())
+        if ann.get(k) != v
     )
 
 
+def recorded_at_create(req: Request, snap: Snapshot) -> Verdict | None:
+    """At CREATE (validating, after mutation): every stamp present and exactly Stella's."""
+    expected = expected_stamps(req, snap)
+    forged = forged_claim(req, expected)
+    if forged is not None:
+        return forged
+    ann = annotations_of(req.obj)
+    for key in sorted(expected):
+        if not _same_stamp(key, ann.get(key), expected[key]):
+            return deny(
+                IDENTITY_UNSTAMPED,
+                f"this {req.kind} was not stamped at admission (annotation {key} is missing); "
+                "the Stella mutating webhook must run before this one: check that the "
+                "MutatingWebhookConfiguration of Stella is installed and its service is "
+                "reachable, then apply again",
+            )
+    return None
+
+
 def identity_changes(old: Body | None, new: Body | None) -> list[str]:
-    """Identity annotations/labels added, changed or removed between two versions."""
+    """Stamps and stamped requests added, changed or removed between two versions."""
     changed: list[str] = []
     old_ann, new_ann = annotations_of(old), annotations_of(new)
     old_lab, new_lab = labels_of(old), labels_of(new)
-    for key in sorted(IDENTITY_KEYS):
+    for key in sorted(STAMP_KEYS | REQUEST_KEYS):
         if old_ann.get(key) != new_ann.get(key):
             changed.append(f"metadata.annotations[{key}]")
         if old_lab.get(key) != new_lab.get(key):
@@ -123,16 +198,12 @@ def identity_changes(old: Body | None, new: Body | None) -> list[str]:
     return changed
 
 
-def mutate_identity(req: Request, policy: AdmissionPolicy) -> Verdict:
-    """Stamp the requester (Release) or approver (Approval) at CREATE."""
-    role = ROLE_OF_KIND.get(req.kind)
-    if req.operation != "CREATE" or role is None:
+def mutate_identity(req: Request, snap: Snapshot) -> Verdict:
+    """Stamp the person (and the Release a decision is about) at CREATE."""
+    if req.operation != "CREATE" or req.kind not in ROLE_OF_KIND:
         return allow()
-    forged = forged_claim(req.obj, role, req.user, policy)
+    expected = expected_stamps(req, snap)
+    forged = forged_claim(req, expected)
     if forged is not None:
         return forged
-    if req.user.username == policy.operator_username:
-        raw = annotations_of(req.obj).get(IDENTITY_ANNOTATIONS[role])
-        if isinstance(raw, str) and parse_identity(raw) is not None:
-            return allow()  # the operator records identities on behalf of people
-    return allow(patch=stamp_patch(req.obj, role, req.user))
+    return allow(patch=stamp_patch(req.obj, expected))

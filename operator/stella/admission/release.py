@@ -1,6 +1,8 @@
 """Release admission: pinned digests, allowed registries, existing environments, allowed
-namespace, immutability, and the requester recorded at CREATE that only the operator may
-change afterwards."""
+namespace, immutability, the requester recorded at CREATE that nobody changes afterwards,
+and rollbacks: a Release that names an earlier one (stella.io/rollback-of) is admitted
+only for one Environment, from a person holding the `rollback` verb there, naming a
+Release the Environment's history shows Deployed, with exactly its components."""
 
 from __future__ import annotations
 
@@ -9,15 +11,18 @@ import re
 from collections.abc import Mapping
 
 from stella.admission._util import (
+    annotations_of,
     clip,
     environment_spec,
     mapping,
+    metadata,
     namespace_labels,
     parse_model,
     requires_graph,
     schema_message,
     spec_of,
 )
+from stella.admission.authz import verb_denied
 from stella.admission.base import (
     IDENTITY_TAMPERING,
     IDENTITY_TAMPERING_SIGNAL,
@@ -27,6 +32,8 @@ from stella.admission.base import (
     RELEASE_IMMUTABLE,
     RELEASE_NAMESPACE_NOT_ALLOWED,
     RELEASE_REGISTRY_NOT_ALLOWED,
+    RELEASE_ROLLBACK_INVALID,
+    RELEASE_ROLLBACK_UNAUTHORIZED,
     RELEASE_UNKNOWN_ENVIRONMENT,
     SCHEMA,
     SECRET_LITERAL,
@@ -38,10 +45,12 @@ from stella.admission.base import (
     deny,
 )
 from stella.admission.identity import identity_changes, recorded_at_create
+from stella.models.action import ROLLBACK_VERB
 from stella.models.common import PINNED_IMAGE
-from stella.models.environment import EnvironmentSpec
+from stella.models.environment import EnvironmentSpec, EnvironmentStatus
 from stella.models.release import ReleaseSpec
 from stella.policy.path import PathError, path_for
+from stella.policy.rollback import ROLLBACK_OF, check_rollback_release
 from stella.registry.errors import InvalidImageReference
 from stella.registry.reference import DOCKER_HUB, ImageRef, parse_image_ref
 from stella.secrets.refs import looks_like_secret
@@ -84,18 +93,18 @@ def validate_release(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> V
     if req.operation == "CREATE":
         return _create(req, snap, policy)
     if req.operation == "UPDATE":
-        return _update(req, policy)
-    return allow()  # DELETE: a requester withdraws a Release by deleting it
+        return _update(req)
+    return allow()  # DELETE: RBAC decides who may withdraw a Release
 
 
-def _update(req: Request, policy: AdmissionPolicy) -> Verdict:
+def _update(req: Request) -> Verdict:
     changed = identity_changes(req.old, req.obj)
-    if changed and req.user.username != policy.operator_username:
+    if changed:
         return deny(
             IDENTITY_TAMPERING,
-            f"{', '.join(changed)} changed: the requester of a Release is recorded by Stella "
-            f"at creation and only Stella's operator may change it; {req.user.username} "
-            "may not: revert the change",
+            f"{', '.join(changed)} changed: the requester of a Release and its rollback "
+            f"request are recorded by Stella at creation and never change; "
+            f"{req.user.username} may not change them: revert the change",
             IDENTITY_TAMPERING_SIGNAL,
         )
     if spec_of(req.old) != spec_of(req.obj):
@@ -112,7 +121,7 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     unpinned = unpinned_image(raw_spec)
     if unpinned is not None:
         return unpinned
-    identity = recorded_at_create(req, "requester", policy)
+    identity = recorded_at_create(req, snap)
     if identity is not None:
         return identity
     parsed = parse_model(ReleaseSpec, raw_spec)
@@ -182,8 +191,58 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
                         f"spec.allowedRegistries of {name}"
                     ),
                 )
-    warnings.extend(_path_warning(snap, spec.environments))
+    if ROLLBACK_OF in annotations_of(req.obj):
+        refused = _rollback(req, snap, policy, namespace, spec)
+        if refused is not None:
+            return refused
+    else:
+        warnings.extend(_path_warning(snap, spec.environments))
     return allow(warnings)
+
+
+def _rollback(
+    req: Request, snap: Snapshot, policy: AdmissionPolicy, namespace: str, spec: ReleaseSpec
+) -> Verdict | None:
+    of = annotations_of(req.obj)[ROLLBACK_OF]
+    if not isinstance(of, str) or not of:
+        return deny(RELEASE_ROLLBACK_INVALID, f"{ROLLBACK_OF} must name NAMESPACE/RELEASE")
+    ns, _, name = of.partition("/") if "/" in of else (namespace, "/", of)
+    of = f"{ns}/{name}"
+    if len(spec.environments) != 1:
+        return deny(
+            RELEASE_ROLLBACK_INVALID,
+            f"a rollback Release targets exactly one Environment (it re-enters one); this one "
+            f"targets {', '.join(spec.environments)}: use `stella rollback ENV --to {of}`",
+        )
+    env_name = spec.environments[0]
+    denied = verb_denied(
+        req,
+        policy,
+        ROLLBACK_VERB,
+        env_name,
+        RELEASE_ROLLBACK_UNAUTHORIZED,
+        f"roll {env_name} back to {of}",
+    )
+    if denied is not None:
+        return denied
+    env_body = snap.environments.get(env_name) or {}
+    try:
+        history = EnvironmentStatus.model_validate(mapping(env_body).get("status") or {}).history
+    except ValueError:
+        history = []
+    target = snap.releases.get((ns, name))
+    uid = metadata(target).get("uid") if target is not None else None
+    problem = check_rollback_release(
+        env_name,
+        history,
+        uid if isinstance(uid, str) else None,
+        mapping(spec_of(target)).get("components") if target is not None else None,
+        mapping(spec_of(req.obj)).get("components"),
+        of,
+    )
+    if problem is not None:
+        return deny(RELEASE_ROLLBACK_INVALID, clip(problem))
+    return None
 
 
 def _namespace_allowed(

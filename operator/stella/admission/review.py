@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from stella.admission.action import validate_action
 from stella.admission.agent import validate_agent
 from stella.admission.approval import validate_approval
 from stella.admission.base import (
     INTERNAL,
+    NOT_SYNCED,
     SCHEMA,
     WORKLOAD_KINDS,
     AdmissionPolicy,
@@ -35,10 +37,28 @@ Rule = Callable[[Request, Snapshot, AdmissionPolicy], Verdict]
 VALIDATORS: dict[str, Rule] = {
     "Release": validate_release,
     "Approval": validate_approval,
+    "Action": validate_action,
     "Environment": validate_environment,
     "Agent": validate_agent,
     **dict.fromkeys(sorted(WORKLOAD_KINDS), validate_workload),
 }
+
+
+def needs_view(req: Request) -> bool:
+    """Whether the rules for this request read other objects (and so must wait for a
+    synced view). An UPDATE of Stella's kinds compares old and new only."""
+    if req.kind in WORKLOAD_KINDS:
+        return True
+    return req.operation in ("CREATE", "DELETE") and req.kind != "Agent"
+
+
+def not_synced(req: Request) -> Verdict:
+    return deny(
+        NOT_SYNCED,
+        f"Stella's admission is starting and has not yet read every Release, Environment "
+        f"and Approval, so it cannot decide on this {req.kind} safely; nothing was changed, "
+        "retry in a few seconds",
+    )
 
 
 def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
@@ -46,12 +66,17 @@ def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     rule = VALIDATORS.get(req.kind)
     if rule is None:
         return allow()
+    if needs_view(req) and not snap.synced:
+        return not_synced(req)
     return _guarded(rule, req, snap, policy)
 
 
 def mutate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
-    """The mutating verdict: stamps the requester/approver at CREATE (JSON-patch in `patch`)."""
-    return _guarded(lambda r, _s, p: mutate_identity(r, p), req, snap, policy)
+    """The mutating verdict: stamps the person, and the Release a decision is about, at
+    CREATE (JSON-patch in `patch`)."""
+    if needs_view(req) and not snap.synced:
+        return not_synced(req)
+    return _guarded(lambda r, s, _p: mutate_identity(r, s), req, snap, policy)
 
 
 def _guarded(rule: Rule, req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

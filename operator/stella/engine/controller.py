@@ -39,7 +39,9 @@ class Controller:
             self.view, EvidenceHooks(services.recorder), services.registry, services.vault
         )
         self.env_queue: WorkQueue[str] = WorkQueue()
-        self.env_reconciler = EnvironmentReconciler(self.view, services.recorder)
+        self.env_reconciler = EnvironmentReconciler(
+            self.view, services.recorder, on_promote=self.queue.add
+        )
         self.drift = DriftReporter(self.view, services.registry, services.vault)
         self.drift_seconds = drift_seconds
         self.workers = workers
@@ -62,6 +64,13 @@ class Controller:
                 self.env_queue.add(name)
             for key in self.view.all_releases():
                 self.queue.add(key)
+        elif kind == "Action":
+            env = (body.get("spec") or {}).get("environment")
+            if isinstance(env, str):
+                self.env_queue.add(env)
+                # A suspension or a cleared halt changes what every Release here may do.
+                for key in self.view.releases_targeting(env):
+                    self.queue.add(key)
         elif kind == "Workload":
             holder = (meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
             if holder:
@@ -116,6 +125,7 @@ class Controller:
         for kind, items in listed.items():
             for body in items:
                 self.view.apply(kind, None, body)
+        self.view.synced = True
         log.info("view synced: %s", ", ".join(f"{len(v)} {k}s" for k, v in listed.items()))
 
     async def run(self) -> None:

@@ -1,53 +1,41 @@
-"""Environment status: its place in the promotion path, whether it is usable, and the
-clearing of a halt by a person.
+"""Environment status: its place in the promotion path, whether it is usable, and what
+people's Actions on it say (a halt cleared, a suspension).
 
 A halt is set by the engine on a security failure (a digest mismatch). Only a person
-clears it: `stella env clear ENV --reason ...` writes the annotation CLEAR_HALT with a
-time; a halt older than that annotation is lifted, recorded as evidence, announced."""
+clears it, with a ClearHalt Action (`stella env clear ENV --reason ...`) that admission
+authorized with the `clear-halt` verb; the halt is lifted while a Done ClearHalt is newer
+than the halt (engine.actions), the API server's clock deciding "newer"."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from stella import metrics
 from stella.engine import kubeio
-from stella.engine.view import Body, ClusterView
-from stella.evidence.event import EvidenceEvent
-from stella.evidence.packet import Outcome
+from stella.engine.actions import ActionRunner, halt_cleared_by, suspension_of
+from stella.engine.view import Body, ClusterView, ReleaseKey
 from stella.evidence.recorder import Recorder
 from stella.k8s import events
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.common import ConditionStatus
-from stella.models.environment import EnvironmentStatus
+from stella.models.environment import EnvironmentStatus, Suspension
 from stella.policy import PathError, check_graph, environment_path
+from stella.policy.identity import recorded_identity
 
 log = logging.getLogger("stella.engine.environments")
-CLEAR_HALT = "stella.io/clear-halt"
 
 
-def clear_request(body: Body) -> tuple[datetime, str] | None:
-    """(when, why) from the clear-halt annotation: '2026-11-28T18:00:00Z CAB-123 reason'."""
-    raw = ((body.get("metadata") or {}).get("annotations") or {}).get(CLEAR_HALT)
-    if not raw:
-        return None
-    stamp, _, why = str(raw).partition(" ")
-    try:
-        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    return when, why.strip()
-
-
-OWNED = ("path", "conditions", "observedGeneration")
+OWNED = ("path", "conditions", "observedGeneration", "suspended")
 
 
 def desired_status(
-    body: Body, graph: dict[str, list[str]], cleared: bool = False
+    body: Body,
+    graph: dict[str, list[str]],
+    cleared: bool = False,
+    suspension: Suspension | None = None,
 ) -> dict[str, Any]:
     """Path and Ready condition of one Environment (pure). Only the fields in OWNED: the
     lock, current release and history belong to the promotion engine's locked writes."""
@@ -56,6 +44,7 @@ def desired_status(
     status = EnvironmentStatus.model_validate(body.get("status") or {})
     if cleared:
         status.halted = None
+    status.suspended = suspension
     spec = EnvironmentSpec.model_validate(body.get("spec") or {})
     report = check_graph(graph)
     try:
@@ -104,6 +93,14 @@ def desired_status(
         )
     elif spec.suspended:
         ready = ("False", "Suspended", "suspended by spec.suspended; set it to false to resume")
+    elif suspension is not None:
+        ready = (
+            "False",
+            "Suspended",
+            f"suspended by {suspension.by}"
+            + (f" ({suspension.reason})" if suspension.reason else "")
+            + f"; resume with `stella env resume {name}`",
+        )
     else:
         ready = ("True", "Ready", f"promotion path: {' -> '.join(status.path)}")
     status.conditions = set_condition(
@@ -111,60 +108,61 @@ def desired_status(
     )
     status.observed_generation = generation
     wire = status.wire()
-    return {k: wire[k] for k in OWNED if k in wire}
+    # An absent suspension is written as null, so a merge patch removes an old one.
+    return {k: wire.get(k) for k in OWNED if k in wire or k == "suspended"}
 
 
 class EnvironmentReconciler:
-    def __init__(self, view: ClusterView, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        view: ClusterView,
+        recorder: Recorder,
+        on_promote: Callable[[ReleaseKey], None] = lambda _k: None,
+    ) -> None:
         self.view = view
         self.recorder = recorder
+        self.actions = ActionRunner(view, recorder, on_promote)
 
     async def reconcile(self, name: str) -> float | None:
+        if self.view.environment(name) is None:
+            return None
+        await self.actions.run_pending(name)
         body = self.view.environment(name)
         if body is None:
             return None
-        cleared = await self._maybe_clear_halt(body)
+        actions = self.view.actions_for(name)
+        cleared = await self._maybe_clear_halt(body, actions)
         graph = {
             n: list((b.get("spec") or {}).get("requires") or [])
             for n, b in list(self.view.environments.items())
         }
-        new = desired_status(body, graph, cleared)
+        new = desired_status(body, graph, cleared, suspension_of(actions))
         old_wire = EnvironmentStatus.model_validate(body.get("status") or {}).wire()
-        old = {k: old_wire[k] for k in OWNED if k in old_wire}
+        old = {k: old_wire.get(k) for k in OWNED}
         if new != old:
             await asyncio.to_thread(kubeio.patch_environment_status, name, new)
         return None
 
-    async def _maybe_clear_halt(self, body: Body) -> bool:
+    async def _maybe_clear_halt(self, body: Body, actions: list[Body]) -> bool:
         status = EnvironmentStatus.model_validate(body.get("status") or {})
-        request = clear_request(body)
-        if status.halted is None or request is None or request[0] <= status.halted.since:
+        if status.halted is None:
+            return False
+        action = halt_cleared_by(actions, status.halted.since)
+        if action is None:
             return False
         name = body["metadata"]["name"]
-        when, why = request
-        cleared_by = ((body.get("metadata") or {}).get("annotations") or {}).get(
-            "stella.io/cleared-by"
-        )
-        await self.recorder.arecord(
-            EvidenceEvent(
-                kind="EnvironmentCleared",
-                event_id=f"environment/{name}/cleared/{when.astimezone(UTC).isoformat()}",
-                environment=name,
-                actor=(cleared_by or "unknown")[:253],
-                outcome=Outcome(
-                    result="Cleared",
-                    reason=status.halted.reason,
-                    message=f"halt of {status.halted.since.isoformat()} cleared: {why}"[:4096],
-                ),
-            )
-        )
-        # The merge patch sets halted to null: the API server drops the field.
+        actor = recorded_identity(action, "actor")
+        why = str((action.get("spec") or {}).get("reason") or "")
+        # The EnvironmentCleared evidence naming the actor was stored when the Action was
+        # judged (engine.actions); this only applies it. The merge patch sets halted to
+        # null: the API server drops the field.
         await asyncio.to_thread(kubeio.patch_environment_status, name, {"halted": None})
         metrics.ENVIRONMENT_HALTED.labels(name).set(0)
         events.emit(
             body,
             "HaltCleared",
-            f"{name}: halt ({status.halted.reason}) cleared: {why}",
+            f"{name}: halt ({status.halted.reason}) cleared by "
+            f"{actor.username if actor else 'unknown'}: {why}",
             namespace="default",
         )
         log.info("environment %s: halt %s cleared", name, status.halted.reason)

@@ -17,6 +17,8 @@ from stella.evidence.recorder import Recorder
 from stella.models import ReleaseSpec
 from stella.models.release import EnvironmentProgress
 from stella.policy import Tally, recorded_identity
+from stella.policy.binding import binding_of
+from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 
 _OUTCOME_KIND = {
     "Deployed": "PromotionDeployed",
@@ -27,12 +29,20 @@ _OUTCOME_KIND = {
 
 def _ref(body: Body, spec: ReleaseSpec) -> ReleaseRef:
     meta = body.get("metadata", {})
+    binding = binding_of(body)
     return ReleaseRef(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         uid=meta.get("uid"),
         version=spec.version,
+        spec_digest=binding.spec_digest if binding else None,
     )
+
+
+def _rollback_of(body: Body) -> str | None:
+    ann = (body.get("metadata") or {}).get("annotations") or {}
+    stamp = parse_rollback(ann.get(ROLLBACK_STAMP))
+    return stamp.of if stamp else None
 
 
 def _uid(body: Body) -> str:
@@ -50,7 +60,14 @@ class EvidenceHooks:
         self.recorder = recorder
 
     async def authorized(
-        self, body: Body, spec: ReleaseSpec, env: str, attempt: int, t: Tally, checks: Sequence[Any]
+        self,
+        body: Body,
+        spec: ReleaseSpec,
+        env: str,
+        attempt: int,
+        t: Tally,
+        checks: Sequence[Any],
+        promoted_by: Sequence[str] = (),
     ) -> None:
         approvals = []
         for c in t.counted:
@@ -83,9 +100,15 @@ class EvidenceHooks:
                 release=_ref(body, spec),
                 images=[c.image for c in spec.components],
                 approvals=approvals[:64],
-                actor=_requester(body),
+                # The person whose request set this promotion going: who promoted (where
+                # autoPromote is false), else the requester (a rollback's requester is the
+                # person who rolled back, authorized by the `rollback` verb).
+                actor=(promoted_by[0] if promoted_by else _requester(body)),
                 policy=PolicyEvidence(
                     inputs={
+                        "requester": _requester(body),
+                        "promotedBy": list(promoted_by)[:16],
+                        "rollback": _rollback_of(body),
                         "required": t.required,
                         "approverGroups": list(t.approver_groups),
                         "approvers": list(t.approvers),

@@ -128,6 +128,7 @@ def list_all() -> dict[str, list[dict[str, Any]]]:
         ("Environment", "environments"),
         ("Release", "releases"),
         ("Approval", "approvals"),
+        ("Action", "actions"),
     ):
         listed = api.list_cluster_custom_object(GROUP, VERSION, plural)
         out[kind] = list(cast(dict[str, Any], listed).get("items", []))
@@ -136,3 +137,25 @@ def list_all() -> dict[str, list[dict[str, Any]]]:
         cast(dict[str, Any], api_client().sanitize_for_serialization(namespaces)).get("items", [])  # type: ignore[no-untyped-call]
     )
     return out
+
+
+def list_approvals(namespace: str) -> list[dict[str, Any]]:
+    out = _custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "approvals")
+    return list(cast(dict[str, Any], out).get("items", []))
+
+
+def list_releases() -> list[dict[str, Any]]:
+    out = _custom().list_cluster_custom_object(GROUP, VERSION, "releases")
+    return list(cast(dict[str, Any], out).get("items", []))
+
+
+def patch_action_status(name: str, status: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        out = _custom().patch_cluster_custom_object_status(
+            GROUP, VERSION, "actions", name, {"status": dict(status)}
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        return None
+    return cast(dict[str, Any], out)

@@ -81,6 +81,7 @@ class EnvironmentLocks:
                     status["currentRelease"] = holder
                 entry = HistoryEntry(
                     release=holder,
+                    uid=(body.get("metadata") or {}).get("uid"),
                     version=spec.version,
                     outcome=outcome,
                     at=p.deployed_at or p.since or _now(),

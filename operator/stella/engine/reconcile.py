@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from stella import metrics
 from stella.engine import kubeio, workloads
+from stella.engine.actions import promoters
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
@@ -46,14 +47,14 @@ from stella.policy import (
     summary_line,
     tally,
 )
+from stella.policy.binding import recorded_binding
+from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 from stella.registry import RegistryClient, verify_release_images
 from stella.registry.verify import vault_credentials
 from stella.secrets import VaultClient
 
 log = logging.getLogger("stella.engine")
 
-ROLLBACK_OF = "stella.io/rollback-of"
-PROMOTE = "stella.io/promote"
 DEPLOY_POLL = 2.0
 
 
@@ -108,7 +109,7 @@ class Reconciler:
             before = status.model_dump(mode="json")
 
         requeue: float | None = None
-        rollback = ROLLBACK_OF in ((body.get("metadata") or {}).get("annotations") or {})
+        rollback = _is_rollback(body, spec)
         try:
             # A rollback re-enters one environment its Release already passed the path to.
             path = (
@@ -181,13 +182,13 @@ class Reconciler:
             )
             return None
 
-        facts = self._approval_facts(key, env_name)
+        facts = self._approval_facts(key, env_name, body)
         requester = recorded_identity(body, "requester")
         t = tally(env_spec.approvals, requester, facts)
         await self._mark_approvals(key, env_name, t, body, spec)
         p.approvals = _approval_records(t, facts)
-        annotations = body.get("metadata", {}).get("annotations") or {}
-        rollback = ROLLBACK_OF in annotations
+        rollback = _is_rollback(body, spec)
+        asked_by = promoters(self.view.actions_for(env_name, "Promote"), body)
         decision = decide(
             GateInput(
                 release=key_s,
@@ -196,6 +197,7 @@ class Reconciler:
                 tally=t,
                 now=datetime.now(UTC),
                 halted=env_status.halted,
+                suspension=env_status.suspended,
                 current_phase=p.phase,
                 current_reason=p.reason,
                 current_message=p.message,
@@ -209,7 +211,7 @@ class Reconciler:
                 if env_status.in_flight not in (None, key_s)
                 else None,
                 superseded_by=self._newer_release(key, env_name),
-                promotion_requested=rollback or env_name in _promote_requests(annotations),
+                promotion_requested=rollback or bool(asked_by),
                 rollback=rollback,
             )
         )
@@ -227,7 +229,7 @@ class Reconciler:
             _move(p, decision.phase, decision.reason, decision.message)
             return decision.requeue_after
         return await self._start_deploy(
-            key, body, spec, p, env_name, env_spec, t, decision.checks, progress
+            key, body, spec, p, env_name, env_spec, t, decision.checks, progress, asked_by
         )
 
     # ---- deploy ------------------------------------------------------------------------
@@ -242,6 +244,7 @@ class Reconciler:
         t: Tally,
         checks: Sequence[Any],
         progress: dict[str, EnvironmentProgress],
+        promoted_by: Sequence[str] = (),
     ) -> float | None:
         key_s = release_key_str(key)
         updates = workloads.plan(spec, env_spec)
@@ -302,7 +305,7 @@ class Reconciler:
             return 10.0
         attempt = p.attempt + 1
         try:
-            await self.hooks.authorized(body, spec, env_name, attempt, t, checks)
+            await self.hooks.authorized(body, spec, env_name, attempt, t, checks, promoted_by)
         except EvidenceError as exc:
             await self.locks.release(env_name, key_s, body, spec, p)
             # The evidence errors' messages are written for people and never hold a secret
@@ -447,9 +450,19 @@ class Reconciler:
             return True
         return env_spec.release_namespaces.matches(self.view.namespace_labels(namespace))
 
-    def _approval_facts(self, key: ReleaseKey, env_name: str) -> list[ApprovalFact]:
+    def _bound(self, key: ReleaseKey, env_name: str, body: Body) -> list[Body]:
+        """The Approvals of this Release here that were made on this very Release (its UID
+        and exact spec, as admission stamped them): a re-created Release of the same name
+        never inherits the decisions made on the old one."""
+        return [
+            a
+            for a in self.view.approvals_for(key, env_name)
+            if (b := recorded_binding(a)) is not None and b.matches(body)
+        ]
+
+    def _approval_facts(self, key: ReleaseKey, env_name: str, body: Body) -> list[ApprovalFact]:
         facts = []
-        for a in self.view.approvals_for(key, env_name):
+        for a in self._bound(key, env_name, body):
             meta, aspec = a.get("metadata", {}), a.get("spec", {})
             facts.append(
                 ApprovalFact(
@@ -467,8 +480,12 @@ class Reconciler:
     ) -> None:
         """Approval.status says whether it counted and why; evidence records it once."""
         ns = key[0]
+        bound = {id(a) for a in self._bound(key, env_name, body)}
         for a in self.view.approvals_for(key, env_name):
             name = a["metadata"]["name"]
+            if id(a) not in bound:
+                await self._mark_unbound(ns, a)
+                continue
             counted, reason, message = t.verdict(name)
             if reason == "NotEvaluated":
                 continue
@@ -496,6 +513,28 @@ class Reconciler:
                     "conditions": [c.wire() for c in conds],
                 },
             )
+
+    async def _mark_unbound(self, ns: str, approval: Body) -> None:
+        """An Approval made on an earlier Release of the same name says so, once."""
+        st = approval.get("status") or {}
+        if any(c.get("reason") == "ReleaseReplaced" for c in st.get("conditions", [])):
+            return
+        message = (
+            "this decision was made on an earlier Release of the same name (another UID or "
+            "other images) and does not count for the current one; decide again on it"
+        )
+        conds = set_condition([], "Counted", "False", "ReleaseReplaced", message)
+        ident = recorded_identity(approval, "approver")
+        await asyncio.to_thread(
+            kubeio.patch_approval_status,
+            ns,
+            approval["metadata"]["name"],
+            {
+                "counted": False,
+                "approver": ident.username if ident else None,
+                "conditions": [c.wire() for c in conds],
+            },
+        )
 
     def _newer_release(self, key: ReleaseKey, env_name: str) -> str | None:
         """The newest other Release of the same namespace targeting this environment, if it
@@ -638,8 +677,12 @@ def _parse_time(value: Any) -> datetime:
     return _now()
 
 
-def _promote_requests(annotations: Mapping[str, str]) -> set[str]:
-    return {e.strip() for e in annotations.get(PROMOTE, "").split(",") if e.strip()}
+def _is_rollback(body: Body, spec: ReleaseSpec) -> bool:
+    """A rollback only as admission stamped it (stella.io/rollback, never the client's
+    stella.io/rollback-of alone), for the one Environment it was authorized into."""
+    ann = (body.get("metadata") or {}).get("annotations") or {}
+    stamp = parse_rollback(ann.get(ROLLBACK_STAMP))
+    return stamp is not None and list(spec.environments) == [stamp.environment]
 
 
 def _approval_records(t: Tally, facts: Sequence[ApprovalFact]) -> list[Any]:

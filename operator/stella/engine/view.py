@@ -31,6 +31,10 @@ class ClusterView:
     environments: dict[str, Body] = field(default_factory=dict)
     approvals: dict[ReleaseKey, Body] = field(default_factory=dict)
     namespaces: dict[str, Body] = field(default_factory=dict)
+    actions: dict[str, Body] = field(default_factory=dict)
+    # True once one LIST of every kind has been applied (the engine's initial sync);
+    # admission decides nothing that needs other objects before that.
+    synced: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- feeding -------------------------------------------------------------------
@@ -47,6 +51,8 @@ class ClusterView:
                 self._put(self.approvals, (ns, name), body, deleted)
             elif kind == "Namespace":
                 self._put(self.namespaces, name, body, deleted)
+            elif kind == "Action":
+                self._put(self.actions, name, body, deleted)
 
     @staticmethod
     def _put(store: dict[Any, Body], key: Any, body: Body, deleted: bool) -> None:
@@ -77,6 +83,25 @@ class ClusterView:
             and body.get("spec", {}).get("release") == name
             and body.get("spec", {}).get("environment") == environment
         ]
+
+    def actions_for(self, environment: str, *types: str) -> list[Body]:
+        """The Actions on one Environment (of the given types), oldest first (the API
+        server's creationTimestamp, then name)."""
+        with self._lock:
+            items = list(self.actions.values())
+        found = [
+            body
+            for body in items
+            if (body.get("spec") or {}).get("environment") == environment
+            and (not types or (body.get("spec") or {}).get("action") in types)
+        ]
+        return sorted(
+            found,
+            key=lambda b: (
+                str((b.get("metadata") or {}).get("creationTimestamp", "")),
+                str((b.get("metadata") or {}).get("name", "")),
+            ),
+        )
 
     def releases_targeting(self, environment: str) -> Iterator[ReleaseKey]:
         with self._lock:

@@ -38,6 +38,10 @@ EvidenceKind = Literal[
     "ApprovalRefused",
     "EnvironmentHalted",
     "EnvironmentCleared",
+    "EnvironmentSuspended",
+    "EnvironmentResumed",
+    "PromotionRequested",  # a person's Promote action, authorized by the `promote` verb
+    "ActionRefused",  # an admitted Action the operator could not carry out (and why)
     "AgentRegistered",
     "AgentRevoked",
 ]
@@ -70,6 +74,8 @@ class ReleaseRef(StrictModel):
     name: ShortText
     uid: ShortText | None = None
     version: Annotated[str, Field(max_length=64)] | None = None
+    # sha256 of the canonical spec (policy.binding): what exactly was decided on.
+    spec_digest: Digest | None = None
 
 
 class AgentRef(StrictModel):

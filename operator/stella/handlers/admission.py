@@ -1,13 +1,18 @@
 """Admission glue: an AdmissionReview in, a verdict of stella.admission out.
 
-Answers come from the engine's in-memory view; no API call is made on the request
-path. Every denial is counted by rule; security signals are logged as security events,
-counted, and posted as Events on the object they concern.
+Answers come from the engine's in-memory view once it is synced (before that, every rule
+that needs another object refuses: fail closed), reading through to the API server on a
+miss: a GET for a named object, a LIST of a namespace's Approvals before deciding whether a
+person already decided, a LIST of Releases before refusing a workload's digest as
+unapproved. RBAC verbs are asked with a SubjectAccessReview (cached for a few seconds).
+Every denial is counted by rule; security signals are logged as security events, counted,
+and posted as Events on the object they concern.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -24,6 +29,7 @@ from stella.admission import (
     ratelimited,
     validate,
 )
+from stella.admission.base import WORKLOAD_DIGEST_NOT_APPROVED
 from stella.k8s import events
 from stella.policy import Identity
 from stella.settings import Settings
@@ -80,7 +86,38 @@ class _ReadThrough(Mapping[Any, Any]):
 class _AdmissionView:
     """The engine's view, read-through on misses of the objects admission names."""
 
+    _view: Any
+    _next_release_refresh: float
+
+    @property
+    def synced(self) -> bool:
+        return bool(self._view.synced)
+
+    def refresh_approvals(self, namespace: str) -> None:
+        """One LIST of a namespace's Approvals into the view: a decision made a moment ago
+        may not have reached the watch yet, and a duplicate must never slip through."""
+        from stella.engine import kubeio
+
+        for body in kubeio.list_approvals(namespace):
+            self._view.apply("Approval", None, body)
+
+    def refresh_releases(self) -> bool:
+        """One LIST of every Release into the view, at most every 2 s (a flood of unapproved
+        Pods costs one LIST per 2 s); False when it was skipped."""
+        from stella.engine import kubeio
+
+        with self._refresh_lock:
+            now = time.monotonic()
+            if now < self._next_release_refresh:
+                return False
+            self._next_release_refresh = now + 2.0
+        for body in kubeio.list_releases():
+            self._view.apply("Release", None, body)
+        return True
+
     def __init__(self, view: Any) -> None:
+        self._refresh_lock = threading.Lock()
+        self._next_release_refresh = 0.0
         self._view = view
         self.environments = _ReadThrough(
             view.environments, _get_environment, lambda b: view.apply("Environment", None, b)
@@ -115,9 +152,63 @@ def _get_namespace(name: str) -> Any:
     return kubeio.get_namespace(name)
 
 
+class SubjectAccessReviews:
+    """The Authorizer of admission: RBAC custom verbs on Environments, asked of the API
+    server with a SubjectAccessReview. Answers are cached for `ttl` seconds (a burst of
+    Approvals costs one review per person and verb); an error is None (fail closed)."""
+
+    def __init__(self, ttl: float = 5.0, timeout: float = 5.0) -> None:
+        self.ttl = ttl
+        self.timeout = timeout
+        self._cache: dict[tuple[Any, ...], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def may(self, user: Identity, verb: str, environment: str) -> bool | None:
+        key = (user.username, user.uid, tuple(sorted(user.groups)), verb, environment)
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        try:
+            allowed = _review_access(user, verb, environment, self.timeout)
+        except Exception as exc:
+            log.warning("SubjectAccessReview for %s failed: %s", user.username, exc)
+            return None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (now + self.ttl, allowed)
+        return allowed
+
+
+def _review_access(user: Identity, verb: str, environment: str, timeout: float) -> bool:
+    from kubernetes import client
+
+    from stella import GROUP
+    from stella.k8s.client import api_client
+
+    body = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=user.username,
+            uid=user.uid or None,
+            groups=sorted(user.groups),
+            resource_attributes=client.V1ResourceAttributes(
+                group=GROUP, resource="environments", name=environment, verb=verb
+            ),
+        )
+    )
+    out = client.AuthorizationV1Api(api_client()).create_subject_access_review(
+        body, _request_timeout=timeout
+    )
+    return bool(out.status and out.status.allowed)
+
+
 class Admission:
     def __init__(self, settings: Settings) -> None:
-        self.policy = AdmissionPolicy(operator_username=settings.service_account)
+        self.policy = AdmissionPolicy(
+            operator_username=settings.service_account, authorizer=SubjectAccessReviews()
+        )
         self.limiter = RateLimiter(
             rate=settings.webhook_rate,
             burst=settings.webhook_burst,
@@ -164,15 +255,33 @@ class Admission:
         snap = self._views.get(id(view))
         if snap is None:
             snap = self._views[id(view)] = _AdmissionView(view)
-        verdict = mutate(req, snap, self.policy) if mutating else validate(req, snap, self.policy)
+        verdict = self._decide(req, snap, mutating)
         if warnings is not None:
             warnings.extend(verdict.warnings)
         if not verdict.allowed:
-            self._deny(req, verdict)
+            self._deny(req, verdict, snap)
         if mutating and patch is not None and verdict.patch:
             _apply_annotation_ops(patch, verdict.patch)
 
-    def _deny(self, req: Request, verdict: Verdict) -> None:
+    def _decide(self, req: Request, snap: _AdmissionView, mutating: bool) -> Verdict:
+        if mutating:
+            return mutate(req, snap, self.policy)
+        if req.kind == "Approval" and req.operation == "CREATE" and snap.synced and req.namespace:
+            try:
+                snap.refresh_approvals(req.namespace)
+            except Exception as exc:
+                return _unreadable(req, exc)
+        verdict = validate(req, snap, self.policy)
+        if verdict.rule == WORKLOAD_DIGEST_NOT_APPROVED and snap.synced:
+            try:
+                refreshed = snap.refresh_releases()
+            except Exception as exc:
+                return _unreadable(req, exc)
+            if refreshed:
+                verdict = validate(req, snap, self.policy)
+        return verdict
+
+    def _deny(self, req: Request, verdict: Verdict, snap: _AdmissionView | None = None) -> None:
         metrics.ADMISSION_DENIED.labels(verdict.rule).inc()
         where = f"{req.kind} {req.namespace + '/' if req.namespace else ''}{req.name or '(new)'}"
         if verdict.security_signal:
@@ -191,7 +300,7 @@ class Admission:
             )
         # Every denied attempt on an existing object (or on the Release an Approval names)
         # is an Event there (T6); a rate-limit refusal is not: that would amplify a flood.
-        target = req.old or _release_of(req)
+        target = req.old or _target_of(req, snap)
         if target is not None and not req.dry_run and verdict.rule != RATELIMIT:
             events.emit(
                 target,
@@ -203,20 +312,44 @@ class Admission:
         raise kopf.AdmissionError(verdict.message, code=429 if verdict.rule == RATELIMIT else 403)
 
 
-def _release_of(req: Request) -> Mapping[str, Any] | None:
-    """An Approval has no object yet at CREATE; its Release is where the Event belongs."""
-    if req.kind != "Approval" or req.obj is None:
+def _unreadable(req: Request, exc: Exception) -> Verdict:
+    log.warning("admission read-through failed: %s", exc)
+    return Verdict(
+        False,
+        "internal",
+        f"Stella could not read the objects it needs to decide on this {req.kind} "
+        f"({type(exc).__name__}); nothing was changed, retry in a few seconds",
+    )
+
+
+def _target_of(req: Request, snap: _AdmissionView | None) -> Mapping[str, Any] | None:
+    """An Approval or Action has no object yet at CREATE: the Release it names (or, for an
+    Action on an Environment, that Environment) is where the Event belongs — the stored
+    object, with its uid, so `kubectl describe` shows the Event."""
+    if req.kind not in ("Approval", "Action") or req.obj is None:
         return None
     # The body is whatever the client sent (the schema is checked after mutation): a spec
     # that is not an object, or a release that is not a string, names no Release.
     spec = req.obj.get("spec")
-    release = spec.get("release") if isinstance(spec, Mapping) else None
-    if not isinstance(release, str) or not release or not req.namespace:
+    spec = spec if isinstance(spec, Mapping) else {}
+    release = spec.get("release")
+    namespace = req.namespace
+    if req.kind == "Action":
+        if isinstance(release, str) and release.count("/") == 1:
+            namespace, _, release = release.partition("/")
+        else:
+            env = spec.get("environment")
+            stored = snap.environments.get(env) if snap and isinstance(env, str) else None
+            return stored if isinstance(stored, Mapping) else None
+    if not isinstance(release, str) or not release or not namespace:
         return None
+    stored = snap.releases.get((namespace, release)) if snap is not None else None
+    if isinstance(stored, Mapping):
+        return stored
     return {
         "apiVersion": "stella.io/v1alpha1",
         "kind": "Release",
-        "metadata": {"name": release, "namespace": req.namespace},
+        "metadata": {"name": release, "namespace": namespace},
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,8 +11,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stella.metrics import REGISTRY
 
 
-def build_app(ready: asyncio.Event, webhook: tuple[str, int] | None = None) -> web.Application:
+def build_app(
+    ready: asyncio.Event,
+    webhook: tuple[str, int] | None = None,
+    healthy: Callable[[], bool] = lambda: True,
+) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
+        # Unhealthy while the promotion engine is down (it is being restarted); a liveness
+        # probe that keeps failing restarts the Pod.
+        if not healthy():
+            return web.json_response({"status": "engine down"}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
@@ -42,9 +51,13 @@ async def _listening(host: str, port: int) -> bool:
 
 
 async def serve(
-    ready: asyncio.Event, host: str, port: int, webhook: tuple[str, int] | None = None
+    ready: asyncio.Event,
+    host: str,
+    port: int,
+    webhook: tuple[str, int] | None = None,
+    healthy: Callable[[], bool] = lambda: True,
 ) -> web.AppRunner:
-    runner = web.AppRunner(build_app(ready, webhook), access_log=None)
+    runner = web.AppRunner(build_app(ready, webhook, healthy), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -16,6 +17,7 @@ from stella.handlers.admission import Admission
 from stella.settings import load
 
 FINALIZER = f"{GROUP}/finalizer"
+log = logging.getLogger("stella")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
@@ -56,6 +58,34 @@ def build_controller() -> Controller:
         resync_seconds=cfg.resync_seconds,
         drift_seconds=cfg.drift_seconds,
     )
+
+
+def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
+    """Run the engine, restarting it (with a fresh sync) when it dies; after `restarts`
+    failures in a row the process exits, so the Pod restarts and /healthz never lies.
+    While it is down /healthz answers 503 (memo.engine_healthy)."""
+    memo.engine_healthy = True
+
+    async def run() -> None:
+        failures = 0
+        while True:
+            try:
+                await memo.controller.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                memo.engine_healthy = False
+                log.exception("the promotion engine died (%d in a row)", failures)
+                if failures > restarts:
+                    log.critical("the promotion engine keeps dying; exiting")
+                    os._exit(70)
+                await asyncio.sleep(min(30.0, 2.0**failures))
+                memo.controller = build_controller()
+                memo.engine_healthy = True
+
+    return asyncio.create_task(run())
 
 
 async def stop_controller(memo: Any) -> None:

@@ -1,12 +1,15 @@
 """Every kopf handler of Stella, registered in one place.
 
 Each handler is glue: it hands a kopf event to the engine (stella.engine) in one line.
-The engine reconciles from its in-memory view; handlers never decide anything.
+The engine reconciles from its in-memory view; handlers never decide anything. Event
+handlers are coroutines, so they run on the event loop that owns the engine's queues
+(kopf runs plain functions in worker threads, where asyncio queues are not safe).
+Admission handlers are plain functions: they may read through to the API server, and in
+kopf's worker threads that never blocks the loop.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import kopf
@@ -22,7 +25,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     lifecycle.configure(settings)
     memo.controller = lifecycle.build_controller()
     memo.admission = lifecycle.build_admission(settings)
-    memo.engine_task = asyncio.create_task(memo.controller.run())
+    memo.engine_task = lifecycle.supervise(memo)
 
 
 @kopf.on.cleanup()
@@ -31,29 +34,34 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "releases")
-def release_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def release_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe("Release", type, body)
 
 
 @kopf.on.event(GROUP, VERSION, "environments")
-def environment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def environment_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe("Environment", type, body)
 
 
 @kopf.on.event(GROUP, VERSION, "approvals")
-def approval_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def approval_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe("Approval", type, body)
 
 
+@kopf.on.event(GROUP, VERSION, "actions")
+async def action_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.observe("Action", type, body)
+
+
 @kopf.on.event("", "v1", "namespaces")
-def namespace_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def namespace_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe("Namespace", type, body)
 
 
 @kopf.on.event("apps", "v1", "deployments", annotations={RELEASE_ANNOTATION: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "statefulsets", annotations={RELEASE_ANNOTATION: kopf.PRESENT})
 @kopf.on.event("apps", "v1", "daemonsets", annotations={RELEASE_ANNOTATION: kopf.PRESENT})
-def workload_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def workload_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.observe("Workload", type, body)
 
 
@@ -86,6 +94,16 @@ def stamp_release(**kw: Any) -> None:
 @kopf.on.mutate(GROUP, VERSION, "approvals", id="stamp-identity", operations=["CREATE"])
 def stamp_approval(**kw: Any) -> None:
     _review("Approval", True, kw)
+
+
+@kopf.on.mutate(GROUP, VERSION, "actions", id="stamp-identity", operations=["CREATE"])
+def stamp_action(**kw: Any) -> None:
+    _review("Action", True, kw)
+
+
+@kopf.on.validate(GROUP, VERSION, "actions", id="validate-action")
+def validate_action(**kw: Any) -> None:
+    _review("Action", False, kw)
 
 
 @kopf.on.validate(GROUP, VERSION, "releases", id="validate-release")

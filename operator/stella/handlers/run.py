@@ -29,7 +29,14 @@ async def run(settings: Settings) -> None:
     if settings.webhook_cert and settings.webhook_key:
         host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
         webhook = (host, settings.webhook_port)
-    server = await http.serve(ready, settings.http_host, settings.http_port, webhook)
+    memo = kopf.Memo()
+    server = await http.serve(
+        ready,
+        settings.http_host,
+        settings.http_port,
+        webhook,
+        healthy=lambda: bool(getattr(memo, "engine_healthy", True)),
+    )
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
     try:
         await kopf.operator(
@@ -37,6 +44,7 @@ async def run(settings: Settings) -> None:
             standalone=settings.peering is None,
             peering_name=settings.peering,
             ready_flag=ready,
+            memo=memo,
             stop_flag=stop,
         )
     finally:

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from typing import Any
 
 from kubernetes import client, config
+
+# Every call Stella makes has a deadline: (connect, read) seconds. A hung API server
+# must cost a retry, never a stuck worker thread (watches are kopf's, with their own).
+REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+
+
+class _TimedApiClient(client.ApiClient):
+    def call_api(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return super().call_api(*args, **kwargs)
 
 
 @cache
@@ -16,7 +28,7 @@ def api_client() -> client.ApiClient:
         config.load_kube_config(  # type: ignore[no-untyped-call]
             context=os.environ.get("STELLA_KUBE_CONTEXT") or None
         )
-    api = client.ApiClient()
+    api = _TimedApiClient()
     # Stella's own writes are few; a small pool is plenty and bounds sockets.
     api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8
     return api

@@ -304,6 +304,11 @@ class HistoryEntry(StrictModel):
     release: Annotated[str, Field(max_length=317)] = Field(
         description="The Release deployed, as NAMESPACE/NAME."
     )
+    uid: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None,
+        description="The UID of the Release: a rollback may only name this very Release, "
+        "never another created later under the same name.",
+    )
     version: Annotated[str, Field(max_length=64)] = Field(description="The Release's spec.version.")
     outcome: Literal["Deployed", "Failed", "RolledBack"] = Field(
         description="Deployed, Failed, or RolledBack (failed and the previous images put back)."
@@ -323,6 +328,21 @@ class HistoryEntry(StrictModel):
 
 
 HISTORY_LIMIT = 20
+
+
+class Suspension(StrictModel):
+    """A suspension asked for by a person with an Action (stella env suspend)."""
+
+    by: Annotated[str, Field(max_length=253)] = Field(
+        description="Who suspended, as the API server authenticated them."
+    )
+    at: datetime = Field(description="When the API server received the Suspend action.")
+    reason: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="Why, as given with the action."
+    )
+    action: Annotated[str, Field(max_length=253)] = Field(
+        default="", description="The Action that suspended the environment."
+    )
 
 
 class EnvironmentStatus(StrictModel):
@@ -349,6 +369,11 @@ class EnvironmentStatus(StrictModel):
         default=None,
         description="Set when the operator halted deployments (e.g. a digest mismatch); "
         "nothing is deployed until a person clears it (stella env clear ENV --reason ...).",
+    )
+    suspended: Suspension | None = Field(
+        default=None,
+        description="Set while a person's Suspend action holds deployments back; a Resume "
+        "action (stella env resume) clears it. spec.suspended is the declarative switch.",
     )
     path: list[Name] = Field(
         default_factory=list,

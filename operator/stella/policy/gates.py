@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from stella.models.environment import EnvironmentSpec, HaltState
+from stella.models.environment import EnvironmentSpec, HaltState, Suspension
 from stella.models.release import TERMINAL_PHASES, Phase
 from stella.policy.approvals import Tally
 from stella.policy.freeze import (
@@ -83,6 +83,7 @@ class GateInput:
     release:            the Release ("namespace/name"), only for messages.
     environment, spec:  the Environment and its spec (suspended, approvals, freeze, ...).
     halted:             EnvironmentStatus.halted (set by the operator, cleared by a person).
+    suspension:         EnvironmentStatus.suspended (a person's Suspend action), if any.
     current_phase:      this Release's phase here now (Pending for a fresh promotion,
                         including a rollback), with its reason and message.
     prerequisites:      this Release's phase in each Environment of spec.requires; a
@@ -102,6 +103,7 @@ class GateInput:
     tally: Tally
     now: datetime
     halted: HaltState | None = None
+    suspension: Suspension | None = None
     current_phase: Phase = "Pending"
     current_reason: str = ""
     current_message: str = ""
@@ -232,6 +234,14 @@ def _suspended(inp: GateInput) -> _Outcome:
             "EnvironmentSuspended",
             f"{inp.environment} is suspended (spec.suspended: true); "
             "set it to false to resume promotions",
+        )
+    if inp.suspension is not None:
+        return _Stop(
+            "Halted",
+            "EnvironmentSuspended",
+            f"{inp.environment} was suspended by {inp.suspension.by}"
+            + (f" ({inp.suspension.reason})" if inp.suspension.reason else "")
+            + f"; resume with `stella env resume {inp.environment}`",
         )
     return "environment not suspended"
 

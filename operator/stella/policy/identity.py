@@ -14,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["requester", "approver"]
+Role = Literal["requester", "approver", "actor"]
 
 # Where admission records identities: one annotation per role holding
-# {"username": ..., "uid": ..., "groups": [...]} as JSON.
+# {"username": ..., "uid": ..., "groups": [...]} as JSON. The requester of a Release, the
+# approver of an Approval, the actor of an Action.
 IDENTITY_ANNOTATIONS: Mapping[Role, str] = {
     "requester": "stella.io/requester",
     "approver": "stella.io/approver",
+    "actor": "stella.io/actor",
 }
 
 
@@ -43,16 +45,16 @@ class Identity:
 
 
 def recorded_identity(obj: Mapping[str, Any], role: Role) -> Identity | None:
-    """The identity recorded on a Release (`requester`) or an Approval (`approver`).
+    """The identity recorded on a Release (`requester`), an Approval (`approver`) or an
+    Action (`actor`).
 
     THE single place identity is read from a Kubernetes object. It returns None when no
-    usable record exists; a None approver never counts, and a None requester makes every
-    approval refuse (we cannot prove the approver is someone else).
+    usable record exists; a None approver never counts, a None actor never acts, and a None
+    requester makes every approval refuse (we cannot prove the approver is someone else).
 
-    Interim (until admission stamps identities): the record is the JSON annotation named in
-    IDENTITY_ANNOTATIONS. Admission must write it from `userInfo` at CREATE and refuse any
-    other writer; until then a client could write it itself, which is why this function,
-    and only this function, must change when admission lands.
+    The record is the JSON annotation named in IDENTITY_ANNOTATIONS. Admission writes it
+    from `userInfo` at CREATE and refuses every other writer, the operator included
+    (stella.admission.identity).
     """
     metadata = obj.get("metadata")
     if not isinstance(metadata, Mapping):

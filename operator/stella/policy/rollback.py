@@ -136,3 +136,83 @@ def plan_rollback(
             "halts and suspension still apply"
         ),
     )
+
+
+# ---- a rollback Release, as admission authorizes it ------------------------------------
+# The client asks with ROLLBACK_OF ("namespace/name" of the Release to go back to);
+# admission checks the `rollback` verb and the Environment's history and stamps
+# ROLLBACK_STAMP. The engine treats a Release as a rollback only through the stamp.
+ROLLBACK_OF = "stella.io/rollback-of"
+ROLLBACK_STAMP = "stella.io/rollback"
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStamp:
+    of: str  # "namespace/name" of the Release rolled back to
+    uid: str  # its UID, as the Environment's history recorded it
+    environment: str
+
+
+def format_rollback(stamp: RollbackStamp) -> str:
+    import json
+
+    return json.dumps(
+        {"of": stamp.of, "uid": stamp.uid, "environment": stamp.environment},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+
+
+def parse_rollback(raw: object) -> RollbackStamp | None:
+    import json
+
+    if not isinstance(raw, str):
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    of, uid, env = data.get("of"), data.get("uid"), data.get("environment")
+    if not all(isinstance(v, str) and v for v in (of, uid, env)):
+        return None
+    return RollbackStamp(of=str(of), uid=str(uid), environment=str(env))
+
+
+def check_rollback_release(
+    environment: str,
+    history: Iterable[HistoryLike],
+    target_uid: str | None,
+    target_components: object,
+    components: object,
+    of: str,
+) -> str | None:
+    """Why a Release asking to roll `environment` back to `of` may not be created (None: it
+    may). Only a Release that was Deployed there (by UID, from the Environment's history),
+    with exactly that Release's components."""
+    deployed = [h for h in history if h.outcome == "Deployed" and h.release == of]
+    if not deployed:
+        names = sorted({h.release for h in history if h.outcome == "Deployed"})
+        allowed = ", ".join(names[:10]) if names else "none yet"
+        return (
+            f"{of} was never Deployed in {environment}, so it cannot be rolled back to; "
+            f"Releases deployed there: {allowed} (stella rollback {environment} picks one)"
+        )
+    if target_uid is None:
+        return (
+            f"{of} no longer exists, so what ran in {environment} cannot be re-created "
+            "exactly; name another Release with --to"
+        )
+    uids = {getattr(h, "uid", None) for h in deployed}
+    if target_uid not in uids:
+        return (
+            f"{of} was re-created after it was deployed in {environment}: it is not the "
+            "Release that ran there; name another Release with --to"
+        )
+    if components != target_components:
+        return (
+            f"spec.components differ from those of {of}: a rollback re-deploys exactly what "
+            f"ran before; copy them unchanged (stella rollback {environment} --to {of} does)"
+        )
+    return None

@@ -7,10 +7,29 @@ from typing import Any
 
 from stella.admission import AdmissionPolicy, Request
 from stella.engine.view import ClusterView
+from stella.policy.binding import BINDING_ANNOTATION, binding_of, format_binding
 from stella.policy.identity import Identity, format_identity
 
+
+class Grants:
+    """RBAC for tests: everyone holds every verb, except the (user, verb, environment)
+    triples in `denied`; `broken` makes every review fail (the API server unreachable)."""
+
+    def __init__(self) -> None:
+        self.denied: set[tuple[str, str, str]] = set()
+        self.broken = False
+        self.asked: list[tuple[str, str, str]] = []
+
+    def may(self, user: Identity, verb: str, environment: str) -> bool | None:
+        self.asked.append((user.username, verb, environment))
+        if self.broken:
+            return None
+        return (user.username, verb, environment) not in self.denied
+
+
 OPERATOR = "system:serviceaccount:stella-system:stella-operator"
-POLICY = AdmissionPolicy(operator_username=OPERATOR)
+GRANTS = Grants()
+POLICY = AdmissionPolicy(operator_username=OPERATOR, authorizer=GRANTS)
 APPROVERS = "release-approvers"
 REGISTRY = "registry.example.com"
 
@@ -45,7 +64,12 @@ def release_body(
     body: dict[str, Any] = {
         "apiVersion": "stella.io/v1alpha1",
         "kind": "Release",
-        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{namespace}-{name}",
+            "annotations": annotations,
+        },
         "spec": {
             "version": "1.4.2",
             "components": [
@@ -89,7 +113,13 @@ def approval_body(
     else:
         meta["generateName"] = f"{release}-{environment}-"
     if approver is not None:
+        # What admission stamps: the approver, and — when it is the Release world() holds —
+        # the Release decided on (its UID and spec digest).
         meta["annotations"] = {"stella.io/approver": format_identity(approver)}
+        if (namespace, release) == ("shop", "shop-1-4-2"):
+            binding = binding_of(release_body(release, namespace))
+            assert binding is not None
+            meta["annotations"][BINDING_ANNOTATION] = format_binding(binding)
     return {
         "apiVersion": "stella.io/v1alpha1",
         "kind": "Approval",
@@ -111,6 +141,7 @@ def world() -> ClusterView:
     """dev -> staging -> prod; prod needs 1 approval from release-approvers; shop-prod is
     managed and requires approved digests for prod."""
     view = ClusterView()
+    view.synced = True
     view.environments["dev"] = environment_body("dev", allowedRegistries=[REGISTRY])
     view.environments["staging"] = environment_body(
         "staging", requires=["dev"], allowedRegistries=[REGISTRY]
@@ -156,3 +187,27 @@ def edited(body: dict[str, Any], fn: Any) -> dict[str, Any]:
     out = copy.deepcopy(body)
     fn(out)
     return out
+
+
+def apply_patch(doc: dict[str, Any], ops: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """RFC 6902 'add' (all mutate emits), with RFC 6901 pointer unescaping."""
+    out = copy.deepcopy(doc)
+    for op in ops:
+        assert op["op"] == "add"
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
+        node = out
+        for t in tokens[:-1]:
+            node = node[t]
+        node[tokens[-1]] = op["value"]
+    return out
+
+
+def admit(kind: str, body: dict[str, Any], user: Identity, view: ClusterView) -> Any:
+    """CREATE as the API server runs it: the mutating webhook, its patch, then validation."""
+    from stella.admission import mutate, validate
+
+    req = create(kind, body, user)
+    stamped = mutate(req, view, POLICY)
+    if not stamped.allowed:
+        return stamped
+    return validate(create(kind, apply_patch(body, stamped.patch), user), view, POLICY)

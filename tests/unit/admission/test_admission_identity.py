@@ -151,10 +151,13 @@ def test_forged_identity_is_refused_by_mutate_and_validate(
         assert verdict.patch == ()
 
 
-def test_operator_may_supply_a_recorded_identity() -> None:
+def test_the_operator_may_not_supply_anyone_elses_identity() -> None:
+    """Issue 9: the operator never creates Releases on anyone's behalf, so its identity is
+    no master key: a requester it writes is a forgery like anyone's."""
     body = release_body(requester=ALICE)
     verdict = mutate(create("Release", body, OPERATOR_ID), world(), POLICY)
-    assert verdict.allowed and verdict.patch == ()
+    assert not verdict.allowed and verdict.rule == "identity.forged"
+    assert verdict.security_signal == "ForgedIdentity"
 
 
 def test_validate_refuses_an_unstamped_create() -> None:
@@ -200,15 +203,15 @@ def _label_requester(b: dict[str, Any]) -> None:
         (_set_requester(MALLORY), ALICE, False),  # not even the requester
         (_drop_requester, ALICE, False),
         (_label_requester, MALLORY, False),
-        (_set_requester(BOB), OPERATOR_ID, True),
-        (_drop_requester, OPERATOR_ID, True),
+        (_set_requester(BOB), OPERATOR_ID, False),  # not even the operator
+        (_drop_requester, OPERATOR_ID, False),
     ],
 )
-def test_requester_changes_only_by_the_operator(change: Any, user: Identity, allowed: bool) -> None:
+def test_nobody_changes_a_requester(change: Any, user: Identity, allowed: bool) -> None:
     old = release_body()
     verdict = validate(update("Release", old, edited(old, change), user), world(), POLICY)
     assert verdict.allowed is allowed
     if not allowed:
         assert verdict.rule == "identity.tampering"
         assert verdict.security_signal == "IdentityTampering"
-        assert "only Stella's operator" in verdict.message
+        assert "never change" in verdict.message

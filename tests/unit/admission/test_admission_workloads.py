@@ -177,6 +177,7 @@ class RevisedView(ClusterView):
 
 def test_a_snapshot_revision_skips_the_sync_until_it_changes() -> None:
     view = RevisedView()
+    view.synced = True
     base = approved_world("WaitingForApproval")
     view.environments.update(base.environments)
     view.namespaces.update(base.namespaces)

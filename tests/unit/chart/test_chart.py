@@ -85,7 +85,13 @@ def test_people_roles_match_the_local_control_plane(docs: list[dict[str, Any]]) 
         for d in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text())
         if d
     }
-    for role in ("stella-requester", "stella-approver", "stella-auditor"):
+    for role in (
+        "stella-requester",
+        "stella-approver",
+        "stella-platform",
+        "stella-auditor",
+        "stella-operator",
+    ):
         assert by_kind(docs, "ClusterRole", role)["rules"] == dev[("ClusterRole", role)]["rules"], (
             role
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stella.engine.environments import OWNED, clear_request, desired_status
+from stella.engine.environments import OWNED, desired_status
 
 
 def env(
@@ -54,15 +54,15 @@ def test_halted_and_suspended_are_not_ready_and_say_what_to_do() -> None:
     assert ready(desired_status(env("prod", [], suspended=True), {"prod": []}))[1] == "Suspended"
 
 
-def test_clear_request_parses_time_and_reason() -> None:
-    body = {
-        "metadata": {
-            "annotations": {"stella.io/clear-halt": "2026-11-28T18:00:00Z INC-42 registry fixed"}
-        }
-    }
-    when, why = clear_request(body)  # type: ignore[misc]
-    assert when.isoformat() == "2026-11-28T18:00:00+00:00" and why == "INC-42 registry fixed"
-    assert (
-        clear_request({"metadata": {"annotations": {"stella.io/clear-halt": "yesterday"}}}) is None
-    )
-    assert clear_request({"metadata": {}}) is None
+def test_a_suspension_by_a_person_is_shown_and_not_ready() -> None:
+    from datetime import UTC, datetime
+
+    from stella.models.environment import Suspension
+
+    who = Suspension(by="frank", at=datetime(2026, 11, 28, tzinfo=UTC), reason="INC-7")
+    st = desired_status(env("prod", []), {"prod": []}, suspension=who)
+    assert st["suspended"]["by"] == "frank"
+    status, reason = ready(st)
+    assert (status, reason) == ("False", "Suspended")
+    # No suspension is written as null, so a merge patch removes an old one.
+    assert desired_status(env("prod", []), {"prod": []})["suspended"] is None
