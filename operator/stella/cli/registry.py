@@ -146,7 +146,9 @@ def registry_failure(err: Exception, insecure: Sequence[str] = ()) -> CliError:
                 f"{err.image}{hint}",
                 EXIT_UNAVAILABLE,
             )
-        cause = text.split("; failing closed")[0]
+        cause = text.split("; failing closed")[0].replace(
+            "(ClientConnectorError)", "(cannot connect)"
+        )
         return CliError(f"{cause}; {err.image} was not resolved", EXIT_UNAVAILABLE)
     if isinstance(err, InvalidImageReference | BadReference):
         return CliError(str(getattr(err, "message", err)), EXIT_USAGE)
