@@ -222,10 +222,10 @@ def api_error(exc: Any) -> tuple[str, int]:
 
 def refused(what: str, exc: Any) -> CliError:
     """``<what> refused: <the server's message>`` with the code its status means; a
-    connection failure keeps its own "cannot reach" message."""
+    connection failure keeps its own "cannot reach" message; anything else is re-raised."""
     known = translate(exc)
-    if known is None:
-        return CliError(f"{what} failed: {type(exc).__name__}: {one_line(str(exc))}")
+    if known is None:  # a bug, not an answer: keep its traceback
+        raise exc
     message, code = known
     if code == EXIT_UNAVAILABLE:
         return CliError(message, code)
