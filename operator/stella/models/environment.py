@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from stella.models.common import (
     DNS_LABEL,
@@ -22,6 +22,17 @@ from stella.models.common import (
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
+
+# RFC 3339 with the offset optional: a time without one is wall-clock time in the freeze
+# window's timeZone (policy.freeze reads it so), which `format: date-time` would refuse.
+WALL_OR_OFFSET_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?$"
+)
+WallOrOffsetTime = Annotated[
+    datetime,
+    WithJsonSchema({"type": "string", "pattern": WALL_OR_OFFSET_TIME, "maxLength": 40}),
+]
 
 
 class WorkloadRef(StrictModel):
@@ -161,15 +172,16 @@ class FreezeWindow(StrictModel):
         description="The IANA time zone schedule (and a start/end without an offset) is "
         "read in, e.g. Europe/Berlin. Default UTC.",
     )
-    start: datetime | None = Field(
+    start: WallOrOffsetTime | None = Field(
         default=None,
-        description="Absolute windows: the first instant frozen (inclusive), RFC 3339, e.g. "
-        "2024-12-20T00:00:00Z or 2024-12-20T00:00:00+01:00.",
+        description="Absolute windows: the first instant frozen (inclusive), e.g. "
+        '"2024-12-20T00:00:00" (wall-clock time in timeZone) or with an offset, '
+        '"2024-12-20T00:00:00Z" / "2024-12-20T00:00:00+01:00". Quote it in YAML.',
     )
-    end: datetime | None = Field(
+    end: WallOrOffsetTime | None = Field(
         default=None,
         description="Absolute windows: the first instant no longer frozen (exclusive), "
-        "RFC 3339 like start.",
+        "written like start.",
     )
 
     @model_validator(mode="after")
@@ -182,7 +194,14 @@ class FreezeWindow(StrictModel):
             raise ValueError("a recurring freeze window needs both schedule and duration")
         if (self.start is None) != (self.end is None):
             raise ValueError("an absolute freeze window needs both start and end")
-        if self.start is not None and self.end is not None and self.end <= self.start:
+        if (
+            self.start is not None
+            and self.end is not None
+            # One with an offset, one without: only the time zone can order them, and
+            # policy.freeze.validate_freeze_window does (admission refuses it there).
+            and (self.start.tzinfo is None) == (self.end.tzinfo is None)
+            and self.end <= self.start
+        ):
             raise ValueError("a freeze window must end after it starts")
         return self
 

@@ -31,6 +31,7 @@ from stella.models.common import (
     REGISTRY_HOST,
     SHA256_HEX,
 )
+from stella.models.environment import WALL_OR_OFFSET_TIME
 from stella.models.resource import Kinds
 
 # The patterns of the models, said in words (the regex itself helps nobody).
@@ -56,6 +57,10 @@ PATTERN_WORDS: Mapping[str, str] = {
     r"^[A-Za-z0-9][A-Za-z0-9._+-]*$": (
         "must start with a letter or digit and use only letters, digits, '.', '_', '+' "
         "and '-', e.g. 1.4.2"
+    ),
+    WALL_OR_OFFSET_TIME: (
+        "must be a time such as 2024-12-20T00:00:00 (read in the window's timeZone) or "
+        "with an offset, 2024-12-20T00:00:00Z or 2024-12-20T00:00:00+01:00; quote it in YAML"
     ),
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$": (
         "must be NAMESPACE/NAME of a Release, e.g. shop/shop-1-4-2"

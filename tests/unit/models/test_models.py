@@ -114,3 +114,49 @@ def test_condition_transition_time_moves_only_on_status_change() -> None:
     assert same[0].reason == "StillPending"
     flipped = set_condition(same, "Ready", "True", "Deployed")
     assert len(flipped) == 1 and flipped[0].status == "True"
+
+
+def test_samples_can_be_applied() -> None:
+    """`kubectl apply -f samples/` refuses generateName ("cannot use generate name with
+    apply"): every sample names itself."""
+    for path in (ROOT / "samples").glob("*.yaml"):
+        for doc in yaml.safe_load_all(path.read_text()):
+            meta = doc["metadata"]
+            assert meta.get("name") and "generateName" not in meta, f"{path.name}: {meta}"
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("2024-12-20T00:00:00", "2025-01-06T00:00:00"),  # wall-clock time in timeZone
+        ("2024-12-20T00:00", "2025-01-06T08:30"),
+        ("2024-12-20T00:00:00Z", "2025-01-06T00:00:00+01:00"),
+        ("2024-12-20T00:00:00.5+01:00", "2025-01-06T00:00:00"),  # mixed: policy orders them
+    ],
+)
+def test_freeze_window_times_with_or_without_an_offset(start: str, end: str) -> None:
+    """docs/concepts.md: a time written without an offset is read in timeZone. The CRD
+    schema (what the API server checks first) and the model both take it."""
+    import re
+
+    from stella.models import ENVIRONMENT
+    from stella.models.crdgen import crd_for
+    from stella.policy.freeze import validate_freeze_window
+
+    window = {"start": start, "end": end, "timeZone": "Europe/Berlin"}
+    spec = EnvironmentSpec.model_validate({"freezeWindows": [window]})
+    assert validate_freeze_window(spec.freeze_windows[0]) == []
+    schema = crd_for(ENVIRONMENT)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    props = schema["properties"]["spec"]["properties"]["freezeWindows"]["items"]["properties"]
+    for field, value in (("start", start), ("end", end)):
+        assert "format" not in props[field]  # date-time would refuse the offset-less form
+        assert re.fullmatch(props[field]["pattern"], value), (field, value)
+
+
+@pytest.mark.parametrize("value", ["2024-12-20", "20.12.2024 00:00", "2024-12-20T00:00:00 CET"])
+def test_freeze_window_times_that_are_not_times_are_refused(value: str) -> None:
+    import re
+
+    from stella.models.environment import WALL_OR_OFFSET_TIME
+
+    assert not re.fullmatch(WALL_OR_OFFSET_TIME, value)
