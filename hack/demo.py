@@ -16,13 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
 from devenv.bootstrap import bootstrap  # noqa: E402
-from devenv.controlplane import OPERATOR_USER, ControlPlane, stop_recorded  # noqa: E402
+from devenv.controlplane import OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
 from devenv.proc import Process, free_port, kill_pidfile, port_open, wait_until  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import make_serving_cert, register  # noqa: E402
 
 STATE = Path(os.environ.get("STELLA_DEMO_STATE", ROOT / ".local" / "demo"))
 STELLA = str(Path(sys.executable).parent / "stella")
+
+
+def people(users: dict[str, list[str]]) -> str:
+    """Every person of the token file and their groups, for the banner: `--context NAME`."""
+    return ", ".join(
+        f"{name} ({', '.join(groups)})" for name, groups in users.items() if name != OPERATOR_USER
+    )
 
 
 def say(text: str) -> None:
@@ -81,9 +88,8 @@ def up() -> int:
     )
     cp = ControlPlane(STATE / "cluster").up()
     bootstrap(cp)
-    print(
-        f"    API server {cp.server}; CRDs and RBAC installed; users admin, alice, bob, carol, erin"
-    )
+    print(f"    API server {cp.server}; CRDs and RBAC installed")
+    print(f"    people (kubectl/stella --context NAME): {people(USERS)}")
 
     say("Starting an OCI registry and pushing two versions of shop/web")
     registry = Registry(STATE / "registry").start()
@@ -246,6 +252,7 @@ def up() -> int:
 
     say("Done. Everything is still running:")
     print(f"    export KUBECONFIG={cp.kubeconfig}")
+    print(f"    export STELLA_EVIDENCE_LOG={log_path}   # the log the operator writes")
     print(
         "    kubectl get rel,env -A ; stella status shop/shop-1-1 ; kubectl --context bob get appr -n shop"
     )

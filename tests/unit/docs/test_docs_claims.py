@@ -1,0 +1,69 @@
+"""What the docs and the demo tell people agrees with what RBAC, the schema and the code
+do. Each test reads the thing a sentence is about and fails when the sentence is false."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def _cluster_role(name: str) -> list[dict[str, object]]:
+    for doc in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text()):
+        if doc and doc.get("kind") == "ClusterRole" and doc["metadata"]["name"] == name:
+            return list(doc["rules"])
+    raise AssertionError(f"no ClusterRole {name} in hack/dev-rbac.yaml")
+
+
+def _text(path: Path) -> str:
+    return re.sub(r"\s+", " ", path.read_text())  # sentences wrap across lines
+
+
+def test_no_doc_tells_a_requester_to_delete_their_release_unless_rbac_allows_it() -> None:
+    may_delete = any(
+        "releases" in rule.get("resources", []) and "delete" in rule.get("verbs", [])  # type: ignore[operator]
+        for rule in _cluster_role("stella-requester")
+    )
+    if may_delete:
+        return
+    told = [
+        p.relative_to(ROOT).as_posix()
+        for p in DOCS
+        if re.search(r"(withdraw|stop|cancel) your own Release,? delete it", _text(p), re.I)
+    ]
+    assert told == [], f"requesters cannot delete Releases, yet {told} tell them to"
+
+
+def test_known_gaps_are_still_gaps() -> None:
+    """docs/admission.md once listed the literal registryCredentials echoed back by a
+    schema `pattern`; the CRD checks it with a CEL rule that does not echo."""
+    crd = yaml.safe_load((ROOT / "crds" / "stella.io_environments.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    creds = spec["properties"]["registryCredentials"]
+    gaps = _text(ROOT / "docs" / "admission.md").split("## Known gaps", 1)[-1]
+    if "pattern" not in creds:
+        assert "registryCredentials" not in gaps
+    http = (ROOT / "operator" / "stella" / "handlers" / "http.py").read_text()
+    if "_listening" in http:  # /readyz waits for the webhook server
+        assert "before its webhook server listens" not in gaps
+
+
+def test_the_demo_banner_names_every_person_of_the_token_file() -> None:
+    sys.path.insert(0, str(ROOT / "hack"))
+    try:
+        import demo
+        from devenv.controlplane import OPERATOR_USER, USERS
+    finally:
+        sys.path.remove(str(ROOT / "hack"))
+    banner = demo.people(USERS)
+    for user, groups in USERS.items():
+        if user == OPERATOR_USER:
+            assert user not in banner
+        else:
+            assert f"{user} ({', '.join(groups)})" in banner
+    assert "dave (release-requesters, release-approvers)" in banner
