@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import uuid
 from pathlib import Path
 
@@ -10,15 +9,12 @@ import pytest
 import yaml
 
 from devenv.services import Registry, push_image
-from stella.cli.registry import register
+from stella.cli import main
 from stella.models.release import ReleaseSpec
 
 
 def stella(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="stella")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return main(argv)
 
 
 def test_release_create_from_tags_with_flags(
