@@ -127,10 +127,6 @@ _API_VERSION = (
     "write stella.io/v1alpha1."
 )
 _KIND = "Kind is the REST resource this object represents; write {kind}."
-_METADATA = (
-    "Standard object metadata: name{namespace}, labels, annotations "
-    "(kubectl explain {singular}.metadata)."
-)
 
 
 def _described(schema: dict[str, Any], fallback: str) -> dict[str, Any]:
@@ -151,7 +147,6 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
         model_schema(info.status),
         f"What the operator observed of the {info.kind}: written by the operator only.",
     )
-    namespace = " and namespace" if info.scope == "Namespaced" else ""
     schema: dict[str, Any] = {
         "type": "object",
         "description": info.description,
@@ -159,10 +154,9 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": _API_VERSION},
             "kind": {"type": "string", "description": _KIND.format(kind=info.kind)},
-            "metadata": {
-                "type": "object",
-                "description": _METADATA.format(namespace=namespace, singular=info.singular),
-            },
+            # Only `type` is allowed here: the API server describes ObjectMeta itself (and
+            # refuses a CRD whose metadata schema says more).
+            "metadata": {"type": "object"},
             "spec": spec_schema,
             "status": status_schema,
         },
