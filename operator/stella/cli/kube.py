@@ -264,7 +264,7 @@ def unknown_environment(name: str, environments: list[dict[str, Any]]) -> CliErr
 def _close_matches(name: str, names: list[str]) -> str:
     import difflib
 
-    return " or ".join(repr(m) for m in difflib.get_close_matches(name, names, n=2, cutoff=0.6))
+    return " or ".join(repr(m) for m in difflib.get_close_matches(name, names, n=1, cutoff=0.6))
 
 
 def require_environment(kube: Kube, name: str) -> dict[str, Any]:
