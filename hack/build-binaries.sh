@@ -26,10 +26,18 @@ export GOMAXPROCS="${GOMAXPROCS:-2}"
 
 log() { printf '[build-binaries] %s\n' "$*" >&2; }
 
+# Only a cold cache needs Go; say so plainly instead of "go: command not found".
+need_go() {
+  command -v go >/dev/null && return
+  log "Go 1.26+ is needed to build $1 once (cached in $CACHE afterwards): https://go.dev/dl/"
+  exit 1
+}
+
 build_k8s() {
   if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/kube-scheduler" ]]; then
     log "kubernetes $K8S_VERSION already cached in $BIN"; return
   fi
+  need_go kubernetes
   local src="$CACHE/src/k8s-$K8S_VERSION"
   mkdir -p "$src" "$BIN"
   local staging="v0${K8S_VERSION#v1}"
@@ -73,6 +81,7 @@ GO
 
 build_kwok() {
   if [[ -x "$KWOK_BIN/kwok" ]]; then log "kwok $KWOK_VERSION already cached"; return; fi
+  need_go kwok
   mkdir -p "$KWOK_BIN"
   log "building kwok $KWOK_VERSION"
   # kwok pins its own k8s.io versions; `go install` at a version uses its go.mod as is.
@@ -86,6 +95,7 @@ flock 9
 
 build_etcd() {
   if [[ -x "$ETCD_BIN/etcd" ]]; then log "etcd $ETCD_VERSION already cached"; return; fi
+  need_go etcd
   local src="$CACHE/src/etcd-$ETCD_VERSION"
   mkdir -p "$src" "$ETCD_BIN"
   printf 'module stella.local/etcdbuild\n\ngo 1.26\n' > "$src/go.mod"
@@ -101,6 +111,7 @@ build_etcd() {
 
 build_helm() {
   if [[ -x "$HELM_BIN/helm" ]]; then log "helm $HELM_VERSION already cached"; return; fi
+  need_go helm
   mkdir -p "$HELM_BIN"
   log "building helm $HELM_VERSION"
   GOBIN="$HELM_BIN" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
