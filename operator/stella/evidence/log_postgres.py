@@ -169,11 +169,57 @@ def install(
         raise LogUnavailable(f"cannot install the evidence log: {_safe(exc)}") from exc
 
 
+# What a person does about the PostgreSQL errors a reader or writer of the log meets.
+_BY_SQLSTATE = {
+    "28P01": "password authentication failed; set PGPASSWORD (or ~/.pgpass) for this role",
+    "28000": "the server refused this role (pg_hba.conf or a role without LOGIN)",
+    "3D000": "the database does not exist; check the database name in the URL",
+    "42P01": "the log table does not exist; create it with `stella evidence install-log`",
+    "3F000": "the log's schema does not exist; create it with `stella evidence install-log`",
+    "42501": "permission denied: this role may not use the log table (install-log creates "
+    "the writer role, and with --reader-role a role that may read it)",
+    "57P03": "the server is starting up or shutting down; retry in a moment",
+}
+_BY_TEXT = (  # libpq's connection failures carry no SQLSTATE, only text
+    ("password authentication failed", _BY_SQLSTATE["28P01"]),
+    ("no pg_hba.conf entry", _BY_SQLSTATE["28000"]),
+    ("database system is", _BY_SQLSTATE["57P03"]),
+    ('database "', _BY_SQLSTATE["3D000"]),  # database "x" does not exist
+    ("connection refused", "connection refused: is PostgreSQL running and listening there?"),
+    ("timeout expired", "the connection timed out: is the host reachable?"),
+    ("timed out", "the connection timed out: is the host reachable?"),
+    ("could not translate host name", "unknown host name"),
+    ("name or service not known", "unknown host name"),
+    ("name resolution", "unknown host name"),
+    ("no password supplied", "no password: set PGPASSWORD (or ~/.pgpass) for this role"),
+    ("does not exist", "the role does not exist; check the user in the URL"),
+)
+
+
 def _safe(exc: Exception) -> str:
-    """An error message without the DSN (which may hold a password)."""
-    return type(exc).__name__ + (
-        f" ({exc.sqlstate})" if isinstance(exc, psycopg.Error) and exc.sqlstate else ""
-    )
+    """What went wrong, for a person, without the DSN (which may hold a password): a
+    known SQLSTATE or libpq failure in words, else only the error's type."""
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state and state in _BY_SQLSTATE:
+            return _BY_SQLSTATE[state]
+        text = str(exc).lower()
+        for needle, words in _BY_TEXT:
+            if needle in text:
+                return words
+        return type(exc).__name__ + (f" ({state})" if state else "")
+    return type(exc).__name__
+
+
+def where(dsn: str) -> str:
+    """`user@host:port/db` of a DSN, never its password (for messages)."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "PostgreSQL"
+    user = f"{info['user']}@" if info.get("user") else ""
+    host = info.get("host") or "localhost"
+    return f"{user}{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
 
 
 _COLUMNS = "id, environment, seq, packet_id, digest, prev_digest, kind, recorded_at, envelope"
@@ -223,7 +269,15 @@ class PostgresLog:
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 self._drop()
                 raise LogUnavailable(
-                    f"evidence log (PostgreSQL) unavailable: cannot {what}: {_safe(exc)}",
+                    f"evidence log (PostgreSQL) unavailable: cannot {what} at "
+                    f"{where(self._dsn)}: {_safe(exc)}",
+                    retry_after=2,
+                ) from exc
+            except psycopg.Error as exc:
+                if what == "append":
+                    raise  # append() tells its conflicts apart
+                raise LogUnavailable(
+                    f"evidence log (PostgreSQL): cannot {what} at {where(self._dsn)}: {_safe(exc)}",
                     retry_after=2,
                 ) from exc
 

@@ -203,3 +203,26 @@ def test_against_the_api_server_an_environment_without_evidence_yet_is_fine(
         assert code == 0 and "prod#1" in out, out + err
     finally:
         custom.delete_cluster_custom_object("stella.io", "v1alpha1", "environments", fresh)
+
+
+def test_a_postgres_log_that_refuses_says_why_and_what_to_do(
+    evidence_db,
+    postgres,
+    capfd: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    """Never the full OperationalError, never the password of the URL."""
+    from stella.evidence.log_postgres import PostgresLog
+
+    wrong = postgres.dsn(
+        user="stella_evidence_writer", password="not-the-password", db=evidence_db.name
+    )
+    with pytest.raises(Exception) as info:
+        PostgresLog(wrong).entries()
+    message = getattr(info.value, "message", str(info.value))
+    assert "password authentication failed; set PGPASSWORD" in message
+    assert "not-the-password" not in message
+    assert f"stella_evidence_writer@127.0.0.1:{postgres.port}/{evidence_db.name}" in message
+    no_table = postgres.dsn(password="postgres")  # the server's own database: no log table
+    with pytest.raises(Exception) as info:
+        PostgresLog(no_table).entries()
+    assert "create it with `stella evidence install-log`" in getattr(info.value, "message", "")
