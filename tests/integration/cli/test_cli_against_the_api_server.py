@@ -216,3 +216,62 @@ def test_promote_of_a_misspelled_environment_is_refused_and_creates_nothing(
         kube.kubeconfig_for("admin"), "status", f"{test_namespace}/shop-1-4-2", "-o", "json"
     )
     assert res.returncode == 0 and json.loads(res.stdout)["spec"]["environments"] == path_of_three
+
+
+def test_promote_into_a_manual_environment_creates_one_action_the_schema_accepts(
+    kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str, path_of_three: list[str]
+) -> None:
+    """No operator runs in this tier: the Action stays Pending, so --wait times out (exit 1)."""
+    prod = path_of_three[2]
+    client.CustomObjectsApi(kube_admin).create_namespaced_custom_object(
+        G,
+        V,
+        test_namespace,
+        "releases",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Release",
+            "metadata": {"name": "shop-2"},
+            "spec": {
+                "version": "2.0.0",
+                "components": [
+                    {
+                        "name": "web",
+                        "image": f"127.0.0.1:5000/shop/web@{DIGEST}",
+                        "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                    }
+                ],
+                "environments": path_of_three,
+            },
+        },
+    )
+    before = {a["metadata"]["name"] for a in actions(kube_admin)}
+    res = stella(
+        kube.kubeconfig_for("admin"),
+        "promote",
+        f"{test_namespace}/shop-2",
+        prod,
+        "--reason",
+        "CAB-7",
+        "--wait",
+        "--timeout",
+        "1",
+    )
+    made = [a for a in actions(kube_admin) if a["metadata"]["name"] not in before]
+    try:
+        assert len(made) == 1, res.stdout + res.stderr
+        action = made[0]
+        assert action["metadata"]["name"].startswith(f"promote-{prod}-")
+        assert action["spec"] == {
+            "action": "Promote",
+            "environment": prod,
+            "release": f"{test_namespace}/shop-2",
+            "reason": "CAB-7",
+        }
+        assert res.stdout.startswith(f"Action {action['metadata']['name']} created: promote")
+        assert res.returncode == 1 and "still Pending after 1s" in res.stderr
+    finally:
+        for a in made:
+            client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(
+                G, V, "actions", a["metadata"]["name"]
+            )
