@@ -73,10 +73,11 @@ def kube_admin(kube: ControlPlane) -> client.ApiClient:
 
 @pytest.fixture(scope="session")
 def kube_as(kube: ControlPlane) -> dict[str, client.ApiClient]:
-    """An ApiClient per person of the token file: admin, alice, bob, carol, dave, erin."""
+    """An ApiClient per person of the token file: admin, alice, bob, carol, dave, erin,
+    frank (platform engineer)."""
     return {
         u: api_client_for(str(kube.kubeconfig), u)
-        for u in ("admin", "alice", "bob", "carol", "dave", "erin")
+        for u in ("admin", "alice", "bob", "carol", "dave", "erin", "frank")
     }
 
 

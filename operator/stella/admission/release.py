@@ -37,6 +37,7 @@ from stella.admission.base import (
     RELEASE_UNKNOWN_ENVIRONMENT,
     SCHEMA,
     SECRET_LITERAL,
+    UNAUTHORIZED_ACTION,
     AdmissionPolicy,
     Request,
     Snapshot,
@@ -241,7 +242,9 @@ def _rollback(
         of,
     )
     if problem is not None:
-        return deny(RELEASE_ROLLBACK_INVALID, clip(problem))
+        # A rollback skips the path's prerequisites: one that names what never ran here is
+        # an attempt around the gates, and counted as such.
+        return deny(RELEASE_ROLLBACK_INVALID, clip(problem), UNAUTHORIZED_ACTION)
     return None
 
 

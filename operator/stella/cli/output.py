@@ -186,7 +186,11 @@ def translate(exc: BaseException) -> tuple[str, int] | None:
         return unreachable, EXIT_UNAVAILABLE
     kind = type(exc).__name__
     module = type(exc).__module__
-    if kind == "ApiException" and module.startswith("kubernetes"):
+    # kubernetes 37 raises subclasses (ForbiddenException, NotFoundException, ...).
+    if any(
+        c.__name__ == "ApiException" and c.__module__.startswith("kubernetes")
+        for c in type(exc).__mro__
+    ):
         return api_error(exc)
     if kind == "ConfigException" and module.startswith("kubernetes"):
         return (

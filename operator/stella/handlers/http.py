@@ -15,6 +15,7 @@ def build_app(
     ready: asyncio.Event,
     webhook: tuple[str, int] | None = None,
     healthy: Callable[[], bool] = lambda: True,
+    synced: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
         # Unhealthy while the promotion engine is down (it is being restarted); a liveness
@@ -24,9 +25,15 @@ def build_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        # Ready only when the webhook server answers too: the API server fails closed on
-        # Stella's kinds, so routing traffic here earlier would refuse every request.
-        if ready.is_set() and (webhook is None or await _listening(*webhook)):
+        # Ready only when the webhook server answers and its view is synced: the API server
+        # fails closed on Stella's kinds, so routing traffic here earlier would refuse
+        # every request (admission decides nothing from an unsynced view).
+        if (
+            ready.is_set()
+            and synced()
+            and healthy()
+            and (webhook is None or await _listening(*webhook))
+        ):
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "starting"}, status=503)
 
@@ -56,8 +63,9 @@ async def serve(
     port: int,
     webhook: tuple[str, int] | None = None,
     healthy: Callable[[], bool] = lambda: True,
+    synced: Callable[[], bool] = lambda: True,
 ) -> web.AppRunner:
-    runner = web.AppRunner(build_app(ready, webhook, healthy), access_log=None)
+    runner = web.AppRunner(build_app(ready, webhook, healthy, synced), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

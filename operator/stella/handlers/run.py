@@ -15,6 +15,12 @@ from stella.settings import Settings
 log = logging.getLogger("stella")
 
 
+def _synced(memo: kopf.Memo) -> bool:
+    """The engine's view (which admission reads) holds a full LIST of every kind."""
+    controller = getattr(memo, "controller", None)
+    return controller is not None and bool(controller.view.synced)
+
+
 async def run(settings: Settings) -> None:
     # Registering handlers is an import side effect, done here so `import stella` stays cheap.
     import stella.handlers.main  # noqa: F401
@@ -36,6 +42,7 @@ async def run(settings: Settings) -> None:
         settings.http_port,
         webhook,
         healthy=lambda: bool(getattr(memo, "engine_healthy", True)),
+        synced=lambda: _synced(memo),
     )
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
     try:

@@ -253,3 +253,14 @@ def test_main_lets_a_bug_through(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_ctrl_c_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_main(monkeypatch, KeyboardInterrupt()) == 130
+
+
+def test_the_clients_status_subclasses_are_translated_too() -> None:
+    """kubernetes 37 raises ForbiddenException & co. (subclasses of ApiException): found by
+    the issue 9 e2e, where a 403 on `stella rollback` printed a traceback."""
+    from kubernetes.client.exceptions import ForbiddenException
+
+    exc = ForbiddenException(status=403, reason="Forbidden")
+    exc.body = '{"message": "releases.stella.io is forbidden: User \\"bob\\" cannot create"}'
+    err = refused("rollback", exc)
+    assert err.code == 1 and err.message.startswith("rollback refused: releases.stella.io")
