@@ -28,6 +28,9 @@ KWOK_VERSION = os.environ.get("KWOK_VERSION", "v0.7.0")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.6.16")
 CACHE = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
 HACK = Path(__file__).resolve().parent.parent
+KWOK_CONFIG = Path(__file__).resolve().parent / "kwok.yaml"
+# The node-lifecycle controller's patience; kwok's heartbeats (KWOK_CONFIG) come every 10 s.
+NODE_MONITOR_GRACE_SECONDS = 60
 
 OPERATOR_USER = "system:serviceaccount:stella-system:stella-operator"
 
@@ -236,6 +239,10 @@ class ControlPlane:
                     # cluster without cloud, storage or node IPAM needs only these.
                     "--controllers=" + ",".join(KCM_CONTROLLERS),
                     "--concurrent-deployment-syncs=5",
+                    # kwok renews each fake node's Lease every 10 s and its status every
+                    # 10-15 s (kwok.yaml): six missed renewals before a node is NotReady.
+                    "--node-monitor-period=5s",
+                    f"--node-monitor-grace-period={NODE_MONITOR_GRACE_SECONDS}s",
                     "--v=1",
                 ],
                 logs / "kube-controller-manager.log",
@@ -262,6 +269,8 @@ class ControlPlane:
                 "kwok",
                 [
                     str(bins["kwok"]),
+                    # Node leases and a short status heartbeat; see the file for why.
+                    f"--config={KWOK_CONFIG}",
                     f"--kubeconfig={admin_cfg}",
                     "--manage-all-nodes=true",
                     f"--server-address={LOOPBACK}:{self.ports['kwok']}",
