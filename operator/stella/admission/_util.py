@@ -68,14 +68,10 @@ def loc_str(loc: Sequence[int | str]) -> str:
 
 
 def first_error(exc: ValidationError, prefix: str = "spec") -> str:
-    """The first pydantic error as `<where>: <what>`; never echoes the input value."""
-    errors = exc.errors(include_url=False, include_input=False)
-    if not errors:
-        return f"{prefix} is not valid"
-    err = errors[0]
-    where = loc_str([prefix, *err.get("loc", ())])
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return clip(f"{where}: {err.get('msg', 'invalid')}{more}")
+    """The pydantic errors as `<where>: <what>; <what to do>`; never echoes the input."""
+    from stella.models.errors import human_errors
+
+    return clip(human_errors(exc, prefix))
 
 
 def schema_message(kind: str, exc: ValidationError, prefix: str = "spec") -> str:

@@ -160,7 +160,8 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
             )
         if req.user.same_person(requester):
             what = (
-                "to stop your own Release, ask an approver to reject it"
+                "to stop your own Release, ask an approver to reject it, or create a newer "
+                "Release: it supersedes this one wherever it has not started deploying"
                 if spec.decision == "Reject"
                 else "ask another approver"
             )
@@ -277,7 +278,7 @@ def _delete(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
         return allow()
     release = mapping(spec_of(req.old)).get("release")
     current = snap.releases.get((namespace, release)) if isinstance(release, str) else None
-    binding = recorded_binding(req.old or {})
+    binding = recorded_binding(mapping(req.old))
     if current is None or binding is None or not binding.matches(current):
         return allow()  # it binds nothing any more: its Release is gone or was re-created
     return deny(

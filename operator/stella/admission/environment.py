@@ -70,7 +70,7 @@ def validate_environment(req: Request, snap: Snapshot, policy: AdmissionPolicy) 
         problems = invalid_windows(spec.freeze_windows)
         if problems:
             text = "; ".join(message for _, message in problems)
-            return deny(ENVIRONMENT_FREEZE_WINDOW, clip(f"spec.freezeWindows: {text}"))
+            return deny(ENVIRONMENT_FREEZE_WINDOW, clip(text))
     warnings: list[str] = []
     if not spec.allowed_registries:
         warnings.append(

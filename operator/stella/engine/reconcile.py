@@ -33,6 +33,7 @@ from stella.evidence.errors import EvidenceError
 from stella.k8s import events
 from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
+from stella.models.errors import human_errors
 from stella.models.release import TERMINAL_PHASES, EnvironmentProgress, WorkloadImage
 from stella.policy import (
     ApprovalFact,
@@ -85,7 +86,7 @@ class Reconciler:
             spec = ReleaseSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             await self._write_invalid(
-                key, body, f"the Release spec is invalid: {exc.errors()[0]['msg']}"
+                key, body, f"the Release spec is invalid: {human_errors(exc)}"
             )
             return None
         status = ReleaseStatus.model_validate(body.get("status") or {})
