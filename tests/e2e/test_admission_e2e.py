@@ -390,7 +390,7 @@ def test_release_rules(world: World) -> None:
     )
 
     # The requester cannot be changed afterwards: alice may not even patch (RBAC), and
-    # admin, whom RBAC lets through, is refused by admission.
+    # admin, whom RBAC lets through, is refused by admission (so is the operator: issue 9).
     patch = {"metadata": {"annotations": {"stella.io/requester": forged}}}
     refused_by_rbac(
         lambda: world.crd("alice").patch_namespaced_custom_object(
@@ -403,7 +403,7 @@ def test_release_rules(world: World) -> None:
             G, V, shop.release_ns, "releases", "r-ok", patch
         ),
         "identity.tampering",
-        ("only Stella's operator may change it", "revert the change"),
+        ("never change", "revert the change"),
         webhook="validate-release",
         signal="IdentityTampering",
         event_on=(shop.release_ns, "r-ok"),
@@ -541,7 +541,8 @@ def test_approval_rules(world: World) -> None:
         event_on=(ns, name),
     )
 
-    # Nobody deletes a decision but the operator.
+    # Nobody deletes a decision that still binds its Release: not bob (RBAC), not admin
+    # (admission), not the operator (no such power since issue 9: RBAC).
     refused_by_rbac(
         lambda: world.crd("bob").delete_namespaced_custom_object(G, V, ns, "approvals", name),
         "delete",
@@ -549,23 +550,14 @@ def test_approval_rules(world: World) -> None:
     ledger.denied(
         lambda: world.crd("admin").delete_namespaced_custom_object(G, V, ns, "approvals", name),
         "approval.delete",
-        ("cannot be deleted by admin", "only Stella's operator removes Approvals"),
+        ("cannot be deleted by admin", "create a Reject"),
         webhook="validate-approval",
         signal="ApprovalTampering",
         event_on=(ns, name),
     )
     operator = client.CustomObjectsApi(api_client_for(str(world.kube.kubeconfig), OPERATOR_CONTEXT))
-    operator.delete_namespaced_custom_object(G, V, ns, "approvals", name)
-    eventually(
-        lambda: (
-            not any(
-                a["metadata"]["name"] == name
-                for a in world.crd("admin").list_namespaced_custom_object(G, V, ns, "approvals")[
-                    "items"
-                ]
-            )
-        ),
-        what="the Approval deleted by the operator to be gone",
+    refused_by_rbac(
+        lambda: operator.delete_namespaced_custom_object(G, V, ns, "approvals", name), "delete"
     )
 
     # Withdrawing consent stays possible: carol approves, then her Reject is admitted

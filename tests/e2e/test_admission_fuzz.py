@@ -88,6 +88,8 @@ def target(
             "allowedRegistries": [ALLOWED_REGISTRY],
             "releaseNamespaces": {"matchLabels": {"team": "shop"}},
             "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
+            # A person promotes (so a fuzzed Promote Action can be admitted).
+            "autoPromote": False,
         }
         admin.create_cluster_custom_object(
             G,
@@ -501,6 +503,10 @@ def assert_valid_release(obj: dict[str, Any]) -> None:
     assert who["username"] == "alice", who
 
 
+def release_copy(body: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{G}/{V}", "kind": "Release", "spec": body["spec"]}
+
+
 def assert_valid_approval(obj: dict[str, Any]) -> None:
     ApprovalSpec.model_validate(obj["spec"])
     who = json.loads(obj["metadata"]["annotations"]["stella.io/approver"])
@@ -551,8 +557,22 @@ def test_fuzzed_approvals_never_5xx_and_never_store_invalid(
     assert_valid_approval(made)
     event("admitted")
     if data.draw(st.integers(0, 3), label="for real") == 0:
-        stored = send(
-            lambda: target.bob.create_namespaced_custom_object(G, V, target.ns, "approvals", body)
+        # Against a Release of its own: once stored, bob has decided on it, and the shared
+        # base Release must stay undecided for the next example.
+        fresh = f"fz-{uuid.uuid4().hex[:8]}"
+        base = target.admin.get_namespaced_custom_object(G, V, target.ns, "releases", "base")
+        target.alice.create_namespaced_custom_object(
+            G, V, target.ns, "releases", {**release_copy(base), "metadata": {"name": fresh}}
+        )
+        body = {**body, "spec": {**body["spec"], "release": fresh}}
+        stored = eventually(
+            lambda: send(
+                lambda: target.bob.create_namespaced_custom_object(
+                    G, V, target.ns, "approvals", body
+                )
+            ),
+            what="the approval of a fresh Release",
+            timeout=10,
         )
         if stored is None:
             return
@@ -560,5 +580,106 @@ def test_fuzzed_approvals_never_5xx_and_never_store_invalid(
         assert_valid_approval(
             target.admin.get_namespaced_custom_object(G, V, target.ns, "approvals", name)
         )
-        # Only the operator may delete an Approval.
-        target.operator.delete_namespaced_custom_object(G, V, target.ns, "approvals", name)
+        # Nobody deletes an Approval while it binds its Release (not even the operator).
+        with pytest.raises(ApiException):
+            target.operator.delete_namespaced_custom_object(G, V, target.ns, "approvals", name)
+
+
+# ---- issue 9: stamps in annotations, and Actions ---------------------------------------------
+STAMPS = [
+    "stella.io/requester",
+    "stella.io/approver",
+    "stella.io/actor",
+    "stella.io/bound-to",
+    "stella.io/rollback",
+    "stella.io/rollback-of",
+    "stella.io/promote",
+    "stella.io/clear-halt",
+]
+stamp_values = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            json.dumps({"username": "bob", "uid": "", "groups": ["release-approvers"]}),
+            json.dumps({"username": "alice", "uid": "", "groups": []}),
+            json.dumps({"uid": "x", "specDigest": "sha256:" + "0" * 64}),
+            json.dumps({"of": "a/b", "uid": "x", "environment": "prod"}),
+            "base",
+            "2099-01-01T00:00:00Z forged",
+        ]
+    ),
+)
+annotations = st.dictionaries(st.sampled_from(STAMPS), stamp_values, max_size=3)
+
+
+@st.composite
+def action_bodies(draw: st.DrawFn, ns: str, rel: str, env: str) -> dict[str, Any]:
+    rough = draw(st.booleans(), label="rough")
+    kind = draw(
+        pick(rough, st.sampled_from(["Promote", "ClearHalt", "Suspend", "Resume"]), junk),
+        label="action",
+    )
+    spec: dict[str, Any] = {
+        "action": kind,
+        "environment": draw(pick(rough, st.just(env), bad_name)),
+        "reason": draw(pick(rough, st.sampled_from(["INC-1", "CAB-2"]), bad_text)),
+    }
+    if kind == "Promote" or draw(st.integers(0, 9)) == 0:
+        spec["release"] = draw(pick(rough, st.just(f"{ns}/{rel}"), bad_name))
+    body: dict[str, Any] = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Action",
+        "metadata": {"generateName": "fz-", "annotations": draw(annotations)},
+        "spec": damaged(draw, rough, spec),
+    }
+    return body
+
+
+def assert_valid_action(obj: dict[str, Any]) -> None:
+    from stella.models.action import ActionSpec
+
+    ActionSpec.model_validate(obj["spec"])
+    ann = obj["metadata"]["annotations"]
+    assert json.loads(ann["stella.io/actor"])["username"] == "bob", ann
+    assert "stella.io/requester" not in ann and "stella.io/approver" not in ann, ann
+    if obj["spec"]["action"] == "Promote":
+        assert json.loads(ann["stella.io/bound-to"])["specDigest"].startswith("sha256:")
+    else:
+        assert "stella.io/bound-to" not in ann, ann
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_actions_never_5xx_and_never_store_invalid(
+    target: Target, data: st.DataObject
+) -> None:
+    body = data.draw(action_bodies(target.ns, target.release, target.env), label="action")
+    made = send(
+        lambda: target.bob.create_cluster_custom_object(G, V, "actions", body, dry_run="All")
+    )
+    if made is None:
+        return
+    assert_valid_action(made)
+    event("admitted")
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzzed_stamps_on_releases_are_refused_unless_they_are_stellas(
+    target: Target, data: st.DataObject
+) -> None:
+    base = release(f"{ALLOWED_REGISTRY}/shop/web@sha256:{'b' * 64}", [target.env])
+    body = {**base, "metadata": {"generateName": "fz-", "annotations": data.draw(annotations)}}
+    made = send(
+        lambda: target.alice.create_namespaced_custom_object(
+            G, V, target.ns, "releases", body, dry_run="All"
+        )
+    )
+    if made is None:
+        return
+    assert_valid_release(made)
+    ann = made["metadata"]["annotations"]
+    # Nothing was ever deployed in the fuzz Environment: no rollback can be admitted.
+    assert "stella.io/rollback" not in ann and "stella.io/rollback-of" not in ann, ann
+    assert not {"stella.io/approver", "stella.io/actor", "stella.io/bound-to"} & set(ann), ann
+    event("admitted")

@@ -74,7 +74,7 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(
         text=True,
         check=True,
     )
-    assert "approved rel-1" in out.stdout
+    assert f"approved {shop.release_ns}/rel-1" in out.stdout
     shop.wait_phase("rel-1", "staging", "Deployed")
     assert shop.deployed_image("staging") == image
 
