@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
-from devenv.proc import Process, free_port, kill_pidfile, port_open, wait_until  # noqa: E402
+from devenv.proc import Process, free_port, http_ok, kill_pidfile, port_open, wait_until  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import make_serving_cert, register  # noqa: E402
 
@@ -118,7 +118,14 @@ def up() -> int:
         },
     ).start()
     (STATE / "operator.pid").write_text(str(op.pid))
-    wait_until(lambda: port_open(hook_port) and port_open(http_port), 60, "operator", op.log)
+    # /readyz answers once the operator has read every Release, Environment and Approval:
+    # before that its admission refuses to decide (fails closed), so nothing is applied yet.
+    wait_until(
+        lambda: port_open(hook_port) and http_ok(f"http://127.0.0.1:{http_port}/readyz"),
+        120,
+        "operator /readyz",
+        op.log,
+    )
     register(cp, ca, hook_port)
     print(f"    metrics at http://127.0.0.1:{http_port}/metrics; log in {op.log}")
 

@@ -26,6 +26,17 @@ def port_open(port: int, host: str = LOOPBACK) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def http_ok(url: str) -> bool:
+    """True when a GET of url answers 200 (e.g. a /readyz); False on any error."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def wait_until(
     check: Callable[[], bool], timeout: float, what: str, log: Path | None = None
 ) -> None:
