@@ -280,17 +280,27 @@ def test_promote_is_an_authorized_action_that_names_who_promoted(
 ) -> None:
     dev = shop.environment("dev", autoPromote=False)
     image = shop.image("3.0")
-    # A requester writing the old annotation at create time promotes nothing.
-    body = rel_body("rel-p", image, [dev], **{"stella.io/promote": dev})
-    client.CustomObjectsApi(shop.users["alice"]).create_namespaced_custom_object(
-        G, V, shop.release_ns, "releases", body
+    # A requester writing the old annotation at create time is refused, and told the way.
+    before = metric(stella, "stella_security_events_total", signal="ForgedIdentity")
+    alice = client.CustomObjectsApi(shop.users["alice"])
+    msg = refused(
+        lambda: alice.create_namespaced_custom_object(
+            G,
+            V,
+            shop.release_ns,
+            "releases",
+            rel_body("rel-x", image, [dev], **{"stella.io/promote": dev}),
+        )
     )
-    waiting = shop.wait_phase("rel-p", "dev", "Pending")
+    assert "stella promote" in msg
+    assert metric(stella, "stella_security_events_total", signal="ForgedIdentity") > before
+    alice.create_namespaced_custom_object(
+        G, V, shop.release_ns, "releases", rel_body("rel-p", image, [dev])
+    )
     eventually(lambda: shop.progress("rel-p", "dev").get("reason") == "AwaitingPromotion")
     time.sleep(3)
     assert shop.phase("rel-p", "dev") == "Pending"
     assert shop.deployed_image("dev") != image
-    del waiting
 
     # alice holds no `promote` verb (nor may she create Actions): refused.
     out = stella_as(kube, "alice", "promote", f"{shop.release_ns}/rel-p", dev)
@@ -395,22 +405,25 @@ def test_only_a_person_with_clear_halt_lifts_a_halt_and_evidence_names_them(
     halt(shop.admin, env)
     eventually(lambda: shop.environment_status("dev").get("halted"), what="halted")
     admin = client.CustomObjectsApi(shop.admin)
-    # The old way: a client-chosen time in the future and a claimed clearer. Ignored.
-    admin.patch_cluster_custom_object(
-        G,
-        V,
-        "environments",
-        env,
-        {
-            "metadata": {
-                "annotations": {
-                    "stella.io/clear-halt": "2099-01-01T00:00:00Z forged",
-                    "stella.io/cleared-by": "bob",
+    # The old way, a client-chosen time in the future and a claimed clearer: refused, even
+    # for admin, whom RBAC lets patch Environments.
+    msg = refused(
+        lambda: admin.patch_cluster_custom_object(
+            G,
+            V,
+            "environments",
+            env,
+            {
+                "metadata": {
+                    "annotations": {
+                        "stella.io/clear-halt": "2099-01-01T00:00:00Z forged",
+                        "stella.io/cleared-by": "bob",
+                    }
                 }
-            }
-        },
+            },
+        )
     )
-    time.sleep(4)
+    assert "stella env clear" in msg
     assert shop.environment_status("dev").get("halted")
     # bob (an approver) holds no `clear-halt`: refused and counted.
     before = metric(stella, "stella_security_events_total", signal="UnauthorizedAction")

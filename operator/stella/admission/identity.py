@@ -51,6 +51,16 @@ IDENTITY_KEYS: frozenset[str] = frozenset(IDENTITY_ANNOTATIONS.values())
 STAMP_KEYS: frozenset[str] = IDENTITY_KEYS | {BINDING_ANNOTATION, ROLLBACK_STAMP}
 # Requests a client writes at CREATE and nobody changes afterwards (a stamp derives from it).
 REQUEST_KEYS: frozenset[str] = frozenset({ROLLBACK_OF})
+# Annotations that were once read as requests, before actions were authorized: writing one
+# now is an attempt to act without the verb, refused with the way that works.
+RETIRED_REQUESTS: Mapping[str, str] = {
+    "stella.io/promote": "promotions are Actions authorized by the `promote` verb: run "
+    "`stella promote NS/RELEASE ENV`",
+    "stella.io/clear-halt": "halts are cleared by Actions authorized by the `clear-halt` verb: "
+    "run `stella env clear ENV --reason ...`",
+    "stella.io/cleared-by": "who cleared a halt is recorded by Stella from the API server: run "
+    "`stella env clear ENV --reason ...`",
+}
 ROLE_OF_KIND: Mapping[str, Role] = {
     "Release": "requester",
     "Approval": "approver",
@@ -196,6 +206,20 @@ def identity_changes(old: Body | None, new: Body | None) -> list[str]:
         if old_lab.get(key) != new_lab.get(key):
             changed.append(f"metadata.labels[{key}]")
     return changed
+
+
+def retired_request(req: Request) -> Verdict | None:
+    """A retired request annotation written (at CREATE, or added/changed at UPDATE)."""
+    new, old = annotations_of(req.obj), annotations_of(req.old)
+    for key in sorted(RETIRED_REQUESTS):
+        if key in new and (req.operation == "CREATE" or new.get(key) != old.get(key)):
+            return deny(
+                IDENTITY_FORGED,
+                f"metadata.annotations[{key}] is not honoured and not allowed: "
+                f"{RETIRED_REQUESTS[key]}; remove the annotation",
+                FORGED_IDENTITY,
+            )
+    return None
 
 
 def mutate_identity(req: Request, snap: Snapshot) -> Verdict:

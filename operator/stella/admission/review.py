@@ -26,7 +26,7 @@ from stella.admission.base import (
     deny,
 )
 from stella.admission.environment import validate_environment
-from stella.admission.identity import mutate_identity
+from stella.admission.identity import mutate_identity, retired_request
 from stella.admission.release import validate_release
 from stella.admission.workloads import validate_workload
 
@@ -66,6 +66,10 @@ def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     rule = VALIDATORS.get(req.kind)
     if rule is None:
         return allow()
+    if req.kind in ("Release", "Environment") and req.operation in ("CREATE", "UPDATE"):
+        retired = _guarded(lambda r, _s, _p: retired_request(r) or allow(), req, snap, policy)
+        if not retired.allowed:
+            return retired
     if needs_view(req) and not snap.synced:
         return not_synced(req)
     return _guarded(rule, req, snap, policy)

@@ -284,3 +284,22 @@ def test_nothing_that_needs_other_objects_is_decided_before_the_view_is_synced(
     # An UPDATE compares old and new only: decided as usual.
     stored = release_body()
     assert validate(update("Release", stored, stored, ALICE), view, POLICY).allowed
+
+
+@pytest.mark.parametrize(
+    "key", ["stella.io/promote", "stella.io/clear-halt", "stella.io/cleared-by"]
+)
+def test_the_retired_request_annotations_are_refused_with_the_way_that_works(key: str) -> None:
+    body = release_body(extra_annotations={key: "prod"})
+    verdict = validate(create("Release", body, ALICE), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "identity.forged"
+    assert verdict.security_signal == "ForgedIdentity" and "stella " in verdict.message
+    env = environment_body("prod")
+    changed = copy.deepcopy(env)
+    changed["metadata"]["annotations"] = {key: "2099-01-01T00:00:00Z x"}
+    verdict = validate(update("Environment", env, changed, OPERATOR_ID), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "identity.forged"
+    # An object that already carries one (from before) may still be edited otherwise.
+    same = copy.deepcopy(changed)
+    same["metadata"]["labels"] = {"x": "y"}
+    assert validate(update("Environment", changed, same, OPERATOR_ID), world(), POLICY).allowed
