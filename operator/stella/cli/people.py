@@ -8,6 +8,7 @@ approve that Environment; the operator decides whether it counts.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from stella import API_VERSION
@@ -53,8 +54,25 @@ the person who requested a Release can never approve it.
 # --- status -------------------------------------------------------------------------------
 
 
-def release_rows(rel: dict[str, Any]) -> list[list[str]]:
+LIVE = " (live)"
+
+
+def live_releases(environments: list[dict[str, Any]]) -> dict[str, str]:
+    """Environment name -> the Release running there (``status.currentRelease``,
+    NAMESPACE/NAME): of the Releases that say ``Deployed`` somewhere, the one that is live."""
+    return {
+        e["metadata"]["name"]: str(current)
+        for e in environments
+        if (current := (e.get("status") or {}).get("currentRelease"))
+    }
+
+
+def release_rows(rel: dict[str, Any], live: Mapping[str, str] | None = None) -> list[list[str]]:
+    """A row per environment; the phase of the environment where this Release is the one
+    running now (``live``: environment -> NAMESPACE/NAME) is marked ``(live)``."""
     spec, st = rel.get("spec") or {}, rel.get("status") or {}
+    meta = rel.get("metadata") or {}
+    key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
     rows = []
     for env in st.get("environments") or []:
         approvals = ", ".join(
@@ -65,7 +83,8 @@ def release_rows(rel: dict[str, Any]) -> list[list[str]]:
         rows.append(
             [
                 env.get("name", "?"),
-                env.get("phase", "?"),
+                env.get("phase", "?")
+                + (LIVE if (live or {}).get(env.get("name", "")) == key else ""),
                 env.get("reason") or "-",
                 approvals or "-",
                 env.get("message", ""),
@@ -79,7 +98,7 @@ def release_rows(rel: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def status_text(releases: list[dict[str, Any]]) -> str:
+def status_text(releases: list[dict[str, Any]], live: Mapping[str, str] | None = None) -> str:
     blocks = []
     for rel in releases:
         meta, spec, st = rel["metadata"], rel.get("spec") or {}, rel.get("status") or {}
@@ -93,9 +112,23 @@ def status_text(releases: list[dict[str, Any]]) -> str:
         blocks.append(
             head
             + "\n"
-            + table(release_rows(rel), ["ENVIRONMENT", "PHASE", "REASON", "APPROVED BY", "MESSAGE"])
+            + table(
+                release_rows(rel, live),
+                ["ENVIRONMENT", "PHASE", "REASON", "APPROVED BY", "MESSAGE"],
+            )
         )
     return "\n\n".join(blocks)
+
+
+def _live(kube: Kube) -> dict[str, str]:
+    """What runs where, for the ``(live)`` marker; none when you may not list
+    Environments (the marker is a hint, the status is the answer)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return live_releases(kube.list("environments"))
+    except ApiException:
+        return {}
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -107,7 +140,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         rel = kube.find("releases", name, ns.name)
         if rel is None:
             raise release_not_found(name, ns)
-        emit(args.output, rel, lambda: status_text([rel]))
+        emit(args.output, rel, lambda: status_text([rel], _live(kube)))
         return EXIT_OK
     if args.all_namespaces:
         items = kube.list("releases")
@@ -120,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not items and args.output == "table":
         print(f"no Releases in {where}")
         return EXIT_OK
-    emit(args.output, k8s_list(items), lambda: status_text(items))
+    emit(args.output, k8s_list(items), lambda: status_text(items, _live(kube)))
     return EXIT_OK
 
 
