@@ -64,9 +64,10 @@ cannot be read); 3 a source could not be reached (the API server, PostgreSQL).
 """
 
 NO_LOG = (
-    "no external log given: pass --log with the log the operator writes (its "
-    "STELLA_EVIDENCE_LOG), e.g. --log postgresql://READER@HOST:5432/DB with PGPASSWORD set, "
-    "or --log /path/evidence.jsonl; or set STELLA_EVIDENCE_LOG"
+    "no external log given, and the operator in {namespace} has not published where it "
+    "writes one: pass --log with the log the operator writes (its STELLA_EVIDENCE_LOG), e.g. "
+    "--log postgresql://READER@HOST:5432/DB with PGPASSWORD set, or --log "
+    "/path/evidence.jsonl; or set STELLA_EVIDENCE_LOG"
 )
 
 
@@ -98,7 +99,8 @@ def register(
             default=os.environ.get("STELLA_EVIDENCE_LOG", ""),
             metavar="URL",
             help="external log: postgresql://user@host/db or a .jsonl path "
-            "(default: $STELLA_EVIDENCE_LOG)",
+            "(default: $STELLA_EVIDENCE_LOG, else the log the operator publishes in "
+            "--namespace)",
         )
         if bundle:
             p.add_argument(
@@ -298,6 +300,28 @@ def _check_log_path(log: str) -> None:
         )
 
 
+def published_log(locators: tuple[str, ...], namespace: str) -> str:
+    """The log the operator says it writes (its published locator), when --log is not
+    given; said on stderr so that you know what was read."""
+    if not locators:
+        raise CliError(NO_LOG.format(namespace=namespace), EXIT_USAGE)
+    if len(locators) > 1:
+        raise CliError(
+            f"the operator in {namespace} has written to {len(locators)} logs over time "
+            f"({', '.join(locators)}): pass the one to check with --log",
+            EXIT_USAGE,
+        )
+    (locator,) = locators
+    if not locator.startswith(("postgresql://", "postgres://")) and not Path(locator).is_file():
+        raise CliError(
+            f"the operator in {namespace} writes its log to {locator}, which is not a file "
+            "here (it is on the operator's machine or volume): copy it, or pass --log",
+            EXIT_USAGE,
+        )
+    print(f"log: {locator} (published by the operator in {namespace})", file=sys.stderr)
+    return locator
+
+
 def load_sources(args: argparse.Namespace) -> Sources:
     """Read keys, ConfigMaps and log entries from a bundle or from the cluster + log."""
     from stella.evidence.bundle import read_bundle
@@ -313,18 +337,19 @@ def load_sources(args: argparse.Namespace) -> Sources:
             raise source_error(exc, f"cannot read the bundle {args.bundle}") from None
         problems = [Finding("log-malformed", p, "log line does not parse") for p in b.log_problems]
         return Sources(b.keys, b.configmaps, b.log, problems, b.namespace)
-    if not args.log:
-        raise CliError(NO_LOG, EXIT_USAGE)
-    _check_log_path(args.log)
+    if args.log:
+        _check_log_path(args.log)  # before any connection: a wrong path is your typo
     try:
         store = ConfigMapStore(_api_client(args), args.namespace)
         keys, configmaps = store.published_keys(), store.list()
+        published = () if args.log else store.log_locators()
     except Exception as exc:
         raise source_error(
             exc, f"cannot read the evidence ConfigMaps in {args.namespace}"
         ) from None
+    log_url = args.log or published_log(published, args.namespace)
     try:
-        log = open_log(args.log)
+        log = open_log(log_url)
         try:
             entries = log.entries()
             problems = []

@@ -41,6 +41,11 @@ class JsonlLog:
             raise LogUnavailable(f"cannot open evidence log {self.path}: {exc.strerror}") from exc
         self._fd = fd
 
+    @property
+    def locator(self) -> str:
+        """The file's absolute path (where a verifier on the same machine reads it)."""
+        return str(self.path.absolute())
+
     def _refresh(self) -> None:
         """Read lines other writers appended since we last looked (call under a lock)."""
         size = os.fstat(self._fd).st_size

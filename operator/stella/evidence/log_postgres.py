@@ -222,6 +222,17 @@ def where(dsn: str) -> str:
     return f"{user}{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
 
 
+def locator(dsn: str) -> str:
+    """``postgresql://host:port/db`` of a DSN: where the log is, for anyone to read with
+    their own user and password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "postgresql://localhost:5432/"
+    host = info.get("host") or "localhost"
+    return f"postgresql://{host}:{info.get('port') or 5432}/{info.get('dbname') or ''}"
+
+
 _COLUMNS = "id, environment, seq, packet_id, digest, prev_digest, kind, recorded_at, envelope"
 
 
@@ -250,6 +261,12 @@ class PostgresLog:
         self._timeout = connect_timeout
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
+
+    @property
+    def locator(self) -> str:
+        """``postgresql://host:port/db``: no user (the writer's is not the reader's), no
+        password."""
+        return locator(self._dsn)
 
     def __repr__(self) -> str:  # never the DSN: it may carry a password
         return f"PostgresLog(table={self._table.as_string(None)})"

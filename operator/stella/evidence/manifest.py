@@ -7,6 +7,11 @@ server itself refuses a second packet at the same place in a chain:
 * ``stella-evidence-cluster-<sequence>`` for cluster-scoped events (agents).
 
 Published public keys: one immutable ConfigMap per key, ``stella-evidence-key-<hash>``.
+
+Where the external log is: one immutable ConfigMap per log the operator was configured
+with, ``stella-evidence-log-<hash>``, data ``log`` = a locator without any secret (a file
+path, or ``postgresql://host:port/db`` without user or password), so that ``stella
+evidence verify`` finds the log without a ``--log``.
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ A_KEY_ID = PREFIX + "key-id"
 DATA_ENVELOPE = "envelope.json"
 DATA_KEY_PEM = "public.pem"
 DATA_KEY_ID = "keyid"
+DATA_LOG = "log"
 
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "stella", "app.kubernetes.io/part-of": "stella"}
 PACKET_SELECTOR = f"{L_EVIDENCE}=packet"
 KEY_SELECTOR = f"{L_EVIDENCE}=key"
+LOG_SELECTOR = f"{L_EVIDENCE}=log"
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -135,4 +142,24 @@ def key_manifest(key_id: str, pem: str, namespace: str) -> dict[str, Any]:
         },
         "immutable": True,
         "data": {DATA_KEY_ID: key_id, DATA_KEY_PEM: pem},
+    }
+
+
+def log_configmap_name(locator: str) -> str:
+    return "stella-evidence-log-" + hashlib.sha256(locator.encode()).hexdigest()[:20]
+
+
+def log_manifest(locator: str, namespace: str) -> dict[str, Any]:
+    """Where the operator's external log is (never a password: see ``locator`` of the
+    logs)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": log_configmap_name(locator),
+            "namespace": namespace,
+            "labels": {**COMMON_LABELS, L_EVIDENCE: "log"},
+        },
+        "immutable": True,
+        "data": {DATA_LOG: locator},
     }

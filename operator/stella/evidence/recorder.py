@@ -117,11 +117,17 @@ class Recorder:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def publish_keys(self) -> None:
-        """Publish the signer's public keys (current and retired) as ConfigMaps."""
+        """Publish the signer's public keys (current and retired) as ConfigMaps, and where
+        the external log is (no secret in it), so ``stella evidence verify`` needs no
+        ``--log``."""
         keys = self.signer.public_keys()
         if set(keys) - self._published:
             self.store.publish_keys(keys)
             self._published |= set(keys)
+        locator = self.log.locator
+        if locator and locator not in self._published:
+            self.store.publish_log_locator(locator)
+            self._published.add(locator)
 
     def record(self, event: EvidenceEvent) -> RecordedPacket:
         chain = chain_of(event.environment)

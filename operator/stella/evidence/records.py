@@ -87,6 +87,12 @@ class StoredPacket:
 
 
 class EvidenceLog(Protocol):
+    @property
+    def locator(self) -> str | None:
+        """Where this log is, with no secret in it (a file path, or
+        ``postgresql://host:port/db``): published so a verifier can find it."""
+        ...
+
     def head(self, chain: str) -> LogEntry | None:
         """The entry with the highest sequence of the chain, or None for an empty chain."""
         ...
@@ -119,3 +125,9 @@ class PacketStore(Protocol):
         ...
 
     def published_keys(self) -> dict[str, str]: ...
+
+    def publish_log_locator(self, locator: str) -> None:
+        """Say where the external log is (see EvidenceLog.locator); never removes one."""
+        ...
+
+    def log_locators(self) -> tuple[str, ...]: ...

@@ -22,12 +22,15 @@ from stella.evidence.manifest import (
     DATA_ENVELOPE,
     DATA_KEY_ID,
     DATA_KEY_PEM,
+    DATA_LOG,
     KEY_SELECTOR,
+    LOG_SELECTOR,
     PACKET_SELECTOR,
     chain_selector,
     configmap_manifest,
     key_configmap_name,
     key_manifest,
+    log_manifest,
 )
 from stella.evidence.records import StoredPacket
 
@@ -144,3 +147,15 @@ class ConfigMapStore:
             if key_id and data.get(DATA_KEY_PEM):
                 keys[str(key_id)] = str(data[DATA_KEY_PEM])
         return keys
+
+    def publish_log_locator(self, locator: str) -> None:
+        """Say where the external log is (create-only; the same locator again is a no-op)."""
+        self._create(log_manifest(locator, self.namespace))
+
+    def log_locators(self) -> tuple[str, ...]:
+        """Every log locator published here, oldest first."""
+        cms = sorted(
+            self._list(LOG_SELECTOR),
+            key=lambda cm: (str(cm.metadata.creation_timestamp or ""), cm.metadata.name),
+        )
+        return tuple(str(loc) for cm in cms if (loc := (cm.data or {}).get(DATA_LOG)))

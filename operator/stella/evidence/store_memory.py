@@ -16,6 +16,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.packets: dict[str, StoredPacket] = {}
         self.keys: dict[str, str] = {}
+        self.locators: list[str] = []
         self._lock = threading.Lock()
 
     def put(self, packet: StoredPacket) -> None:
@@ -47,9 +48,19 @@ class MemoryStore:
     def published_keys(self) -> dict[str, str]:
         return dict(self.keys)
 
+    def publish_log_locator(self, locator: str) -> None:
+        with self._lock:
+            if locator not in self.locators:
+                self.locators.append(locator)
+
+    def log_locators(self) -> tuple[str, ...]:
+        return tuple(self.locators)
+
 
 class MemoryLog:
     """An in-process EvidenceLog with the same append rules as the real ones."""
+
+    locator: str | None = None  # nowhere a verifier could read it
 
     def __init__(self) -> None:
         self.rows: list[LogEntry] = []

@@ -103,17 +103,37 @@ def test_a_wrong_log_path_cannot_be_read_and_is_not_created(
     assert code == USAGE and "is a directory, not a log file" in err
 
 
-def test_without_a_log_it_says_which_flag_or_variable(
-    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_without_a_log_it_finds_the_one_the_operator_publishes(
+    kube, kube_admin: client.ApiClient, test_namespace: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """No --log: the log the operator says it writes (a ConfigMap in its namespace, no
+    secret in it); before it said anything, the message names the flag and the variable;
+    $STELLA_EVIDENCE_LOG, exported in the shell, comes first."""
     monkeypatch.delenv("STELLA_EVIDENCE_LOG", raising=False)
-    code, _, err = stella(capfd, "evidence", "verify")
+    flags = ["--kubeconfig", str(kube.kubeconfig), "--context", "admin", "-n", test_namespace]
+    code, _, err = stella(capfd, "evidence", "verify", *flags)
     assert code == USAGE
+    assert f"the operator in {test_namespace} has not published where it writes one" in err
     assert "pass --log with the log the operator writes (its STELLA_EVIDENCE_LOG)" in err
-    # the operator's setting, exported in the shell, is the default
+
+    log = tmp_path / "operator" / "evidence.jsonl"
+    rec = Recorder(
+        LocalKeySigner(tmp_path / "signing.pem"),
+        JsonlLog(log),
+        ConfigMapStore(kube_admin, test_namespace),
+        "0.1.0",
+        clock=Clock(),
+    )
+    rec.record(event(env="prod", n=1))
+    assert ConfigMapStore(kube_admin, test_namespace).log_locators() == (str(log),)
+    code, out, err = stella(capfd, "evidence", "verify", *flags)
+    assert code == 0 and "evidence OK" in out, out + err
+    assert err == f"log: {log} (published by the operator in {test_namespace})\n"
+
     configured = tmp_path / "operator.jsonl"
     monkeypatch.setenv("STELLA_EVIDENCE_LOG", str(configured))
-    code, _, err = stella(capfd, "evidence", "verify")
+    code, _, err = stella(capfd, "evidence", "verify", *flags)
     assert code == USAGE and f"cannot read the log {configured}: no such file" in err
 
 

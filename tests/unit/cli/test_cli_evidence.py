@@ -76,11 +76,20 @@ def args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**base)
 
 
-def test_no_log_says_exactly_how_to_give_one() -> None:
+def test_no_log_and_none_published_says_exactly_how_to_give_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stella.evidence.store_memory import MemoryStore
+
+    monkeypatch.setattr("stella.cli.evidence._api_client", lambda args: None)
+    monkeypatch.setattr(
+        "stella.evidence.store_configmap.ConfigMapStore", lambda api, ns: MemoryStore()
+    )
     with pytest.raises(CliError) as err:
         load_sources(args())
     assert (
         err.value.code == 2
+        and "has not published where it writes one" in err.value.message
         and "--log" in err.value.message
         and "STELLA_EVIDENCE_LOG" in err.value.message
     )
