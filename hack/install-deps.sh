@@ -6,9 +6,13 @@
 #
 # `make test`, `make demo` and .ci/run call this first. When everything is present it
 # only looks (command -v and file tests, a few milliseconds) and never runs apt.
-#   hack/install-deps.sh           install what is missing (as root, or through sudo -n)
-#   hack/install-deps.sh --check   list what is missing; exit 1 if anything is
+#   hack/install-deps.sh [image]           install what is missing (as root, or sudo -n)
+#   hack/install-deps.sh --check [image]   list what is missing; exit 1 if anything is
+# `image` adds what `make image` uses: mmdebstrap, umoci and runc.
 set -euo pipefail
+
+check=false
+if [ "${1:-}" = "--check" ]; then check=true; shift; fi
 
 # Debian package -> how we know it is there.
 need=()
@@ -17,12 +21,17 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v openssl >/dev/null || need+=(openssl)
+if [ "${1:-}" = "image" ]; then
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  command -v umoci >/dev/null || need+=(umoci)
+  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+fi
 
 if ((${#need[@]} == 0)); then
   exit 0
 fi
 
-if [ "${1:-}" = "--check" ]; then
+if $check; then
   echo "missing Debian packages: ${need[*]}"
   exit 1
 fi
