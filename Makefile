@@ -32,7 +32,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 
 deps:
-	@bash hack/install-deps.sh
+	@PY=$(PY) bash hack/install-deps.sh
 
 binaries:
 	bash hack/build-binaries.sh all

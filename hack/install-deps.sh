@@ -21,6 +21,10 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v openssl >/dev/null || need+=(openssl)
+# `make venv` needs venv with ensurepip: Debian ships it apart from python3 itself.
+if command -v "${PY:-python3}" >/dev/null && ! "${PY:-python3}" -c 'import ensurepip, venv' 2>/dev/null; then
+  need+=("python$("${PY:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")
+fi
 if [ "${1:-}" = "image" ]; then
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   command -v umoci >/dev/null || need+=(umoci)
