@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from stella.engine import kubeio
@@ -50,31 +51,43 @@ class Controller:
 
     # ---- events ------------------------------------------------------------------------
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
-        self.view.apply(kind, event_type, body)
         meta = body.get("metadata", {})
+        if kind == "Environment":
+            before = self.view.environment(str(meta.get("name", "")))
+            self.view.apply(kind, event_type, body)
+            self._environment_changed(event_type, before, body)
+            return
+        self.view.apply(kind, event_type, body)
         if kind == "Release":
             self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
         elif kind == "Approval":
             release = (body.get("spec") or {}).get("release")
             if release:
                 self.queue.add((meta.get("namespace", ""), release))
-        elif kind == "Environment":
-            # A changed `requires` can affect every environment's path and every release.
-            for name in list(self.view.environments):
-                self.env_queue.add(name)
-            for key in self.view.all_releases():
-                self.queue.add(key)
         elif kind == "Action":
             env = (body.get("spec") or {}).get("environment")
             if isinstance(env, str):
                 self.env_queue.add(env)
-                # A suspension or a cleared halt changes what every Release here may do.
-                for key in self.view.releases_targeting(env):
+                # A suspension, a cleared halt or a promotion request changes what the
+                # Releases still on their way here may do.
+                for key in self._undecided(env):
                     self.queue.add(key)
         elif kind == "Workload":
             holder = (meta.get("annotations") or {}).get(RELEASE_ANNOTATION)
             if holder:
                 self.queue.add(parse_release_key(holder))
+
+    def _environment_changed(
+        self, event_type: str | None, before: Body | None, after: Body
+    ) -> None:
+        envs, releases = affected_by_environment(self.view, event_type, before, after)
+        for env in envs:
+            self.env_queue.add(env)
+        for key in releases:
+            self.queue.add(key)
+
+    def _undecided(self, env: str) -> list[ReleaseKey]:
+        return undecided(self.view, env)
 
     # ---- loop --------------------------------------------------------------------------
     async def _handle(self, key: ReleaseKey) -> float | None:
@@ -138,6 +151,106 @@ class Controller:
             self._resync(),
             self._drift(),
         )
+
+
+def affected_by_environment(
+    view: ClusterView, event_type: str | None, before: Body | None, after: Body
+) -> tuple[list[str], list[ReleaseKey]]:
+    """The Environments whose status and the Releases whose decisions one Environment
+    event can change (issue 12: every Environment event, the engine's own lock writes
+    included, used to re-enqueue every Release). `before` is the view's body before the
+    event, `after` the event's; the view already holds `after`.
+
+    * it came, went, or its `requires` changed: the promotion path of every Environment
+      downstream of it may have changed, so every Release targeting one of those (and
+      every Environment's status: its path);
+    * its spec or a status field the gates read changed (halted, suspended, inFlight):
+      the Releases not yet finished here, and the lock's old and new holders;
+    * anything else (conditions, currentRelease/history, which no decision reads —
+      rollbacks are authorized from them at admission): none but itself."""
+    name = str((after.get("metadata") or {}).get("name", ""))
+    gone = event_type == "DELETED"
+    releases: dict[ReleaseKey, None] = {}
+    if (
+        before is None
+        or gone
+        or event_type in (None, "ADDED")
+        or _requires(before) != _requires(after)
+    ):
+        graph = {n: _requires(b) for n, b in list(view.environments.items())}
+        old_graph = dict(graph)
+        if before is not None:
+            old_graph[name] = _requires(before)
+        if gone:
+            graph.pop(name, None)
+        affected = {name} | downstream(graph, name) | downstream(old_graph, name)
+        for env in sorted(affected):
+            releases.update(dict.fromkeys(view.releases_targeting(env)))
+        return sorted({name, *view.environments}), list(releases)
+    if _gate_inputs(before) == _gate_inputs(after):
+        return [name], []
+    releases.update(dict.fromkeys(undecided(view, name)))
+    for status in (before.get("status"), after.get("status")):
+        holder = status.get("inFlight") if isinstance(status, Mapping) else None
+        if isinstance(holder, str) and "/" in holder:
+            releases[parse_release_key(holder)] = None
+    return [name], list(releases)
+
+
+def undecided(view: ClusterView, env: str) -> list[ReleaseKey]:
+    """The Releases targeting `env` that have not finished there (a finished one —
+    Deployed, Failed, Rejected, Superseded — decides nothing there again)."""
+    out = []
+    for key in view.releases_targeting(env):
+        body = view.release(key)
+        if body is None:
+            continue
+        phase = next(
+            (
+                p.get("phase")
+                for p in (body.get("status") or {}).get("environments") or []
+                if isinstance(p, Mapping) and p.get("name") == env
+            ),
+            None,
+        )
+        if phase not in TERMINAL_PHASES:
+            out.append(key)
+    return out
+
+
+def _requires(body: Body) -> list[str]:
+    spec = body.get("spec") or {}
+    return list(spec.get("requires") or []) if isinstance(spec, Mapping) else []
+
+
+def _gate_inputs(body: Body) -> tuple[Any, ...]:
+    """What of an Environment a Release's decision reads: its spec, its deletion, and
+    the status fields the gates and the lock read."""
+    status = body.get("status") or {}
+    if not isinstance(status, Mapping):
+        status = {}
+    meta = body.get("metadata") or {}
+    return (
+        body.get("spec"),
+        bool(meta.get("deletionTimestamp")),
+        status.get("halted"),
+        status.get("suspended"),
+        status.get("inFlight"),
+    )
+
+
+def downstream(graph: dict[str, list[str]], name: str) -> set[str]:
+    """The environments whose promotion path includes `name` (they require it, directly
+    or through others)."""
+    found: set[str] = set()
+    frontier = [name]
+    while frontier:
+        current = frontier.pop()
+        for env, requires in graph.items():
+            if current in requires and env not in found and env != name:
+                found.add(env)
+                frontier.append(env)
+    return found
 
 
 async def release_deleted(controller: Controller, body: Any) -> None:

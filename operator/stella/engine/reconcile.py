@@ -28,7 +28,7 @@ from stella.engine import kubeio, workloads
 from stella.engine.actions import promoters
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
-from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
+from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
 from stella.evidence.errors import EvidenceError
 from stella.k8s import events
 from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
@@ -76,6 +76,7 @@ class Reconciler:
         self.registry = registry
         self.vault = vault
         self.locks = EnvironmentLocks(view)
+        self._env_models: dict[str, tuple[Body, EnvironmentSpec, EnvironmentStatus]] = {}
 
     # ---- entry -------------------------------------------------------------------------
     async def reconcile(self, key: ReleaseKey) -> float | None:
@@ -162,8 +163,7 @@ class Reconciler:
                     p, "Blocked", "EnvironmentDeleted", f"environment {env_name} no longer exists"
                 )
             return None
-        env_spec = EnvironmentSpec.model_validate(env_body.get("spec") or {})
-        env_status = EnvironmentStatus.model_validate(env_body.get("status") or {})
+        env_spec, env_status = self._environment_models(env_name, env_body)
         key_s = release_key_str(key)
 
         if p.phase == "Deploying":
@@ -437,6 +437,20 @@ class Reconciler:
         )
 
     # ---- helpers -----------------------------------------------------------------------
+    def _environment_models(
+        self, env_name: str, env_body: Body
+    ) -> tuple[EnvironmentSpec, EnvironmentStatus]:
+        """An Environment's spec and status parsed once per version the view holds, not
+        once per Release reconciled (the view replaces a body on every change and never
+        edits one in place; the models are only read)."""
+        hit = self._env_models.get(env_name)
+        if hit is not None and hit[0] is env_body:
+            return hit[1], hit[2]
+        env_spec = EnvironmentSpec.model_validate(env_body.get("spec") or {})
+        env_status = EnvironmentStatus.model_validate(env_body.get("status") or {})
+        self._env_models[env_name] = (env_body, env_spec, env_status)
+        return env_spec, env_status
+
     async def _write_status(self, key: ReleaseKey, status: Mapping[str, Any]) -> None:
         await _persist_status(self.view, key, status)
 
@@ -539,22 +553,18 @@ class Reconciler:
 
     def _newer_release(self, key: ReleaseKey, env_name: str) -> str | None:
         """The newest other Release of the same namespace targeting this environment, if it
-        is newer than this one (a namespace is one application's stream of releases)."""
+        is newer than this one (a namespace is one application's stream of releases).
+        Read from the view's index: O(1) while that namespace's releases do not change."""
         mine = self.view.release(key)
         if mine is None:
             return None
-        best: tuple[tuple[str, str], ReleaseKey] | None = None
-        for other in self.view.releases_targeting(env_name):
-            if other == key or other[0] != key[0]:
-                continue
-            ob = self.view.release(other)
-            if ob is None or ob.get("metadata", {}).get("deletionTimestamp"):
-                continue
-            if best is None or _order(ob) > best[0]:
-                best = (_order(ob), other)
-        if best is None or best[0] <= _order(mine):
+        newest = self.view.newest_release(key[0], env_name)
+        if newest is None or newest == key:
             return None
-        return release_key_str(best[1])
+        other = self.view.release(newest)
+        if other is None or release_order(other) <= release_order(mine):
+            return None
+        return release_key_str(newest)
 
     def _credentials(self, env_spec: EnvironmentSpec) -> Any:
         if env_spec.registry_credentials is None:
@@ -663,11 +673,6 @@ def _sooner(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def _order(body: Body) -> tuple[str, str]:
-    meta = body.get("metadata", {})
-    return (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
 
 
 def _parse_time(value: Any) -> datetime:

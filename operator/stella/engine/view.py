@@ -3,17 +3,25 @@
 The engine and admission read from here, never from the API server on a hot path. The
 view holds raw bodies (dicts) as the API server sent them; parsing into models happens
 where a decision is made, so one malformed object cannot break the view.
+
+Every question the engine asks per reconcile is answered from an index kept in step with
+the mappings, not by a scan (issue 12): the Releases targeting an Environment, those of
+one namespace targeting it (and the newest of them), the Approvals of one Release for one
+Environment, the Actions on one Environment. The mappings stay plain dicts to read
+(admission reads `releases`, `environments`, `approvals`, `namespaces` directly); writes,
+by apply() or by item assignment, keep the indexes current.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 Body = Mapping[str, Any]
 ReleaseKey = tuple[str, str]  # (namespace, name)
+K = TypeVar("K", bound=Hashable)
 
 
 def release_key_str(key: ReleaseKey) -> str:
@@ -23,6 +31,125 @@ def release_key_str(key: ReleaseKey) -> str:
 def parse_release_key(text: str) -> ReleaseKey:
     ns, _, name = text.partition("/")
     return ns, name
+
+
+class IndexedStore(dict[K, Body]):
+    """A dict of bodies that keeps one secondary index (index key -> the dict's keys, in
+    insertion order) in step with every assignment and removal.
+
+    `index_keys(key, body)` says which index keys a body belongs under; `signature(body)`
+    (optional) names anything else a reader derives from a member, so that `touched` is
+    called with the index keys whose members changed in a way that matters — a status
+    write to a Release changes neither and costs one comparison."""
+
+    def __init__(
+        self,
+        index_keys: Callable[[K, Body], Iterable[Hashable]],
+        signature: Callable[[Body], Hashable] = lambda _b: None,
+        touched: Callable[[Iterable[Hashable]], None] = lambda _k: None,
+    ) -> None:
+        super().__init__()
+        self._index_keys = index_keys
+        self._signature = signature
+        self._touched = touched
+        self.index: dict[Hashable, dict[K, None]] = {}
+
+    def __setitem__(self, key: K, body: Body) -> None:
+        old = dict.get(self, key)
+        new_keys = tuple(self._index_keys(key, body))
+        if old is not None:
+            old_keys = tuple(self._index_keys(key, old))
+            if old_keys == new_keys and self._signature(old) == self._signature(body):
+                dict.__setitem__(self, key, body)
+                return
+            self._unindex(key, old_keys)
+        dict.__setitem__(self, key, body)
+        for ik in new_keys:
+            self.index.setdefault(ik, {})[key] = None
+        self._touched(new_keys if old is None else {*old_keys, *new_keys})
+
+    def __delitem__(self, key: K) -> None:
+        old = dict.pop(self, key)
+        keys = tuple(self._index_keys(key, old))
+        self._unindex(key, keys)
+        self._touched(keys)
+
+    def pop(self, key: K, *default: Any) -> Any:
+        if key in self:
+            body = dict.__getitem__(self, key)
+            del self[key]
+            return body
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, body in dict(*args, **kwargs).items():
+            self[key] = body
+
+    def setdefault(self, key: K, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def clear(self) -> None:
+        for key in list(self):
+            del self[key]
+
+    def members(self, index_key: Hashable) -> list[K]:
+        return list(self.index.get(index_key, ()))
+
+    def _unindex(self, key: K, index_keys: Iterable[Hashable]) -> None:
+        for ik in index_keys:
+            bucket = self.index.get(ik)
+            if bucket is not None:
+                bucket.pop(key, None)
+                if not bucket:
+                    del self.index[ik]
+
+
+def _spec(body: Body) -> Mapping[str, Any]:
+    spec = body.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
+
+
+def _meta(body: Body) -> Mapping[str, Any]:
+    meta = body.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _release_index(key: ReleaseKey, body: Body) -> Iterator[Hashable]:
+    envs = _spec(body).get("environments")
+    if not isinstance(envs, list):
+        return
+    seen: set[str] = set()
+    for env in envs:
+        if isinstance(env, str) and env not in seen:
+            seen.add(env)
+            yield env
+            yield (key[0], env)
+
+
+def _release_order_signature(body: Body) -> Hashable:
+    meta = _meta(body)
+    return (str(meta.get("creationTimestamp", "")), bool(meta.get("deletionTimestamp")))
+
+
+def _approval_index(key: ReleaseKey, body: Body) -> Iterator[Hashable]:
+    spec = _spec(body)
+    release, env = spec.get("release"), spec.get("environment")
+    if isinstance(release, str) and isinstance(env, str):
+        yield (key[0], release, env)
+
+
+def _action_index(_key: str, body: Body) -> Iterator[Hashable]:
+    env = _spec(body).get("environment")
+    if isinstance(env, str):
+        yield env
+
+
+def _plain_store(_key: Any, _body: Body) -> Iterator[Hashable]:
+    return iter(())
 
 
 @dataclass
@@ -36,6 +163,25 @@ class ClusterView:
     # admission decides nothing that needs other objects before that.
     synced: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        # (namespace, environment) -> the newest Release there (None: none), computed on
+        # demand and forgotten when a member comes, goes or changes its creation order.
+        self._newest: dict[Hashable, ReleaseKey | None] = {}
+        releases: IndexedStore[ReleaseKey] = IndexedStore(
+            _release_index, _release_order_signature, self._forget_newest
+        )
+        approvals: IndexedStore[ReleaseKey] = IndexedStore(_approval_index)
+        actions: IndexedStore[str] = IndexedStore(_action_index)
+        releases.update(self.releases)
+        approvals.update(self.approvals)
+        actions.update(self.actions)
+        self.releases, self.approvals, self.actions = releases, approvals, actions
+        self._releases, self._approvals, self._actions = releases, approvals, actions
+
+    def _forget_newest(self, index_keys: Iterable[Hashable]) -> None:
+        for ik in index_keys:
+            self._newest.pop(ik, None)
 
     # ---- feeding -------------------------------------------------------------------
     def apply(self, kind: str, event_type: str | None, body: Body) -> None:
@@ -73,42 +219,57 @@ class ClusterView:
         return self.environments.get(name)
 
     def approvals_for(self, key: ReleaseKey, environment: str) -> list[Body]:
+        """The Approvals of one Release for one Environment: O(its approvals)."""
         ns, name = key
         with self._lock:
-            items = list(self.approvals.items())
-        return [
-            body
-            for (a_ns, _), body in items
-            if a_ns == ns
-            and body.get("spec", {}).get("release") == name
-            and body.get("spec", {}).get("environment") == environment
-        ]
+            store = self._approvals
+            keys = store.members((ns, name, environment))
+            return [b for k in keys if (b := store.get(k)) is not None]
 
     def actions_for(self, environment: str, *types: str) -> list[Body]:
         """The Actions on one Environment (of the given types), oldest first (the API
-        server's creationTimestamp, then name)."""
+        server's creationTimestamp, then name): O(its actions)."""
         with self._lock:
-            items = list(self.actions.values())
-        found = [
-            body
-            for body in items
-            if (body.get("spec") or {}).get("environment") == environment
-            and (not types or (body.get("spec") or {}).get("action") in types)
-        ]
+            store = self._actions
+            items = [b for k in store.members(environment) if (b := store.get(k)) is not None]
+        found = [body for body in items if not types or _spec(body).get("action") in types]
         return sorted(
             found,
             key=lambda b: (
-                str((b.get("metadata") or {}).get("creationTimestamp", "")),
-                str((b.get("metadata") or {}).get("name", "")),
+                str(_meta(b).get("creationTimestamp", "")),
+                str(_meta(b).get("name", "")),
             ),
         )
 
     def releases_targeting(self, environment: str) -> Iterator[ReleaseKey]:
+        """The Releases whose spec names this Environment: O(their number)."""
         with self._lock:
-            items = list(self.releases.items())
-        for key, body in items:
-            if environment in body.get("spec", {}).get("environments", []):
-                yield key
+            keys = self._releases.members(environment)
+        yield from keys
+
+    def releases_in(self, namespace: str, environment: str) -> list[ReleaseKey]:
+        """The Releases of one namespace targeting one Environment."""
+        with self._lock:
+            return self._releases.members((namespace, environment))
+
+    def newest_release(self, namespace: str, environment: str) -> ReleaseKey | None:
+        """The newest Release (creationTimestamp, then name) of one namespace targeting one
+        Environment, ignoring those being deleted; O(1) while nothing there changes."""
+        ik = (namespace, environment)
+        with self._lock:
+            if ik in self._newest:
+                return self._newest[ik]
+            best: tuple[tuple[str, str], ReleaseKey] | None = None
+            for key in self._releases.members(ik):
+                body = self._releases.get(key)
+                if body is None or _meta(body).get("deletionTimestamp"):
+                    continue
+                order = release_order(body)
+                if best is None or order > best[0]:
+                    best = (order, key)
+            newest = best[1] if best is not None else None
+            self._newest[ik] = newest
+            return newest
 
     def all_releases(self) -> list[ReleaseKey]:
         with self._lock:
@@ -117,6 +278,13 @@ class ClusterView:
     def namespace_labels(self, name: str) -> dict[str, str]:
         body = self.namespaces.get(name)
         return dict((body or {}).get("metadata", {}).get("labels") or {})
+
+
+def release_order(body: Body) -> tuple[str, str]:
+    """Which of two Releases of one namespace is newer: the API server's creation time,
+    then the name."""
+    meta = _meta(body)
+    return (str(meta.get("creationTimestamp", "")), str(meta.get("name", "")))
 
 
 def _rv(body: Body) -> int:
