@@ -13,6 +13,7 @@ not by this benchmark). Verification: 10,000 packets present in both stores, all
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -43,6 +44,7 @@ from stella.secrets.signers import (  # noqa: E402
     VaultTransitSigner,
     ensure_transit_key,
 )
+from summary import record  # noqa: E402
 
 WRITER_PW = "bench-writer"
 
@@ -92,6 +94,7 @@ def timed(rec: Recorder, seconds: float, start: int = 0) -> tuple[int, float, li
 
 
 def report(label: str, n: int, elapsed: float, lat: list[float]) -> None:
+    record("evidence", f"sign + store, {label}", n / elapsed, "packets/s")
     lat.sort()
     p50 = statistics.median(lat) * 1000
     p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
@@ -99,6 +102,22 @@ def report(label: str, n: int, elapsed: float, lat: list[float]) -> None:
         f"  {label:<44} {n / elapsed:8.0f} packets/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms"
         f"   ({n} packets)"
     )
+
+
+def bare_ecdsa_per_second(seconds: float = 1.0) -> float:
+    """The floor of verification: one bare ECDSA P-256 / SHA-256 verify, on one core."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    message = b"x" * 512
+    sig = key.sign(message, ec.ECDSA(hashes.SHA256()))
+    pub = key.public_key()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        pub.verify(sig, message, ec.ECDSA(hashes.SHA256()))
+        n += 1
+    return n / (time.perf_counter() - t0)
 
 
 def concurrent(make: Callable[[], Recorder], workers: int, seconds: float) -> tuple[int, float]:
@@ -188,6 +207,20 @@ def main() -> None:
             f"  {'verify: signatures, chains, both stores':<44} "
             f"{opts.verify_count / el:8.0f} packets/s   ({el:.2f} s for "
             f"{opts.verify_count} packets, {result.signatures} signatures)"
+        )
+        floor = bare_ecdsa_per_second() * (os.cpu_count() or 1)
+        print(
+            f"  {'floor: bare ECDSA P-256 verifies x cores':<44} {floor:8.0f} verifies/s   "
+            f"(one core measured, x {os.cpu_count()})"
+        )
+        record(
+            "evidence",
+            "verify packets/s vs bare ECDSA x cores",
+            opts.verify_count / el,
+            "/s",
+            goal=0.60,
+            op=">=",
+            floor=floor,
         )
     finally:
         pg.destroy()

@@ -4,14 +4,14 @@
    being created to the target Deployment carrying the new image — beside the latency of
    the same API writes done directly by a client (create the Approval, patch the
    Deployment), measured in the same run, and their ratio.
-2. Scale: operator RSS and full-resync time with 1,000 Releases across 3 Environments
+2. Scale: operator RSS and full-resync time with --releases Releases across --environments Environments (default 1,000 x 5)
    (cold start: every Release evaluated from nothing; warm restart: statuses exist).
 
 Real parts only: the local control plane, the registry, the operator as its own process.
 Deployments run 0 replicas so a rollout completes as soon as the controller observes it
 — the figure is the engine's own latency, not kwok's pod start-up.
 
-    .venv/bin/python bench/bench_promotion.py [--promotions 200] [--releases 1000]
+    .venv/bin/python bench/bench_promotion.py [--promotions 200] [--releases 1000] [--environments 5]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import unregister  # noqa: E402
+from summary import record  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
 
@@ -207,17 +209,63 @@ def latency(cp: ControlPlane, registry: Registry, n: int, work: Path) -> None:
             f"ratio engine/direct: p50 {pct(engine, 0.5) / pct(direct, 0.5):.1f}x, "
             f"p99 {pct(engine, 0.99) / pct(direct, 0.99):.1f}x  (n={n})"
         )
+        k = min(50, max(1, n // 2))
+        first, last = engine[:k], engine[-k:]
+        print(
+            f"first {k} promotions: p50 {pct(first, 0.5) * 1000:.1f} ms p99 {pct(first, 0.99) * 1000:.1f} ms; "
+            f"last {k}: p50 {pct(last, 0.5) * 1000:.1f} ms p99 {pct(last, 0.99) * 1000:.1f} ms"
+        )
+        ms = 1000.0
+        b = "promotion"
+        record(
+            b,
+            "Approval->Deployment p50 vs direct",
+            pct(engine, 0.5) * ms,
+            "ms",
+            floor=pct(direct, 0.5) * ms,
+            note=f"n={n}",
+        )
+        record(
+            b, "Approval->Deployment p99", pct(engine, 0.99) * ms, "ms", goal=500.0, note=f"n={n}"
+        )
+        record(
+            b,
+            "Approval->Deployment p99 vs direct",
+            pct(engine, 0.99) * ms,
+            "ms",
+            goal=2.0,
+            floor=pct(direct, 0.99) * ms,
+            note=f"n={n}",
+        )
+        record(
+            b,
+            f"Approval->Deployment p50, last {k} vs first {k}",
+            pct(last, 0.5) * ms,
+            "ms",
+            goal=1.25,
+            floor=pct(first, 0.5) * ms,
+            note="flat",
+        )
+        record(
+            b,
+            f"Approval->Deployment p99, last {k} vs first {k}",
+            pct(last, 0.99) * ms,
+            "ms",
+            goal=1.25,
+            floor=pct(first, 0.99) * ms,
+            note="flat",
+        )
     finally:
         op.proc.stop()
         unregister(cp)
 
 
-def scale(cp: ControlPlane, registry: Registry, count: int, work: Path) -> None:
+def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: int = 5) -> None:
     admin = api_client_for(str(cp.kubeconfig), "admin")
     alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
     core = client.CoreV1Api(admin)
     image = f"{registry.host}/bench/web@{push_image(registry.url, 'bench/web', 'scale', b'scale')}"
-    envs = ["s-dev", "s-staging", "s-prod"]
+    envs = [f"s-{i}" for i in range(n_envs)]
     for i, env in enumerate(envs):
         client.CustomObjectsApi(admin).create_cluster_custom_object(
             G,
@@ -242,11 +290,15 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path) -> None:
     admin_api = client.CustomObjectsApi(admin)
     alice_stamp = '{"groups":["release-requesters"],"uid":"uid-0002-alice","username":"alice"}'
     t0 = time.monotonic()
-    for i in range(count):
+
+    def create(i: int) -> None:
         body = release_body(f"s{i:05d}", envs[0], image)
         body["spec"]["environments"] = envs
         body["metadata"]["annotations"] = {"stella.io/requester": alice_stamp}
         admin_api.create_namespaced_custom_object(G, V, "scale", "releases", body)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(create, range(count)))
     created = time.monotonic() - t0
     print(
         f"\n[scale] created {count} Releases x {len(envs)} Environments in {created:.1f}s",
@@ -292,9 +344,19 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path) -> None:
                     prev = cpu
                     time.sleep(1.0)
                     took = time.monotonic() - t0 - 1.0
-            print(
-                f"  {label:32} full resync {took:6.1f}s   operator RSS {rss_mib(op.proc.pid):6.1f} MiB"
-            )
+            rss = rss_mib(op.proc.pid)
+            print(f"  {label:32} full resync {took:6.1f}s   operator RSS {rss:6.1f} MiB")
+            size = f"{count} x {len(envs)}; goal at 10000 x 5"
+            if label.startswith("cold"):
+                record("promotion", "scale: cold resync", took, "s", goal=60.0, note=size)
+                record(
+                    "promotion", "scale: RSS after cold resync", rss, "MiB", goal=300.0, note=size
+                )
+            else:
+                record("promotion", "scale: warm restart", took, "s", goal=10.0, note=size)
+                record(
+                    "promotion", "scale: RSS after warm restart", rss, "MiB", goal=300.0, note=size
+                )
         finally:
             op.proc.stop()
             unregister(cp)
@@ -304,6 +366,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--promotions", type=int, default=200)
     parser.add_argument("--releases", type=int, default=1000)
+    parser.add_argument("--environments", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stella-bench-"))
     cp = ControlPlane(work / "cluster")
@@ -315,7 +378,7 @@ def main() -> int:
         if args.promotions:
             latency(cp, registry, args.promotions, work / "latency")
         if args.releases:
-            scale(cp, registry, args.releases, work / "scale")
+            scale(cp, registry, args.releases, work / "scale", args.environments)
     finally:
         registry.stop()
         cp.down()

@@ -35,6 +35,7 @@ from stella.registry import (  # noqa: E402
     verify_release_images,
 )
 from stella.secrets import SecretValue  # noqa: E402
+from summary import record  # noqa: E402
 
 
 def pct(samples: list[float], p: float) -> float:
@@ -124,6 +125,16 @@ async def bench(reg: Registry, reg_basic: Registry, seconds: float) -> None:
     print(line("warm, behind basic auth (preemptive)", basic_lat))
     print(line("one promotion: 3-component Release (warm)", promo_lat))
     ratio = (len(warm_lat) / sum(warm_lat)) / (len(cold_lat) / sum(cold_lat))
+    record("registry", "verify, warm, 8 in flight", len(lat8) / wall8, "/s", goal=800.0, op=">=")
+    record("registry", "verify, warm, sequential", len(warm_lat) / sum(warm_lat), "/s")
+    promo = sorted(promo_lat)
+    record(
+        "registry",
+        "one 3-component promotion p99",
+        promo[min(len(promo) - 1, int(len(promo) * 0.99))] * 1000,
+        "ms",
+        goal=10.0,
+    )
     print(f"warm/cold throughput ratio: {ratio:.1f}x")
 
 

@@ -48,6 +48,7 @@ from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, unregister  # noqa: E402
+from summary import record  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
 HOOKS = ("stamp-identity.stella.io", "validate-release.stella.io")
@@ -347,6 +348,25 @@ def report(rate: float, seconds: float, hooks: Buckets, with_: Run, without: Run
         )
     r50 = pct(with_.latencies, 0.5) / pct(without.latencies, 0.5)
     r99 = pct(with_.latencies, 0.99) / pct(without.latencies, 0.99)
+    note = f"{rate:g}/s; goal at 200/s"
+    record(
+        "webhooks",
+        "Release create p50, all admission vs none",
+        pct(with_.latencies, 0.5) * 1000,
+        "ms",
+        goal=1.10,
+        floor=pct(without.latencies, 0.5) * 1000,
+        note=note,
+    )
+    record(
+        "webhooks",
+        "Release create p99, all admission vs none",
+        pct(with_.latencies, 0.99) * 1000,
+        "ms",
+        goal=1.25,
+        floor=pct(without.latencies, 0.99) * 1000,
+        note=note,
+    )
     print(f"  {'ratio with/without':<22} {'':>8} {'':>6} {'':>7} {r50:6.2f}x {r99:6.2f}x")
     print()
     for label, r in (("with webhooks", with_), ("without webhooks", without)):
