@@ -5,6 +5,7 @@ real files. tests/e2e/test_docs_e2e.py runs the blocks for real."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,20 @@ def test_markers_are_read_only_right_before_a_fence(tmp_path: Path) -> None:
         (False, None, "sh"),
         (False, "approver.md", "console"),
     ]
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.where)
+def test_every_context_is_a_person_of_the_demo(block: Block) -> None:
+    import itertools
+    import sys
+
+    sys.path.insert(0, str(ROOT / "hack"))
+    try:
+        from devenv.controlplane import USERS
+    finally:
+        sys.path.remove(str(ROOT / "hack"))
+    for command in block.commands:
+        for flag, value in itertools.pairwise(shlex.split(command.text)):
+            if flag == "--context" or flag.startswith("--context="):
+                person = value if flag == "--context" else flag.split("=", 1)[1]
+                assert person in USERS, f"{block.where}: `{command.text}`: no such person"
