@@ -96,11 +96,19 @@ def test_new_release_gets_ready_false_pending(
 
         cond = eventually(ready_condition, timeout=30, what="evaluated Ready condition")
         assert cond["status"] == "False" and cond["reason"] == "ApprovalsMissing"
-        rel = api.get_namespaced_custom_object(
-            "stella.io", "v1alpha1", test_namespace, "releases", "first"
+        # Stella's own finalizer and annotation prefix, not kopf's defaults (kopf adds the
+        # finalizer in its own patch, which may land after the first evaluation).
+        rel = eventually(
+            lambda: (
+                r := api.get_namespaced_custom_object(
+                    "stella.io", "v1alpha1", test_namespace, "releases", "first"
+                )
+            )
+            and "stella.io/finalizer" in r["metadata"].get("finalizers", [])
+            and r,
+            timeout=30,
+            what="Stella's finalizer on the Release",
         )
-        # Stella's own finalizer and annotation prefix, not kopf's defaults.
-        assert "stella.io/finalizer" in rel["metadata"].get("finalizers", [])
         annotations = rel["metadata"].get("annotations", {})
         assert not any(k.startswith("kopf.zalando.org") for k in annotations)
         # The requester was stamped by admission from the API server's userInfo.
