@@ -86,8 +86,20 @@ class _ReadThrough(Mapping[Any, Any]):
 class _AdmissionView:
     """The engine's view, read-through on misses of the objects admission names."""
 
-    _view: Any
-    _next_release_refresh: float
+    def __init__(self, view: Any) -> None:
+        self._refresh_lock = threading.Lock()
+        self._next_release_refresh = 0.0
+        self._view = view
+        self.environments = _ReadThrough(
+            view.environments, _get_environment, lambda b: view.apply("Environment", None, b)
+        )
+        self.releases = _ReadThrough(
+            view.releases, _get_release, lambda b: view.apply("Release", None, b)
+        )
+        self.namespaces = _ReadThrough(
+            view.namespaces, _get_namespace, lambda b: view.apply("Namespace", None, b)
+        )
+        self.approvals = view.approvals
 
     @property
     def synced(self) -> bool:
@@ -114,21 +126,6 @@ class _AdmissionView:
         for body in kubeio.list_releases():
             self._view.apply("Release", None, body)
         return True
-
-    def __init__(self, view: Any) -> None:
-        self._refresh_lock = threading.Lock()
-        self._next_release_refresh = 0.0
-        self._view = view
-        self.environments = _ReadThrough(
-            view.environments, _get_environment, lambda b: view.apply("Environment", None, b)
-        )
-        self.releases = _ReadThrough(
-            view.releases, _get_release, lambda b: view.apply("Release", None, b)
-        )
-        self.namespaces = _ReadThrough(
-            view.namespaces, _get_namespace, lambda b: view.apply("Namespace", None, b)
-        )
-        self.approvals = view.approvals
 
     def approvals_for(self, key: Any, environment: str) -> Any:
         return self._view.approvals_for(key, environment)
