@@ -131,3 +131,22 @@ def test_helm_lint_passes() -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "0 chart(s) failed" in out.stdout
+
+
+def test_webhook_url_is_the_out_of_cluster_switch() -> None:
+    """webhook.url points every webhook at <url>/<hook-id> and names no Service, so the API
+    server never dials a Service ClusterIP (the install tier runs the operator on loopback)."""
+    out = render(
+        f"image.digest={DIGEST}",
+        "webhook.certManager.enabled=false",
+        f"webhook.caBundle={CA}",
+        "webhook.url=https://127.0.0.1:19443/",
+    )
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    want_m, want_v = configurations(CA, base_url="https://127.0.0.1:19443")
+    got_m = by_kind(docs, "MutatingWebhookConfiguration", "stella.io")
+    got_v = by_kind(docs, "ValidatingWebhookConfiguration", "stella.io")
+    assert got_m["webhooks"] == want_m["webhooks"]
+    assert got_v["webhooks"] == want_v["webhooks"]
+    assert "service:" not in yaml.safe_dump_all([got_m, got_v])

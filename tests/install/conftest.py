@@ -1,0 +1,365 @@
+"""install tier: the chart installed with `helm install` into a bare local control plane
+(no CRDs or RBAC from hack/ — everything comes from the chart), then the operator run as the
+chart's ServiceAccount with exactly the environment and mounts of the chart's Deployment.
+
+The control plane here is its own (not the session `kube` of tests/conftest.py): that one is
+bootstrapped with hack/dev-rbac.yaml, whose ClusterRoles carry the chart's names and would
+make `helm install` refuse to adopt them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from tests.kube_support import api_client_for, eventually
+
+from devenv.controlplane import CACHE, ControlPlane
+from devenv.proc import Process, free_port, port_open, wait_until
+from devenv.webhooks import make_serving_cert
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "stella"
+HELM = CACHE / "bin" / "helm-v3.22.0" / "helm"
+NS = "stella-system"
+SA = "stella-operator"
+RELEASE = "stella"
+STELLA = str(Path(sys.executable).parent / "stella")
+PEOPLE = ("admin", "alice", "bob", "carol", "dave", "erin", "frank")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "install: helm install of the chart on a real API server")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/install/" in str(item.fspath):
+            item.add_marker(pytest.mark.install)
+
+
+def helm(kube: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [str(HELM), "--kubeconfig", str(kube.kubeconfig_for("admin")), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=180,
+        env={
+            **os.environ,
+            "HELM_CACHE_HOME": str(kube.state / "helm-cache"),
+            "HELM_CONFIG_HOME": str(kube.state / "helm-config"),
+            "HELM_DATA_HOME": str(kube.state / "helm-data"),
+        },
+    )
+    if check:
+        assert out.returncode == 0, f"helm {' '.join(args)}:\n{out.stdout}\n{out.stderr}"
+    return out
+
+
+@dataclass
+class Install:
+    kube: ControlPlane
+    admin: client.ApiClient
+    values: dict[str, str]
+    ca: Path
+    webhook_port: int
+    http_port: int
+    installed_at: float
+    helm_seconds: float
+    workdir: Path
+    pg_password: str
+    operator: OperatorInPod | None = None
+    ready_seconds: float | None = None
+    notes: str = ""
+
+    def deployment(self) -> dict[str, Any]:
+        dep = client.AppsV1Api(self.admin).read_namespaced_deployment(SA, NS)
+        return self.admin.sanitize_for_serialization(dep)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def bare_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A fresh control plane with nothing of Stella's in it."""
+    cp = ControlPlane(tmp_path_factory.mktemp("install-cluster"))
+    try:
+        cp.up()
+        yield cp
+    finally:
+        cp.down()
+
+
+@pytest.fixture(scope="session")
+def people(bare_kube: ControlPlane) -> dict[str, client.ApiClient]:
+    return {u: api_client_for(str(bare_kube.kubeconfig), u) for u in PEOPLE}
+
+
+def sa_kubeconfig(kube: ControlPlane, path: Path) -> Path:
+    """A kubeconfig holding a token for the chart's ServiceAccount, minted with the
+    TokenRequest API (what the kubelet projects into a Pod)."""
+    token = kube.kubectl("admin", "create", "token", SA, "-n", NS, "--duration=2h").stdout.strip()
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "local",
+                "cluster": {"server": kube.server, "certificate-authority": str(kube.ca_file)},
+            }
+        ],
+        "users": [{"name": SA, "user": {"token": token}}],
+        "contexts": [{"name": SA, "context": {"cluster": "local", "user": SA}}],
+        "current-context": SA,
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    path.chmod(0o600)
+    return path
+
+
+@dataclass
+class OperatorInPod:
+    """The operator as the chart's Deployment runs it: its container's args and env (from
+    the Deployment the API server holds), its volumes materialised where the kubelet would
+    put them, authenticated by a ServiceAccount token."""
+
+    proc: Process
+    env: dict[str, str]
+    http_port: int
+    mounts: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def logs(self) -> str:
+        return self.proc.log.read_text(errors="replace") if self.proc.log.exists() else ""
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+
+def container_env(admin: client.ApiClient, dep: dict[str, Any]) -> dict[str, str]:
+    """Resolve the container's env as the kubelet does (value, fieldRef, secretKeyRef)."""
+    pod = dep["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    ns = dep["metadata"]["namespace"]
+    env: dict[str, str] = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = e["value"]
+            continue
+        ref = e["valueFrom"]
+        if "fieldRef" in ref:
+            assert ref["fieldRef"]["fieldPath"] == "metadata.namespace", ref
+            env[e["name"]] = ns
+        elif "secretKeyRef" in ref:
+            s = client.CoreV1Api(admin).read_namespaced_secret(ref["secretKeyRef"]["name"], ns)
+            env[e["name"]] = base64.b64decode(s.data[ref["secretKeyRef"]["key"]]).decode()
+        else:
+            raise AssertionError(f"unsupported env source {ref}")
+    return env
+
+
+def materialise_volumes(
+    admin: client.ApiClient, dep: dict[str, Any], root: Path
+) -> dict[str, Path]:
+    """mountPath -> host directory holding what the kubelet would mount there."""
+    pod = dep["spec"]["template"]["spec"]
+    ns = dep["metadata"]["namespace"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    out: dict[str, Path] = {}
+    for m in pod["containers"][0].get("volumeMounts", []):
+        vol = volumes[m["name"]]
+        host = root / m["name"]
+        host.mkdir(parents=True, exist_ok=True)
+        if "secret" in vol:
+            s = client.CoreV1Api(admin).read_namespaced_secret(vol["secret"]["secretName"], ns)
+            for key, b64 in (s.data or {}).items():
+                (host / key).write_bytes(base64.b64decode(b64))
+                (host / key).chmod(0o600)
+        elif "emptyDir" in vol or "persistentVolumeClaim" in vol:
+            pass  # an empty directory; for a PVC, one that outlives the process
+        else:
+            raise AssertionError(f"unsupported volume {vol}")
+        out[m["mountPath"]] = host
+    return out
+
+
+def start_operator_as_chart(inst: Install, name: str = "operator") -> OperatorInPod:
+    dep = inst.deployment()
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(inst.admin, dep)
+    mounts = materialise_volumes(inst.admin, dep, inst.workdir / "volumes")
+    # The mount paths do not exist on this host: an env value naming a file under a
+    # mountPath names the same file under the materialised directory.
+    for k, v in list(env.items()):
+        for mount, host in mounts.items():
+            if v == mount or v.startswith(mount.rstrip("/") + "/"):
+                env[k] = str(host) + v[len(mount.rstrip("/")) :]
+    http_port = int(env["STELLA_HTTP_PORT"])
+    full = {
+        **env,
+        "KUBECONFIG": str(sa_kubeconfig(inst.kube, inst.workdir / "sa-kubeconfig")),
+        "HOME": str(inst.workdir / "home"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    (inst.workdir / "home").mkdir(exist_ok=True)
+    proc = Process(name, [STELLA, *container["args"]], inst.workdir / f"{name}.log", env=full)
+    op = OperatorInPod(proc, env, http_port, mounts)
+    proc.start()
+    wait_until(op.ready, 90, "operator /readyz", proc.log)
+    wait_until(lambda: port_open(inst.webhook_port), 30, "operator webhook server", proc.log)
+    return op
+
+
+def create_evidence_log(postgres: Any, workdir: Path) -> tuple[str, str]:
+    """A PostgreSQL evidence log installed as the DBA would (`stella evidence install-log`);
+    returns (dsn without password, writer password)."""
+    import uuid
+
+    import psycopg
+
+    tag = uuid.uuid4().hex[:8]
+    db, writer, reader = f"inst_{tag}", f"inst_w_{tag}", f"inst_r_{tag}"
+    with psycopg.connect(postgres.dsn(password="postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    pw = f"w-{uuid.uuid4().hex}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "writer.pw").write_text(pw + "\n")
+    (workdir / "reader.pw").write_text(f"r-{uuid.uuid4().hex}\n")
+    out = subprocess.run(
+        [
+            STELLA,
+            "evidence",
+            "install-log",
+            "--dsn",
+            postgres.dsn(db=db),
+            "--writer-role",
+            writer,
+            "--writer-password-file",
+            str(workdir / "writer.pw"),
+            "--reader-role",
+            reader,
+            "--reader-password-file",
+            str(workdir / "reader.pw"),
+        ],
+        env={**os.environ, "HOME": str(workdir), "PGPASSWORD": "postgres"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return postgres.dsn(user=writer, db=db), pw
+
+
+@pytest.fixture(scope="session")
+def installed(
+    bare_kube: ControlPlane,
+    registry: Any,
+    postgres: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Install]:
+    """`helm install` as a platform engineer would on a cluster without cert-manager: the
+    namespace, a TLS Secret and the CA bundle made beforehand, webhook.url on loopback."""
+    kube = bare_kube
+    workdir = tmp_path_factory.mktemp("install")
+    admin = api_client_for(str(kube.kubeconfig), "admin")
+    ca, crt, key = make_serving_cert(workdir / "webhook-pki")
+    dsn, pg_password = create_evidence_log(postgres, workdir / "dba")
+    kube.kubectl("admin", "create", "namespace", NS)
+    kube.kubectl(
+        "admin",
+        "create",
+        "secret",
+        "tls",
+        "stella-webhook-tls",
+        "-n",
+        NS,
+        f"--cert={crt}",
+        f"--key={key}",
+    )
+    kube.kubectl(
+        "admin",
+        "create",
+        "secret",
+        "generic",
+        "stella-evidence-log",
+        "-n",
+        NS,
+        f"--from-literal=password={pg_password}",
+    )
+    webhook_port, http_port = free_port(), free_port()
+    values = {
+        "image.repository": "127.0.0.1:5000/stella",
+        "image.digest": "sha256:" + "0" * 64,
+        "webhook.certManager.enabled": "false",
+        "webhook.tlsSecretName": "stella-webhook-tls",
+        "webhook.caBundle": base64.b64encode(ca.read_bytes()).decode(),
+        "webhook.url": f"https://127.0.0.1:{webhook_port}",
+        "webhook.port": str(webhook_port),
+        "httpPort": str(http_port),
+        "evidence.signer": "local",
+        "evidence.log": dsn,
+        "evidence.logPasswordSecret.name": "stella-evidence-log",
+        "registries.insecure[0]": registry.host,
+    }
+    ref = ROOT / ".local" / "image" / "reference"
+    if ref.exists():  # the image `make image` pushed, when there is one
+        repo, digest = ref.read_text().strip().split("@")
+        values["image.repository"], values["image.digest"] = repo, digest
+    args = ["install", RELEASE, str(CHART), "-n", NS, "--wait=false"]
+    for k, v in values.items():
+        args += ["--set", f"{k}={v}"]
+    t0 = time.monotonic()
+    out = helm(kube, *args)
+    inst = Install(
+        kube,
+        admin,
+        values,
+        ca,
+        webhook_port,
+        http_port,
+        t0,
+        time.monotonic() - t0,
+        workdir,
+        pg_password,
+        notes=out.stdout,
+    )
+    try:
+        yield inst
+    finally:
+        if inst.operator:
+            inst.operator.proc.stop()
+            if os.environ.get("STELLA_TEST_SHOW_LOGS"):
+                print(inst.operator.logs())
+
+
+@pytest.fixture(scope="session")
+def operator_as_chart(installed: Install) -> OperatorInPod:
+    if installed.operator is None:
+        installed.operator = start_operator_as_chart(installed)
+        installed.ready_seconds = time.monotonic() - installed.installed_at
+        print(
+            f"[install] helm install {installed.helm_seconds:.1f}s; "
+            f"helm install -> operator Ready {installed.ready_seconds:.1f}s"
+        )
+    return installed.operator
+
+
+__all__ = ["NS", "Install", "eventually", "helm"]

@@ -1,0 +1,181 @@
+"""Issue 10, the chart: `helm install` into a real API server as a user would, then the
+operator as the chart's ServiceAccount (TokenRequest token, only the chart's RBAC, the
+Deployment's env and mounts) promotes dev -> staging -> prod with approvals and evidence."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from typing import Any
+
+import yaml
+from kubernetes import client
+from tests.e2e.shop import Shop
+from tests.install.conftest import NS, SA, STELLA, Install, OperatorInPod, helm
+from tests.kube_support import eventually
+
+from devenv.controlplane import ControlPlane, binaries
+
+
+def manifest(kube: ControlPlane) -> list[dict[str, Any]]:
+    out = helm(kube, "get", "manifest", "stella", "-n", NS)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_every_object_of_the_chart_is_accepted(installed: Install) -> None:
+    kube = installed.kube
+    docs = manifest(kube)
+    kinds = {d["kind"] for d in docs}
+    assert {
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "NetworkPolicy",
+    } <= kinds, kinds
+    for d in docs:  # each one is in the API server, as rendered
+        ns = d["metadata"].get("namespace")
+        args = [
+            "get",
+            f"{d['kind']}.{d['apiVersion'].split('/')[0]}" if "/" in d["apiVersion"] else d["kind"],
+            d["metadata"]["name"],
+            "-o",
+            "name",
+        ]
+        if ns:
+            args += ["-n", ns]
+        assert kube.kubectl("admin", *args, check=False).returncode == 0, d["metadata"]
+    # The CRDs come from the chart's crds/ and are established.
+    for plural in ("releases", "environments", "approvals", "actions", "agents"):
+        kube.kubectl(
+            "admin",
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            f"crd/{plural}.stella.io",
+        )
+    # From the first moment every webhook calls loopback, never the Service's ClusterIP.
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        cfg = json.loads(kube.kubectl("admin", "get", kind, "stella.io", "-o", "json").stdout)
+        for wh in cfg["webhooks"]:
+            assert "service" not in wh["clientConfig"], wh["name"]
+            assert wh["clientConfig"]["url"].startswith(
+                f"https://127.0.0.1:{installed.webhook_port}/"
+            ), wh["clientConfig"]["url"]
+            assert wh["clientConfig"]["caBundle"] == installed.values["webhook.caBundle"]
+    status = json.loads(helm(kube, "status", "stella", "-n", NS, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+
+
+def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
+    cms = (
+        client.CoreV1Api(admin)
+        .list_namespaced_config_map(
+            NS, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"
+        )
+        .items
+    )
+    out = []
+    for cm in cms:
+        assert cm.immutable is True
+        envelope = json.loads(cm.data["envelope.json"])
+        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
+    return sorted(out, key=lambda p: p["sequence"])
+
+
+def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
+    installed: Install,
+    operator_as_chart: OperatorInPod,
+    people: dict[str, client.ApiClient],
+    registry: Any,
+) -> None:
+    op, kube, admin = operator_as_chart, installed.kube, installed.admin
+    # It runs with what the Deployment says, nothing added but the ServiceAccount's token.
+    assert op.env["STELLA_SERVICE_ACCOUNT"] == f"system:serviceaccount:{NS}:{SA}"
+    assert op.env["STELLA_NAMESPACE"] == NS
+    whoami = json.loads(
+        subprocess.run(
+            [str(binaries()["kubectl"]), "auth", "whoami", "-o", "json"],
+            env={**os.environ, "KUBECONFIG": op.proc.env["KUBECONFIG"]},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert whoami["status"]["userInfo"]["username"] == f"system:serviceaccount:{NS}:{SA}"
+
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    client.CoreV1Api(admin).create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"team": "shop"}))
+    )
+    shop = Shop(admin, people, registry, ns)
+    try:
+        dev = shop.environment("dev")
+        staging = shop.environment(
+            "staging",
+            requires=["dev"],
+            approvals={"required": 1, "approverGroups": ["release-approvers"]},
+        )
+        prod = shop.environment(
+            "prod",
+            requires=["staging"],
+            approvals={
+                "required": 2,
+                "approverGroups": ["release-approvers"],
+                "preventSelfApproval": True,
+            },
+        )
+        image = shop.image("1.0")
+        shop.release("rel-1", image, ["dev", "staging", "prod"])  # alice, a requester
+        shop.wait_phase("rel-1", "dev", "Deployed", timeout=90)
+        assert shop.deployed_image("dev") == image
+        shop.wait_phase("rel-1", "staging", "WaitingForApproval", timeout=60)
+        try:  # admission (the operator's webhook, on loopback) refuses a self-approval
+            shop.approve("rel-1", "staging", "alice")
+            raise AssertionError("alice's approval of her own release was admitted")
+        except client.exceptions.ApiException as exc:
+            assert exc.status in (403, 422)
+        shop.approve("rel-1", "staging", "bob")
+        shop.wait_phase("rel-1", "staging", "Deployed", timeout=90)
+        shop.approve("rel-1", "prod", "bob")
+        shop.approve("rel-1", "prod", "carol")
+        deployed = shop.wait_phase("rel-1", "prod", "Deployed", timeout=90)
+        assert sorted(a["approver"] for a in deployed["approvals"]) == ["bob", "carol"]
+        assert shop.deployed_image("prod") == image
+
+        # Evidence: an authorization and an outcome packet per environment, immutable
+        # ConfigMaps the operator created; the PostgreSQL log agrees (stella evidence
+        # verify as erin, an auditor, with the chart's evidence-reader role).
+        for env in (dev, staging, prod):
+            eventually(
+                lambda env=env: (
+                    [p["kind"] for p in packets(admin, env) if p["kind"].startswith("Promotion")]
+                    == ["PromotionAuthorized", "PromotionDeployed"]
+                ),
+                timeout=30,
+                what=f"authorization and outcome packets of {env}",
+            )
+        verify = subprocess.run(
+            [STELLA, "evidence", "verify", "-n", NS, "--log", installed.values["evidence.log"]],
+            env={
+                **os.environ,
+                "KUBECONFIG": str(kube.kubeconfig_for("erin")),
+                "PGPASSWORD": installed.pg_password,
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+    finally:
+        shop.cleanup()
+        client.CoreV1Api(admin).delete_namespace(ns)
