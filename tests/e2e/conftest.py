@@ -37,6 +37,21 @@ class OperatorProcess:
     def logs(self) -> str:
         return self.proc.log.read_text(errors="replace") if self.proc.log.exists() else ""
 
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples with these labels, read from /metrics."""
+        import urllib.request
+
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
+            body = r.read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
     def restart(self) -> None:
         self.proc.start()
         wait_until(lambda: _ready(self.url), 60, "operator /readyz", self.proc.log)

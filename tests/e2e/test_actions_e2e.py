@@ -15,13 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.shop import G, Shop, V
 from tests.kube_support import api_client_for, eventually
@@ -49,17 +47,6 @@ def refused(fn: Any) -> str:
         assert exc.status in (403, 422), (exc.status, exc.body)
         return str(json.loads(exc.body).get("message", exc.body))
     raise AssertionError("the request was admitted")
-
-
-def metric(op: OperatorProcess, name: str, **labels: str) -> float:
-    with urllib.request.urlopen(f"{op.url}/metrics", timeout=5) as r:
-        body = r.read().decode()
-    total = 0.0
-    for family in text_string_to_metric_families(body):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
@@ -155,7 +142,7 @@ def test_a_fresh_release_cannot_pose_as_a_rollback(
     shop.release("rel-1", good, ["dev", "staging", "prod"])
     shop.wait_phase("rel-1", "prod", "Deployed", timeout=90)
     alice = client.CustomObjectsApi(shop.users["alice"])
-    before = metric(stella, "stella_security_events_total", signal="UnauthorizedAction")
+    before = stella.metric("stella_security_events_total", signal="UnauthorizedAction")
 
     # alice's fresh image for [prod] only, posing as a rollback of rel-1: refused, because
     # its components are not rel-1's; posing as one of a release never deployed: refused.
@@ -209,7 +196,7 @@ def test_a_fresh_release_cannot_pose_as_a_rollback(
         )
     )
     assert "never change" in msg
-    assert metric(stella, "stella_security_events_total", signal="UnauthorizedAction") >= before + 2
+    assert stella.metric("stella_security_events_total", signal="UnauthorizedAction") >= before + 2
     names = {
         r["metadata"]["name"]
         for r in alice.list_namespaced_custom_object(G, V, shop.release_ns, "releases")["items"]
@@ -281,7 +268,7 @@ def test_promote_is_an_authorized_action_that_names_who_promoted(
     dev = shop.environment("dev", autoPromote=False)
     image = shop.image("3.0")
     # A requester writing the old annotation at create time is refused, and told the way.
-    before = metric(stella, "stella_security_events_total", signal="ForgedIdentity")
+    before = stella.metric("stella_security_events_total", signal="ForgedIdentity")
     alice = client.CustomObjectsApi(shop.users["alice"])
     msg = refused(
         lambda: alice.create_namespaced_custom_object(
@@ -293,7 +280,7 @@ def test_promote_is_an_authorized_action_that_names_who_promoted(
         )
     )
     assert "stella promote" in msg
-    assert metric(stella, "stella_security_events_total", signal="ForgedIdentity") > before
+    assert stella.metric("stella_security_events_total", signal="ForgedIdentity") > before
     alice.create_namespaced_custom_object(
         G, V, shop.release_ns, "releases", rel_body("rel-p", image, [dev])
     )
@@ -426,10 +413,10 @@ def test_only_a_person_with_clear_halt_lifts_a_halt_and_evidence_names_them(
     assert "stella env clear" in msg
     assert shop.environment_status("dev").get("halted")
     # bob (an approver) holds no `clear-halt`: refused and counted.
-    before = metric(stella, "stella_security_events_total", signal="UnauthorizedAction")
+    before = stella.metric("stella_security_events_total", signal="UnauthorizedAction")
     out = stella_as(kube, "bob", "env", "clear", env, "--reason", "trust me")
     assert out.returncode == 1 and "clear-halt" in out.stderr, out
-    assert metric(stella, "stella_security_events_total", signal="UnauthorizedAction") > before
+    assert stella.metric("stella_security_events_total", signal="UnauthorizedAction") > before
     assert shop.environment_status("dev").get("halted")
 
     # frank, a platform engineer with only the chart's platform role, clears it.

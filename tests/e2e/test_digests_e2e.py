@@ -24,7 +24,6 @@ from typing import Any
 import hvac
 import pytest
 from kubernetes import client
-from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
@@ -55,14 +54,7 @@ class Rig:
         ).secrets.kv.v2.create_or_update_secret(path=path, secret=values)
 
     def metric(self, name: str, **labels: str) -> float:
-        with urllib.request.urlopen(f"{self.op.url}/metrics", timeout=5) as r:
-            body = r.read().decode()
-        total = 0.0
-        for family in text_string_to_metric_families(body):
-            for s in family.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    total += s.value
-        return total
+        return self.op.metric(name, **labels)
 
 
 @pytest.fixture(scope="module")

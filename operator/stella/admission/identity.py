@@ -36,7 +36,7 @@ from stella.policy.binding import (
     BINDING_ANNOTATION,
     binding_of,
     format_binding,
-    recorded_binding,
+    parse_binding,
 )
 from stella.policy.identity import IDENTITY_ANNOTATIONS, Role, format_identity, parse_identity
 from stella.policy.rollback import (
@@ -142,12 +142,8 @@ def _same_stamp(key: str, raw: object, expected: str | None) -> bool:
     if key in IDENTITY_KEYS:
         return parse_identity(raw) is not None and parse_identity(raw) == parse_identity(expected)
     if key == BINDING_ANNOTATION:
-        return _binding(raw) is not None and _binding(raw) == _binding(expected)
+        return parse_binding(raw) is not None and parse_binding(raw) == parse_binding(expected)
     return parse_rollback(raw) is not None and parse_rollback(raw) == parse_rollback(expected)
-
-
-def _binding(raw: str) -> object:
-    return recorded_binding({"metadata": {"annotations": {BINDING_ANNOTATION: raw}}})
 
 
 def _forged(where: str, kind: str) -> Verdict:

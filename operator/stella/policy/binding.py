@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from stella.policy.stamps import annotation, json_object
+
 BINDING_ANNOTATION = "stella.io/bound-to"
 
 
@@ -53,16 +55,12 @@ def format_binding(binding: Binding) -> str:
 
 def recorded_binding(obj: Mapping[str, Any]) -> Binding | None:
     """The binding admission stamped on an Approval or Action; None when absent/malformed."""
-    meta = obj.get("metadata")
-    ann = meta.get("annotations") if isinstance(meta, Mapping) else None
-    raw = ann.get(BINDING_ANNOTATION) if isinstance(ann, Mapping) else None
-    if not isinstance(raw, str):
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    return parse_binding(annotation(obj, BINDING_ANNOTATION))
+
+
+def parse_binding(raw: object) -> Binding | None:
+    data = json_object(raw)
+    if data is None:
         return None
     uid, digest = data.get("uid"), data.get("specDigest")
     if not isinstance(uid, str) or not uid or not isinstance(digest, str):

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stella.policy.stamps import annotation, json_object
+
 Role = Literal["requester", "approver", "actor"]
 
 # Where admission records identities: one annotation per role holding
@@ -56,25 +58,14 @@ def recorded_identity(obj: Mapping[str, Any], role: Role) -> Identity | None:
     from `userInfo` at CREATE and refuses every other writer, the operator included
     (stella.admission.identity).
     """
-    metadata = obj.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return None
-    annotations = metadata.get("annotations")
-    if not isinstance(annotations, Mapping):
-        return None
-    raw = annotations.get(IDENTITY_ANNOTATIONS[role])
-    if not isinstance(raw, str):
-        return None
-    return parse_identity(raw)
+    raw = annotation(obj, IDENTITY_ANNOTATIONS[role])
+    return parse_identity(raw) if raw is not None else None
 
 
 def parse_identity(raw: str) -> Identity | None:
     """Parse the recorded JSON form; anything malformed is None (never a partial identity)."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = json_object(raw)
+    if data is None:
         return None
     username = data.get("username")
     uid = data.get("uid", "")

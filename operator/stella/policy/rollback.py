@@ -164,15 +164,10 @@ def format_rollback(stamp: RollbackStamp) -> str:
 
 
 def parse_rollback(raw: object) -> RollbackStamp | None:
-    import json
+    from stella.policy.stamps import json_object
 
-    if not isinstance(raw, str):
-        return None
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(data, dict):
+    data = json_object(raw)
+    if data is None:
         return None
     of, uid, env = data.get("of"), data.get("uid"), data.get("environment")
     if not all(isinstance(v, str) and v for v in (of, uid, env)):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -13,6 +12,7 @@ from admission_factories import (
     MALLORY,
     OPERATOR_ID,
     POLICY,
+    apply_patch,
     approval_body,
     create,
     edited,
@@ -23,19 +23,6 @@ from admission_factories import (
 
 from stella.admission import Request, mutate, validate
 from stella.policy.identity import Identity, format_identity, recorded_identity
-
-
-def apply_patch(doc: dict[str, Any], ops: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-    """RFC 6902 'add' (all mutate emits), with RFC 6901 pointer unescaping."""
-    out = copy.deepcopy(doc)
-    for op in ops:
-        assert op["op"] == "add"
-        tokens = [t.replace("~1", "/").replace("~0", "~") for t in op["path"].split("/")[1:]]
-        node = out
-        for t in tokens[:-1]:
-            node = node[t]
-        node[tokens[-1]] = op["value"]
-    return out
 
 
 def unstamped_release() -> dict[str, Any]:
