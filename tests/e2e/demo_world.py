@@ -98,7 +98,10 @@ class DemoWorld:
                     "halted": {
                         "reason": "DigestMismatch",
                         "message": "the registry served other bytes for a pinned digest",
-                        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        # a second ago: a person's clear-halt Action is created after it
+                        # (both have one-second resolution; a clear in the very second of
+                        # the halt is refused as older than the halt, HaltIsNewer)
+                        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1)),
                     }
                 }
             },
