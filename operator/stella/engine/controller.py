@@ -19,7 +19,6 @@ from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
-from stella.k8s import events
 from stella.models.release import TERMINAL_PHASES
 
 log = logging.getLogger("stella.engine")
@@ -270,7 +269,7 @@ async def release_deleted(controller: Controller, body: Any) -> None:
                 await asyncio.to_thread(kubeio.replace_environment_status, current)
             except kubeio.Conflict:
                 log.warning("lock on %s changed while freeing it; the engine will retry", env)
-            events.emit(
+            await kubeio.emit(
                 current,
                 "ReleaseDeleted",
                 f"{holder} was deleted while promoting to {env}; {env} is free again",

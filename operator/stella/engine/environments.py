@@ -18,7 +18,6 @@ from stella.engine import kubeio
 from stella.engine.actions import ActionRunner, halt_cleared_by, suspension_of
 from stella.engine.view import Body, ClusterView, ReleaseKey
 from stella.evidence.recorder import Recorder
-from stella.k8s import events
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.common import ConditionStatus
 from stella.models.environment import EnvironmentStatus, Suspension
@@ -158,7 +157,7 @@ class EnvironmentReconciler:
         # null: the API server drops the field.
         await asyncio.to_thread(kubeio.patch_environment_status, name, {"halted": None})
         metrics.ENVIRONMENT_HALTED.labels(name).set(0)
-        events.emit(
+        await kubeio.emit(
             body,
             "HaltCleared",
             f"{name}: halt ({status.halted.reason}) cleared by "

@@ -3,6 +3,7 @@ runs these in threads). Every write that must not race carries a resourceVersion
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -11,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stella import GROUP, VERSION
 from stella.engine.view import ReleaseKey
+from stella.k8s import events
 from stella.k8s.client import api_client
 
 _READ = {
@@ -23,6 +25,19 @@ _PATCH = {
     "StatefulSet": "patch_namespaced_stateful_set",
     "DaemonSet": "patch_namespaced_daemon_set",
 }
+
+
+async def emit(
+    involved: Mapping[str, Any],
+    reason: str,
+    message: str,
+    type_: str = "Normal",
+    namespace: str | None = None,
+) -> None:
+    """Post an Event from a worker thread (best effort, as events.emit): a blocking POST
+    on the event loop stalled every other reconcile and every watch event meanwhile —
+    five of them per Release in a cold resync (issue 12)."""
+    await asyncio.to_thread(events.emit, involved, reason, message, type_, namespace)
 
 
 class Conflict(Exception):

@@ -34,9 +34,31 @@ class EnvironmentLocks:
                 return p.get("phase") in TERMINAL_PHASES
         return False
 
+    def _from_view(
+        self, env_name: str, holder: str, held: bool, free: bool
+    ) -> dict[str, Any] | None:
+        """The view's copy of the Environment when it shows the lock `held` by `holder` or
+        `free`: a first try without a GET (issue 12: one API read less per promotion and per
+        rollout poll). A write carries that copy's resourceVersion, so a view that is behind
+        costs one Conflict and the loop reads the API server; only the rollout's re-assert
+        (force_self) takes "held by me" from the view without a write."""
+        body = self.view.environment(env_name)
+        if body is None:
+            return None
+        current = (body.get("status") or {}).get("inFlight")
+        if (held and current == holder) or (free and not current):
+            return {k: v for k, v in body.items()}
+        return None
+
     async def acquire(self, env_name: str, holder: str, force_self: bool = False) -> bool:
-        for _ in range(5):
-            env = await asyncio.to_thread(kubeio.get_environment, env_name)
+        for attempt in range(5):
+            env = (
+                self._from_view(env_name, holder, held=force_self, free=True)
+                if attempt == 0
+                else None
+            )
+            if env is None:
+                env = await asyncio.to_thread(kubeio.get_environment, env_name)
             if env is None:
                 return False
             status: dict[str, Any] = dict(env.get("status") or {})
@@ -68,8 +90,10 @@ class EnvironmentLocks:
         outcome: str | None = None,
     ) -> None:
         outcome = outcome or _OUTCOME_OF_PHASE.get(p.phase)
-        for _ in range(10):
-            env = await asyncio.to_thread(kubeio.get_environment, env_name)
+        for attempt in range(10):
+            env = self._from_view(env_name, holder, held=True, free=False) if attempt == 0 else None
+            if env is None:
+                env = await asyncio.to_thread(kubeio.get_environment, env_name)
             if env is None:
                 return
             status: dict[str, Any] = dict(env.get("status") or {})

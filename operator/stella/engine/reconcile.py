@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +31,6 @@ from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
 from stella.evidence.errors import EvidenceError
-from stella.k8s import events
 from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
 from stella.models.errors import human_errors
@@ -61,6 +61,30 @@ DEPLOY_POLL = 2.0
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class Promotion:
+    """One Release into one Environment, for the length of one reconcile: what every
+    stage of a promotion (decide, authorize, act, observe, record) reads, passed as one
+    object instead of seven to nine arguments."""
+
+    key: ReleaseKey
+    body: Body
+    spec: ReleaseSpec
+    progress: dict[str, EnvironmentProgress]
+    env_name: str
+    env_spec: EnvironmentSpec
+
+    @property
+    def p(self) -> EnvironmentProgress:
+        """This Environment's entry of the Release status (edited in place)."""
+        return self.progress[self.env_name]
+
+    @property
+    def holder(self) -> str:
+        """The Release as the Environment's lock names it (namespace/name)."""
+        return release_key_str(self.key)
 
 
 class Reconciler:
@@ -140,7 +164,7 @@ class Reconciler:
         )
         status.observed_generation = generation
         if status.model_dump(mode="json") != before:
-            self._announce(body, before, status)
+            await self._announce(body, before, status)
             await self._write_status(key, status.wire())
         return requeue
 
@@ -166,8 +190,9 @@ class Reconciler:
         env_spec, env_status = self._environment_models(env_name, env_body)
         key_s = release_key_str(key)
 
+        promo = Promotion(key, body, spec, progress, env_name, env_spec)
         if p.phase == "Deploying":
-            return await self._follow_rollout(key, body, spec, p, env_name, env_spec, progress)
+            return await self._follow_rollout(promo)
         if p.phase in TERMINAL_PHASES:
             if env_status.in_flight == key_s:
                 await self.locks.release(env_name, key_s, body, spec, p)
@@ -186,7 +211,24 @@ class Reconciler:
         facts = self._approval_facts(key, env_name, body)
         requester = recorded_identity(body, "requester")
         t = tally(env_spec.approvals, requester, facts)
-        await self._mark_approvals(key, env_name, t, body, spec)
+        # The Approvals' status is written after the deploy has started: their evidence is
+        # stored first (it precedes the authorization in the chain), their status is only
+        # what a person reads, and it cost one API write before every promotion.
+        approval_writes = await self._mark_approvals(key, env_name, t, body, spec)
+        try:
+            return await self._decide_and_deploy(promo, env_status, t, facts)
+        finally:
+            await self._write_approval_statuses(key[0], approval_writes)
+
+    async def _decide_and_deploy(
+        self,
+        promo: Promotion,
+        env_status: EnvironmentStatus,
+        t: Tally,
+        facts: Sequence[ApprovalFact],
+    ) -> float | None:
+        key, body, spec, progress, p = promo.key, promo.body, promo.spec, promo.progress, promo.p
+        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         p.approvals = _approval_records(t, facts)
         rollback = _is_rollback(body, spec)
         asked_by = promoters(self.view.actions_for(env_name, "Promote"), body)
@@ -229,25 +271,18 @@ class Reconciler:
                 metrics.APPROVAL_WAIT.labels(env_name).observe((_now() - p.since).total_seconds())
             _move(p, decision.phase, decision.reason, decision.message)
             return decision.requeue_after
-        return await self._start_deploy(
-            key, body, spec, p, env_name, env_spec, t, decision.checks, progress, asked_by
-        )
+        return await self._start_deploy(promo, t, decision.checks, asked_by)
 
     # ---- deploy ------------------------------------------------------------------------
     async def _start_deploy(
         self,
-        key: ReleaseKey,
-        body: Body,
-        spec: ReleaseSpec,
-        p: EnvironmentProgress,
-        env_name: str,
-        env_spec: EnvironmentSpec,
+        promo: Promotion,
         t: Tally,
         checks: Sequence[Any],
-        progress: dict[str, EnvironmentProgress],
         promoted_by: Sequence[str] = (),
     ) -> float | None:
-        key_s = release_key_str(key)
+        key, body, spec, p = promo.key, promo.body, promo.spec, promo.p
+        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
         if workloads.has_agent_targets(env_spec):
             _move(
@@ -335,23 +370,17 @@ class Reconciler:
         _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
         p.since = _now()
         # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
-        await _persist(self.view, key, progress)
+        await _persist(self.view, key, promo.progress)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
         await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
-        events.emit(body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})")
+        await kubeio.emit(
+            body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})"
+        )
         return DEPLOY_POLL
 
-    async def _follow_rollout(
-        self,
-        key: ReleaseKey,
-        body: Body,
-        spec: ReleaseSpec,
-        p: EnvironmentProgress,
-        env_name: str,
-        env_spec: EnvironmentSpec,
-        progress: dict[str, EnvironmentProgress],
-    ) -> float | None:
-        key_s = release_key_str(key)
+    async def _follow_rollout(self, promo: Promotion) -> float | None:
+        spec, p = promo.spec, promo.p
+        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
         # Re-assert the lock: a no-op unless a crash cut the start short.
         await self.locks.acquire(env_name, key_s, force_self=True)
@@ -389,7 +418,7 @@ class Reconciler:
                 f"{spec.version} is live in {env_name}: "
                 + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states),
             )
-            await self._finish(key, body, spec, p, env_name, "Deployed", elapsed, progress)
+            await self._finish(promo, "Deployed", elapsed)
             return None
         if missing or elapsed > timeout:
             why = (
@@ -406,30 +435,20 @@ class Reconciler:
                 outcome = "RolledBack"
                 why += "; rolled back to the images that ran before"
             _move(p, "Failed", "RolloutTimeout" if not missing else "WorkloadNotFound", why)
-            await self._finish(key, body, spec, p, env_name, outcome, elapsed, progress)
+            await self._finish(promo, outcome, elapsed)
             return None
         return DEPLOY_POLL
 
-    async def _finish(
-        self,
-        key: ReleaseKey,
-        body: Body,
-        spec: ReleaseSpec,
-        p: EnvironmentProgress,
-        env_name: str,
-        outcome: str,
-        elapsed: float,
-        progress: dict[str, EnvironmentProgress],
-    ) -> None:
+    async def _finish(self, promo: Promotion, outcome: str, elapsed: float) -> None:
         """Record the outcome (retried until stored), write the Release, release the lock."""
-        key_s = release_key_str(key)
+        body, spec, p, env_name = promo.body, promo.spec, promo.p, promo.env_name
         await self.hooks.outcome(body, spec, env_name, p, outcome)
-        await _persist(self.view, key, progress)
-        await self.locks.release(env_name, key_s, body, spec, p, outcome=outcome)
+        await _persist(self.view, promo.key, promo.progress)
+        await self.locks.release(env_name, promo.holder, body, spec, p, outcome=outcome)
         metrics.PROMOTIONS.labels(env_name, outcome).inc()
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
         metrics.DEPLOY_DURATION.labels(env_name, outcome).observe(elapsed)
-        events.emit(
+        await kubeio.emit(
             body,
             outcome,
             f"{env_name}: {p.message}",
@@ -492,9 +511,11 @@ class Reconciler:
 
     async def _mark_approvals(
         self, key: ReleaseKey, env_name: str, t: Tally, body: Body, spec: ReleaseSpec
-    ) -> None:
-        """Approval.status says whether it counted and why; evidence records it once."""
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Approval.status says whether it counted and why; evidence records it once.
+        Returns the status writes to make (name, status) once the evidence is stored."""
         ns = key[0]
+        writes: list[tuple[str, dict[str, Any]]] = []
         bound = {id(a) for a in self._bound(key, env_name, body)}
         for a in self.view.approvals_for(key, env_name):
             name = a["metadata"]["name"]
@@ -518,16 +539,24 @@ class Reconciler:
                 log.warning("approval %s/%s not recorded yet (%s); retrying", ns, name, exc.reason)
                 continue
             conds = set_condition([], "Counted", "True" if counted else "False", reason, message)
-            await asyncio.to_thread(
-                kubeio.patch_approval_status,
-                ns,
-                name,
-                {
-                    "counted": counted,
-                    "approver": ident.username if ident else None,
-                    "conditions": [c.wire() for c in conds],
-                },
+            writes.append(
+                (
+                    name,
+                    {
+                        "counted": counted,
+                        "approver": ident.username if ident else None,
+                        "conditions": [c.wire() for c in conds],
+                    },
+                )
             )
+        return writes
+
+    @staticmethod
+    async def _write_approval_statuses(
+        ns: str, writes: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        for name, status in writes:
+            await asyncio.to_thread(kubeio.patch_approval_status, ns, name, status)
 
     async def _mark_unbound(self, ns: str, approval: Body) -> None:
         """An Approval made on an earlier Release of the same name says so, once."""
@@ -606,7 +635,7 @@ class Reconciler:
         )
         metrics.ENVIRONMENT_HALTED.labels(env_name).set(1)
         metrics.SECURITY_EVENTS.labels(reason).inc()
-        events.emit(body, reason, f"{env_name} halted: {message}", "Warning")
+        await kubeio.emit(body, reason, f"{env_name} halted: {message}", "Warning")
         try:
             await self.hooks.halted(body, spec, env_name, reason, message)
         except EvidenceError as exc:
@@ -620,7 +649,7 @@ class Reconciler:
             kubeio.patch_release_status, key, {"conditions": [c.wire() for c in conds]}
         )
 
-    def _announce(self, body: Body, before: Mapping[str, Any], status: ReleaseStatus) -> None:
+    async def _announce(self, body: Body, before: Mapping[str, Any], status: ReleaseStatus) -> None:
         old = {e["name"]: e["phase"] for e in before.get("environments", [])}
         for p in status.environments:
             if old.get(p.name) != p.phase:
@@ -630,7 +659,7 @@ class Reconciler:
                     if p.phase in {"Failed", "Rejected", "Halted", "Blocked"}
                     else "Normal"
                 )
-                events.emit(body, p.phase, f"{p.name}: {p.message}", kind)
+                await kubeio.emit(body, p.phase, f"{p.name}: {p.message}", kind)
 
 
 # ---- pure helpers ----------------------------------------------------------------------
