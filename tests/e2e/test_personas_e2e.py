@@ -97,7 +97,13 @@ def test_platform_engineer(world: DemoWorld) -> None:
                       '[{"op":"remove","path":"/spec/freezeWindows"}]')  # fmt: skip
     assert removed.returncode == 0, removed.stderr
 
-    # 3. suspend and resume, each an Action in frank's name; alice may not
+    # 3. prod promotes by hand from now on (the approver promotes)
+    manual = kubectl(world, "admin", "patch", "env", "prod", "--type", "merge", "-p",
+                     '{"spec":{"autoPromote":false}}')  # fmt: skip
+    assert manual.returncode == 0, manual.stderr
+    assert rows(says(person(world, "frank", "env", "list"), OK), "prod")[0][2] == "manual"
+
+    # 4. suspend and resume, each an Action in frank's name; alice may not
     says(person(world, "alice", "env", "suspend", "prod", "--reason", "mine"), REFUSED)
     says(person(world, "frank", "env", "suspend", "prod", "--reason", "db migration", "--wait"),
          OK)  # fmt: skip
@@ -112,7 +118,7 @@ def test_platform_engineer(world: DemoWorld) -> None:
     assert any("Suspend" in line and "Done" in line for line in mine), actions
     assert any("Resume" in line and "Done" in line for line in mine), actions
 
-    # 4. a halt is lifted by a person, with a reason
+    # 5. a halt is lifted by a person, with a reason
     world.halt("prod")
     says(person(world, "frank", "env", "clear", "prod", "--reason", "INC-42: registry fixed",
                 "--wait"), OK)  # fmt: skip
@@ -177,7 +183,19 @@ def test_approver(world: DemoWorld) -> None:
     world.wait_phase("shop-1-2", "staging", "Deployed")
     says(person(world, "bob", "approve", "shop/shop-1-2", "prod", "--comment", "CAB-8"), OK)
     says(person(world, "carol", "approve", "shop/shop-1-2", "prod", "--comment", "CAB-8"), OK)
+    # prod promotes by hand (the platform engineer made it so): it waits for a promote
+    eventually(
+        lambda: world.progress("shop-1-2", "prod").get("reason") == "AwaitingPromotion",
+        timeout=180,
+        what="shop-1-2 AwaitingPromotion in prod",
+    )
+    says(person(world, "alice", "promote", "shop/shop-1-2", "prod", "--reason", "x"), REFUSED)
+    says(person(world, "bob", "promote", "shop/shop-1-2", "prod", "--reason", "CAB-9", "--wait"),
+         OK)  # fmt: skip
     world.wait_phase("shop-1-2", "prod", "Deployed", timeout=180)
+    promotes = says(person(world, "bob", "action", "list"), OK)
+    assert any("Promote" in line and "bob" in line and "Done" in line
+               for line in promotes.splitlines()), promotes  # fmt: skip
     assert world.deployed_image("prod").endswith(world.v1.split("@")[1])  # 1.0, from the tag
 
     # what is live: shop-1-2; shop-1-1 still says Deployed, without the marker
