@@ -10,7 +10,9 @@ make `helm install` refuse to adopt them.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -80,6 +82,7 @@ class Install:
     helm_seconds: float
     workdir: Path
     pg_password: str
+    runtime: str = "process"
     operator: OperatorInPod | None = None
     ready_seconds: float | None = None
     notes: str = ""
@@ -137,6 +140,16 @@ class OperatorInPod:
     env: dict[str, str]
     http_port: int
     mounts: dict[str, Path] = field(default_factory=dict)
+    runtime: str = "process"
+    container_id: str = ""
+    token: str = ""  # the ServiceAccount token it authenticates with
+
+    def stop(self) -> None:
+        self.proc.stop()
+        if self.container_id:
+            subprocess.run(
+                ["runc", "delete", "-f", self.container_id], capture_output=True, check=False
+            )
 
     @property
     def url(self) -> str:
@@ -200,29 +213,167 @@ def materialise_volumes(
     return out
 
 
+LAYOUT = ROOT / ".local" / "image" / "oci"
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def runtime() -> str:
+    """`runc` (the operator from the image, as a container) when the image is built and
+    runc can run here (root); otherwise `process` (`stella operator run` on the host).
+    STELLA_INSTALL_RUNTIME forces one."""
+    forced = os.environ.get("STELLA_INSTALL_RUNTIME")
+    if forced:
+        return forced
+    usable = (
+        os.geteuid() == 0
+        and shutil.which("runc")
+        and shutil.which("umoci")
+        and (LAYOUT / "index.json").exists()
+    )
+    return "runc" if usable else "process"
+
+
+def image_bundle(workdir: Path) -> Path:
+    """The image unpacked into a runtime bundle (once): rootfs + the image's config."""
+    bundle = workdir / "bundle"
+    if not (bundle / "image-config.json").exists():
+        index = json.loads((LAYOUT / "index.json").read_text())
+        tag = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+        shutil.rmtree(bundle, ignore_errors=True)
+        subprocess.run(
+            ["umoci", "unpack", "--image", f"{LAYOUT}:{tag}", str(bundle)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (bundle / "image-config.json").write_text((bundle / "config.json").read_text())
+    return bundle
+
+
+def runc_config(
+    bundle: Path,
+    args: list[str],
+    env: dict[str, str],
+    mounts: dict[str, Path],
+    container: dict[str, Any],
+    pod: dict[str, Any],
+) -> None:
+    """config.json as a kubelet would set the container up from the chart's Deployment:
+    the pod's user, read-only root, no capabilities, no privilege escalation, host network
+    (loopback is the API server's), the volumes and the ServiceAccount token mounted."""
+    c = json.loads((bundle / "image-config.json").read_text())
+    entrypoint = c["process"]["args"][:1]  # the image's entrypoint; the pod gives args
+    c["process"]["args"] = [*entrypoint, *args]
+    base = dict(e.split("=", 1) for e in c["process"]["env"])
+    c["process"]["env"] = [f"{k}={v}" for k, v in {**base, **env}.items()]
+    c["process"]["terminal"] = False
+    sc, psc = container.get("securityContext", {}), pod.get("securityContext", {})
+    uid = sc.get("runAsUser", psc.get("runAsUser", c["process"]["user"]["uid"]))
+    assert uid != 0 and psc.get("runAsNonRoot") is True
+    c["process"]["user"] = {"uid": uid, "gid": uid, "additionalGids": [psc.get("fsGroup", uid)]}
+    c["process"]["noNewPrivileges"] = sc.get("allowPrivilegeEscalation") is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    c["process"]["capabilities"] = {
+        k: [] for k in ("bounding", "effective", "inheritable", "permitted", "ambient")
+    }
+    c["root"]["readonly"] = bool(sc.get("readOnlyRootFilesystem"))
+    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+    for target, host in mounts.items():
+        ro = target in (TOKEN_DIR, "/tls")
+        c["mounts"].append(
+            {
+                "destination": target,
+                "type": "bind",
+                "source": str(host),
+                "options": ["rbind", "ro" if ro else "rw", "nosuid", "nodev"],
+            }
+        )
+    c["hostname"] = "stella-operator"
+    (bundle / "config.json").write_text(json.dumps(c, indent=1))
+
+
+def host_path(value: str, mounts: dict[str, Path]) -> str:
+    for mount, host in mounts.items():
+        if value == mount or value.startswith(mount.rstrip("/") + "/"):
+            return str(host) + value[len(mount.rstrip("/")) :]
+    return value
+
+
+def runc_operator(
+    inst: Install, name: str, dep: dict[str, Any], env: dict[str, str], mounts: dict[str, Path]
+) -> tuple[Process, str]:
+    """The image under runc: the Deployment's env plus what a kubelet adds for in-cluster
+    config (KUBERNETES_SERVICE_HOST/PORT: here the API server on loopback, whose serving
+    certificate names 127.0.0.1), and the ServiceAccount token where clients look for it."""
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    fs_group = pod["securityContext"].get("fsGroup", pod["securityContext"]["runAsUser"])
+    token_dir = inst.workdir / "volumes" / "serviceaccount"
+    token_dir.mkdir(parents=True, exist_ok=True)
+    token = inst.kube.kubectl(
+        "admin", "create", "token", SA, "-n", NS, "--duration=2h"
+    ).stdout.strip()
+    (token_dir / "token").write_text(token)
+    (token_dir / "ca.crt").write_bytes(inst.kube.ca_file.read_bytes())
+    (token_dir / "namespace").write_text(NS)
+    # fsGroup: the pod's group owns its volumes (group-writable directories, readable files).
+    for host in [*mounts.values(), token_dir]:
+        for path in [host, *host.rglob("*")]:
+            os.chown(path, 0, fs_group)
+            path.chmod(0o2770 if path.is_dir() else 0o640)
+    for parent in (inst.workdir, inst.workdir / "volumes"):
+        parent.chmod(0o755)
+    bundle = image_bundle(inst.workdir)
+    port = inst.kube.server.rsplit(":", 1)[1]
+    runc_config(
+        bundle,
+        container["args"],
+        {
+            **env,
+            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "KUBERNETES_SERVICE_PORT": port,
+            "PYTHONUNBUFFERED": "1",
+        },
+        {**mounts, TOKEN_DIR: token_dir},
+        container,
+        pod,
+    )
+    cid = f"stella-install-{os.getpid()}-{name}"
+    subprocess.run(["runc", "delete", "-f", cid], capture_output=True, check=False)
+    proc = Process(
+        name, ["runc", "run", "--bundle", str(bundle), cid], inst.workdir / f"{name}.log"
+    )
+    return proc, cid
+
+
 def start_operator_as_chart(inst: Install, name: str = "operator") -> OperatorInPod:
     dep = inst.deployment()
     container = dep["spec"]["template"]["spec"]["containers"][0]
     env = container_env(inst.admin, dep)
+    # A new pod: its emptyDir starts empty (a restarted operator keeps nothing local).
+    shutil.rmtree(inst.workdir / "volumes", ignore_errors=True)
     mounts = materialise_volumes(inst.admin, dep, inst.workdir / "volumes")
-    # The mount paths do not exist on this host: an env value naming a file under a
-    # mountPath names the same file under the materialised directory.
-    for k, v in list(env.items()):
-        for mount, host in mounts.items():
-            if v == mount or v.startswith(mount.rstrip("/") + "/"):
-                env[k] = str(host) + v[len(mount.rstrip("/")) :]
     http_port = int(env["STELLA_HTTP_PORT"])
-    full = {
-        **env,
-        "KUBECONFIG": str(sa_kubeconfig(inst.kube, inst.workdir / "sa-kubeconfig")),
-        "HOME": str(inst.workdir / "home"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    (inst.workdir / "home").mkdir(exist_ok=True)
-    proc = Process(name, [STELLA, *container["args"]], inst.workdir / f"{name}.log", env=full)
-    op = OperatorInPod(proc, env, http_port, mounts)
+    if inst.runtime == "runc":
+        proc, cid = runc_operator(inst, name, dep, env, mounts)
+        op = OperatorInPod(proc, env, http_port, mounts, runtime="runc", container_id=cid)
+        op.token = (inst.workdir / "volumes" / "serviceaccount" / "token").read_text()
+    else:
+        # The mount paths do not exist on this host: an env value naming a file under a
+        # mountPath names the same file under the materialised directory.
+        env = {k: host_path(v, mounts) for k, v in env.items()}
+        full = {
+            **env,
+            "KUBECONFIG": str(sa_kubeconfig(inst.kube, inst.workdir / "sa-kubeconfig")),
+            "HOME": str(inst.workdir / "home"),
+            "PYTHONUNBUFFERED": "1",
+        }
+        (inst.workdir / "home").mkdir(exist_ok=True)
+        proc = Process(name, [STELLA, *container["args"]], inst.workdir / f"{name}.log", env=full)
+        op = OperatorInPod(proc, env, http_port, mounts)
+        op.token = yaml.safe_load(Path(full["KUBECONFIG"]).read_text())["users"][0]["user"]["token"]
     proc.start()
-    wait_until(op.ready, 90, "operator /readyz", proc.log)
+    wait_until(op.ready, 120, "operator /readyz", proc.log)
     wait_until(lambda: port_open(inst.webhook_port), 30, "operator webhook server", proc.log)
     return op
 
@@ -341,11 +492,12 @@ def installed(
         pg_password,
         notes=out.stdout,
     )
+    inst.runtime = runtime()
     try:
         yield inst
     finally:
         if inst.operator:
-            inst.operator.proc.stop()
+            inst.operator.stop()
             if os.environ.get("STELLA_TEST_SHOW_LOGS"):
                 print(inst.operator.logs())
 
@@ -356,7 +508,8 @@ def operator_as_chart(installed: Install) -> OperatorInPod:
         installed.operator = start_operator_as_chart(installed)
         installed.ready_seconds = time.monotonic() - installed.installed_at
         print(
-            f"[install] helm install {installed.helm_seconds:.1f}s; "
+            f"[install] operator as {installed.runtime}; "
+            f"helm install {installed.helm_seconds:.1f}s; "
             f"helm install -> operator Ready {installed.ready_seconds:.1f}s"
         )
     return installed.operator

@@ -14,7 +14,15 @@ from typing import Any
 import yaml
 from kubernetes import client
 from tests.e2e.shop import Shop
-from tests.install.conftest import NS, SA, STELLA, Install, OperatorInPod, helm
+from tests.install.conftest import (
+    NS,
+    SA,
+    STELLA,
+    Install,
+    OperatorInPod,
+    helm,
+    start_operator_as_chart,
+)
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane, binaries
@@ -73,6 +81,9 @@ def test_every_object_of_the_chart_is_accepted(installed: Install) -> None:
             assert wh["clientConfig"]["caBundle"] == installed.values["webhook.caBundle"]
     status = json.loads(helm(kube, "status", "stella", "-n", NS, "-o", "json").stdout)
     assert status["info"]["status"] == "deployed"
+    # NOTES.txt tells the next step, and what webhook.url means until the operator answers.
+    assert "kubectl -n stella-system rollout status deployment/stella-operator" in installed.notes
+    assert f"https://127.0.0.1:{installed.webhook_port}/<hook-id>" in installed.notes
 
 
 def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
@@ -103,8 +114,17 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
     assert op.env["STELLA_NAMESPACE"] == NS
     whoami = json.loads(
         subprocess.run(
-            [str(binaries()["kubectl"]), "auth", "whoami", "-o", "json"],
-            env={**os.environ, "KUBECONFIG": op.proc.env["KUBECONFIG"]},
+            [
+                str(binaries()["kubectl"]),
+                f"--server={kube.server}",
+                f"--certificate-authority={kube.ca_file}",
+                f"--token={op.token}",
+                "auth",
+                "whoami",
+                "-o",
+                "json",
+            ],
+            env={**os.environ, "KUBECONFIG": "/dev/null"},
             capture_output=True,
             text=True,
             check=True,
@@ -163,19 +183,43 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
                 timeout=30,
                 what=f"authorization and outcome packets of {env}",
             )
+        verify_env = {
+            **os.environ,
+            "KUBECONFIG": str(kube.kubeconfig_for("erin")),
+            "PGPASSWORD": installed.pg_password,
+        }
         verify = subprocess.run(
             [STELLA, "evidence", "verify", "-n", NS, "--log", installed.values["evidence.log"]],
-            env={
-                **os.environ,
-                "KUBECONFIG": str(kube.kubeconfig_for("erin")),
-                "PGPASSWORD": installed.pg_password,
-            },
+            env=verify_env,
             capture_output=True,
             text=True,
             check=False,
             timeout=120,
         )
         assert verify.returncode == 0, verify.stdout + verify.stderr
+
+        # A pod restart (a new emptyDir, a new token): the chains go on where they were,
+        # because the log is PostgreSQL (evidence.log is required by the chart).
+        op.stop()
+        installed.operator = start_operator_as_chart(installed)
+        shop.release("rel-2", shop.image("1.1"), ["dev"])
+        shop.wait_phase("rel-2", "dev", "Deployed", timeout=90)
+        chain = eventually(
+            lambda: (
+                (ps := [p for p in packets(admin, dev) if p["kind"].startswith("Promotion")])
+                and len(ps) == 4
+                and ps
+            ),
+            timeout=30,
+            what="the dev chain after the restart",
+        )
+        assert [p["kind"] for p in chain] == ["PromotionAuthorized", "PromotionDeployed"] * 2
+        seqs = [p["sequence"] for p in packets(admin, dev)]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+        again = subprocess.run(
+            verify.args, env=verify_env, capture_output=True, text=True, check=False, timeout=120
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
     finally:
         shop.cleanup()
         client.CoreV1Api(admin).delete_namespace(ns)

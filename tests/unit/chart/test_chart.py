@@ -7,6 +7,7 @@ this runs everywhere `make test` runs; rendering is local (`helm template`, no c
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -27,6 +28,7 @@ HELM = (
 )
 DIGEST = "sha256:" + "ab" * 32
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n...\n").decode()
+LOG = "evidence.log=postgresql://stella_evidence_writer@db:5432/stella"
 
 
 def render(*sets: str) -> subprocess.CompletedProcess[str]:
@@ -41,6 +43,7 @@ def docs() -> list[dict[str, Any]]:
     assert HELM.exists(), f"helm not built at {HELM}; run `make binaries`"
     out = render(
         f"image.digest={DIGEST}",
+        LOG,
         "webhook.certManager.enabled=false",
         f"webhook.caBundle={CA}",
         "serviceMonitor.enabled=true",
@@ -124,7 +127,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
 
 def test_helm_lint_passes() -> None:
     out = subprocess.run(
-        [str(HELM), "lint", str(CHART), "--set", f"image.digest={DIGEST}"],
+        [str(HELM), "lint", str(CHART), "--set", f"image.digest={DIGEST}", "--set", LOG],
         capture_output=True,
         text=True,
         check=False,
@@ -138,6 +141,7 @@ def test_webhook_url_is_the_out_of_cluster_switch() -> None:
     server never dials a Service ClusterIP (the install tier runs the operator on loopback)."""
     out = render(
         f"image.digest={DIGEST}",
+        LOG,
         "webhook.certManager.enabled=false",
         f"webhook.caBundle={CA}",
         "webhook.url=https://127.0.0.1:19443/",
@@ -150,3 +154,49 @@ def test_webhook_url_is_the_out_of_cluster_switch() -> None:
     assert got_m["webhooks"] == want_m["webhooks"]
     assert got_v["webhooks"] == want_v["webhooks"]
     assert "service:" not in yaml.safe_dump_all([got_m, got_v])
+
+
+def test_evidence_log_is_required_so_chains_survive_a_pod_restart() -> None:
+    out = render(f"image.digest={DIGEST}")
+    assert out.returncode != 0
+    assert "evidence.log is required" in out.stderr and "emptyDir" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("evidence.signer=gpg", "at '/evidence/signer': value must be one of 'vault', 'local'"),
+        ("replicas=0", "at '/replicas': minimum: got 0, want 1"),
+        ("webhookk.port=1", "additional properties 'webhookk' not allowed"),
+        ("image.digest=sha256:abc", "at '/image/digest': 'sha256:abc' does not match pattern"),
+        ("webhook.url=http://127.0.0.1:9443", "at '/webhook/url'"),
+        ("evidence.log=/var/lib/stella/evidence.jsonl", "at '/evidence/log'"),
+        ("httpPort=99999", "at '/httpPort': maximum"),
+        ("groups.approvers=release-approvers", "at '/groups/approvers': got string, want array"),
+    ],
+)
+def test_a_wrong_value_fails_with_a_readable_message(value: str, message: str) -> None:
+    out = render(f"image.digest={DIGEST}", LOG, value)
+    assert out.returncode != 0
+    assert "values don't meet the specifications of the schema" in out.stderr
+    assert message in out.stderr, out.stderr
+
+
+def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in values.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v and path not in {"resources", "webhook.certManager.issuerRef"}:
+            out += _leaves(v, path + ".")
+        else:
+            out.append(path)
+    return out
+
+
+def test_every_value_is_documented_in_the_chart_readme() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    missing = [v for v in _leaves(values) if f"| `{v}` |" not in readme]
+    assert not missing, f"undocumented values in charts/stella/README.md: {missing}"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(values) <= set(schema["properties"])
