@@ -262,7 +262,8 @@ def runc_config(
     the pod's user, read-only root, no capabilities, no privilege escalation, host network
     (loopback is the API server's), the volumes and the ServiceAccount token mounted."""
     c = json.loads((bundle / "image-config.json").read_text())
-    entrypoint = c["process"]["args"][:1]  # the image's entrypoint; the pod gives args
+    # The container's command replaces the image's entrypoint; its args follow.
+    entrypoint = container.get("command") or c["process"]["args"][:1]
     c["process"]["args"] = [*entrypoint, *args]
     base = dict(e.split("=", 1) for e in c["process"]["env"])
     c["process"]["env"] = [f"{k}={v}" for k, v in {**base, **env}.items()]
@@ -290,6 +291,50 @@ def runc_config(
         )
     c["hostname"] = "stella-operator"
     (bundle / "config.json").write_text(json.dumps(c, indent=1))
+
+
+def run_pod_once(inst: Install, pod: dict[str, Any], name: str) -> subprocess.CompletedProcess[str]:
+    """Run a one-shot Pod of the chart (the `helm test` hook) as a kubelet would: from the
+    image under runc (runtime runc), or its command on the host's Python (runtime process).
+    Only plain env values and no volumes: what the hook has when webhook.caBundle is set."""
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    assert not container.get("volumeMounts"), container
+    if inst.runtime != "runc":
+        argv = [
+            sys.executable if a.startswith("/usr/bin/python") else a for a in container["command"]
+        ]
+        return subprocess.run(
+            [*argv, *container.get("args", [])],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    bundle = image_bundle(inst.workdir)
+    one = inst.workdir / f"bundle-{name}"
+    if not one.exists():  # its own config.json; the rootfs is the operator's (read-only)
+        one.mkdir()
+        (one / "image-config.json").write_text((bundle / "image-config.json").read_text())
+    runc_config(one, container.get("args", []), env, {}, container, pod["spec"])
+    config = json.loads((one / "config.json").read_text())
+    config["root"]["path"] = str(bundle / "rootfs")
+    (one / "config.json").write_text(json.dumps(config, indent=1))
+    if not pod["spec"].get("hostNetwork"):
+        raise AssertionError("a hook pod without hostNetwork cannot reach loopback")
+    cid = f"stella-install-{os.getpid()}-{name}"
+    subprocess.run(["runc", "delete", "-f", cid], capture_output=True, check=False)
+    try:
+        return subprocess.run(
+            ["runc", "run", "--bundle", str(one), cid],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    finally:
+        subprocess.run(["runc", "delete", "-f", cid], capture_output=True, check=False)
 
 
 def host_path(value: str, mounts: dict[str, Path]) -> str:

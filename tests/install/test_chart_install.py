@@ -15,12 +15,14 @@ import yaml
 from kubernetes import client
 from tests.e2e.shop import Shop
 from tests.install.conftest import (
+    CHART,
     NS,
     SA,
     STELLA,
     Install,
     OperatorInPod,
     helm,
+    run_pod_once,
     start_operator_as_chart,
 )
 from tests.kube_support import eventually
@@ -223,3 +225,59 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
     finally:
         shop.cleanup()
         client.CoreV1Api(admin).delete_namespace(ns)
+
+
+def evidence_configmaps(admin: client.ApiClient) -> dict[str, tuple[str, str]]:
+    cms = (
+        client.CoreV1Api(admin)
+        .list_namespaced_config_map(NS, label_selector="stella.io/evidence")
+        .items
+    )
+    return {cm.metadata.name: (cm.metadata.uid, cm.metadata.resource_version) for cm in cms}
+
+
+def test_helm_test_hook_and_helm_upgrade_keeps_the_evidence(
+    installed: Install, operator_as_chart: OperatorInPod
+) -> None:
+    kube, admin = installed.kube, installed.admin
+    hooks = [
+        d for d in yaml.safe_load_all(helm(kube, "get", "hooks", "stella", "-n", NS).stdout) if d
+    ]
+    pod = next(d for d in hooks if d["kind"] == "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    # The API server accepts the hook's Pod as rendered ...
+    kube.kubectl("admin", "create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(pod))
+    # ... and its check passes when run as a kubelet would (kwok's fake nodes run nothing,
+    # so `helm test` itself would wait for a phase no kubelet here reports).
+    out = run_pod_once(installed, pod, "helm-test")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "operator ready; webhook validate-environment answered" in out.stdout
+    print(f"[install] helm test hook ({installed.runtime}): {out.stdout.strip()}")
+
+    before = evidence_configmaps(admin)
+    assert len(before) >= 6  # the promotions' packets and the published keys
+    helm(
+        kube,
+        "upgrade",
+        "stella",
+        str(CHART),
+        "-n",
+        NS,
+        "--reuse-values",
+        "--set",
+        "webhook.timeoutSeconds=7",
+    )
+    status = json.loads(helm(kube, "status", "stella", "-n", NS, "-o", "json").stdout)
+    assert status["version"] == 2 and status["info"]["status"] == "deployed"
+    # Evidence is the operator's, never the chart's: an upgrade leaves every ConfigMap as it
+    # was (same uid, same resourceVersion).
+    assert evidence_configmaps(admin) == before
+    cfg = json.loads(
+        kube.kubectl(
+            "admin", "get", "validatingwebhookconfiguration", "stella.io", "-o", "json"
+        ).stdout
+    )
+    assert {wh["timeoutSeconds"] for wh in cfg["webhooks"]} == {7}
+    assert all(wh["clientConfig"]["url"].startswith("https://127.0.0.1:") for wh in cfg["webhooks"])
+    out = run_pod_once(installed, pod, "helm-test")
+    assert out.returncode == 0, out.stdout + out.stderr
