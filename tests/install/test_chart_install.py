@@ -281,3 +281,37 @@ def test_helm_test_hook_and_helm_upgrade_keeps_the_evidence(
     assert all(wh["clientConfig"]["url"].startswith("https://127.0.0.1:") for wh in cfg["webhooks"])
     out = run_pod_once(installed, pod, "helm-test")
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_helm_uninstall_leaves_evidence_and_crds(
+    installed: Install, operator_as_chart: OperatorInPod
+) -> None:
+    """Last of the tier (it removes the release): what stays after `helm uninstall`."""
+    kube, admin = installed.kube, installed.admin
+    evidence = evidence_configmaps(admin)
+    assert evidence
+
+    def releases() -> list[str]:
+        out = json.loads(kube.kubectl("admin", "get", "releases", "-A", "-o", "json").stdout)
+        return [r["metadata"]["name"] for r in out["items"]]
+
+    # As docs/install.md says: let the operator release its finalizers first (the earlier
+    # tests' namespaces are still being deleted).
+    eventually(lambda: releases() == [], timeout=60, what="no Release left")
+    helm(kube, "uninstall", "stella", "-n", NS, "--wait", "--timeout", "60s")
+    # The pod goes with its Deployment.
+    operator_as_chart.stop()
+    installed.operator = None
+    # The evidence stays (the operator's objects, not the chart's), with the CRDs (Helm
+    # never deletes crds/) and so every Release, Approval and Action; the webhook
+    # configurations go, so nothing is refused by a webhook no one serves.
+    assert evidence_configmaps(admin) == evidence
+    for plural in ("releases", "environments", "approvals", "actions", "agents"):
+        kube.kubectl("admin", "get", f"crd/{plural}.stella.io")
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        assert kube.kubectl("admin", "get", kind, "stella.io", check=False).returncode != 0
+    for kind in ("clusterrole/stella-operator", "clusterrolebinding/stella-approvers"):
+        assert kube.kubectl("admin", "get", kind, check=False).returncode != 0
+    # No Release is left holding the operator's finalizer (deleted while it ran); one that
+    # were would wait for an operator to come back.
+    assert releases() == []
