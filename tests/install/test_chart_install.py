@@ -88,6 +88,21 @@ def test_every_object_of_the_chart_is_accepted(installed: Install) -> None:
     assert f"https://127.0.0.1:{installed.webhook_port}/<hook-id>" in installed.notes
 
 
+def operator_may(admin: client.ApiClient, verb: str, resource: str, namespace: str) -> bool:
+    review = client.AuthorizationV1Api(admin).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=f"system:serviceaccount:{NS}:{SA}",
+                groups=["system:serviceaccounts", f"system:serviceaccounts:{NS}"],
+                resource_attributes=client.V1ResourceAttributes(
+                    group="apps", resource=resource, verb=verb, namespace=namespace
+                ),
+            )
+        )
+    )
+    return bool(review.status.allowed)
+
+
 def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
     cms = (
         client.CoreV1Api(admin)
@@ -139,6 +154,7 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels={"team": "shop"}))
     )
     shop = Shop(admin, people, registry, ns)
+    narrowed = False
     try:
         dev = shop.environment("dev")
         staging = shop.environment(
@@ -155,6 +171,26 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
                 "preventSelfApproval": True,
             },
         )
+        # The platform engineer names the target namespaces: the operator may patch
+        # workloads there and nowhere else (a RoleBinding each; reads stay cluster-wide).
+        targets = [shop.target_ns(st) for st in ("dev", "staging", "prod")]
+        helm(
+            kube,
+            "upgrade",
+            "stella",
+            str(CHART),
+            "-n",
+            NS,
+            "--reuse-values",
+            "--set",
+            "targetNamespaces={" + ",".join(targets) + "}",
+        )
+        narrowed = True
+        for target in targets:
+            assert operator_may(admin, "patch", "deployments", target)
+        for other in (ns, "default", NS):
+            assert not operator_may(admin, "patch", "deployments", other), other
+            assert operator_may(admin, "get", "deployments", other), other
         image = shop.image("1.0")
         shop.release("rel-1", image, ["dev", "staging", "prod"])  # alice, a requester
         shop.wait_phase("rel-1", "dev", "Deployed", timeout=90)
@@ -223,6 +259,18 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
         )
         assert again.returncode == 0, again.stdout + again.stderr
     finally:
+        if narrowed:  # the target namespaces go with the shop; so must their RoleBindings
+            helm(
+                kube,
+                "upgrade",
+                "stella",
+                str(CHART),
+                "-n",
+                NS,
+                "--reuse-values",
+                "--set",
+                "targetNamespaces=null",
+            )
         shop.cleanup()
         client.CoreV1Api(admin).delete_namespace(ns)
 
@@ -255,6 +303,7 @@ def test_helm_test_hook_and_helm_upgrade_keeps_the_evidence(
     print(f"[install] helm test hook ({installed.runtime}): {out.stdout.strip()}")
 
     before = evidence_configmaps(admin)
+    revision = json.loads(helm(kube, "status", "stella", "-n", NS, "-o", "json").stdout)["version"]
     assert len(before) >= 6  # the promotions' packets and the published keys
     helm(
         kube,
@@ -268,7 +317,7 @@ def test_helm_test_hook_and_helm_upgrade_keeps_the_evidence(
         "webhook.timeoutSeconds=7",
     )
     status = json.loads(helm(kube, "status", "stella", "-n", NS, "-o", "json").stdout)
-    assert status["version"] == 2 and status["info"]["status"] == "deployed"
+    assert status["version"] == revision + 1 and status["info"]["status"] == "deployed"
     # Evidence is the operator's, never the chart's: an upgrade leaves every ConfigMap as it
     # was (same uid, same resourceVersion).
     assert evidence_configmaps(admin) == before
