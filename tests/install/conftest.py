@@ -401,6 +401,18 @@ def start_operator_as_chart(inst: Install, name: str = "operator") -> OperatorIn
     http_port = int(env["STELLA_HTTP_PORT"])
     if inst.runtime == "runc":
         proc, cid = runc_operator(inst, name, dep, env, mounts)
+        ann = json.loads((inst.workdir / "bundle" / "image-config.json").read_text())
+        revision = ann.get("annotations", {}).get("org.opencontainers.image.revision", "?")
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        print(
+            f"[install] image of commit {revision[:12]}"
+            + ("" if revision == head else f" (HEAD is {head[:12]}: `make image` to test it)")
+        )
         op = OperatorInPod(proc, env, http_port, mounts, runtime="runc", container_id=cid)
         op.token = (inst.workdir / "volumes" / "serviceaccount" / "token").read_text()
     else:
