@@ -4,6 +4,9 @@ runs these in threads). Every write that must not race carries a resourceVersion
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -37,15 +40,40 @@ async def emit(
     """Post an Event from a worker thread (best effort, as events.emit): a blocking POST
     on the event loop stalled every other reconcile and every watch event meanwhile —
     five of them per Release in a cold resync (issue 12)."""
-    await asyncio.to_thread(events.emit, involved, reason, message, type_, namespace)
+    await asyncio.to_thread(_emit, involved, reason, message, type_, namespace)
+
+
+def _emit(
+    involved: Mapping[str, Any], reason: str, message: str, type_: str, namespace: str | None
+) -> None:
+    events.emit(involved, reason, message, type_, namespace, api=_api())
 
 
 class Conflict(Exception):
     """Someone else wrote the object since we read it; read again and decide again."""
 
 
+_CLIENT_TTL = 300.0
+_local = threading.local()
+
+
+def _api() -> client.ApiClient:
+    """One API client per thread, kept for a few minutes: its connections (and TLS
+    sessions) are reused. A client per call parsed the kubeconfig and opened a new TLS
+    connection for every read and write of the engine (issue 12: most of the engine's cost
+    beyond the API writes themselves). Recreated when KUBECONFIG or the context changes,
+    and every _CLIENT_TTL seconds (in-cluster credentials rotate)."""
+    source = (os.environ.get("KUBECONFIG"), os.environ.get("STELLA_KUBE_CONTEXT"))
+    now = time.monotonic()
+    cached = getattr(_local, "client", None)
+    if cached is None or cached[1] != source or now - cached[2] > _CLIENT_TTL:
+        cached = (api_client(), source, now)
+        _local.client = cached
+    return cast(client.ApiClient, cached[0])
+
+
 def _custom() -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client())
+    return client.CustomObjectsApi(_api())
 
 
 def patch_release_status(key: ReleaseKey, status: Mapping[str, Any]) -> dict[str, Any]:
@@ -88,12 +116,12 @@ def get_release(namespace: str, name: str) -> dict[str, Any] | None:
 
 def get_namespace(name: str) -> dict[str, Any] | None:
     try:
-        obj = client.CoreV1Api(api_client()).read_namespace(name)
+        obj = client.CoreV1Api(_api()).read_namespace(name)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return cast(dict[str, Any], api_client().sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+    return cast(dict[str, Any], _api().sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
 
 def replace_environment_status(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,19 +144,19 @@ def patch_environment_status(name: str, status: Mapping[str, Any]) -> None:
 
 
 def get_workload(namespace: str, kind: str, name: str) -> dict[str, Any] | None:
-    api = client.AppsV1Api(api_client())
+    api = client.AppsV1Api(_api())
     try:
         obj = getattr(api, _READ[kind])(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    out = api_client().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    out = _api().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
     return cast(dict[str, Any], out)
 
 
 def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any]) -> None:
-    api = client.AppsV1Api(api_client())
+    api = client.AppsV1Api(_api())
     # Strategic merge: containers merge by name, so untouched containers keep their images.
     getattr(api, _PATCH[kind])(
         name, namespace, dict(patch), _content_type="application/strategic-merge-patch+json"
@@ -147,9 +175,9 @@ def list_all() -> dict[str, list[dict[str, Any]]]:
     ):
         listed = api.list_cluster_custom_object(GROUP, VERSION, plural)
         out[kind] = list(cast(dict[str, Any], listed).get("items", []))
-    namespaces = client.CoreV1Api(api_client()).list_namespace()
+    namespaces = client.CoreV1Api(_api()).list_namespace()
     out["Namespace"] = list(
-        cast(dict[str, Any], api_client().sanitize_for_serialization(namespaces)).get("items", [])  # type: ignore[no-untyped-call]
+        cast(dict[str, Any], _api().sanitize_for_serialization(namespaces)).get("items", [])  # type: ignore[no-untyped-call]
     )
     return out
 
