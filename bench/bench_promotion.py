@@ -346,16 +346,47 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: 
                     took = time.monotonic() - t0 - 1.0
             rss = rss_mib(op.proc.pid)
             print(f"  {label:32} full resync {took:6.1f}s   operator RSS {rss:6.1f} MiB")
-            size = f"{count} x {len(envs)}; goal at 10000 x 5"
+            # The goals hold at 10,000 x 5 (issue 12): at a smaller size a figure is the
+            # trend, not a verdict.
+            full = count >= 10_000 and len(envs) >= 5
+            size = f"{count} x {len(envs)}"
+
+            def at(goal: str) -> str:
+                return size if full else f"{size}; goal {goal} at 10000 x 5"
+
             if label.startswith("cold"):
-                record("promotion", "scale: cold resync", took, "s", goal=60.0, note=size)
                 record(
-                    "promotion", "scale: RSS after cold resync", rss, "MiB", goal=300.0, note=size
+                    "promotion",
+                    "scale: cold resync",
+                    took,
+                    "s",
+                    goal=60.0 if full else None,
+                    note=at("<= 60 s"),
+                )
+                record(
+                    "promotion",
+                    "scale: RSS after cold resync",
+                    rss,
+                    "MiB",
+                    goal=300.0 if full else None,
+                    note=at("<= 300 MiB"),
                 )
             else:
-                record("promotion", "scale: warm restart", took, "s", goal=10.0, note=size)
                 record(
-                    "promotion", "scale: RSS after warm restart", rss, "MiB", goal=300.0, note=size
+                    "promotion",
+                    "scale: warm restart",
+                    took,
+                    "s",
+                    goal=10.0 if full else None,
+                    note=at("<= 10 s") + "; resolution 1 s, at least 2 s",
+                )
+                record(
+                    "promotion",
+                    "scale: RSS after warm restart",
+                    rss,
+                    "MiB",
+                    goal=300.0 if full else None,
+                    note=at("<= 300 MiB"),
                 )
         finally:
             op.proc.stop()
