@@ -297,7 +297,7 @@ def test_deleted_manifest_halts_until_a_person_clears_it(
         lambda: "EnvironmentCleared" in evidence_kinds(kube_admin, env),
         what="EnvironmentCleared evidence",
     )
-    assert events_about(kube_admin, "default", "HaltCleared", env)
+    eventually(lambda: events_about(kube_admin, "default", "HaltCleared", env), what="HaltCleared")
     # The first release stays failed: clearing a halt re-deploys nothing by itself.
     assert shop.phase("rel-1", "dev") == "Failed"
 

@@ -140,8 +140,14 @@ def test_release_deleted_mid_promotion_ends_cleanly(stella: OperatorProcess, sho
         G, V, shop.release_ns, "releases", "rel-d"
     )
     eventually(lambda: "inFlight" not in shop.environment_status("dev"), what="dev lock freed")
-    events = client.CoreV1Api(shop.admin).list_namespaced_event("default").items
-    assert any(e.reason == "ReleaseDeleted" and shop.env_name("dev") in e.message for e in events)
+    # Events are posted by a background thread: they arrive shortly after the lock is freed.
+    eventually(
+        lambda: any(
+            e.reason == "ReleaseDeleted" and shop.env_name("dev") in e.message
+            for e in client.CoreV1Api(shop.admin).list_namespaced_event("default").items
+        ),
+        what="ReleaseDeleted Event",
+    )
     # The next release is not stuck behind it.
     shop.release("rel-e", shop.image("8.1"), ["dev"])
     shop.wait_phase("rel-e", "dev", "Deploying")

@@ -3,9 +3,6 @@ runs these in threads). Every write that must not race carries a resourceVersion
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -36,43 +33,20 @@ async def emit(
     type_: str = "Normal",
     namespace: str | None = None,
 ) -> None:
-    """Post an Event (best effort, as events.emit) with this thread's reused client.
-
-    It runs on the event loop on purpose. Posted from worker threads, Events let the engine
-    outrun kopf's processing of the watch events its own writes cause: in a cold resync of
-    1,000 Releases x 5 Environments the operator's RSS peaked at 498 MiB instead of 297
-    (bench_promotion, issue 12; the chart's limit is 512 Mi) for 4 s less. With the
-    connection reused, one POST costs a few milliseconds."""
-    _emit(involved, reason, message, type_, namespace)
-
-
-def _emit(
-    involved: Mapping[str, Any], reason: str, message: str, type_: str, namespace: str | None
-) -> None:
-    events.emit(involved, reason, message, type_, namespace, api=_api())
+    """Post an Event, best effort, without blocking the event loop (admission shares it)
+    and without piling up work: a slim reference goes to events.POSTER's bounded queue,
+    and one thread posts them (see EventPoster for the memory this bounds)."""
+    events.POSTER.post(involved, reason, message, type_, namespace)
 
 
 class Conflict(Exception):
     """Someone else wrote the object since we read it; read again and decide again."""
 
 
-_CLIENT_TTL = 300.0
-_local = threading.local()
-
-
 def _api() -> client.ApiClient:
-    """One API client per thread, kept for a few minutes: its connections (and TLS
-    sessions) are reused. A client per call parsed the kubeconfig and opened a new TLS
-    connection for every read and write of the engine (issue 12: most of the engine's cost
-    beyond the API writes themselves). Recreated when KUBECONFIG or the context changes,
-    and every _CLIENT_TTL seconds (in-cluster credentials rotate)."""
-    source = (os.environ.get("KUBECONFIG"), os.environ.get("STELLA_KUBE_CONTEXT"))
-    now = time.monotonic()
-    cached = getattr(_local, "client", None)
-    if cached is None or cached[1] != source or now - cached[2] > _CLIENT_TTL:
-        cached = (api_client(), source, now)
-        _local.client = cached
-    return cast(client.ApiClient, cached[0])
+    """The operator's one API client (stella.k8s.client.api_client is cached): its
+    connection pool, and so its TLS sessions, are reused by every read and write."""
+    return api_client()
 
 
 def _custom() -> client.CustomObjectsApi:
