@@ -165,8 +165,10 @@ def affected_by_environment(
       every Environment's status: its path);
     * its spec or a status field the gates read changed (halted, suspended, inFlight):
       the Releases not yet finished here, and the lock's old and new holders;
-    * anything else (conditions, currentRelease/history, which no decision reads —
-      rollbacks are authorized from them at admission): none but itself."""
+    * its currentRelease changed: the old and the new current Release (their summaries
+      show which one is Live);
+    * anything else (conditions, history, which no decision reads — rollbacks are
+      authorized from them at admission): none but itself."""
     name = str((after.get("metadata") or {}).get("name", ""))
     gone = event_type == "DELETED"
     releases: dict[ReleaseKey, None] = {}
@@ -186,8 +188,16 @@ def affected_by_environment(
         for env in sorted(affected):
             releases.update(dict.fromkeys(view.releases_targeting(env)))
         return sorted({name, *view.environments}), list(releases)
+    # The Release that runs here changed: the old one is no longer Live, the new one is
+    # (their summaries say so); nothing else is decided differently.
+    for status in (before.get("status"), after.get("status")):
+        current = status.get("currentRelease") if isinstance(status, Mapping) else None
+        if isinstance(current, str) and "/" in current:
+            releases[parse_release_key(current)] = None
+    if _current(before) == _current(after):
+        releases.clear()
     if _gate_inputs(before) == _gate_inputs(after):
-        return [name], []
+        return [name], list(releases)
     releases.update(dict.fromkeys(undecided(view, name)))
     for status in (before.get("status"), after.get("status")):
         holder = status.get("inFlight") if isinstance(status, Mapping) else None
@@ -220,6 +230,11 @@ def undecided(view: ClusterView, env: str) -> list[ReleaseKey]:
 def _requires(body: Body) -> list[str]:
     spec = body.get("spec") or {}
     return list(spec.get("requires") or []) if isinstance(spec, Mapping) else []
+
+
+def _current(body: Body) -> Any:
+    status = body.get("status")
+    return status.get("currentRelease") if isinstance(status, Mapping) else None
 
 
 def _gate_inputs(body: Body) -> tuple[Any, ...]:

@@ -157,7 +157,7 @@ class Reconciler:
                 requeue = _sooner(requeue, wait)
 
         status.environments = [progress[e] for e in spec.environments]
-        status.summary = summary_line(status.environments, path)
+        status.summary = summary_line(status.environments, path, self._live(key, spec))
         r = ready(status.environments, path)
         status.conditions = set_condition(
             status.conditions, "Ready", r.status, r.reason, r.message, generation
@@ -472,6 +472,16 @@ class Reconciler:
 
     async def _write_status(self, key: ReleaseKey, status: Mapping[str, Any]) -> None:
         await _persist_status(self.view, key, status)
+
+    def _live(self, key: ReleaseKey, spec: ReleaseSpec) -> set[str]:
+        """The Environments whose status says this Release is the one running there."""
+        mine = release_key_str(key)
+        return {
+            env
+            for env in spec.environments
+            if ((self.view.environment(env) or {}).get("status") or {}).get("currentRelease")
+            == mine
+        }
 
     def _graph(self) -> dict[str, list[str]]:
         return {

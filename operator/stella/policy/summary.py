@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from stella.models.common import CONDITION_REASON, ConditionStatus
@@ -22,14 +22,24 @@ class ReadyStatus:
     message: str
 
 
-def summary_line(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> str:
-    """'dev=Deployed staging=WaitingForApproval prod=Pending', in path order.
+def summary_line(
+    progress: Sequence[EnvironmentProgress], path: Sequence[str], live: Collection[str] = ()
+) -> str:
+    """'dev=Live staging=WaitingForApproval prod=Pending', in path order.
 
+    `live`: the Environments whose current Release this is. There a Deployed Release
+    shows `Live`; `Deployed` alone means it ran there and has been replaced since — so
+    `kubectl get rel` tells which of ten Releases deployed to dev runs there now.
     Environments in `path` without progress show Pending; the line is cut to fit the
     field, ending in '…(+N)' for the N environments left out.
     """
     phases = {p.name: p.phase for p in progress}
-    parts = [f"{env}={phases.get(env, 'Pending')}" for env in path]
+
+    def shown(env: str) -> str:
+        phase = phases.get(env, "Pending")
+        return "Live" if phase == "Deployed" and env in live else phase
+
+    parts = [f"{env}={shown(env)}" for env in path]
     line = " ".join(parts)
     if len(line) <= SUMMARY_MAX:
         return line

@@ -65,14 +65,22 @@ def names(keys: list[tuple[str, str]]) -> list[str]:
 def test_the_engines_own_status_writes_enqueue_nothing_but_what_they_change() -> None:
     view = world()
     staging = copy.deepcopy(view.environments["staging"])
-    # Conditions, currentRelease and history: no decision reads them.
+    # Conditions and history: no decision reads them.
     staging["status"] = {
         "conditions": [{"type": "Ready", "status": "True"}],
-        "currentRelease": "shop/r1",
         "history": [{"release": "shop/r1"}],
     }
     envs, releases = event(view, staging)
     assert envs == ["staging"] and releases == []
+    # currentRelease: the new current Release (and the old one) re-summarise who is Live.
+    staging = copy.deepcopy(staging)
+    staging["status"]["currentRelease"] = "shop/r1"
+    envs, releases = event(view, staging)
+    assert envs == ["staging"] and names(releases) == ["r1"]
+    moved = copy.deepcopy(staging)
+    moved["status"]["currentRelease"] = "shop/r2"
+    assert names(event(view, moved)[1]) == ["r1", "r2"]
+    staging = moved
     # The lock taken: the Releases not finished in staging, and the holder.
     locked = copy.deepcopy(staging)
     locked["status"]["inFlight"] = "shop/r2"

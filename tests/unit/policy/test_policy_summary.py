@@ -50,3 +50,13 @@ def test_not_ready_when_not_evaluated_or_reason_unusable() -> None:
     bad = [EnvironmentProgress(name="dev", phase="Failed", reason="not a reason!")]
     assert ready(bad, ["dev"]) == ReadyStatus("False", "Failed", "dev: Failed")
     assert ready([], []).status == "False"
+
+
+def test_the_release_running_in_an_environment_is_live_there() -> None:
+    """Issue 11: ten Releases Deployed to dev, one of them runs there: that one is Live."""
+    envs = progress(dev="Deployed", staging="Deployed", prod="WaitingForApproval")
+    assert summary_line(envs, PATH, live={"staging"}) == (
+        "dev=Deployed staging=Live prod=WaitingForApproval"
+    )
+    # Live only where it is Deployed (a stale currentRelease never makes a waiting one Live).
+    assert "prod=WaitingForApproval" in summary_line(envs, PATH, live={"prod"})
