@@ -98,6 +98,30 @@ def _flags(node: Node) -> list[str]:
     return [f for opt in node.options for f in opt.flags]
 
 
+def _walk_words(tree: dict[str, Node], values: list[tuple[str, Option]]) -> list[str]:
+    """The shell lines, shared by bash and zsh, that walk the words typed so far: skip an
+    option's value, follow subcommands into `cmdpath`."""
+    lines = [
+        "        if [[ $w == -* ]]; then",
+        '            case "$cmdpath|$w" in',
+    ]
+    if values:
+        lines.append("                " + "|".join(_q(k) for k, _ in values) + ") expect=1 ;;")
+    lines += [
+        "            esac",
+        "            continue",
+        "        fi",
+        '        case "$cmdpath $w" in',
+    ]
+    subpaths = [p for p in sorted(tree) if p != "stella"]
+    if subpaths:
+        lines.append(
+            "            " + "|".join(_q(p) for p in subpaths) + ') cmdpath="$cmdpath $w" ;;'
+        )
+    lines += ["        esac", "    done"]
+    return lines
+
+
 def bash_script(parser: argparse.ArgumentParser) -> str:
     tree = walk(parser)
     values = _value_cases(tree)
@@ -116,28 +140,9 @@ def bash_script(parser: argparse.ArgumentParser) -> str:
         '        w="${COMP_WORDS[i]}"',
         '        if [[ -n $expect ]]; then expect=""; continue; fi',
         "        if [[ $w == -*=* ]]; then continue; fi",
-        "        if [[ $w == -* ]]; then",
-        '            case "$cmdpath|$w" in',
     ]
-    if values:
-        patterns = "|".join(_q(key) for key, _ in values)
-        lines.append(f"                {patterns}) expect=1 ;;")
-    lines += [
-        "            esac",
-        "            continue",
-        "        fi",
-        '        case "$cmdpath $w" in',
-    ]
-    subpaths = [p for p in sorted(tree) if p != "stella"]
-    if subpaths:
-        lines.append(
-            "            " + "|".join(_q(p) for p in subpaths) + ') cmdpath="$cmdpath $w" ;;'
-        )
-    lines += [
-        "        esac",
-        "    done",
-        '    case "$cmdpath|$prev" in',
-    ]
+    lines += _walk_words(tree, values)
+    lines.append('    case "$cmdpath|$prev" in')
     for kind in ("choices", "file", "context"):
         for key, opt in values:
             if opt.value_kind != kind:
@@ -193,27 +198,9 @@ def zsh_script(parser: argparse.ArgumentParser) -> str:
         '        w="${words[i]}"',
         '        if [[ -n $expect ]]; then expect=""; continue; fi',
         "        if [[ $w == -*=* ]]; then continue; fi",
-        "        if [[ $w == -* ]]; then",
-        '            case "$cmdpath|$w" in',
     ]
-    if values:
-        lines.append("                " + "|".join(_q(k) for k, _ in values) + ") expect=1 ;;")
-    lines += [
-        "            esac",
-        "            continue",
-        "        fi",
-        '        case "$cmdpath $w" in',
-    ]
-    subpaths = [p for p in sorted(tree) if p != "stella"]
-    if subpaths:
-        lines.append(
-            "            " + "|".join(_q(p) for p in subpaths) + ') cmdpath="$cmdpath $w" ;;'
-        )
-    lines += [
-        "        esac",
-        "    done",
-        '    case "$cmdpath|${words[CURRENT-1]}" in',
-    ]
+    lines += _walk_words(tree, values)
+    lines.append('    case "$cmdpath|${words[CURRENT-1]}" in')
     for key, opt in values:
         if opt.value_kind == "choices":
             choices = " ".join(_q(c) for c in opt.choices or ())
