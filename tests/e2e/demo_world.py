@@ -112,8 +112,9 @@ class DemoWorld:
         return str(d.spec.template.spec.containers[0].image)
 
 
-def _operator_namespace(admin: client.ApiClient) -> str:
-    name = f"stella-docs-{uuid.uuid4().hex[:6]}"
+def operator_namespace(admin: client.ApiClient, prefix: str = "stella-docs") -> str:
+    """A fresh operator namespace with stella-system's RBAC (what the chart installs)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     for role in rbac.list_namespaced_role(HOME_NS).items:
@@ -217,7 +218,7 @@ def demo_world(
     """`make demo`'s world, with its operator running; torn down afterwards."""
     core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
     custom = client.CustomObjectsApi(admin)
-    ns = _operator_namespace(admin)
+    ns = operator_namespace(admin)
     v1 = f"{registry.host}/shop/web@{push_image(registry.url, 'shop/web', '1.0', b'shop web 1.0')}"
     v2 = f"{registry.host}/shop/web@{push_image(registry.url, 'shop/web', '1.1', b'shop web 1.1')}"
     env = {"STELLA_NAMESPACE": ns, "STELLA_INSECURE_REGISTRIES": registry.host}

@@ -32,6 +32,7 @@ import pytest
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.conftest import running_operator as conftest_running_operator
+from tests.e2e.demo_world import operator_namespace
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
@@ -50,7 +51,6 @@ from stella.secrets.signers import ensure_transit_key
 
 BIN = Path(sys.executable).parent
 STELLA = str(BIN / "stella")
-HOME_NS = "stella-system"
 
 
 # ---- helpers -------------------------------------------------------------------------
@@ -59,23 +59,8 @@ HOME_NS = "stella-system"
 @pytest.fixture
 def ns(kube_admin: client.ApiClient) -> Iterator[str]:
     """A fresh operator namespace with stella-system's RBAC (what the chart installs)."""
-    name = f"stella-ev-{uuid.uuid4().hex[:6]}"
-    core, rbac = client.CoreV1Api(kube_admin), client.RbacAuthorizationV1Api(kube_admin)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    for role in rbac.list_namespaced_role(HOME_NS).items:
-        rbac.create_namespaced_role(
-            name,
-            client.V1Role(metadata=client.V1ObjectMeta(name=role.metadata.name), rules=role.rules),
-        )
-    for rb in rbac.list_namespaced_role_binding(HOME_NS).items:
-        rbac.create_namespaced_role_binding(
-            name,
-            client.V1RoleBinding(
-                metadata=client.V1ObjectMeta(name=rb.metadata.name),
-                role_ref=rb.role_ref,
-                subjects=rb.subjects,
-            ),
-        )
+    name = operator_namespace(kube_admin, "stella-ev")
+    core = client.CoreV1Api(kube_admin)
     try:
         yield name
     finally:
