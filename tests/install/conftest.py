@@ -391,15 +391,23 @@ def runc_operator(
     return proc, cid
 
 
-def start_operator_as_chart(inst: Install, name: str = "operator") -> OperatorInPod:
+def start_operator_as_chart(
+    inst: Install,
+    name: str = "operator",
+    program: list[str] | None = None,
+    overrides: dict[str, str] | None = None,
+) -> OperatorInPod:
+    """The operator as the Deployment the API server holds says. `program` (a host process,
+    e.g. another version's code) replaces `stella`; `overrides` change env values the
+    harness cannot honour on a shared host (a fixed port)."""
     dep = inst.deployment()
     container = dep["spec"]["template"]["spec"]["containers"][0]
-    env = container_env(inst.admin, dep)
+    env = {**container_env(inst.admin, dep), **(overrides or {})}
     # A new pod: its emptyDir starts empty (a restarted operator keeps nothing local).
     shutil.rmtree(inst.workdir / "volumes", ignore_errors=True)
     mounts = materialise_volumes(inst.admin, dep, inst.workdir / "volumes")
     http_port = int(env["STELLA_HTTP_PORT"])
-    if inst.runtime == "runc":
+    if inst.runtime == "runc" and program is None:
         proc, cid = runc_operator(inst, name, dep, env, mounts)
         ann = json.loads((inst.workdir / "bundle" / "image-config.json").read_text())
         revision = ann.get("annotations", {}).get("org.opencontainers.image.revision", "?")
@@ -426,7 +434,8 @@ def start_operator_as_chart(inst: Install, name: str = "operator") -> OperatorIn
             "PYTHONUNBUFFERED": "1",
         }
         (inst.workdir / "home").mkdir(exist_ok=True)
-        proc = Process(name, [STELLA, *container["args"]], inst.workdir / f"{name}.log", env=full)
+        argv = [*(program or [STELLA]), *container["args"]]
+        proc = Process(name, argv, inst.workdir / f"{name}.log", env=full)
         op = OperatorInPod(proc, env, http_port, mounts)
         op.token = yaml.safe_load(Path(full["KUBECONFIG"]).read_text())["users"][0]["user"]["token"]
     proc.start()
@@ -476,18 +485,10 @@ def create_evidence_log(postgres: Any, workdir: Path) -> tuple[str, str]:
     return postgres.dsn(user=writer, db=db), pw
 
 
-@pytest.fixture(scope="session")
-def installed(
-    bare_kube: ControlPlane,
-    registry: Any,
-    postgres: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Install]:
-    """`helm install` as a platform engineer would on a cluster without cert-manager: the
-    namespace, a TLS Secret and the CA bundle made beforehand, webhook.url on loopback."""
-    kube = bare_kube
-    workdir = tmp_path_factory.mktemp("install")
-    admin = api_client_for(str(kube.kubeconfig), "admin")
+def prepare_namespace(kube: ControlPlane, postgres: Any, workdir: Path) -> tuple[Path, str, str]:
+    """What a platform engineer makes before `helm install` on a cluster without
+    cert-manager: the namespace, a TLS Secret from a new CA, the evidence log and a Secret
+    with its writer's password. Returns (CA file, log DSN without password, password)."""
     ca, crt, key = make_serving_cert(workdir / "webhook-pki")
     dsn, pg_password = create_evidence_log(postgres, workdir / "dba")
     kube.kubectl("admin", "create", "namespace", NS)
@@ -512,6 +513,22 @@ def installed(
         NS,
         f"--from-literal=password={pg_password}",
     )
+    return ca, dsn, pg_password
+
+
+@pytest.fixture(scope="session")
+def installed(
+    bare_kube: ControlPlane,
+    registry: Any,
+    postgres: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Install]:
+    """`helm install` as a platform engineer would on a cluster without cert-manager: the
+    namespace, a TLS Secret and the CA bundle made beforehand, webhook.url on loopback."""
+    kube = bare_kube
+    workdir = tmp_path_factory.mktemp("install")
+    admin = api_client_for(str(kube.kubeconfig), "admin")
+    ca, dsn, pg_password = prepare_namespace(kube, postgres, workdir)
     webhook_port, http_port = free_port(), free_port()
     values = {
         "image.repository": "127.0.0.1:5000/stella",
