@@ -42,6 +42,13 @@ TRANSITIONS = Counter(
     ["environment", "phase"],
     registry=REGISTRY,
 )
+ADMISSION_SECONDS = Histogram(
+    "stella_admission_review_seconds",
+    "Time to answer one AdmissionReview, by webhook.",
+    ["hook"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    registry=REGISTRY,
+)
 ADMISSION_DENIED = Counter(
     "stella_admission_denied_total",
     "Admission requests denied, by rule.",

@@ -27,8 +27,14 @@ class Settings:
     )
     http_host: str = field(default_factory=lambda: _env("STELLA_HTTP_HOST", "127.0.0.1"))
     http_port: int = field(default_factory=lambda: int(_env("STELLA_HTTP_PORT", "8080")))
-    # Peering: several replicas, one active. Standalone is the single-replica default.
-    peering: str | None = field(default_factory=lambda: os.environ.get("STELLA_PEERING") or None)
+    # Leader election: the name of a Lease in `namespace`. Set, several replicas may run
+    # and the one holding the Lease runs the engine (the others serve admission and stand
+    # by); unset, this process runs the engine at once (one replica only).
+    leader_election: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_LEADER_ELECTION") or None
+    )
+    # Seconds an unrenewed Lease stays its holder's (failover takes about this long).
+    lease_seconds: float = field(default_factory=lambda: float(_env("STELLA_LEASE_SECONDS", "15")))
     drift_seconds: float = field(default_factory=lambda: float(_env("STELLA_DRIFT_SECONDS", "300")))
     resync_seconds: float = field(
         default_factory=lambda: float(_env("STELLA_RESYNC_SECONDS", "30"))

@@ -200,6 +200,36 @@ class ClusterView:
             elif kind == "Action":
                 self._put(self.actions, name, body, deleted)
 
+    def replace(self, kind: str, items: Iterable[Body]) -> None:
+        """A full LIST of one kind: every listed object is applied, and what the view
+        holds of that kind but the LIST does not (deleted while no watch ran) goes."""
+        store = self._store(kind)
+        if store is None:
+            return
+        listed = list(items)
+        keep = {self._key(kind, body) for body in listed}
+        for body in listed:
+            self.apply(kind, None, body)
+        with self._lock:
+            for key in [k for k in store if k not in keep]:
+                store.pop(key, None)
+
+    def _store(self, kind: str) -> dict[Any, Body] | None:
+        stores: dict[str, dict[Any, Body]] = {
+            "Release": self.releases,
+            "Environment": self.environments,
+            "Approval": self.approvals,
+            "Namespace": self.namespaces,
+            "Action": self.actions,
+        }
+        return stores.get(kind)
+
+    @staticmethod
+    def _key(kind: str, body: Body) -> Any:
+        meta = _meta(body)
+        name = meta.get("name", "")
+        return (meta.get("namespace", ""), name) if kind in ("Release", "Approval") else name
+
     @staticmethod
     def _put(store: dict[Any, Body], key: Any, body: Body, deleted: bool) -> None:
         if deleted:

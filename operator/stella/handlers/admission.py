@@ -1,6 +1,7 @@
 """Admission glue: an AdmissionReview in, a verdict of stella.admission out.
 
-Answers come from the engine's in-memory view once it is synced (before that, every rule
+Answers come from admission's own in-memory view (fed by its own watches,
+stella.k8s.informer) once it is synced (before that, every rule
 that needs another object refuses: fail closed), reading through to the API server on a
 miss: a GET for a named object, a LIST of a namespace's Approvals before deciding whether a
 person already decided, a LIST of Releases before refusing a workload's digest as
@@ -16,8 +17,6 @@ import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
-
-import kopf
 
 from stella import metrics
 from stella.admission import (
@@ -38,6 +37,15 @@ log = logging.getLogger("stella.admission")
 DENIED_REASON = "AdmissionDenied"  # the Event reason of a denial without a security signal
 RATELIMIT = "ratelimit"
 security = logging.getLogger("stella.security")
+
+
+class Denied(Exception):
+    """An admission refusal: the message the person sees and the HTTP code."""
+
+    def __init__(self, message: str, code: int = 403) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 class _ReadThrough(Mapping[Any, Any]):
@@ -84,7 +92,7 @@ class _ReadThrough(Mapping[Any, Any]):
 
 
 class _AdmissionView:
-    """The engine's view, read-through on misses of the objects admission names."""
+    """Admission's view, read-through on misses of the objects admission names."""
 
     def __init__(self, view: Any) -> None:
         self._refresh_lock = threading.Lock()
@@ -306,7 +314,7 @@ class Admission:
                 f"{verdict.message}",
                 "Warning",
             )
-        raise kopf.AdmissionError(verdict.message, code=429 if verdict.rule == RATELIMIT else 403)
+        raise Denied(verdict.message, code=429 if verdict.rule == RATELIMIT else 403)
 
 
 def _unreadable(req: Request, exc: Exception) -> Verdict:
@@ -351,14 +359,15 @@ def _target_of(req: Request, snap: _AdmissionView | None) -> Mapping[str, Any] |
 
 
 def _apply_annotation_ops(patch: MutableMapping[str, Any], ops: tuple[dict[str, Any], ...]) -> None:
-    """The rules stamp identities as JSON-patch adds of annotations; kopf wants a merge
-    patch. Anything other than an annotation add is refused: mutation stays this narrow."""
+    """The rules stamp identities as JSON-patch adds of annotations, gathered here as
+    one merge patch (the server writes it back as JSONPatch, webhook.json_patch).
+    Anything other than an annotation add is refused: mutation stays this narrow."""
     annotations: dict[str, Any] = {}
     for op in ops:
         path: str = op.get("path", "")
         value: Any = op.get("value")
         if op.get("op") != "add":
-            raise kopf.AdmissionError("internal: unexpected mutation", code=500)
+            raise Denied("internal: unexpected mutation", code=500)
         if path == "/metadata":
             annotations.update(value.get("annotations", {}))
         elif path == "/metadata/annotations":
@@ -367,5 +376,5 @@ def _apply_annotation_ops(patch: MutableMapping[str, Any], ops: tuple[dict[str, 
             key = path.removeprefix("/metadata/annotations/").replace("~1", "/").replace("~0", "~")
             annotations[key] = value
         else:
-            raise kopf.AdmissionError("internal: unexpected mutation", code=500)
+            raise Denied("internal: unexpected mutation", code=500)
     patch.setdefault("metadata", {}).setdefault("annotations", {}).update(annotations)

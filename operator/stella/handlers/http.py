@@ -25,9 +25,10 @@ def build_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        # Ready only when the webhook server answers and its view is synced: the API server
-        # fails closed on Stella's kinds, so routing traffic here earlier would refuse
-        # every request (admission decides nothing from an unsynced view).
+        # Ready only when the webhook server answers and admission's view is synced: the
+        # API server fails closed on Stella's kinds, so routing traffic here earlier would
+        # refuse every request (admission decides nothing from an unsynced view). A
+        # standby replica (engine not running) is ready: it serves admission.
         if (
             ready.is_set()
             and synced()

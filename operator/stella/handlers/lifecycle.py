@@ -1,4 +1,5 @@
-"""Operator-wide kopf configuration and the engine's start and stop."""
+"""Operator-wide kopf configuration and the engine's start and stop (under a Lease when
+several replicas run)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import kopf
 from stella import GROUP
 from stella.engine import services
 from stella.engine.controller import Controller
-from stella.handlers.admission import Admission
-from stella.settings import load
+from stella.k8s.client import fresh_api_client
+from stella.k8s.lease import LeaseElector, Timing
+from stella.settings import Settings, load
 
 FINALIZER = f"{GROUP}/finalizer"
 log = logging.getLogger("stella")
@@ -33,23 +35,6 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = 8
 
 
-def build_admission(kopf_settings: kopf.OperatorSettings) -> Admission:
-    """Serve the webhooks over TLS when a certificate is configured (the chart mounts one;
-    the local control plane and tests generate one)."""
-    cfg = load()
-    if cfg.webhook_cert and cfg.webhook_key:
-        kopf_settings.admission.server = kopf.WebhookServer(
-            addr=cfg.webhook_host,
-            port=cfg.webhook_port,
-            host=cfg.webhook_host,
-            certfile=cfg.webhook_cert,
-            pkeyfile=cfg.webhook_key,
-            file_check_interval=30,
-        )
-        kopf_settings.admission.managed = None
-    return Admission(cfg)
-
-
 def build_controller() -> Controller:
     cfg = load()
     return Controller(
@@ -63,10 +48,25 @@ def build_controller() -> Controller:
 def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
     """Run the engine, restarting it (with a fresh sync) when it dies; after `restarts`
     failures in a row the process exits, so the Pod restarts and /healthz never lies.
-    While it is down /healthz answers 503 (memo.engine_healthy)."""
+    While it is down /healthz answers 503 (memo.engine_healthy).
+
+    With leader election the engine starts only once this replica holds the Lease (its
+    services, evidence chain heads included, are built then: a standby's would be stale),
+    and the process exits the moment it can no longer renew it, so two engines never act
+    at once. Until then memo.controller is None and kopf's events are not kept: the
+    engine's first sync LISTs everything."""
+    cfg = load()
     memo.engine_healthy = True
+    elector = _elector(cfg)
+    memo.lease = elector
+    if elector is None:
+        memo.controller = build_controller()
 
     async def run() -> None:
+        if elector is not None:
+            await _acquire(elector)
+            memo.controller = build_controller()
+            memo.lease_task = asyncio.create_task(_hold(elector))
         failures = 0
         while True:
             try:
@@ -88,12 +88,51 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
     return asyncio.create_task(run())
 
 
+def _elector(cfg: Settings) -> LeaseElector | None:
+    if not cfg.leader_election:
+        return None
+    return LeaseElector(
+        cfg.leader_election,
+        cfg.namespace,
+        fresh_api_client(),
+        timing=Timing.for_duration(cfg.lease_seconds),
+    )
+
+
+async def _acquire(elector: LeaseElector) -> None:
+    log.info("standing by for lease %s/%s as %s", elector.namespace, elector.name, elector.identity)
+    while not await asyncio.to_thread(elector.attempt):  # noqa: ASYNC110 (polls the API)
+        await asyncio.sleep(elector.timing.retry)
+    log.info("holding lease %s/%s: running the promotion engine", elector.namespace, elector.name)
+
+
+async def _hold(elector: LeaseElector) -> None:
+    """Renew every `retry` seconds; past the renew deadline without a renewal, stop at
+    once (exit: nothing in flight may go on while another replica takes over)."""
+    while True:
+        await asyncio.sleep(elector.timing.retry)
+        renewed = await asyncio.to_thread(elector.attempt)
+        if not renewed and not elector.holding():
+            log.critical(
+                "lost lease %s/%s (not renewed for %.0fs); exiting so no step runs twice",
+                elector.namespace,
+                elector.name,
+                elector.timing.renew_deadline,
+            )
+            os._exit(75)
+
+
 async def stop_controller(memo: Any) -> None:
-    task = getattr(memo, "engine_task", None)
-    if task is not None:
+    for name in ("engine_task", "lease_task"):
+        task = getattr(memo, name, None)
+        if task is None:
+            continue
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     ctl = getattr(memo, "controller", None)
     if ctl is not None:
         await ctl.services.close()
+    elector = getattr(memo, "lease", None)
+    if elector is not None and ctl is not None:
+        await asyncio.to_thread(elector.release)

@@ -1,4 +1,12 @@
-"""Run the operator: kopf's reactor plus the health/metrics server, in one event loop."""
+"""Run the operator: admission, the promotion engine and the health/metrics server.
+
+Three parts, each on its own footing:
+* admission: its own view fed by its own watches, served by its own thread and loop
+  (stella.handlers.webhook), on every replica;
+* the promotion engine: kopf's reactor feeds it events; with leader election only the
+  replica holding the Lease runs it (stella.handlers.lifecycle.supervise);
+* /healthz, /readyz, /metrics on kopf's loop.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +17,34 @@ import signal
 
 import kopf
 
+from stella.engine.view import ClusterView
 from stella.handlers import http
+from stella.handlers.admission import Admission
+from stella.handlers.webhook import WebhookServer
+from stella.k8s.informer import Informer
 from stella.settings import Settings
 
 log = logging.getLogger("stella")
 
 
-def _synced(memo: kopf.Memo) -> bool:
-    """The engine's view (which admission reads) holds a full LIST of every kind."""
-    controller = getattr(memo, "controller", None)
-    return controller is not None and bool(controller.view.synced)
+def start_admission(settings: Settings) -> tuple[ClusterView, Informer, WebhookServer | None]:
+    """Admission's view, the watches that feed it, and (with a certificate) the webhook
+    server over it."""
+    view = ClusterView()
+    informer = Informer(view)
+    informer.start()
+    server = None
+    if settings.webhook_cert and settings.webhook_key:
+        server = WebhookServer(
+            Admission(settings),
+            view,
+            settings.webhook_host,
+            settings.webhook_port,
+            settings.webhook_cert,
+            settings.webhook_key,
+        )
+        server.start()
+    return view, informer, server
 
 
 async def run(settings: Settings) -> None:
@@ -31,28 +57,29 @@ async def run(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    webhook = None
-    if settings.webhook_cert and settings.webhook_key:
+    view, informer, webhook = start_admission(settings)
+    listen = None
+    if webhook is not None:
         host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
-        webhook = (host, settings.webhook_port)
+        listen = (host, settings.webhook_port)
     memo = kopf.Memo()
     server = await http.serve(
         ready,
         settings.http_host,
         settings.http_port,
-        webhook,
+        listen,
         healthy=lambda: bool(getattr(memo, "engine_healthy", True)),
-        synced=lambda: _synced(memo),
+        synced=lambda: bool(view.synced),
     )
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
     try:
+        # Every replica watches (standalone: no kopf peering), so every replica's kopf
+        # keeps its finalizers honest; which one runs the engine is the Lease's to say.
         await kopf.operator(
-            clusterwide=True,
-            standalone=settings.peering is None,
-            peering_name=settings.peering,
-            ready_flag=ready,
-            memo=memo,
-            stop_flag=stop,
+            clusterwide=True, standalone=True, ready_flag=ready, memo=memo, stop_flag=stop
         )
     finally:
+        informer.stop()
+        if webhook is not None:
+            webhook.stop()
         await server.cleanup()

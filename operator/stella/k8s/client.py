@@ -34,6 +34,15 @@ def api_client() -> client.ApiClient:
     return api
 
 
+def fresh_api_client() -> client.ApiClient:
+    """A client with its own connection pool (long-lived watches must not hold the
+    sockets every other call of the process shares)."""
+    api_client()  # loads the configuration once
+    api = _TimedApiClient()
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8
+    return api
+
+
 def custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client())
 

@@ -1,0 +1,234 @@
+"""The admission webhook server: AdmissionReview over TLS, on its own thread and loop.
+
+kopf would serve webhooks on the loop that also runs the promotion engine, so reconcile
+load became webhook latency (issue 12). Here admission has its own thread, its own event
+loop, a bounded pool of worker threads for the decisions (which may ask the API server a
+SubjectAccessReview or read through a miss), and its own view fed by its own watches
+(stella.k8s.informer). It answers the same paths the webhook configurations name
+(`/<hook id>`, stella.admission.configuration).
+
+The serving certificate is re-read when its files change (cert-manager rotates it), for
+new connections, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from stella import metrics
+from stella.admission.configuration import MUTATING, VALIDATING, Hook
+from stella.handlers.admission import Admission, Denied
+
+log = logging.getLogger("stella.admission")
+
+HOOKS: dict[str, Hook] = {h.id: h for h in (*MUTATING, *VALIDATING)}
+MUTATING_IDS = frozenset(h.id for h in MUTATING)
+
+
+def route(path_id: str, request: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """(kind, mutating) for a request that the hook at this path was registered for;
+    None when the path or the resource is not one of ours."""
+    hook = HOOKS.get(path_id)
+    if hook is None:
+        return None
+    resource = request.get("resource") or {}
+    plural = str(resource.get("resource") or "")
+    sub = str(request.get("subResource") or "")
+    if (f"{plural}/{sub}" if sub else plural) not in hook.resources:
+        return None
+    if str(resource.get("group") or "") != hook.group:
+        return None
+    kind = str((request.get("kind") or {}).get("kind") or "")
+    return (kind, path_id in MUTATING_IDS) if kind else None
+
+
+def json_patch(obj: Mapping[str, Any] | None, merge: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The annotation stamps (a merge patch: {metadata: {annotations: {...}}}) as the
+    JSONPatch an AdmissionReview response carries."""
+    wanted = ((merge.get("metadata") or {}).get("annotations")) or {}
+    if not wanted:
+        return []
+    meta = (obj or {}).get("metadata") or {}
+    if not isinstance(meta.get("annotations"), Mapping):
+        return [{"op": "add", "path": "/metadata/annotations", "value": dict(wanted)}]
+    return [
+        {
+            "op": "add",
+            "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
+            "value": value,
+        }
+        for key, value in wanted.items()
+    ]
+
+
+def respond(
+    admission: Admission, view: Any, path_id: str, review: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One AdmissionReview in, its response out (blocking: run it in a worker thread)."""
+    request = review.get("request") or {}
+    uid = str(request.get("uid") or "")
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    routed = route(path_id, request)
+    if routed is None:
+        response.update(
+            allowed=False,
+            status={"code": 400, "message": f"Stella does not admit this request at /{path_id}"},
+        )
+        return _review(response)
+    kind, mutating = routed
+    new, old = request.get("object"), request.get("oldObject")
+    merge: dict[str, Any] = {}
+    warnings: list[str] = []
+    try:
+        admission.review(
+            kind,
+            mutating=mutating,
+            view=view,
+            operation=str(request.get("operation") or ""),
+            userinfo=request.get("userInfo") or {},
+            old=old,
+            new=new,
+            dryrun=bool(request.get("dryRun")),
+            patch=merge,
+            warnings=warnings,
+        )
+    except Denied as denied:
+        response.update(allowed=False, status={"code": denied.code, "message": denied.message})
+    except Exception:
+        # Fail closed, and say so without echoing anything of the request.
+        log.exception("admission of a %s failed", kind)
+        response.update(
+            allowed=False,
+            status={
+                "code": 500,
+                "message": f"Stella could not decide on this {kind}; nothing was changed, "
+                "retry in a few seconds",
+            },
+        )
+    else:
+        ops = json_patch(new, merge) if mutating else []
+        if ops:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    if warnings:
+        response["warnings"] = warnings
+    return _review(response)
+
+
+def _review(response: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+
+
+class WebhookServer:
+    """Serves admission on (host, port) with TLS from its own thread."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        view: Any,
+        host: str,
+        port: int,
+        certfile: str,
+        keyfile: str,
+        workers: int = 8,
+        cert_check_seconds: float = 30.0,
+    ) -> None:
+        self.admission = admission
+        self.view = view
+        self.host, self.port = host, port
+        self.certfile, self.keyfile = certfile, keyfile
+        self.cert_check_seconds = cert_check_seconds
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admission")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._cert_stamp: tuple[float, float] = (0.0, 0.0)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread = threading.Thread(target=self._main, name="admission-server", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError("the admission webhook server did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the admission webhook server failed: {self._error}")
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            runner = loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        log.info("admission webhooks on https://%s:%d", self.host, self.port)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    async def _serve(self) -> web.AppRunner:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._load_cert(context)
+        app = web.Application(client_max_size=3 * 1024 * 1024)
+        app.router.add_post("/{hook}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, self.port, ssl_context=context).start()
+        asyncio.get_running_loop().create_task(self._watch_cert(context))
+        return runner
+
+    def _load_cert(self, context: ssl.SSLContext) -> None:
+        context.load_cert_chain(self.certfile, self.keyfile)
+        self._cert_stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
+
+    async def _watch_cert(self, context: ssl.SSLContext) -> None:
+        while True:
+            await asyncio.sleep(self.cert_check_seconds)
+            try:
+                stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
+                if stamp != self._cert_stamp:
+                    self._load_cert(context)
+                    log.info("admission serving certificate reloaded")
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("could not reload the serving certificate: %s", exc)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        path_id = request.match_info["hook"]
+        try:
+            review = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
+        if not isinstance(review, Mapping):
+            return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
+        loop = asyncio.get_running_loop()
+        out = await loop.run_in_executor(
+            self._pool, respond, self.admission, self.view, path_id, review
+        )
+        hook = path_id if path_id in HOOKS else "unknown"  # never a label from the client
+        metrics.ADMISSION_SECONDS.labels(hook).observe(time.monotonic() - started)
+        return web.json_response(out)

@@ -1,0 +1,188 @@
+"""An informer: LIST then WATCH of each kind Stella's admission reads, feeding a view.
+
+Admission has its own view, fed by its own watches (one thread per kind), so that it is
+never behind the engine's event loop and stays synced on a replica whose engine stands
+by (issue 10: HA; issue 12: admission not behind the engine). The view is told about
+each LIST (`replace`, which also drops what was deleted while no watch ran) and each
+watch event (`apply`); it is `synced` once every kind has been listed once.
+
+A watch that ends (the server's timeout) resumes from the last resourceVersion seen;
+one that fails (410 Gone, an ERROR event, the API server unreachable) relists after a
+short backoff, so the view converges without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from stella import GROUP, VERSION
+from stella.k8s.client import fresh_api_client
+
+log = logging.getLogger("stella.informer")
+
+Body = Mapping[str, Any]
+# A watch lasts this long on the server; the client waits a little longer (bookmarks keep
+# a quiet watch alive, and a dead connection is noticed at the latest then).
+WATCH_SECONDS = 240
+READ_TIMEOUT = WATCH_SECONDS + 30
+
+
+class Sink(Protocol):
+    synced: bool
+
+    def apply(self, kind: str, event_type: str | None, body: Body) -> None: ...
+
+    def replace(self, kind: str, items: Iterable[Body]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind: its name in the view and how to LIST it (a callable of the API)."""
+
+    kind: str
+    lister: Callable[[client.ApiClient], Callable[..., Any]]
+
+
+def _custom(plural: str) -> Callable[[client.ApiClient], Callable[..., Any]]:
+    def lister(api: client.ApiClient) -> Callable[..., Any]:
+        custom = client.CustomObjectsApi(api)
+
+        def call(**kw: Any) -> Any:
+            return custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
+
+        return call
+
+    return lister
+
+
+def _namespaces(api: client.ApiClient) -> Callable[..., Any]:
+    return client.CoreV1Api(api).list_namespace
+
+
+# What admission reads: the kinds the engine's view holds.
+ADMISSION_SOURCES: tuple[Source, ...] = (
+    Source("Environment", _custom("environments")),
+    Source("Release", _custom("releases")),
+    Source("Approval", _custom("approvals")),
+    Source("Action", _custom("actions")),
+    Source("Namespace", _namespaces),
+)
+
+
+class Informer:
+    def __init__(
+        self,
+        sink: Sink,
+        sources: tuple[Source, ...] = ADMISSION_SOURCES,
+        api: client.ApiClient | None = None,
+        backoff: float = 1.0,
+    ) -> None:
+        self.sink = sink
+        self.sources = sources
+        self._api = api
+        self._backoff = backoff
+        self._listed: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # How many LISTs were made (the first of each kind, then one per failed watch).
+        self.relists = 0
+
+    def start(self) -> None:
+        api = self._api or fresh_api_client()
+        for source in self.sources:
+            t = threading.Thread(
+                target=self._run, args=(source, api), name=f"informer-{source.kind}", daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.sink.synced:
+                return True
+            time.sleep(0.05)
+        return bool(self.sink.synced)
+
+    # ---- one kind ----------------------------------------------------------------------
+    def _run(self, source: Source, api: client.ApiClient) -> None:
+        call = source.lister(api)
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                version = self._list(source, call)
+                failures = 0
+                while not self._stop.is_set():
+                    version = self._watch(source, call, version)
+            except _Relist as why:
+                log.info("%s watch: %s; listing again", source.kind, why)
+            except Exception as exc:  # the API server down, a reset connection, ...
+                failures += 1
+                log.warning(
+                    "%s watch failed (%s); listing again in %.0fs",
+                    source.kind,
+                    type(exc).__name__,
+                    min(30.0, self._backoff * failures),
+                )
+                self._stop.wait(min(30.0, self._backoff * failures))
+
+    def _list(self, source: Source, call: Callable[..., Any]) -> str:
+        resp = call(_preload_content=False, _request_timeout=(5.0, 60.0))
+        listed = json.loads(resp.data)
+        items = listed.get("items") or []
+        for item in items:
+            # LIST items carry no kind; the view does not need it, readers of a body might.
+            item.setdefault("kind", source.kind)
+        self.sink.replace(source.kind, items)
+        with self._lock:
+            self.relists += 1
+            self._listed.add(source.kind)
+            if len(self._listed) == len(self.sources):
+                self.sink.synced = True
+        return str((listed.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _watch(self, source: Source, call: Callable[..., Any], version: str) -> str:
+        w = watch.Watch()  # type: ignore[no-untyped-call]
+        stream = w.stream(  # type: ignore[no-untyped-call]
+            call,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            deserialize=False,
+            _request_timeout=(5.0, READ_TIMEOUT),
+        )
+        try:
+            for event in stream:
+                if self._stop.is_set():
+                    break
+                kind = event.get("type")
+                raw = event.get("object") or {}
+                meta = raw.get("metadata") or {}
+                version = str(meta.get("resourceVersion") or version)
+                if kind == "BOOKMARK":
+                    continue
+                self.sink.apply(source.kind, kind, raw)
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Relist("resourceVersion too old (410 Gone)") from None
+            raise
+        finally:
+            w.stop()  # type: ignore[no-untyped-call]
+        return version
+
+
+class _Relist(Exception):
+    pass

@@ -1,0 +1,95 @@
+"""Admission's view is fed by its own watches: a LIST, then every change, and a relist
+that drops what was deleted while no watch ran."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+from stella.engine.view import ClusterView
+from stella.k8s.informer import Informer
+
+DIGEST = "d" * 64
+
+
+def _release(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Release",
+        "metadata": {"name": name},
+        "spec": {
+            "version": "1.0.0",
+            "components": [
+                {
+                    "name": "web",
+                    "image": f"registry.example.com/shop/web@sha256:{DIGEST}",
+                    "workload": {"name": "web", "container": "web"},
+                }
+            ],
+            "environments": ["dev"],
+        },
+    }
+
+
+def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the view did not catch up")
+
+
+def test_the_view_follows_lists_and_watches(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    api = client.CustomObjectsApi(kube_admin)
+    first = f"r-{uuid.uuid4().hex[:6]}"
+    api.create_namespaced_custom_object(
+        "stella.io", "v1alpha1", test_namespace, "releases", _release(first)
+    )
+    view = ClusterView()
+    informer = Informer(view, api=kube_admin)
+    informer.start()
+    try:
+        assert informer.wait_synced(20)
+        assert (test_namespace, first) in view.releases  # from the LIST
+        assert test_namespace in view.namespaces
+        second = f"r-{uuid.uuid4().hex[:6]}"
+        api.create_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", _release(second)
+        )
+        _until(lambda: (test_namespace, second) in view.releases)  # from the watch
+        assert list(view.releases_targeting("dev")).count((test_namespace, second)) == 1
+        api.delete_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", second
+        )
+        _until(lambda: (test_namespace, second) not in view.releases)
+    finally:
+        informer.stop()
+
+    # Deleted while no watch ran: the next informer's LIST drops it from the same view.
+    api.delete_namespaced_custom_object("stella.io", "v1alpha1", test_namespace, "releases", first)
+    assert (test_namespace, first) in view.releases
+    again = Informer(view, api=kube_admin)
+    again.start()
+    try:
+        _until(lambda: (test_namespace, first) not in view.releases)
+    finally:
+        again.stop()
+
+
+def test_not_synced_until_every_kind_is_listed(kube_admin: client.ApiClient) -> None:
+    view = ClusterView()
+    informer = Informer(view, api=kube_admin)
+    assert not view.synced
+    informer.start()
+    try:
+        assert informer.wait_synced(20)
+        assert informer.relists == len(informer.sources)
+    finally:
+        informer.stop()
