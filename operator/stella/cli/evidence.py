@@ -149,6 +149,15 @@ def register(
         help="pin the trusted public keys: a directory of .pem files (as `keys --out-dir` "
         "writes), one .pem file, a bundle, or a JSON {keyid: pem} file",
     )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=parse_jobs,
+        default=None,
+        metavar="N",
+        help="check signatures in N processes (default: one per core; 1: in this process "
+        "only; a few thousand packets or fewer always run in this process)",
+    )
     output(p)
     p.set_defaults(func=cmd_verify)
 
@@ -228,6 +237,18 @@ def register(
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def parse_jobs(text: str) -> int:
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(
+            f"--jobs wants a whole number of processes, 1 or more (got {text!r})"
+        )
+    return jobs
 
 
 def parse_since(text: str) -> datetime:
@@ -476,6 +497,7 @@ def check_environment(args: argparse.Namespace, src: Sources) -> None:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.verify import verify
+    from stella.evidence.verify_parallel import default_jobs
 
     out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
@@ -494,6 +516,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
         environment=args.environment,
         since=args.since,
         trusted_keys=pinned,
+        jobs=args.jobs if args.jobs is not None else default_jobs(),
     )
     findings = problems + report.findings
     if args.output != "table":

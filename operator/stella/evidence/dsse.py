@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from typing import Annotated, Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -100,16 +101,22 @@ def verify_envelope(envelope: Envelope, keys: KeyRing) -> str:
     or failing verification is reported when no signature verifies.
     """
     message = pae(envelope.payload_type, envelope.payload_bytes())
+    return verify_pae(message, [(s.keyid, s.sig) for s in envelope.signatures], keys)
+
+
+def verify_pae(message: bytes, signatures: Iterable[tuple[str, str]], keys: KeyRing) -> str:
+    """verify_envelope for a caller that already holds PAE(type, payload) and the
+    (keyid, sig) pairs: the verifier decodes each payload once, not once per check."""
     problems: list[str] = []
-    for sig in envelope.signatures:
-        key = keys.public_key(sig.keyid)
+    for keyid, sig in signatures:
+        key = keys.public_key(keyid)
         if key is None:
-            problems.append(f"key {sig.keyid!r} is not a published evidence key")
+            problems.append(f"key {keyid!r} is not a published evidence key")
             continue
         try:
-            key.verify(b64decode(sig.sig), message, ec.ECDSA(hashes.SHA256()))
+            key.verify(b64decode(sig), message, ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, MalformedPacket):
-            problems.append(f"signature by key {sig.keyid!r} does not verify")
+            problems.append(f"signature by key {keyid!r} does not verify")
             continue
-        return sig.keyid
+        return keyid
     raise SignatureInvalid("; ".join(problems) or "envelope has no signatures")

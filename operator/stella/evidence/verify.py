@@ -12,49 +12,28 @@ Nothing here does I/O: the CLI and the bundle feed it what they read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import NamedTuple
 
-from pydantic import ValidationError
-
-from stella.evidence.canonical import is_canonical, sha256_digest
 from stella.evidence.chain import Link, check_chain
-from stella.evidence.dsse import Envelope, verify_envelope
-from stella.evidence.errors import MalformedPacket, SignatureInvalid
 from stella.evidence.findings import Finding
-from stella.evidence.keys import KeyRing, spki_fingerprint
-from stella.evidence.manifest import L_ENVIRONMENT, L_SCOPE, configmap_name, labels_for
-from stella.evidence.packet import (
-    CLUSTER_CHAIN,
-    PAYLOAD_TYPE,
-    Statement,
-    chain_of,
-    packet_id,
-    parse_statement,
-)
+from stella.evidence.keys import KeyRing
+from stella.evidence.manifest import L_ENVIRONMENT, L_SCOPE, configmap_name
+from stella.evidence.packet import CLUSTER_CHAIN
 from stella.evidence.records import LogEntry, StoredPacket
+from stella.evidence.verify_envelope import Analysis, EnvelopeKey, Facts, Parsed, envelope_key
+from stella.evidence.verify_gc import paused_gc
+from stella.evidence.verify_parallel import analyse_all
 
 
-@dataclass(frozen=True)
-class Checked:
+class Checked(NamedTuple):
     """One packet that parsed, whatever else is wrong with it."""
 
     item: str
-    envelope: Envelope
-    statement: Statement
     digest: str
-    key_id: str | None
-
-    @property
-    def chain(self) -> str:
-        return self.statement.predicate.chain
-
-    @property
-    def sequence(self) -> int:
-        return self.statement.predicate.sequence
+    facts: Facts
 
 
 @dataclass
@@ -78,101 +57,30 @@ class Report:
         )
 
 
-@dataclass(frozen=True)
-class _Analysis:
-    """What one distinct envelope is worth, whichever store it came from."""
-
-    statement: Statement | None
-    digest: str
-    key_id: str | None
-    problems: tuple[tuple[str, str], ...]
-
-
 class _Checker:
-    def __init__(self, keys: KeyRing, trusted: KeyRing | None) -> None:
-        self.keys = keys
-        self.trusted = trusted
+    def __init__(self, analyses: Mapping[EnvelopeKey, Analysis]) -> None:
+        self.analyses = analyses
         self.findings: list[Finding] = []
-        # Both stores hold the same envelopes: analyse each distinct one once.
-        self._cache: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Analysis] = {}
-        self.signatures = 0
-        self._trusted_fingerprints: set[str] | None = None
-
-    def _untrusted(self, key_id: str) -> str | None:
-        """Why the published key that verified is not a pinned one (None when it is).
-
-        Pinning is by the key itself (its SPKI fingerprint), never by its id alone: a key
-        published under a pinned id but with other key material is exactly what pinning
-        must catch, and a pinned file's name (`keys --out-dir` writes key ids as safe file
-        names) does not have to match the id.
-        """
-        assert self.trusted is not None
-        if self._trusted_fingerprints is None:
-            self._trusted_fingerprints = {spki_fingerprint(p) for p in self.trusted.values()}
-        if spki_fingerprint(self.keys[key_id]) in self._trusted_fingerprints:
-            return None
-        if key_id in self.trusted:
-            return (
-                f"signed by key {key_id!r}, but the key published under that id is not the "
-                "pinned key of that id: the published key was replaced?"
-            )
-        return f"signed by key {key_id!r}, which is not one of the pinned keys"
+        self.verified: set[EnvelopeKey] = set()  # each distinct envelope counts once
 
     def add(self, code: str, item: str, message: str) -> None:
         self.findings.append(Finding(code, item, message))
 
-    def envelope(self, item: str, raw: str | Mapping[str, object]) -> Checked | None:
-        try:
-            env = (
-                Envelope.model_validate_json(raw)
-                if isinstance(raw, str)
-                else Envelope.model_validate(dict(raw))
-            )
-        except (ValueError, ValidationError) as exc:
-            self.add("malformed", item, f"not a DSSE envelope: {exc}")
+    def analysis(self, parsed: Parsed) -> Analysis | None:
+        return None if parsed.key is None else self.analyses[parsed.key]
+
+    def report(self, item: str, parsed: Parsed, analysis: Analysis | None) -> Checked | None:
+        """Add what the envelope's analysis found, for this item; the packet if it parsed."""
+        if parsed.key is None or analysis is None:
+            self.add("malformed", item, parsed.error)
             return None
-        key = (env.payload, env.payload_type, tuple((s.keyid, s.sig) for s in env.signatures))
-        analysis = self._cache.get(key)
-        if analysis is None:
-            analysis = self._cache[key] = self._analyse(env)
         for code, message in analysis.problems:
             self.add(code, item, message)
-        if analysis.statement is None:
+        if analysis.key_id is not None:
+            self.verified.add(parsed.key)
+        if analysis.facts is None:
             return None
-        return Checked(item, env, analysis.statement, analysis.digest, analysis.key_id)
-
-    def _analyse(self, env: Envelope) -> _Analysis:
-        problems: list[tuple[str, str]] = []
-        try:
-            payload = env.payload_bytes()
-        except MalformedPacket as exc:
-            return _Analysis(None, "", None, (("malformed", exc.message),))
-        digest = sha256_digest(payload)
-        if env.payload_type != PAYLOAD_TYPE:
-            msg = f"payloadType is {env.payload_type!r}, not {PAYLOAD_TYPE}"
-            return _Analysis(None, digest, None, (("malformed", msg),))
-        if not is_canonical(payload):
-            problems.append(("non-canonical", "payload is not canonical JSON"))
-        try:
-            statement = parse_statement(payload)
-        except MalformedPacket as exc:
-            return _Analysis(None, digest, None, (*problems, ("malformed", exc.message)))
-        key_id: str | None = None
-        try:
-            key_id = verify_envelope(env, self.keys)
-            self.signatures += 1
-        except (SignatureInvalid, MalformedPacket) as exc:
-            problems.append(("signature-invalid", exc.message))
-        if key_id is not None and self.trusted is not None:
-            untrusted = self._untrusted(key_id)
-            if untrusted:
-                problems.append(("untrusted-key", untrusted))
-        p = statement.predicate
-        if p.chain != chain_of(p.environment):
-            problems.append(("malformed", f"chain {p.chain!r} does not match the environment"))
-        if p.packet_id != packet_id(p.chain, p.kind, p.event_id):
-            problems.append(("packet-id-mismatch", "packet id does not match its event"))
-        return _Analysis(statement, digest, key_id, tuple(problems))
+        return Checked(item, analysis.digest, analysis.facts)
 
 
 def _in_scope(
@@ -189,6 +97,10 @@ def _configmap_chain(cm: StoredPacket) -> str | None:
     return cm.labels.get(L_ENVIRONMENT)
 
 
+def _ring(keys: KeyRing | Mapping[str, str] | None) -> KeyRing | None:
+    return keys if keys is None or isinstance(keys, KeyRing) else KeyRing(keys)
+
+
 def verify(
     configmaps: Sequence[StoredPacket],
     log_entries: Sequence[LogEntry],
@@ -197,27 +109,43 @@ def verify(
     environment: str | None = None,
     since: datetime | None = None,
     trusted_keys: KeyRing | Mapping[str, str] | None = None,
+    jobs: int = 1,
 ) -> Report:
-    """Check everything; ``report.ok`` only when every check holds."""
-    ring = keys if isinstance(keys, KeyRing) else KeyRing(keys)
-    trusted = (
-        None
-        if trusted_keys is None
-        else trusted_keys
-        if isinstance(trusted_keys, KeyRing)
-        else KeyRing(trusted_keys)
-    )
-    ck = _Checker(ring, trusted)
-    report = Report()
-    cm_names, cm_checked = _check_configmaps(ck, configmaps, environment, since)
-    log_by_name, log_checked = _check_log(ck, log_entries, environment, since)
+    """Check everything; ``report.ok`` only when every check holds.
+
+    ``jobs`` > 1 analyses the envelopes (parsing, signatures) in that many processes when
+    there are enough of them to pay for it; the findings are the same either way.
+    """
+    with paused_gc():
+        return _verify(configmaps, log_entries, keys, environment, since, trusted_keys, jobs)
+
+
+def _verify(
+    configmaps: Sequence[StoredPacket],
+    log_entries: Sequence[LogEntry],
+    keys: KeyRing | Mapping[str, str],
+    environment: str | None,
+    since: datetime | None,
+    trusted_keys: KeyRing | Mapping[str, str] | None,
+    jobs: int,
+) -> Report:
+    ring = _ring(keys)
+    assert ring is not None
+    log_in_scope = [e for e in log_entries if _in_scope(e.chain, e.recorded_at, environment, since)]
+    cm_parsed = [envelope_key(cm.envelope_json) for cm in configmaps]
+    log_parsed = [envelope_key(e.envelope) for e in log_in_scope]
+    distinct = list(dict.fromkeys(p.key for p in (*cm_parsed, *log_parsed) if p.key is not None))
+    analyses = analyse_all(distinct, ring, _ring(trusted_keys), jobs)
+    ck = _Checker(dict(zip(distinct, analyses, strict=True)))
+    cm_names, cm_checked, cm_same = _check_configmaps(ck, configmaps, cm_parsed, environment, since)
+    log_by_name, log_checked, log_same = _check_log(ck, log_in_scope, log_parsed)
     for where, checked_set in (("ConfigMaps", cm_checked), ("log", log_checked)):
         ck.findings.extend(
             check_chain(_links(checked_set.values()), where=where, complete=since is None)
         )
         seen: dict[str, str] = {}
         for checked in checked_set.values():
-            pid = checked.statement.predicate.packet_id
+            pid = checked.facts.packet_id
             if pid in seen:
                 ck.add(
                     "duplicate-packet",
@@ -225,15 +153,15 @@ def verify(
                     f"{where}: packet id {pid[:16]}… also stored as {seen[pid]}",
                 )
             seen[pid] = checked.item
-    _cross_check(ck, cm_names, log_by_name)
+    _cross_check(ck, cm_names, log_by_name, cm_same, log_same)
 
+    report = Report()
     report.configmaps = len(cm_names)
-    report.log_entries = sum(
-        1 for e in log_entries if _in_scope(e.chain, e.recorded_at, environment, since)
-    )
-    for checked in list(cm_checked.values()) + list(log_checked.values()):
-        report.heads[checked.chain] = max(report.heads.get(checked.chain, 0), checked.sequence)
-    report.signatures = ck.signatures
+    report.log_entries = len(log_in_scope)
+    for checked in (*cm_checked.values(), *log_checked.values()):
+        chain, seq = checked.facts.chain, checked.facts.sequence
+        report.heads[chain] = max(report.heads.get(chain, 0), seq)
+    report.signatures = len(ck.verified)
     report.findings = sorted(set(ck.findings), key=lambda f: (f.item, f.code, f.message))
     return report
 
@@ -241,58 +169,58 @@ def verify(
 def _check_configmaps(
     ck: _Checker,
     configmaps: Sequence[StoredPacket],
+    parsed: Sequence[Parsed],
     environment: str | None,
     since: datetime | None,
-) -> tuple[dict[str, StoredPacket], dict[str, Checked]]:
+) -> tuple[dict[str, StoredPacket], dict[str, Checked], dict[str, object]]:
     names: dict[str, StoredPacket] = {}
-    parsed: dict[str, Checked] = {}
-    for cm in configmaps:
-        # The scope is known only after parsing: what an out-of-scope ConfigMap's analysis
-        # found (another environment's problem) is taken back, not reported.
-        mark, signatures = len(ck.findings), ck.signatures
-        checked = ck.envelope(f"ConfigMap {cm.name}", cm.envelope_json)
-        if checked is not None:
-            p = checked.statement.predicate
-            if not _in_scope(p.chain, p.recorded_at, environment, since):
-                del ck.findings[mark:]
-                ck.signatures = signatures
+    checked_by_name: dict[str, Checked] = {}
+    same: dict[str, object] = {}
+    for cm, p in zip(configmaps, parsed, strict=True):
+        # The scope is known only after parsing: an out-of-scope ConfigMap (another
+        # environment's) is skipped before any of its findings is reported.
+        analysis = ck.analysis(p)
+        facts = analysis.facts if analysis is not None else None
+        if facts is not None:
+            if not _in_scope(facts.chain, facts.recorded_at, environment, since):
                 continue
         elif environment is not None and _configmap_chain(cm) != environment:
-            del ck.findings[mark:]
             continue
+        item = f"ConfigMap {cm.name}"
+        checked = ck.report(item, p, analysis)
         names[cm.name] = cm
+        same[cm.name] = p.same
         if checked is None:
             continue
-        parsed[cm.name] = checked
-        want = configmap_name(checked.chain, checked.sequence)
+        checked_by_name[cm.name] = checked
+        f = checked.facts
+        want = configmap_name(f.chain, f.sequence)
         if cm.name != want:
             ck.add(
                 "configmap-name-mismatch",
-                f"ConfigMap {cm.name}",
-                f"holds packet {checked.chain}#{checked.sequence}, which belongs in {want}",
+                item,
+                f"holds packet {f.chain}#{f.sequence}, which belongs in {want}",
             )
-        expected = labels_for(checked.statement)
+        expected = f.labels
+        if expected.items() <= cm.labels.items():  # all there: the common case, in C
+            continue
         wrong = sorted(k for k, v in expected.items() if cm.labels.get(k) != v)
         if wrong:
             ck.add(
                 "label-mismatch",
-                f"ConfigMap {cm.name}",
+                item,
                 f"labels disagree with the signed packet: {', '.join(wrong)}",
             )
-    return names, parsed
+    return names, checked_by_name, same
 
 
 def _check_log(
-    ck: _Checker,
-    log_entries: Sequence[LogEntry],
-    environment: str | None,
-    since: datetime | None,
-) -> tuple[dict[str, LogEntry], dict[str, Checked]]:
+    ck: _Checker, log_entries: Sequence[LogEntry], parsed: Sequence[Parsed]
+) -> tuple[dict[str, LogEntry], dict[str, Checked], dict[str, object]]:
     by_name: dict[str, LogEntry] = {}
-    parsed: dict[str, Checked] = {}
-    for entry in log_entries:
-        if not _in_scope(entry.chain, entry.recorded_at, environment, since):
-            continue
+    checked_by_row: dict[str, Checked] = {}
+    same: dict[str, object] = {}
+    for entry, p in zip(log_entries, parsed, strict=True):
         row = f" (row {entry.row})" if entry.row is not None else ""
         item = f"log {entry.chain}#{entry.sequence}{row}"
         name = configmap_name(entry.chain, entry.sequence)
@@ -303,35 +231,37 @@ def _check_log(
                 f"the log holds {entry.chain}#{entry.sequence} more than once",
             )
         by_name[name] = entry
-        checked = ck.envelope(item, entry.envelope)
+        same[name] = p.same
+        checked = ck.report(item, p, ck.analysis(p))
         if checked is None:
             continue
-        p = checked.statement.predicate
-        columns = {
-            "chain": (entry.chain, p.chain),
-            "sequence": (entry.sequence, p.sequence),
-            "packet_id": (entry.packet_id, p.packet_id),
-            "digest": (entry.digest, checked.digest),
-            "previous_digest": (entry.previous_digest, p.previous_digest),
-            "kind": (entry.kind, p.kind),
-        }
-        bad = sorted(col for col, (have, want) in columns.items() if have != want)
-        if bad:
-            ck.add(
-                "log-column-mismatch",
-                item,
-                f"columns disagree with the signed packet: {', '.join(bad)}",
-            )
-        parsed[f"{name}@{entry.row}"] = checked
-    return by_name, parsed
+        checked_by_row[f"{name}@{entry.row}"] = checked
+        f = checked.facts
+        signed = (f.chain, f.sequence, f.packet_id, checked.digest, f.previous_digest, f.kind)
+        if _columns(entry) == signed:
+            continue  # every column matches: the common case, without naming them
+        bad = sorted(
+            col
+            for col, have, want in zip(_COLUMNS, _columns(entry), signed, strict=True)
+            if have != want
+        )
+        ck.add(
+            "log-column-mismatch",
+            item,
+            f"columns disagree with the signed packet: {', '.join(bad)}",
+        )
+    return by_name, checked_by_row, same
 
 
 def _cross_check(
-    ck: _Checker, cm_names: Mapping[str, StoredPacket], log_by_name: Mapping[str, LogEntry]
+    ck: _Checker,
+    cm_names: Mapping[str, StoredPacket],
+    log_by_name: Mapping[str, LogEntry],
+    cm_same: Mapping[str, object],
+    log_same: Mapping[str, object],
 ) -> None:
     for name, entry in sorted(log_by_name.items()):
-        cm = cm_names.get(name)
-        if cm is None:
+        if name not in cm_names:
             ck.add(
                 "configmap-missing",
                 f"ConfigMap {name}",
@@ -339,7 +269,7 @@ def _cross_check(
                 "has no ConfigMap: deleted?",
             )
             continue
-        if _envelope_key(cm.envelope_json) != _envelope_key(entry.envelope):
+        if cm_same[name] != log_same[name]:
             ck.add(
                 "stores-disagree",
                 f"ConfigMap {name}",
@@ -356,21 +286,21 @@ def _cross_check(
 
 def _links(checked: Iterable[Checked]) -> list[Link]:
     return [
-        Link(c.chain, c.sequence, c.digest, c.statement.predicate.previous_digest, c.item)
+        Link(c.facts.chain, c.facts.sequence, c.digest, c.facts.previous_digest, c.item)
         for c in checked
     ]
 
 
-def _envelope_key(raw: str | Mapping[str, object]) -> object:
-    """What makes two stored envelopes the same: payload, type and signatures."""
-    try:
-        obj: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        sigs: list[dict[str, Any]] = list(obj.get("signatures") or [])
-        return (
-            obj.get("payload"),
-            obj.get("payloadType"),
-            tuple(sorted((str(s.get("keyid")), str(s.get("sig"))) for s in sigs)),
-            tuple(sorted(obj)),
-        )
-    except (ValueError, TypeError, AttributeError):
-        return ("unparseable", raw if isinstance(raw, str) else repr(raw))
+_COLUMNS = ("chain", "sequence", "packet_id", "digest", "previous_digest", "kind")
+
+
+def _columns(entry: LogEntry) -> tuple[object, ...]:
+    """A log entry's columns, in the order of _COLUMNS."""
+    return (
+        entry.chain,
+        entry.sequence,
+        entry.packet_id,
+        entry.digest,
+        entry.previous_digest,
+        entry.kind,
+    )
