@@ -25,7 +25,7 @@ from stella.evidence.packet import CLUSTER_CHAIN
 from stella.evidence.records import LogEntry, StoredPacket
 from stella.evidence.verify_envelope import Analysis, EnvelopeKey, Facts, Parsed, envelope_key
 from stella.evidence.verify_gc import paused_gc
-from stella.evidence.verify_parallel import analyse_all
+from stella.evidence.verify_parallel import analyse_all, processes_for
 
 
 class Checked(NamedTuple):
@@ -43,6 +43,7 @@ class Report:
     log_entries: int = 0
     signatures: int = 0
     heads: dict[str, int] = field(default_factory=dict)
+    processes: int = 1  # how many processes analysed the envelopes
 
     @property
     def ok(self) -> bool:
@@ -162,6 +163,7 @@ def _verify(
         chain, seq = checked.facts.chain, checked.facts.sequence
         report.heads[chain] = max(report.heads.get(chain, 0), seq)
     report.signatures = len(ck.verified)
+    report.processes = processes_for(len(distinct), jobs)
     report.findings = sorted(set(ck.findings), key=lambda f: (f.item, f.code, f.message))
     return report
 

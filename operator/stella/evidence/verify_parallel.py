@@ -57,6 +57,11 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context()
 
 
+def processes_for(envelopes: int, jobs: int) -> int:
+    """How many processes analyse this many envelopes: 1 (this one) for small inputs."""
+    return 1 if jobs <= 1 or envelopes < PARALLEL_MIN else jobs
+
+
 def analyse_all(
     keys: Sequence[EnvelopeKey],
     ring: KeyRing,
@@ -64,11 +69,12 @@ def analyse_all(
     jobs: int,
 ) -> Iterator[Analysis]:
     """Each key's analysis, in the order of ``keys``; in ``jobs`` processes when it pays."""
-    if jobs <= 1 or len(keys) < PARALLEL_MIN:
+    if processes_for(len(keys), jobs) == 1:
         analyser = Analyser(ring, trusted)
         yield from (analyser.analyse(k) for k in keys)
         return
-    size = max(50, min(BATCH, -(-len(keys) // (jobs * 4))))
+    # Several batches per worker, so that one slow batch does not leave the others idle.
+    size = min(BATCH, -(-len(keys) // (jobs * 4)))
     batches = (keys[i : i + size] for i in range(0, len(keys), size))
     initargs = (dict(ring), None if trusted is None else dict(trusted))
     with _context().Pool(jobs, initializer=_init, initargs=initargs) as pool:
