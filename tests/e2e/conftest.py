@@ -29,6 +29,7 @@ class OperatorProcess:
     proc: Process
     port: int
     env: dict[str, str]
+    hook_port: int = 0
 
     @property
     def url(self) -> str:
@@ -69,11 +70,16 @@ def start_operator(
     workdir: Path,
     extra_env: dict[str, str] | None = None,
     webhooks: bool = True,
+    serving: tuple[Path, Path, Path] | None = None,
+    register_hooks: bool = True,
 ) -> OperatorProcess:
+    """serving: (ca, cert, key) to serve with (replicas behind one address share one);
+    register_hooks=False leaves the webhook configurations to the caller."""
     port = free_port()
     hook_env: dict[str, str] = {}
+    hook_port = 0
     if webhooks:
-        ca, crt, key = make_serving_cert(workdir / "webhook-pki")
+        ca, crt, key = serving or make_serving_cert(workdir / "webhook-pki")
         hook_port = free_port()
         hook_env = {
             "STELLA_WEBHOOK_CERT": str(crt),
@@ -96,11 +102,12 @@ def start_operator(
         workdir / "operator.log",
         env=env,
     )
-    op = OperatorProcess(proc, port, env)
+    op = OperatorProcess(proc, port, env, hook_port)
     op.restart()
     if webhooks:
         wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
-        register(kube, ca, hook_port)
+        if register_hooks:
+            register(kube, ca, hook_port)
     return op
 
 

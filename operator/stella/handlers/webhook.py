@@ -29,6 +29,7 @@ from aiohttp import web
 
 from stella import metrics
 from stella.admission.configuration import MUTATING, VALIDATING, Hook
+from stella.admission.identity import pointer_token
 from stella.handlers.admission import Admission, Denied
 
 log = logging.getLogger("stella.admission")
@@ -66,7 +67,7 @@ def json_patch(obj: Mapping[str, Any] | None, merge: Mapping[str, Any]) -> list[
     return [
         {
             "op": "add",
-            "path": "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1"),
+            "path": "/metadata/annotations/" + pointer_token(key),
             "value": value,
         }
         for key, value in wanted.items()
