@@ -151,6 +151,18 @@ def up() -> int:
 
     kubectl(cp, "admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
     for stage in ("dev", "staging", "prod"):
+        # The operator's approved-digests ConfigMap first: without it the API server's
+        # policy refuses every workload of a managed namespace (fail closed).
+        kubectl(
+            cp,
+            "admin",
+            "wait",
+            "--for=create",
+            "configmap/stella-approved-digests",
+            "-n",
+            f"shop-{stage}",
+            "--timeout=60s",
+        )
         kubectl(
             cp,
             "admin",

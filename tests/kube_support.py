@@ -36,3 +36,25 @@ def eventually(
                 return last
         time.sleep(interval)
     raise AssertionError(f"{what} not reached in {timeout:.0f}s; last seen: {last!r}")
+
+
+PARAMS_BINDING = "workload-digest-approved.stella.io"
+
+
+def wait_for_digest_params(admin: client.ApiClient, namespace: str, timeout: float = 30.0) -> None:
+    """After labelling a namespace stella.io/managed=true: wait for the operator's
+    stella-approved-digests ConfigMap there, without which the API server's policy refuses
+    every workload of the namespace (fail closed). No-op when the policies are not installed."""
+    reg = client.AdmissionregistrationV1Api(admin)
+    try:
+        reg.read_validating_admission_policy_binding(PARAMS_BINDING)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    core = client.CoreV1Api(admin)
+    eventually(
+        lambda: core.read_namespaced_config_map("stella-approved-digests", namespace),
+        timeout,
+        what=f"the operator's stella-approved-digests ConfigMap in {namespace}",
+    )

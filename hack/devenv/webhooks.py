@@ -1,5 +1,6 @@
 """Serving certificates for a local operator's webhooks, and their registration with
-the API server (url: on loopback, never a Service IP)."""
+the API server (url: on loopback, never a Service IP), together with the admission
+policies the API server runs itself (the chart's own file, applied as is: one source)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import yaml
 from devenv import pki
 from devenv.controlplane import ControlPlane
 from stella.admission.configuration import configurations
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICIES = ROOT / "charts" / "stella" / "files" / "admission-policies.yaml"
 
 
 def make_serving_cert(directory: Path) -> tuple[Path, Path, Path]:
@@ -24,6 +28,15 @@ def register(cp: ControlPlane, ca_crt: Path, port: int) -> None:
     bundle = base64.b64encode(ca_crt.read_bytes()).decode()
     mutating, validating = configurations(bundle, base_url=f"https://127.0.0.1:{port}")
     cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all([mutating, validating]))
+    install_policies(cp)
+
+
+def install_policies(cp: ControlPlane) -> None:
+    cp.kubectl("admin", "apply", "-f", str(POLICIES))
+
+
+def uninstall_policies(cp: ControlPlane) -> None:
+    cp.kubectl("admin", "delete", "-f", str(POLICIES), "--ignore-not-found", check=False)
 
 
 def unregister(cp: ControlPlane) -> None:
@@ -35,3 +48,4 @@ def unregister(cp: ControlPlane) -> None:
         "--ignore-not-found",
         check=False,
     )
+    uninstall_policies(cp)

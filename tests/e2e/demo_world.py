@@ -23,7 +23,7 @@ from typing import Any
 
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator
-from tests.kube_support import eventually
+from tests.kube_support import eventually, wait_for_digest_params
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry, push_image
@@ -240,6 +240,7 @@ def demo_world(
                             )
                         )
                     )
+                    wait_for_digest_params(admin, f"shop-{stage}")
                     apps.create_namespaced_deployment(
                         f"shop-{stage}",
                         client.V1Deployment(

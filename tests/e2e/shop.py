@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
-from tests.kube_support import eventually
+from tests.kube_support import eventually, wait_for_digest_params
 
 from devenv.services import Registry, push_image
 
@@ -54,6 +54,7 @@ class Shop:
             )
         )
         self.created_ns.append(ns)
+        wait_for_digest_params(self.admin, ns)
         labels = {"app": "web"}
         apps.create_namespaced_deployment(
             ns,

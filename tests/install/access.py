@@ -90,6 +90,12 @@ CHECKS: list[tuple[str, str, str, str, list[str]]] = [
     ("kopf.dev", "clusterkopfpeerings", "", "cluster", ["get", "list", "patch"]),
 ]
 
+# (group, resource, scope, object name) -> verbs asked about that one object: where a role
+# grants by resourceNames (the operator's approved-digests ConfigMaps in target namespaces).
+NAMED_CHECKS: list[tuple[str, str, str, str, list[str]]] = [
+    ("", "configmaps", TEAM_NS, "stella-approved-digests", ["get", *WRITE]),
+]
+
 # Who each persona is, as the API server authenticates them (system:authenticated included:
 # what every logged-in identity may do is part of what the persona may do).
 PERSONAS: dict[str, tuple[str, list[str]]] = {
@@ -104,9 +110,9 @@ PERSONAS: dict[str, tuple[str, list[str]]] = {
 }
 
 
-def key(group: str, resource: str, sub: str, scope: str) -> str:
-    name = f"{group or 'core'}/{resource}" + (f"/{sub}" if sub else "")
-    return f"{name}@{scope}"
+def key(group: str, resource: str, sub: str, scope: str, name: str = "") -> str:
+    what = f"{group or 'core'}/{resource}" + (f"/{sub}" if sub else "")
+    return what + (f"[{name}]" if name else "") + f"@{scope}"
 
 
 def matrix(admin: client.ApiClient) -> dict[str, dict[str, list[str]]]:
@@ -114,7 +120,9 @@ def matrix(admin: client.ApiClient) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
     for persona, (user, groups) in PERSONAS.items():
         rows: dict[str, list[str]] = {}
-        for group, resource, sub, scope, verbs in CHECKS:
+        asked = [(g, r, sub, scope, "", verbs) for g, r, sub, scope, verbs in CHECKS]
+        asked += [(g, r, "", scope, name, verbs) for g, r, scope, name, verbs in NAMED_CHECKS]
+        for group, resource, sub, scope, obj, verbs in asked:
             allowed = []
             for verb in verbs:
                 attrs: dict[str, Any] = {
@@ -123,6 +131,7 @@ def matrix(admin: client.ApiClient) -> dict[str, dict[str, list[str]]]:
                     "verb": verb,
                     "subresource": sub or None,
                     "namespace": None if scope == "cluster" else scope,
+                    "name": obj or None,
                 }
                 review = api.create_subject_access_review(
                     client.V1SubjectAccessReview(
@@ -136,7 +145,7 @@ def matrix(admin: client.ApiClient) -> dict[str, dict[str, list[str]]]:
                 if review.status.allowed:
                     allowed.append(verb)
             if allowed:
-                rows[key(group, resource, sub, scope)] = allowed
+                rows[key(group, resource, sub, scope, obj)] = allowed
         out[persona] = rows
     return out
 

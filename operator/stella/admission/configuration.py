@@ -1,9 +1,10 @@
 """The webhook configurations that route admission requests to Stella, as pure builders.
 
 Used by the Helm chart's renderer, the local control plane and the tests. Every webhook
-fails closed (failurePolicy Fail). Workload webhooks only see namespaces labelled as
-Stella-managed (namespaceSelector), so a webhook outage never blocks the rest of the
-cluster; Stella's own kinds always go through admission.
+fails closed (failurePolicy Fail); only Stella's own kinds go through them. Workloads in
+Stella-managed namespaces are judged inside the API server instead
+(ValidatingAdmissionPolicies, charts/stella/files/admission-policies.yaml), so an operator
+outage never stops a Pod there that the policies admit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ class Hook:
     version: str
     resources: tuple[str, ...]
     operations: tuple[str, ...]
-    workloads: bool = False
 
 
 MUTATING: tuple[Hook, ...] = (
@@ -36,24 +36,6 @@ VALIDATING: tuple[Hook, ...] = (
     Hook("validate-action", GROUP, VERSION, ("actions",), ("CREATE", "UPDATE")),
     Hook("validate-environment", GROUP, VERSION, ("environments",), ("CREATE", "UPDATE")),
     Hook("validate-agent", GROUP, VERSION, ("agents",), ("CREATE", "UPDATE")),
-    # pods/ephemeralcontainers too, or `kubectl debug` would run an unchecked image.
-    Hook(
-        "validate-pod",
-        "",
-        "v1",
-        ("pods", "pods/ephemeralcontainers"),
-        ("CREATE", "UPDATE"),
-        workloads=True,
-    ),
-    Hook(
-        "validate-workload",
-        "apps",
-        "v1",
-        ("deployments", "statefulsets", "daemonsets", "replicasets"),
-        ("CREATE", "UPDATE"),
-        workloads=True,
-    ),
-    Hook("validate-job", "batch", "v1", ("jobs", "cronjobs"), ("CREATE", "UPDATE"), workloads=True),
 )
 
 
@@ -87,8 +69,6 @@ def _webhook(
             }
         ],
     }
-    if hook.workloads:
-        wh["namespaceSelector"] = {"matchLabels": {MANAGED_LABEL: "true"}}
     return wh
 
 

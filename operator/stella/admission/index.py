@@ -20,7 +20,7 @@ import operator
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from itertools import compress
 from typing import Any, Generic, TypeVar
 
@@ -109,6 +109,12 @@ class DigestIndex(SyncedIndex[ReleaseKey, tuple[str, ...]]):
         if not holders:
             return False
         return any(environment in envs for envs in list(holders.values()))
+
+    def approved_in_all(self, environments: Sequence[str]) -> list[str]:
+        """Every digest approved for each of `environments` (sorted)."""
+        return sorted(
+            d for d in list(self._by_digest) if all(self.approved(d, e) for e in environments)
+        )
 
     def _add(self, key: ReleaseKey, body: Body) -> tuple[str, ...]:
         envs = frozenset(approved_environments(body))

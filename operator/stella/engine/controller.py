@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from stella.engine import kubeio
+from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.drift import DriftReporter
 from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
@@ -35,8 +36,13 @@ class Controller:
         self.view = ClusterView()
         self.queue: WorkQueue[ReleaseKey] = WorkQueue()
         self.services = services
+        self.digests = ApprovedDigests(self.view)
         self.reconciler = Reconciler(
-            self.view, EvidenceHooks(services.recorder), services.registry, services.vault
+            self.view,
+            EvidenceHooks(services.recorder),
+            services.registry,
+            services.vault,
+            self.digests,
         )
         self.env_queue: WorkQueue[str] = WorkQueue()
         self.env_reconciler = EnvironmentReconciler(
@@ -51,6 +57,7 @@ class Controller:
     # ---- events ------------------------------------------------------------------------
     def observe(self, kind: str, event_type: str | None, body: Body) -> None:
         meta = body.get("metadata", {})
+        self.digests.observe(kind, body)
         if kind == "Environment":
             before = self.view.environment(str(meta.get("name", "")))
             self.view.apply(kind, event_type, body)
@@ -149,6 +156,7 @@ class Controller:
             self.env_queue.run(self._handle_env, 1),
             self._resync(),
             self._drift(),
+            self.digests.run(),
         )
 
 

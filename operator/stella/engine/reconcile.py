@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from stella import metrics
 from stella.engine import kubeio, workloads
 from stella.engine.actions import promoters
+from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -94,8 +95,10 @@ class Reconciler:
         hooks: EvidenceHooks,
         registry: RegistryClient,
         vault: VaultClient | None,
+        digests: ApprovedDigests | None = None,
     ) -> None:
         self.view = view
+        self.digests = digests
         self.hooks = hooks
         self.registry = registry
         self.vault = vault
@@ -372,6 +375,8 @@ class Reconciler:
         # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
         await _persist(self.view, key, promo.progress)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
+        if self.digests is not None:  # the API server's policy must know these digests first
+            await self.digests.before_deploy(updates)
         await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
         await kubeio.emit(
             body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})"

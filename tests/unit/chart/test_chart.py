@@ -82,6 +82,44 @@ def test_webhooks_match_the_code(docs: list[dict[str, Any]]) -> None:
     assert got_v["webhooks"] == want_v["webhooks"]
 
 
+POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+POLICY_FILE = CHART / "files" / "admission-policies.yaml"
+
+
+def test_admission_policies_are_the_one_file(docs: list[dict[str, Any]]) -> None:
+    """The chart ships exactly files/admission-policies.yaml, the file hack/devenv and the
+    tests apply: no second copy to drift."""
+    want = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
+    got = [d for d in docs if d["kind"] in POLICY_KINDS]
+    assert got == want
+    assert {d["metadata"]["name"] for d in got} >= {
+        "workload-digest-pinned.stella.io",
+        "workload-digest-approved.stella.io",
+        "approved-digests-writer.stella.io",
+    }
+
+
+def test_only_this_releases_operator_writes_the_digest_params() -> None:
+    sets = ["--set", f"image.digest={DIGEST}", "--set", LOG]
+    out = subprocess.run(
+        [str(HELM), "template", "stella", str(CHART), "--namespace", "release-ops", *sets],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    writer = next(
+        d
+        for d in yaml.safe_load_all(out.stdout)
+        if d
+        and d["metadata"]["name"] == "approved-digests-writer.stella.io"
+        and d["kind"] == "ValidatingAdmissionPolicy"
+    )
+    assert writer["spec"]["validations"][0]["expression"] == (
+        "request.userInfo.username == 'system:serviceaccount:release-ops:stella-operator'"
+    )
+
+
 def test_people_roles_match_the_local_control_plane(docs: list[dict[str, Any]]) -> None:
     dev = {
         (d["kind"], d["metadata"]["name"]): d
