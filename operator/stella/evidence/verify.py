@@ -23,9 +23,9 @@ from stella.evidence.keys import KeyRing
 from stella.evidence.manifest import L_ENVIRONMENT, L_SCOPE, configmap_name
 from stella.evidence.packet import CLUSTER_CHAIN
 from stella.evidence.records import LogEntry, StoredPacket
-from stella.evidence.verify_envelope import Analysis, EnvelopeKey, Facts, Parsed, envelope_key
+from stella.evidence.verify_envelope import Analysis, Facts, Parsed, envelope_key
 from stella.evidence.verify_gc import paused_gc
-from stella.evidence.verify_parallel import analyse_all, processes_for
+from stella.evidence.verify_parallel import Analyses
 
 
 class Checked(NamedTuple):
@@ -58,27 +58,36 @@ class Report:
         )
 
 
+# One stored envelope: how it parsed, and the index of its analysis (-1: no envelope).
+Stored = tuple[Parsed, int]
+
+
+def _stored(analyses: Analyses, raw: str | Mapping[str, object]) -> Stored:
+    parsed = envelope_key(raw)
+    return parsed, -1 if parsed.key is None else analyses.add(parsed.key)
+
+
 class _Checker:
-    def __init__(self, analyses: Mapping[EnvelopeKey, Analysis]) -> None:
+    def __init__(self, analyses: Analyses) -> None:
         self.analyses = analyses
         self.findings: list[Finding] = []
-        self.verified: set[EnvelopeKey] = set()  # each distinct envelope counts once
+        self.verified: set[int] = set()  # each distinct envelope counts once
 
     def add(self, code: str, item: str, message: str) -> None:
         self.findings.append(Finding(code, item, message))
 
-    def analysis(self, parsed: Parsed) -> Analysis | None:
-        return None if parsed.key is None else self.analyses[parsed.key]
+    def analysis(self, stored: Stored) -> Analysis | None:
+        return None if stored[1] < 0 else self.analyses.get(stored[1])
 
-    def report(self, item: str, parsed: Parsed, analysis: Analysis | None) -> Checked | None:
+    def report(self, item: str, stored: Stored, analysis: Analysis | None) -> Checked | None:
         """Add what the envelope's analysis found, for this item; the packet if it parsed."""
-        if parsed.key is None or analysis is None:
-            self.add("malformed", item, parsed.error)
+        if analysis is None:
+            self.add("malformed", item, stored[0].error)
             return None
         for code, message in analysis.problems:
             self.add(code, item, message)
         if analysis.key_id is not None:
-            self.verified.add(parsed.key)
+            self.verified.add(stored[1])
         if analysis.facts is None:
             return None
         return Checked(item, analysis.digest, analysis.facts)
@@ -133,13 +142,17 @@ def _verify(
     ring = _ring(keys)
     assert ring is not None
     log_in_scope = [e for e in log_entries if _in_scope(e.chain, e.recorded_at, environment, since)]
-    cm_parsed = [envelope_key(cm.envelope_json) for cm in configmaps]
-    log_parsed = [envelope_key(e.envelope) for e in log_in_scope]
-    distinct = list(dict.fromkeys(p.key for p in (*cm_parsed, *log_parsed) if p.key is not None))
-    analyses = analyse_all(distinct, ring, _ring(trusted_keys), jobs)
-    ck = _Checker(dict(zip(distinct, analyses, strict=True)))
-    cm_names, cm_checked, cm_same = _check_configmaps(ck, configmaps, cm_parsed, environment, since)
-    log_by_name, log_checked, log_same = _check_log(ck, log_in_scope, log_parsed)
+    expected = max(len(configmaps), len(log_in_scope))  # about how many distinct envelopes
+    with Analyses(ring, _ring(trusted_keys), jobs, expected) as analyses:
+        # Parsing hands each new envelope to the workers at once, and the checks read each
+        # analysis as soon as its batch is back: this process works while they do.
+        cm_stored = [_stored(analyses, cm.envelope_json) for cm in configmaps]
+        log_stored = [_stored(analyses, e.envelope) for e in log_in_scope]
+        ck = _Checker(analyses)
+        cm_names, cm_checked, cm_same = _check_configmaps(
+            ck, configmaps, cm_stored, environment, since
+        )
+        log_by_name, log_checked, log_same = _check_log(ck, log_in_scope, log_stored)
     for where, checked_set in (("ConfigMaps", cm_checked), ("log", log_checked)):
         ck.findings.extend(
             check_chain(_links(checked_set.values()), where=where, complete=since is None)
@@ -163,7 +176,7 @@ def _verify(
         chain, seq = checked.facts.chain, checked.facts.sequence
         report.heads[chain] = max(report.heads.get(chain, 0), seq)
     report.signatures = len(ck.verified)
-    report.processes = processes_for(len(distinct), jobs)
+    report.processes = analyses.processes
     report.findings = sorted(set(ck.findings), key=lambda f: (f.item, f.code, f.message))
     return report
 
@@ -171,17 +184,17 @@ def _verify(
 def _check_configmaps(
     ck: _Checker,
     configmaps: Sequence[StoredPacket],
-    parsed: Sequence[Parsed],
+    stored: Sequence[Stored],
     environment: str | None,
     since: datetime | None,
 ) -> tuple[dict[str, StoredPacket], dict[str, Checked], dict[str, object]]:
     names: dict[str, StoredPacket] = {}
     checked_by_name: dict[str, Checked] = {}
     same: dict[str, object] = {}
-    for cm, p in zip(configmaps, parsed, strict=True):
+    for cm, st in zip(configmaps, stored, strict=True):
         # The scope is known only after parsing: an out-of-scope ConfigMap (another
         # environment's) is skipped before any of its findings is reported.
-        analysis = ck.analysis(p)
+        analysis = ck.analysis(st)
         facts = analysis.facts if analysis is not None else None
         if facts is not None:
             if not _in_scope(facts.chain, facts.recorded_at, environment, since):
@@ -189,9 +202,9 @@ def _check_configmaps(
         elif environment is not None and _configmap_chain(cm) != environment:
             continue
         item = f"ConfigMap {cm.name}"
-        checked = ck.report(item, p, analysis)
+        checked = ck.report(item, st, analysis)
         names[cm.name] = cm
-        same[cm.name] = p.same
+        same[cm.name] = st[0].same
         if checked is None:
             continue
         checked_by_name[cm.name] = checked
@@ -217,12 +230,12 @@ def _check_configmaps(
 
 
 def _check_log(
-    ck: _Checker, log_entries: Sequence[LogEntry], parsed: Sequence[Parsed]
+    ck: _Checker, log_entries: Sequence[LogEntry], stored: Sequence[Stored]
 ) -> tuple[dict[str, LogEntry], dict[str, Checked], dict[str, object]]:
     by_name: dict[str, LogEntry] = {}
     checked_by_row: dict[str, Checked] = {}
     same: dict[str, object] = {}
-    for entry, p in zip(log_entries, parsed, strict=True):
+    for entry, st in zip(log_entries, stored, strict=True):
         row = f" (row {entry.row})" if entry.row is not None else ""
         item = f"log {entry.chain}#{entry.sequence}{row}"
         name = configmap_name(entry.chain, entry.sequence)
@@ -233,8 +246,8 @@ def _check_log(
                 f"the log holds {entry.chain}#{entry.sequence} more than once",
             )
         by_name[name] = entry
-        same[name] = p.same
-        checked = ck.report(item, p, ck.analysis(p))
+        same[name] = st[0].same
+        checked = ck.report(item, st, ck.analysis(st))
         if checked is None:
             continue
         checked_by_row[f"{name}@{entry.row}"] = checked

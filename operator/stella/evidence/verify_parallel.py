@@ -2,12 +2,15 @@
 
 Signature checks and parsing are CPU-bound and hold the GIL, so threads would not help;
 worker processes each analyse a batch of distinct envelopes and send back slim
-:class:`~stella.evidence.verify_envelope.Analysis` tuples in the order they were given.
-Whatever depends on order (chains, the stores agreeing) is left to the caller's single
-sequential pass over these results, so a finding is the same whichever path found it.
+:class:`~stella.evidence.verify_envelope.Analysis` tuples. Whatever depends on order
+(chains, the stores agreeing) is left to the caller's single sequential pass, which reads
+analysis ``i`` as soon as its batch is back: the caller parses the stores and runs that
+pass while the workers compute, so no core waits for the other half of the work. A
+finding is the same whichever path found it.
 
-Memory stays bounded: at most ``2 x jobs`` batches are in flight at a time. Small inputs
-never start a pool (start-up would cost more than it saves).
+Memory stays bounded: at most ``2 x jobs`` batches are in flight; what comes back is a
+few strings per envelope. Small inputs never start a pool (start-up would cost more than
+it saves).
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from multiprocessing.pool import AsyncResult, Pool
+from types import TracebackType
 
 from stella.evidence.keys import KeyRing
 from stella.evidence.verify_envelope import Analyser, Analysis, EnvelopeKey
 from stella.evidence.verify_gc import paused_gc
 
-# Below this many distinct envelopes one process is as fast as starting a pool.
+# Below this many envelopes one process is as fast as starting a pool.
 PARALLEL_MIN = 2000
 BATCH = 500
 
@@ -36,6 +40,11 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def processes_for(envelopes: int, jobs: int) -> int:
+    """How many processes analyse this many envelopes: 1 (this one) for small inputs."""
+    return 1 if jobs <= 1 or envelopes < PARALLEL_MIN else jobs
 
 
 def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None) -> None:
@@ -57,37 +66,73 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context()
 
 
-def processes_for(envelopes: int, jobs: int) -> int:
-    """How many processes analyse this many envelopes: 1 (this one) for small inputs."""
-    return 1 if jobs <= 1 or envelopes < PARALLEL_MIN else jobs
+class Analyses:
+    """Distinct envelopes in, their analyses out by index, in ``processes`` processes.
 
+    ``add`` returns the envelope's index (the same one for an envelope seen before);
+    ``get(i)`` returns its analysis, waiting for its batch if need be. ``expected`` (how
+    many envelopes are coming, roughly) decides whether a pool is worth starting.
+    """
 
-def analyse_all(
-    keys: Sequence[EnvelopeKey],
-    ring: KeyRing,
-    trusted: KeyRing | None,
-    jobs: int,
-) -> Iterator[Analysis]:
-    """Each key's analysis, in the order of ``keys``; in ``jobs`` processes when it pays."""
-    if processes_for(len(keys), jobs) == 1:
-        analyser = Analyser(ring, trusted)
-        yield from (analyser.analyse(k) for k in keys)
-        return
-    # Several batches per worker, so that one slow batch does not leave the others idle.
-    size = min(BATCH, -(-len(keys) // (jobs * 4)))
-    batches = (keys[i : i + size] for i in range(0, len(keys), size))
-    initargs = (dict(ring), None if trusted is None else dict(trusted))
-    with _context().Pool(jobs, initializer=_init, initargs=initargs) as pool:
-        yield from _bounded(pool, batches, 2 * jobs)
+    def __init__(self, ring: KeyRing, trusted: KeyRing | None, jobs: int, expected: int) -> None:
+        self.processes = processes_for(expected, jobs)
+        self._index: dict[EnvelopeKey, int] = {}
+        self._done: list[Analysis] = []
+        self._batch: list[EnvelopeKey] = []
+        self._pending: deque[AsyncResult[list[Analysis]]] = deque()
+        self._pool: Pool | None = None
+        self._analyser: Analyser | None = None
+        if self.processes == 1:
+            self._analyser = Analyser(ring, trusted)
+            return
+        # Several batches per worker, so that one slow batch does not leave the others idle.
+        self._size = min(BATCH, -(-expected // (self.processes * 4)))
+        initargs = (dict(ring), None if trusted is None else dict(trusted))
+        self._pool = _context().Pool(self.processes, initializer=_init, initargs=initargs)
 
+    def __enter__(self) -> Analyses:
+        return self
 
-def _bounded(
-    pool: Pool, batches: Iterator[Sequence[EnvelopeKey]], window: int
-) -> Iterator[Analysis]:
-    pending: deque[AsyncResult[list[Analysis]]] = deque()
-    for batch in batches:
-        pending.append(pool.apply_async(_analyse_batch, (batch,)))
-        if len(pending) >= window:
-            yield from pending.popleft().get()
-    while pending:
-        yield from pending.popleft().get()
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def add(self, key: EnvelopeKey) -> int:
+        index = self._index.get(key)
+        if index is not None:
+            return index
+        index = self._index[key] = len(self._index)
+        if self._analyser is not None:
+            self._done.append(self._analyser.analyse(key))
+            return index
+        self._batch.append(key)
+        if len(self._batch) >= self._size:
+            self._submit()
+        return index
+
+    def get(self, index: int) -> Analysis:
+        if (
+            index >= len(self._done)
+            and self._batch
+            and index >= len(self._index) - len(self._batch)
+        ):
+            self._submit()  # a partial batch holds it: send it now rather than wait
+        while index >= len(self._done):
+            self._collect()
+        return self._done[index]
+
+    def _submit(self) -> None:
+        assert self._pool is not None
+        if len(self._pending) >= 2 * self.processes:
+            self._collect()  # bounded: never more than 2 batches per worker in flight
+        self._pending.append(self._pool.apply_async(_analyse_batch, (self._batch,)))
+        self._batch = []
+
+    def _collect(self) -> None:
+        self._done.extend(self._pending.popleft().get())
