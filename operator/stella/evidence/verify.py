@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import NamedTuple
 
 from stella.evidence.chain import Link, check_chain
@@ -307,15 +308,4 @@ def _links(checked: Iterable[Checked]) -> list[Link]:
 
 
 _COLUMNS = ("chain", "sequence", "packet_id", "digest", "previous_digest", "kind")
-
-
-def _columns(entry: LogEntry) -> tuple[object, ...]:
-    """A log entry's columns, in the order of _COLUMNS."""
-    return (
-        entry.chain,
-        entry.sequence,
-        entry.packet_id,
-        entry.digest,
-        entry.previous_digest,
-        entry.kind,
-    )
+_columns = attrgetter(*_COLUMNS)  # a log entry's columns, in the order of _COLUMNS
