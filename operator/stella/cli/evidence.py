@@ -497,7 +497,7 @@ def check_environment(args: argparse.Namespace, src: Sources) -> None:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from stella.evidence.verify import verify
-    from stella.evidence.verify_parallel import default_jobs
+    from stella.evidence.verify_parallel import WorkerLost, default_jobs
 
     out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
@@ -509,15 +509,18 @@ def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
     problems = list(src.problems)
     ring = _ring(src.keys, problems, "published")
     pinned = _ring(pin(trusted, src.keys), problems, "pinned") if trusted is not None else None
-    report = verify(
-        src.configmaps,
-        src.log,
-        ring,
-        environment=args.environment,
-        since=args.since,
-        trusted_keys=pinned,
-        jobs=args.jobs if args.jobs is not None else default_jobs(),
-    )
+    try:
+        report = verify(
+            src.configmaps,
+            src.log,
+            ring,
+            environment=args.environment,
+            since=args.since,
+            trusted_keys=pinned,
+            jobs=args.jobs if args.jobs is not None else default_jobs(),
+        )
+    except WorkerLost as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
     findings = problems + report.findings
     if args.output != "table":
         doc = {

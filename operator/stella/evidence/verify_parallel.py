@@ -19,7 +19,8 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Mapping, Sequence
-from multiprocessing.pool import AsyncResult, Pool
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 
 from stella.evidence.keys import KeyRing
@@ -29,6 +30,17 @@ from stella.evidence.verify_gc import paused_gc
 # Below this many envelopes one process is as fast as starting a pool.
 PARALLEL_MIN = 2000
 BATCH = 500
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died (killed, out of memory): nothing can be concluded."""
+
+
+_LOST = (
+    "a verify worker process died (killed, or out of memory?), so nothing was concluded: "
+    "run verify again, or with --jobs 1"
+)
+
 
 # The analyser of this worker process (set by _init, once per worker).
 _worker: dict[str, Analyser] = {}
@@ -79,8 +91,8 @@ class Analyses:
         self._index: dict[EnvelopeKey, int] = {}
         self._done: list[Analysis] = []
         self._batch: list[EnvelopeKey] = []
-        self._pending: deque[AsyncResult[list[Analysis]]] = deque()
-        self._pool: Pool | None = None
+        self._pending: deque[Future[list[Analysis]]] = deque()
+        self._pool: ProcessPoolExecutor | None = None
         self._analyser: Analyser | None = None
         if self.processes == 1:
             self._analyser = Analyser(ring, trusted)
@@ -88,7 +100,11 @@ class Analyses:
         # Several batches per worker, so that one slow batch does not leave the others idle.
         self._size = min(BATCH, -(-expected // (self.processes * 4)))
         initargs = (dict(ring), None if trusted is None else dict(trusted))
-        self._pool = _context().Pool(self.processes, initializer=_init, initargs=initargs)
+        # An executor rather than multiprocessing.Pool: when a worker dies, Pool loses its
+        # batch and waits for it forever; the executor says so (BrokenProcessPool).
+        self._pool = ProcessPoolExecutor(
+            self.processes, mp_context=_context(), initializer=_init, initargs=initargs
+        )
 
     def __enter__(self) -> Analyses:
         return self
@@ -100,8 +116,7 @@ class Analyses:
         tb: TracebackType | None,
     ) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def add(self, key: EnvelopeKey) -> int:
         index = self._index.get(key)
@@ -131,8 +146,14 @@ class Analyses:
         assert self._pool is not None
         if len(self._pending) >= 2 * self.processes:
             self._collect()  # bounded: never more than 2 batches per worker in flight
-        self._pending.append(self._pool.apply_async(_analyse_batch, (self._batch,)))
+        try:
+            self._pending.append(self._pool.submit(_analyse_batch, self._batch))
+        except BrokenProcessPool:
+            raise WorkerLost(_LOST) from None
         self._batch = []
 
     def _collect(self) -> None:
-        self._done.extend(self._pending.popleft().get())
+        try:
+            self._done.extend(self._pending.popleft().result())
+        except BrokenProcessPool:
+            raise WorkerLost(_LOST) from None

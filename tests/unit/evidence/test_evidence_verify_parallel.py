@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import os
 import random
+import signal
 from dataclasses import replace
 
 import pytest
@@ -21,10 +24,13 @@ from stella.evidence import verify_parallel
 from stella.evidence.canonical import canonical_json, sha256_digest
 from stella.evidence.dsse import Envelope, parse_envelope, sign_envelope
 from stella.evidence.findings import Finding
+from stella.evidence.keys import KeyRing
 from stella.evidence.recorder import Recorder
 from stella.evidence.records import LogEntry, StoredPacket
 from stella.evidence.store_memory import MemoryLog, MemoryStore
 from stella.evidence.verify import Report, verify
+from stella.evidence.verify_envelope import envelope_key
+from stella.evidence.verify_parallel import Analyses, WorkerLost
 
 PER_CHAIN = 30  # prod and staging: 60 packets, 120 stored items
 
@@ -212,3 +218,19 @@ def test_cli_refuses_a_bad_jobs_count(jobs: str, capsys: pytest.CaptureFixture[s
         main(["evidence", "verify", "--bundle", "b.json", "--jobs", jobs])
     assert exit_.value.code == 2
     assert "--jobs wants a whole number of processes, 1 or more" in capsys.readouterr().err
+
+
+def test_a_worker_that_dies_stops_verify_with_a_clear_error(world: World) -> None:
+    """No hang and no report: a killed worker's batch is never taken for analysed."""
+    keys = [k for cm in world.store.list() if (k := envelope_key(cm.envelope_json).key)]
+    with Analyses(KeyRing(world.keys), None, 2, expected=len(keys)) as analyses:
+        for key in keys[:10]:  # the first batch starts the workers
+            analyses.add(key)
+        workers = multiprocessing.active_children()
+        assert len(workers) == 2
+        os.kill(workers[0].pid or 0, signal.SIGKILL)
+        workers[0].join()
+        with pytest.raises(WorkerLost, match="run verify again, or with --jobs 1"):
+            for key in keys[10:]:
+                analyses.add(key)
+            analyses.get(len(keys) - 1)
