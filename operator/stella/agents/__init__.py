@@ -1,5 +1,8 @@
-"""Deployment agents: registration, mTLS agent API, task credentials, the agent itself.
+"""Deployment agents (threats T2, T3, T8): one-time enrolment, the agents' CA in Vault's
+PKI engine, mTLS sessions with rotating refresh tokens, and the agent's own client.
 
-Not built yet. The engine reports Environments whose targets select agents as Blocked
-(reason AgentTargetsUnsupported) rather than pretending to deploy there.
+Built: enrollment.py (registration tokens), ca.py (CSR signing), tokens.py (sessions),
+hub.py (what an agent may ask), kube_store.py (Agents on the API server), client.py (the
+agent side). Not yet: task dispatch to agents — the engine still reports Environments
+whose targets select agents as Blocked (AgentTargetsUnsupported).
 """

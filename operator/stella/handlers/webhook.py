@@ -1,4 +1,5 @@
-"""The admission webhook server: AdmissionReview over TLS, on its own thread and loop.
+"""The admission webhook server: AdmissionReview over TLS, on its own thread and loop
+(handlers/tls_server.py).
 
 kopf would serve webhooks on the loop that also runs the promotion engine, so reconcile
 load became webhook latency (issue 12). Here admission has its own thread, its own event
@@ -6,23 +7,15 @@ loop, a bounded pool of worker threads for the decisions (which may ask the API 
 SubjectAccessReview or read through a miss), and its own view fed by its own watches
 (stella.k8s.informer). It answers the same paths the webhook configurations name
 (`/<hook id>`, stella.admission.configuration).
-
-The serving certificate is re-read when its files change (cert-manager rotates it), for
-new connections, without a restart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import os
-import ssl
-import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +24,7 @@ from stella import metrics
 from stella.admission.configuration import MUTATING, VALIDATING, Hook
 from stella.admission.identity import pointer_token
 from stella.handlers.admission import Admission, Denied
+from stella.handlers.tls_server import ThreadedTLSServer
 
 log = logging.getLogger("stella.admission")
 
@@ -132,7 +126,7 @@ def _review(response: dict[str, Any]) -> dict[str, Any]:
     return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
 
 
-class WebhookServer:
+class WebhookServer(ThreadedTLSServer):
     """Serves admission on (host, port) with TLS from its own thread."""
 
     def __init__(
@@ -144,78 +138,13 @@ class WebhookServer:
         certfile: str,
         keyfile: str,
         workers: int = 8,
-        cert_check_seconds: float = 30.0,
     ) -> None:
+        super().__init__("admission", host, port, certfile, keyfile, workers)
         self.admission = admission
         self.view = view
-        self.host, self.port = host, port
-        self.certfile, self.keyfile = certfile, keyfile
-        self.cert_check_seconds = cert_check_seconds
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admission")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._error: BaseException | None = None
-        self._cert_stamp: tuple[float, float] = (0.0, 0.0)
 
-    # ---- lifecycle ---------------------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> None:
-        self._thread = threading.Thread(target=self._main, name="admission-server", daemon=True)
-        self._thread.start()
-        if not self._started.wait(timeout):
-            raise RuntimeError("the admission webhook server did not start")
-        if self._error is not None:
-            raise RuntimeError(f"the admission webhook server failed: {self._error}")
-
-    def stop(self) -> None:
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(loop.stop)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _main(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            runner = loop.run_until_complete(self._serve())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-            return
-        self._started.set()
-        log.info("admission webhooks on https://%s:%d", self.host, self.port)
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    async def _serve(self) -> web.AppRunner:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._load_cert(context)
-        app = web.Application(client_max_size=3 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{hook}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self.host, self.port, ssl_context=context).start()
-        asyncio.get_running_loop().create_task(self._watch_cert(context))
-        return runner
-
-    def _load_cert(self, context: ssl.SSLContext) -> None:
-        context.load_cert_chain(self.certfile, self.keyfile)
-        self._cert_stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
-
-    async def _watch_cert(self, context: ssl.SSLContext) -> None:
-        while True:
-            await asyncio.sleep(self.cert_check_seconds)
-            try:
-                stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
-                if stamp != self._cert_stamp:
-                    self._load_cert(context)
-                    log.info("admission serving certificate reloaded")
-            except (OSError, ssl.SSLError) as exc:
-                log.warning("could not reload the serving certificate: %s", exc)
 
     async def _handle(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -226,10 +155,7 @@ class WebhookServer:
             return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
         if not isinstance(review, Mapping):
             return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
-        loop = asyncio.get_running_loop()
-        out = await loop.run_in_executor(
-            self._pool, respond, self.admission, self.view, path_id, review
-        )
+        out = await self.blocking(respond, self.admission, self.view, path_id, review)
         hook = path_id if path_id in HOOKS else "unknown"  # never a label from the client
         metrics.ADMISSION_SECONDS.labels(hook).observe(time.monotonic() - started)
         return web.json_response(out)

@@ -27,6 +27,8 @@ VAULT_REF = r"^vault:[A-Za-z0-9_-]+(/[A-Za-z0-9._-]+)+#[A-Za-z0-9._-]+$"
 REGISTRY_HOST = r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
 # Go-style durations as Kubernetes users write them: 90s, 10m, 1h30m, 62h.
 DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+# IPv4 or IPv6 CIDR; the hub parses it (ipaddress) and treats a bad one as matching nothing.
+CIDR = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 QUALIFIED_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from stella.models.common import (
+    CIDR,
     CONDITION_REASON,
     DNS_LABEL,
     DNS_SUBDOMAIN,
@@ -47,6 +48,7 @@ PATTERN_WORDS: Mapping[str, str] = {
         "once with `stella release create --from-tags` or `skopeo inspect`"
     ),
     SHA256_HEX: "must be a sha256 digest: 64 lowercase hex digits",
+    CIDR: "must be a network in CIDR notation, e.g. 10.1.0.0/16 or fd00::/8",
     REGISTRY_HOST: (
         "must be a registry host, with a port if any (registry.example.com, "
         "127.0.0.1:5000): no scheme, no path"

@@ -1,0 +1,116 @@
+"""The agent's side of the hub API: its key (made here, never sent), its CSR, and the
+calls it makes — outbound only, over TLS that trusts only the hub's CA, with its client
+certificate once it has one."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+class HubError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"the hub refused ({status}): {message}")
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Where an agent keeps what enrolment gave it (a directory only it can read)."""
+
+    directory: Path
+
+    @property
+    def key(self) -> Path:
+        return self.directory / "agent.key"
+
+    @property
+    def cert(self) -> Path:
+        return self.directory / "agent.crt"
+
+    @property
+    def ca(self) -> Path:
+        return self.directory / "ca.crt"
+
+    def new_csr(self, agent: str) -> str:
+        """A fresh EC P-256 key (written 0600) and its CSR."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        fd = os.open(self.key.with_suffix(".key.new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agent)]))
+            .sign(key, hashes.SHA256())
+        )
+        return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+    def keep(self, certificate: str, ca: str) -> None:
+        """The new certificate and the key made for it become current together."""
+        self.cert.write_text(certificate)
+        self.ca.write_text(ca)
+        os.replace(self.key.with_suffix(".key.new"), self.key)
+
+
+class HubClient:
+    def __init__(
+        self, hub: str, hub_ca: Path, identity: Identity | None = None, timeout: float = 10.0
+    ) -> None:
+        self.hub = hub.rstrip("/")
+        self.session = requests.Session()
+        # Per request, not on the session: requests lets REQUESTS_CA_BUNDLE override a
+        # session's verify, and then the agent would trust every public CA instead of
+        # the hub's alone.
+        self.verify = str(hub_ca)
+        self.cert: tuple[str, str] | None = None
+        if identity is not None and identity.cert.exists():
+            self.cert = (str(identity.cert), str(identity.key))
+        self.timeout = timeout
+
+    def _post(self, path: str, body: dict[str, Any], bearer: str | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+        resp = self.session.post(
+            f"{self.hub}{path}",
+            json=body,
+            headers=headers,
+            timeout=self.timeout,
+            verify=self.verify,
+            cert=self.cert,
+        )
+        if resp.status_code != 200:
+            try:
+                message = str(resp.json().get("error", resp.text))
+            except ValueError:
+                message = resp.text
+            raise HubError(resp.status_code, message)
+        return resp.json()
+
+    def enroll(self, agent: str, token: str, csr: str) -> dict[str, str]:
+        return dict(self._post("/v1/enroll", {"agent": agent, "token": token, "csr": csr}))
+
+    def login(self) -> dict[str, Any]:
+        return dict(self._post("/v1/login", {}))
+
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
+        return dict(self._post("/v1/refresh", {"refreshToken": refresh_token}))
+
+    def heartbeat(self, access: str, capabilities: list[str]) -> dict[str, Any]:
+        return dict(self._post("/v1/heartbeat", {"capabilities": capabilities}, access))
+
+    def renew(self, access: str, csr: str) -> dict[str, str]:
+        return dict(self._post("/v1/renew", {"csr": csr}, access))

@@ -1,0 +1,227 @@
+"""The hub: what an agent may ask, decided here; the HTTP server (handlers/agent_hub.py)
+only carries requests in and answers out.
+
+Every request is judged against the Agent as the API server has it now (a GET each time:
+a revocation or a new enrolment token takes effect at the next request):
+
+* enrol (TLS, no client certificate yet): a one-time registration token and a CSR; the
+  agents' CA signs a client certificate; the token is spent by a compare-and-swap on the
+  Agent's status, so two racing uses of one token enrol at most once;
+* log in (mTLS): the certificate must be the one recorded for that Agent, from an
+  allowed network, not revoked; the answer is a session (agents/tokens.py);
+* refresh, heartbeat, renew (mTLS + session): the session must belong to the certificate.
+
+A refusal carries a security signal where it is one (threat model T2, T3, T8).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from cryptography import x509
+
+from stella.agents import enrollment
+from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
+from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
+
+log = logging.getLogger("stella.agents")
+
+# Security signals the hub raises besides those of enrolment and sessions.
+UNKNOWN_CERTIFICATE = "AgentUnknownCertificate"
+CAPABILITY_MISMATCH = "AgentCapabilityMismatch"
+
+
+class Conflict(Exception):
+    """The Agent changed since it was read (compare-and-swap lost)."""
+
+
+class AgentStore(Protocol):
+    def get(self, name: str) -> Mapping[str, Any] | None: ...
+
+    def replace_status(self, agent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """Write status guarded by the body's resourceVersion; Conflict when it moved."""
+
+    def patch_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+
+Signal = Callable[[str, Mapping[str, Any] | None, str], None]
+
+
+class HubRefused(Exception):
+    def __init__(self, status: int, message: str, signal: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.signal = signal
+
+
+@dataclass(frozen=True)
+class Peer:
+    address: str
+    certificate: x509.Certificate | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Hub:
+    def __init__(
+        self,
+        ca: AgentCA,
+        tokens: TokenService,
+        store: AgentStore,
+        signal: Signal = lambda _s, _a, _m: None,
+    ) -> None:
+        self.ca = ca
+        self.tokens = tokens
+        self.store = store
+        self._signal = signal
+
+    def _refuse(
+        self, status: int, message: str, signal: str | None, agent: Mapping[str, Any] | None
+    ) -> HubRefused:
+        if signal is not None:
+            self._signal(signal, agent, message)
+        return HubRefused(status, message, signal)
+
+    # ---- enrolment -----------------------------------------------------------------
+    def enroll(self, name: str, token: str, csr_pem: str, peer: Peer) -> dict[str, str]:
+        agent = self.store.get(name)
+        if agent is None:
+            # Same answer as a wrong token: a caller learns nothing about which Agents exist.
+            raise self._refuse(
+                403, "this registration token is not valid", enrollment.ENROLL_INVALID, None
+            )
+        decision = enrollment.check_token(agent, token, peer.address)
+        if not decision.ok:
+            raise self._refuse(403, decision.message, decision.signal, agent)
+        try:
+            issued = self.ca.sign(name, csr_pem)
+        except CSRRefused as exc:
+            raise HubRefused(400, str(exc)) from None
+        status = dict(agent.get("status") or {})
+        status.update(
+            certificate={
+                "serial": issued.serial,
+                "fingerprint": issued.fingerprint,
+                "notAfter": issued.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            enrolledTokenSha256=enrollment.token_hash(token),
+            enrolledAt=_now(),
+            sourceAddress=peer.address,
+            state="Registered",
+        )
+        try:
+            self.store.replace_status(agent, status)
+        except Conflict:
+            # Someone else wrote this Agent since we read it: most likely the same token
+            # used twice at once. The certificate we signed is never handed out.
+            self.ca.revoke(issued.serial)
+            raise self._refuse(
+                409,
+                "this agent changed while enrolling (was the token used twice?); ask for a "
+                "new token",
+                enrollment.ENROLL_REUSED,
+                agent,
+            ) from None
+        log.info("agent %s enrolled from %s (serial %s)", name, peer.address, issued.serial)
+        return {"certificate": issued.pem, "ca": issued.ca_pem or self.ca.ca_pem()}
+
+    # ---- sessions ------------------------------------------------------------------
+    def authenticate(self, peer: Peer) -> tuple[str, Mapping[str, Any], str]:
+        """(agent name, Agent, certificate fingerprint) of an mTLS caller."""
+        cert = peer.certificate
+        if cert is None:
+            raise HubRefused(401, "present the agent's client certificate (mTLS)")
+        name = agent_of(cert)
+        agent = self.store.get(name) if name else None
+        fp = fingerprint(cert)
+        recorded = ((agent or {}).get("status") or {}).get("certificate") or {}
+        if agent is None or recorded.get("fingerprint") != fp:
+            raise self._refuse(
+                403,
+                "this certificate is not the one issued to this agent; enrol it again",
+                UNKNOWN_CERTIFICATE,
+                agent,
+            )
+        if (agent.get("spec") or {}).get("revoked"):
+            raise self._refuse(403, "this agent is revoked", enrollment.AGENT_REVOKED, agent)
+        decision = enrollment.source_allowed(agent, peer.address)
+        if not decision.ok:
+            raise self._refuse(403, decision.message, decision.signal, agent)
+        return str(name), agent, fp
+
+    def login(self, peer: Peer) -> Grant:
+        name, _agent, fp = self.authenticate(peer)
+        return self.tokens.login(name, fp, peer.address)
+
+    def refresh(self, refresh_token: str, peer: Peer) -> Grant:
+        _name, agent, fp = self.authenticate(peer)
+        try:
+            return self.tokens.refresh(refresh_token, fp, peer.address)
+        except TokenRefused as exc:
+            raise self._refuse(401, exc.message, exc.signal, agent) from None
+
+    def session(self, bearer: str, peer: Peer) -> tuple[str, Mapping[str, Any]]:
+        name, agent, fp = self.authenticate(peer)
+        try:
+            claims = self.tokens.check(bearer, fp)
+        except TokenRefused as exc:
+            raise self._refuse(401, exc.message, exc.signal, agent) from None
+        if claims.agent != name:
+            raise self._refuse(
+                401, "this token belongs to another agent", SESSION_OTHER_CERT, agent
+            )
+        return name, agent
+
+    def heartbeat(self, bearer: str, peer: Peer, capabilities: Sequence[str]) -> dict[str, Any]:
+        name, agent = self.session(bearer, peer)
+        declared = set((agent.get("spec") or {}).get("capabilities") or [])
+        extra = sorted(set(capabilities) - declared)
+        if extra:
+            raise self._refuse(
+                403,
+                f"this agent was enrolled without {', '.join(extra)}; a platform engineer "
+                "must add it to the Agent's spec.capabilities",
+                CAPABILITY_MISMATCH,
+                agent,
+            )
+        self.store.patch_status(
+            name,
+            {
+                "lastHeartbeat": _now(),
+                "sourceAddress": peer.address,
+                "reportedCapabilities": sorted(set(capabilities)),
+                "state": "Online",
+            },
+        )
+        return {"agent": name, "state": "Online"}
+
+    def renew(self, bearer: str, peer: Peer, csr_pem: str) -> dict[str, str]:
+        """A fresh certificate before the current one expires (same checks as a session)."""
+        name, agent = self.session(bearer, peer)
+        try:
+            issued = self.ca.sign(name, csr_pem)
+        except CSRRefused as exc:
+            raise HubRefused(400, str(exc)) from None
+        old = ((agent.get("status") or {}).get("certificate") or {}).get("serial")
+        status = dict(agent.get("status") or {})
+        status["certificate"] = {
+            "serial": issued.serial,
+            "fingerprint": issued.fingerprint,
+            "notAfter": issued.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        try:
+            self.store.replace_status(agent, status)
+        except Conflict:
+            self.ca.revoke(issued.serial)
+            raise HubRefused(409, "the agent changed meanwhile; renew again") from None
+        if old:
+            self.ca.revoke(str(old))
+        self.tokens.revoke_agent(name)  # sessions were bound to the old certificate
+        return {"certificate": issued.pem, "ca": issued.ca_pem or self.ca.ca_pem()}

@@ -1,0 +1,48 @@
+"""The hub's reads and writes of Agents, on the API server (status is the operator's)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from stella import GROUP, VERSION
+from stella.agents.hub import Conflict
+from stella.k8s.client import custom
+
+PLURAL = "agents"
+
+
+class KubeAgentStore:
+    def __init__(self, api: client.ApiClient | None = None) -> None:
+        self._custom = client.CustomObjectsApi(api) if api is not None else custom()
+
+    def get(self, name: str) -> Mapping[str, Any] | None:
+        try:
+            resp: Any = self._custom.get_cluster_custom_object(
+                GROUP, VERSION, PLURAL, name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(json.loads(resp.data))
+
+    def replace_status(self, agent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        body = {**agent, "status": dict(status)}  # metadata.resourceVersion guards it
+        try:
+            self._custom.replace_cluster_custom_object_status(
+                GROUP, VERSION, PLURAL, str(agent["metadata"]["name"]), body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(str(agent["metadata"]["name"])) from None
+            raise
+
+    def patch_status(self, name: str, status: Mapping[str, Any]) -> None:
+        self._custom.patch_cluster_custom_object_status(
+            GROUP, VERSION, PLURAL, name, {"status": dict(status)}
+        )

@@ -1,0 +1,115 @@
+"""The agent hub's HTTP API over TLS (mTLS where the agent has its certificate), on its
+own thread and loop (handlers/tls_server.py). Decisions are stella.agents.hub's.
+
+    POST /v1/enroll     {agent, token, csr}        -> {certificate, ca}      (TLS)
+    POST /v1/login                                 -> {accessToken, refreshToken, expiresIn}
+    POST /v1/refresh    {refreshToken}             -> the same, rotated
+    POST /v1/heartbeat  {capabilities}  + Bearer   -> {agent, state}
+    POST /v1/renew      {csr}           + Bearer   -> {certificate, ca}
+
+Refusals answer {error} with 400/401/403/409; a security signal is counted
+(stella_security_events_total), logged on stella.security and posted as an Event on the
+Agent. Secrets (tokens, keys) never reach a log line, an Event or a metric.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+from cryptography import x509
+
+from stella import metrics
+from stella.agents.hub import Hub, HubRefused, Peer
+from stella.agents.tokens import Grant
+from stella.handlers.tls_server import ThreadedTLSServer
+from stella.k8s import events
+
+security = logging.getLogger("stella.security")
+MAX_BODY = 64 * 1024
+
+
+def post_signal(signal: str, agent: Mapping[str, Any] | None, message: str) -> None:
+    metrics.SECURITY_EVENTS.labels(signal).inc()
+    name = ((agent or {}).get("metadata") or {}).get("name", "(unknown)")
+    security.warning("security event %s on agent %s: %s", signal, name, message)
+    if agent is not None:
+        events.emit(agent, signal, message, "Warning")
+
+
+def _grant(g: Grant) -> dict[str, Any]:
+    return {
+        "accessToken": g.access_token,
+        "refreshToken": g.refresh_token,
+        "expiresIn": g.expires_in,
+    }
+
+
+class AgentHubServer(ThreadedTLSServer):
+    def __init__(
+        self, hub: Hub, host: str, port: int, certfile: str, keyfile: str, client_ca: str
+    ) -> None:
+        super().__init__("agent-hub", host, port, certfile, keyfile, workers=8, client_ca=client_ca)
+        self.hub = hub
+
+    def routes(self, app: web.Application) -> None:
+        for path, fn in (
+            ("/v1/enroll", self._enroll),
+            ("/v1/login", self._login),
+            ("/v1/refresh", self._refresh),
+            ("/v1/heartbeat", self._heartbeat),
+            ("/v1/renew", self._renew),
+        ):
+            app.router.add_post(path, self._wrap(fn))
+
+    def _wrap(
+        self, fn: Callable[[Mapping[str, Any], Peer, str], Any]
+    ) -> Callable[[web.Request], Any]:
+        async def handle(request: web.Request) -> web.Response:
+            if (request.content_length or 0) > MAX_BODY:
+                return web.json_response({"error": "request too large"}, status=413)
+            try:
+                body = await request.json() if request.can_read_body else {}
+            except ValueError:
+                return web.json_response({"error": "a JSON object is expected"}, status=400)
+            if not isinstance(body, Mapping):
+                return web.json_response({"error": "a JSON object is expected"}, status=400)
+            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            peer = Peer(request.remote or "", _peer_certificate(request))
+            try:
+                out = await self.blocking(fn, body, peer, bearer)
+            except HubRefused as exc:
+                return web.json_response({"error": exc.message}, status=exc.status)
+            except (KeyError, TypeError):
+                return web.json_response(
+                    {"error": "a field is missing or of the wrong type"}, status=400
+                )
+            return web.json_response(out)
+
+        return handle
+
+    def _enroll(self, body: Mapping[str, Any], peer: Peer, _bearer: str) -> Any:
+        return self.hub.enroll(str(body["agent"]), str(body["token"]), str(body["csr"]), peer)
+
+    def _login(self, _body: Mapping[str, Any], peer: Peer, _bearer: str) -> Any:
+        return _grant(self.hub.login(peer))
+
+    def _refresh(self, body: Mapping[str, Any], peer: Peer, _bearer: str) -> Any:
+        return _grant(self.hub.refresh(str(body["refreshToken"]), peer))
+
+    def _heartbeat(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
+        caps = body.get("capabilities") or []
+        if not isinstance(caps, list):
+            raise TypeError("capabilities")
+        return self.hub.heartbeat(bearer, peer, [str(c) for c in caps])
+
+    def _renew(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
+        return self.hub.renew(bearer, peer, str(body["csr"]))
+
+
+def _peer_certificate(request: web.Request) -> x509.Certificate | None:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return x509.load_der_x509_certificate(der) if der else None

@@ -1,0 +1,118 @@
+"""An aiohttp server over TLS on its own thread, event loop and worker pool.
+
+Admission (handlers/webhook.py) and the agent hub (handlers/agent_hub.py) each run one, so
+neither waits behind the promotion engine's loop nor behind each other. Blocking work (the
+API server, Vault) runs in the bounded pool. The serving certificate is re-read when its
+files change (cert-manager rotates it), for new connections, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+log = logging.getLogger("stella")
+T = TypeVar("T")
+
+
+class ThreadedTLSServer:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        certfile: str,
+        keyfile: str,
+        workers: int = 8,
+        cert_check_seconds: float = 30.0,
+        client_ca: str | None = None,
+    ) -> None:
+        """client_ca: PEM of a CA whose client certificates are asked for (optional to
+        present; the handlers decide which paths need one)."""
+        self.name = name
+        self.host, self.port = host, port
+        self.certfile, self.keyfile = certfile, keyfile
+        self.cert_check_seconds = cert_check_seconds
+        self.client_ca = client_ca
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        self._cert_stamp: tuple[float, float] = (0.0, 0.0)
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking work in this server's pool."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self, timeout: float = 30.0) -> None:
+        thread = threading.Thread(target=self._main, name=f"{self.name}-server", daemon=True)
+        thread.start()
+        if not self._started.wait(timeout):
+            raise RuntimeError(f"the {self.name} server did not start")
+        if self._error is not None:
+            raise RuntimeError(f"the {self.name} server failed: {self._error}")
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            runner = loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        log.info("%s on https://%s:%d", self.name, self.host, self.port)
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(runner.cleanup())
+            loop.close()
+
+    async def _serve(self) -> web.AppRunner:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.client_ca:
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(cadata=self.client_ca)
+        self._load_cert(context)
+        app = web.Application(client_max_size=3 * 1024 * 1024)
+        self.routes(app)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, self.port, ssl_context=context).start()
+        asyncio.get_running_loop().create_task(self._watch_cert(context))
+        return runner
+
+    def _load_cert(self, context: ssl.SSLContext) -> None:
+        context.load_cert_chain(self.certfile, self.keyfile)
+        self._cert_stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
+
+    async def _watch_cert(self, context: ssl.SSLContext) -> None:
+        while True:
+            await asyncio.sleep(self.cert_check_seconds)
+            try:
+                stamp = (os.stat(self.certfile).st_mtime, os.stat(self.keyfile).st_mtime)
+                if stamp != self._cert_stamp:
+                    self._load_cert(context)
+                    log.info("%s: serving certificate reloaded", self.name)
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("%s: could not reload the serving certificate: %s", self.name, exc)
