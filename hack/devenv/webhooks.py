@@ -5,6 +5,7 @@ policies the API server runs itself (the chart's own file, applied as is: one so
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import yaml
@@ -33,6 +34,24 @@ def register(cp: ControlPlane, ca_crt: Path, port: int) -> None:
 
 def install_policies(cp: ControlPlane) -> None:
     cp.kubectl("admin", "apply", "-f", str(POLICIES))
+    # The API server loads policies through an informer, a moment after they are stored:
+    # wait until one refuses what it must (a write of the operator's parameter object by
+    # admin), so a test never meets the gap.
+    probe = yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "stella-approved-digests", "namespace": "default"},
+        }
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        out = cp.kubectl("admin", "create", "--dry-run=server", "-f", "-", stdin=probe, check=False)
+        if "approved-digests-writer.stella.io" in out.stderr:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the admission policies are not in force: {out.stderr.strip()}")
+        time.sleep(0.1)
 
 
 def uninstall_policies(cp: ControlPlane) -> None:

@@ -66,6 +66,21 @@ class Settings:
     webhook_key: str | None = field(
         default_factory=lambda: os.environ.get("STELLA_WEBHOOK_KEY") or None
     )
+    # The agent hub (mTLS API for deployment agents): served when a port and a serving
+    # certificate are given, by the replica that runs the engine; the agents' CA is the PKI
+    # engine at agent_pki_mount in Vault (STELLA_VAULT_*).
+    agent_hub_host: str = field(default_factory=lambda: _env("STELLA_AGENT_HUB_HOST", "127.0.0.1"))
+    agent_hub_port: int = field(default_factory=lambda: int(_env("STELLA_AGENT_HUB_PORT", "0")))
+    agent_hub_cert: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_AGENT_HUB_CERT") or None
+    )
+    agent_hub_key: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_AGENT_HUB_KEY") or None
+    )
+    agent_pki_mount: str = field(
+        default_factory=lambda: _env("STELLA_AGENT_PKI_MOUNT", "stella-agent-pki")
+    )
+    agent_cert_ttl: str = field(default_factory=lambda: _env("STELLA_AGENT_CERT_TTL", "24h"))
     # Per-identity token bucket on the webhooks (requests per second, burst).
     webhook_rate: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_RATE", "20")))
     webhook_burst: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_BURST", "40")))

@@ -227,7 +227,7 @@ def test_with_the_operator_stopped_pods_are_governed_not_stopped(
             shop.release("r-blind", approved, ["dev"])
         assert exc.value.status == 500, exc.value.body
         assert "failed calling webhook" in str(exc.value.body), exc.value.body
-        assert "stamp-identity.stella.io" in str(exc.value.body), exc.value.body
+        assert "validate-release.stella.io" in str(exc.value.body), exc.value.body
     finally:
         with contextlib.suppress(ApiException):
             core.delete_namespaced_pod("approved", dev)

@@ -50,6 +50,7 @@ environment.unknown-requires  spec.requires names an Environment that does not e
 environment.freeze-window     a freeze window with a bad cron, time zone or duration
 environment.literal-secret    registryCredentials is not a vault: reference
 agent.fingerprint             certificateFingerprint is not 64 lowercase hex
+agent.enrollment              a registration token valid for more than 24 hours
 workload.digest-pinned        a container image in a managed namespace is not pinned
 workload.digest-not-approved  a digest no Release is Deploying/Deployed with in an Environment
                               that targets the namespace with requireApprovedDigests

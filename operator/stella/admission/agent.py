@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from stella.admission._util import mapping, parse_model, schema_message, spec_of
 from stella.admission.base import (
+    AGENT_ENROLLMENT,
     AGENT_FINGERPRINT,
     SCHEMA,
     AdmissionPolicy,
@@ -19,6 +21,8 @@ from stella.models.agent import AgentSpec
 from stella.models.common import SHA256_HEX
 
 _FINGERPRINT = re.compile(SHA256_HEX)
+# Five minutes of slack for clocks.
+MAX_ENROLLMENT = timedelta(hours=24, minutes=5)
 
 
 def validate_agent(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
@@ -38,4 +42,15 @@ def validate_agent(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Ver
     parsed = parse_model(AgentSpec, raw_spec)
     if not isinstance(parsed, AgentSpec):
         return deny(SCHEMA, schema_message("Agent", parsed))
+    # A registration token is a short-lived secret: a long-lived one is a standing way in.
+    enrollment = parsed.enrollment
+    if enrollment is not None:
+        expires = enrollment.expires_at
+        expires = expires if expires.tzinfo else expires.replace(tzinfo=UTC)
+        if expires > datetime.now(UTC) + MAX_ENROLLMENT:
+            return deny(
+                AGENT_ENROLLMENT,
+                "spec.enrollment.expiresAt is more than 24h ahead: a registration token must "
+                "be short-lived; run `stella agent enroll NAME --expires 1h`",
+            )
     return allow()

@@ -63,6 +63,7 @@ ENVIRONMENT_UNKNOWN_REQUIRES = "environment.unknown-requires"
 ENVIRONMENT_FREEZE_WINDOW = "environment.freeze-window"
 ENVIRONMENT_LITERAL_SECRET = "environment.literal-secret"  # noqa: S105
 AGENT_FINGERPRINT = "agent.fingerprint"
+AGENT_ENROLLMENT = "agent.enrollment"
 WORKLOAD_DIGEST_PINNED = "workload.digest-pinned"
 WORKLOAD_DIGEST_NOT_APPROVED = "workload.digest-not-approved"
 WORKLOAD_ENVIRONMENT_INVALID = "workload.environment-invalid"
@@ -108,6 +109,7 @@ RULES: tuple[str, ...] = (
     ENVIRONMENT_FREEZE_WINDOW,
     ENVIRONMENT_LITERAL_SECRET,
     AGENT_FINGERPRINT,
+    AGENT_ENROLLMENT,
     WORKLOAD_DIGEST_PINNED,
     WORKLOAD_DIGEST_NOT_APPROVED,
     WORKLOAD_ENVIRONMENT_INVALID,

@@ -18,6 +18,37 @@ MANAGED_LABEL = "stella.io/managed"
 NAME = "stella.io"
 
 
+# The requester stamp exactly as stella.policy.identity.format_identity writes it, in CEL:
+# the MutatingAdmissionPolicy stamp-requester.stella.io writes it (charts/stella/files/
+# admission-policies.yaml, a test keeps the two equal) when the JSON needs no escaping.
+STAMPED_IDENTITY_CEL = (
+    "'{\"groups\":[' + request.userInfo.groups.sort().map(g, '\"' + g + '\"').join(',') + "
+    '\'],"uid":"\' + request.userInfo.uid + \'","username":"\' + request.userInfo.username '
+    "+ '\"}'"
+)
+# When that text needs no JSON escaping (printable ASCII but `"` and `\\`): only then does the
+# policy stamp; otherwise the webhook does, as before.
+PLAIN_IDENTITY_CEL = (
+    "([request.userInfo.username, request.userInfo.uid] + request.userInfo.groups)"
+    ".all(s, s.matches('^[ !#-\\\\[\\\\]-~]*$'))"
+)
+# stamp-identity is called for a Release only when the policy could not do all of it (the
+# API server runs MutatingAdmissionPolicies before mutating webhooks, so their stamp is
+# there to see): a rollback (its stamp needs the Release rolled back to), any other
+# stella.io/ annotation or label (refused as ForgedIdentity or a retired request, with its
+# message and signal, as before), or a requester stamp that is not the sender's (forged, or
+# not written because the identity needs JSON escaping). Approvals and Actions: always
+# (their binding needs the Release).
+STAMP_IDENTITY_NEEDED = (
+    "request.resource.resource != 'releases' || !has(object.metadata.annotations) || "
+    "!('stella.io/requester' in object.metadata.annotations) || "
+    "object.metadata.annotations.exists(k, k.startsWith('stella.io/') && "
+    "k != 'stella.io/requester') || (has(object.metadata.labels) && "
+    "object.metadata.labels.exists(k, k.startsWith('stella.io/'))) || "
+    "object.metadata.annotations['stella.io/requester'] != " + STAMPED_IDENTITY_CEL
+)
+
+
 @dataclass(frozen=True)
 class Hook:
     id: str
@@ -25,10 +56,18 @@ class Hook:
     version: str
     resources: tuple[str, ...]
     operations: tuple[str, ...]
+    match: str = ""  # a CEL matchCondition: the webhook is called only when it holds
 
 
 MUTATING: tuple[Hook, ...] = (
-    Hook("stamp-identity", GROUP, VERSION, ("releases", "approvals", "actions"), ("CREATE",)),
+    Hook(
+        "stamp-identity",
+        GROUP,
+        VERSION,
+        ("releases", "approvals", "actions"),
+        ("CREATE",),
+        match=STAMP_IDENTITY_NEEDED,
+    ),
 )
 VALIDATING: tuple[Hook, ...] = (
     Hook("validate-release", GROUP, VERSION, ("releases",), ("CREATE", "UPDATE")),
@@ -69,6 +108,8 @@ def _webhook(
             }
         ],
     }
+    if hook.match:
+        wh["matchConditions"] = [{"name": "needs-the-webhook", "expression": hook.match}]
     return wh
 
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stella import __version__
-from stella.cli import actions, completion, envs, evidence, operator, people, registry
+from stella.cli import actions, agents, completion, envs, evidence, operator, people, registry
 from stella.cli.kube import add_connection_flags
 from stella.cli.output import (
     EXIT_CODES_HELP,
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.register_list(sub, parents)
     registry.register(sub)
     evidence.register(sub, parents)
+    agents.register(sub, parents)
     completion.register(sub, parser)
     operator.register(sub)
     return parser

@@ -1,24 +1,149 @@
-"""`stella-agent`: the remote deployment agent's entry point.
+"""`stella-agent`: the deployment agent, run in the target network.
 
-The agent (one-time enrolment, mTLS task pulls, digest re-verification) is not built yet;
-this entry point says so plainly instead of doing anything half-way.
+    stella-agent enroll --agent NAME --hub URL --hub-ca FILE --dir DIR   (token: STELLA_AGENT_TOKEN)
+    stella-agent run    --hub URL --hub-ca FILE --dir DIR [--capability C ...]
+
+`enroll` makes the agent's key here (it never leaves DIR), sends a CSR with the one-time
+token, and keeps the certificate the hub returns. `run` dials out to the hub over mTLS,
+logs in, sends a heartbeat every --interval seconds, refreshes its session before it
+expires (the refresh token rotates each time) and renews its certificate when a third of
+its lifetime is left. Task execution (deploying into this cluster) is not built yet.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
+import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger("stella.agent")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stella-agent", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, text in (
+        ("enroll", "enrol once with a registration token"),
+        ("run", "dial out to the hub and stay connected"),
+    ):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--hub", required=True, metavar="URL", help="https://HOST:PORT of the hub")
+        p.add_argument(
+            "--hub-ca",
+            required=True,
+            type=Path,
+            metavar="FILE",
+            help="the hub's CA certificate (PEM)",
+        )
+        p.add_argument(
+            "--dir",
+            required=True,
+            type=Path,
+            metavar="DIR",
+            help="where the agent keeps its key and certificate",
+        )
+    enroll = sub.choices["enroll"]
+    enroll.add_argument("--agent", required=True, metavar="NAME", help="the Agent's name")
+    enroll.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="FILE",
+        help="read the token from FILE (else STELLA_AGENT_TOKEN)",
+    )
+    run = sub.choices["run"]
+    run.add_argument(
+        "--capability",
+        action="append",
+        default=[],
+        metavar="C",
+        help="a capability to report (repeat)",
+    )
+    run.add_argument(
+        "--interval",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="heartbeat interval (default 30)",
+    )
+    run.add_argument("--once", action="store_true", help="log in, send one heartbeat, exit")
+    return parser
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from stella.agents.client import HubClient, HubError, Identity
+
+    token = (
+        args.token_file.read_text().strip()
+        if args.token_file
+        else os.environ.get("STELLA_AGENT_TOKEN", "").strip()
+    )
+    if not token:
+        print("stella-agent: give the token in STELLA_AGENT_TOKEN or --token-file", file=sys.stderr)
+        return 2
+    identity = Identity(args.dir)
+    try:
+        out = HubClient(args.hub, args.hub_ca).enroll(
+            args.agent, token, identity.new_csr(args.agent)
+        )
+    except HubError as exc:
+        print(f"stella-agent: {exc}", file=sys.stderr)
+        return 1
+    identity.keep(out["certificate"], out["ca"])
+    print(f"enrolled as {args.agent}; certificate in {identity.cert}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from stella.agents.ca import agent_of
+    from stella.agents.client import HubClient, HubError, Identity
+
+    identity = Identity(args.dir)
+    if not identity.cert.exists():
+        print(
+            f"stella-agent: no certificate in {args.dir}; run `stella-agent enroll` first",
+            file=sys.stderr,
+        )
+        return 2
+    hub = HubClient(args.hub, args.hub_ca, identity)
+    try:
+        session = hub.login()
+        expires = time.monotonic() + float(session["expiresIn"])
+        while True:
+            if time.monotonic() > expires - 60:
+                session = hub.refresh(session["refreshToken"])
+                expires = time.monotonic() + float(session["expiresIn"])
+            hub.heartbeat(session["accessToken"], list(args.capability))
+            log.info("heartbeat sent")
+            if args.once:
+                return 0
+            cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
+            left = cert.not_valid_after_utc - datetime.now(UTC)
+            if left < (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3:
+                out = hub.renew(session["accessToken"], identity.new_csr(agent_of(cert) or "agent"))
+                identity.keep(out["certificate"], out["ca"])
+                hub = HubClient(args.hub, args.hub_ca, identity)
+                session = hub.login()
+                expires = time.monotonic() + float(session["expiresIn"])
+                log.info("certificate renewed")
+            time.sleep(args.interval)
+    except HubError as exc:
+        print(f"stella-agent: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    del argv
-    print(
-        "stella-agent: remote deployment agents are not available in this version.\n"
-        "Environments that target agents (spec.targets[].agentSelector) are reported as\n"
-        "Blocked with reason AgentTargetsUnsupported; deploy to namespace targets instead.",
-        file=sys.stderr,
-    )
-    return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    args = _parser().parse_args(argv)
+    return cmd_enroll(args) if args.command == "enroll" else cmd_run(args)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,14 @@ class Kube:
             )
         return dict(made)
 
+    def patch(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of a cluster-scoped object."""
+        return dict(
+            self.custom.patch_cluster_custom_object(
+                GROUP, VERSION, plural, name, body, _request_timeout=self._timeout()
+            )
+        )
+
 
 def check_namespace(name: str) -> str:
     from stella.cli.output import check_name

@@ -26,6 +26,7 @@ from stella.agents.hub import Hub, HubRefused, Peer
 from stella.agents.tokens import Grant
 from stella.handlers.tls_server import ThreadedTLSServer
 from stella.k8s import events
+from stella.settings import Settings
 
 security = logging.getLogger("stella.security")
 MAX_BODY = 64 * 1024
@@ -113,3 +114,36 @@ def _peer_certificate(request: web.Request) -> x509.Certificate | None:
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     return x509.load_der_x509_certificate(der) if der else None
+
+
+def start(settings: Settings) -> AgentHubServer | None:
+    """The hub, when configured (a port and a serving certificate) — else None. Needs
+    Vault: the agents' CA is its PKI engine. A hub that cannot start is logged and left
+    off; the engine goes on (agents then cannot connect, which is what an operator sees)."""
+    if not (settings.agent_hub_port and settings.agent_hub_cert and settings.agent_hub_key):
+        return None
+    from stella.agents.ca import AgentCA
+    from stella.agents.kube_store import KubeAgentStore
+    from stella.agents.tokens import TokenService
+    from stella.secrets import VaultClient, VaultSettings
+
+    try:
+        ca = AgentCA(
+            VaultClient(VaultSettings.from_env()),
+            mount=settings.agent_pki_mount,
+            ttl=settings.agent_cert_ttl,
+        )
+        ca.ensure()
+        server = AgentHubServer(
+            Hub(ca, TokenService(), KubeAgentStore(), signal=post_signal),
+            settings.agent_hub_host,
+            settings.agent_hub_port,
+            settings.agent_hub_cert,
+            settings.agent_hub_key,
+            client_ca=ca.ca_pem(),
+        )
+        server.start()
+    except Exception as exc:
+        logging.getLogger("stella").error("the agent hub did not start: %s", exc)
+        return None
+    return server

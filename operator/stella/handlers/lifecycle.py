@@ -14,6 +14,7 @@ import kopf
 from stella import GROUP
 from stella.engine import services
 from stella.engine.controller import Controller
+from stella.handlers import agent_hub
 from stella.k8s.client import fresh_api_client
 from stella.k8s.lease import LeaseElector, Timing
 from stella.settings import Settings, load
@@ -67,6 +68,8 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
             await _acquire(elector)
             memo.controller = build_controller()
             memo.lease_task = asyncio.create_task(_hold(elector))
+        # The agent hub keeps sessions in memory: it runs where the engine runs.
+        memo.agent_hub = await asyncio.to_thread(agent_hub.start, cfg)
         failures = 0
         while True:
             try:
@@ -123,6 +126,9 @@ async def _hold(elector: LeaseElector) -> None:
 
 
 async def stop_controller(memo: Any) -> None:
+    hub = getattr(memo, "agent_hub", None)
+    if hub is not None:
+        hub.stop()
     for name in ("engine_task", "lease_task"):
         task = getattr(memo, name, None)
         if task is None:

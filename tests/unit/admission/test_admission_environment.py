@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -159,6 +160,10 @@ def test_deleting_a_required_environment_warns() -> None:
 # ---- Agent -------------------------------------------------------------------------------
 
 
+def _in(hours: int) -> str:
+    return (datetime.now(UTC) + timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def agent(**spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": "eu-1"}, "spec": spec}
 
@@ -173,6 +178,14 @@ def agent(**spec: Any) -> dict[str, Any]:
         ({"certificateFingerprint": "ab" * 31}, "agent.fingerprint"),
         ({"certificateFingerprint": 42}, "agent.fingerprint"),
         ({"capabilities": ["root.shell"]}, "schema"),
+        ({"enrollment": {"tokenSha256": "ab" * 32, "expiresAt": _in(hours=1)}}, "ok"),
+        (
+            {"enrollment": {"tokenSha256": "ab" * 32, "expiresAt": _in(hours=48)}},
+            "agent.enrollment",
+        ),
+        ({"enrollment": {"tokenSha256": "token", "expiresAt": _in(hours=1)}}, "schema"),
+        ({"allowedNetworks": ["10.0.0.0/8", "fd00::/8"]}, "ok"),
+        ({"allowedNetworks": ["10.0.0.0"]}, "schema"),
     ],
 )
 def test_agent(spec: dict[str, Any], rule: str) -> None:

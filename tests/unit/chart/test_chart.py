@@ -16,7 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from stella.admission.configuration import configurations
+from stella.admission.configuration import (
+    PLAIN_IDENTITY_CEL,
+    STAMP_IDENTITY_NEEDED,
+    STAMPED_IDENTITY_CEL,
+    configurations,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 CHART = ROOT / "charts" / "stella"
@@ -91,12 +96,32 @@ def test_admission_policies_are_the_one_file(docs: list[dict[str, Any]]) -> None
     tests apply: no second copy to drift."""
     want = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
     got = [d for d in docs if d["kind"] in POLICY_KINDS]
-    assert got == want
+
+    def order(d: dict[str, Any]) -> tuple[str, str]:  # helm sorts its output by kind
+        return d["kind"], d["metadata"]["name"]
+
+    assert sorted(got, key=order) == sorted(want, key=order)
     assert {d["metadata"]["name"] for d in got} >= {
         "workload-digest-pinned.stella.io",
         "workload-digest-approved.stella.io",
         "approved-digests-writer.stella.io",
     }
+
+
+def test_the_requester_policy_writes_what_the_webhook_would() -> None:
+    """The MutatingAdmissionPolicy stamps exactly what the webhook would
+    (configuration.STAMPED_IDENTITY_CEL), and exactly for the identities the webhook's
+    matchCondition leaves to it (PLAIN_IDENTITY_CEL): if they drifted, a Release could be
+    left unstamped (refused by validate-release) or stamped differently."""
+    docs = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
+    policy = next(d for d in docs if d["kind"] == "MutatingAdmissionPolicy")
+    assert policy["spec"]["variables"] == [{"name": "identity", "expression": STAMPED_IDENTITY_CEL}]
+    conditions = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}
+    assert conditions["plain-identity"] == PLAIN_IDENTITY_CEL
+    assert STAMP_IDENTITY_NEEDED.endswith("!= " + STAMPED_IDENTITY_CEL)
+
+
+POLICY_KINDS |= {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}
 
 
 def test_only_this_releases_operator_writes_the_digest_params() -> None:
