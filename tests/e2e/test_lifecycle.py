@@ -125,45 +125,67 @@ def test_cycle_in_requires_is_reported_in_environment_status(
         assert "cycle" in exc.body
 
 
-def test_release_deleted_mid_promotion_ends_cleanly(stella: OperatorProcess, shop: Shop) -> None:
+def _stuck_deploying(shop: Shop, name: str, tag: str) -> str:
+    """A Release Deploying to dev whose rollout cannot finish (its Pods fit no node):
+    it holds dev's lock until something ends it. Returns the holder (namespace/name)."""
     shop.environment(
         "dev",
         rollout={"timeout": "5m", "rollbackOnFailure": True},
         node_selector={"stella-test/never": "true"},
         replicas=1,
     )
-    image = shop.image("8.0")
-    shop.release("rel-d", image, ["dev"])
-    shop.wait_phase("rel-d", "dev", "Deploying")
-    assert shop.environment_status("dev").get("inFlight") == f"{shop.release_ns}/rel-d"
-    client.CustomObjectsApi(shop.admin).delete_namespaced_custom_object(
-        G, V, shop.release_ns, "releases", "rel-d"
-    )
+    shop.release(name, shop.image(tag), ["dev"])
+    shop.wait_phase(name, "dev", "Deploying")
+    holder = f"{shop.release_ns}/{name}"
+    assert shop.environment_status("dev").get("inFlight") == holder
+    return holder
+
+
+def _freed_and_next_deploys(shop: Shop, said: str, name: str, tag: str) -> None:
+    """dev's lock is freed, an Event whose message holds `said` says why (posted by a
+    background thread: shortly after), and the next Release is not stuck behind it."""
     eventually(lambda: "inFlight" not in shop.environment_status("dev"), what="dev lock freed")
-    # Events are posted by a background thread: they arrive shortly after the lock is freed.
     eventually(
         lambda: any(
-            e.reason == "ReleaseDeleted" and shop.env_name("dev") in e.message
+            e.reason == "ReleaseDeleted" and said in e.message
             for e in client.CoreV1Api(shop.admin).list_namespaced_event("default").items
         ),
         what="ReleaseDeleted Event",
     )
-    # The next release is not stuck behind it.
-    shop.release("rel-e", shop.image("8.1"), ["dev"])
-    shop.wait_phase("rel-e", "dev", "Deploying")
+    shop.release(name, shop.image(tag), ["dev"])
+    shop.wait_phase(name, "dev", "Deploying")
+
+
+def test_release_deleted_mid_promotion_ends_cleanly(stella: OperatorProcess, shop: Shop) -> None:
+    _stuck_deploying(shop, "rel-d", "8.0")
+    client.CustomObjectsApi(shop.admin).delete_namespaced_custom_object(
+        G, V, shop.release_ns, "releases", "rel-d"
+    )
+    _freed_and_next_deploys(shop, shop.env_name("dev"), "rel-e", "8.1")
+
+
+def test_release_deleted_while_no_operator_ran_frees_its_lock(
+    stella: OperatorProcess, shop: Shop
+) -> None:
+    """Releases carry no finalizer (issue 12), so one deleted while the operator is down is
+    gone at once; the engine frees the lock it held when it starts."""
+    holder = _stuck_deploying(shop, "rel-g", "8.2")
+    stella.proc.kill()
+    api = client.CustomObjectsApi(shop.admin)
+    api.delete_namespaced_custom_object(G, V, shop.release_ns, "releases", "rel-g")
+    assert not any(
+        r["metadata"]["name"] == "rel-g"
+        for r in api.list_namespaced_custom_object(G, V, shop.release_ns, "releases")["items"]
+    ), "nothing should hold a Release back from deletion"
+    assert shop.environment_status("dev").get("inFlight") == holder
+    stella.restart()
+    _freed_and_next_deploys(shop, holder, "rel-h", "8.3")
 
 
 def test_environment_deleted_mid_promotion_ends_cleanly(
     stella: OperatorProcess, shop: Shop
 ) -> None:
-    shop.environment(
-        "dev",
-        rollout={"timeout": "5m", "rollbackOnFailure": True},
-        node_selector={"stella-test/never": "true"},
-        replicas=1,
-    )
-    shop.release("rel-x", shop.image("9.0"), ["dev"])
-    shop.wait_phase("rel-x", "dev", "Deploying")
+    _stuck_deploying(shop, "rel-x", "9.0")
     client.CustomObjectsApi(shop.admin).delete_cluster_custom_object(
         G, V, "environments", shop.env_name("dev")
     )

@@ -12,9 +12,11 @@ from typing import Any
 
 from stella.engine import kubeio
 from stella.engine.approved_digests import ApprovedDigests
+from stella.engine.deletions import free_locks, held_by, stale_locks
 from stella.engine.drift import DriftReporter
 from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
+from stella.engine.projection import slim
 from stella.engine.queue import WorkQueue
 from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
@@ -33,7 +35,7 @@ class Controller:
         resync_seconds: float = 30.0,
         drift_seconds: float = 300.0,
     ) -> None:
-        self.view = ClusterView()
+        self.view = ClusterView(project=slim)
         self.queue: WorkQueue[ReleaseKey] = WorkQueue()
         self.services = services
         self.digests = ApprovedDigests(self.view)
@@ -45,6 +47,9 @@ class Controller:
             self.digests,
         )
         self.env_queue: WorkQueue[str] = WorkQueue()
+        # Deleted Releases (namespace/name) -> the Environments whose lock they may hold.
+        self.gone: dict[str, list[str]] = {}
+        self.gone_queue: WorkQueue[str] = WorkQueue()
         self.env_reconciler = EnvironmentReconciler(
             self.view, services.recorder, on_promote=self.queue.add
         )
@@ -63,9 +68,13 @@ class Controller:
             self.view.apply(kind, event_type, body)
             self._environment_changed(event_type, before, body)
             return
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        known = self.view.release(key) if kind == "Release" else None
         self.view.apply(kind, event_type, body)
-        if kind == "Release":
-            self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
+        if kind == "Release" and event_type == "DELETED":
+            self._release_gone(body)
+        elif kind == "Release" and not is_echo(known, body):
+            self.queue.add(key)
         elif kind == "Approval":
             release = (body.get("spec") or {}).get("release")
             if release:
@@ -95,6 +104,27 @@ class Controller:
     def _undecided(self, env: str) -> list[ReleaseKey]:
         return undecided(self.view, env)
 
+    def _release_gone(self, body: Body) -> None:
+        """A Release deleted mid-promotion ends cleanly: the Environments it held are freed
+        (stella.engine.deletions) by one worker, off this event's path."""
+        meta = body.get("metadata", {})
+        holder = f"{meta.get('namespace')}/{meta.get('name')}"
+        envs = held_by(self.view, holder, body)
+        log.info("release %s deleted", holder)
+        if envs:
+            self.gone[holder] = sorted({*self.gone.get(holder, []), *envs})
+            self.gone_queue.add(holder)
+
+    async def _free_gone(self, holder: str) -> None:
+        await free_locks(self.view, holder, self.gone.pop(holder, []), self.queue.add)
+
+    async def _sweep(self) -> None:
+        """Locks held by Releases that no longer exist (deleted while no engine ran, or a
+        DELETED event this engine never saw): freed like a deletion seen live."""
+        for env, holder in stale_locks(self.view):
+            log.info("%s holds %s but no longer exists; freeing it", holder, env)
+            await free_locks(self.view, holder, [env], self.queue.add)
+
     # ---- loop --------------------------------------------------------------------------
     async def _handle(self, key: ReleaseKey) -> float | None:
         started = time.monotonic()
@@ -118,6 +148,7 @@ class Controller:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self.resync_seconds)
+            await self._sweep()
             for key in self.view.all_releases():
                 body = self.view.release(key) or {}
                 phases = [
@@ -149,15 +180,38 @@ class Controller:
 
     async def run(self) -> None:
         await self._sync()
+        await self._sweep()
+        # Every Release once from the synced view (the watch's own first events of them
+        # bring nothing newer and are echoes, see is_echo).
+        for key in self.view.all_releases():
+            self.queue.add(key)
         self.started = True
         log.info("promotion engine running with %d workers", self.workers)
         await asyncio.gather(
             self.queue.run(self._handle, self.workers),
             self.env_queue.run(self._handle_env, 1),
+            self.gone_queue.run(self._free_gone, 1),
             self._resync(),
             self._drift(),
             self.digests.run(),
         )
+
+
+def is_echo(known: Body | None, event: Body) -> bool:
+    """An event that brings the view nothing new: a version of the Release the view already
+    holds — mostly the watch's echo of the engine's own status write, which the view took
+    from the write's answer (read-your-writes). Reconciling it again decides nothing
+    (issue 12: it was one reconcile more per Release on a cold start)."""
+    if known is None:
+        return False
+    return 0 < _resource_version(event) <= _resource_version(known)
+
+
+def _resource_version(body: Body) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion", "0"))
+    except (TypeError, ValueError):
+        return 0
 
 
 def affected_by_environment(
@@ -273,32 +327,3 @@ def downstream(graph: dict[str, list[str]], name: str) -> set[str]:
                 found.add(env)
                 frontier.append(env)
     return found
-
-
-async def release_deleted(controller: Controller, body: Any) -> None:
-    """A Release deleted mid-promotion ends cleanly: the environments it held are freed
-    (with an Event saying why) and the releases waiting behind it are looked at again.
-    What it already deployed stays deployed; the next promotion replaces it."""
-    meta = body.get("metadata", {})
-    holder = f"{meta.get('namespace')}/{meta.get('name')}"
-    controller.view.apply("Release", "DELETED", body)
-    for env in (body.get("spec") or {}).get("environments", []):
-        current = await asyncio.to_thread(kubeio.get_environment, env)
-        if current is not None and (current.get("status") or {}).get("inFlight") == holder:
-            status = dict(current["status"])
-            status.pop("inFlight", None)
-            current["status"] = status
-            try:
-                await asyncio.to_thread(kubeio.replace_environment_status, current)
-            except kubeio.Conflict:
-                log.warning("lock on %s changed while freeing it; the engine will retry", env)
-            await kubeio.emit(
-                current,
-                "ReleaseDeleted",
-                f"{holder} was deleted while promoting to {env}; {env} is free again",
-                "Warning",
-                namespace="default",
-            )
-        for key in controller.view.releases_targeting(env):
-            controller.queue.add(key)
-    log.info("release %s deleted", holder)

@@ -58,6 +58,8 @@ from stella.secrets import VaultClient
 log = logging.getLogger("stella.engine")
 
 DEPLOY_POLL = 2.0
+# Phases a Release's first evaluation does not announce with an Event (see _announce).
+_QUIET_AT_FIRST = frozenset({"Superseded", "WaitingForPrerequisites"})
 
 
 def _now() -> datetime:
@@ -122,8 +124,13 @@ class Reconciler:
         progress = _progress_by_env(status, spec)
         generation = body.get("metadata", {}).get("generation")
 
-        if not status.conditions:
-            # The very first word on a new Release: seen, not yet evaluated.
+        first = not status.conditions
+        if first:
+            # A Release never evaluated: "seen, every Environment Pending" is the baseline
+            # its first evaluation is compared with (and announced against). It is not
+            # written on its own (issue 12: one status write per Release per reconcile; it
+            # was a second write per Release on every cold start); the evaluation's status
+            # is written below — or, when a deploy starts, with the deploy's own write.
             status.conditions = set_condition(
                 [],
                 "Ready",
@@ -134,7 +141,6 @@ class Reconciler:
             )
             status.environments = list(progress.values())
             status.summary = summary_line(status.environments, spec.environments)
-            await self._write_status(key, status.wire())
             before = status.model_dump(mode="json")
 
         requeue: float | None = None
@@ -166,8 +172,8 @@ class Reconciler:
             status.conditions, "Ready", r.status, r.reason, r.message, generation
         )
         status.observed_generation = generation
-        if status.model_dump(mode="json") != before:
-            await self._announce(body, before, status)
+        if first or status.model_dump(mode="json") != before:
+            await self._announce(body, before, status, first)
             await self._write_status(key, status.wire())
         return requeue
 
@@ -303,7 +309,15 @@ class Reconciler:
                 f"environment {env_name} has no namespace targets; add spec.targets",
             )
             return None
-        current = await asyncio.to_thread(_read_workloads, updates)
+        # The workloads' read and the registry check are independent reads: run together
+        # (issue 12: one round trip less per promotion). A missing workload still decides
+        # first, as when they ran one after the other; that check's report is then unused.
+        current, report = await asyncio.gather(
+            asyncio.to_thread(_read_workloads, updates),
+            verify_release_images(
+                self.registry, [c.image for c in spec.components], self._credentials(env_spec)
+            ),
+        )
         missing = _missing(updates, current)
         if missing:
             _move(
@@ -316,9 +330,6 @@ class Reconciler:
             )
             return 30.0
 
-        report = await verify_release_images(
-            self.registry, [c.image for c in spec.components], self._credentials(env_spec)
-        )
         if not report.ok:
             if report.halts:
                 await self._halt(env_name, body, spec, report.reason, report.message)
@@ -664,9 +675,18 @@ class Reconciler:
             kubeio.patch_release_status, key, {"conditions": [c.wire() for c in conds]}
         )
 
-    async def _announce(self, body: Body, before: Mapping[str, Any], status: ReleaseStatus) -> None:
+    async def _announce(
+        self, body: Body, before: Mapping[str, Any], status: ReleaseStatus, first: bool = False
+    ) -> None:
+        """An Event per Environment whose phase changed. A Release's first evaluation
+        announces only what asks something of a person or went wrong: Superseded (a newer
+        Release came first) and WaitingForPrerequisites there are where it starts, not
+        something that happened (issue 12: five Events per old Release on a cold start);
+        its status says them."""
         old = {e["name"]: e["phase"] for e in before.get("environments", [])}
         for p in status.environments:
+            if first and p.phase in _QUIET_AT_FIRST:
+                continue
             if old.get(p.name) != p.phase:
                 metrics.TRANSITIONS.labels(p.name, p.phase).inc()
                 kind = (

@@ -162,6 +162,9 @@ class ClusterView:
     # True once one LIST of every kind has been applied (the engine's initial sync);
     # admission decides nothing that needs other objects before that.
     synced: bool = False
+    # What apply() keeps of a body (kind, body) -> body; None keeps it whole. The engine
+    # keeps a slim copy (stella.engine.projection); admission's view keeps whole bodies.
+    project: Callable[[str, Body], Body] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -185,6 +188,8 @@ class ClusterView:
 
     # ---- feeding -------------------------------------------------------------------
     def apply(self, kind: str, event_type: str | None, body: Body) -> None:
+        if self.project is not None:
+            body = self.project(kind, body)
         meta = body.get("metadata", {})
         name, ns = meta.get("name", ""), meta.get("namespace", "")
         deleted = event_type == "DELETED"

@@ -7,8 +7,13 @@ handlers are coroutines, so they run on the event loop that owns the engine's qu
 
 Admission is not here: it has its own server, view and watches (stella.handlers.webhook),
 so it never waits behind the engine's loop. On a standby replica (leader election) there
-is no engine yet: events are dropped (the engine LISTs everything when it starts) and a
-deleted Release waits for the active replica to free what it held.
+is no engine yet: events are dropped (the engine LISTs everything when it starts).
+
+No handler here makes kopf write to an object: no finalizer, no progress or diff-base
+annotations (issue 12: a finalizer patch and its watch event per Release on every cold
+start). A deleted Release arrives as a DELETED event; the engine frees what it held, and
+frees at its start what Releases deleted while no engine ran had held
+(stella.engine.deletions).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from typing import Any
 import kopf
 
 from stella import GROUP, VERSION
-from stella.engine import controller as engine
 from stella.engine.workloads import RELEASE_ANNOTATION
 from stella.handlers import lifecycle
 
@@ -70,11 +74,3 @@ async def namespace_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **
 @kopf.on.event("apps", "v1", "daemonsets", annotations={RELEASE_ANNOTATION: kopf.PRESENT})
 async def workload_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     _observe(memo, "Workload", type, body)
-
-
-@kopf.on.delete(GROUP, VERSION, "releases")
-async def release_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    controller = getattr(memo, "controller", None)
-    if controller is None or not controller.started:
-        raise kopf.TemporaryError("the active replica frees what this Release held", delay=10)
-    await engine.release_deleted(controller, body)

@@ -132,3 +132,18 @@ def test_downstream_follows_requires_transitively() -> None:
     assert downstream(graph, "dev") == {"staging", "prod", "qa"}
     assert downstream(graph, "prod") == set()
     assert downstream({"a": ["b"], "b": ["a"]}, "a") == {"b"}
+
+
+def test_a_release_event_the_view_already_holds_is_an_echo() -> None:
+    """The watch's echo of the engine's own status write (the view took the write's
+    answer) is not reconciled again (issue 12); anything newer, or unknown, is."""
+    from stella.engine.controller import is_echo
+
+    def at(rv: str) -> dict[str, Any]:
+        return {"metadata": {"name": "r1", "namespace": "shop", "resourceVersion": rv}}
+
+    assert is_echo(at("7"), at("7"))
+    assert is_echo(at("8"), at("7"))  # an older version arriving late
+    assert not is_echo(at("7"), at("8"))
+    assert not is_echo(None, at("7"))
+    assert not is_echo(at("7"), at(""))  # no version: never assume it is known

@@ -1,0 +1,50 @@
+"""What the engine's view keeps of an object: the fields the engine reads, not the body the
+API server sent (issue 12: 10,000 Releases held whole — managedFields, the client's
+last-applied copy, kopf's wrapper around the event — would be most of the operator's
+memory). Admission has its own view and keeps whole bodies.
+
+Kept: apiVersion, kind, spec and status as they are (spec whole: an Approval's binding
+is a digest over the exact spec), and of metadata what decisions, evidence, Events and
+guarded writes read: name, namespace, uid, resourceVersion, generation, the creation and
+deletion timestamps, labels (namespace selectors) and annotations (the identity, binding
+and rollback stamps) without the client's last-applied copy.
+
+Environments are kept whole: few, and the lock writes them back from the view's copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stella.engine.view import Body
+
+_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "labels",
+)
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+_TOP = ("apiVersion", "kind", "spec", "status")
+
+
+def slim(kind: str, body: Body) -> Body:
+    """The engine's copy of `body` (a new dict; `body` is not changed)."""
+    if kind == "Environment":
+        return body
+    meta = body.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    kept: dict[str, Any] = {k: meta[k] for k in _METADATA if meta.get(k) is not None}
+    annotations = meta.get("annotations")
+    if isinstance(annotations, Mapping):
+        kept["annotations"] = {
+            k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
+        }
+    out: dict[str, Any] = {k: body[k] for k in _TOP if k in body}
+    out["metadata"] = kept
+    return out

@@ -1,0 +1,61 @@
+"""The engine's view keeps what the engine reads, not whole bodies (issue 12)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from stella.engine.projection import slim
+from stella.engine.view import ClusterView
+from stella.policy.binding import binding_of
+
+RELEASE: dict[str, Any] = {
+    "apiVersion": "stella.io/v1alpha1",
+    "kind": "Release",
+    "metadata": {
+        "name": "r1",
+        "namespace": "shop",
+        "uid": "u-1",
+        "resourceVersion": "42",
+        "generation": 1,
+        "creationTimestamp": "2026-01-01T00:00:00Z",
+        "labels": {"team": "shop"},
+        "annotations": {
+            "stella.io/requester": '{"username":"alice"}',
+            "kubectl.kubernetes.io/last-applied-configuration": "{" + "x" * 4000 + "}",
+        },
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}] * 20,
+        "finalizers": ["stella.io/finalizer"],
+    },
+    "spec": {"version": "1.0.0", "environments": ["dev"], "components": []},
+    "status": {"environments": [{"name": "dev", "phase": "Pending"}]},
+}
+
+
+def test_slim_keeps_what_the_engine_reads_and_drops_the_rest() -> None:
+    body = copy.deepcopy(RELEASE)
+    out = slim("Release", body)
+    assert out["spec"] == RELEASE["spec"] and out["status"] == RELEASE["status"]
+    assert out["apiVersion"] == RELEASE["apiVersion"] and out["kind"] == "Release"
+    meta = out["metadata"]
+    for k in ("name", "namespace", "uid", "resourceVersion", "generation", "labels"):
+        assert meta[k] == RELEASE["metadata"][k]
+    assert meta["annotations"] == {"stella.io/requester": '{"username":"alice"}'}
+    assert "managedFields" not in meta and "finalizers" not in meta
+    # An Approval's binding (uid + digest of the exact spec) reads the same from the copy.
+    assert binding_of(out) == binding_of(RELEASE)
+    assert body == RELEASE  # the event's body is not edited
+
+
+def test_environments_are_kept_whole() -> None:
+    env = {"metadata": {"name": "dev", "managedFields": [{}]}, "spec": {}}
+    assert slim("Environment", env) is env
+
+
+def test_the_engine_view_projects_and_a_plain_view_does_not() -> None:
+    engine, plain = ClusterView(project=slim), ClusterView()
+    for view in (engine, plain):
+        view.apply("Release", None, copy.deepcopy(RELEASE))
+    assert "managedFields" not in (engine.release(("shop", "r1")) or {})["metadata"]
+    assert "managedFields" in (plain.release(("shop", "r1")) or {})["metadata"]
+    assert list(engine.releases_targeting("dev")) == [("shop", "r1")]
