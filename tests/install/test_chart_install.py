@@ -344,8 +344,7 @@ def test_helm_uninstall_leaves_evidence_and_crds(
         out = json.loads(kube.kubectl("admin", "get", "releases", "-A", "-o", "json").stdout)
         return [r["metadata"]["name"] for r in out["items"]]
 
-    # As docs/install.md says: let the operator release its finalizers first (the earlier
-    # tests' namespaces are still being deleted).
+    # The earlier tests' namespaces are still being deleted (with their Releases).
     eventually(lambda: releases() == [], timeout=60, what="no Release left")
     helm(kube, "uninstall", "stella", "-n", NS, "--wait", "--timeout", "60s")
     # The pod goes with its Deployment.
@@ -361,6 +360,5 @@ def test_helm_uninstall_leaves_evidence_and_crds(
         assert kube.kubectl("admin", "get", kind, "stella.io", check=False).returncode != 0
     for kind in ("clusterrole/stella-operator", "clusterrolebinding/stella-approvers"):
         assert kube.kubectl("admin", "get", kind, check=False).returncode != 0
-    # No Release is left holding the operator's finalizer (deleted while it ran); one that
-    # were would wait for an operator to come back.
+    # No Release is left behind (none carries a finalizer that would wait for an operator).
     assert releases() == []
