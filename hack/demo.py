@@ -15,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
 
+from devenv import existing  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
 from devenv.proc import Process, free_port, http_ok, kill_pidfile, port_open, wait_until  # noqa: E402
@@ -69,7 +70,9 @@ def down() -> int:
         kill_pidfile(STATE / f"{name}.pid")
     stop_recorded(STATE / "cluster")
     (STATE / "cluster" / "cluster.json").unlink(missing_ok=True)
-    print("demo stopped: operator, registry and control plane are down")
+    print(
+        "demo stopped: operator, registry and local control plane are down (an existing cluster is left running)"
+    )
     return 0
 
 
@@ -83,10 +86,14 @@ def up() -> int:
     # A fresh cluster needs a fresh evidence log: an old log beside new ConfigMaps is
     # exactly the disagreement `stella evidence verify` reports.
     shutil.rmtree(STATE / "operator-state", ignore_errors=True)
-    say(
-        "Starting a real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
-    )
-    cp = ControlPlane(STATE / "cluster").up()
+    if existing.requested():
+        say("Using the cluster of KUBECONFIG (STELLA_CLUSTER=existing); nothing of it is stopped")
+        cp: ControlPlane = existing.ExistingCluster.from_env(STATE / "cluster").up()
+    else:
+        say(
+            "Starting a real Kubernetes control plane on 127.0.0.1 (etcd, kube-apiserver, controller-manager, scheduler, kwok)"
+        )
+        cp = ControlPlane(STATE / "cluster").up()
     bootstrap(cp)
     print(f"    API server {cp.server}; CRDs and RBAC installed")
     print(f"    people (kubectl/stella --context NAME): {people(USERS)}")
@@ -287,6 +294,10 @@ def main() -> int:
         return down()
     try:
         return up()
+    except existing.ClusterRefused as exc:
+        down()
+        print(f"make demo: {exc}", file=sys.stderr)
+        return 2
     except BaseException:
         down()
         raise

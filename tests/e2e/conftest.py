@@ -13,9 +13,21 @@ from typing import Any
 
 import pytest
 
+from devenv import existing
+from devenv.bootstrap import bootstrap
 from devenv.controlplane import OPERATOR_USER, ControlPlane
 from devenv.proc import Process, free_port, port_open, wait_until
 from devenv.webhooks import make_serving_cert, register, unregister
+
+if existing.requested():  # STELLA_CLUSTER=existing: KUBECONFIG's cluster, checked disposable
+
+    @pytest.fixture(scope="session")
+    def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+        """The cluster of KUBECONFIG instead of a local control plane (hack/devenv/existing.py
+        says which are accepted), with Stella's CRDs and the dev RBAC applied; left running."""
+        cp = existing.ExistingCluster.from_env(tmp_path_factory.mktemp("existing")).up()
+        bootstrap(cp)
+        yield cp
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
