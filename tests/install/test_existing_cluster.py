@@ -52,7 +52,8 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
 
 
 def kubectl(kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run([KUBECTL, f"--kubeconfig={kubeconfig}", "--context=admin", *args], {}, 60)
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    return run([KUBECTL, f"--kubeconfig={kubeconfig}", "--context=admin", *args], env, 60)
 
 
 def evidence_count(kubeconfig: Path) -> int:
