@@ -42,6 +42,8 @@ CHECKS: list[tuple[str, str, str, str, list[str]]] = [
     ("stella.io", "actions", "status", "cluster", STATUS),
     ("stella.io", "agents", "", "cluster", CRUD),
     ("stella.io", "agents", "status", "cluster", STATUS),
+    ("stella.io", "agenttasks", "", OPERATOR_NS, CRUD),
+    ("stella.io", "agenttasks", "status", OPERATOR_NS, STATUS),
     ("", "configmaps", "", OPERATOR_NS, CRUD),
     ("", "configmaps", "", TEAM_NS, ["get", "list", *WRITE]),
     ("", "secrets", "", OPERATOR_NS, ["get", "list", "watch", *WRITE]),

@@ -5,6 +5,7 @@ certificate once it has one."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,23 @@ class HubClient:
         self.timeout = timeout
 
     def _post(self, path: str, body: dict[str, Any], bearer: str | None = None) -> Any:
+        return self._call("POST", path, body, bearer)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        bearer: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
         headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-        resp = self.session.post(
+        resp = self.session.request(
+            method,
             f"{self.hub}{path}",
             json=body,
             headers=headers,
-            timeout=self.timeout,
+            timeout=timeout or self.timeout,
             verify=self.verify,
             cert=self.cert,
         )
@@ -114,3 +126,26 @@ class HubClient:
 
     def renew(self, access: str, csr: str) -> dict[str, str]:
         return dict(self._post("/v1/renew", {"csr": csr}, access))
+
+    def tasks(self, access: str, wait: float = 0.0) -> list[dict[str, Any]]:
+        out = self._call("GET", f"/v1/tasks?wait={wait:g}", None, access, self.timeout + wait)
+        return list(out.get("tasks") or [])
+
+    def report(self, access: str, task: str, phase: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._post(f"/v1/tasks/{task}/status", {**body, "phase": phase}, access))
+
+
+class Session:
+    """A logged-in agent: refreshes its access token before it expires."""
+
+    def __init__(self, hub: HubClient) -> None:
+        self.hub = hub
+        self._grant = hub.login()
+        self._expires = time.monotonic() + float(self._grant["expiresIn"])
+
+    @property
+    def access(self) -> str:
+        if time.monotonic() > self._expires - 60:
+            self._grant = self.hub.refresh(self._grant["refreshToken"])
+            self._expires = time.monotonic() + float(self._grant["expiresIn"])
+        return str(self._grant["accessToken"])

@@ -27,12 +27,14 @@ from cryptography import x509
 from stella.agents import enrollment
 from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
 from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
+from stella.models.agent_task import TASK_PHASE_ORDER, TERMINAL_TASK_PHASES
 
 log = logging.getLogger("stella.agents")
 
 # Security signals the hub raises besides those of enrolment and sessions.
 UNKNOWN_CERTIFICATE = "AgentUnknownCertificate"
 CAPABILITY_MISMATCH = "AgentCapabilityMismatch"
+FOREIGN_TASK = "AgentForeignTask"
 
 
 class Conflict(Exception):
@@ -46,6 +48,13 @@ class AgentStore(Protocol):
         """Write status guarded by the body's resourceVersion; Conflict when it moved."""
 
     def patch_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+    def tasks(self, agent: str) -> list[dict[str, Any]]: ...
+
+    def task(self, name: str) -> dict[str, Any] | None: ...
+
+    def replace_task_status(self, task: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        """Guarded by the task's resourceVersion; Conflict when it moved."""
 
 
 Signal = Callable[[str, Mapping[str, Any] | None, str], None]
@@ -225,3 +234,70 @@ class Hub:
             self.ca.revoke(str(old))
         self.tokens.revoke_agent(name)  # sessions were bound to the old certificate
         return {"certificate": issued.pem, "ca": issued.ca_pem or self.ca.ca_pem()}
+
+    # ---- tasks ---------------------------------------------------------------------
+    def tasks(self, bearer: str, peer: Peer) -> list[dict[str, Any]]:
+        """This agent's unfinished tasks (a task it acknowledged and did not finish comes
+        back: an agent restarted mid-task resumes it, never starts another)."""
+        name, _agent = self.session(bearer, peer)
+        out = []
+        for task in self.store.tasks(name):
+            if (task.get("spec") or {}).get("agent") != name:
+                continue  # a label is not proof; the spec says whose it is
+            phase = (task.get("status") or {}).get("phase") or "Pending"
+            if phase not in TERMINAL_TASK_PHASES:
+                out.append(
+                    {
+                        "name": task["metadata"]["name"],
+                        "spec": task.get("spec") or {},
+                        "phase": phase,
+                        "previousImages": (task.get("status") or {}).get("previousImages") or [],
+                    }
+                )
+        return out
+
+    def report(
+        self, bearer: str, peer: Peer, task_name: str, update: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A task's progress from its agent: the phase only moves forward; a terminal phase
+        is final (the same report again is answered, not applied twice)."""
+        name, agent = self.session(bearer, peer)
+        task = self.store.task(task_name)
+        if task is None or (task.get("spec") or {}).get("agent") != name:
+            # T8: an agent asking about another agent's (or no) task learns nothing.
+            raise self._refuse(
+                403, "no such task for this agent", FOREIGN_TASK if task else None, agent
+            )
+        status = dict(task.get("status") or {})
+        current = str(status.get("phase") or "Pending")
+        phase = str(update.get("phase") or "")
+        if phase not in TASK_PHASE_ORDER:
+            raise HubRefused(400, f"phase must be one of {', '.join(TASK_PHASE_ORDER)}")
+        if current in TERMINAL_TASK_PHASES:
+            if phase == current:
+                return {"task": task_name, "phase": current}
+            raise HubRefused(409, f"the task already ended {current}")
+        if TASK_PHASE_ORDER[phase] < TASK_PHASE_ORDER[current]:
+            return {"task": task_name, "phase": current}  # a late, older report
+        status["phase"] = phase
+        status["message"] = str(update.get("message") or "")[:2048]
+        if phase == "Acknowledged" or not status.get("certificateSerial"):
+            cert = ((agent.get("status") or {}).get("certificate") or {}).get("serial")
+            status["certificateSerial"] = cert
+            status.setdefault("acknowledgedAt", _now())
+        previous = update.get("previousImages")
+        if isinstance(previous, list) and not status.get("previousImages"):
+            status["previousImages"] = [
+                {"component": str(p.get("component")), "image": str(p.get("image"))}
+                for p in previous[:64]
+                if isinstance(p, Mapping)
+            ]
+        if update.get("rolledBack"):
+            status["rolledBack"] = True
+        if phase in TERMINAL_TASK_PHASES:
+            status["finishedAt"] = _now()
+        try:
+            self.store.replace_task_status(task, status)
+        except Conflict:
+            raise HubRefused(409, "the task changed meanwhile; report again") from None
+        return {"task": task_name, "phase": phase}

@@ -14,11 +14,51 @@ from stella.agents.hub import Conflict
 from stella.k8s.client import custom
 
 PLURAL = "agents"
+TASKS = "agenttasks"
+AGENT_LABEL = "stella.io/agent"
 
 
 class KubeAgentStore:
-    def __init__(self, api: client.ApiClient | None = None) -> None:
+    """Agents (cluster-scoped) and AgentTasks (in the operator's namespace)."""
+
+    def __init__(
+        self, api: client.ApiClient | None = None, namespace: str = "stella-system"
+    ) -> None:
         self._custom = client.CustomObjectsApi(api) if api is not None else custom()
+        self.namespace = namespace
+
+    def tasks(self, agent: str) -> list[dict[str, Any]]:
+        resp: Any = self._custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.namespace,
+            TASKS,
+            label_selector=f"{AGENT_LABEL}={agent}",
+            _preload_content=False,
+        )
+        return list(json.loads(resp.data).get("items") or [])
+
+    def task(self, name: str) -> dict[str, Any] | None:
+        try:
+            resp: Any = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, TASKS, name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(json.loads(resp.data))
+
+    def replace_task_status(self, task: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        body = {**task, "status": dict(status)}
+        try:
+            self._custom.replace_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, TASKS, str(task["metadata"]["name"]), body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(str(task["metadata"]["name"])) from None
+            raise
 
     def get(self, name: str) -> Mapping[str, Any] | None:
         try:

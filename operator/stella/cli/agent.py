@@ -7,7 +7,8 @@
 token, and keeps the certificate the hub returns. `run` dials out to the hub over mTLS,
 logs in, sends a heartbeat every --interval seconds, refreshes its session before it
 expires (the refresh token rotates each time) and renews its certificate when a third of
-its lifetime is left. Task execution (deploying into this cluster) is not built yet.
+its lifetime is left. With --tasks it long-polls the hub for deployment tasks and carries
+each out in this cluster (agents/executor.py), with the cluster identity KUBECONFIG names.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("stella.agent")
 
@@ -70,7 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="heartbeat interval (default 30)",
     )
-    run.add_argument("--once", action="store_true", help="log in, send one heartbeat, exit")
+    run.add_argument(
+        "--once", action="store_true", help="one heartbeat (and one pass over tasks), then exit"
+    )
+    run.add_argument(
+        "--tasks",
+        action="store_true",
+        help="carry out deployment tasks in this cluster (KUBECONFIG: the agent's own identity)",
+    )
     return parser
 
 
@@ -102,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cryptography import x509
 
     from stella.agents.ca import agent_of
-    from stella.agents.client import HubClient, HubError, Identity
+    from stella.agents.client import HubClient, HubError, Identity, Session
 
     identity = Identity(args.dir)
     if not identity.cert.exists():
@@ -111,33 +120,48 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    hub = HubClient(args.hub, args.hub_ca, identity)
+    executor = None
+    if args.tasks:
+        from stella.agents.executor import Executor
+        from stella.k8s.client import api_client
+
+        executor = Executor(api_client())  # KUBECONFIG: this cluster, this agent's own identity
     try:
-        session = hub.login()
-        expires = time.monotonic() + float(session["expiresIn"])
+        session = Session(HubClient(args.hub, args.hub_ca, identity))
         while True:
-            if time.monotonic() > expires - 60:
-                session = hub.refresh(session["refreshToken"])
-                expires = time.monotonic() + float(session["expiresIn"])
-            hub.heartbeat(session["accessToken"], list(args.capability))
+            session.hub.heartbeat(session.access, list(args.capability))
             log.info("heartbeat sent")
+            if executor is not None:
+                for task in session.hub.tasks(
+                    session.access, wait=0 if args.once else min(args.interval, 25)
+                ):
+                    name = str(task["name"])
+                    log.info("task %s: %s", name, task["phase"])
+                    final = executor.run(task, _reporter(session, name))
+                    log.info("task %s: %s", name, final)
             if args.once:
                 return 0
             cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
             left = cert.not_valid_after_utc - datetime.now(UTC)
             if left < (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3:
-                out = hub.renew(session["accessToken"], identity.new_csr(agent_of(cert) or "agent"))
+                out = session.hub.renew(session.access, identity.new_csr(agent_of(cert) or "agent"))
                 identity.keep(out["certificate"], out["ca"])
-                hub = HubClient(args.hub, args.hub_ca, identity)
-                session = hub.login()
-                expires = time.monotonic() + float(session["expiresIn"])
+                session = Session(HubClient(args.hub, args.hub_ca, identity))
                 log.info("certificate renewed")
-            time.sleep(args.interval)
+            if executor is None:
+                time.sleep(args.interval)
     except HubError as exc:
         print(f"stella-agent: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _reporter(session: Any, task: str) -> Callable[[str, dict[str, Any]], None]:
+    def report(phase: str, body: dict[str, Any]) -> None:
+        session.hub.report(session.access, task, phase, body)
+
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:

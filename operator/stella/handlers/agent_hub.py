@@ -6,6 +6,8 @@ own thread and loop (handlers/tls_server.py). Decisions are stella.agents.hub's.
     POST /v1/refresh    {refreshToken}             -> the same, rotated
     POST /v1/heartbeat  {capabilities}  + Bearer   -> {agent, state}
     POST /v1/renew      {csr}           + Bearer   -> {certificate, ca}
+    GET  /v1/tasks?wait=25              + Bearer   -> {tasks: [...]}          (long poll)
+    POST /v1/tasks/NAME/status {phase, message, previousImages, rolledBack} + Bearer
 
 Refusals answer {error} with 400/401/403/409; a security signal is counted
 (stella_security_events_total), logged on stella.security and posted as an Event on the
@@ -14,6 +16,7 @@ Agent. Secrets (tokens, keys) never reach a log line, an Event or a metric.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,8 +65,33 @@ class AgentHubServer(ThreadedTLSServer):
             ("/v1/refresh", self._refresh),
             ("/v1/heartbeat", self._heartbeat),
             ("/v1/renew", self._renew),
+            ("/v1/tasks/{task}/status", self._report),
         ):
             app.router.add_post(path, self._wrap(fn))
+        app.router.add_get("/v1/tasks", self._tasks)
+
+    async def _tasks(self, request: web.Request) -> web.Response:
+        """Long poll: answer as soon as this agent has unfinished tasks, or after `wait`
+        seconds (at most 30) with none. The waiting is on this server's loop, not in a
+        worker thread, so many waiting agents hold no threads."""
+        bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        peer = Peer(request.remote or "", _peer_certificate(request))
+        try:
+            wait = min(30.0, max(0.0, float(request.query.get("wait", "0"))))
+        except ValueError:
+            return web.json_response({"error": "wait must be a number of seconds"}, status=400)
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                found = await self.blocking(self.hub.tasks, bearer, peer)
+            except HubRefused as exc:
+                return web.json_response({"error": exc.message}, status=exc.status)
+            if found or asyncio.get_running_loop().time() >= deadline:
+                return web.json_response({"tasks": found})
+            await asyncio.sleep(0.5)
+
+    def _report(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
+        return self.hub.report(bearer, peer, str(body["__task__"]), body)
 
     def _wrap(
         self, fn: Callable[[Mapping[str, Any], Peer, str], Any]
@@ -79,6 +107,8 @@ class AgentHubServer(ThreadedTLSServer):
                 return web.json_response({"error": "a JSON object is expected"}, status=400)
             bearer = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
             peer = Peer(request.remote or "", _peer_certificate(request))
+            if "task" in request.match_info:
+                body = {**body, "__task__": request.match_info["task"]}
             try:
                 out = await self.blocking(fn, body, peer, bearer)
             except HubRefused as exc:
@@ -135,7 +165,9 @@ def start(settings: Settings) -> AgentHubServer | None:
         )
         ca.ensure()
         server = AgentHubServer(
-            Hub(ca, TokenService(), KubeAgentStore(), signal=post_signal),
+            Hub(
+                ca, TokenService(), KubeAgentStore(namespace=settings.namespace), signal=post_signal
+            ),
             settings.agent_hub_host,
             settings.agent_hub_port,
             settings.agent_hub_cert,

@@ -2,17 +2,19 @@
 
 from stella.models.action import ACTION, ActionSpec, ActionStatus
 from stella.models.agent import AGENT, AgentSpec, AgentStatus
+from stella.models.agent_task import AGENT_TASK, AgentTaskSpec, AgentTaskStatus
 from stella.models.approval import APPROVAL, ApprovalSpec, ApprovalStatus
 from stella.models.common import Condition, LabelSelector, find_condition, set_condition
 from stella.models.environment import ENVIRONMENT, EnvironmentSpec, EnvironmentStatus
 from stella.models.release import RELEASE, Component, ReleaseSpec, ReleaseStatus
 from stella.models.resource import KindInfo, Kinds
 
-ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, ACTION, AGENT)
+ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, ACTION, AGENT, AGENT_TASK)
 
 __all__ = [
     "ACTION",
     "AGENT",
+    "AGENT_TASK",
     "ALL_KINDS",
     "APPROVAL",
     "ENVIRONMENT",
@@ -21,6 +23,8 @@ __all__ = [
     "ActionStatus",
     "AgentSpec",
     "AgentStatus",
+    "AgentTaskSpec",
+    "AgentTaskStatus",
     "ApprovalSpec",
     "ApprovalStatus",
     "Component",

@@ -1,0 +1,116 @@
+"""AgentTask: one deployment an agent carries out in its own cluster, for one Release
+into one Environment's agent target.
+
+The engine writes the spec (the operator's namespace only; people and agents never write
+AgentTasks); the agent reads it and reports through the hub, which writes the status. A
+task is its own object so that neither a restarted hub nor a restarted agent loses or
+repeats it: its name is fixed by the Release's uid, the Environment, the target and the
+attempt, and an agent resumes an unfinished task it acknowledged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from stella.models.common import DNS_LABEL, Condition, Name, NamespaceName, StrictModel
+from stella.models.release import Component
+from stella.models.resource import KindInfo, Kinds, PrinterColumn
+
+TaskPhase = Literal["Pending", "Acknowledged", "Running", "Succeeded", "Failed"]
+TERMINAL_TASK_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed"})
+# The order a task's phase may move in (never back; a terminal phase is final).
+TASK_PHASE_ORDER: dict[str, int] = {
+    "Pending": 0,
+    "Acknowledged": 1,
+    "Running": 2,
+    "Succeeded": 3,
+    "Failed": 3,
+}
+
+
+class TaskRelease(StrictModel):
+    """The Release a task deploys."""
+
+    namespace: NamespaceName = Field(description="The Release's namespace.")
+    name: Name = Field(description="The Release's name.")
+    uid: Annotated[str, Field(max_length=64)] = Field(description="The Release's uid.")
+    version: Annotated[str, Field(max_length=128)] = Field(description="Its spec.version.")
+
+
+class AgentTaskSpec(StrictModel):
+    """What to deploy, where, by when — nothing else (no credentials)."""
+
+    agent: Name = Field(description="The Agent that must carry the task out.")
+    environment: Name = Field(description="The Environment being promoted into.")
+    release: TaskRelease = Field(description="The Release being deployed.")
+    namespace: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
+        description="The namespace in the agent's cluster."
+    )
+    components: list[Component] = Field(
+        min_length=1,
+        max_length=64,
+        description="Each image, pinned by digest, and the workload container it goes into.",
+    )
+    deadline: datetime = Field(description="When the rollout must have finished.")
+    rollback_on_failure: bool = Field(
+        default=True,
+        description="Put the previous images back when the rollout fails or times out.",
+    )
+    attempt: int = Field(default=1, ge=1, description="Which attempt of the promotion.")
+
+
+class TaskImage(StrictModel):
+    component: Annotated[str, Field(max_length=63)] = Field(description="The component.")
+    image: Annotated[str, Field(max_length=512)] = Field(description="The image it ran.")
+
+
+class AgentTaskStatus(StrictModel):
+    phase: TaskPhase = Field(
+        default="Pending",
+        description="Pending, Acknowledged (the agent took it), Running (it applied the "
+        "images and follows the rollout), Succeeded or Failed.",
+    )
+    message: Annotated[str, Field(max_length=2048)] = Field(
+        default="", description="What the agent last reported, for people."
+    )
+    certificate_serial: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="The serial of the certificate the agent acknowledged with."
+    )
+    previous_images: list[TaskImage] = Field(
+        default_factory=list,
+        max_length=64,
+        description="What ran before the task, per component (what a rollback restores).",
+    )
+    rolled_back: bool = Field(default=False, description="The previous images were put back.")
+    acknowledged_at: datetime | None = Field(default=None, description="When it was taken.")
+    finished_at: datetime | None = Field(default=None, description="When it ended.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=8, description="Standard conditions (Ready when done)."
+    )
+
+
+AGENT_TASK = Kinds.register(
+    KindInfo(
+        kind="AgentTask",
+        plural="agenttasks",
+        singular="agenttask",
+        scope="Namespaced",
+        short_names=("atask",),
+        spec=AgentTaskSpec,
+        status=AgentTaskStatus,
+        description="One deployment an agent carries out in its own cluster.",
+        spec_validations=(
+            {"rule": "self == oldSelf", "message": "an AgentTask is immutable once made"},
+        ),
+        printer_columns=(
+            PrinterColumn("Agent", ".spec.agent"),
+            PrinterColumn("Environment", ".spec.environment"),
+            PrinterColumn("Release", ".spec.release.name"),
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
+        ),
+    )
+)

@@ -1,0 +1,400 @@
+"""Issue 13, tasks: an agent deploys into ITS OWN cluster — a second local control plane —
+holding only a kubeconfig for a ServiceAccount limited to the target namespace there.
+
+An AgentTask is written in the hub's cluster as the engine will write it (the engine does
+not dispatch to agents yet); `stella-agent run --tasks` takes it through the hub over
+mTLS, verifies the digest against the registry itself, patches the Deployment in its
+cluster, follows the rollout and reports. Also: a wrong digest deploys nothing; another
+agent can neither see nor report on the task (T8); an agent SIGKILLed mid-rollout resumes
+the same task on restart without a second template change."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from tests.e2e.conftest import running_operator
+from tests.kube_support import api_client_for, eventually
+
+from devenv.controlplane import ControlPlane
+from devenv.proc import Process, free_port
+from devenv.services import OpenBao, Registry, push_image
+from devenv.webhooks import make_serving_cert
+from stella.agents.client import HubClient, HubError, Identity, Session
+
+AGENT = str(Path(sys.executable).parent / "stella-agent")
+STELLA = str(Path(sys.executable).parent / "stella")
+G, V, NS = "stella.io", "v1alpha1", "stella-system"
+TARGET_NS = "shop"
+
+
+class Remote:
+    """The agent's cluster: a Deployment `web` in `shop`, and a kubeconfig for a
+    ServiceAccount that may only read and patch Deployments there."""
+
+    def __init__(self, cp: ControlPlane, workdir: Path) -> None:
+        self.cp = cp
+        self.admin = api_client_for(str(cp.kubeconfig), "admin")
+        manifests = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TARGET_NS}},
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "stella-agent", "namespace": TARGET_NS},
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "stella-agent", "namespace": TARGET_NS},
+                "rules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "resources": ["deployments", "statefulsets", "daemonsets"],
+                        "verbs": ["get", "patch"],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "stella-agent", "namespace": TARGET_NS},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "stella-agent",
+                },
+                "subjects": [
+                    {"kind": "ServiceAccount", "name": "stella-agent", "namespace": TARGET_NS}
+                ],
+            },
+        ]
+        cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+        token = (
+            client.CoreV1Api(self.admin)
+            .create_namespaced_service_account_token(
+                "stella-agent",
+                TARGET_NS,
+                client.AuthenticationV1TokenRequest(
+                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+                ),
+            )
+            .status.token
+        )
+        self.kubeconfig = workdir / "agent-kubeconfig"
+        self.kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [
+                        {
+                            "name": "remote",
+                            "cluster": {
+                                "server": cp.server,
+                                "certificate-authority": str(cp.ca_file),
+                            },
+                        }
+                    ],
+                    "users": [{"name": "agent", "user": {"token": token}}],
+                    "contexts": [
+                        {
+                            "name": "agent",
+                            "context": {
+                                "cluster": "remote",
+                                "user": "agent",
+                                "namespace": TARGET_NS,
+                            },
+                        }
+                    ],
+                    "current-context": "agent",
+                }
+            )
+        )
+        self.kubeconfig.chmod(0o600)
+
+    def deployment(self, image: str, node_selector: dict[str, str] | None = None) -> None:
+        apps = client.AppsV1Api(self.admin)
+        if self._exists():
+            apps.delete_namespaced_deployment("web", TARGET_NS)
+        eventually(lambda: not self._exists(), what="old web gone")
+        apps.create_namespaced_deployment(
+            TARGET_NS,
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {
+                            "nodeSelector": node_selector,
+                            "containers": [{"name": "web", "image": image}],
+                        },
+                    },
+                },
+            },
+        )
+
+    def _exists(self) -> bool:
+        try:
+            client.AppsV1Api(self.admin).read_namespaced_deployment("web", TARGET_NS)
+            return True
+        except client.exceptions.ApiException:
+            return False
+
+    def web(self) -> Any:
+        return client.AppsV1Api(self.admin).read_namespaced_deployment("web", TARGET_NS)
+
+
+class Rig:
+    def __init__(
+        self,
+        kube: ControlPlane,
+        remote: Remote,
+        url: str,
+        hub_ca: Path,
+        registry: Registry,
+        tmp: Path,
+    ) -> None:
+        self.kube = kube
+        self.remote = remote
+        self.url = url
+        self.hub_ca = hub_ca
+        self.registry = registry
+        self.tmp = tmp
+        self.admin = api_client_for(str(kube.kubeconfig), "admin")
+
+    def image(self, tag: str) -> str:
+        digest = push_image(self.registry.url, "remote/web", tag, f"remote-{tag}".encode())
+        return f"{self.registry.host}/remote/web@{digest}"
+
+    def agent(self, name: str) -> Path:
+        """An enrolled agent's directory (frank creates and enrols it)."""
+        manifest = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Agent",
+            "metadata": {"name": name},
+            "spec": {
+                "capabilities": ["deploy.kubernetes"],
+                "labels": {"cluster": name},
+                "allowedNetworks": ["127.0.0.0/8"],
+            },
+        }
+        self.kube.kubectl("frank", "apply", "-f", "-", stdin=yaml.safe_dump(manifest))
+        env = {**os.environ, "KUBECONFIG": str(self.kube.kubeconfig_for("frank"))}
+        out = subprocess.run(
+            [STELLA, "agent", "enroll", name, "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        home = self.tmp / name
+        enrolled = self.agent_cmd(
+            home, "enroll", "--agent", name, token=json.loads(out.stdout)["token"]
+        )
+        assert enrolled.returncode == 0, enrolled.stderr
+        return home
+
+    def agent_cmd(
+        self, home: Path, *args: str, token: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                AGENT,
+                args[0],
+                "--hub",
+                self.url,
+                "--hub-ca",
+                str(self.hub_ca),
+                "--dir",
+                str(home),
+                *args[1:],
+            ],
+            env=self._env(token),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+        )
+
+    def _env(self, token: str | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "STELLA_AGENT_TOKEN"}
+        env["KUBECONFIG"] = str(self.remote.kubeconfig)
+        env["STELLA_INSECURE_REGISTRIES"] = self.registry.host
+        if token is not None:
+            env["STELLA_AGENT_TOKEN"] = token
+        return env
+
+    def task(self, agent: str, image: str, deadline: timedelta = timedelta(minutes=2)) -> str:
+        name = f"t-{uuid.uuid4().hex[:8]}"
+        client.CustomObjectsApi(self.admin).create_namespaced_custom_object(
+            G,
+            V,
+            NS,
+            "agenttasks",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "AgentTask",
+                "metadata": {"name": name, "labels": {"stella.io/agent": agent}},
+                "spec": {
+                    "agent": agent,
+                    "environment": "remote",
+                    "release": {
+                        "namespace": "shop",
+                        "name": "shop-2-0-0",
+                        "uid": str(uuid.uuid4()),
+                        "version": "2.0.0",
+                    },
+                    "namespace": TARGET_NS,
+                    "components": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                        }
+                    ],
+                    "deadline": (datetime.now(UTC) + deadline).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "rollbackOnFailure": True,
+                },
+            },
+        )
+        return name
+
+    def task_status(self, name: str) -> dict[str, Any]:
+        body = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
+            G, V, NS, "agenttasks", name
+        )
+        return dict(body.get("status") or {})
+
+
+@pytest.fixture(scope="module")
+def rig(
+    kube: ControlPlane,
+    openbao: OpenBao,
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp("agent-tasks")
+    remote_cp = ControlPlane(tmp / "remote-cluster").up()
+    try:
+        remote = Remote(remote_cp, tmp)
+        hub_ca, crt, key = make_serving_cert(tmp / "hub-pki")
+        port = free_port()
+        token_file = tmp / "vault-token"
+        token_file.write_text(openbao.root_token + "\n")
+        env = {
+            "STELLA_VAULT_ADDR": openbao.addr,
+            "STELLA_VAULT_AUTH": "token",
+            "STELLA_VAULT_TOKEN_FILE": str(token_file),
+            "STELLA_AGENT_HUB_PORT": str(port),
+            "STELLA_AGENT_HUB_CERT": str(crt),
+            "STELLA_AGENT_HUB_KEY": str(key),
+            "STELLA_AGENT_PKI_MOUNT": f"pki-{uuid.uuid4().hex[:6]}",
+        }
+        with running_operator(kube, tmp / "operator", env):
+            yield Rig(kube, remote, f"https://127.0.0.1:{port}", hub_ca, registry, tmp)
+    finally:
+        remote_cp.down()
+
+
+def test_an_agent_deploys_into_its_own_cluster(rig: Rig) -> None:
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    agent = home.name
+    old, new = rig.image("1.0"), rig.image("2.0")
+    rig.remote.deployment(old)
+    name = rig.task(agent, new)
+    ran = rig.agent_cmd(home, "run", "--tasks", "--once")
+    assert ran.returncode == 0, ran.stderr
+    status = rig.task_status(name)
+    assert status["phase"] == "Succeeded", status
+    assert status["previousImages"] == [{"component": "web", "image": old}]
+    serial = client.CustomObjectsApi(rig.admin).get_cluster_custom_object(G, V, "agents", agent)[
+        "status"
+    ]["certificate"]["serial"]
+    assert status["certificateSerial"] == serial
+    assert rig.remote.web().spec.template.spec.containers[0].image == new
+    # Done is done: the task is not handed out again.
+    again = rig.agent_cmd(home, "run", "--tasks", "--once")
+    assert again.returncode == 0 and name not in again.stderr
+
+
+def test_a_wrong_digest_deploys_nothing(rig: Rig) -> None:
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    old = rig.image("1.1")
+    rig.remote.deployment(old)
+    bogus = old.split("@")[0] + "@sha256:" + "0" * 64
+    name = rig.task(home.name, bogus)
+    assert rig.agent_cmd(home, "run", "--tasks", "--once").returncode == 0
+    status = rig.task_status(name)
+    assert status["phase"] == "Failed" and "digest verification failed" in status["message"]
+    assert rig.remote.web().spec.template.spec.containers[0].image == old
+
+
+def test_another_agent_can_neither_see_nor_report_the_task(rig: Rig) -> None:
+    mine, theirs = rig.agent(f"eu-{uuid.uuid4().hex[:4]}"), rig.agent(f"us-{uuid.uuid4().hex[:4]}")
+    rig.remote.deployment(rig.image("1.2"))
+    name = rig.task(mine.name, rig.image("2.2"))
+    other = Session(HubClient(rig.url, rig.hub_ca, Identity(theirs)))
+    assert [t["name"] for t in other.hub.tasks(other.access)] == []
+    with pytest.raises(HubError) as refused:
+        other.hub.report(other.access, name, "Succeeded", {"message": "trust me"})
+    assert refused.value.status == 403
+    assert rig.task_status(name).get("phase", "Pending") == "Pending"
+
+
+def test_an_agent_killed_mid_rollout_resumes_the_same_task(rig: Rig) -> None:
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    label = f"stella-test/agent-{home.name}"
+    rig.remote.deployment(rig.image("1.3"), node_selector={label: "go"})
+    new = rig.image("2.3")
+    name = rig.task(home.name, new, deadline=timedelta(minutes=3))
+    proc = Process(
+        "stella-agent",
+        [
+            AGENT,
+            "run",
+            "--hub",
+            rig.url,
+            "--hub-ca",
+            str(rig.hub_ca),
+            "--dir",
+            str(home),
+            "--tasks",
+            "--interval",
+            "1",
+        ],
+        rig.tmp / f"{home.name}.log",
+        env=rig._env(),
+    ).start()
+    try:
+        eventually(
+            lambda: rig.task_status(name).get("phase") == "Running", timeout=60, what="task running"
+        )
+        generation = rig.remote.web().metadata.generation
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
+    finally:
+        proc.stop()
+    node = client.CoreV1Api(rig.remote.admin).list_node().items[0].metadata.name
+    client.CoreV1Api(rig.remote.admin).patch_node(node, {"metadata": {"labels": {label: "go"}}})
+    resumed = rig.agent_cmd(home, "run", "--tasks", "--once")
+    assert resumed.returncode == 0, resumed.stderr
+    status = rig.task_status(name)
+    assert status["phase"] == "Succeeded", status
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == new
+    assert web.metadata.generation == generation  # no second template change
