@@ -135,20 +135,18 @@ def validate_workload(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> 
 # The parameter object of the workload-digest-approved ValidatingAdmissionPolicy
 # (charts/stella/files/admission-policies.yaml), one per managed namespace.
 PARAMS_NAME = "stella-approved-digests"
-DIGEST_KEY_PREFIX = "sha256."
 
 
 def approved_digests_params(snap: Snapshot, namespace: str) -> dict[str, str]:
     """The data of `namespace`'s stella-approved-digests ConfigMap: what the policy in the
     API server needs to decide exactly as validate_workload does (see the policy's comment
-    for the keys). Digests are keys, so the policy's lookup is a map membership test."""
+    for the keys and why the digests are one value)."""
     strict = _strict_environments(snap, namespace)
     if isinstance(strict, Verdict):
         return {"environments": "", "invalid": strict.message}
     data = {"environments": ",".join(sorted(strict))}
     if strict:
-        for digest in digest_index(snap).approved_in_all(strict):
-            data[DIGEST_KEY_PREFIX + digest.removeprefix("sha256:")] = ""
+        data["digests"] = "\n".join(digest_index(snap).approved_in_all(strict))
     return data
 
 
