@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from tests.e2e.shop import Shop
 from tests.kube_support import api_client_for, eventually
 
 from devenv.controlplane import CACHE, ControlPlane
@@ -92,15 +94,34 @@ class Install:
         return self.admin.sanitize_for_serialization(dep)  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
-def bare_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A fresh control plane with nothing of Stella's in it."""
-    cp = ControlPlane(tmp_path_factory.mktemp("install-cluster"))
+@contextmanager
+def control_plane(state: Path, with_workers: bool = True) -> Iterator[ControlPlane]:
+    """A fresh control plane with nothing of Stella's in it, stopped afterwards."""
+    cp = ControlPlane(state, with_workers=with_workers)
     try:
         cp.up()
         yield cp
     finally:
         cp.down()
+
+
+@pytest.fixture(scope="session")
+def bare_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    with control_plane(tmp_path_factory.mktemp("install-cluster")) as cp:
+        yield cp
+
+
+def shop_path(shop: Shop, **prod_approvals: Any) -> tuple[str, str, str]:
+    """dev (automatic) -> staging (one approver) -> prod (two approvers, and whatever else
+    prod_approvals says): the Environments' names."""
+    group = {"approverGroups": ["release-approvers"]}
+    return (
+        shop.environment("dev"),
+        shop.environment("staging", requires=["dev"], approvals={"required": 1, **group}),
+        shop.environment(
+            "prod", requires=["staging"], approvals={"required": 2, **group, **prod_approvals}
+        ),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -516,6 +537,23 @@ def prepare_namespace(kube: ControlPlane, postgres: Any, workdir: Path) -> tuple
     return ca, dsn, pg_password
 
 
+def chart_values(ca: Path, dsn: str, webhook_port: int, registry_host: str) -> dict[str, str]:
+    """The values every chart version takes for an install here (what prepare_namespace
+    made, the local signer, the loopback registry); the image is a placeholder digest."""
+    return {
+        "image.repository": "127.0.0.1:5000/stella",
+        "image.digest": "sha256:" + "0" * 64,
+        "webhook.certManager.enabled": "false",
+        "webhook.tlsSecretName": "stella-webhook-tls",
+        "webhook.caBundle": base64.b64encode(ca.read_bytes()).decode(),
+        "webhook.port": str(webhook_port),
+        "evidence.signer": "local",
+        "evidence.log": dsn,
+        "evidence.logPasswordSecret.name": "stella-evidence-log",
+        "registries.insecure[0]": registry_host,
+    }
+
+
 @pytest.fixture(scope="session")
 def installed(
     bare_kube: ControlPlane,
@@ -531,18 +569,9 @@ def installed(
     ca, dsn, pg_password = prepare_namespace(kube, postgres, workdir)
     webhook_port, http_port = free_port(), free_port()
     values = {
-        "image.repository": "127.0.0.1:5000/stella",
-        "image.digest": "sha256:" + "0" * 64,
-        "webhook.certManager.enabled": "false",
-        "webhook.tlsSecretName": "stella-webhook-tls",
-        "webhook.caBundle": base64.b64encode(ca.read_bytes()).decode(),
+        **chart_values(ca, dsn, webhook_port, registry.host),
         "webhook.url": f"https://127.0.0.1:{webhook_port}",
-        "webhook.port": str(webhook_port),
         "httpPort": str(http_port),
-        "evidence.signer": "local",
-        "evidence.log": dsn,
-        "evidence.logPasswordSecret.name": "stella-evidence-log",
-        "registries.insecure[0]": registry.host,
     }
     ref = ROOT / ".local" / "image" / "reference"
     if ref.exists():  # the image `make image` pushed, when there is one

@@ -23,6 +23,7 @@ from tests.install.conftest import (
     OperatorInPod,
     helm,
     run_pod_once,
+    shop_path,
     start_operator_as_chart,
 )
 from tests.kube_support import eventually
@@ -156,21 +157,7 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
     shop = Shop(admin, people, registry, ns)
     narrowed = False
     try:
-        dev = shop.environment("dev")
-        staging = shop.environment(
-            "staging",
-            requires=["dev"],
-            approvals={"required": 1, "approverGroups": ["release-approvers"]},
-        )
-        prod = shop.environment(
-            "prod",
-            requires=["staging"],
-            approvals={
-                "required": 2,
-                "approverGroups": ["release-approvers"],
-                "preventSelfApproval": True,
-            },
-        )
+        dev, staging, prod = shop_path(shop, preventSelfApproval=True)
         # The platform engineer names the target namespaces: the operator may patch
         # workloads there and nowhere else (a RoleBinding each; reads stay cluster-wide).
         targets = [shop.target_ns(st) for st in ("dev", "staging", "prod")]

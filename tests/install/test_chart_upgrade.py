@@ -13,7 +13,6 @@ deployed again, every evidence ConfigMap and the PostgreSQL log kept, verify pas
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -34,9 +33,12 @@ from tests.install.conftest import (
     RELEASE,
     STELLA,
     Install,
+    chart_values,
+    control_plane,
     helm,
     prepare_namespace,
     runtime,
+    shop_path,
     start_operator_as_chart,
 )
 from tests.install.test_chart_install import evidence_configmaps, packets
@@ -49,12 +51,8 @@ from devenv.proc import free_port
 @pytest.fixture(scope="module")
 def upgrade_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A bare control plane of its own (with kwok, so rollouts finish)."""
-    cp = ControlPlane(tmp_path_factory.mktemp("upgrade-cluster"))
-    try:
-        cp.up()
+    with control_plane(tmp_path_factory.mktemp("upgrade-cluster")) as cp:
         yield cp
-    finally:
-        cp.down()
 
 
 def install_previous(
@@ -64,18 +62,7 @@ def install_previous(
     tree = previous_chart.extract(workdir / "previous")
     ca, dsn, pg_password = prepare_namespace(kube, postgres, workdir)
     webhook_port = free_port()
-    values = {
-        "image.repository": "127.0.0.1:5000/stella",
-        "image.digest": "sha256:" + "0" * 64,
-        "webhook.certManager.enabled": "false",
-        "webhook.tlsSecretName": "stella-webhook-tls",
-        "webhook.caBundle": base64.b64encode(ca.read_bytes()).decode(),
-        "webhook.port": str(webhook_port),
-        "evidence.signer": "local",
-        "evidence.log": dsn,
-        "evidence.logPasswordSecret.name": "stella-evidence-log",
-        "registries.insecure[0]": registry.host,
-    }
+    values = chart_values(ca, dsn, webhook_port, registry.host)
     args = ["install", RELEASE, str(tree / "charts" / "stella"), "-n", NS, "--wait=false"]
     args += ["--post-renderer", str(previous_chart.post_renderer(workdir))]
     args += ["--post-renderer-args", f"https://127.0.0.1:{webhook_port}"]
@@ -148,17 +135,7 @@ def test_upgrade_from_the_previous_chart_finishes_an_in_flight_promotion_once(
     )
     shop = Shop(admin, people, registry, ns)
     try:
-        dev = shop.environment("dev")
-        staging = shop.environment(
-            "staging",
-            requires=["dev"],
-            approvals={"required": 1, "approverGroups": ["release-approvers"]},
-        )
-        prod = shop.environment(
-            "prod",
-            requires=["staging"],
-            approvals={"required": 2, "approverGroups": ["release-approvers"]},
-        )
+        dev, staging, prod = shop_path(shop)
         image = shop.image("1.0")
         shop.release("rel-1", image, ["dev", "staging", "prod"])
         shop.wait_phase("rel-1", "dev", "Deployed", timeout=90)

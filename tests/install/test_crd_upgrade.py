@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from tests.install import previous_chart
-from tests.install.conftest import CHART
+from tests.install.conftest import CHART, control_plane
 
 from devenv.controlplane import ControlPlane
 
@@ -162,12 +162,8 @@ STORED: list[dict[str, Any]] = [
 @pytest.fixture(scope="module")
 def api_only(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """etcd and kube-apiserver only: CRDs and stored objects need nothing else."""
-    cp = ControlPlane(tmp_path_factory.mktemp("crd-upgrade"), with_workers=False)
-    try:
-        cp.up()
+    with control_plane(tmp_path_factory.mktemp("crd-upgrade"), with_workers=False) as cp:
         yield cp
-    finally:
-        cp.down()
 
 
 def resource(obj: dict[str, Any]) -> list[str]:
