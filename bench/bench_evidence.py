@@ -15,6 +15,7 @@ one bare ECDSA P-256 verify on one core, times the cores, measured in the same r
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -139,6 +140,14 @@ def verify_rate(
     return best
 
 
+def bare_ecdsa_all_cores(jobs: int) -> float:
+    """Bare verifies/s with `jobs` processes at once: what the machine gives every core
+    right now. On a shared machine (other sessions busy: the kernel shares the CPU per
+    session) it is less than one core x cores, and so is any parallel figure."""
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return sum(pool.map(bare_ecdsa_per_second, [1.0] * jobs))
+
+
 def concurrent(make: Callable[[], Recorder], workers: int, seconds: float) -> tuple[int, float]:
     recs = [make() for _ in range(workers)]
     counts = [0] * workers
@@ -229,6 +238,7 @@ def main() -> None:
         cores.append(bare_ecdsa_per_second())
         core = max(cores)
         floor = core * jobs
+        at_once = bare_ecdsa_all_cores(jobs)
         print(
             f"  {'verify: signatures, chains, both stores':<44} {seq:8.0f} packets/s   "
             f"(one process; {seq / core:.2f}x one core's bare verifies)"
@@ -240,6 +250,11 @@ def main() -> None:
         print(
             f"  {'floor: bare ECDSA P-256 verifies x cores':<44} {floor:8.0f} verifies/s   "
             f"(one core measured: {core:.0f}/s, x {jobs})"
+        )
+        print(
+            f"  {f'bare ECDSA, {jobs} processes at once':<44} {at_once:8.0f} verifies/s   "
+            f"({at_once / floor:.2f}x the floor: what the cores gave during this run; "
+            f"verify with --jobs {jobs} is {par / at_once:.2f}x of it)"
         )
         record(
             "evidence",
@@ -257,6 +272,13 @@ def main() -> None:
             op=">=",
             floor=floor,
             note=f"{jobs} processes",
+        )
+        record(
+            "evidence",
+            "bare ECDSA verifies/s, all cores at once vs x cores (is the floor real here?)",
+            at_once,
+            "/s",
+            floor=floor,
         )
     finally:
         pg.destroy()
