@@ -7,6 +7,12 @@ log entries: every column matches the signed content; per chain and per store: s
 start at 1 without gaps or forks and every packet links to the one before; across stores:
 every log entry has its ConfigMap with the same envelope, and every ConfigMap its entry.
 
+What depends on one envelope alone is checked once per distinct envelope by
+verify_envelope, in worker processes for large inputs (verify_parallel); what depends on
+order and on other packets (names, labels, columns, chains, the stores agreeing) is checked
+here, in one pass over the stores in their order, so the findings do not depend on how many
+processes took part.
+
 Nothing here does I/O: the CLI and the bundle feed it what they read.
 """
 
