@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -50,15 +50,19 @@ class KubeAgentStore:
         return dict(json.loads(resp.data))
 
     def replace_task_status(self, task: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        self._replaced_task(task, status)
+
+    def _replaced_task(self, task: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
         body = {**task, "status": dict(status)}
         try:
-            self._custom.replace_namespaced_custom_object_status(
+            out: Any = self._custom.replace_namespaced_custom_object_status(
                 GROUP, VERSION, self.namespace, TASKS, str(task["metadata"]["name"]), body
             )
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(str(task["metadata"]["name"])) from None
             raise
+        return cast(dict[str, Any], out)
 
     def get(self, name: str) -> Mapping[str, Any] | None:
         try:
@@ -72,17 +76,27 @@ class KubeAgentStore:
         return dict(json.loads(resp.data))
 
     def replace_status(self, agent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+        self._replaced_agent(agent, status)
+
+    def _replaced_agent(
+        self, agent: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> dict[str, Any]:
         body = {**agent, "status": dict(status)}  # metadata.resourceVersion guards it
         try:
-            self._custom.replace_cluster_custom_object_status(
+            out: Any = self._custom.replace_cluster_custom_object_status(
                 GROUP, VERSION, PLURAL, str(agent["metadata"]["name"]), body
             )
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(str(agent["metadata"]["name"])) from None
             raise
+        return cast(dict[str, Any], out)
 
     def patch_status(self, name: str, status: Mapping[str, Any]) -> None:
-        self._custom.patch_cluster_custom_object_status(
+        self._patched_agent(name, status)
+
+    def _patched_agent(self, name: str, status: Mapping[str, Any]) -> dict[str, Any]:
+        out: Any = self._custom.patch_cluster_custom_object_status(
             GROUP, VERSION, PLURAL, name, {"status": dict(status)}
         )
+        return cast(dict[str, Any], out)

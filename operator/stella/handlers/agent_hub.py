@@ -88,7 +88,7 @@ class AgentHubServer(ThreadedTLSServer):
                 return web.json_response({"error": exc.message}, status=exc.status)
             if found or asyncio.get_running_loop().time() >= deadline:
                 return web.json_response({"tasks": found})
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)  # reads memory (agents/cache.py), not the API server
 
     def _report(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
         return self.hub.report(bearer, peer, str(body["__task__"]), body)
@@ -153,7 +153,7 @@ def start(settings: Settings) -> AgentHubServer | None:
     if not (settings.agent_hub_port and settings.agent_hub_cert and settings.agent_hub_key):
         return None
     from stella.agents.ca import AgentCA
-    from stella.agents.kube_store import KubeAgentStore
+    from stella.agents.cache import CachedAgentStore
     from stella.agents.tokens import TokenService
     from stella.secrets import VaultClient, VaultSettings
 
@@ -164,10 +164,10 @@ def start(settings: Settings) -> AgentHubServer | None:
             ttl=settings.agent_cert_ttl,
         )
         ca.ensure()
+        store = CachedAgentStore(namespace=settings.namespace)
+        store.start()
         server = AgentHubServer(
-            Hub(
-                ca, TokenService(), KubeAgentStore(namespace=settings.namespace), signal=post_signal
-            ),
+            Hub(ca, TokenService(), store, signal=post_signal),
             settings.agent_hub_host,
             settings.agent_hub_port,
             settings.agent_hub_cert,
