@@ -182,6 +182,30 @@ def test_release_deleted_while_no_operator_ran_frees_its_lock(
     _freed_and_next_deploys(shop, holder, "rel-h", "8.3")
 
 
+def test_a_release_with_the_finalizer_of_an_earlier_version_is_let_go(
+    stella: OperatorProcess, shop: Shop
+) -> None:
+    """Upgrading: Releases an earlier version gave `stella.io/finalizer` lose it (kopf no
+    longer watches Releases to take it off), so one deleted mid-promotion goes and frees
+    its lock."""
+    holder = _stuck_deploying(shop, "rel-k", "8.4")
+    api = client.CustomObjectsApi(shop.admin)
+    ns = shop.release_ns
+    api.patch_namespaced_custom_object(
+        G, V, ns, "releases", "rel-k", {"metadata": {"finalizers": ["stella.io/finalizer"]}}
+    )
+    eventually(
+        lambda: (
+            not api.get_namespaced_custom_object(G, V, ns, "releases", "rel-k")["metadata"].get(
+                "finalizers"
+            )
+        ),
+        what="the earlier version's finalizer taken off",
+    )
+    api.delete_namespaced_custom_object(G, V, ns, "releases", "rel-k")
+    _freed_and_next_deploys(shop, holder, "rel-l", "8.5")
+
+
 def test_environment_deleted_mid_promotion_ends_cleanly(
     stella: OperatorProcess, shop: Shop
 ) -> None:

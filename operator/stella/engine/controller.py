@@ -10,18 +10,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from stella.engine import kubeio
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import free_locks, held_by, stale_locks
 from stella.engine.drift import DriftReporter
 from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
+from stella.engine.feed import ENGINE_SOURCES, Feed
 from stella.engine.projection import slim
 from stella.engine.queue import WorkQueue
 from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
+from stella.k8s.informer import Informer
 from stella.models.release import TERMINAL_PHASES
 
 log = logging.getLogger("stella.engine")
@@ -167,34 +168,52 @@ class Controller:
             ]
             await self.drift.check_all(wanted)
 
-    async def _sync(self) -> None:
-        """Load the view from one LIST of every kind before any reconcile runs, as
+    def relisted(self, kind: str, items: list[Body]) -> None:
+        """A LIST of one kind (the first, or after a watch failed): each listed object as
+        an event, and each the view holds but the LIST does not as deleted (it went while
+        no watch ran; a Release's locks are freed as for a DELETED event)."""
+        listed = {self.view.key_of(kind, body) for body in items}
+        for body in items:
+            self.observe(kind, None, body)
+        store = self.view.store(kind)
+        if store is None:
+            return
+        for key in [k for k in list(store) if k not in listed]:
+            gone = store.get(key)
+            if gone is not None:
+                self.observe(kind, "DELETED", gone)
+
+    async def _sync(self, feed: Feed) -> None:
+        """Wait for the first LIST of every kind before any reconcile runs, as
         controller-runtime waits for its caches: a Release reconciled before its
         Environments are known would look like it targets deleted environments."""
-        listed = await asyncio.to_thread(kubeio.list_all)
-        for kind, items in listed.items():
-            for body in items:
-                self.view.apply(kind, None, body)
+        await feed.listed.wait()
         self.view.synced = True
-        log.info("view synced: %s", ", ".join(f"{len(v)} {k}s" for k, v in listed.items()))
+        counts = {k: len(self.view.store(k) or ()) for k in _COUNTED}
+        log.info("view synced: %s", ", ".join(f"{n} {k}s" for k, n in counts.items()))
 
     async def run(self) -> None:
-        await self._sync()
-        await self._sweep()
-        # Every Release once from the synced view (the watch's own first events of them
-        # bring nothing newer and are echoes, see is_echo).
-        for key in self.view.all_releases():
-            self.queue.add(key)
-        self.started = True
-        log.info("promotion engine running with %d workers", self.workers)
-        await asyncio.gather(
-            self.queue.run(self._handle, self.workers),
-            self.env_queue.run(self._handle_env, 1),
-            self.gone_queue.run(self._free_gone, 1),
-            self._resync(),
-            self._drift(),
-            self.digests.run(),
-        )
+        feed = Feed(self, asyncio.get_running_loop())
+        informer = Informer(feed, ENGINE_SOURCES)
+        informer.start()
+        try:
+            await self._sync(feed)
+            await self._sweep()
+            self.started = True
+            log.info("promotion engine running with %d workers", self.workers)
+            await asyncio.gather(
+                self.queue.run(self._handle, self.workers),
+                self.env_queue.run(self._handle_env, 1),
+                self.gone_queue.run(self._free_gone, 1),
+                self._resync(),
+                self._drift(),
+                self.digests.run(),
+            )
+        finally:
+            informer.stop()
+
+
+_COUNTED = ("Environment", "Release", "Approval", "Action", "Namespace")
 
 
 def is_echo(known: Body | None, event: Body) -> bool:

@@ -1,7 +1,8 @@
 """Releases that are gone: the Environment locks they held are freed.
 
 Releases carry no finalizer (issue 12: kopf's finalizer cost one patch per Release, and its
-watch event another reconcile, on every cold start). A Release deleted while the engine
+watch event another reconcile, on every cold start; the one earlier versions added is taken
+off when a Release is next reconciled). A Release deleted while the engine
 runs is seen as a DELETED watch event; one deleted while no engine ran (the operator down,
 or a standby replica that had no engine yet) is found by `stale_locks` when the engine
 starts and on every resync: an Environment whose status.inFlight names a Release the
@@ -22,6 +23,15 @@ from stella.engine import kubeio
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 
 log = logging.getLogger("stella.engine")
+# The finalizer versions before issue 12 had kopf put on every Release; taken off again so
+# that no Release waits for an operator to be deleted.
+LEGACY_FINALIZER = "stella.io/finalizer"
+
+
+def has_legacy_finalizer(body: Body) -> bool:
+    meta = body.get("metadata")
+    finalizers = meta.get("finalizers") if isinstance(meta, Mapping) else None
+    return isinstance(finalizers, list) and LEGACY_FINALIZER in finalizers
 
 
 def stale_locks(view: ClusterView) -> list[tuple[str, str]]:

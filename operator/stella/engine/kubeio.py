@@ -71,6 +71,20 @@ def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None
             raise
 
 
+def drop_release_finalizer(key: ReleaseKey, body: Mapping[str, Any], finalizer: str) -> None:
+    """Take `finalizer` off a Release, guarded by the body's resourceVersion (a merge patch
+    replaces the whole list: a concurrent change gets a Conflict, and the Release's next
+    event tries again). Gone or changed meanwhile: nothing to do now."""
+    meta = body.get("metadata") or {}
+    keep = [f for f in meta.get("finalizers") or [] if f != finalizer]
+    patch = {"metadata": {"finalizers": keep, "resourceVersion": meta.get("resourceVersion")}}
+    try:
+        _custom().patch_namespaced_custom_object(GROUP, VERSION, key[0], "releases", key[1], patch)
+    except ApiException as exc:
+        if exc.status not in (404, 409):
+            raise
+
+
 def get_environment(name: str) -> dict[str, Any] | None:
     try:
         out = _custom().get_cluster_custom_object(GROUP, VERSION, "environments", name)
@@ -138,25 +152,6 @@ def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any
     getattr(api, _PATCH[kind])(
         name, namespace, dict(patch), _content_type="application/strategic-merge-patch+json"
     )
-
-
-def list_all() -> dict[str, list[dict[str, Any]]]:
-    """Every object the engine's view holds, listed once (the view's initial sync)."""
-    api = _custom()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for kind, plural in (
-        ("Environment", "environments"),
-        ("Release", "releases"),
-        ("Approval", "approvals"),
-        ("Action", "actions"),
-    ):
-        listed = api.list_cluster_custom_object(GROUP, VERSION, plural)
-        out[kind] = list(cast(dict[str, Any], listed).get("items", []))
-    namespaces = client.CoreV1Api(_api()).list_namespace()
-    out["Namespace"] = list(
-        cast(dict[str, Any], _api().sanitize_for_serialization(namespaces)).get("items", [])  # type: ignore[no-untyped-call]
-    )
-    return out
 
 
 def list_approvals(namespace: str) -> list[dict[str, Any]]:

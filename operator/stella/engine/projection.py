@@ -6,7 +6,8 @@ memory). Admission has its own view and keeps whole bodies.
 Kept: apiVersion, kind, spec and status as they are (spec whole: an Approval's binding
 is a digest over the exact spec), and of metadata what decisions, evidence, Events and
 guarded writes read: name, namespace, uid, resourceVersion, generation, the creation and
-deletion timestamps, labels (namespace selectors) and annotations (the identity, binding
+deletion timestamps, finalizers (an earlier version's is taken off), labels (namespace
+selectors) and annotations (the identity, binding
 and rollback stamps) without the client's last-applied copy.
 
 Environments are kept whole: few, and the lock writes them back from the view's copy.
@@ -27,6 +28,7 @@ _METADATA = (
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
+    "finalizers",
     "labels",
 )
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)

@@ -28,6 +28,7 @@ from stella import metrics
 from stella.engine import kubeio, workloads
 from stella.engine.actions import promoters
 from stella.engine.approved_digests import ApprovedDigests
+from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -110,7 +111,11 @@ class Reconciler:
     # ---- entry -------------------------------------------------------------------------
     async def reconcile(self, key: ReleaseKey) -> float | None:
         body = self.view.release(key)
-        if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+        if body is None:
+            return None
+        if has_legacy_finalizer(body):
+            await asyncio.to_thread(kubeio.drop_release_finalizer, key, body, LEGACY_FINALIZER)
+        if body.get("metadata", {}).get("deletionTimestamp"):
             return None
         try:
             spec = ReleaseSpec.model_validate(body.get("spec") or {})

@@ -219,6 +219,10 @@ class ClusterView:
             for key in [k for k in store if k not in keep]:
                 store.pop(key, None)
 
+    def store(self, kind: str) -> dict[Any, Body] | None:
+        """The mapping that holds one kind (None for a kind the view does not keep)."""
+        return self._store(kind)
+
     def _store(self, kind: str) -> dict[Any, Body] | None:
         stores: dict[str, dict[Any, Body]] = {
             "Release": self.releases,
@@ -228,6 +232,10 @@ class ClusterView:
             "Action": self.actions,
         }
         return stores.get(kind)
+
+    def key_of(self, kind: str, body: Body) -> Any:
+        """The key one kind's mapping holds `body` under."""
+        return self._key(kind, body)
 
     @staticmethod
     def _key(kind: str, body: Body) -> Any:

@@ -24,9 +24,8 @@ log = logging.getLogger("stella")
 
 
 def configure(settings: kopf.OperatorSettings) -> None:
-    # No handler needs a finalizer any more (issue 12); kopf still knows this one as its own
-    # and takes it off the Releases earlier versions put it on (their next event), so none
-    # is left blocking a deletion. Releases need `patch` for that, and only for that.
+    # kopf watches no resource any more (issue 12: the engine has its own watches); the
+    # engine takes this finalizer off the Releases earlier versions had kopf put it on.
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

@@ -41,7 +41,7 @@ def test_slim_keeps_what_the_engine_reads_and_drops_the_rest() -> None:
     for k in ("name", "namespace", "uid", "resourceVersion", "generation", "labels"):
         assert meta[k] == RELEASE["metadata"][k]
     assert meta["annotations"] == {"stella.io/requester": '{"username":"alice"}'}
-    assert "managedFields" not in meta and "finalizers" not in meta
+    assert "managedFields" not in meta and meta["finalizers"] == ["stella.io/finalizer"]
     # An Approval's binding (uid + digest of the exact spec) reads the same from the copy.
     assert binding_of(out) == binding_of(RELEASE)
     assert body == RELEASE  # the event's body is not edited
