@@ -38,7 +38,7 @@ def eventually(
     raise AssertionError(f"{what} not reached in {timeout:.0f}s; last seen: {last!r}")
 
 
-PARAMS_BINDING = "workload-digest-approved.stella.io"
+PARAMS_BINDING = "workload-digests.stella.io"
 
 
 def wait_for_digest_params(admin: client.ApiClient, namespace: str, timeout: float = 30.0) -> None:

@@ -24,8 +24,7 @@ from devenv.controlplane import ControlPlane
 from devenv.services import Registry
 
 NEVER_RELEASED = "sha256:" + "0e" * 32
-PINNED = "workload-digest-pinned.stella.io"
-APPROVED = "workload-digest-approved.stella.io"
+PINNED = APPROVED = "workload-digests.stella.io"
 WRITER = "approved-digests-writer.stella.io"
 
 

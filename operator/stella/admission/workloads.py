@@ -132,7 +132,7 @@ def validate_workload(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> 
     return allow()
 
 
-# The parameter object of the workload-digest-approved ValidatingAdmissionPolicy
+# The parameter object of the workload-digests ValidatingAdmissionPolicy
 # (charts/stella/files/admission-policies.yaml), one per managed namespace.
 PARAMS_NAME = "stella-approved-digests"
 

@@ -1,4 +1,4 @@
-"""The parameter objects of the workload-digest-approved ValidatingAdmissionPolicy: one
+"""The parameter objects of the workload-digests ValidatingAdmissionPolicy: one
 ConfigMap `stella-approved-digests` in every Stella-managed namespace, kept equal to what
 stella.admission.workloads.approved_digests_params computes from the view.
 
@@ -31,7 +31,7 @@ from stella.k8s.client import api_client
 
 log = logging.getLogger("stella.engine.digests")
 
-POLICY = "workload-digest-approved.stella.io"
+POLICY = "workload-digests.stella.io"
 # How long a deploy waits for the API server's policy to see a ConfigMap just written (its
 # parameter informer is a watch, usually a few ms behind).
 SETTLE_SECONDS = 5.0

@@ -1,5 +1,5 @@
 """The data of the approved-digests ConfigMap: the parameter with which the API server's
-workload-digest-approved policy decides as validate_workload does."""
+workload-digests policy decides as validate_workload does."""
 
 from __future__ import annotations
 

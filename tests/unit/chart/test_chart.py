@@ -102,8 +102,7 @@ def test_admission_policies_are_the_one_file(docs: list[dict[str, Any]]) -> None
 
     assert sorted(got, key=order) == sorted(want, key=order)
     assert {d["metadata"]["name"] for d in got} >= {
-        "workload-digest-pinned.stella.io",
-        "workload-digest-approved.stella.io",
+        "workload-digests.stella.io",
         "approved-digests-writer.stella.io",
     }
 
