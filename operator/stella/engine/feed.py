@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
+from stella import GROUP, VERSION
 from stella.engine.view import Body
 from stella.engine.workloads import RELEASE_ANNOTATION
 from stella.k8s.informer import ADMISSION_SOURCES, Source
@@ -48,6 +49,13 @@ WORKLOADS = {
     "StatefulSet": "list_stateful_set_for_all_namespaces",
     "DaemonSet": "list_daemon_set_for_all_namespaces",
 }
+API_VERSIONS = {
+    "Environment": f"{GROUP}/{VERSION}",
+    "Release": f"{GROUP}/{VERSION}",
+    "Approval": f"{GROUP}/{VERSION}",
+    "Action": f"{GROUP}/{VERSION}",
+    **dict.fromkeys(WORKLOADS, "apps/v1"),
+}
 ENGINE_SOURCES: tuple[Source, ...] = ADMISSION_SOURCES + tuple(
     Source(kind, _apps(method)) for kind, method in WORKLOADS.items()
 )
@@ -73,6 +81,10 @@ class Feed:
 
     def replace(self, kind: str, items: Iterable[Body]) -> None:
         listed = list(items)
+        for body in listed:
+            # LIST items carry no apiVersion (the list does); Events about them need it.
+            if isinstance(body, dict):
+                body.setdefault("apiVersion", API_VERSIONS.get(kind, "v1"))
         if kind in WORKLOADS:
             for body in listed:
                 self.apply(kind, None, body)

@@ -64,3 +64,15 @@ def test_synced_only_once_every_kind_was_listed_and_applied_on_the_loop() -> Non
     assert ("relisted", "Release", ["release-1"]) in calls
     # A workload LIST is passed on item by item (filtered), never as the view's relist.
     assert not any(c[0] == "relisted" and c[1] in ("Deployment", "DaemonSet") for c in calls)
+
+
+def test_listed_items_get_the_api_version_events_need() -> None:
+    async def run() -> list[Any]:
+        feed = Feed(Recorder(), asyncio.get_running_loop())
+        items = [body("r1"), body("web", **{"stella.io/release": "shop/r1"})]
+        feed.replace("Release", items[:1])
+        feed.replace("Deployment", items[1:])
+        await _settle()
+        return [b["apiVersion"] for b in items]
+
+    assert asyncio.run(run()) == ["stella.io/v1alpha1", "apps/v1"]
