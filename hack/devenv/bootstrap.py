@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def install_crds_and_rbac(cp: ControlPlane) -> None:
     """Stella's CRDs (established) and the dev RBAC: all a control plane without workers needs."""
-    cp.kubectl("admin", "apply", "--server-side", "-f", str(ROOT / "crds"))
+    # --force-conflicts: on an existing cluster the chart may have installed the same CRDs
+    # (Helm's field manager owns them); these are Stella's own, so take them over.
+    cp.kubectl("admin", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cp.kubectl(
         "admin",
         "wait",

@@ -14,6 +14,7 @@ admin. docs/install.md says how to make them on kind.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 from collections.abc import Mapping
@@ -102,10 +103,18 @@ class ExistingCluster(ControlPlane):
             )
         return cls(state, source=Path(path), env=dict(env))
 
+    def _context(self) -> dict[str, Any]:
+        return dict(_named(self.flat.get("contexts"), self.admin_context)["context"])
+
     @property
     def server(self) -> str:
-        context = _named(self.flat.get("contexts"), self.admin_context)["context"]
-        return str(_named(self.flat.get("clusters"), context["cluster"])["cluster"]["server"])
+        cluster = _named(self.flat.get("clusters"), self._context()["cluster"])
+        return str(cluster["cluster"]["server"])
+
+    @property
+    def ca_file(self) -> Path:
+        """The admin context's cluster CA, as a file (what in-cluster clients mount)."""
+        return self.state / "cluster-ca.crt"
 
     def up(self) -> ExistingCluster:
         config = yaml.safe_load(self.source.read_text()) or {}
@@ -128,6 +137,9 @@ class ExistingCluster(ControlPlane):
                 "(hack/cluster up writes them; on kind see docs/install.md)"
             )
         self.state.mkdir(parents=True, exist_ok=True)
+        cluster = _named(self.flat.get("clusters"), self._context()["cluster"])["cluster"]
+        if cluster.get("certificate-authority-data"):
+            self.ca_file.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
         self.kubeconfig.write_text(yaml.safe_dump(self._config(None)))
         self.kubeconfig.chmod(0o600)
         out = self.kubectl("admin", "get", "--raw", "/readyz", check=False)

@@ -1,11 +1,12 @@
-"""Issue 10, any cluster: `make demo` and the e2e tier on a cluster someone else started,
-handed over through KUBECONFIG with STELLA_CLUSTER=existing (hack/devenv/existing.py).
+"""Issue 10, any cluster: the chart, `make demo` and the e2e tier on a cluster someone else
+started, handed over through KUBECONFIG with STELLA_CLUSTER=existing (hack/devenv/existing.py).
 
-Here that cluster is a control plane started separately by `hack/cluster up` (kwok nodes,
-so the operator runs as a process next to the API server, as everywhere in these tiers);
-docs/install.md has the kind path. The demo promotes dev -> staging -> prod on that
-cluster and starts no control plane of its own; one e2e test runs there too; a context
-that does not look disposable is refused before anything is changed."""
+Here that cluster is a control plane started separately by `hack/cluster up --bare` (kwok
+nodes, so the operator runs from the image under runc or as a process next to the API
+server, as everywhere in these tiers); docs/install.md has the kind path. The install
+tier's `helm install` and promotion as the chart's ServiceAccount run there, then the demo
+promotes dev -> staging -> prod there without a control plane of its own, then one e2e
+test; a context that does not look disposable is refused before anything is changed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
+CHART_TESTS = [
+    "tests/install/test_chart_install.py::test_every_object_of_the_chart_is_accepted",
+    "tests/install/test_chart_install.py::"
+    "test_operator_as_the_charts_service_account_promotes_dev_staging_prod",
+]
 E2E_TEST = (
     "tests/e2e/test_promotion.py::test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two"
 )
@@ -41,7 +47,7 @@ def started(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     """`hack/cluster up` in a state directory of its own: (its kubeconfig, a clean env)."""
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "STELLA_CLUSTER")}
     env["STELLA_STATE"] = str(tmp_path_factory.mktemp("hack-cluster"))
-    up = run([sys.executable, "hack/cluster", "up"], env, 300)
+    up = run([sys.executable, "hack/cluster", "up", "--bare"], env, 300)
     try:
         assert up.returncode == 0, tail(up)
         line = next(x for x in up.stdout.splitlines() if x.startswith("export KUBECONFIG="))
@@ -87,7 +93,7 @@ def test_a_context_that_does_not_look_disposable_is_refused(
     assert kubectl(kubeconfig, "get", "namespace", "shop").returncode != 0
 
 
-def test_demo_and_e2e_run_on_a_cluster_from_kubeconfig(
+def test_chart_demo_and_e2e_run_on_a_cluster_from_kubeconfig(
     started: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     kubeconfig, env = started
@@ -97,6 +103,27 @@ def test_demo_and_e2e_run_on_a_cluster_from_kubeconfig(
         "KUBECONFIG": str(kubeconfig),
         "STELLA_DEMO_STATE": str(tmp_path / "demo"),
     }
+    # helm install there, and the operator as the chart's ServiceAccount promotes.
+    chart = run(
+        [sys.executable, "-m", "pytest", *CHART_TESTS, "-q", "-p", "no:cacheprovider"],
+        demo_env,
+        600,
+    )
+    assert chart.returncode == 0, tail(chart)
+    assert "2 passed" in chart.stdout
+    # ... on that cluster: Helm keeps the release there as Secrets.
+    helm_release = kubectl(
+        kubeconfig,
+        "get",
+        "secrets",
+        "-n",
+        "stella-system",
+        "-l",
+        "owner=helm,name=stella",
+        "-o",
+        "name",
+    )
+    assert helm_release.stdout.strip(), helm_release.stderr
     try:
         demo = run([sys.executable, "hack/demo.py"], demo_env, 600)
         assert demo.returncode == 0, tail(demo)
