@@ -111,11 +111,10 @@ def bare_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane
     if existing.requested():  # KUBECONFIG's cluster (hack/devenv/existing.py), left running
         cp = existing.ExistingCluster.from_env(tmp_path_factory.mktemp("existing")).up()
         owned = cp.kubectl("admin", "get", "clusterrole", "stella-requester", check=False)
-        if owned.returncode == 0:
-            pytest.exit(
+        if owned.returncode == 0:  # e.g. the e2e tier bootstrapped it earlier in this run
+            pytest.skip(
                 "tests/install needs a cluster without Stella's roles (helm install creates "
-                "them): e.g. `hack/cluster up --bare`",
-                returncode=2,
+                "them): e.g. `hack/cluster up --bare`"
             )
         yield cp
         return
