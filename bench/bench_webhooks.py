@@ -1,18 +1,28 @@
-"""What Stella's webhooks cost a real API server: prints figures, asserts nothing.
+"""What Stella's admission costs a real API server: prints figures, asserts nothing.
 
-.venv/bin/python bench/bench_webhooks.py [--rate 40] [--seconds 20]
+.venv/bin/python bench/bench_webhooks.py [--rate 40,200] [--seconds 20]
 
 Starts its own control plane (etcd + kube-apiserver only) and the operator as its own
-process with its webhooks registered on loopback, then sends a sustained, open-loop load
-of server-side dry-run Release creates as alice (dry run still goes through mutating and
-validating admission) at a fixed rate, twice: with the webhooks registered, and after
-unregistering them. It reports
+process with its webhooks and the chart's admission policies registered on loopback, then
+sends sustained, open-loop loads of server-side dry-run creates (dry run still goes through
+mutating and validating admission) at a fixed rate, one phase after another:
+
+1. Release creates as alice through all of Stella's admission (webhooks + policies);
+2. the operator stopped: Pod creates in a managed namespace (judged by the policies alone,
+   requireApprovedDigests on, 1,000 approved digests in its parameter ConfigMap) and in an
+   unmanaged namespace (no admission of Stella's at all);
+3. webhooks and policies removed: Release creates with the same digest-pinning and
+   forged-identity rules as one ValidatingAdmissionPolicy (the CEL floor), then with no
+   admission at all (the floor).
+
+It reports
 
 * webhook latency as kube-apiserver itself measures it: p50/p99 interpolated from the
   buckets of apiserver_admission_webhook_admission_duration_seconds for
   stamp-identity.stella.io (mutating) and validate-release.stella.io (validating), the
   difference of two scrapes of /metrics around the measured load;
-* client-observed create latency p50/p99 with and without the webhooks, and their ratio;
+* client-observed create latency p50/p99 of each phase, and the ratios against the floors
+  measured in the same run;
 * the throughput achieved and any request that failed.
 
 The operator runs with its per-identity rate limit raised out of the way
@@ -30,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -103,6 +113,57 @@ def release(i: int, env: str) -> dict[str, object]:
     }
 
 
+def pod(i: int, image: str) -> dict[str, object]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"bench-{i}"},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "web", "image": image}],
+        },
+    }
+
+
+PIN = "^[^@\\\\s]+@sha256:[a-f0-9]{64}$"
+STAMPS = "['stella.io/requester', 'stella.io/approver', 'stella.io/actor', 'stella.io/bound-to']"
+# The CEL floor: Release digest pinning and refusing a client-written identity, as one
+# policy inside kube-apiserver (what the same rules cost with no webhook at all).
+CEL_FLOOR = [
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "bench-release-floor"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [G],
+                        "apiVersions": [V],
+                        "resources": ["releases"],
+                        "operations": ["CREATE"],
+                    }
+                ]
+            },
+            "validations": [
+                {"expression": f"object.spec.components.all(c, c.image.matches('{PIN}'))"},
+                {
+                    "expression": "!has(object.metadata.annotations) || "
+                    f"!{STAMPS}.exists(k, k in object.metadata.annotations)"
+                },
+            ],
+        },
+    },
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "bench-release-floor"},
+        "spec": {"policyName": "bench-release-floor", "validationActions": ["Deny"]},
+    },
+]
+
+
 # ---- histograms from kube-apiserver's /metrics ---------------------------------------------
 Buckets = dict[str, dict[float, float]]  # webhook name -> upper bound -> cumulative count
 
@@ -166,16 +227,37 @@ class Run:
     late: float = 0.0  # how far behind schedule the last request started (open loop)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def add(self, other: Run) -> None:
+        """Fold another run's requests into this one (slices of one phase)."""
+        self.latencies += other.latencies
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.stamped += other.stamped
+        self.wall += other.wall
+        self.late = max(self.late, other.late)
+
 
 def load(alice: Caller, ns: str, env: str, rate: float, seconds: float, first: int) -> Run:
+    """Release creates as alice (see send)."""
+    path = f"/apis/{G}/{V}/namespaces/{ns}/releases?dryRun=All"
+    return send(alice, path, lambda i: release(i, env), rate, seconds, first)
+
+
+def send(
+    caller: Caller,
+    path: str,
+    make: Callable[[int], dict[str, object]],
+    rate: float,
+    seconds: float,
+    first: int,
+) -> Run:
     """Open loop: request i starts at t0 + i/rate whether or not earlier ones returned."""
     run = Run()
-    path = f"/apis/{G}/{V}/namespaces/{ns}/releases?dryRun=All"
     total = int(rate * seconds)
 
     def one(i: int) -> None:
         t0 = time.perf_counter()
-        status, body = alice.request("POST", path, release(first + i, env))
+        status, body = caller.request("POST", path, make(first + i))
         took = time.perf_counter() - t0
         with run.lock:
             run.latencies.append(took)
@@ -251,17 +333,29 @@ def cluster(workdir: Path) -> Iterator[ControlPlane]:
         cp.down()
 
 
+MANAGED, UNMANAGED = "bench-managed", "bench-plain"
+APPROVED = 1_000  # digests in the managed namespace's parameter ConfigMap
+SLICES = 4
+
+
 def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
     ns, env = "bench-shop", "bench-prod"
-    admin.request(
-        "POST",
-        "/api/v1/namespaces",
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": ns, "labels": {"team": "shop"}},
-        },
-    )
+    for name, labels in (
+        (ns, {"team": "shop"}),
+        (MANAGED, {"stella.io/managed": "true"}),
+        (UNMANAGED, {}),
+    ):
+        admin.request(
+            "POST",
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
+        )
+    for name in (MANAGED, UNMANAGED):  # no controller-manager here to make them
+        admin.request(
+            "POST",
+            f"/api/v1/namespaces/{name}/serviceaccounts",
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}},
+        )
     admin.request(
         "POST",
         f"/apis/{G}/{V}/environments",
@@ -273,6 +367,8 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
                 "allowedRegistries": [REGISTRY],
                 "releaseNamespaces": {"matchLabels": {"team": "shop"}},
                 "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
+                "targets": [{"namespace": MANAGED}],
+                "requireApprovedDigests": True,
             },
         },
     )
@@ -286,6 +382,39 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"a valid Release is not admitted: HTTP {status} {body[:300]!r}")
         time.sleep(0.2)
+
+
+def approve_digests(operator: Caller, env: str) -> str:
+    """With the operator stopped, its ConfigMap in the managed namespace as a busy one would
+    be (APPROVED digests approved for `env`), written with the operator's own token (the
+    writer policy lets no one else); returns an approved image for the Pods."""
+    path = f"/api/v1/namespaces/{MANAGED}/configmaps/stella-approved-digests"
+    deadline = time.monotonic() + 30
+    while True:  # the operator wrote it when it saw the namespace
+        status, raw = operator.request("GET", path)
+        if status == 200:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no stella-approved-digests in {MANAGED}: HTTP {status}")
+        time.sleep(0.2)
+    cm = json.loads(raw)
+    digests = "\n".join(f"sha256:{i:064x}" for i in range(APPROVED))
+    cm["data"] = {"environments": env, "digests": digests}
+    status, raw = operator.request("PUT", path, cm)
+    if status != 200:
+        raise RuntimeError(f"PUT {path}: HTTP {status} {raw[:300]!r}")
+    return f"{REGISTRY}/shop/web@sha256:{APPROVED - 1:064x}"
+
+
+def wait_admitted(caller: Caller, path: str, body: dict[str, object], why: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        status, raw = caller.request("POST", path, body)
+        if status == 201:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{why}: HTTP {status} {raw[:300]!r}")
+        time.sleep(0.1)
 
 
 def wait_unregistered(alice: Caller, ns: str, env: str) -> None:
@@ -306,15 +435,34 @@ def ms(seconds: float) -> str:
     return "   n/a" if math.isnan(seconds) else f"{seconds * 1000:6.1f}"
 
 
-def report(rate: float, seconds: float, hooks: Buckets, with_: Run, without: Run) -> None:
-    print()
+def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
+    print(title)
     print(
-        f"Stella webhooks on a real kube-apiserver: {rate:g} dry-run Release creates/s "
-        f"as alice, {seconds:g} s per phase, {os.cpu_count()} cores"
+        f"  {'':<34} {'requests':>8} {'ok':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6}"
     )
+    for label, r in rows:
+        ok = r.statuses.get(201, 0)
+        print(
+            f"  {label:<34} {len(r.latencies):8d} {ok:6d} {len(r.latencies) / r.wall:7.1f} "
+            f"{ms(pct(r.latencies, 0.5)):>7} {ms(pct(r.latencies, 0.99)):>7} "
+            f"{ms(max(r.latencies, default=math.nan)):>7} "
+            f"{pct(r.latencies, 0.5) / pct(floor.latencies, 0.5):5.2f}x "
+            f"{pct(r.latencies, 0.99) / pct(floor.latencies, 0.99):5.2f}x"
+        )
+    for label, r in rows:
+        bad = {s: n for s, n in r.statuses.items() if s != 201}
+        print(
+            f"    {label}: statuses {dict(sorted(r.statuses.items()))}"
+            + (f" (NOT all admitted: {bad})" if bad else "")
+            + f"; the sender fell {r.late * 1000:.0f} ms behind schedule at worst"
+        )
     print()
+
+
+def hook_table(hooks: Buckets) -> None:
     print("kube-apiserver's own measure (apiserver_admission_webhook_admission_duration_seconds,")
-    print("interpolated within its buckets)")
+    print("interpolated within its buckets), during the all-admission Release phase")
     print(
         f"  {'webhook':<30} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7}   buckets (s) holding p50 / p99"
     )
@@ -335,58 +483,90 @@ def report(rate: float, seconds: float, hooks: Buckets, with_: Run, without: Run
             f"  {name:<30} {calls:6.0f} {ms(p50):>7} {ms(p99):>7}   {holding(p50)} / {holding(p99)}"
         )
     print()
-    print("Client-observed create latency (POST ... ?dryRun=All, TLS, bearer token)")
-    print(
-        f"  {'':<22} {'requests':>8} {'ok':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
-    )
-    for label, r in (("with webhooks", with_), ("without webhooks", without)):
-        ok = r.statuses.get(201, 0)
-        print(
-            f"  {label:<22} {len(r.latencies):8d} {ok:6d} {len(r.latencies) / r.wall:7.1f} "
-            f"{ms(pct(r.latencies, 0.5)):>7} {ms(pct(r.latencies, 0.99)):>7} "
-            f"{ms(max(r.latencies, default=math.nan)):>7}"
-        )
-    r50 = pct(with_.latencies, 0.5) / pct(without.latencies, 0.5)
-    r99 = pct(with_.latencies, 0.99) / pct(without.latencies, 0.99)
-    note = f"{rate:g}/s; goal at 200/s"
-    record(
-        "webhooks",
-        "Release create p50, all admission vs none",
-        pct(with_.latencies, 0.5) * 1000,
-        "ms",
-        goal=1.10,
-        floor=pct(without.latencies, 0.5) * 1000,
-        note=note,
-    )
-    record(
-        "webhooks",
-        "Release create p99, all admission vs none",
-        pct(with_.latencies, 0.99) * 1000,
-        "ms",
-        goal=1.25,
-        floor=pct(without.latencies, 0.99) * 1000,
-        note=note,
-    )
-    print(f"  {'ratio with/without':<22} {'':>8} {'':>6} {'':>7} {r50:6.2f}x {r99:6.2f}x")
+
+
+@dataclass
+class Phases:
+    release_all: Run
+    release_cel: Run
+    release_none: Run
+    pod_managed: Run
+    pod_unmanaged: Run
+
+
+def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
     print()
-    for label, r in (("with webhooks", with_), ("without webhooks", without)):
-        bad = {s: n for s, n in r.statuses.items() if s != 201}
-        print(
-            f"  {label}: statuses {dict(sorted(r.statuses.items()))}"
-            + (f" (NOT all admitted: {bad})" if bad else "")
-            + (f"; requester stamped on {r.stamped}" if label == "with webhooks" else "")
-            + f"; the sender fell {r.late * 1000:.0f} ms behind schedule at worst"
+    print(
+        f"Stella's admission on a real kube-apiserver: {rate:g} dry-run creates/s, "
+        f"{seconds:g} s per phase, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
+    )
+    print()
+    hook_table(hooks)
+    client_table(
+        "Release create as alice, client-observed (POST ...?dryRun=All, TLS, bearer token);"
+        " x = against no admission",
+        [
+            ("all admission (webhooks + policies)", p.release_all),
+            ("CEL floor (the same rules as a VAP)", p.release_cel),
+            ("no admission", p.release_none),
+        ],
+        p.release_none,
+    )
+    client_table(
+        f"Pod create as admin, operator stopped; x = against the unmanaged namespace "
+        f"({APPROVED} approved digests in the parameter)",
+        [
+            ("managed namespace (policies only)", p.pod_managed),
+            ("unmanaged namespace", p.pod_unmanaged),
+        ],
+        p.pod_unmanaged,
+    )
+    print(f"  requester stamped on {p.release_all.stamped} of the all-admission Release creates")
+    note = f"{rate:g}/s; goal at 200/s"
+    for q, name, goal in ((0.5, "p50", 1.10), (0.99, "p99", 1.25)):
+        record(
+            "webhooks",
+            f"Release create {name}, all admission vs none",
+            pct(p.release_all.latencies, q) * 1000,
+            "ms",
+            goal=goal,
+            floor=pct(p.release_none.latencies, q) * 1000,
+            note=note,
+        )
+        record(
+            "webhooks",
+            f"Release create {name}, CEL floor vs none",
+            pct(p.release_cel.latencies, q) * 1000,
+            "ms",
+            floor=pct(p.release_none.latencies, q) * 1000,
+            note=f"{rate:g}/s",
+        )
+        record(
+            "webhooks",
+            f"Pod create {name}, managed vs unmanaged namespace",
+            pct(p.pod_managed.latencies, q) * 1000,
+            "ms",
+            goal=1.05 if q == 0.5 else None,
+            floor=pct(p.pod_unmanaged.latencies, q) * 1000,
+            note=f"{rate:g}/s, operator stopped",
         )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=40.0, help="creates per second")
+    ap.add_argument(
+        "--rate", default="40,200", help="creates per second, comma-separated: one run each"
+    )
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase")
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    for rate in (float(r) for r in str(args.rate).split(",")):
+        bench(rate, args.seconds, args.warmup, args.keep)
 
+
+def bench(rate: float, secs: float, warm: float, keep: bool) -> None:
+    """One run at one rate, on a control plane of its own."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
     t_start = time.monotonic()
     op: OperatorProcess | None = None
@@ -404,37 +584,89 @@ def main() -> None:
             )
             admin = Caller(cp.server, cp.tokens["admin"], str(cp.ca_file))
             alice = Caller(cp.server, cp.tokens["alice"], str(cp.ca_file))
+            operator = Caller(cp.server, cp.tokens[OPERATOR_USER], str(cp.ca_file))
             ns, env = prepare(cp, admin, alice)
             print(
                 f"[bench] operator and webhooks ready at {time.monotonic() - t_start:.1f}s",
                 file=sys.stderr,
             )
 
-            load(alice, ns, env, args.rate, args.warmup, 1_000_000)
+            # 1. Release creates through all of Stella's admission.
+            load(alice, ns, env, rate, warm, 1_000_000)
             before = scrape(admin)
             cpu0 = cpu_seconds(op.proc.pid)
-            with_ = load(alice, ns, env, args.rate, args.seconds, 0)
+            release_all = load(alice, ns, env, rate, secs, 0)
             op_cpu = cpu_seconds(op.proc.pid) - cpu0
             hooks = delta(scrape(admin), before)
 
+            # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
+            op.proc.stop()
+            image = approve_digests(operator, env)
+            pods = {n: f"/api/v1/namespaces/{n}/pods?dryRun=All" for n in (MANAGED, UNMANAGED)}
+            for n in (MANAGED, UNMANAGED):
+                wait_admitted(admin, pods[n], pod(0, image), f"an approved Pod in {n}")
+                send(admin, pods[n], lambda i: pod(i, image), rate, warm, 1_000_000)
+            # Interleaved in slices, so both see the same machine (others' load comes and goes).
+            pod_managed, pod_unmanaged = Run(), Run()
+            for _ in range(SLICES):
+                for n, into in ((MANAGED, pod_managed), (UNMANAGED, pod_unmanaged)):
+                    into.add(send(admin, pods[n], lambda i: pod(i, image), rate, secs / SLICES, 0))
+
+            # 3. The floors: the same Release rules as one VAP, then no admission at all.
             unregister(cp)
             wait_unregistered(alice, ns, env)
-            load(alice, ns, env, args.rate, args.warmup, 2_000_000)
-            without = load(alice, ns, env, args.rate, args.seconds, 0)
-            report(args.rate, args.seconds, hooks, with_, without)
+            cp.kubectl(
+                "admin",
+                "apply",
+                "-f",
+                "-",
+                stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": CEL_FLOOR}),
+            )
+            wait_refused(alice, ns, env)
+            load(alice, ns, env, rate, warm, 2_000_000)
+            release_cel = load(alice, ns, env, rate, secs, 0)
+            cp.kubectl(
+                "admin",
+                "delete",
+                "validatingadmissionpolicybinding,validatingadmissionpolicy",
+                "bench-release-floor",
+            )
+            load(alice, ns, env, rate, warm, 3_000_000)
+            release_none = load(alice, ns, env, rate, secs, 0)
+            report(
+                rate,
+                secs,
+                hooks,
+                Phases(release_all, release_cel, release_none, pod_managed, pod_unmanaged),
+            )
             print(
-                f"  operator CPU while serving: {op_cpu:.1f} s in {with_.wall:.0f} s "
-                f"({op_cpu / with_.wall * 100:.0f}% of one core), "
-                f"{op_cpu / len(with_.latencies) * 1000:.1f} ms per create (two webhook calls)"
+                f"  operator CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "
+                f"({op_cpu / release_all.wall * 100:.0f}% of one core), "
+                f"{op_cpu / len(release_all.latencies) * 1000:.1f} ms per create"
             )
             print(f"\n[bench] total {time.monotonic() - t_start:.0f}s", file=sys.stderr)
     finally:
         if op is not None:
             op.proc.stop()
-        if args.keep:
+        if keep:
             print(f"[bench] kept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def wait_refused(alice: Caller, ns: str, env: str) -> None:
+    """Until the CEL floor refuses a forged requester: the policy is in force."""
+    forged = release(3, env)
+    forged["metadata"] = {"name": "bench-forged", "annotations": {"stella.io/requester": "{}"}}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, _ = alice.request(
+            "POST", f"/apis/{G}/{V}/namespaces/{ns}/releases?dryRun=All", forged
+        )
+        if status in (403, 422):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the CEL floor policy does not refuse a forged requester")
 
 
 if __name__ == "__main__":
