@@ -359,8 +359,11 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: 
                 took = time.monotonic() - t0
             else:
                 # Warm: all Releases seen and reconciled once (no writes needed): wait for
-                # the operator to be idle — its queue drains when CPU use settles.
-                time.sleep(2)
+                # the engine's view to be synced (while its LIST is on the wire the
+                # operator's CPU is flat too, which read as idle), then for the operator
+                # to be idle — its queue drains when CPU use settles.
+                wait(lambda: "view synced" in op.logs(), timeout=600, step=0.1)
+                time.sleep(max(0.0, 2 - (time.monotonic() - t0)))
                 took = time.monotonic() - t0
                 prev = -1.0
                 while True:
@@ -406,7 +409,7 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: 
                     took,
                     "s",
                     goal=10.0 if full else None,
-                    note=at("<= 10 s") + "; resolution 1 s, at least 2 s",
+                    note=at("<= 10 s") + "; synced, then idle; resolution 1 s, at least 2 s",
                 )
                 record(
                     "promotion",
