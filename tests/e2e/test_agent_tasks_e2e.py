@@ -304,6 +304,7 @@ def rig(
             "STELLA_AGENT_HUB_CERT": str(crt),
             "STELLA_AGENT_HUB_KEY": str(key),
             "STELLA_AGENT_PKI_MOUNT": f"pki-{uuid.uuid4().hex[:6]}",
+            "STELLA_INSECURE_REGISTRIES": registry.host,
         }
         with running_operator(kube, tmp / "operator", env):
             yield Rig(kube, remote, f"https://127.0.0.1:{port}", hub_ca, registry, tmp)
@@ -398,3 +399,81 @@ def test_an_agent_killed_mid_rollout_resumes_the_same_task(rig: Rig) -> None:
     web = rig.remote.web()
     assert web.spec.template.spec.containers[0].image == new
     assert web.metadata.generation == generation  # no second template change
+
+
+def test_a_release_promotes_from_here_into_an_agents_cluster(rig: Rig, shop: Any) -> None:
+    """dev here -> staging in the agent's cluster, with an approval and evidence that
+    names the agent and its certificate."""
+    from tests.e2e.test_actions_e2e import packets
+
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    old, new = shop.image("3.0"), shop.image("3.1")
+    rig.remote.deployment(old)
+    shop.environment("dev")
+    staging = shop.env_name("staging")
+    client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+        G,
+        V,
+        "environments",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": staging},
+            "spec": {
+                "requires": [shop.env_name("dev")],
+                "targets": [
+                    {
+                        "agentSelector": {"matchLabels": {"cluster": home.name}},
+                        "namespace": TARGET_NS,
+                    }
+                ],
+                "allowedRegistries": [rig.registry.host],
+                "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
+                "rollout": {"timeout": "90s", "rollbackOnFailure": True},
+            },
+        },
+    )
+    shop.created_envs.append(staging)
+    proc = Process(
+        "stella-agent",
+        [
+            AGENT,
+            "run",
+            "--hub",
+            rig.url,
+            "--hub-ca",
+            str(rig.hub_ca),
+            "--dir",
+            str(home),
+            "--tasks",
+            "--interval",
+            "2",
+            "--capability",
+            "deploy.kubernetes",
+        ],
+        rig.tmp / f"{home.name}.log",
+        env=rig._env(),
+    ).start()
+    try:
+        shop.release("rel-a", new, ["dev", "staging"])
+        shop.wait_phase("rel-a", "dev", "Deployed", timeout=90)
+        shop.wait_phase("rel-a", "staging", "WaitingForApproval", timeout=60)
+        shop.approve("rel-a", "staging", "bob")
+        done = shop.wait_phase("rel-a", "staging", "Deployed", timeout=150)
+    finally:
+        proc.stop()
+    assert rig.remote.web().spec.template.spec.containers[0].image == new
+    assert home.name in done["message"]
+    agent = client.CustomObjectsApi(rig.admin).get_cluster_custom_object(G, V, "agents", home.name)
+    serial = agent["status"]["certificate"]["serial"]
+    chain = [p for p in packets(shop.admin, staging) if p.get("release", {}).get("name") == "rel-a"]
+    authorized = [p for p in chain if p["kind"] == "PromotionAuthorized"]
+    assert len(authorized) == 1
+    assert authorized[0]["policy"]["inputs"]["agents"][0] == {
+        "agent": home.name,
+        "certificateSerial": serial,
+        "target": "0",
+        "namespace": TARGET_NS,
+    }
+    deployed = [p for p in chain if p["kind"] == "PromotionDeployed"]
+    assert len(deployed) == 1 and serial in deployed[0]["outcome"]["message"]

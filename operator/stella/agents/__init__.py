@@ -2,7 +2,7 @@
 PKI engine, mTLS sessions with rotating refresh tokens, and the agent's own client.
 
 Built: enrollment.py (registration tokens), ca.py (CSR signing), tokens.py (sessions),
-hub.py (what an agent may ask), kube_store.py (Agents on the API server), client.py (the
-agent side). Not yet: task dispatch to agents — the engine still reports Environments
-whose targets select agents as Blocked (AgentTargetsUnsupported).
+hub.py (what an agent may ask, tasks included), kube_store.py and cache.py (Agents and
+AgentTasks on the API server, watched), client.py and executor.py (the agent side). The
+engine writes the AgentTasks (engine/agent_dispatch.py, engine/agent_promotion.py).
 """

@@ -68,7 +68,10 @@ class EvidenceHooks:
         t: Tally,
         checks: Sequence[Any],
         promoted_by: Sequence[str] = (),
+        agents: Sequence[Mapping[str, str]] = (),
     ) -> None:
+        """agents: for a promotion into agent targets, each agent chosen and the serial of
+        the certificate it holds (the evidence names who will deploy)."""
         approvals = []
         for c in t.counted:
             approvals.append(
@@ -113,6 +116,7 @@ class EvidenceHooks:
                         "approverGroups": list(t.approver_groups),
                         "approvers": list(t.approvers),
                         "attempt": attempt,
+                        **({"agents": [dict(a) for a in agents][:16]} if agents else {}),
                     },
                     outcome="Allowed",
                     reasons=[f"{c.gate}: {c.detail}"[:1024] for c in checks],

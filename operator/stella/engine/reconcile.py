@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from stella import metrics
 from stella.engine import kubeio, workloads
 from stella.engine.actions import promoters
+from stella.engine.agent_promotion import AgentPromotions
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
@@ -91,7 +92,7 @@ class Promotion:
         return release_key_str(self.key)
 
 
-class Reconciler:
+class Reconciler(AgentPromotions):
     def __init__(
         self,
         view: ClusterView,
@@ -299,13 +300,7 @@ class Reconciler:
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
         if workloads.has_agent_targets(env_spec):
-            _move(
-                p,
-                "Blocked",
-                "AgentTargetsUnsupported",
-                f"environment {env_name} targets agents; remote agents are not available yet",
-            )
-            return None
+            return await self._start_agent_deploy(promo, t, checks, promoted_by)
         if not updates:
             _move(
                 p,
@@ -334,22 +329,9 @@ class Reconciler:
                 + " — create the workload or map the component to an existing one",
             )
             return 30.0
-
-        if not report.ok:
-            if report.halts:
-                await self._halt(env_name, body, spec, report.reason, report.message)
-                _move(
-                    p,
-                    "Failed",
-                    report.reason,
-                    f"nothing deployed: {report.message}; environment {env_name} is halted "
-                    "until a person clears it (stella env clear)",
-                )
-                metrics.PROMOTIONS.labels(env_name, "DigestMismatch").inc()
-                return None
-            _move(p, "Pending", report.reason, f"waiting: {report.message}")
-            return report.retry_after or 15.0
-
+        gate = await self._digest_gate(promo, report)
+        if gate is not True:
+            return gate
         if not await self.locks.acquire(env_name, key_s):
             _move(
                 p,
@@ -399,9 +381,32 @@ class Reconciler:
         )
         return DEPLOY_POLL
 
+    async def _digest_gate(self, promo: Promotion, report: Any) -> float | bool | None:
+        """True when every image verified; else what the step returns: None after a halt
+        (a digest that does not match: a person must clear it), seconds to a retry when
+        the registry or Vault cannot answer now (fail closed)."""
+        if report.ok:
+            return True
+        env_name, p = promo.env_name, promo.p
+        if report.halts:
+            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+            _move(
+                p,
+                "Failed",
+                report.reason,
+                f"nothing deployed: {report.message}; environment {env_name} is halted "
+                "until a person clears it (stella env clear)",
+            )
+            metrics.PROMOTIONS.labels(env_name, "DigestMismatch").inc()
+            return None
+        _move(p, "Pending", report.reason, f"waiting: {report.message}")
+        return float(report.retry_after or 15.0)
+
     async def _follow_rollout(self, promo: Promotion) -> float | None:
         spec, p = promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
+        if workloads.has_agent_targets(env_spec):
+            return await self._follow_agents(promo)
         updates = workloads.plan(spec, env_spec)
         # Re-assert the lock: a no-op unless a crash cut the start short.
         await self.locks.acquire(env_name, key_s, force_self=True)

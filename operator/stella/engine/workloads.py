@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from stella import GROUP
-from stella.models.environment import EnvironmentSpec, WorkloadRef
+from stella.models.environment import EnvironmentSpec, Target, WorkloadRef
 from stella.models.release import ReleaseSpec
 
 RELEASE_ANNOTATION = f"{GROUP}/release"
@@ -36,17 +36,24 @@ def plan(release: ReleaseSpec, environment: EnvironmentSpec) -> list[ImageUpdate
     """
     updates: list[ImageUpdate] = []
     for target in environment.targets:
-        if target.namespace is None:
+        if target.namespace is None or target.agent_selector is not None:
             continue
-        overrides: dict[str, WorkloadRef] = {o.component: o.workload for o in target.overrides}
-        for comp in release.components:
-            ref = overrides.get(comp.name, comp.workload)
-            updates.append(
-                ImageUpdate(
-                    target.namespace, ref.kind, ref.name, ref.container, comp.image, comp.name
-                )
-            )
+        updates += target_updates(release, target)
     return updates
+
+
+def target_updates(release: ReleaseSpec, target: Target) -> list[ImageUpdate]:
+    """The container updates of one target (its namespace: here, or in an agent's cluster)."""
+    overrides: dict[str, WorkloadRef] = {o.component: o.workload for o in target.overrides}
+    out = []
+    for comp in release.components:
+        ref = overrides.get(comp.name, comp.workload)
+        out.append(
+            ImageUpdate(
+                str(target.namespace), ref.kind, ref.name, ref.container, comp.image, comp.name
+            )
+        )
+    return out
 
 
 def has_agent_targets(environment: EnvironmentSpec) -> bool:

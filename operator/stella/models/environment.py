@@ -72,8 +72,9 @@ class Target(StrictModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.__namespace__) != has(self.agentSelector)",
-                    "message": "a target names exactly one of namespace or agentSelector",
+                    "rule": "has(self.__namespace__)",
+                    "message": "a target names a namespace: in this cluster, or (with "
+                    "agentSelector) in the agents' clusters",
                 }
             ]
         }
@@ -81,14 +82,14 @@ class Target(StrictModel):
 
     namespace: NamespaceName | None = Field(
         default=None,
-        description="A namespace in this cluster whose workloads Stella updates; the "
-        "namespace must exist. Set this or agentSelector, not both.",
+        description="The namespace whose workloads Stella updates: in this cluster (it must "
+        "exist), or, with agentSelector, in the agent's own cluster.",
     )
     agent_selector: LabelSelector | None = Field(
         default=None,
-        description="Agents (kubectl get agents) whose labels match deploy to their own "
-        "clusters. Set this or namespace, not both. Not supported yet: such Environments "
-        "are reported Blocked (AgentTargetsUnsupported).",
+        description="Deploy through an agent instead (kubectl get agents): one Ready agent "
+        "whose labels match, with the deploy.kubernetes capability, carries the deployment "
+        "out in its own cluster's namespace (docs/agents.md).",
     )
     overrides: list[ComponentOverride] = Field(
         default_factory=list,
@@ -99,8 +100,11 @@ class Target(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind_of_target(self) -> Target:
-        if (self.namespace is None) == (self.agent_selector is None):
-            raise ValueError("a target names exactly one of namespace or agentSelector")
+        if self.namespace is None:
+            raise ValueError(
+                "a target names a namespace: in this cluster, or (with agentSelector) in "
+                "the agents' clusters"
+            )
         return self
 
 

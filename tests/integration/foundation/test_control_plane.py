@@ -115,11 +115,11 @@ def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
         "apiVersion": f"{G}/{V}",
         "kind": "Environment",
         "metadata": {"name": "cel-bad"},
-        "spec": {"targets": [{"namespace": "a", "agentSelector": {"matchLabels": {"x": "y"}}}]},
+        "spec": {"targets": [{"agentSelector": {"matchLabels": {"x": "y"}}}]},
     }
     with pytest.raises(ApiException) as err:
         api.create_cluster_custom_object(G, V, "environments", body)
-    assert "exactly one of namespace or agentSelector" in json.loads(err.value.body)["message"]
+    assert "a target names a namespace" in json.loads(err.value.body)["message"]
 
 
 def test_kubectl_prints_the_printer_columns(

@@ -48,7 +48,7 @@ def test_plan_uses_target_overrides_and_skips_agent_targets() -> None:
                         }
                     ],
                 },
-                {"agentSelector": {"matchLabels": {"site": "eu"}}},
+                {"agentSelector": {"matchLabels": {"site": "eu"}}, "namespace": "remote"},
             ]
         }
     )

@@ -78,8 +78,14 @@ def test_unknown_fields_and_duplicates_are_refused() -> None:
 
 
 def test_environment_targets_and_windows_have_one_shape() -> None:
-    with pytest.raises(ValidationError, match="exactly one of namespace or agentSelector"):
+    with pytest.raises(ValidationError, match="a target names a namespace"):
         EnvironmentSpec.model_validate({"targets": [{}]})
+    with pytest.raises(ValidationError, match="a target names a namespace"):
+        EnvironmentSpec.model_validate(
+            {"targets": [{"agentSelector": {"matchLabels": {"a": "b"}}}]}
+        )
+    both = {"targets": [{"namespace": "shop", "agentSelector": {"matchLabels": {"a": "b"}}}]}
+    assert EnvironmentSpec.model_validate(both).targets[0].namespace == "shop"
     with pytest.raises(ValidationError, match="needs both schedule and duration"):
         EnvironmentSpec.model_validate({"freezeWindows": [{"schedule": "0 18 * * FRI"}]})
     with pytest.raises(ValidationError, match="end after it starts"):

@@ -1,0 +1,177 @@
+"""The steps of a promotion into an Environment whose targets are agents: the same gates,
+lock and evidence as a promotion here, then an AgentTask per target instead of a patch,
+and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from stella import metrics
+from stella.engine import agent_dispatch, kubeio
+from stella.evidence.errors import EvidenceError
+from stella.policy import Tally
+from stella.policy.duration import parse_duration
+from stella.registry import verify_release_images
+from stella.settings import load
+
+if TYPE_CHECKING:
+    from stella.engine.reconcile import Promotion
+
+# An agent that has not reported this long past the deadline is taken as gone.
+REPORT_GRACE_SECONDS = 60.0
+POLL = 2.0
+
+
+def _move(p: Any, phase: str, reason: str, message: str) -> None:
+    from stella.engine.reconcile import _move as move
+
+    move(p, phase, reason, message)
+
+
+class AgentPromotions:
+    """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes."""
+
+    registry: Any
+    locks: Any
+    hooks: Any
+    view: Any
+    _credentials: Any
+    _digest_gate: Any
+    _finish: Any
+
+    async def _start_agent_deploy(
+        self, promo: Promotion, t: Tally, checks: Sequence[Any], promoted_by: Sequence[str]
+    ) -> float | None:
+        from stella.engine.reconcile import _persist
+
+        body, spec, p = promo.body, promo.spec, promo.p
+        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
+        if agent_dispatch.mixed_targets(env_spec):
+            _move(
+                p,
+                "Blocked",
+                "MixedTargets",
+                f"environment {env_name} targets both namespaces here and agents; split it "
+                "into two Environments (one after the other in the path)",
+            )
+            return None
+        now = datetime.now(UTC)
+        agents = await asyncio.to_thread(agent_dispatch.list_agents)
+        chosen = []
+        for index, target in agent_dispatch.agent_targets(env_spec):
+            assert target.agent_selector is not None
+            agent = agent_dispatch.choose(agents, target.agent_selector, now)
+            if agent is None:
+                _move(
+                    p,
+                    "Pending",
+                    "NoReadyAgent",
+                    f"waiting: no Ready agent with {agent_dispatch.CAPABILITY} matches target "
+                    f"{index} of {env_name} (stella agent list)",
+                )
+                return 15.0
+            chosen.append((index, target, agent))
+        report = await verify_release_images(
+            self.registry,
+            [c.image for c in spec.components],
+            self._credentials(env_spec),
+        )
+        gate = await self._digest_gate(promo, report)
+        if gate is not True:
+            return None if gate is None else float(gate)
+        if not await self.locks.acquire(env_name, key_s):
+            _move(p, "Pending", "InFlight", f"another release is deploying to {env_name}")
+            return 10.0
+        attempt = p.attempt + 1
+        named = [
+            {
+                "agent": str(a["metadata"]["name"]),
+                "certificateSerial": str(
+                    ((a.get("status") or {}).get("certificate") or {}).get("serial")
+                ),
+                "target": str(i),
+                "namespace": str(tg.namespace),
+            }
+            for i, tg, a in chosen
+        ]
+        try:
+            await self.hooks.authorized(
+                body, spec, env_name, attempt, t, checks, promoted_by, agents=named
+            )
+        except EvidenceError as exc:
+            await self.locks.release(env_name, key_s, body, spec, p)
+            _move(
+                p,
+                "Pending",
+                "EvidencePending",
+                "nothing deployed: the authorization evidence could not be stored "
+                f"({exc.reason}: {exc.message[:512]}); retrying",
+            )
+            return exc.retry_after or 10.0
+        p.attempt = attempt
+        who = ", ".join(f"{n['agent']} (certificate {n['certificateSerial']})" for n in named)
+        _move(p, "Deploying", "DispatchedToAgent", f"sent to agent {who}")
+        p.since = now
+        # Durable before any task exists: a restart follows these tasks, never makes others.
+        await _persist(self.view, promo.key, promo.progress)
+        metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
+        namespace = load().namespace
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        for index, target, agent in chosen:
+            task = agent_dispatch.task_body(
+                agent_dispatch.task_name(uid, env_name, index, attempt),
+                agent,
+                env_name,
+                env_spec,
+                body,
+                spec,
+                target,
+                attempt,
+                now,
+            )
+            await asyncio.to_thread(agent_dispatch.create_task, namespace, task)
+        await kubeio.emit(
+            body, "Deploying", f"{env_name}: {spec.version} sent to agent {who} (attempt {attempt})"
+        )
+        return POLL
+
+    async def _follow_agents(self, promo: Promotion) -> float | None:
+        spec, p = promo.spec, promo.p
+        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
+        await self.locks.acquire(env_name, key_s, force_self=True)
+        namespace = load().namespace
+        uid = str((promo.body.get("metadata") or {}).get("uid") or "")
+        names = [
+            agent_dispatch.task_name(uid, env_name, index, p.attempt)
+            for index, _ in agent_dispatch.agent_targets(env_spec)
+        ]
+        tasks = [await asyncio.to_thread(agent_dispatch.get_task, namespace, n) for n in names]
+        result = agent_dispatch.outcome(tasks)
+        started = p.since or datetime.now(UTC)
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
+        if result.state == "Succeeded":
+            p.deployed_at = datetime.now(UTC)
+            _move(
+                p, "Deployed", "Deployed", f"{spec.version} is live in {env_name}: {result.message}"
+            )
+            await self._finish(promo, "Deployed", elapsed)
+            return None
+        if result.state == "Failed":
+            _move(p, "Failed", "AgentTaskFailed", result.message)
+            outcome = "RolledBack" if result.rolled_back else "Failed"
+            await self._finish(promo, outcome, elapsed)
+            return None
+        if elapsed > timeout + REPORT_GRACE_SECONDS:
+            _move(
+                p,
+                "Failed",
+                "AgentUnresponsive",
+                f"no agent reported an outcome within {env_spec.rollout.timeout}: {result.message}",
+            )
+            await self._finish(promo, "Failed", elapsed)
+            return None
+        return POLL
