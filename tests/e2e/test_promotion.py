@@ -103,8 +103,10 @@ def test_dev_auto_staging_waits_self_approval_ignored_prod_needs_two(
     # rel-1 is what runs in all three now: Live (issue 11), once each Environment's
     # currentRelease names it.
     eventually(
-        lambda: shop.get_release("rel-1")["status"]["summary"]
-        == " ".join(f"{shop.env_name(s)}=Live" for s in ("dev", "staging", "prod")),
+        lambda: (
+            shop.get_release("rel-1")["status"]["summary"]
+            == " ".join(f"{shop.env_name(s)}=Live" for s in ("dev", "staging", "prod"))
+        ),
         what="rel-1 Live everywhere",
     )
 
@@ -194,13 +196,18 @@ def test_sigkill_mid_promotion_finishes_exactly_once(
     # Pods can only run on a node carrying this label: the rollout stays in flight until the
     # test says so, so the kill lands mid-promotion every time.
     gate = {"stella-test/sigkill": shop.prefix}
-    shop.environment(
-        "dev", replicas=1, node_selector=gate, rollout={"timeout": "5m", "rollbackOnFailure": True}
-    )
     image = shop.image("5.0")
     core = client.CoreV1Api(shop.admin)
+    # The operator first: it writes the managed namespace's approved-digests parameter,
+    # without which the API server's policy admits no workload there (fails closed).
     op = start_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": shop.registry.host})
     try:
+        shop.environment(
+            "dev",
+            replicas=1,
+            node_selector=gate,
+            rollout={"timeout": "5m", "rollbackOnFailure": True},
+        )
         generation_before = shop.deployment("dev").metadata.generation
         shop.release("rel-5", image, ["dev"])
         shop.wait_phase("rel-5", "dev", "Deploying", timeout=60)

@@ -125,3 +125,17 @@ def test_a_plain_release_is_stamped_by_the_policy_not_the_webhook(
     assert exc.value.status == 403
     assert HOOK in str(exc.value.body) and "remove it and apply again" in str(exc.value.body)
     assert webhook_calls(kube, HOOK) > before
+
+
+def test_a_person_without_a_uid_is_stamped_too(shop: Shop, kube: ControlPlane) -> None:
+    """An impersonated user has no uid (nor do token-file users without one): the policy's
+    CEL must not fail on the missing key, which would refuse every Release they create."""
+    from tests.e2e.test_actions_e2e import impersonating
+
+    grace = impersonating(kube, "grace", "release-requesters")
+    made = client.CustomObjectsApi(grace).create_namespaced_custom_object(
+        G, V, shop.release_ns, "releases", body(shop, "no-uid"), dry_run="All"
+    )
+    stamp = json.loads(made["metadata"]["annotations"]["stella.io/requester"])
+    assert stamp["username"] == "grace" and stamp["uid"] == ""
+    assert stamp == json.loads(format_identity(who(grace)))

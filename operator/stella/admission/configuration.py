@@ -21,15 +21,19 @@ NAME = "stella.io"
 # The requester stamp exactly as stella.policy.identity.format_identity writes it, in CEL:
 # the MutatingAdmissionPolicy stamp-requester.stella.io writes it (charts/stella/files/
 # admission-policies.yaml, a test keeps the two equal) when the JSON needs no escaping.
+# userInfo.uid and .groups may be absent (an impersonated user, a token-file user without a
+# uid): a missing key in CEL is an error, and an error in a policy refuses the request.
+UID_CEL = "(has(request.userInfo.uid) ? request.userInfo.uid : '')"
+GROUPS_CEL = "(has(request.userInfo.groups) ? request.userInfo.groups : [])"
 STAMPED_IDENTITY_CEL = (
-    "'{\"groups\":[' + request.userInfo.groups.sort().map(g, '\"' + g + '\"').join(',') + "
-    '\'],"uid":"\' + request.userInfo.uid + \'","username":"\' + request.userInfo.username '
+    "'{\"groups\":[' + " + GROUPS_CEL + ".sort().map(g, '\"' + g + '\"').join(',') + "
+    '\'],"uid":"\' + ' + UID_CEL + ' + \'","username":"\' + request.userInfo.username '
     "+ '\"}'"
 )
 # When that text needs no JSON escaping (printable ASCII but `"` and `\\`): only then does the
 # policy stamp; otherwise the webhook does, as before.
 PLAIN_IDENTITY_CEL = (
-    "([request.userInfo.username, request.userInfo.uid] + request.userInfo.groups)"
+    "([request.userInfo.username, " + UID_CEL + "] + " + GROUPS_CEL + ")"
     ".all(s, s.matches('^[ !#-\\\\[\\\\]-~]*$'))"
 )
 # stamp-identity is called for a Release only when the policy could not do all of it (the
