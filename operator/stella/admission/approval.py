@@ -54,7 +54,7 @@ from stella.admission.identity import identity_changes, recorded_at_create
 from stella.admission.index import decision_index
 from stella.models.action import APPROVE_VERB
 from stella.models.approval import ApprovalSpec
-from stella.policy.binding import recorded_binding
+from stella.policy.binding import binding_of, recorded_binding
 from stella.policy.identity import recorded_identity
 from stella.secrets.refs import looks_like_secret
 
@@ -192,20 +192,35 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
             ),
             UNAUTHORIZED_APPROVER,
         )
-    duplicate = _duplicate(req, snap, namespace, rel, env_name, spec.decision)
+    duplicate = _duplicate(req, snap, namespace, rel, env_name, spec.decision, release)
     if duplicate is not None:
         return duplicate
     return allow(_late_warning(release, rel, env_name))
 
 
 def _duplicate(
-    req: Request, snap: Snapshot, namespace: str, rel: str, env_name: str, decision: str
+    req: Request,
+    snap: Snapshot,
+    namespace: str,
+    rel: str,
+    env_name: str,
+    decision: str,
+    release: object,
 ) -> Verdict | None:
+    """A second decision by one person on one Release for one Environment. Only decisions
+    bound to THIS Release count: one made on an earlier Release of the same name (deleted
+    and re-created) or before bindings existed (chart 0.1.0) decides nothing, so it must
+    not stop its author from deciding on the Release that is here now."""
     own_name = req.name or metadata(req.obj).get("name")
-    for name, prior, prior_decision in decision_index(snap).decisions(namespace, rel, env_name):
+    current = binding_of(mapping(release))
+    for name, prior, prior_decision, bound in decision_index(snap).decisions(
+        namespace, rel, env_name
+    ):
         if own_name and name == own_name:
             continue
         if prior is None or not req.user.same_person(prior):
+            continue
+        if current is not None and bound != current:
             continue
         if decision == "Reject" and prior_decision == "Approve":
             continue  # withdrawing consent is always possible

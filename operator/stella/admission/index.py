@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from stella.admission._util import mapping, metadata, spec_of
 from stella.admission.base import Body, ReleaseKey, Snapshot
 from stella.models.common import PINNED_IMAGE
+from stella.policy.binding import Binding, recorded_binding
 from stella.policy.identity import Identity, recorded_identity
 
 K = TypeVar("K", bound=Hashable)
@@ -132,7 +133,8 @@ class DigestIndex(SyncedIndex[ReleaseKey, tuple[str, ...]]):
                     del self._by_digest[digest]
 
 
-Decision = tuple[str, Identity | None, object]  # (approval name, recorded approver, decision)
+# (approval name, recorded approver, decision, the Release it is bound to: UID + spec digest)
+Decision = tuple[str, Identity | None, object, Binding | None]
 DecisionKey = tuple[str, str, str]  # (namespace, release, environment)
 
 
@@ -159,6 +161,7 @@ class DecisionIndex(SyncedIndex[ReleaseKey, DecisionKey | None]):
             name if isinstance(name, str) else key[1],
             recorded_identity(body, "approver"),
             spec.get("decision"),
+            recorded_binding(body),
         )
         self._by_target.setdefault(target, {})[key] = decision
         return target

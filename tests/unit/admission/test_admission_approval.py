@@ -303,3 +303,24 @@ def test_approvals_go_with_a_terminating_namespace() -> None:
     view.namespaces["shop"]["status"] = {"phase": "Terminating"}
     ns_controller = Identity("system:serviceaccount:kube-system:namespace-controller")
     assert validate(delete("Approval", STORED, ns_controller), view, POLICY).allowed
+
+
+def test_a_decision_bound_to_an_earlier_release_of_that_name_is_no_duplicate() -> None:
+    """Deleted and re-created (or decided under chart 0.1.0, before bindings): that
+    decision decides nothing about the Release here now, so its author may decide again."""
+    from stella.policy.binding import BINDING_ANNOTATION
+
+    view = world()
+    with_approval(view, "earlier", BOB)
+    earlier = view.approvals[("shop", "earlier")]
+    earlier["metadata"]["annotations"][BINDING_ANNOTATION] = (
+        '{"specDigest":"sha256:' + "0" * 64 + '","uid":"uid-of-a-deleted-release"}'
+    )
+    view.approvals[("shop", "earlier")] = earlier
+    assert decide(BOB, view).allowed
+    unbound = approval_body(name="unbound", approver=BOB)
+    del unbound["metadata"]["annotations"][BINDING_ANNOTATION]
+    view.approvals[("shop", "unbound")] = unbound
+    assert decide(BOB, view).allowed
+    with_approval(view, "bound", BOB)  # bound to this Release: a duplicate again
+    assert decide(BOB, view).rule == "approval.duplicate"
