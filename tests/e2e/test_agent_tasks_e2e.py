@@ -176,6 +176,8 @@ class Rig:
         self.registry = registry
         self.tmp = tmp
         self.admin = api_client_for(str(kube.kubeconfig), "admin")
+        self.insecure = [registry.host]
+        self.openbao: OpenBao | None = None
 
     def image(self, tag: str) -> str:
         digest = push_image(self.registry.url, "remote/web", tag, f"remote-{tag}".encode())
@@ -234,12 +236,18 @@ class Rig:
     def _env(self, token: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "STELLA_AGENT_TOKEN"}
         env["KUBECONFIG"] = str(self.remote.kubeconfig)
-        env["STELLA_INSECURE_REGISTRIES"] = self.registry.host
+        env["STELLA_INSECURE_REGISTRIES"] = ",".join(self.insecure)
         if token is not None:
             env["STELLA_AGENT_TOKEN"] = token
         return env
 
-    def task(self, agent: str, image: str, deadline: timedelta = timedelta(minutes=2)) -> str:
+    def task(
+        self,
+        agent: str,
+        image: str,
+        deadline: timedelta = timedelta(minutes=2),
+        environment: str = "remote",
+    ) -> str:
         name = f"t-{uuid.uuid4().hex[:8]}"
         client.CustomObjectsApi(self.admin).create_namespaced_custom_object(
             G,
@@ -252,7 +260,7 @@ class Rig:
                 "metadata": {"name": name, "labels": {"stella.io/agent": agent}},
                 "spec": {
                     "agent": agent,
-                    "environment": "remote",
+                    "environment": environment,
                     "release": {
                         "namespace": "shop",
                         "name": "shop-2-0-0",
@@ -286,6 +294,7 @@ def rig(
     kube: ControlPlane,
     openbao: OpenBao,
     registry: Registry,
+    registry_basic: Registry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Rig]:
     tmp = tmp_path_factory.mktemp("agent-tasks")
@@ -304,10 +313,13 @@ def rig(
             "STELLA_AGENT_HUB_CERT": str(crt),
             "STELLA_AGENT_HUB_KEY": str(key),
             "STELLA_AGENT_PKI_MOUNT": f"pki-{uuid.uuid4().hex[:6]}",
-            "STELLA_INSECURE_REGISTRIES": registry.host,
+            "STELLA_INSECURE_REGISTRIES": f"{registry.host},{registry_basic.host}",
         }
         with running_operator(kube, tmp / "operator", env):
-            yield Rig(kube, remote, f"https://127.0.0.1:{port}", hub_ca, registry, tmp)
+            r = Rig(kube, remote, f"https://127.0.0.1:{port}", hub_ca, registry, tmp)
+            r.insecure.append(registry_basic.host)
+            r.openbao = openbao
+            yield r
     finally:
         remote_cp.down()
 
@@ -477,3 +489,80 @@ def test_a_release_promotes_from_here_into_an_agents_cluster(rig: Rig, shop: Any
     }
     deployed = [p for p in chain if p["kind"] == "PromotionDeployed"]
     assert len(deployed) == 1 and serial in deployed[0]["outcome"]["message"]
+
+
+def test_a_task_gets_its_targets_registry_credentials_once(
+    rig: Rig, registry_basic: Registry
+) -> None:
+    """T8: the hub hands a task's registry credentials (from Vault) to the agent the task
+    names, once; another agent gets nothing; they appear in no status or output."""
+    import hvac
+
+    from devenv.services import basic_auth
+
+    user, password = "stella", "s3cret-registry"  # the session registry_basic's
+    assert rig.openbao is not None
+    path = f"registry/agents-{uuid.uuid4().hex[:6]}"
+    kv = hvac.Client(url=rig.openbao.addr, token=rig.openbao.root_token).secrets.kv.v2
+    kv.create_or_update_secret(path=path, secret={"username": user, "password": password})
+    env_name = f"remote-{uuid.uuid4().hex[:6]}"
+    client.CustomObjectsApi(rig.admin).create_cluster_custom_object(
+        G,
+        V,
+        "environments",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": env_name},
+            "spec": {
+                "targets": [
+                    {
+                        "agentSelector": {"matchLabels": {"cluster": "nobody"}},
+                        "namespace": TARGET_NS,
+                    }
+                ],
+                "allowedRegistries": [registry_basic.host],
+                "registryCredentials": f"vault:secret/{path}#password",
+            },
+        },
+    )
+    try:
+        payload = f"basic-{uuid.uuid4()}".encode()
+        digest = push_image(
+            registry_basic.url, "remote/web", "9.0", payload, basic_auth(user, password)
+        )
+        image = f"{registry_basic.host}/remote/web@{digest}"
+        mine = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+        other = rig.agent(f"us-{uuid.uuid4().hex[:4]}")
+        rig.remote.deployment(rig.image("1.9"))
+
+        # The agent's run fetches them once and verifies the private image with them.
+        name = rig.task(mine.name, image, environment=env_name)
+        ran = rig.agent_cmd(mine, "run", "--tasks", "--once")
+        assert ran.returncode == 0, ran.stderr
+        status = rig.task_status(name)
+        assert status["phase"] == "Succeeded" and status["credentialsIssued"] is True, status
+        assert password not in ran.stdout + ran.stderr + json.dumps(status)
+
+        # A second task: its credentials once, then never again, and never to another agent.
+        second = rig.task(mine.name, image, environment=env_name)
+        session = Session(HubClient(rig.url, rig.hub_ca, Identity(mine)))
+        got = session.hub.credentials(session.access, second)
+        assert got == [{"hosts": [registry_basic.host], "username": user, "password": password}]
+        with pytest.raises(HubError) as again:
+            session.hub.credentials(session.access, second)
+        assert again.value.status == 409
+        thief = Session(HubClient(rig.url, rig.hub_ca, Identity(other)))
+        with pytest.raises(HubError) as foreign:
+            thief.hub.credentials(thief.access, second)
+        assert foreign.value.status == 403
+        # Its agent, restarted before applying anything, cannot fetch them again: it fails
+        # the task rather than deploy what it could not verify.
+        failed = rig.agent_cmd(mine, "run", "--tasks", "--once")
+        assert failed.returncode == 0, failed.stderr
+        status = rig.task_status(second)
+        assert status["phase"] == "Failed" and "already" in status["message"], status
+    finally:
+        client.CustomObjectsApi(rig.admin).delete_cluster_custom_object(
+            G, V, "environments", env_name
+        )

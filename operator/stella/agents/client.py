@@ -131,6 +131,10 @@ class HubClient:
         out = self._call("GET", f"/v1/tasks?wait={wait:g}", None, access, self.timeout + wait)
         return list(out.get("tasks") or [])
 
+    def credentials(self, access: str, task: str) -> list[dict[str, Any]]:
+        """The task's registry credentials (the hub hands them out once per task)."""
+        return list(self._post(f"/v1/tasks/{task}/credentials", {}, access).get("registries") or [])
+
     def report(self, access: str, task: str, phase: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._post(f"/v1/tasks/{task}/status", {**body, "phase": phase}, access))
 

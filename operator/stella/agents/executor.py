@@ -34,12 +34,16 @@ from stella.engine.workloads import (
     missing_containers,
     rollout_state,
 )
-from stella.registry.client import RegistryClient
-from stella.registry.verify import verify_release_images
+from stella.registry.client import RegistryClient, RegistryCredentials
+from stella.registry.verify import static_credentials, verify_release_images
+from stella.secrets.value import SecretValue
 
 log = logging.getLogger("stella.agent")
 
 Report = Callable[[str, dict[str, Any]], None]
+# The task's registry credentials from the hub (once per task): a list of
+# {hosts, username, password}; raises when the hub refuses.
+Credentials = Callable[[], list[dict[str, Any]]]
 _READ = {
     "Deployment": "read_namespaced_deployment",
     "StatefulSet": "read_namespaced_stateful_set",
@@ -83,19 +87,29 @@ class Executor:
         obj = getattr(self.apps, _READ[u.kind])(u.name, u.namespace)
         return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
-    def _verify(self, images: list[str]) -> str | None:
-        """None when every digest matches; else what is wrong."""
+    def _verify(self, images: list[str], creds: list[dict[str, Any]]) -> str | None:
+        """None when every digest matches; else what is wrong. creds: the task's registry
+        credentials (kept in memory for this check only)."""
+        lookup = None
+        if creds:
+            first = creds[0]
+            lookup = static_credentials(
+                RegistryCredentials(str(first["username"]), SecretValue(str(first["password"]))),
+                [str(h) for h in first.get("hosts") or []],
+            )
 
         async def go() -> str | None:
             async with RegistryClient.from_env(self.registry_env) as registry:
-                report = await verify_release_images(registry, images)
+                report = await verify_release_images(registry, images, lookup)
             if report.ok:
                 return None
             return "; ".join(f"{c.image}: {c.message}" for c in report.failures)
 
         return asyncio.run(go())
 
-    def run(self, task: Mapping[str, Any], report: Report) -> str:
+    def run(
+        self, task: Mapping[str, Any], report: Report, credentials: Credentials = lambda: []
+    ) -> str:
         """Carry one task out; the final phase."""
         spec = task["spec"]
         phase = str(task.get("phase") or "Pending")
@@ -103,10 +117,19 @@ class Executor:
         updates = updates_of(task)
         if phase == "Pending":
             report("Acknowledged", {"message": f"taken by the agent for {release}"})
-        wrong = self._verify([u.image for u in updates])
-        if wrong is not None:
-            report("Failed", {"message": f"digest verification failed: {wrong}"})
-            return "Failed"
+        # Running: resumed after the images were verified and applied; they are not fetched
+        # again (the hub hands a task's credentials out once).
+        if phase != "Running":
+            try:
+                creds = credentials()
+            except Exception as exc:
+                report("Failed", {"message": f"no registry credentials for this task: {exc}"})
+                return "Failed"
+            wrong = self._verify([u.image for u in updates], creds)
+            del creds
+            if wrong is not None:
+                report("Failed", {"message": f"digest verification failed: {wrong}"})
+                return "Failed"
         groups = group_by_workload(updates)
         previous: list[dict[str, str]] = list(task.get("previousImages") or [])
         try:

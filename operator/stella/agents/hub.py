@@ -35,6 +35,9 @@ log = logging.getLogger("stella.agents")
 UNKNOWN_CERTIFICATE = "AgentUnknownCertificate"
 CAPABILITY_MISMATCH = "AgentCapabilityMismatch"
 FOREIGN_TASK = "AgentForeignTask"
+CREDENTIALS_REPLAY = "AgentCredentialsReplay"
+# A task's credentials are handed out only this long after the task was made (T8).
+CREDENTIALS_SECONDS = 15 * 60
 
 
 class Conflict(Exception):
@@ -55,6 +58,8 @@ class AgentStore(Protocol):
 
     def replace_task_status(self, task: Mapping[str, Any], status: Mapping[str, Any]) -> None:
         """Guarded by the task's resourceVersion; Conflict when it moved."""
+
+    def environment(self, name: str) -> Mapping[str, Any] | None: ...
 
 
 Signal = Callable[[str, Mapping[str, Any] | None, str], None]
@@ -85,11 +90,15 @@ class Hub:
         tokens: TokenService,
         store: AgentStore,
         signal: Signal = lambda _s, _a, _m: None,
+        secrets: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
+        """secrets: reads a Vault reference into {username, password} (the operator's Vault
+        client); None: no task gets registry credentials."""
         self.ca = ca
         self.tokens = tokens
         self.store = store
         self._signal = signal
+        self._secrets = secrets
 
     def _refuse(
         self, status: int, message: str, signal: str | None, agent: Mapping[str, Any] | None
@@ -301,3 +310,62 @@ class Hub:
         except Conflict:
             raise HubRefused(409, "the task changed meanwhile; report again") from None
         return {"task": task_name, "phase": phase}
+
+    def credentials(self, bearer: str, peer: Peer, task_name: str) -> dict[str, Any]:
+        """The registry credentials of ONE task's target, to the agent the task names, once,
+        within 15 minutes of the task being made (T8): an agent never obtains credentials
+        for a target it does not serve, and a copy of its session cannot fetch them again."""
+        name, agent = self.session(bearer, peer)
+        task = self.store.task(task_name)
+        if task is None or (task.get("spec") or {}).get("agent") != name:
+            raise self._refuse(
+                403, "no such task for this agent", FOREIGN_TASK if task else None, agent
+            )
+        status = dict(task.get("status") or {})
+        if str(status.get("phase") or "Pending") in TERMINAL_TASK_PHASES:
+            raise HubRefused(409, "the task is over; its credentials are no longer handed out")
+        if status.get("credentialsIssued"):
+            raise self._refuse(
+                409,
+                "this task's credentials were handed out already (once per task)",
+                CREDENTIALS_REPLAY,
+                agent,
+            )
+        made = _parse((task.get("metadata") or {}).get("creationTimestamp"))
+        age = (datetime.now(UTC) - made).total_seconds() if made else CREDENTIALS_SECONDS
+        if age >= CREDENTIALS_SECONDS:
+            raise HubRefused(
+                410, "this task's credentials were valid for 15 minutes after it was made"
+            )
+        env = self.store.environment(str((task.get("spec") or {}).get("environment") or ""))
+        spec = (env or {}).get("spec") or {}
+        ref = spec.get("registryCredentials")
+        # Read first (Vault down: nothing spent, ask again), then spend, then hand out.
+        values = self._secrets(str(ref)) if ref and self._secrets is not None else None
+        status["credentialsIssued"] = True
+        try:
+            self.store.replace_task_status(task, status)
+        except Conflict:
+            raise HubRefused(409, "the task changed meanwhile; ask again") from None
+        if values is None:
+            return {"registries": [], "expiresIn": int(CREDENTIALS_SECONDS - age)}
+        return {
+            "registries": [
+                {
+                    "hosts": list(spec.get("allowedRegistries") or []),
+                    "username": values["username"],
+                    "password": values["password"],
+                }
+            ],
+            "expiresIn": int(CREDENTIALS_SECONDS - age),
+        }
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

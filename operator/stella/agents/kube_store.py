@@ -64,6 +64,17 @@ class KubeAgentStore:
             raise
         return cast(dict[str, Any], out)
 
+    def environment(self, name: str) -> Mapping[str, Any] | None:
+        try:
+            resp: Any = self._custom.get_cluster_custom_object(
+                GROUP, VERSION, "environments", name, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(json.loads(resp.data))
+
     def get(self, name: str) -> Mapping[str, Any] | None:
         try:
             resp: Any = self._custom.get_cluster_custom_object(

@@ -137,7 +137,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 ):
                     name = str(task["name"])
                     log.info("task %s: %s", name, task["phase"])
-                    final = executor.run(task, _reporter(session, name))
+                    final = executor.run(
+                        task, _reporter(session, name), _credentials(session, name)
+                    )
                     log.info("task %s: %s", name, final)
             if args.once:
                 return 0
@@ -155,6 +157,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _credentials(session: Any, task: str) -> Callable[[], list[dict[str, Any]]]:
+    def fetch() -> list[dict[str, Any]]:
+        return list(session.hub.credentials(session.access, task))
+
+    return fetch
 
 
 def _reporter(session: Any, task: str) -> Callable[[str, dict[str, Any]], None]:

@@ -8,6 +8,7 @@ own thread and loop (handlers/tls_server.py). Decisions are stella.agents.hub's.
     POST /v1/renew      {csr}           + Bearer   -> {certificate, ca}
     GET  /v1/tasks?wait=25              + Bearer   -> {tasks: [...]}          (long poll)
     POST /v1/tasks/NAME/status {phase, message, previousImages, rolledBack} + Bearer
+    POST /v1/tasks/NAME/credentials     + Bearer   -> that task's registry credentials, once
 
 Refusals answer {error} with 400/401/403/409; a security signal is counted
 (stella_security_events_total), logged on stella.security and posted as an Event on the
@@ -66,6 +67,7 @@ class AgentHubServer(ThreadedTLSServer):
             ("/v1/heartbeat", self._heartbeat),
             ("/v1/renew", self._renew),
             ("/v1/tasks/{task}/status", self._report),
+            ("/v1/tasks/{task}/credentials", self._credentials),
         ):
             app.router.add_post(path, self._wrap(fn))
         app.router.add_get("/v1/tasks", self._tasks)
@@ -89,6 +91,9 @@ class AgentHubServer(ThreadedTLSServer):
             if found or asyncio.get_running_loop().time() >= deadline:
                 return web.json_response({"tasks": found})
             await asyncio.sleep(0.2)  # reads memory (agents/cache.py), not the API server
+
+    def _credentials(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
+        return self.hub.credentials(bearer, peer, str(body["__task__"]))
 
     def _report(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
         return self.hub.report(bearer, peer, str(body["__task__"]), body)
@@ -164,10 +169,17 @@ def start(settings: Settings) -> AgentHubServer | None:
             ttl=settings.agent_cert_ttl,
         )
         ca.ensure()
+        vault = ca.vault
         store = CachedAgentStore(namespace=settings.namespace)
         store.start()
+
+        def secrets(ref: str) -> dict[str, str]:
+            values = vault.read_keys(ref, "username")
+            key = ref.rpartition("#")[2]
+            return {"username": values["username"].reveal(), "password": values[key].reveal()}
+
         server = AgentHubServer(
-            Hub(ca, TokenService(), store, signal=post_signal),
+            Hub(ca, TokenService(), store, signal=post_signal, secrets=secrets),
             settings.agent_hub_host,
             settings.agent_hub_port,
             settings.agent_hub_cert,

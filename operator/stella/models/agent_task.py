@@ -85,6 +85,10 @@ class AgentTaskStatus(StrictModel):
         description="What ran before the task, per component (what a rollback restores).",
     )
     rolled_back: bool = Field(default=False, description="The previous images were put back.")
+    credentials_issued: bool = Field(
+        default=False,
+        description="The task's registry credentials were handed to its agent (once only).",
+    )
     acknowledged_at: datetime | None = Field(default=None, description="When it was taken.")
     finished_at: datetime | None = Field(default=None, description="When it ended.")
     conditions: list[Condition] = Field(

@@ -23,6 +23,7 @@ SIGNALS = {
     hub.UNKNOWN_CERTIFICATE,
     hub.CAPABILITY_MISMATCH,
     hub.FOREIGN_TASK,
+    hub.CREDENTIALS_REPLAY,
 }
 # An expired registration token is an operational event (someone was slow), not an attack.
 NOT_ALERTED = {enrollment.ENROLL_EXPIRED, tokens.SESSION_INVALID}
