@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from stella.models.common import parse_time
+
 TOKEN_PREFIX = "stella-reg-"  # noqa: S105 (a prefix, not a secret)
 
 # Security signals of enrolment (metric label, Event reason, log line).
@@ -96,7 +98,7 @@ def check_token(
         return Decision(
             False, ENROLL_INVALID, "this registration token is not valid for this agent"
         )
-    expires = _time(enrollment.get("expiresAt"))
+    expires = parse_time(enrollment.get("expiresAt"))
     if expires is None or now >= expires:
         return Decision(
             False,
@@ -104,15 +106,3 @@ def check_token(
             "this registration token has expired; ask for a new one (stella agent enroll NAME)",
         )
     return source_allowed(agent, source)
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

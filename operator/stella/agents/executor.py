@@ -26,6 +26,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from stella.engine.kubeio import PATCH_WORKLOAD, READ_WORKLOAD
 from stella.engine.workloads import (
     ImageUpdate,
     current_images,
@@ -44,16 +45,6 @@ Report = Callable[[str, dict[str, Any]], None]
 # The task's registry credentials from the hub (once per task): a list of
 # {hosts, username, password}; raises when the hub refuses.
 Credentials = Callable[[], list[dict[str, Any]]]
-_READ = {
-    "Deployment": "read_namespaced_deployment",
-    "StatefulSet": "read_namespaced_stateful_set",
-    "DaemonSet": "read_namespaced_daemon_set",
-}
-_PATCH = {
-    "Deployment": "patch_namespaced_deployment",
-    "StatefulSet": "patch_namespaced_stateful_set",
-    "DaemonSet": "patch_namespaced_daemon_set",
-}
 
 
 def updates_of(task: Mapping[str, Any]) -> list[ImageUpdate]:
@@ -84,7 +75,7 @@ class Executor:
         self.poll = poll
 
     def _read(self, u: ImageUpdate) -> dict[str, Any]:
-        obj = getattr(self.apps, _READ[u.kind])(u.name, u.namespace)
+        obj = getattr(self.apps, READ_WORKLOAD[u.kind])(u.name, u.namespace)
         return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
     def _verify(self, images: list[str], creds: list[dict[str, Any]]) -> str | None:
@@ -153,7 +144,7 @@ class Executor:
                 have = current_images(bodies[key])
                 previous += [{"component": u.component, "image": have[u.container]} for u in us]
         for _key, us in groups.items():
-            getattr(self.apps, _PATCH[us[0].kind])(
+            getattr(self.apps, PATCH_WORKLOAD[us[0].kind])(
                 us[0].name, us[0].namespace, image_patch(us, release, str(spec.get("attempt", 1)))
             )
         report(
@@ -202,7 +193,7 @@ class Executor:
                 if u.component in before
             ]
             if back:
-                getattr(self.apps, _PATCH[us[0].kind])(
+                getattr(self.apps, PATCH_WORKLOAD[us[0].kind])(
                     us[0].name, us[0].namespace, image_patch(back, release, f"{attempt}-rollback")
                 )
 

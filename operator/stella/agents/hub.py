@@ -28,6 +28,7 @@ from stella.agents import enrollment
 from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
 from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
 from stella.models.agent_task import TASK_PHASE_ORDER, TERMINAL_TASK_PHASES
+from stella.models.common import parse_time
 
 log = logging.getLogger("stella.agents")
 
@@ -265,18 +266,25 @@ class Hub:
                 )
         return out
 
+    def _own_task(
+        self, bearer: str, peer: Peer, task_name: str
+    ) -> tuple[str, Mapping[str, Any], dict[str, Any]]:
+        """(agent name, Agent, task) when the task names the caller. T8: an agent asking
+        about another agent's task (or none) learns nothing, and the attempt is a signal."""
+        name, agent = self.session(bearer, peer)
+        task = self.store.task(task_name)
+        if task is None or (task.get("spec") or {}).get("agent") != name:
+            raise self._refuse(
+                403, "no such task for this agent", FOREIGN_TASK if task else None, agent
+            )
+        return name, agent, task
+
     def report(
         self, bearer: str, peer: Peer, task_name: str, update: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A task's progress from its agent: the phase only moves forward; a terminal phase
         is final (the same report again is answered, not applied twice)."""
-        name, agent = self.session(bearer, peer)
-        task = self.store.task(task_name)
-        if task is None or (task.get("spec") or {}).get("agent") != name:
-            # T8: an agent asking about another agent's (or no) task learns nothing.
-            raise self._refuse(
-                403, "no such task for this agent", FOREIGN_TASK if task else None, agent
-            )
+        _name, agent, task = self._own_task(bearer, peer, task_name)
         status = dict(task.get("status") or {})
         current = str(status.get("phase") or "Pending")
         phase = str(update.get("phase") or "")
@@ -315,12 +323,7 @@ class Hub:
         """The registry credentials of ONE task's target, to the agent the task names, once,
         within 15 minutes of the task being made (T8): an agent never obtains credentials
         for a target it does not serve, and a copy of its session cannot fetch them again."""
-        name, agent = self.session(bearer, peer)
-        task = self.store.task(task_name)
-        if task is None or (task.get("spec") or {}).get("agent") != name:
-            raise self._refuse(
-                403, "no such task for this agent", FOREIGN_TASK if task else None, agent
-            )
+        _name, agent, task = self._own_task(bearer, peer, task_name)
         status = dict(task.get("status") or {})
         if str(status.get("phase") or "Pending") in TERMINAL_TASK_PHASES:
             raise HubRefused(409, "the task is over; its credentials are no longer handed out")
@@ -331,7 +334,7 @@ class Hub:
                 CREDENTIALS_REPLAY,
                 agent,
             )
-        made = _parse((task.get("metadata") or {}).get("creationTimestamp"))
+        made = parse_time((task.get("metadata") or {}).get("creationTimestamp"))
         age = (datetime.now(UTC) - made).total_seconds() if made else CREDENTIALS_SECONDS
         if age >= CREDENTIALS_SECONDS:
             raise HubRefused(
@@ -359,13 +362,3 @@ class Hub:
             ],
             "expiresIn": int(CREDENTIALS_SECONDS - age),
         }
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

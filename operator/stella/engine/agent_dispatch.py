@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from stella import GROUP, VERSION
 from stella.engine.workloads import target_updates
 from stella.k8s.client import custom
-from stella.models.common import LabelSelector
+from stella.models.common import LabelSelector, parse_time
 from stella.models.environment import EnvironmentSpec, Target
 from stella.models.release import ReleaseSpec
 
@@ -43,19 +43,9 @@ def mixed_targets(env: EnvironmentSpec) -> bool:
     return len(kinds) > 1
 
 
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 def ready(agent: Body, now: datetime) -> bool:
     spec, st = agent.get("spec") or {}, agent.get("status") or {}
-    beat = _time(st.get("lastHeartbeat"))
+    beat = parse_time(st.get("lastHeartbeat"))
     return (
         not spec.get("revoked")
         and CAPABILITY in (spec.get("capabilities") or [])

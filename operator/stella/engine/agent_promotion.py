@@ -40,6 +40,7 @@ class AgentPromotions:
     view: Any
     _credentials: Any
     _digest_gate: Any
+    _evidence_pending: Any
     _finish: Any
 
     async def _start_agent_deploy(
@@ -102,15 +103,7 @@ class AgentPromotions:
                 body, spec, env_name, attempt, t, checks, promoted_by, agents=named
             )
         except EvidenceError as exc:
-            await self.locks.release(env_name, key_s, body, spec, p)
-            _move(
-                p,
-                "Pending",
-                "EvidencePending",
-                "nothing deployed: the authorization evidence could not be stored "
-                f"({exc.reason}: {exc.message[:512]}); retrying",
-            )
-            return exc.retry_after or 10.0
+            return float(await self._evidence_pending(promo, exc))
         p.attempt = attempt
         who = ", ".join(f"{n['agent']} (certificate {n['certificateSerial']})" for n in named)
         _move(p, "Deploying", "DispatchedToAgent", f"sent to agent {who}")

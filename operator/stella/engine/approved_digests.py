@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stella.admission.configuration import MANAGED_LABEL
 from stella.admission.workloads import PARAMS_NAME, approved_digests_params
-from stella.engine.kubeio import _PATCH
+from stella.engine.kubeio import PATCH_WORKLOAD
 from stella.engine.view import Body, ClusterView
 from stella.engine.workloads import ImageUpdate
 from stella.k8s.client import api_client
@@ -147,7 +147,7 @@ def _settle(updates: Sequence[ImageUpdate]) -> None:
         patch = {"spec": {"template": {"spec": {"containers": [container]}}}}
         while True:
             try:
-                getattr(api, _PATCH[u.kind])(
+                getattr(api, PATCH_WORKLOAD[u.kind])(
                     u.name,
                     u.namespace,
                     patch,

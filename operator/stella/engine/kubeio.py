@@ -14,12 +14,13 @@ from stella.engine.view import ReleaseKey
 from stella.k8s import events
 from stella.k8s.client import api_client
 
-_READ = {
+# The AppsV1Api method that reads, and the one that patches, each workload kind.
+READ_WORKLOAD = {
     "Deployment": "read_namespaced_deployment",
     "StatefulSet": "read_namespaced_stateful_set",
     "DaemonSet": "read_namespaced_daemon_set",
 }
-_PATCH = {
+PATCH_WORKLOAD = {
     "Deployment": "patch_namespaced_deployment",
     "StatefulSet": "patch_namespaced_stateful_set",
     "DaemonSet": "patch_namespaced_daemon_set",
@@ -137,7 +138,7 @@ def patch_environment_status(name: str, status: Mapping[str, Any]) -> None:
 def get_workload(namespace: str, kind: str, name: str) -> dict[str, Any] | None:
     api = client.AppsV1Api(_api())
     try:
-        obj = getattr(api, _READ[kind])(name, namespace)
+        obj = getattr(api, READ_WORKLOAD[kind])(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return None
@@ -149,7 +150,7 @@ def get_workload(namespace: str, kind: str, name: str) -> dict[str, Any] | None:
 def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any]) -> None:
     api = client.AppsV1Api(_api())
     # Strategic merge: containers merge by name, so untouched containers keep their images.
-    getattr(api, _PATCH[kind])(
+    getattr(api, PATCH_WORKLOAD[kind])(
         name, namespace, dict(patch), _content_type="application/strategic-merge-patch+json"
     )
 

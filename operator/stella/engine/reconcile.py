@@ -344,18 +344,7 @@ class Reconciler(AgentPromotions):
         try:
             await self.hooks.authorized(body, spec, env_name, attempt, t, checks, promoted_by)
         except EvidenceError as exc:
-            await self.locks.release(env_name, key_s, body, spec, p)
-            # The evidence errors' messages are written for people and never hold a secret
-            # (stella.evidence.errors): say which store failed and why (Vault unreachable,
-            # the log down), not only the error's class.
-            _move(
-                p,
-                "Pending",
-                "EvidencePending",
-                "nothing deployed: the authorization evidence could not be stored "
-                f"({exc.reason}: {exc.message[:512]}); retrying",
-            )
-            return exc.retry_after or 10.0
+            return await self._evidence_pending(promo, exc)
 
         p.previous_images = [
             WorkloadImage(
@@ -380,6 +369,21 @@ class Reconciler(AgentPromotions):
             body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})"
         )
         return DEPLOY_POLL
+
+    async def _evidence_pending(self, promo: Promotion, exc: EvidenceError) -> float:
+        """The authorization evidence could not be stored: nothing is deployed, the lock
+        goes back, the step is retried. The evidence errors' messages are written for
+        people and never hold a secret (stella.evidence.errors): say which store failed
+        and why (Vault unreachable, the log down), not only the error's class."""
+        await self.locks.release(promo.env_name, promo.holder, promo.body, promo.spec, promo.p)
+        _move(
+            promo.p,
+            "Pending",
+            "EvidencePending",
+            "nothing deployed: the authorization evidence could not be stored "
+            f"({exc.reason}: {exc.message[:512]}); retrying",
+        )
+        return float(exc.retry_after or 10.0)
 
     async def _digest_gate(self, promo: Promotion, report: Any) -> float | bool | None:
         """True when every image verified; else what the step returns: None after a halt

@@ -213,3 +213,17 @@ def set_condition(
 
 def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time as the API server writes it (a datetime passes through), always
+    timezone-aware (UTC when none is given); None when it is not one."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
