@@ -272,7 +272,9 @@ class Evaluated:
         threading.Thread(target=self._run, args=(api, namespace), daemon=True).start()
 
     def count(self) -> int:
-        return sum(self.done.values())
+        # list() copies in one step under the GIL; iterating while the watch thread adds
+        # a Release could raise "dictionary changed size during iteration".
+        return sum(list(self.done.values()))
 
     def _run(self, api: client.CustomObjectsApi, namespace: str) -> None:
         while True:
