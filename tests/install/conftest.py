@@ -250,9 +250,10 @@ TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 def runtime() -> str:
-    """`runc` (the operator from the image, as a container) when the image is built and
-    runc can run here (root); otherwise `process` (`stella operator run` on the host).
-    STELLA_INSTALL_RUNTIME forces one."""
+    """`runc` (the operator from the image, as a container) when the image was built from
+    this very commit (`make image`) and runc can run here (root); otherwise `process`
+    (`stella operator run` on the host). An image of another commit would test other code
+    than the tree's: it is not used. STELLA_INSTALL_RUNTIME forces one."""
     forced = os.environ.get("STELLA_INSTALL_RUNTIME")
     if forced:
         return forced
@@ -262,7 +263,40 @@ def runtime() -> str:
         and shutil.which("umoci")
         and (LAYOUT / "index.json").exists()
     )
-    return "runc" if usable else "process"
+    if not usable:
+        return "process"
+    revision, head = image_revision(), _head()
+    if revision != head:
+        print(
+            f"[install] image of commit {revision[:12]} but HEAD is {head[:12]}: running "
+            "the operator as a process (`make image` to test the image)"
+        )
+        return "process"
+    return "runc"
+
+
+def _head() -> str:
+    out = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return out.stdout.strip()
+
+
+def image_revision() -> str:
+    """The commit the built image says it was made from (its OCI revision label)."""
+    try:
+        index = json.loads((LAYOUT / "index.json").read_text())
+        manifest = json.loads(_blob(index["manifests"][0]["digest"]))
+        config = json.loads(_blob(manifest["config"]["digest"]))
+    except (OSError, KeyError, IndexError, ValueError):
+        return "?"
+    labels = (config.get("config") or {}).get("Labels") or {}
+    return str(labels.get("org.opencontainers.image.revision") or "?")
+
+
+def _blob(digest: str) -> str:
+    algo, _, hexd = digest.partition(":")
+    return (LAYOUT / "blobs" / algo / hexd).read_text()
 
 
 def image_bundle(workdir: Path) -> Path:
