@@ -56,8 +56,8 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
     With leader election the engine starts only once this replica holds the Lease (its
     services, evidence chain heads included, are built then: a standby's would be stale),
     and the process exits the moment it can no longer renew it, so two engines never act
-    at once. Until then memo.controller is None and kopf's events are not kept: the
-    engine's first sync LISTs everything."""
+    at once. Until then memo.controller is None; the engine's own watches start with it
+    and their first LIST is its sync."""
     cfg = load()
     memo.engine_healthy = True
     elector = _elector(cfg)

@@ -3,9 +3,10 @@
 Three parts, each on its own footing:
 * admission: its own view fed by its own watches, served by its own thread and loop
   (stella.handlers.webhook), on every replica;
-* the promotion engine: kopf's reactor feeds it events; with leader election only the
-  replica holding the Lease runs it (stella.handlers.lifecycle.supervise);
-* /healthz, /readyz, /metrics on kopf's loop.
+* the promotion engine: its own watches feed it (stella.engine.feed); with leader
+  election only the replica holding the Lease runs it (stella.handlers.lifecycle.supervise);
+* /healthz, /readyz, /metrics on the main loop, which kopf runs for the operator's start
+  and stop only (it watches no resource).
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ async def run(settings: Settings) -> None:
     )
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
     try:
-        # Every replica watches (standalone: no kopf peering), so every replica's kopf
-        # keeps its finalizers honest; which one runs the engine is the Lease's to say.
+        # Standalone on every replica (no kopf peering): kopf only starts and stops the
+        # operator here; which replica runs the engine is the Lease's to say.
         await kopf.operator(
             clusterwide=True, standalone=True, ready_flag=ready, memo=memo, stop_flag=stop
         )
