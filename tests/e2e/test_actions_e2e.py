@@ -419,7 +419,9 @@ def test_only_a_person_with_clear_halt_lifts_a_halt_and_evidence_names_them(
     assert stella.metric("stella_security_events_total", signal="UnauthorizedAction") > before
     assert shop.environment_status("dev").get("halted")
 
-    # frank, a platform engineer with only the chart's platform role, clears it.
+    # frank, a platform engineer with only the chart's platform role, clears it. The API
+    # server's clock has seconds: a clear must come after the halt (HaltIsNewer otherwise).
+    time.sleep(1.1)
     out = stella_as(kube, "frank", "env", "clear", env, "--reason", "INC-9 investigated", "--wait")
     assert out.returncode == 0, out.stderr + out.stdout
     eventually(lambda: "halted" not in shop.environment_status("dev"), what="halt lifted")

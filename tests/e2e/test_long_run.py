@@ -93,13 +93,15 @@ def test_thirty_promotions_over_four_minutes_no_node_ever_not_ready(
     kcm_log = kube.state / "logs" / "kube-controller-manager.log"
     kcm_offset = kcm_log.stat().st_size
     nodes = NodeWatch(kube_admin).start()
-    # A rollout timeout long enough that only a stalled rollout (pods never ready) fails.
-    shop.environment("dev", rollout={"timeout": "90s", "rollbackOnFailure": True})
     apps, core = client.AppsV1Api(kube_admin), client.CoreV1Api(kube_admin)
     durations: list[float] = []
-    start = time.monotonic()
     try:
         with running_operator(kube, tmp_path, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
+            # The operator first: it writes the managed namespace's approved-digests
+            # parameter, without which the API server admits no workload there. A rollout
+            # timeout long enough that only a stalled rollout (pods never ready) fails.
+            shop.environment("dev", rollout={"timeout": "90s", "rollbackOnFailure": True})
+            start = time.monotonic()
             for i in range(ROUNDS):
                 due = start + i * SPREAD_SECONDS / (ROUNDS - 1)
                 time.sleep(max(0.0, due - time.monotonic()))
