@@ -35,14 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "hack")]
 
 from kubernetes import client  # noqa: E402
-from tests.e2e.conftest import start_operator  # noqa: E402
+from tests.e2e.conftest import hub_settings, start_operator  # noqa: E402
 from tests.kube_support import api_client_for  # noqa: E402
 
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
-from devenv.proc import free_port  # noqa: E402
 from devenv.services import OpenBao  # noqa: E402
-from devenv.webhooks import make_serving_cert, unregister  # noqa: E402
+from devenv.webhooks import unregister  # noqa: E402
 from stella.agents.client import HubClient, Identity, Session  # noqa: E402
 from stella.agents.enrollment import new_token  # noqa: E402
 from summary import record  # noqa: E402
@@ -191,22 +190,8 @@ def main() -> int:
     try:
         bootstrap(cp)
         admin = api_client_for(str(cp.kubeconfig), "admin")
-        hub_ca, crt, key = make_serving_cert(work / "hub-pki")
-        port = free_port()
-        (work / "vault-token").write_text(bao.root_token + "\n")
-        op = start_operator(
-            cp,
-            work / "operator",
-            {
-                "STELLA_VAULT_ADDR": bao.addr,
-                "STELLA_VAULT_AUTH": "token",
-                "STELLA_VAULT_TOKEN_FILE": str(work / "vault-token"),
-                "STELLA_AGENT_HUB_PORT": str(port),
-                "STELLA_AGENT_HUB_CERT": str(crt),
-                "STELLA_AGENT_HUB_KEY": str(key),
-            },
-        )
-        url = f"https://127.0.0.1:{port}"
+        env, url, hub_ca = hub_settings(bao.addr, bao.root_token, work)
+        op = start_operator(cp, work / "operator", env)
         try:
             sessions = enrol(admin, url, hub_ca, work / "agents", args.agents)
             floor = direct_floor(admin, 50)

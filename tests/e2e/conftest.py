@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,7 +146,29 @@ def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
         yield op
 
 
-__all__ = ["OperatorProcess", "running_operator", "start_operator", "subprocess"]
+def hub_settings(
+    vault_addr: str, root_token: str, workdir: Path
+) -> tuple[dict[str, str], str, Path]:
+    """The operator's environment to serve the agent hub (a serving certificate for
+    127.0.0.1, Vault by a token file, a PKI mount of its own), the hub's URL, and the CA
+    an agent trusts it by."""
+    hub_ca, crt, key = make_serving_cert(workdir / "hub-pki")
+    port = free_port()
+    token_file = workdir / "vault-token"
+    token_file.write_text(root_token + "\n")
+    env = {
+        "STELLA_VAULT_ADDR": vault_addr,
+        "STELLA_VAULT_AUTH": "token",
+        "STELLA_VAULT_TOKEN_FILE": str(token_file),
+        "STELLA_AGENT_HUB_PORT": str(port),
+        "STELLA_AGENT_HUB_CERT": str(crt),
+        "STELLA_AGENT_HUB_KEY": str(key),
+        "STELLA_AGENT_PKI_MOUNT": f"pki-{uuid.uuid4().hex[:6]}",
+    }
+    return env, f"https://127.0.0.1:{port}", hub_ca
+
+
+__all__ = ["OperatorProcess", "hub_settings", "running_operator", "start_operator", "subprocess"]
 
 
 @pytest.fixture

@@ -24,13 +24,12 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from tests.e2e.conftest import running_operator
+from tests.e2e.conftest import hub_settings, running_operator
 from tests.kube_support import api_client_for, eventually
 
 from devenv.controlplane import ControlPlane
-from devenv.proc import Process, free_port
+from devenv.proc import Process
 from devenv.services import OpenBao, Registry, push_image
-from devenv.webhooks import make_serving_cert
 from stella.agents.client import HubClient, HubError, Identity, Session
 
 AGENT = str(Path(sys.executable).parent / "stella-agent")
@@ -282,6 +281,16 @@ class Rig:
         )
         return name
 
+    def background_agent(self, home: Path, *extra: str) -> Process:
+        """`stella-agent run --tasks` as its own long-running process."""
+        argv = [AGENT, "run", "--hub", self.url, "--hub-ca", str(self.hub_ca), "--dir", str(home)]
+        return Process(
+            "stella-agent",
+            [*argv, "--tasks", *extra],
+            self.tmp / f"{home.name}.log",
+            env=self._env(),
+        ).start()
+
     def task_status(self, name: str) -> dict[str, Any]:
         body = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
             G, V, NS, "agenttasks", name
@@ -301,22 +310,10 @@ def rig(
     remote_cp = ControlPlane(tmp / "remote-cluster").up()
     try:
         remote = Remote(remote_cp, tmp)
-        hub_ca, crt, key = make_serving_cert(tmp / "hub-pki")
-        port = free_port()
-        token_file = tmp / "vault-token"
-        token_file.write_text(openbao.root_token + "\n")
-        env = {
-            "STELLA_VAULT_ADDR": openbao.addr,
-            "STELLA_VAULT_AUTH": "token",
-            "STELLA_VAULT_TOKEN_FILE": str(token_file),
-            "STELLA_AGENT_HUB_PORT": str(port),
-            "STELLA_AGENT_HUB_CERT": str(crt),
-            "STELLA_AGENT_HUB_KEY": str(key),
-            "STELLA_AGENT_PKI_MOUNT": f"pki-{uuid.uuid4().hex[:6]}",
-            "STELLA_INSECURE_REGISTRIES": f"{registry.host},{registry_basic.host}",
-        }
+        env, url, hub_ca = hub_settings(openbao.addr, openbao.root_token, tmp)
+        env["STELLA_INSECURE_REGISTRIES"] = f"{registry.host},{registry_basic.host}"
         with running_operator(kube, tmp / "operator", env):
-            r = Rig(kube, remote, f"https://127.0.0.1:{port}", hub_ca, registry, tmp)
+            r = Rig(kube, remote, url, hub_ca, registry, tmp)
             r.insecure.append(registry_basic.host)
             r.openbao = openbao
             yield r
@@ -375,24 +372,7 @@ def test_an_agent_killed_mid_rollout_resumes_the_same_task(rig: Rig) -> None:
     rig.remote.deployment(rig.image("1.3"), node_selector={label: "go"})
     new = rig.image("2.3")
     name = rig.task(home.name, new, deadline=timedelta(minutes=3))
-    proc = Process(
-        "stella-agent",
-        [
-            AGENT,
-            "run",
-            "--hub",
-            rig.url,
-            "--hub-ca",
-            str(rig.hub_ca),
-            "--dir",
-            str(home),
-            "--tasks",
-            "--interval",
-            "1",
-        ],
-        rig.tmp / f"{home.name}.log",
-        env=rig._env(),
-    ).start()
+    proc = rig.background_agent(home, "--interval", "1")
     try:
         eventually(
             lambda: rig.task_status(name).get("phase") == "Running", timeout=60, what="task running"
@@ -446,26 +426,7 @@ def test_a_release_promotes_from_here_into_an_agents_cluster(rig: Rig, shop: Any
         },
     )
     shop.created_envs.append(staging)
-    proc = Process(
-        "stella-agent",
-        [
-            AGENT,
-            "run",
-            "--hub",
-            rig.url,
-            "--hub-ca",
-            str(rig.hub_ca),
-            "--dir",
-            str(home),
-            "--tasks",
-            "--interval",
-            "2",
-            "--capability",
-            "deploy.kubernetes",
-        ],
-        rig.tmp / f"{home.name}.log",
-        env=rig._env(),
-    ).start()
+    proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-a", new, ["dev", "staging"])
         shop.wait_phase("rel-a", "dev", "Deployed", timeout=90)

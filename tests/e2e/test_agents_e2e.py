@@ -17,13 +17,11 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, running_operator
+from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
 from tests.e2e.test_actions_e2e import stella_as
 
 from devenv.controlplane import ControlPlane
-from devenv.proc import free_port
 from devenv.services import OpenBao
-from devenv.webhooks import make_serving_cert
 
 AGENT = str(Path(sys.executable).parent / "stella-agent")
 
@@ -32,21 +30,9 @@ AGENT = str(Path(sys.executable).parent / "stella-agent")
 def hub(
     kube: ControlPlane, tmp_path: Path, openbao: OpenBao
 ) -> Iterator[tuple[OperatorProcess, str, Path]]:
-    hub_ca, crt, key = make_serving_cert(tmp_path / "hub-pki")
-    port = free_port()
-    token_file = tmp_path / "vault-token"
-    token_file.write_text(openbao.root_token + "\n")
-    env = {
-        "STELLA_VAULT_ADDR": openbao.addr,
-        "STELLA_VAULT_AUTH": "token",
-        "STELLA_VAULT_TOKEN_FILE": str(token_file),
-        "STELLA_AGENT_HUB_PORT": str(port),
-        "STELLA_AGENT_HUB_CERT": str(crt),
-        "STELLA_AGENT_HUB_KEY": str(key),
-        "STELLA_AGENT_PKI_MOUNT": f"pki-{tmp_path.name[-8:].replace('_', '-')}",
-    }
+    env, url, hub_ca = hub_settings(openbao.addr, openbao.root_token, tmp_path)
     with running_operator(kube, tmp_path / "operator", env) as op:
-        yield op, f"https://127.0.0.1:{port}", hub_ca
+        yield op, url, hub_ca
 
 
 def agent_cmd(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
