@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stella's tests and demo run for real: the distribution
-# registry, PostgreSQL 15, skopeo, htpasswd and openssl. Python packages come from
+# registry, PostgreSQL 15, skopeo, htpasswd, openssl, and Chromium with its driver
+# (the console's browser tests). Python packages come from
 # constraints.txt (make venv); kube-apiserver, kwok, etcd and helm are built from Go
 # modules (hack/build-binaries.sh).
 #
@@ -21,6 +22,9 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v openssl >/dev/null || need+=(openssl)
+# The console's tests drive a real headless browser (tests/e2e/test_console_e2e.py).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 # `make venv` needs venv with ensurepip: Debian ships it apart from python3 itself.
 if command -v "${PY:-python3}" >/dev/null && ! "${PY:-python3}" -c 'import ensurepip, venv' 2>/dev/null; then
   need+=("python$("${PY:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")

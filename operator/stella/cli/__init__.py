@@ -8,6 +8,7 @@ One module per command group (as in kubectl's and argocd's command trees):
 - ``evidence`` evidence verify|export|show|keys|install-log
 - ``registry`` release create --from-tags
 - ``operator`` operator run
+- ``web``      web (the console)
 - ``completion`` completion bash|zsh
 
 and the helpers they share: ``output`` (tables, ``-o json|yaml``, one-line failures, exit
@@ -24,7 +25,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from stella import __version__
-from stella.cli import actions, agents, completion, envs, evidence, operator, people, registry
+from stella.cli import (
+    actions,
+    agents,
+    completion,
+    envs,
+    evidence,
+    operator,
+    people,
+    registry,
+    web,
+)
 from stella.cli.kube import add_connection_flags
 from stella.cli.output import (
     EXIT_CODES_HELP,
@@ -93,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     agents.register(sub, parents)
     completion.register(sub, parser)
     operator.register(sub)
+    web.register(sub, parents)
     return parser
 
 

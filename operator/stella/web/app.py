@@ -1,0 +1,452 @@
+"""The console's aiohttp application: routes, the session middleware, the headers.
+
+Thin glue: sessions (stella.web.sessions), CSRF (stella.web.csrf), who-may-decide
+(stella.web.inbox) and the HTML (stella.web.pages) are pure modules; this file moves
+cookies, forms and API calls between them. Blocking Kubernetes calls run in the
+default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from kubernetes import client
+from prometheus_client import generate_latest
+
+from stella.admission.ratelimit import RateLimiter
+from stella.secrets.value import SecretValue
+from stella.web import kube, metrics, pages
+from stella.web.csrf import csrf_refusal
+from stella.web.headers import (
+    ACCESS_COOKIE,
+    REFRESH_COOKIE,
+    SECURITY_HEADERS,
+    cookie_attributes,
+)
+from stella.web.inbox import inbox, may_decide
+from stella.web.render import page
+from stella.web.sessions import FAMILY_SECONDS, Family, Issued, SessionStore
+from stella.web.view import ConsoleView
+
+log = logging.getLogger("stella.web")
+audit = logging.getLogger("stella.audit")
+security = logging.getLogger("stella.security")
+
+LOGIN_COOKIE = "__Host-stella-login"
+PUBLIC = ("/login", "/static/", "/healthz", "/metrics")
+MAX_COMMENT = 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Person:
+    """One session family's handles to the API server, as that person."""
+
+    family: Family
+    api: client.ApiClient
+    permissions: kube.Permissions
+
+
+@dataclass
+class Console:
+    view: ConsoleView
+    api: client.ApiClient  # the console's own identity: TokenReview and the view only
+    sessions: SessionStore
+    limiter: RateLimiter
+
+    def __post_init__(self) -> None:
+        self._people: dict[str, Person] = {}
+
+    def person(self, family: Family) -> Person:
+        held = self._people.get(family.id)
+        if held is None or held.family is not family:
+            api = kube.as_person(self.api, family.bearer)
+            held = Person(family, api, kube.Permissions(api))
+            self._people[family.id] = held
+            if len(self._people) > 2 * max(1, len(self.sessions)) + 100:
+                live = {f for f in self._people if not self._people[f].family.revoked}
+                self._people = {k: v for k, v in self._people.items() if k in live}
+        return held
+
+    # ---- what this person may read --------------------------------------------------
+    def readable_releases(self, who: Person) -> list[Any]:
+        allowed: dict[str, bool] = {}
+        out = []
+        for body in self.view.release_list():
+            ns = str((body.get("metadata") or {}).get("namespace") or "")
+            if ns not in allowed:
+                allowed[ns] = who.permissions.may("list", "releases", ns)
+            if allowed[ns]:
+                out.append(body)
+        return out
+
+    def readable_environments(self, who: Person) -> list[Any]:
+        if not who.permissions.may("list", "environments"):
+            return []
+        return self.view.environment_list()
+
+
+async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
+def _html(text: str, status: int = 200) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def _set_tokens(resp: web.StreamResponse, issued: Issued) -> None:
+    resp.set_cookie(ACCESS_COOKIE, issued.access, **cookie_attributes(FAMILY_SECONDS))  # type: ignore[arg-type]
+    resp.set_cookie(REFRESH_COOKIE, issued.refresh, **cookie_attributes(FAMILY_SECONDS))  # type: ignore[arg-type]
+
+
+def _clear_tokens(resp: web.StreamResponse) -> None:
+    for name in (ACCESS_COOKIE, REFRESH_COOKIE):
+        resp.del_cookie(name, path="/", secure=True, httponly=True, samesite="Strict")
+
+
+def _to_login(why: str) -> web.StreamResponse:
+    """Back to the login form (a fresh login CSRF token), saying why: one of
+    pages.LOGIN_MESSAGES (a code, so no text of the request is reflected)."""
+    resp = web.HTTPSeeOther(f"/login?m={why}")
+    _clear_tokens(resp)
+    return resp
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        resp = exc
+    resp.headers.update(SECURITY_HEADERS)
+    if isinstance(resp, web.HTTPException) and resp.status >= 400 and not resp.text:
+        resp.text = resp.reason
+    return resp
+
+
+def session_middleware(console: Console) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(PUBLIC):
+            return await handler(request)
+        address = request.remote or ""
+        now = time.time()
+        access = request.cookies.get(ACCESS_COOKIE, "")
+        outcome = console.sessions.authenticate(access, address, now) if access else None
+        issued: Issued | None = None
+        if outcome is None or not outcome.ok:
+            refresh = request.cookies.get(REFRESH_COOKIE, "")
+            if (outcome is not None and outcome.signal is None and refresh) or (
+                outcome is None and refresh
+            ):
+                outcome, issued = console.sessions.refresh(refresh, address, now)
+        if outcome is None or outcome.family is None:
+            if outcome is not None and outcome.signal is not None:
+                metrics.SESSION_SIGNALS.labels(outcome.signal.value).inc()
+                security.warning(
+                    "console session signal=%s address=%s path=%s: %s",
+                    outcome.signal.value,
+                    address,
+                    request.path,
+                    outcome.reason,
+                )
+            metrics.SESSIONS.set(len(console.sessions))
+            if request.path.startswith("/api/"):
+                resp: web.StreamResponse = web.json_response(
+                    {"error": outcome.reason if outcome else "log in"}, status=401
+                )
+                _clear_tokens(resp)
+                return resp
+            return _to_login(
+                _why(
+                    outcome.signal.value
+                    if outcome and outcome.signal
+                    else ("expired" if outcome else "login")
+                )
+            )
+        family = outcome.family
+        allowed, retry_after = console.limiter.allow(family.person.username)
+        if not allowed:
+            metrics.RATE_LIMITED.inc()
+            wait = max(1, int(retry_after + 0.999))
+            return web.Response(
+                status=429,
+                text=f"Too many requests from {family.person.username}: retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        request["person"] = console.person(family)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            resp = exc
+        if issued is not None:
+            _set_tokens(resp, issued)
+        return resp
+
+    return middleware
+
+
+# ---- handlers -------------------------------------------------------------------------
+def routes(console: Console) -> web.RouteTableDef:
+    r = web.RouteTableDef()
+
+    @r.get("/healthz")
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok" if console.view.synced else "syncing")
+
+    @r.get("/metrics")
+    async def prom(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(metrics.REGISTRY), content_type="text/plain")
+
+    @r.get("/static/{name}")
+    async def static(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        types = {"console.js": "text/javascript", "console.css": "text/css"}
+        if name not in types:
+            raise web.HTTPNotFound()
+        text = resources.files("stella.web").joinpath("static", name).read_text()
+        return web.Response(text=text, content_type=types[name], charset="utf-8")
+
+    @r.get("/login")
+    async def login_form(request: web.Request) -> web.Response:
+        token = secrets.token_urlsafe(24)
+        message = pages.LOGIN_MESSAGES.get(request.query.get("m", ""), "")
+        resp = _html(page("Log in", pages.login_page(token, message)))
+        resp.set_cookie(LOGIN_COOKIE, token, **cookie_attributes(600))  # type: ignore[arg-type]
+        return resp
+
+    @r.post("/login")
+    async def login(request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        refused = csrf_refusal(
+            request.cookies.get(LOGIN_COOKIE, ""),
+            str(form.get("csrf") or "") or None,
+            request.headers.get("Origin"),
+            request.headers.get("Referer"),
+            request.host,
+        )
+        if refused is not None or not request.cookies.get(LOGIN_COOKIE):
+            metrics.SESSION_SIGNALS.labels("csrf").inc()
+            return _to_login("csrf")
+        bearer = SecretValue(str(form.get("token") or "").strip())
+        if not bearer.reveal() or len(bearer.reveal()) > 8192:
+            return _to_login("empty")
+        try:
+            person = await _blocking(kube.review_token, console.api, bearer)
+        except Exception as exc:
+            metrics.LOGINS.labels("unavailable").inc()
+            log.warning("TokenReview failed: %s", type(exc).__name__)
+            return _to_login("unavailable")
+        if person is None:
+            metrics.LOGINS.labels("refused").inc()
+            audit.info("login refused address=%s", request.remote)
+            return _to_login("refused")
+        metrics.LOGINS.labels("ok").inc()
+        issued = console.sessions.login(person, bearer, request.remote or "", time.time())
+        metrics.SESSIONS.set(len(console.sessions))
+        audit.info("login user=%s address=%s", person.username, request.remote)
+        resp = web.HTTPSeeOther("/")
+        _set_tokens(resp, issued)
+        resp.del_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+        return resp
+
+    @r.post("/logout")
+    async def logout(request: web.Request) -> web.StreamResponse:
+        who: Person = request["person"]
+        await _check_csrf(request, who)
+        console.sessions.logout(who.family)
+        audit.info("logout user=%s", who.family.person.username)
+        resp = web.HTTPSeeOther("/login?m=logout")
+        _clear_tokens(resp)
+        return resp
+
+    @r.get("/")
+    async def pipelines(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        p = await _blocking(_pipeline, console, who)
+        body = pages.pipeline_page(p, console.view.revision)
+        return _html(_frame(console, who, "Pipelines", body, "/"))
+
+    @r.get("/api/pipeline")
+    async def pipeline_json(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        p = await _blocking(_pipeline, console, who)
+        return web.json_response({"revision": console.view.revision, "cells": p.cells()})
+
+    @r.get("/inbox")
+    async def waiting(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        items = await _blocking(_inbox, console, who)
+        body = pages.inbox_page(items, who.family.csrf)
+        return _html(_frame(console, who, "Waiting for me", body, "/inbox", request))
+
+    @r.get("/releases/{namespace}/{name}")
+    async def release(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        found = await _blocking(_release_page, console, who, ns, name)
+        if found is None:
+            raise web.HTTPNotFound(text=f"No Release {ns}/{name} that you may read.")
+        return _html(_frame(console, who, f"Release {ns}/{name}", found, "/", request))
+
+    @r.post("/releases/{namespace}/{name}/decide")
+    async def decide(request: web.Request) -> web.StreamResponse:
+        who: Person = request["person"]
+        form = await _check_csrf(request, who)
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        env = str(form.get("environment") or "")
+        decision = str(form.get("decision") or "")
+        comment = str(form.get("comment") or "")[:MAX_COMMENT]
+        if decision not in ("Approve", "Reject") or not env:
+            raise web.HTTPBadRequest(text="a decision needs an environment and Approve or Reject")
+        # No check of our own here: the API server (admission, RBAC, SoD) decides.
+        result = await _blocking(kube.create_approval, who.api, ns, name, env, decision, comment)
+        user = who.family.person.username
+        if isinstance(result, kube.Refused):
+            metrics.WRITES.labels("approval", "refused").inc()
+            audit.info(
+                "write user=%s kind=Approval release=%s/%s environment=%s decision=%s "
+                "result=refused code=%d",
+                user,
+                ns,
+                name,
+                env,
+                decision,
+                result.code,
+            )
+            body = pages.refused_page(ns, name, decision, env, result.message)
+            return _html(_frame(console, who, "Refused", body, ""), status=403)
+        metrics.WRITES.labels("approval", "ok").inc()
+        created = str((result.get("metadata") or {}).get("name") or "")
+        audit.info(
+            "write user=%s kind=Approval name=%s/%s release=%s environment=%s decision=%s "
+            "result=ok",
+            user,
+            ns,
+            created,
+            name,
+            env,
+            decision,
+        )
+        raise web.HTTPSeeOther(f"/releases/{ns}/{name}?done={decision}+{env}")
+
+    @r.get("/environments")
+    async def environments(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        envs = await _blocking(console.readable_environments, who)
+        return _html(
+            _frame(console, who, "Environments", pages.environments_page(envs), "/environments")
+        )
+
+    @r.get("/environments/{name}")
+    async def environment(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        name = request.match_info["name"]
+        envs = await _blocking(console.readable_environments, who)
+        body = next((e for e in envs if (e.get("metadata") or {}).get("name") == name), None)
+        if body is None:
+            raise web.HTTPNotFound(text=f"No Environment {name} that you may read.")
+        return _html(
+            _frame(
+                console, who, f"Environment {name}", pages.environment_page(body), "/environments"
+            )
+        )
+
+    return r
+
+
+def _why(code: str) -> str:
+    return code if code in pages.LOGIN_MESSAGES else "login"
+
+
+async def _check_csrf(request: web.Request, who: Person) -> Any:
+    form = await request.post()
+    refused = csrf_refusal(
+        who.family.csrf,
+        str(form.get("csrf") or request.headers.get("X-CSRF-Token") or "") or None,
+        request.headers.get("Origin"),
+        request.headers.get("Referer"),
+        request.host,
+    )
+    if refused is not None:
+        metrics.SESSION_SIGNALS.labels("csrf").inc()
+        security.warning(
+            "console csrf refused user=%s path=%s: %s",
+            who.family.person.username,
+            request.path,
+            refused,
+        )
+        raise web.HTTPForbidden(text=f"Refused: {refused}. Nothing was changed.")
+    return form
+
+
+def _frame(
+    console: Console,
+    who: Person,
+    title: str,
+    body: str,
+    active: str,
+    request: web.Request | None = None,
+) -> str:
+    notice = ""
+    if request is not None and request.query.get("done"):
+        notice = f"Recorded: {request.query['done']}."
+    return page(
+        title,
+        body,
+        user=who.family.person.username,
+        csrf=who.family.csrf,
+        active=active,
+        notice=notice,
+        synced=console.view.synced,
+    )
+
+
+def _pipeline(console: Console, who: Person) -> pages.Pipeline:
+    return pages.pipeline(console.readable_environments(who), console.readable_releases(who))
+
+
+def _inbox(console: Console, who: Person) -> list[Any]:
+    if not console.view.synced:
+        return []
+    authorizer = kube.PersonAuthorizer(who.permissions, who.family.person)
+    return inbox(console.view, who.family.person, authorizer, console.readable_releases(who))
+
+
+def _release_page(console: Console, who: Person, ns: str, name: str) -> str | None:
+    body = console.view.releases.get((ns, name))
+    if body is None or not who.permissions.may("get", "releases", ns, name):
+        return None
+    authorizer = kube.PersonAuthorizer(who.permissions, who.family.person)
+    verdicts = {}
+    ref = f"{ns}/{name}"
+    live = set()
+    for env in console.readable_environments(who):
+        env_name = str((env.get("metadata") or {}).get("name") or "")
+        if (env.get("status") or {}).get("currentRelease") == ref:
+            live.add(env_name)
+    if console.view.synced:
+        for entry in (body.get("status") or {}).get("environments") or []:
+            if entry.get("phase") == "WaitingForApproval":
+                env_name = str(entry.get("name") or "")
+                verdicts[env_name] = may_decide(
+                    console.view, who.family.person, authorizer, ns, name, env_name
+                )
+    return pages.release_page(body, verdicts, who.family.csrf, live)
+
+
+def build_app(console: Console) -> web.Application:
+    app = web.Application(
+        middlewares=[security_headers, session_middleware(console)],
+        client_max_size=64 * 1024,
+    )
+    app.add_routes(routes(console))
+    return app

@@ -1,0 +1,357 @@
+"""The console's pages, rendered from raw bodies of the view. Pure: no I/O, no clock.
+
+The caller passes only what the person may read (the app filters by
+SelfSubjectAccessReview) and the verdicts of what they may do (stella.web.inbox); a page
+offers a form only where the verdict allows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stella.admission.base import Verdict
+from stella.policy.path import CycleError, topological_order
+from stella.web.inbox import Decidable
+from stella.web.render import badge, esc, hidden_csrf, table
+
+Body = Mapping[str, Any]
+
+
+def _m(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _l(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def path_order(environments: Sequence[Body]) -> list[str]:
+    graph = {
+        str(_m(e.get("metadata")).get("name")): [
+            str(r) for r in _l(_m(e.get("spec")).get("requires"))
+        ]
+        for e in environments
+    }
+    try:
+        return topological_order(graph)
+    except CycleError:
+        return sorted(graph)
+
+
+def release_link(namespace: str, name: str) -> str:
+    return f'<a href="/releases/{esc(namespace)}/{esc(name)}">{esc(namespace)}/{esc(name)}</a>'
+
+
+def _groups(approvals: Mapping[str, Any]) -> str:
+    return ", ".join(str(g) for g in _l(approvals.get("approverGroups"))) or "anyone"
+
+
+def release_ref(body: Body) -> str:
+    meta = _m(body.get("metadata"))
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+@dataclass(frozen=True)
+class Row:
+    ref: str
+    version: str
+    cells: dict[str, tuple[str, bool]] = field(default_factory=dict)  # env -> (phase, live)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    environments: list[str]
+    rows: list[Row]
+
+    def cells(self) -> dict[str, str]:
+        """ "ns/name|env" -> what the cell shows: for the live updates."""
+        return {
+            f"{row.ref}|{env}": ("Live" if live else phase)
+            for row in self.rows
+            for env, (phase, live) in row.cells.items()
+        }
+
+
+def pipeline(environments: Sequence[Body], releases: Sequence[Body]) -> Pipeline:
+    order = path_order(environments)
+    current = {
+        str(_m(e.get("metadata")).get("name")): _m(e.get("status")).get("currentRelease")
+        for e in environments
+    }
+    rows = []
+    for body in sorted(
+        releases,
+        key=lambda b: (str(_m(b.get("metadata")).get("creationTimestamp") or ""), release_ref(b)),
+        reverse=True,
+    ):
+        ref = release_ref(body)
+        targets = [str(t) for t in _l(_m(body.get("spec")).get("environments"))]
+        progress = {
+            str(_m(p).get("name")): str(_m(p).get("phase") or "Pending")
+            for p in _l(_m(body.get("status")).get("environments"))
+        }
+        cells = {env: (progress.get(env, "Pending"), current.get(env) == ref) for env in targets}
+        rows.append(Row(ref, str(_m(body.get("spec")).get("version") or ""), cells))
+    return Pipeline(order, rows)
+
+
+def pipeline_page(p: Pipeline, revision: int) -> str:
+    if not p.rows:
+        return '<p class="empty">No Releases you may read yet.</p>'
+    heads = [
+        "Release",
+        "Version",
+        *[f'<a href="/environments/{esc(e)}">{esc(e)}</a>' for e in p.environments],
+    ]
+    rows = []
+    for row in p.rows:
+        cells = [f'<a href="/releases/{esc(row.ref)}">{esc(row.ref)}</a>', esc(row.version)]
+        for env in p.environments:
+            if env in row.cells:
+                phase, live = row.cells[env]
+                cells.append(
+                    f'<span data-cell="{esc(row.ref)}|{esc(env)}">{badge(phase, live)}</span>'
+                )
+            else:
+                cells.append('<span class="none">—</span>')
+        rows.append(cells)
+    return (
+        f'<div id="pipeline" data-revision="{revision}" data-poll="/api/pipeline">'
+        + table(heads, rows, "pipeline")
+        + "</div>"
+    )
+
+
+def decision_form(namespace: str, release: str, environment: str, csrf: str) -> str:
+    action = f"/releases/{esc(namespace)}/{esc(release)}/decide"
+    return (
+        f'<form method="post" action="{action}" class="decide">{hidden_csrf(csrf)}'
+        f'<input type="hidden" name="environment" value="{esc(environment)}">'
+        '<input name="comment" maxlength="1024" placeholder="comment (e.g. CAB-1234)" '
+        'aria-label="comment">'
+        '<button name="decision" value="Approve" class="approve">Approve</button>'
+        '<button name="decision" value="Reject" class="reject">Reject</button></form>'
+    )
+
+
+def inbox_page(items: Sequence[Decidable], csrf: str) -> str:
+    mine = [d for d in items if d.may_decide]
+    others = [d for d in items if not d.may_decide]
+    if not mine:
+        out = '<p class="empty" id="nothing-waiting">Nothing waits for your decision.</p>'
+    else:
+        out = table(
+            ["Release", "Version", "Environment", "Waiting for", "Decide"],
+            [
+                [
+                    release_link(d.namespace, d.release),
+                    esc(d.version),
+                    esc(d.environment),
+                    esc(d.message),
+                    decision_form(d.namespace, d.release, d.environment, csrf),
+                ]
+                for d in mine
+            ],
+            "inbox",
+        )
+    if others:
+        out += "<h2>Waiting for someone else</h2>" + table(
+            ["Release", "Environment", "Why not you"],
+            [
+                [
+                    release_link(d.namespace, d.release),
+                    esc(d.environment),
+                    f'<span class="why">{esc(d.verdict.message)}</span>',
+                ]
+                for d in others
+            ],
+            "others",
+        )
+    return out
+
+
+def release_page(
+    body: Body,
+    verdicts: Mapping[str, Verdict],
+    csrf: str,
+    live_in: set[str],
+) -> str:
+    meta, spec, status = _m(body.get("metadata")), _m(body.get("spec")), _m(body.get("status"))
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    components = table(
+        ["Component", "Image", "Workload"],
+        [
+            [
+                esc(_m(c).get("name")),
+                f"<code>{esc(_m(c).get('image'))}</code>",
+                esc("/".join(str(v) for v in _m(_m(c).get("workload")).values())),
+            ]
+            for c in _l(spec.get("components"))
+        ],
+    )
+    progress = {str(_m(p).get("name")): _m(p) for p in _l(status.get("environments"))}
+    steps = []
+    for env in [str(e) for e in _l(spec.get("environments"))]:
+        p = progress.get(env, {})
+        phase = str(p.get("phase") or "Pending")
+        approvals = "".join(
+            f"<li>{esc(_m(a).get('decision'))} by <b>{esc(_m(a).get('approver'))}</b> at "
+            f"<time>{esc(_m(a).get('at'))}</time></li>"
+            for a in _l(p.get("approvals"))
+        )
+        verdict = verdicts.get(env)
+        act = ""
+        if phase == "WaitingForApproval" and verdict is not None:
+            act = (
+                decision_form(namespace, name, env, csrf)
+                if verdict.allowed
+                else f'<p class="why">{esc(verdict.message)}</p>'
+            )
+        steps.append(
+            f'<li class="step"><div class="env"><a href="/environments/{esc(env)}">{esc(env)}</a> '
+            f'<span data-cell="{esc(namespace)}/{esc(name)}|{esc(env)}">'
+            f"{badge(phase, env in live_in)}</span></div>"
+            f'<p class="msg">{esc(p.get("message") or "")}</p>'
+            f'<p class="since">{esc(p.get("since") or "")}</p>'
+            f"{'<ul class=approvals>' + approvals + '</ul>' if approvals else ''}{act}</li>"
+        )
+    requester = _m(meta.get("annotations")).get("stella.io/requester") or ""
+    by = f" · requested by <b>{esc(_requester_name(requester))}</b>" if requester else ""
+    return (
+        f'<p class="facts">version <b>{esc(spec.get("version"))}</b> · created '
+        f"<time>{esc(meta.get('creationTimestamp'))}</time>"
+        f"{by}</p><h2>Components</h2>{components}"
+        '<h2>Path</h2><ol class="timeline" id="timeline" data-poll="/api/pipeline">'
+        f"{''.join(steps)}</ol>"
+    )
+
+
+def _requester_name(raw: str) -> str:
+    from stella.policy.identity import parse_identity
+
+    who = parse_identity(raw)
+    return who.username if who is not None else "?"
+
+
+def environments_page(environments: Sequence[Body]) -> str:
+    by_name = {str(_m(e.get("metadata")).get("name")): e for e in environments}
+    rows = []
+    for name in path_order(environments):
+        e = by_name[name]
+        spec, status = _m(e.get("spec")), _m(e.get("status"))
+        approvals = _m(spec.get("approvals"))
+        state = (
+            "halted"
+            if status.get("halted")
+            else ("suspended" if status.get("suspended") else "open")
+        )
+        rows.append(
+            [
+                f'<a href="/environments/{esc(name)}">{esc(name)}</a>',
+                esc(", ".join(str(r) for r in _l(spec.get("requires"))) or "—"),
+                esc(status.get("currentRelease") or "—"),
+                esc(f"{approvals.get('required', 0)} of {_groups(approvals)}"),
+                f'<span class="state {state}">{state}</span>',
+            ]
+        )
+    return table(["Environment", "Requires", "Current release", "Approvals", "State"], rows)
+
+
+def environment_page(body: Body) -> str:
+    spec, status = _m(body.get("spec")), _m(body.get("status"))
+    approvals = _m(spec.get("approvals"))
+    facts = [
+        ("Requires", ", ".join(str(r) for r in _l(spec.get("requires"))) or "—"),
+        ("Current release", status.get("currentRelease") or "—"),
+        (
+            "Targets",
+            ", ".join(str(_m(t).get("namespace") or "agents") for t in _l(spec.get("targets"))),
+        ),
+        (
+            "Approvals",
+            f"{approvals.get('required', 0)} from {_groups(approvals)}"
+            + ("; never the requester" if approvals.get("preventSelfApproval", True) else ""),
+        ),
+        ("Auto-promote", "yes" if spec.get("autoPromote", True) else "no"),
+    ]
+    out = (
+        "<dl class=facts>"
+        + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
+        + "</dl>"
+    )
+    halted = _m(status.get("halted"))
+    if halted:
+        out += (
+            f'<p class="notice bad">Halted since {esc(halted.get("since"))}: '
+            f"{esc(halted.get('reason'))} — {esc(halted.get('message'))}</p>"
+        )
+    windows = _l(spec.get("freezeWindows"))
+    if windows:
+        out += "<h2>Freeze windows</h2>" + table(
+            ["Name", "Schedule / from", "Duration / until", "Time zone"],
+            [
+                [
+                    esc(_m(w).get("name") or "—"),
+                    esc(_m(w).get("schedule") or _m(w).get("start") or ""),
+                    esc(_m(w).get("duration") or _m(w).get("end") or ""),
+                    esc(_m(w).get("timeZone") or "UTC"),
+                ]
+                for w in windows
+            ],
+        )
+    history = _l(status.get("history"))
+    out += "<h2>History</h2>" + (
+        table(
+            ["When", "Release", "Version", "Outcome", "Approvers"],
+            [
+                [
+                    f"<time>{esc(_m(h).get('at'))}</time>",
+                    esc(_m(h).get("release")),
+                    esc(_m(h).get("version")),
+                    badge(str(_m(h).get("outcome") or "")),
+                    esc(", ".join(str(a) for a in _l(_m(h).get("approvers"))) or "—"),
+                ]
+                for h in reversed(history)
+            ],
+        )
+        if history
+        else '<p class="empty">Nothing deployed here yet.</p>'
+    )
+    return out
+
+
+LOGIN_MESSAGES: dict[str, str] = {
+    "login": "",
+    "expired": "Your session ended; log in again.",
+    "refresh-reuse": "A refresh token of your session was used twice, so the session was "
+    "revoked. Log in again; if you did not expect this, tell your security team.",
+    "address-change": "Your session was used from another network address, so it was "
+    "revoked. Log in again.",
+    "refused": "The API server did not accept this token.",
+    "unavailable": "The API server could not check the token; try again shortly.",
+    "empty": "Paste a Kubernetes bearer token.",
+    "csrf": "The login form expired or came from another site; try again.",
+    "logout": "You are logged out.",
+}
+
+
+def refused_page(namespace: str, name: str, decision: str, env: str, message: str) -> str:
+    return (
+        f'<p class="notice bad" role="alert" id="refused">The API server refused '
+        f"{esc(decision.lower())} of {esc(namespace)}/{esc(name)} for {esc(env)}: "
+        f"{esc(message)}</p><p>Back to {release_link(namespace, name)}</p>"
+    )
+
+
+def login_page(csrf: str, message: str = "") -> str:
+    error = f'<p class="notice bad" role="alert">{esc(message)}</p>' if message else ""
+    return (
+        f"{error}<form method=post action=/login class=login>{hidden_csrf(csrf)}"
+        "<label>Kubernetes bearer token<input type=password name=token autocomplete=off "
+        "required></label><button type=submit>Log in</button></form>"
+        "<p class=hint>Your token is checked with the API server (TokenReview) and used only "
+        "for requests made in your name. In a real cluster, sign in through your identity "
+        "provider instead (docs/console.md).</p>"
+    )
