@@ -1,12 +1,14 @@
 """Issue 13, tasks: an agent deploys into ITS OWN cluster — a second local control plane —
 holding only a kubeconfig for a ServiceAccount limited to the target namespace there.
 
-An AgentTask is written in the hub's cluster as the engine will write it (the engine does
-not dispatch to agents yet); `stella-agent run --tasks` takes it through the hub over
-mTLS, verifies the digest against the registry itself, patches the Deployment in its
-cluster, follows the rollout and reports. Also: a wrong digest deploys nothing; another
-agent can neither see nor report on the task (T8); an agent SIGKILLed mid-rollout resumes
-the same task on restart without a second template change."""
+`stella-agent run --tasks` takes its AgentTasks through the hub over mTLS, verifies the
+digest against the registry itself, patches the Deployment in its cluster, follows the
+rollout and reports. Tasks are written here as the engine writes them (the hub side) and
+by the engine itself (a Release promoted from here into the agent's cluster). Also: a
+wrong digest deploys nothing; another agent can neither see nor report on the task (T8);
+an agent SIGKILLed mid-rollout resumes the same task without a second template change;
+an agent revoked mid-task loses it to another matching agent, with evidence; the hub
+(the operator) SIGKILLed mid-task deploys once."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from tests.e2e.conftest import hub_settings, running_operator
+from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
 from tests.kube_support import api_client_for, eventually
 
 from devenv.controlplane import ControlPlane
@@ -177,12 +179,13 @@ class Rig:
         self.admin = api_client_for(str(kube.kubeconfig), "admin")
         self.insecure = [registry.host]
         self.openbao: OpenBao | None = None
+        self.operator: OperatorProcess | None = None
 
     def image(self, tag: str) -> str:
         digest = push_image(self.registry.url, "remote/web", tag, f"remote-{tag}".encode())
         return f"{self.registry.host}/remote/web@{digest}"
 
-    def agent(self, name: str) -> Path:
+    def agent(self, name: str, labels: dict[str, str] | None = None) -> Path:
         """An enrolled agent's directory (frank creates and enrols it)."""
         manifest = {
             "apiVersion": f"{G}/{V}",
@@ -190,7 +193,7 @@ class Rig:
             "metadata": {"name": name},
             "spec": {
                 "capabilities": ["deploy.kubernetes"],
-                "labels": {"cluster": name},
+                "labels": labels or {"cluster": name},
                 "allowedNetworks": ["127.0.0.0/8"],
             },
         }
@@ -291,6 +294,56 @@ class Rig:
             env=self._env(),
         ).start()
 
+    def agent_environment(
+        self, shop: Any, cluster: str, approvals: int = 0, timeout: str = "90s"
+    ) -> str:
+        """dev here (a namespace), then staging: the agents labelled cluster=CLUSTER."""
+        shop.environment("dev")
+        staging = shop.env_name("staging")
+        spec: dict[str, Any] = {
+            "requires": [shop.env_name("dev")],
+            "targets": [
+                {"agentSelector": {"matchLabels": {"cluster": cluster}}, "namespace": TARGET_NS}
+            ],
+            "allowedRegistries": [self.registry.host],
+            "rollout": {"timeout": timeout, "rollbackOnFailure": True},
+        }
+        if approvals:
+            spec["approvals"] = {"required": approvals, "approverGroups": ["release-approvers"]}
+        client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+            G,
+            V,
+            "environments",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "Environment",
+                "metadata": {"name": staging},
+                "spec": spec,
+            },
+        )
+        shop.created_envs.append(staging)
+        return staging
+
+    def tasks_of(self, agent: str) -> list[dict[str, Any]]:
+        items = client.CustomObjectsApi(self.admin).list_namespaced_custom_object(
+            G, V, NS, "agenttasks", label_selector=f"stella.io/agent={agent}"
+        )["items"]
+        return list(items)
+
+    def serial(self, agent: str) -> str:
+        body = client.CustomObjectsApi(self.admin).get_cluster_custom_object(G, V, "agents", agent)
+        return str(body["status"]["certificate"]["serial"])
+
+    def hold_rollouts(self, key: str) -> None:
+        """Pods of a Deployment whose nodeSelector asks for KEY stay Pending until
+        release_rollouts: a rollout in flight for as long as a test needs."""
+        self.remote.deployment(self.image("hold"), node_selector={key: "go"})
+
+    def release_rollouts(self, key: str) -> None:
+        core = client.CoreV1Api(self.remote.admin)
+        node = core.list_node().items[0].metadata.name
+        core.patch_node(node, {"metadata": {"labels": {key: "go"}}})
+
     def task_status(self, name: str) -> dict[str, Any]:
         body = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
             G, V, NS, "agenttasks", name
@@ -312,8 +365,9 @@ def rig(
         remote = Remote(remote_cp, tmp)
         env, url, hub_ca = hub_settings(openbao.addr, openbao.root_token, tmp)
         env["STELLA_INSECURE_REGISTRIES"] = f"{registry.host},{registry_basic.host}"
-        with running_operator(kube, tmp / "operator", env):
+        with running_operator(kube, tmp / "operator", env) as op:
             r = Rig(kube, remote, url, hub_ca, registry, tmp)
+            r.operator = op
             r.insecure.append(registry_basic.host)
             r.openbao = openbao
             yield r
@@ -369,7 +423,7 @@ def test_another_agent_can_neither_see_nor_report_the_task(rig: Rig) -> None:
 def test_an_agent_killed_mid_rollout_resumes_the_same_task(rig: Rig) -> None:
     home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
     label = f"stella-test/agent-{home.name}"
-    rig.remote.deployment(rig.image("1.3"), node_selector={label: "go"})
+    rig.hold_rollouts(label)
     new = rig.image("2.3")
     name = rig.task(home.name, new, deadline=timedelta(minutes=3))
     proc = rig.background_agent(home, "--interval", "1")
@@ -382,8 +436,7 @@ def test_an_agent_killed_mid_rollout_resumes_the_same_task(rig: Rig) -> None:
         proc.kill()
     finally:
         proc.stop()
-    node = client.CoreV1Api(rig.remote.admin).list_node().items[0].metadata.name
-    client.CoreV1Api(rig.remote.admin).patch_node(node, {"metadata": {"labels": {label: "go"}}})
+    rig.release_rollouts(label)
     resumed = rig.agent_cmd(home, "run", "--tasks", "--once")
     assert resumed.returncode == 0, resumed.stderr
     status = rig.task_status(name)
@@ -401,31 +454,7 @@ def test_a_release_promotes_from_here_into_an_agents_cluster(rig: Rig, shop: Any
     home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
     old, new = shop.image("3.0"), shop.image("3.1")
     rig.remote.deployment(old)
-    shop.environment("dev")
-    staging = shop.env_name("staging")
-    client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
-        G,
-        V,
-        "environments",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Environment",
-            "metadata": {"name": staging},
-            "spec": {
-                "requires": [shop.env_name("dev")],
-                "targets": [
-                    {
-                        "agentSelector": {"matchLabels": {"cluster": home.name}},
-                        "namespace": TARGET_NS,
-                    }
-                ],
-                "allowedRegistries": [rig.registry.host],
-                "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
-                "rollout": {"timeout": "90s", "rollbackOnFailure": True},
-            },
-        },
-    )
-    shop.created_envs.append(staging)
+    staging = rig.agent_environment(shop, home.name, approvals=1)
     proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-a", new, ["dev", "staging"])
@@ -527,3 +556,115 @@ def test_a_task_gets_its_targets_registry_credentials_once(
         client.CustomObjectsApi(rig.admin).delete_cluster_custom_object(
             G, V, "environments", env_name
         )
+
+
+def test_a_revoked_agents_task_goes_to_another_agent(rig: Rig, shop: Any) -> None:
+    """`stella agent revoke` mid-task: the task fails and goes to the other agent serving
+    the same cluster, which finishes the rollout; the evidence says who, which certificate,
+    and what took over; the rollout template changed once."""
+    from tests.e2e.test_actions_e2e import packets
+
+    pair, tag = f"pair-{uuid.uuid4().hex[:4]}", uuid.uuid4().hex[:4]
+    first = rig.agent(f"ra-{tag}", labels={"cluster": pair})  # chosen first: by name
+    second = rig.agent(f"rb-{tag}", labels={"cluster": pair})
+    key = f"stella-test/{pair}"
+    rig.hold_rollouts(key)
+    new = shop.image("4.1")
+    staging = rig.agent_environment(shop, pair, timeout="240s")
+    procs = [rig.background_agent(h, "--interval", "1") for h in (first, second)]
+    try:
+        shop.release("rel-r", new, ["dev", "staging"])
+        old_task = eventually(
+            lambda: next(
+                (
+                    t
+                    for t in rig.tasks_of(first.name)
+                    if (t.get("status") or {}).get("phase") == "Running"
+                ),
+                None,
+            ),
+            timeout=120,
+            what="the first agent's task running",
+        )
+        generation = rig.remote.web().metadata.generation
+        first_serial = rig.serial(first.name)
+        frank = {**os.environ, "KUBECONFIG": str(rig.kube.kubeconfig_for("frank"))}
+        subprocess.run(
+            [STELLA, "agent", "revoke", first.name], env=frank, check=True, capture_output=True
+        )
+        name = old_task["metadata"]["name"]
+        failed = eventually(
+            lambda: (st := rig.task_status(name)).get("phase") == "Failed" and st,
+            timeout=60,
+            what="the revoked agent's task failed",
+        )
+        assert failed["replacedBy"] == {"task": f"{name}-r1", "agent": second.name}, failed
+        rig.release_rollouts(key)
+        done = shop.wait_phase("rel-r", "staging", "Deployed", timeout=150)
+    finally:
+        for proc in procs:
+            proc.stop()
+    took_over = client.CustomObjectsApi(rig.admin).get_namespaced_custom_object(
+        G, V, NS, "agenttasks", f"{name}-r1"
+    )
+    assert took_over["spec"]["replaces"] == name
+    assert took_over["spec"]["previousImages"] == failed["previousImages"]  # what ran before
+    assert took_over["status"]["phase"] == "Succeeded"
+    second_serial = rig.serial(second.name)
+    assert took_over["status"]["certificateSerial"] == second_serial
+    assert second_serial in done["message"]
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == new
+    assert web.metadata.generation == generation  # the second agent's patch was a no-op
+    chain = [p for p in packets(shop.admin, staging) if p.get("release", {}).get("name") == "rel-r"]
+    revoked = [p for p in chain if p["kind"] == "AgentRevoked"]
+    assert len(revoked) == 1, revoked
+    assert revoked[0]["agent"]["name"] == first.name
+    assert revoked[0]["outcome"]["result"] == "Redispatched"
+    assert revoked[0]["policy"]["inputs"]["certificateSerial"] == first_serial
+    assert revoked[0]["policy"]["inputs"]["replacement"] == {
+        "task": f"{name}-r1",
+        "agent": second.name,
+        "certificateSerial": second_serial,
+    }
+    assert [p["kind"] for p in chain].count("PromotionAuthorized") == 1
+    assert [p["kind"] for p in chain].count("PromotionDeployed") == 1
+
+
+def test_the_hub_killed_mid_task_deploys_once(rig: Rig, shop: Any) -> None:
+    """The operator (engine and hub) SIGKILLed while its agent follows a rollout: the
+    agent logs in again with its certificate, reports to the new hub, and the promotion
+    ends Deployed with one task, one template change and one outcome packet."""
+    from tests.e2e.test_actions_e2e import packets
+
+    assert rig.operator is not None
+    home = rig.agent(f"hk-{uuid.uuid4().hex[:4]}")
+    key = f"stella-test/{home.name}"
+    rig.hold_rollouts(key)
+    new = shop.image("5.1")
+    staging = rig.agent_environment(shop, home.name, timeout="240s")
+    proc = rig.background_agent(home, "--interval", "1")
+    try:
+        shop.release("rel-h", new, ["dev", "staging"])
+        eventually(
+            lambda: any(
+                (t.get("status") or {}).get("phase") == "Running" for t in rig.tasks_of(home.name)
+            ),
+            timeout=120,
+            what="the task running",
+        )
+        generation = rig.remote.web().metadata.generation
+        rig.operator.proc.kill()
+        rig.operator.restart()
+        rig.release_rollouts(key)
+        done = shop.wait_phase("rel-h", "staging", "Deployed", timeout=150)
+    finally:
+        proc.stop()
+    assert home.name in done["message"]
+    assert len(rig.tasks_of(home.name)) == 1
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == new
+    assert web.metadata.generation == generation
+    chain = [p for p in packets(shop.admin, staging) if p.get("release", {}).get("name") == "rel-h"]
+    kinds = [p["kind"] for p in chain]
+    assert kinds.count("PromotionAuthorized") == 1 and kinds.count("PromotionDeployed") == 1, kinds

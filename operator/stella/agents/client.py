@@ -4,17 +4,21 @@ certificate once it has one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+T = TypeVar("T")
 
 
 class HubError(Exception):
@@ -140,16 +144,54 @@ class HubClient:
 
 
 class Session:
-    """A logged-in agent: refreshes its access token before it expires."""
+    """A logged-in agent: refreshes its access token before it expires, and outlives a
+    hub restart (call())."""
 
-    def __init__(self, hub: HubClient) -> None:
+    # How long a call keeps trying a hub it cannot reach (restarting, failing over).
+    UNREACHABLE_SECONDS = 300.0
+
+    def __init__(self, hub: HubClient, sleep: Callable[[float], None] = time.sleep) -> None:
         self.hub = hub
-        self._grant = hub.login()
+        self._sleep = sleep
+        self._login()
+
+    def _login(self) -> None:
+        self._grant = self.hub.login()
         self._expires = time.monotonic() + float(self._grant["expiresIn"])
 
     @property
     def access(self) -> str:
         if time.monotonic() > self._expires - 60:
-            self._grant = self.hub.refresh(self._grant["refreshToken"])
-            self._expires = time.monotonic() + float(self._grant["expiresIn"])
+            try:
+                self._grant = self.hub.refresh(self._grant["refreshToken"])
+                self._expires = time.monotonic() + float(self._grant["expiresIn"])
+            except HubError as exc:
+                if exc.status != 401:
+                    raise
+                self._login()
         return str(self._grant["accessToken"])
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(access token, *args, **kwargs), kept going across a hub restart: sessions
+        live in the hub's memory, so a restarted (or failed-over) hub answers 401 — log in
+        again with the certificate, once; a hub out of reach is tried again for a while.
+        Anything else (403: revoked, foreign task; 409) is the caller's to handle."""
+        deadline = time.monotonic() + self.UNREACHABLE_SECONDS
+        relogged, pause = False, 1.0
+        while True:
+            try:
+                return fn(self.access, *args, **kwargs)
+            except HubError as exc:
+                if exc.status != 401 or relogged:
+                    raise
+                relogged = True
+                self._login()
+            except requests.exceptions.SSLError:
+                raise  # not a hub that is away: a certificate it (or we) refuse
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+                if time.monotonic() >= deadline:
+                    raise
+                self._sleep(pause)
+                pause = min(pause * 2, 15.0)
+                with contextlib.suppress(HubError, requests.exceptions.RequestException):
+                    self._login()  # the hub that answers next may be a new one

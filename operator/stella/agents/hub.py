@@ -34,6 +34,9 @@ log = logging.getLogger("stella.agents")
 
 # Security signals the hub raises besides those of enrolment and sessions.
 UNKNOWN_CERTIFICATE = "AgentUnknownCertificate"
+# A client certificate that failed the TLS handshake (another CA, expired, malformed): the
+# request never reaches the hub, the server tells (handlers/agent_hub.py).
+UNTRUSTED_CERTIFICATE = "AgentUntrustedCertificate"
 CAPABILITY_MISMATCH = "AgentCapabilityMismatch"
 FOREIGN_TASK = "AgentForeignTask"
 CREDENTIALS_REPLAY = "AgentCredentialsReplay"
@@ -107,6 +110,16 @@ class Hub:
         if signal is not None:
             self._signal(signal, agent, message)
         return HubRefused(status, message, signal)
+
+    def certificate_refused(self, address: str, reason: str) -> None:
+        """The TLS layer refused a client certificate before any request (another CA,
+        expired, malformed): the hub never sees the request, but it is a sign of attack."""
+        self._signal(
+            UNTRUSTED_CERTIFICATE,
+            None,
+            f"a client certificate from {address} was refused in the TLS handshake ({reason}): "
+            "not issued by the agents' CA, expired or malformed",
+        )
 
     # ---- enrolment -----------------------------------------------------------------
     def enroll(self, name: str, token: str, csr_pem: str, peer: Peer) -> dict[str, str]:
@@ -261,7 +274,11 @@ class Hub:
                         "name": task["metadata"]["name"],
                         "spec": task.get("spec") or {},
                         "phase": phase,
-                        "previousImages": (task.get("status") or {}).get("previousImages") or [],
+                        # A task that took over from a revoked agent brings what ran
+                        # before that agent applied anything (spec.previousImages).
+                        "previousImages": (task.get("status") or {}).get("previousImages")
+                        or (task.get("spec") or {}).get("previousImages")
+                        or [],
                     }
                 )
         return out

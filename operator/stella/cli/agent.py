@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="read the token from FILE (else STELLA_AGENT_TOKEN)",
     )
+    enroll.add_argument(
+        "--if-needed",
+        action="store_true",
+        help="do nothing when DIR already holds a certificate (an init container's run: a "
+        "restarted agent keeps its identity; the one-time token is spent)",
+    )
     run = sub.choices["run"]
     run.add_argument(
         "--capability",
@@ -86,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from stella.agents.client import HubClient, HubError, Identity
 
+    if args.if_needed and Identity(args.dir).cert.exists():
+        print(f"already enrolled: certificate in {Identity(args.dir).cert}")
+        return 0
     token = (
         args.token_file.read_text().strip()
         if args.token_file
@@ -129,12 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         session = Session(HubClient(args.hub, args.hub_ca, identity))
         while True:
-            session.hub.heartbeat(session.access, list(args.capability))
+            session.call(session.hub.heartbeat, list(args.capability))
             log.info("heartbeat sent")
             if executor is not None:
-                for task in session.hub.tasks(
-                    session.access, wait=0 if args.once else min(args.interval, 25)
-                ):
+                wait = 0 if args.once else min(args.interval, 25)
+                for task in session.call(session.hub.tasks, wait=wait):
                     name = str(task["name"])
                     log.info("task %s: %s", name, task["phase"])
                     final = executor.run(
@@ -146,7 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
             left = cert.not_valid_after_utc - datetime.now(UTC)
             if left < (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3:
-                out = session.hub.renew(session.access, identity.new_csr(agent_of(cert) or "agent"))
+                csr = identity.new_csr(agent_of(cert) or "agent")
+                out = session.call(session.hub.renew, csr)
                 identity.keep(out["certificate"], out["ca"])
                 session = Session(HubClient(args.hub, args.hub_ca, identity))
                 log.info("certificate renewed")
@@ -161,14 +170,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _credentials(session: Any, task: str) -> Callable[[], list[dict[str, Any]]]:
     def fetch() -> list[dict[str, Any]]:
-        return list(session.hub.credentials(session.access, task))
+        return list(session.call(session.hub.credentials, task))
 
     return fetch
 
 
 def _reporter(session: Any, task: str) -> Callable[[str, dict[str, Any]], None]:
     def report(phase: str, body: dict[str, Any]) -> None:
-        session.hub.report(session.access, task, phase, body)
+        session.call(session.hub.report, task, phase, body)
 
     return report
 

@@ -188,3 +188,18 @@ def get_task(namespace: str, name: str) -> dict[str, Any] | None:
             return None
         raise
     return cast(dict[str, Any], got)
+
+
+def replace_task_status(namespace: str, task: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Write a task's status guarded by its resourceVersion; False when it changed meanwhile
+    (the hub wrote a report): the caller looks again."""
+    body = {**task, "status": dict(status)}
+    try:
+        custom().replace_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, TASKS, str(task["metadata"]["name"]), body
+        )
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True

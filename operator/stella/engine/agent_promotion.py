@@ -5,13 +5,15 @@ and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stella import metrics
-from stella.engine import agent_dispatch, kubeio
+from stella.engine import agent_dispatch, agent_redispatch, kubeio
 from stella.evidence.errors import EvidenceError
+from stella.models.agent_task import TERMINAL_TASK_PHASES
 from stella.policy import Tally
 from stella.policy.duration import parse_duration
 from stella.registry import verify_release_images
@@ -20,6 +22,7 @@ from stella.settings import load
 if TYPE_CHECKING:
     from stella.engine.reconcile import Promotion
 
+log = logging.getLogger("stella.engine")
 # An agent that has not reported this long past the deadline is taken as gone.
 REPORT_GRACE_SECONDS = 60.0
 POLL = 2.0
@@ -137,11 +140,11 @@ class AgentPromotions:
         await self.locks.acquire(env_name, key_s, force_self=True)
         namespace = load().namespace
         uid = str((promo.body.get("metadata") or {}).get("uid") or "")
-        names = [
-            agent_dispatch.task_name(uid, env_name, index, p.attempt)
-            for index, _ in agent_dispatch.agent_targets(env_spec)
-        ]
-        tasks = [await asyncio.to_thread(agent_dispatch.get_task, namespace, n) for n in names]
+        tasks = []
+        for index, target in agent_dispatch.agent_targets(env_spec):
+            name = agent_dispatch.task_name(uid, env_name, index, p.attempt)
+            first = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
+            tasks.append(await self._current_task(promo, target, first))
         result = agent_dispatch.outcome(tasks)
         started = p.since or datetime.now(UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
@@ -168,3 +171,102 @@ class AgentPromotions:
             await self._finish(promo, "Failed", elapsed)
             return None
         return POLL
+
+    async def _current_task(
+        self, promo: Promotion, target: Any, task: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The task now carrying this target: follows replacements, finishes one decided
+        before a restart, and hands the task of a revoked or deleted agent to another."""
+        namespace = load().namespace
+        listed: list[list[dict[str, Any]]] = []
+
+        async def all_agents() -> list[dict[str, Any]]:  # listed once, only when needed
+            if not listed:
+                listed.append(await asyncio.to_thread(agent_dispatch.list_agents))
+            return listed[0]
+
+        while task is not None:
+            replaced = (task.get("status") or {}).get("replacedBy")
+            if replaced:
+                found = await asyncio.to_thread(
+                    agent_dispatch.get_task, namespace, str(replaced["task"])
+                )
+                if found is None:  # decided, then stopped before making it: make it now
+                    await self._record_revoked(promo, task, await all_agents(), dict(replaced))
+                    found = await asyncio.to_thread(
+                        agent_dispatch.create_task,
+                        namespace,
+                        agent_redispatch.replacement_body(
+                            task, str(replaced["agent"]), str(replaced["task"])
+                        ),
+                    )
+                task = found
+                continue
+            if agent_redispatch.phase(task) in TERMINAL_TASK_PHASES:
+                return task
+            agents = await all_agents()
+            why = agent_redispatch.why_gone(task, agents)
+            if why is None:
+                return task
+            name = str(task["metadata"]["name"])
+            gone = str((task.get("spec") or {}).get("agent"))
+            successor = None
+            if agent_redispatch.depth(name) < agent_redispatch.MAX_REPLACEMENTS:
+                successor = agent_dispatch.choose(
+                    [a for a in agents if a["metadata"]["name"] != gone],
+                    target.agent_selector,
+                    datetime.now(UTC),
+                )
+            replacement = (
+                {
+                    "task": agent_redispatch.replacement_name(name),
+                    "agent": str(successor["metadata"]["name"]),
+                }
+                if successor is not None
+                else None
+            )
+            status = agent_redispatch.failed_status(task, why, replacement)
+            if not await asyncio.to_thread(
+                agent_dispatch.replace_task_status, namespace, task, status
+            ):
+                return task  # the hub wrote a report meanwhile: look again at the next poll
+            log.warning(
+                "agent %s was %s mid-task %s: %s",
+                gone,
+                why,
+                name,
+                f"re-dispatched to agent {replacement['agent']}" if replacement else "failed",
+            )
+            task = {**task, "status": status}
+            if replacement is None:
+                await self._record_revoked(promo, task, agents, None)
+                return task
+        return task
+
+    async def _record_revoked(
+        self,
+        promo: Promotion,
+        task: dict[str, Any],
+        agents: list[dict[str, Any]],
+        replacement: dict[str, str] | None,
+    ) -> None:
+        def agent(name: object) -> dict[str, Any] | None:
+            return next((a for a in agents if a["metadata"]["name"] == name), None)
+
+        gone = agent((task.get("spec") or {}).get("agent"))
+        why = "revoked" if gone is not None else "deleted"
+        if replacement is not None:
+            replacement = {
+                **replacement,
+                "certificateSerial": agent_redispatch.serial_of(agent(replacement["agent"])),
+            }
+        await self.hooks.agent_revoked(
+            promo.body,
+            promo.spec,
+            promo.env_name,
+            promo.p.attempt,
+            task,
+            why,
+            str((task.get("status") or {}).get("certificateSerial") or "-"),
+            replacement,
+        )

@@ -12,7 +12,13 @@ from typing import Any
 
 from stella.engine.view import Body
 from stella.evidence.event import EvidenceEvent
-from stella.evidence.packet import ApprovalEvidence, Outcome, PolicyEvidence, ReleaseRef
+from stella.evidence.packet import (
+    AgentRef,
+    ApprovalEvidence,
+    Outcome,
+    PolicyEvidence,
+    ReleaseRef,
+)
 from stella.evidence.recorder import Recorder
 from stella.models import ReleaseSpec
 from stella.models.release import EnvironmentProgress
@@ -122,6 +128,59 @@ class EvidenceHooks:
                     reasons=[f"{c.gate}: {c.detail}"[:1024] for c in checks],
                 ),
                 outcome=Outcome(result="Authorized", reason="Promoting"),
+            )
+        )
+
+    async def agent_revoked(
+        self,
+        body: Body,
+        spec: ReleaseSpec,
+        env: str,
+        attempt: int,
+        task: Mapping[str, Any],
+        why: str,
+        serial: str,
+        replacement: Mapping[str, str] | None,
+    ) -> None:
+        """An agent revoked (or deleted) mid-task: which task, the certificate it held, and
+        the task and agent (with its certificate) that took over, if any."""
+        name = str(task["metadata"]["name"])
+        agent = str((task.get("spec") or {}).get("agent") or "")
+        await self.recorder.arecord(
+            EvidenceEvent(
+                kind="AgentRevoked",
+                event_id=f"{_uid(body)}/{env}/attempt-{attempt}/task-{name}/agent-{why}",
+                environment=env,
+                release=_ref(body, spec),
+                images=[c.image for c in spec.components],
+                agent=AgentRef(name=agent),
+                policy=PolicyEvidence(
+                    inputs={
+                        "task": name,
+                        "agent": agent,
+                        "certificateSerial": serial,
+                        "why": why,
+                        "attempt": attempt,
+                        "replacement": dict(replacement) if replacement else None,
+                    },
+                    outcome="Allowed" if replacement else "Denied",
+                    reasons=[f"agent {agent} was {why} before finishing task {name}"],
+                ),
+                outcome=Outcome(
+                    result="Redispatched" if replacement else "NotRedispatched",
+                    reason=f"Agent{why.capitalize()}",
+                    message=(
+                        f"task {name} of agent {agent} (certificate {serial}) failed: the agent "
+                        f"was {why}; "
+                        + (
+                            f"taken over by agent {replacement['agent']} (certificate "
+                            f"{replacement.get('certificateSerial', '-')}) as task "
+                            f"{replacement['task']}"
+                            if replacement
+                            else "no other Ready agent matches the target"
+                        )
+                    )[:4096],
+                ),
             )
         )
 

@@ -59,6 +59,9 @@ class AgentHubServer(ThreadedTLSServer):
         super().__init__("agent-hub", host, port, certfile, keyfile, workers=8, client_ca=client_ca)
         self.hub = hub
 
+    def certificate_refused(self, address: str, reason: str) -> None:
+        self.hub.certificate_refused(address, reason)
+
     def routes(self, app: web.Application) -> None:
         for path, fn in (
             ("/v1/enroll", self._enroll),

@@ -23,6 +23,39 @@ log = logging.getLogger("stella")
 T = TypeVar("T")
 
 
+class _HandshakeWatchingLoop(asyncio.SelectorEventLoop):
+    """An event loop that tells its server about client certificates refused in the TLS
+    handshake. asyncio drops those failures silently (logged only in debug mode), yet a
+    certificate from another CA is a sign of an impersonation attempt (T3) that the
+    application never sees. _make_ssl_transport is asyncio's one place where the
+    server-side handshake's outcome (the waiter) and the peer's address meet."""
+
+    def __init__(self, refused: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self._refused = refused
+
+    def _make_ssl_transport(  # type: ignore[no-untyped-def]
+        self, rawsock, protocol, sslcontext, waiter=None, *, server_side=False, **kwargs
+    ):
+        if server_side and waiter is not None:
+            peer = (kwargs.get("extra") or {}).get("peername")
+            waiter.add_done_callback(lambda done: self._done(done, peer))
+        return super()._make_ssl_transport(  # type: ignore[misc]
+            rawsock, protocol, sslcontext, waiter, server_side=server_side, **kwargs
+        )
+
+    def _done(self, done: asyncio.Future[Any], peer: Any) -> None:
+        if done.cancelled():
+            return
+        exc = done.exception()
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+            try:
+                self._refused(address, str(exc.verify_message or exc.reason or exc))
+            except Exception:  # a signal that fails must not take the server down
+                log.exception("reporting a refused client certificate failed")
+
+
 class ThreadedTLSServer:
     def __init__(
         self,
@@ -51,6 +84,10 @@ class ThreadedTLSServer:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
+    def certificate_refused(self, address: str, reason: str) -> None:
+        """A client certificate failed verification in the handshake (the request never
+        reached a handler). Servers that care say so (the agent hub: a security signal)."""
+
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work in this server's pool."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -71,7 +108,7 @@ class ThreadedTLSServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = _HandshakeWatchingLoop(self.certificate_refused)
         self._loop = loop
         try:
             runner = loop.run_until_complete(self._serve())

@@ -15,7 +15,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stella.models.common import DNS_LABEL, Condition, Name, NamespaceName, StrictModel
+from stella.models.common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    Condition,
+    Name,
+    NamespaceName,
+    StrictModel,
+)
 from stella.models.release import Component
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 
@@ -31,6 +38,10 @@ TASK_PHASE_ORDER: dict[str, int] = {
 }
 
 
+# A task's own name: longer than a Name (the Release's uid, Environment and target are in it).
+TaskName = Annotated[str, Field(pattern=DNS_SUBDOMAIN, min_length=1, max_length=253)]
+
+
 class TaskRelease(StrictModel):
     """The Release a task deploys."""
 
@@ -38,6 +49,11 @@ class TaskRelease(StrictModel):
     name: Name = Field(description="The Release's name.")
     uid: Annotated[str, Field(max_length=64)] = Field(description="The Release's uid.")
     version: Annotated[str, Field(max_length=128)] = Field(description="Its spec.version.")
+
+
+class TaskImage(StrictModel):
+    component: Annotated[str, Field(max_length=63)] = Field(description="The component.")
+    image: Annotated[str, Field(max_length=512)] = Field(description="The image it ran.")
 
 
 class AgentTaskSpec(StrictModel):
@@ -60,11 +76,21 @@ class AgentTaskSpec(StrictModel):
         description="Put the previous images back when the rollout fails or times out.",
     )
     attempt: int = Field(default=1, ge=1, description="Which attempt of the promotion.")
+    replaces: TaskName | None = Field(
+        default=None,
+        description="The task this one takes over (its agent was revoked or deleted mid-task).",
+    )
+    previous_images: list[TaskImage] = Field(
+        default_factory=list,
+        max_length=64,
+        description="What ran before, as the replaced task's agent recorded it (a rollback "
+        "restores these, not what that agent may have applied already).",
+    )
 
 
-class TaskImage(StrictModel):
-    component: Annotated[str, Field(max_length=63)] = Field(description="The component.")
-    image: Annotated[str, Field(max_length=512)] = Field(description="The image it ran.")
+class TaskReplacement(StrictModel):
+    task: TaskName = Field(description="The task that took over.")
+    agent: Name = Field(description="The agent it went to.")
 
 
 class AgentTaskStatus(StrictModel):
@@ -85,6 +111,11 @@ class AgentTaskStatus(StrictModel):
         description="What ran before the task, per component (what a rollback restores).",
     )
     rolled_back: bool = Field(default=False, description="The previous images were put back.")
+    replaced_by: TaskReplacement | None = Field(
+        default=None,
+        description="Set by the engine when the agent was revoked or deleted mid-task: the "
+        "task that took over and its agent (this one stays Failed).",
+    )
     credentials_issued: bool = Field(
         default=False,
         description="The task's registry credentials were handed to its agent (once only).",

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
+from tests.kube_support import eventually
 
 from devenv.proc import free_port
 from devenv.services import OpenBao
@@ -231,10 +232,17 @@ def test_no_certificate_or_a_certificate_from_another_ca_gets_nothing(world: Wor
             serialization.NoEncryption(),
         )
     )
+    before = world.signals.count(hub.UNTRUSTED_CERTIFICATE)
     with pytest.raises(
         (requests.exceptions.SSLError, requests.exceptions.ConnectionError, ssl.SSLError)
     ):
         world.client(Identity(d)).login()
+    # ... and says so: a security signal, though no request reached the hub.
+    eventually(
+        lambda: world.signals.count(hub.UNTRUSTED_CERTIFICATE) > before,
+        timeout=10,
+        what="the refused certificate signalled",
+    )
 
 
 def test_renewal_replaces_the_certificate_and_retires_the_old_one(world: World) -> None:
