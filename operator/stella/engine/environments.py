@@ -105,6 +105,16 @@ def desired_status(
     status.conditions = set_condition(
         status.conditions, "Ready", ready[0], ready[1], ready[2], generation
     )
+    # Degraded: what a person must fix (Argo CD's health check reads it; docs/argocd.md).
+    # A suspension is a wait someone chose, not a fault.
+    degraded: tuple[ConditionStatus, str, str] = (
+        ("True", ready[1], ready[2])
+        if problem is not None or status.halted is not None
+        else ("False", "NoFailures", "the environment is not halted and its path is valid")
+    )
+    status.conditions = set_condition(
+        status.conditions, "Degraded", degraded[0], degraded[1], degraded[2], generation
+    )
     status.observed_generation = generation
     wire = status.wire()
     # An absent suspension is written as null, so a merge patch removes an old one.

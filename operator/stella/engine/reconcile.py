@@ -44,6 +44,7 @@ from stella.policy import (
     PathError,
     Tally,
     decide,
+    degraded,
     parse_duration,
     path_for,
     ready,
@@ -173,10 +174,13 @@ class Reconciler(AgentPromotions):
 
         status.environments = [progress[e] for e in spec.environments]
         status.summary = summary_line(status.environments, path, self._live(key, spec))
-        r = ready(status.environments, path)
-        status.conditions = set_condition(
-            status.conditions, "Ready", r.status, r.reason, r.message, generation
-        )
+        for type_, c in (
+            ("Ready", ready(status.environments, path)),
+            ("Degraded", degraded(status.environments, path)),
+        ):
+            status.conditions = set_condition(
+                status.conditions, type_, c.status, c.reason, c.message, generation
+            )
         status.observed_generation = generation
         if first or status.model_dump(mode="json") != before:
             await self._announce(body, before, status, first)
@@ -685,6 +689,7 @@ class Reconciler(AgentPromotions):
 
     async def _write_invalid(self, key: ReleaseKey, body: Body, message: str) -> None:
         conds = set_condition([], "Ready", "False", "InvalidSpec", message)
+        conds = set_condition(conds, "Degraded", "True", "InvalidSpec", message)
         await asyncio.to_thread(
             kubeio.patch_release_status, key, {"conditions": [c.wire() for c in conds]}
         )

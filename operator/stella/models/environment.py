@@ -378,7 +378,8 @@ class EnvironmentStatus(StrictModel):
         default_factory=list,
         max_length=16,
         description="Standard conditions; Ready is False while the Environment is halted, "
-        "suspended or misconfigured, with the reason.",
+        "suspended or misconfigured, with the reason; Degraded is True while it is halted "
+        "or misconfigured (what Argo CD's health check reads, docs/argocd.md).",
     )
     current_release: Annotated[str, Field(max_length=317)] | None = Field(
         default=None,

@@ -206,7 +206,8 @@ class ReleaseStatus(StrictModel):
         max_length=16,
         description="Standard conditions; Ready is True once the Release is Deployed in "
         "every Environment it targets, else False with the reason of the first one (in path "
-        "order) holding it up.",
+        "order) holding it up; Degraded is True while it is Failed, Rejected, Blocked or "
+        "halted in one (what Argo CD's health check reads, docs/argocd.md).",
     )
     environments: list[EnvironmentProgress] = Field(
         default_factory=list,

@@ -43,7 +43,7 @@ from stella.policy.rollback import (
     deployments_from_history,
     plan_rollback,
 )
-from stella.policy.summary import ReadyStatus, ready, summary_line
+from stella.policy.summary import ReadyStatus, degraded, ready, summary_line
 
 __all__ = [
     "GATES",
@@ -71,6 +71,7 @@ __all__ = [
     "active_freeze",
     "check_graph",
     "decide",
+    "degraded",
     "deployments_from_history",
     "environment_path",
     "format_duration",

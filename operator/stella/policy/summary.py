@@ -1,4 +1,5 @@
-"""What `kubectl get rel` shows: the per-environment summary and the Ready condition."""
+"""What `kubectl get rel` shows: the per-environment summary and the Ready and Degraded
+conditions (the ones Argo CD's health check for a Release reads: docs/argocd.md)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,37 @@ def ready(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> Ready
         if p is None:
             return ReadyStatus("False", "Pending", f"{env}: Pending: not evaluated yet")
         if p.phase != "Deployed":
-            reason = p.reason if _REASON.match(p.reason or "") else p.phase
-            text = f"{env}: {p.phase}"
-            if p.message:
-                text += f": {p.message}"
-            return ReadyStatus("False", reason, text)
+            return _about("False", env, p)
     return ReadyStatus("True", "Deployed", f"deployed to {', '.join(path)}")
+
+
+def _about(status: ConditionStatus, env: str, p: EnvironmentProgress) -> ReadyStatus:
+    """A condition naming one environment: its reason (the phase when the reason is not a
+    valid condition reason) and 'env: Phase: message'."""
+    reason = p.reason if _REASON.match(p.reason or "") else p.phase
+    text = f"{env}: {p.phase}"
+    if p.message:
+        text += f": {p.message}"
+    return ReadyStatus(status, reason, text)
+
+
+# Phases that need a person before the Release goes on, and are not a wait for something
+# that will pass by itself. Halted because a person suspended the Environment is a wait,
+# not a failure.
+DEGRADED_PHASES: frozenset[str] = frozenset({"Failed", "Rejected", "Blocked", "Halted"})
+NOT_DEGRADED_REASONS: frozenset[str] = frozenset({"EnvironmentSuspended"})
+
+
+def degraded(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> ReadyStatus:
+    """Degraded=True when, in some targeted environment, the Release Failed, was Rejected,
+    is Blocked or its Environment is halted (not merely suspended): something a person must
+    act on. Reason and message of the first such environment in path order."""
+    by_name = {p.name: p for p in progress}
+    for env in path:
+        p = by_name.get(env)
+        if p is None or p.phase not in DEGRADED_PHASES or p.reason in NOT_DEGRADED_REASONS:
+            continue
+        return _about("True", env, p)
+    return ReadyStatus(
+        "False", "NoFailures", "no environment failed, rejected, blocked or halted this release"
+    )

@@ -113,11 +113,30 @@ def test_the_requester_policy_writes_what_the_webhook_would() -> None:
     matchCondition leaves to it (PLAIN_IDENTITY_CEL): if they drifted, a Release could be
     left unstamped (refused by validate-release) or stamped differently."""
     docs = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
-    policy = next(d for d in docs if d["kind"] == "MutatingAdmissionPolicy")
+    policy = next(
+        d
+        for d in docs
+        if d["kind"] == "MutatingAdmissionPolicy"
+        and d["metadata"]["name"] == "stamp-requester.stella.io"
+    )
     assert policy["spec"]["variables"] == [{"name": "identity", "expression": STAMPED_IDENTITY_CEL}]
     conditions = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}
     assert conditions["plain-identity"] == PLAIN_IDENTITY_CEL
     assert STAMP_IDENTITY_NEEDED.endswith("!= " + STAMPED_IDENTITY_CEL)
+
+
+def test_the_keep_stamps_policy_keeps_every_stamp() -> None:
+    """keep-stamps.stella.io puts back exactly admission's stamps and stamped requests."""
+    from stella.admission.identity import REQUEST_KEYS, STAMP_KEYS
+
+    docs = [d for d in yaml.safe_load_all(POLICY_FILE.read_text()) if d]
+    policy = next(d for d in docs if d["metadata"]["name"] == "keep-stamps.stella.io")
+    want = "[" + ", ".join(f"'{k}'" for k in sorted(STAMP_KEYS | REQUEST_KEYS)) + "]"
+    assert want in policy["spec"]["matchConditions"][0]["expression"]
+    assert want in policy["spec"]["variables"][0]["expression"]
+    rules = policy["spec"]["matchConstraints"]["resourceRules"]
+    assert rules[0]["operations"] == ["UPDATE"]
+    assert set(rules[0]["resources"]) == {"releases", "approvals", "actions"}
 
 
 POLICY_KINDS |= {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"}

@@ -66,3 +66,23 @@ def test_a_suspension_by_a_person_is_shown_and_not_ready() -> None:
     assert (status, reason) == ("False", "Suspended")
     # No suspension is written as null, so a merge patch removes an old one.
     assert desired_status(env("prod", []), {"prod": []})["suspended"] is None
+
+
+def test_degraded_while_halted_or_misconfigured_not_while_suspended() -> None:
+    def degraded(st: dict[str, Any]) -> tuple[str, str]:
+        c = next(c for c in st["conditions"] if c["type"] == "Degraded")
+        return c["status"], c["reason"]
+
+    halted = env(
+        "prod",
+        [],
+        {"halted": {"reason": "DigestMismatch", "message": "m", "since": "2026-01-01T00:00:00Z"}},
+    )
+    assert degraded(desired_status(halted, {"prod": []})) == ("True", "Halted")
+    assert degraded(desired_status(halted, {"prod": []}, cleared=True))[0] == "False"
+    assert degraded(desired_status(env("a", ["b"]), {"a": ["b"], "b": ["a"]})) == (
+        "True",
+        "RequiresCycle",
+    )
+    suspended = desired_status(env("prod", [], suspended=True), {"prod": []})
+    assert degraded(suspended) == ("False", "NoFailures")

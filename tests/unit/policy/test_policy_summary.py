@@ -60,3 +60,21 @@ def test_the_release_running_in_an_environment_is_live_there() -> None:
     )
     # Live only where it is Deployed (a stale currentRelease never makes a waiting one Live).
     assert "prod=WaitingForApproval" in summary_line(envs, PATH, live={"prod"})
+
+
+def test_degraded_names_the_first_environment_a_person_must_act_on() -> None:
+    from stella.policy.summary import degraded
+
+    fine = progress(dev="Deployed", staging="WaitingForApproval", prod="Superseded")
+    assert degraded(fine, PATH).status == "False"
+    for phase in ("Failed", "Rejected", "Blocked", "Halted"):
+        got = degraded(progress(dev="Deployed", staging=phase, prod=phase), PATH)
+        assert (got.status, got.reason) == ("True", phase)
+        assert got.message.startswith(f"staging: {phase}")
+    # A suspended Environment is a wait a person chose, not a fault.
+    suspended = [EnvironmentProgress(name="dev", phase="Halted", reason="EnvironmentSuspended")]
+    assert degraded(suspended, ["dev"]).status == "False"
+    halted = [EnvironmentProgress(name="dev", phase="Halted", reason="EnvironmentHalted")]
+    assert degraded(halted, ["dev"]).reason == "EnvironmentHalted"
+    # Only the targeted path counts.
+    assert degraded(progress(other="Failed"), PATH).status == "False"
