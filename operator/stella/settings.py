@@ -81,6 +81,15 @@ class Settings:
         default_factory=lambda: _env("STELLA_AGENT_PKI_MOUNT", "stella-agent-pki")
     )
     agent_cert_ttl: str = field(default_factory=lambda: _env("STELLA_AGENT_CERT_TTL", "24h"))
+    # In a cluster: the selector-less Service agents dial; the engine's replica publishes
+    # its own address (the downward API's status.podIP, spec.nodeName) as its endpoint.
+    agent_hub_service: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_AGENT_HUB_SERVICE") or None
+    )
+    pod_ip: str | None = field(default_factory=lambda: os.environ.get("STELLA_POD_IP") or None)
+    node_name: str | None = field(
+        default_factory=lambda: os.environ.get("STELLA_NODE_NAME") or None
+    )
     # Per-identity token bucket on the webhooks (requests per second, burst).
     webhook_rate: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_RATE", "20")))
     webhook_burst: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_BURST", "40")))

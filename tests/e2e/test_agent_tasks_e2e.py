@@ -81,19 +81,24 @@ class Remote:
             },
         ]
         cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(manifests))
+        self.kubeconfig = self.kubeconfig_for(
+            "stella-agent", TARGET_NS, workdir / "agent-kubeconfig"
+        )
+
+    def kubeconfig_for(self, account: str, namespace: str, path: Path) -> Path:
+        """A kubeconfig holding only that ServiceAccount's token (an hour)."""
         token = (
             client.CoreV1Api(self.admin)
             .create_namespaced_service_account_token(
-                "stella-agent",
-                TARGET_NS,
+                account,
+                namespace,
                 client.AuthenticationV1TokenRequest(
                     spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
                 ),
             )
             .status.token
         )
-        self.kubeconfig = workdir / "agent-kubeconfig"
-        self.kubeconfig.write_text(
+        path.write_text(
             yaml.safe_dump(
                 {
                     "apiVersion": "v1",
@@ -102,8 +107,8 @@ class Remote:
                         {
                             "name": "remote",
                             "cluster": {
-                                "server": cp.server,
-                                "certificate-authority": str(cp.ca_file),
+                                "server": self.cp.server,
+                                "certificate-authority": str(self.cp.ca_file),
                             },
                         }
                     ],
@@ -114,7 +119,7 @@ class Remote:
                             "context": {
                                 "cluster": "remote",
                                 "user": "agent",
-                                "namespace": TARGET_NS,
+                                "namespace": namespace,
                             },
                         }
                     ],
@@ -122,7 +127,8 @@ class Remote:
                 }
             )
         )
-        self.kubeconfig.chmod(0o600)
+        path.chmod(0o600)
+        return path
 
     def deployment(self, image: str, node_selector: dict[str, str] | None = None) -> None:
         apps = client.AppsV1Api(self.admin)
@@ -187,6 +193,15 @@ class Rig:
 
     def agent(self, name: str, labels: dict[str, str] | None = None) -> Path:
         """An enrolled agent's directory (frank creates and enrols it)."""
+        home = self.tmp / name
+        enrolled = self.agent_cmd(
+            home, "enroll", "--agent", name, token=self.new_agent(name, labels)
+        )
+        assert enrolled.returncode == 0, enrolled.stderr
+        return home
+
+    def new_agent(self, name: str, labels: dict[str, str] | None = None) -> str:
+        """frank creates the Agent and prints its one-time registration token."""
         manifest = {
             "apiVersion": f"{G}/{V}",
             "kind": "Agent",
@@ -206,12 +221,7 @@ class Rig:
             text=True,
             check=True,
         )
-        home = self.tmp / name
-        enrolled = self.agent_cmd(
-            home, "enroll", "--agent", name, token=json.loads(out.stdout)["token"]
-        )
-        assert enrolled.returncode == 0, enrolled.stderr
-        return home
+        return str(json.loads(out.stdout)["token"])
 
     def agent_cmd(
         self, home: Path, *args: str, token: str | None = None, timeout: float = 120
@@ -668,3 +678,64 @@ def test_the_hub_killed_mid_task_deploys_once(rig: Rig, shop: Any) -> None:
     chain = [p for p in packets(shop.admin, staging) if p.get("release", {}).get("name") == "rel-h"]
     kinds = [p["kind"] for p in chain]
     assert kinds.count("PromotionAuthorized") == 1 and kinds.count("PromotionDeployed") == 1, kinds
+
+
+def test_the_agent_charts_own_rbac_and_commands_deploy(rig: Rig) -> None:
+    """charts/stella-agent as rendered: its Role and RoleBinding applied in the agent's
+    cluster and its ServiceAccount's token as the agent's identity there; its init
+    container's command enrols (run again, it keeps the identity and spends no token), and
+    its agent's command carries a task out."""
+    from tests.unit.chart.test_chart import DIGEST, HELM
+
+    name = f"ch-{uuid.uuid4().hex[:4]}"
+    token = rig.new_agent(name)
+    chart = Path(__file__).resolve().parents[2] / "charts" / "stella-agent"
+    out = subprocess.run(
+        [str(HELM), "template", "chart", str(chart), "--namespace", "stella-agent",
+         "--set", f"image.digest={DIGEST}", "--set", f"agentName={name}",
+         "--set", f"hub.url={rig.url}", "--set-file", f"hub.caCertificate={rig.hub_ca}",
+         "--set", f"targetNamespaces={{{TARGET_NS}}}", "--set", "heartbeatSeconds=5"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    access = [d for d in docs if d["kind"] in ("ServiceAccount", "Role", "RoleBinding")]
+    rig.remote.cp.kubectl("admin", "create", "namespace", "stella-agent")
+    rig.remote.cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(access))
+    account = next(d for d in access if d["kind"] == "ServiceAccount")["metadata"]["name"]
+    kubeconfig = rig.remote.kubeconfig_for(account, "stella-agent", rig.tmp / f"{name}.kubeconfig")
+
+    pod = next(d for d in docs if d["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    state, token_file = rig.tmp / name, rig.tmp / f"{name}.token"
+    token_file.write_text(token)
+    here = {
+        "/usr/local/bin/stella-agent": AGENT,
+        "/var/lib/stella-agent": str(state),
+        "/etc/stella-agent/hub-ca/ca.crt": str(rig.hub_ca),
+        "/etc/stella-agent/enrollment/token": str(token_file),
+    }
+
+    def argv(container: dict[str, Any]) -> list[str]:
+        return [here.get(a, a) for a in container["command"] + container.get("args", [])]
+
+    env = {**rig._env(), "KUBECONFIG": str(kubeconfig)}
+    enrol = argv(pod["initContainers"][0])
+    first = subprocess.run(enrol, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert first.returncode == 0 and "enrolled as" in first.stdout, first.stderr
+    token_file.write_text("spent-token-that-must-not-be-sent")
+    again = subprocess.run(enrol, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0 and "already enrolled" in again.stdout, again.stderr
+
+    rig.remote.deployment(rig.image("1.7"))
+    new = rig.image("2.7")
+    task = rig.task(name, new)
+    ran = subprocess.run(
+        [*argv(pod["containers"][0]), "--once"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert rig.task_status(task)["phase"] == "Succeeded", rig.task_status(task)
+    assert rig.remote.web().spec.template.spec.containers[0].image == new

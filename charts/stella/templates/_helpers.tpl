@@ -11,3 +11,4 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- define "stella.serviceAccount" -}}stella-operator{{- end -}}
 {{- define "stella.tlsSecret" -}}{{ .Values.webhook.tlsSecretName | default "stella-webhook-tls" }}{{- end -}}
+{{- define "stella.hubTlsSecret" -}}{{ .Values.agentHub.tlsSecretName | default "stella-agent-hub-tls" }}{{- end -}}

@@ -15,6 +15,7 @@ from stella import GROUP
 from stella.engine import services
 from stella.engine.controller import Controller
 from stella.handlers import agent_hub
+from stella.k8s import leader_endpoint
 from stella.k8s.client import fresh_api_client
 from stella.k8s.lease import LeaseElector, Timing
 from stella.settings import Settings, load
@@ -72,6 +73,17 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
             memo.lease_task = asyncio.create_task(_hold(elector))
         # The agent hub keeps sessions in memory: it runs where the engine runs.
         memo.agent_hub = await asyncio.to_thread(agent_hub.start, cfg)
+        if memo.agent_hub is not None and cfg.agent_hub_service and cfg.pod_ip:
+            # The hub's Service reaches this replica from now on (never a standby).
+            await asyncio.to_thread(
+                leader_endpoint.publish,
+                fresh_api_client(),
+                cfg.agent_hub_service,
+                cfg.namespace,
+                cfg.pod_ip,
+                cfg.agent_hub_port,
+                cfg.node_name,
+            )
         failures = 0
         while True:
             try:
