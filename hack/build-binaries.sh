@@ -20,6 +20,10 @@ HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 HELM_BIN="$CACHE/bin/helm-$HELM_VERSION"
 BIN="$CACHE/bin/k8s-$K8S_VERSION"
 KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
+# cosign signs and verifies images and attestations in the supply-chain tests (issue 17):
+# the tests check that what Stella writes verifies with cosign itself, offline.
+COSIGN_VERSION="${COSIGN_VERSION:-v2.6.5}"
+COSIGN_BIN="$CACHE/bin/cosign-$COSIGN_VERSION"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 # Two cores: keep the linker from holding several GiB per parallel package.
 export GOMAXPROCS="${GOMAXPROCS:-2}"
@@ -117,12 +121,23 @@ build_helm() {
   GOBIN="$HELM_BIN" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+build_cosign() {
+  if [[ -x "$COSIGN_BIN/cosign" ]]; then log "cosign $COSIGN_VERSION already cached"; return; fi
+  need_go cosign
+  mkdir -p "$COSIGN_BIN"
+  log "building cosign $COSIGN_VERSION (only ./cmd/cosign)"
+  GOBIN="$COSIGN_BIN" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/release-utils/version.gitVersion=$COSIGN_VERSION" \
+    "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
+}
+
 case "${1:-all}" in
   k8s) build_k8s ;;
   kwok) build_kwok ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
-  all) build_k8s; build_etcd; build_kwok; build_helm ;;
-  *) echo "usage: $0 [all|k8s|etcd|kwok|helm]" >&2; exit 2 ;;
+  cosign) build_cosign ;;
+  all) build_k8s; build_etcd; build_kwok; build_helm; build_cosign ;;
+  *) echo "usage: $0 [all|k8s|etcd|kwok|helm|cosign]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -280,6 +280,41 @@ class RegistryClient:
             )
         return actual
 
+    async def request(
+        self,
+        ref: ImageRef,
+        method: str,
+        path: str,
+        credentials: RegistryCredentials | None = None,
+        *,
+        push: bool = False,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One distribution API call for ``ref``'s repository (``path`` after
+        ``/v2/<repository>/``, or an absolute upload URL the registry returned), through
+        auth (pull scope, or pull+push), the breaker and the size cap. Used by
+        :mod:`stella.registry.artifacts` for signatures, attestations and referrers."""
+        host = ref.api_host
+        if path.startswith(("http://", "https://")):
+            url = URL(path, encoded=True)
+            where = f"{url.host}:{url.port}" if url.explicit_port else str(url.host)
+            if where.lower() != host.lower():
+                raise RegistryError(
+                    f"registry {ref.registry} sent an upload location on another host",
+                    image=str(ref),
+                )
+        elif path.startswith("/v2/"):
+            url = URL(f"{self.scheme(host)}://{host}{path}", encoded=True)
+        else:
+            url = URL(f"{self.scheme(host)}://{host}/v2/{ref.repository}/{path}", encoded=True)
+        scope = f"repository:{ref.repository}:{'pull,push' if push else 'pull'}"
+        resp = await self._guarded(
+            ref, url, scope, credentials, method=method, body=body, headers=headers, limit=limit
+        )
+        return resp.status, resp.headers, resp.body
+
     async def ping(self, host: str, credentials: RegistryCredentials | None = None) -> None:
         """GET /v2/ (the API version check), through auth and the breaker."""
         ref = ImageRef(registry=host, repository="_ping")
@@ -290,17 +325,21 @@ class RegistryClient:
     # ---- internals --------------------------------------------------------------------
 
     def _expect_ok(self, resp: _Response, ref: ImageRef) -> None:
-        if resp.status == 200:
+        self.expect_ok_status(resp.status, ref)
+
+    def expect_ok_status(self, status: int, ref: ImageRef) -> None:
+        """Raise the error a non-200 answer means (auth refused, or another status)."""
+        if status == 200:
             return
-        if resp.status in (401, 403):
+        if status in (401, 403):
             raise RegistryAuthFailed(
                 f"registry {ref.registry} refused access to {ref.repository} "
-                f"(HTTP {resp.status}); check the registry credentials the Environment's "
+                f"(HTTP {status}); check the registry credentials the Environment's "
                 "registryCredentials reference points at, and their pull permission",
                 image=str(ref),
             )
         raise RegistryError(
-            f"registry {ref.registry} answered HTTP {resp.status} for {ref.repository}",
+            f"registry {ref.registry} answered HTTP {status} for {ref.repository}",
             image=str(ref),
         )
 
@@ -322,6 +361,9 @@ class RegistryClient:
         credentials: RegistryCredentials | None,
         *,
         method: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
     ) -> _Response:
         host = ref.api_host
         breaker = self.breaker(host)
@@ -334,7 +376,9 @@ class RegistryClient:
                 retry_after=max(wait, 1.0),
             )
         try:
-            resp = await self._authorized(ref, url, scope, credentials, method)
+            resp = await self._authorized(
+                ref, url, scope, credentials, method, body=body, extra=headers, limit=limit
+            )
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             breaker.record_failure()
             raise RegistryUnavailable(
@@ -363,10 +407,19 @@ class RegistryClient:
         breaker.record_success()
         return resp
 
-    async def _send(self, method: str, url: URL, headers: dict[str, str], limit: int) -> _Response:
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        headers: dict[str, str],
+        limit: int,
+        body: bytes | None = None,
+    ) -> _Response:
         self.requests += 1
         session = self._get_session()
-        async with session.request(method, url, headers=headers, allow_redirects=True) as r:
+        async with session.request(
+            method, url, headers=headers, data=body, allow_redirects=True
+        ) as r:
             ok = r.status == 200
             cap = limit if ok else 64 * 1024  # an error document is read (capped), not kept
             if ok and r.content_length is not None and r.content_length > limit:
@@ -402,16 +455,20 @@ class RegistryClient:
         scope: str,
         credentials: RegistryCredentials | None,
         method: str,
+        *,
+        body: bytes | None = None,
+        extra: Mapping[str, str] | None = None,
+        limit: int = MAX_MANIFEST_BYTES,
     ) -> _Response:
         host = ref.api_host
-        headers = {"Accept": ACCEPT}
+        headers = {"Accept": ACCEPT, **(extra or {})}
         auth = self._cached_authorization(host, scope, credentials)
         if auth is None and host in self._bearer:
             # A bearer host we know: fetch the token for this scope before the first try.
             auth = await self._fetch_token(ref, dict(self._bearer[host]), scope, credentials)
         if auth:
             headers["Authorization"] = auth
-        resp = await self._send(method, url, headers, MAX_MANIFEST_BYTES)
+        resp = await self._send(method, url, headers, limit, body)
         if resp.status != 401:
             return resp
         challenge = parse_www_authenticate(resp.headers.get("WWW-Authenticate"))
@@ -448,7 +505,7 @@ class RegistryClient:
                 "Stella does not speak (basic and bearer only)",
                 image=str(ref),
             )
-        resp = await self._send(method, url, headers, MAX_MANIFEST_BYTES)
+        resp = await self._send(method, url, headers, limit, body)
         if resp.status == 401:
             self._tokens.pop((host, scope, user), None)
             raise RegistryAuthFailed(

@@ -1,0 +1,173 @@
+"""Sigstore bundles (``application/vnd.dev.sigstore.bundle.v0.3+json``), offline.
+
+Two kinds of bundle reach Stella:
+
+* keyed — ``verificationMaterial.publicKey`` (what ``cosign sign --key`` or
+  ``attest --key`` with ``--new-bundle-format`` writes, and what ``stella evidence export
+  --format sigstore-bundle`` writes): verified here against the Environment's trusted keys.
+  sigstore-python does not serve this: its ``Bundle`` insists on a signing certificate and
+  a transparency-log entry (sigstore/models.py, ``Bundle._verify``);
+* certificate — a Fulcio-style signing certificate with a log entry: verified with
+  sigstore-python's ``Verifier`` against the trusted root the platform team put in a
+  ConfigMap (no public-good network), and an identity policy (subject + issuer).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+from stella.supplychain.cosign import Envelope, b64, parse_envelope
+from stella.supplychain.errors import MalformedArtifact, SignatureUntrusted, TrustConfigError
+from stella.supplychain.keys import TrustedKey
+
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_TYPES = (
+    BUNDLE_V03,
+    "application/vnd.dev.sigstore.bundle+json;version=0.3",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A certificate identity the policy trusts: the SAN and the OIDC issuer."""
+
+    subject: str
+    issuer: str
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    signer: str  # the trusted key's name, or the certificate identity
+    envelope: Envelope | None  # the DSSE envelope, when the bundle carries one
+    message_digest: str | None  # sha256:<hex> a messageSignature signed
+
+
+def keyed_bundle(envelope: Envelope, key_hint: str) -> dict[str, Any]:
+    """A keyed bundle of one DSSE envelope (``stella evidence export --format
+    sigstore-bundle``): no certificate, no log entry; ``cosign verify-blob-attestation
+    --bundle B --key K`` checks it offline."""
+    return {
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": key_hint}},
+        "dsseEnvelope": envelope.to_dict(),
+    }
+
+
+def _message_digest(doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    md = doc.get("messageDigest")
+    if not isinstance(md, Mapping) or md.get("algorithm") != "SHA2_256":
+        raise MalformedArtifact("a bundle's messageSignature is not over a SHA2_256 digest")
+    return b64(md.get("digest"), "messageDigest"), b64(doc.get("signature"), "the signature")
+
+
+def _verifies_prehashed(key: TrustedKey, signature: bytes, digest: bytes) -> bool:
+    """ECDSA P-256 over a SHA-256 digest given as bytes (a messageSignature)."""
+    if not isinstance(key.key, ec.EllipticCurvePublicKey) or key.key.curve.key_size != 256:
+        return False
+    try:
+        key.key.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def _verify_keyed(bundle: Mapping[str, Any], keys: Sequence[TrustedKey]) -> BundleResult:
+    dsse = bundle.get("dsseEnvelope")
+    if isinstance(dsse, Mapping):
+        envelope = parse_envelope(dsse, "the bundle's DSSE envelope")
+        key = envelope.verified_by(keys)
+        if key is None:
+            raise SignatureUntrusted(
+                "a Sigstore bundle's DSSE envelope is signed by no trusted key"
+            )
+        return BundleResult(signer=key.name, envelope=envelope, message_digest=None)
+    sig = bundle.get("messageSignature")
+    if not isinstance(sig, Mapping):
+        raise MalformedArtifact(
+            "a Sigstore bundle carries neither dsseEnvelope nor messageSignature"
+        )
+    digest, signature = _message_digest(sig)
+    for k in keys:
+        if _verifies_prehashed(k, signature, digest):
+            return BundleResult(
+                signer=k.name, envelope=None, message_digest="sha256:" + digest.hex()
+            )
+    raise SignatureUntrusted("a Sigstore bundle's signature verifies under no trusted key")
+
+
+def _verify_certificate(
+    raw: bytes, trusted_root_json: str | None, identities: Sequence[Identity]
+) -> BundleResult:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.models import Bundle, TrustedRoot
+    from sigstore.verify import Verifier
+    from sigstore.verify.policy import AnyOf
+    from sigstore.verify.policy import Identity as SigstoreIdentity
+    from sigstore_models.trustroot import v1 as trustroot_v1
+
+    if not trusted_root_json:
+        raise TrustConfigError(
+            "a certificate-signed Sigstore bundle needs the Environment's trusted root "
+            "(requireSignatures.trustedRoot: a ConfigMap with trusted_root.json)"
+        )
+    if not identities:
+        raise TrustConfigError(
+            "a certificate-signed Sigstore bundle needs requireSignatures.identities "
+            "(subject and issuer) to say whose certificates count"
+        )
+    try:
+        root = TrustedRoot(trustroot_v1.TrustedRoot.from_json(trusted_root_json))
+        verifier = Verifier(trusted_root=root)
+    except (SigstoreError, ValueError) as exc:
+        raise TrustConfigError(f"the trusted root is not usable: {exc}") from None
+    policy = AnyOf([SigstoreIdentity(identity=i.subject, issuer=i.issuer) for i in identities])
+    try:
+        bundle = Bundle.from_json(raw)
+        if bundle._dsse_envelope is not None:
+            ptype, payload = verifier.verify_dsse(bundle, policy)
+            envelope = Envelope(ptype, payload, (bundle.signature,))
+            return BundleResult(signer="certificate", envelope=envelope, message_digest=None)
+    except (SigstoreError, ValueError) as exc:
+        raise SignatureUntrusted(
+            f"a certificate-signed Sigstore bundle does not verify: {exc}"
+        ) from None
+    raise SignatureUntrusted(
+        "a certificate-signed Sigstore bundle over a message (not DSSE) cannot be tied to the "
+        "image here; sign with an attestation (cosign attest) instead"
+    )
+
+
+def verify_bundle(
+    raw: bytes,
+    keys: Sequence[TrustedKey],
+    *,
+    trusted_root_json: str | None = None,
+    identities: Sequence[Identity] = (),
+) -> BundleResult:
+    """Verify a Sigstore bundle offline; raise a :class:`SupplyChainError` otherwise."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        raise MalformedArtifact("a Sigstore bundle is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("mediaType") not in BUNDLE_TYPES:
+        raise MalformedArtifact("not a Sigstore bundle v0.2/v0.3")
+    material = doc.get("verificationMaterial")
+    if not isinstance(material, Mapping):
+        raise MalformedArtifact("a Sigstore bundle without verificationMaterial")
+    if "publicKey" in material:
+        return _verify_keyed(doc, keys)
+    return _verify_certificate(raw, trusted_root_json, identities)
+
+
+def digest_b64(digest: str) -> str:
+    return base64.b64encode(bytes.fromhex(digest.removeprefix("sha256:"))).decode()
