@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +35,7 @@ from stella.supplychain.discovery import Attestation, Found, SimpleSignature
 from stella.supplychain.keys import TrustedKey, load_trusted_key
 from stella.supplychain.provenance import SLSA_V1
 
+ROOT = Path(__file__).resolve().parent.parent
 BUILDER = "https://ci.example.com/builders/release@v1"
 REPO = "https://git.example.com/acme/shop"
 COMMIT = "4f2b7c1e9a0d3b5c6e7f8091a2b3c4d5e6f70812"
@@ -119,3 +124,75 @@ def sig_layer(sig: SimpleSignature) -> tuple[bytes, str, dict[str, str]]:
 
 def att_layer(att: Attestation) -> tuple[bytes, str, dict[str, str]]:
     return att.envelope, DSSE_LAYER, {PREDICATE_ANNOTATION: att.predicate_type}
+
+
+# ---- cosign itself (built from github.com/sigstore/cosign/v2 by hack/build-binaries.sh) ----
+COSIGN_VERSION = os.environ.get("COSIGN_VERSION", "v2.6.5")
+
+
+def cosign_binary() -> Path:
+    """The cached cosign, built on first use (as the control plane's binaries are)."""
+    cache = Path(os.environ.get("STELLA_CACHE") or Path.home() / ".cache/stella")
+    path = cache / "bin" / f"cosign-{COSIGN_VERSION}" / "cosign"
+    if not path.exists():
+        subprocess.run(["bash", str(ROOT / "hack/build-binaries.sh"), "cosign"], check=True)
+    return path
+
+
+@dataclass
+class Cosign:
+    """cosign as a CI job or a platform engineer runs it: keys generated per test, no
+    transparency log, the loopback registry over plain HTTP, no network beyond it."""
+
+    workdir: Path
+    binary: Path = field(default_factory=cosign_binary)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.workdir),
+            "COSIGN_PASSWORD": "",
+            "COSIGN_YES": "true",
+            "TUF_ROOT": str(self.workdir / "tuf"),
+            "SIGSTORE_NO_CACHE": "true",
+        }
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [str(self.binary), *args],
+            check=False,
+            cwd=self.workdir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(f"cosign {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return out
+
+    def keypair(self, name: str) -> tuple[Path, str]:
+        """(private key path, public PEM) from `cosign generate-key-pair`."""
+        self.run("generate-key-pair", "--output-key-prefix", name)
+        return self.workdir / f"{name}.key", (self.workdir / f"{name}.pub").read_text()
+
+    def sign(self, key: Path, image: str) -> None:
+        self.run("sign", "--key", str(key), *OFFLINE_REGISTRY, image)
+
+    def attest_provenance(self, key: Path, image: str, predicate: dict[str, Any]) -> None:
+        pred = self.workdir / f"provenance-{uuid.uuid4().hex[:6]}.json"
+        pred.write_text(json.dumps(predicate))
+        self.run(
+            "attest",
+            "--key",
+            str(key),
+            "--type",
+            "slsaprovenance1",
+            "--predicate",
+            str(pred),
+            *OFFLINE_REGISTRY,
+            image,
+        )
+
+
+OFFLINE_REGISTRY = ("--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry")

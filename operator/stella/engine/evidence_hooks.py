@@ -75,9 +75,11 @@ class EvidenceHooks:
         checks: Sequence[Any],
         promoted_by: Sequence[str] = (),
         agents: Sequence[Mapping[str, str]] = (),
+        supply_chain: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         """agents: for a promotion into agent targets, each agent chosen and the serial of
-        the certificate it holds (the evidence names who will deploy)."""
+        the certificate it holds (the evidence names who will deploy). supply_chain: per
+        image, who signed it and its provenance (builder, source repository and revision)."""
         approvals = []
         for c in t.counted:
             approvals.append(
@@ -123,6 +125,11 @@ class EvidenceHooks:
                         "approvers": list(t.approvers),
                         "attempt": attempt,
                         **({"agents": [dict(a) for a in agents][:16]} if agents else {}),
+                        **(
+                            {"supplyChain": [dict(c) for c in supply_chain][:64]}
+                            if supply_chain
+                            else {}
+                        ),
                     },
                     outcome="Allowed",
                     reasons=[f"{c.gate}: {c.detail}"[:1024] for c in checks],
@@ -257,3 +264,26 @@ class EvidenceHooks:
                     outcome=Outcome(result="Halted", reason=reason, message=message[:4096]),
                 )
             )
+
+    async def supply_chain_refused(
+        self, body: Body, spec: ReleaseSpec, env: str, attempt: int, report: Any
+    ) -> None:
+        """An image refused by requireSignatures/requireProvenance: nothing deployed."""
+        await self.recorder.arecord(
+            EvidenceEvent(
+                kind="SupplyChainRefused",
+                event_id=f"{_uid(body)}/{env}/attempt-{attempt}/supply-chain",
+                environment=env,
+                release=_ref(body, spec),
+                images=[c.image for c in spec.components],
+                actor=_requester(body),
+                policy=PolicyEvidence(
+                    inputs={"supplyChain": report.evidence()[:64]},
+                    outcome="Denied",
+                    reasons=[f"{c.reason}: {c.message}"[:1024] for c in report.failures][:64],
+                ),
+                outcome=Outcome(
+                    result="Refused", reason=report.reason, message=report.message[:4096]
+                ),
+            )
+        )

@@ -32,6 +32,7 @@ from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
+from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
 from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
@@ -57,6 +58,7 @@ from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 from stella.registry import RegistryClient, verify_release_images
 from stella.registry.verify import vault_credentials
 from stella.secrets import VaultClient
+from stella.supplychain.check import SupplyChainReport
 
 log = logging.getLogger("stella.engine")
 
@@ -108,6 +110,7 @@ class Reconciler(AgentPromotions):
         self.registry = registry
         self.vault = vault
         self.locks = EnvironmentLocks(view)
+        self.supply_chain = SupplyChainGate(registry, vault)
         self._env_models: dict[str, tuple[Body, EnvironmentSpec, EnvironmentStatus]] = {}
 
     # ---- entry -------------------------------------------------------------------------
@@ -336,6 +339,9 @@ class Reconciler(AgentPromotions):
         gate = await self._digest_gate(promo, report)
         if gate is not True:
             return gate
+        chain = await self._supply_chain_gate(promo)
+        if not isinstance(chain, SupplyChainReport):
+            return chain
         if not await self.locks.acquire(env_name, key_s):
             _move(
                 p,
@@ -346,7 +352,9 @@ class Reconciler(AgentPromotions):
             return 10.0
         attempt = p.attempt + 1
         try:
-            await self.hooks.authorized(body, spec, env_name, attempt, t, checks, promoted_by)
+            await self.hooks.authorized(
+                body, spec, env_name, attempt, t, checks, promoted_by, supply_chain=chain.evidence()
+            )
         except EvidenceError as exc:
             return await self._evidence_pending(promo, exc)
 
@@ -409,6 +417,43 @@ class Reconciler(AgentPromotions):
             return None
         _move(p, "Pending", report.reason, f"waiting: {report.message}")
         return float(report.retry_after or 15.0)
+
+    async def _supply_chain_gate(self, promo: Promotion) -> SupplyChainReport | float | None:
+        """The report (possibly empty) when every image passes requireSignatures and
+        requireProvenance; else what the step returns, as for digests: None after a refusal
+        (recorded as evidence; the Environment halts when its policy says so), seconds to
+        a retry when the registry, Vault or the trust material cannot answer now."""
+        if not SupplyChainGate.applies(promo.env_spec):
+            return SupplyChainReport()
+        report = await self.supply_chain.check(
+            promo.spec, promo.env_spec, self._credentials(promo.env_spec)
+        )
+        if report.ok:
+            return report
+        env_name, p = promo.env_name, promo.p
+        if not report.refuses:
+            _move(p, "Pending", report.reason, f"waiting: {report.message}")
+            return float(report.retry_after or 15.0)
+        try:
+            await self.hooks.supply_chain_refused(
+                promo.body, promo.spec, env_name, p.attempt + 1, report
+            )
+        except EvidenceError as exc:
+            return await self._evidence_pending(promo, exc)
+        halts = SupplyChainGate.halts(promo.env_spec, report)
+        if halts:
+            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+        else:
+            metrics.SECURITY_EVENTS.labels(report.reason).inc()
+            await kubeio.emit(promo.body, report.reason, f"{env_name}: {report.message}", "Warning")
+        after = (
+            f"; environment {env_name} is halted until a person clears it (stella env clear)"
+            if halts
+            else ""
+        )
+        _move(p, "Failed", report.reason, f"nothing deployed: {report.message}{after}")
+        metrics.PROMOTIONS.labels(env_name, report.reason).inc()
+        return None
 
     async def _follow_rollout(self, promo: Promotion) -> float | None:
         spec, p = promo.spec, promo.p

@@ -44,6 +44,7 @@ EvidenceKind = Literal[
     "ActionRefused",  # an admitted Action the operator could not carry out (and why)
     "AgentRegistered",
     "AgentRevoked",
+    "SupplyChainRefused",  # an image failed requireSignatures/requireProvenance before deploy
 ]
 EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
 

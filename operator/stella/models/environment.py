@@ -20,6 +20,7 @@ from stella.models.common import (
     vault_ref_rule,
 )
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
+from stella.models.supply_chain import ProvenancePolicy, SignaturePolicy
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 
@@ -288,6 +289,18 @@ class EnvironmentSpec(StrictModel):
         default=False,
         description="When true, workloads in this Environment's target namespaces (labelled "
         "stella.io/managed=true) may only run image digests of Releases approved for it.",
+    )
+    require_signatures: SignaturePolicy | None = Field(
+        default=None,
+        description="When set, every component's image must carry a signature by one of "
+        "these trusted keys or identities (cosign sign --key, or a Sigstore bundle), checked "
+        "against the registry before each deploy (docs/supply-chain.md).",
+    )
+    require_provenance: ProvenancePolicy | None = Field(
+        default=None,
+        description="When set, every component's image must carry SLSA provenance signed by "
+        "a trusted builder key, from an allowed builder and source repository; the source "
+        "revision goes into the evidence (docs/supply-chain.md).",
     )
     rollback_skips_approval: bool = Field(
         default=False,

@@ -1,0 +1,73 @@
+"""Turn an Environment's supply-chain policy into verification rules: trusted keys read
+from Vault references and from a ConfigMap's ``*.pem`` entries (and its
+``trusted_root.json``), read afresh at each check. Missing or malformed trust material is
+a :class:`TrustConfigError` (fail closed), never an empty trust set."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+from stella.models.supply_chain import ProvenancePolicy, SignaturePolicy, TrustedKeys
+from stella.secrets.vault import VaultClient
+from stella.supplychain.bundle import Identity
+from stella.supplychain.check import ProvenanceRule, SignatureRule
+from stella.supplychain.errors import TrustConfigError
+from stella.supplychain.keys import TrustedKey, load_trusted_key
+
+#: Reads a ConfigMap's data from the operator's namespace (None when it does not exist).
+ConfigMapReader = Callable[[str], Awaitable[Mapping[str, str] | None]]
+TRUSTED_ROOT = "trusted_root.json"
+
+
+async def _material(
+    policy: TrustedKeys, vault: VaultClient | None, configmaps: ConfigMapReader | None
+) -> tuple[list[TrustedKey], str | None]:
+    keys: list[TrustedKey] = []
+    root: str | None = None
+    if policy.keys:
+        if vault is None:
+            raise TrustConfigError(
+                "the supply-chain policy names keys in Vault, but the operator has no Vault "
+                "configured (set STELLA_VAULT_ADDR)"
+            )
+        for ref in policy.keys:
+            pem = await vault.aread(ref, field_name="a trusted key")
+            keys.append(load_trusted_key(ref, pem.reveal()))
+    if policy.config_map is not None:
+        data = await configmaps(policy.config_map) if configmaps is not None else None
+        if data is None:
+            raise TrustConfigError(
+                f"the supply-chain policy names ConfigMap {policy.config_map}, which does not "
+                "exist in the operator's namespace"
+            )
+        for entry, text in sorted(data.items()):
+            if entry.endswith(".pem"):
+                keys.append(load_trusted_key(f"{policy.config_map}/{entry}", text))
+        root = data.get(TRUSTED_ROOT)
+        if not keys and root is None:
+            raise TrustConfigError(
+                f"ConfigMap {policy.config_map} holds no *.pem key and no {TRUSTED_ROOT}"
+            )
+    return keys, root
+
+
+async def signature_rule(
+    policy: SignaturePolicy, vault: VaultClient | None, configmaps: ConfigMapReader | None
+) -> SignatureRule:
+    keys, root = await _material(policy, vault, configmaps)
+    return SignatureRule(
+        keys=tuple(keys),
+        trusted_root_json=root,
+        identities=tuple(Identity(i.subject, i.issuer) for i in policy.identities),
+    )
+
+
+async def provenance_rule(
+    policy: ProvenancePolicy, vault: VaultClient | None, configmaps: ConfigMapReader | None
+) -> ProvenanceRule:
+    keys, _ = await _material(policy, vault, configmaps)
+    return ProvenanceRule(
+        keys=tuple(keys),
+        builders=tuple(policy.builders),
+        source_repositories=tuple(policy.source_repositories),
+    )
