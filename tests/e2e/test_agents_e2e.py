@@ -2,10 +2,13 @@
 one-time token; `stella-agent` — its own process — enrols with it (the key made on its
 side), dials the operator's hub over mTLS and reports in; `stella agent list` shows it
 Online; a second use of the token is refused and counted; `stella agent revoke` contains
-the agent at its next request. The CA is OpenBao's PKI engine."""
+the agent at its next request, and the hub carries it out (status Revoked, the serial
+revoked in the CA, AgentRegistered and AgentRevoked in the cluster's evidence chain). The
+CA is OpenBao's PKI engine."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -14,11 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 import yaml
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
 from tests.e2e.test_actions_e2e import stella_as
+from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao
@@ -35,6 +40,23 @@ def hub(
         yield op, url, hub_ca
 
 
+def agent_packets(admin: client.ApiClient, agent: str) -> list[dict[str, Any]]:
+    """The cluster chain's packets about one agent, oldest first."""
+    cms = (
+        client.CoreV1Api(admin)
+        .list_namespaced_config_map(
+            "stella-system",
+            label_selector=f"stella.io/evidence=packet,stella.io/chain-scope=cluster,stella.io/agent={agent}",
+        )
+        .items
+    )
+    out = []
+    for cm in cms:
+        envelope = json.loads(cm.data["envelope.json"])
+        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
+    return sorted(out, key=lambda p: p["sequence"])
+
+
 def agent_cmd(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ}
     env.pop("STELLA_AGENT_TOKEN", None)
@@ -47,6 +69,7 @@ def agent_cmd(*args: str, token: str | None = None) -> subprocess.CompletedProce
 
 def test_enrol_report_in_and_revoke_as_people_do(
     hub: tuple[OperatorProcess, str, Path],
+    openbao: OpenBao,
     kube: ControlPlane,
     kube_as: dict[str, Any],
     tmp_path: Path,
@@ -102,9 +125,37 @@ def test_enrol_report_in_and_revoke_as_people_do(
     greedy = agent_cmd("run", *common, "--capability", "exec.plugin", "--once")
     assert greedy.returncode == 1 and "exec.plugin" in greedy.stderr
 
+    admin = kube_as["admin"]
+    agent = client.CustomObjectsApi(admin).get_cluster_custom_object(
+        "stella.io", "v1alpha1", "agents", name
+    )
+    serial = agent["status"]["certificate"]["serial"]
+    registered = agent_packets(admin, name)
+    assert [p["kind"] for p in registered] == ["AgentRegistered"], registered
+    assert registered[0]["policy"]["inputs"]["certificateSerial"] == serial
+
     revoked = stella_as(kube, "frank", "agent", "revoke", name)
     assert revoked.returncode == 0, revoked.stderr
     after = agent_cmd("run", *common, "--once")
     assert after.returncode == 1 and "revoked" in after.stderr
     assert "Revoked" in stella_as(kube, "frank", "agent", "list").stdout
+    # Carried out by the hub: status Revoked, the serial revoked in the CA, evidence.
+    done = eventually(
+        lambda: (
+            (
+                st := client.CustomObjectsApi(admin).get_cluster_custom_object(
+                    "stella.io", "v1alpha1", "agents", name
+                )["status"]
+            ).get("revokedAt")
+            and st
+        ),
+        timeout=30,
+        what="the revocation carried out",
+    )
+    assert done["state"] == "Revoked"
+    kinds = [p["kind"] for p in agent_packets(admin, name)]
+    assert kinds == ["AgentRegistered", "AgentRevoked"], kinds
+    mount = op.env["STELLA_AGENT_PKI_MOUNT"]
+    cert = hvac.Client(url=openbao.addr, token=openbao.root_token).read(f"{mount}/cert/{serial}")
+    assert cert["data"]["revocation_time"] > 0
     kube.kubectl("admin", "delete", "agent", name, check=False)

@@ -80,6 +80,12 @@ class CachedAgentStore(KubeAgentStore):
             self._informer.stop()
 
     # ---- reads from memory ---------------------------------------------------------
+    def agents(self) -> list[dict[str, Any]]:
+        if not self.synced:
+            return super().agents()
+        with self._lock:
+            return [dict(b) for b in self._agents.values()]
+
     def get(self, name: str) -> Mapping[str, Any] | None:
         with self._lock:
             hit = self._agents.get(name)

@@ -24,8 +24,9 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from stella.agents import enrollment
+from stella.agents import enrollment, revocation
 from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
+from stella.agents.evidence import registered_event
 from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
 from stella.models.agent_task import TASK_PHASE_ORDER, TERMINAL_TASK_PHASES
 from stella.models.common import parse_time
@@ -49,6 +50,8 @@ class Conflict(Exception):
 
 
 class AgentStore(Protocol):
+    def agents(self) -> list[dict[str, Any]]: ...
+
     def get(self, name: str) -> Mapping[str, Any] | None: ...
 
     def replace_status(self, agent: Mapping[str, Any], status: Mapping[str, Any]) -> None:
@@ -95,14 +98,21 @@ class Hub:
         store: AgentStore,
         signal: Signal = lambda _s, _a, _m: None,
         secrets: Callable[[str], dict[str, str]] | None = None,
+        record: revocation.Record | None = None,
     ) -> None:
         """secrets: reads a Vault reference into {username, password} (the operator's Vault
-        client); None: no task gets registry credentials."""
+        client); None: no task gets registry credentials. record: writes an evidence packet
+        (the engine's recorder: enrolments and revocations go to the cluster's chain)."""
         self.ca = ca
         self.tokens = tokens
         self.store = store
         self._signal = signal
         self._secrets = secrets
+        self._record = record
+
+    def carry_out_revocations(self) -> list[str]:
+        """`stella agent revoke`, made durable (agents/revocation.py); the names done."""
+        return revocation.sweep(self.store, self.tokens, self.ca, self._record)
 
     def _refuse(
         self, status: int, message: str, signal: str | None, agent: Mapping[str, Any] | None
@@ -162,6 +172,15 @@ class Hub:
                 agent,
             ) from None
         log.info("agent %s enrolled from %s (serial %s)", name, peer.address, issued.serial)
+        if self._record is not None:
+            # After the status write: a failed enrolment leaves no packet. A log that is
+            # down costs the agent nothing (its certificate is issued); it is logged.
+            try:
+                self._record(registered_event(agent, issued, peer.address))
+            except Exception as exc:
+                log.error(
+                    "agent %s enrolled, but its evidence packet was not written: %s", name, exc
+                )
         return {"certificate": issued.pem, "ca": issued.ca_pem or self.ca.ca_pem()}
 
     # ---- sessions ------------------------------------------------------------------

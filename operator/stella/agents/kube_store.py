@@ -75,6 +75,12 @@ class KubeAgentStore:
             raise
         return dict(json.loads(resp.data))
 
+    def agents(self) -> list[dict[str, Any]]:
+        resp: Any = self._custom.list_cluster_custom_object(
+            GROUP, VERSION, PLURAL, _preload_content=False
+        )
+        return list(json.loads(resp.data).get("items") or [])
+
     def get(self, name: str) -> Mapping[str, Any] | None:
         try:
             resp: Any = self._custom.get_cluster_custom_object(

@@ -34,6 +34,7 @@ from stella.settings import Settings
 
 security = logging.getLogger("stella.security")
 MAX_BODY = 64 * 1024
+REVOCATION_SECONDS = 2.0
 
 
 def post_signal(signal: str, agent: Mapping[str, Any] | None, message: str) -> None:
@@ -74,6 +75,21 @@ class AgentHubServer(ThreadedTLSServer):
         ):
             app.router.add_post(path, self._wrap(fn))
         app.router.add_get("/v1/tasks", self._tasks)
+        app.on_startup.append(self._start_revocations)
+
+    async def _start_revocations(self, app: web.Application) -> None:
+        app["revocations"] = asyncio.get_running_loop().create_task(self._revocations())
+
+    async def _revocations(self) -> None:
+        """`stella agent revoke`, carried out within REVOCATION_SECONDS of the flag (the
+        hub refuses the agent at once; this ends its sessions, revokes its certificate in
+        the CA and writes the evidence)."""
+        while True:
+            try:
+                await self.blocking(self.hub.carry_out_revocations)
+            except Exception:
+                logging.getLogger("stella").exception("the revocation sweep failed")
+            await asyncio.sleep(REVOCATION_SECONDS)
 
     async def _tasks(self, request: web.Request) -> web.Response:
         """Long poll: answer as soon as this agent has unfinished tasks, or after `wait`
@@ -154,8 +170,9 @@ def _peer_certificate(request: web.Request) -> x509.Certificate | None:
     return x509.load_der_x509_certificate(der) if der else None
 
 
-def start(settings: Settings) -> AgentHubServer | None:
-    """The hub, when configured (a port and a serving certificate) — else None. Needs
+def start(settings: Settings, record: Any = None) -> AgentHubServer | None:
+    """The hub, when configured (a port and a serving certificate) — else None. record:
+    the engine's evidence recorder (agents' enrolments and revocations). Needs
     Vault: the agents' CA is its PKI engine. A hub that cannot start is logged and left
     off; the engine goes on (agents then cannot connect, which is what an operator sees)."""
     if not (settings.agent_hub_port and settings.agent_hub_cert and settings.agent_hub_key):
@@ -182,7 +199,7 @@ def start(settings: Settings) -> AgentHubServer | None:
             return {"username": values["username"].reveal(), "password": values[key].reveal()}
 
         server = AgentHubServer(
-            Hub(ca, TokenService(), store, signal=post_signal, secrets=secrets),
+            Hub(ca, TokenService(), store, signal=post_signal, secrets=secrets, record=record),
             settings.agent_hub_host,
             settings.agent_hub_port,
             settings.agent_hub_cert,

@@ -72,7 +72,9 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
             memo.controller = build_controller()
             memo.lease_task = asyncio.create_task(_hold(elector))
         # The agent hub keeps sessions in memory: it runs where the engine runs.
-        memo.agent_hub = await asyncio.to_thread(agent_hub.start, cfg)
+        memo.agent_hub = await asyncio.to_thread(
+            agent_hub.start, cfg, memo.controller.services.recorder.record
+        )
         if memo.agent_hub is not None and cfg.agent_hub_service and cfg.pod_ip:
             # The hub's Service reaches this replica from now on (never a standby).
             await asyncio.to_thread(

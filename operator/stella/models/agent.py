@@ -110,6 +110,11 @@ class AgentStatus(StrictModel):
         max_length=8,
         description="The capabilities the agent reported at its last heartbeat.",
     )
+    revoked_at: datetime | None = Field(
+        default=None,
+        description="When the hub carried the revocation out (sessions ended, certificate "
+        "revoked in the CA, evidence written).",
+    )
     state: Literal["Pending", "Registered", "Online", "Offline", "Revoked"] = Field(
         default="Pending",
         description="Pending (not enrolled yet), Registered, Online, Offline (no recent "

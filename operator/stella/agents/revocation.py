@@ -1,0 +1,69 @@
+"""Carrying out `stella agent revoke`: the Agent's `spec.revoked` (set by a platform
+engineer, RBAC-authorized) is acted on by the hub in one sweep — every session of the
+agent ended, its certificate's serial revoked in the CA (so anything that checks the CRL
+refuses it too), an `AgentRevoked` packet in the cluster's evidence chain, and the status
+`Revoked` with `revokedAt`. The hub refuses a revoked agent's requests from the moment
+the flag is set, before the sweep; the sweep makes the rest durable. Each step is
+idempotent and the status is written last, so a crash mid-sweep repeats it, never loses it.
+
+The engine, for its part, fails the revoked agent's unfinished tasks and hands them to
+another agent (engine/agent_redispatch.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from stella.agents.evidence import revoked_event
+from stella.evidence.event import EvidenceEvent
+
+log = logging.getLogger("stella.agents")
+Record = Callable[[EvidenceEvent], object]
+
+
+class _Store(Protocol):
+    def agents(self) -> Iterable[Mapping[str, Any]]: ...
+
+    def patch_status(self, name: str, status: Mapping[str, Any]) -> None: ...
+
+
+class _Sessions(Protocol):
+    def revoke_agent(self, agent: str) -> int: ...
+
+
+class _CA(Protocol):
+    def revoke(self, serial: str) -> None: ...
+
+
+def pending(agent: Mapping[str, Any]) -> bool:
+    """Revoked by a person, not yet carried out by the hub."""
+    spec, st = agent.get("spec") or {}, agent.get("status") or {}
+    return bool(spec.get("revoked")) and not st.get("revokedAt")
+
+
+def sweep(store: _Store, sessions: _Sessions, ca: _CA, record: Record | None) -> list[str]:
+    """Carry out every pending revocation; the names done. A step that fails (Vault or
+    the evidence log down) leaves that agent pending for the next sweep."""
+    done = []
+    for agent in [a for a in store.agents() if pending(a)]:
+        name = str(agent["metadata"]["name"])
+        try:
+            ended = sessions.revoke_agent(name)
+            serial = ((agent.get("status") or {}).get("certificate") or {}).get("serial")
+            if serial:
+                ca.revoke(str(serial))
+            if record is not None:
+                record(revoked_event(agent, ended))
+            store.patch_status(
+                name,
+                {"state": "Revoked", "revokedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            )
+        except Exception as exc:
+            log.warning("revoking agent %s is not finished (%s); trying again", name, exc)
+            continue
+        log.warning("agent %s revoked: certificate %s, %d session(s) ended", name, serial, ended)
+        done.append(name)
+    return done
