@@ -49,13 +49,13 @@ def refused(fn: Any) -> str:
     raise AssertionError("the request was admitted")
 
 
-def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
-    """Every evidence predicate of an Environment's chain, oldest first."""
+def packets(admin: client.ApiClient, env: str, selector: str = "") -> list[dict[str, Any]]:
+    """Every evidence predicate of an Environment's chain, oldest first (or, with
+    selector, of the packets those labels pick)."""
+    labels = selector or f"stella.io/environment={env}"
     cms = (
         client.CoreV1Api(admin)
-        .list_namespaced_config_map(
-            NS, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"
-        )
+        .list_namespaced_config_map(NS, label_selector=f"stella.io/evidence=packet,{labels}")
         .items
     )
     out = []

@@ -8,7 +8,6 @@ CA is OpenBao's PKI engine."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -22,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
-from tests.e2e.test_actions_e2e import stella_as
+from tests.e2e.test_actions_e2e import packets, stella_as
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
@@ -42,19 +41,7 @@ def hub(
 
 def agent_packets(admin: client.ApiClient, agent: str) -> list[dict[str, Any]]:
     """The cluster chain's packets about one agent, oldest first."""
-    cms = (
-        client.CoreV1Api(admin)
-        .list_namespaced_config_map(
-            "stella-system",
-            label_selector=f"stella.io/evidence=packet,stella.io/chain-scope=cluster,stella.io/agent={agent}",
-        )
-        .items
-    )
-    out = []
-    for cm in cms:
-        envelope = json.loads(cm.data["envelope.json"])
-        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
-    return sorted(out, key=lambda p: p["sequence"])
+    return packets(admin, "", f"stella.io/chain-scope=cluster,stella.io/agent={agent}")
 
 
 def agent_cmd(*args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:

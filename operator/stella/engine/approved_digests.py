@@ -28,6 +28,7 @@ from stella.engine.kubeio import PATCH_WORKLOAD
 from stella.engine.view import Body, ClusterView
 from stella.engine.workloads import ImageUpdate
 from stella.k8s.client import api_client
+from stella.k8s.upsert import upsert
 
 log = logging.getLogger("stella.engine.digests")
 
@@ -108,35 +109,24 @@ class ApprovedDigests:
 
 
 def write(namespace: str, data: Mapping[str, str]) -> None:
-    """Create or replace one namespace's ConfigMap (get + update: RBAC allows both on this
+    """Create or replace one namespace's ConfigMap (RBAC: create, get and update of this
     name only)."""
     api = client.CoreV1Api(api_client())
-    meta = client.V1ObjectMeta(
-        name=PARAMS_NAME, namespace=namespace, labels={"app.kubernetes.io/part-of": "stella"}
+    body = {
+        "metadata": {
+            "name": PARAMS_NAME,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "stella"},
+        },
+        "data": dict(data),
+    }
+    upsert(
+        lambda: api.read_namespaced_config_map(PARAMS_NAME, namespace),
+        lambda b: api.create_namespaced_config_map(namespace, b),  # type: ignore[arg-type]
+        lambda b: api.replace_namespaced_config_map(PARAMS_NAME, namespace, b),  # type: ignore[arg-type]
+        body,
+        f"ConfigMap {namespace}/{PARAMS_NAME}",
     )
-    body = client.V1ConfigMap(metadata=meta, data=dict(data))
-    for _ in range(3):
-        try:
-            current = api.read_namespaced_config_map(PARAMS_NAME, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            meta.resource_version = None
-            try:
-                api.create_namespaced_config_map(namespace, body)
-                return
-            except ApiException as again:
-                if again.status != 409:
-                    raise
-                continue
-        meta.resource_version = current.metadata.resource_version if current.metadata else None
-        try:
-            api.replace_namespaced_config_map(PARAMS_NAME, namespace, body)
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-    raise RuntimeError(f"ConfigMap {namespace}/{PARAMS_NAME} kept changing under the operator")
 
 
 def _settle(updates: Sequence[ImageUpdate]) -> None:

@@ -13,7 +13,8 @@ import ipaddress
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
+
+from stella.k8s.upsert import upsert
 
 MANAGED_BY = "operator.stella.io"  # a label value: no slash
 
@@ -48,26 +49,10 @@ def publish(
 ) -> None:
     """Make SERVICE's one endpoint this replica (create, or replace the previous leader's)."""
     discovery = client.DiscoveryV1Api(api)
-    body: Any = slice_body(service, namespace, ip, port, node)  # the client takes dicts too
-    for _ in range(5):
-        try:
-            discovery.create_namespaced_endpoint_slice(namespace, body)
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        try:
-            current: Any = discovery.read_namespaced_endpoint_slice(service, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                continue  # deleted meanwhile: create again
-            raise
-        body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        try:
-            discovery.replace_namespaced_endpoint_slice(service, namespace, body)
-            return
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-        body["metadata"].pop("resourceVersion", None)
-    raise RuntimeError(f"could not publish the endpoint of Service {namespace}/{service}")
+    upsert(
+        lambda: discovery.read_namespaced_endpoint_slice(service, namespace),
+        lambda b: discovery.create_namespaced_endpoint_slice(namespace, b),  # type: ignore[arg-type]
+        lambda b: discovery.replace_namespaced_endpoint_slice(service, namespace, b),  # type: ignore[arg-type]
+        slice_body(service, namespace, ip, port, node),
+        f"EndpointSlice {namespace}/{service}",
+    )
