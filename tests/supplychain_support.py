@@ -155,6 +155,11 @@ class Cosign:
             "COSIGN_YES": "true",
             "TUF_ROOT": str(self.workdir / "tuf"),
             "SIGSTORE_NO_CACHE": "true",
+            # Loopback only: anything cosign would fetch from the public-good instance (its
+            # TUF root) goes to a closed port on loopback instead of leaving the machine.
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
         }
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -170,6 +175,31 @@ class Cosign:
         if check and out.returncode != 0:
             raise AssertionError(f"cosign {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
         return out
+
+    def trusted_root(self) -> str:
+        path = self.workdir / "empty-trusted-root.json"
+        if not path.exists():
+            path.write_text(json.dumps(EMPTY_TRUSTED_ROOT))
+        return str(path)
+
+    def verify_attestation(
+        self, key: Path, type_: str, image: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`cosign verify-attestation --key K --insecure-ignore-tlog --type T IMAGE`, offline."""
+        return self.run(
+            "verify-attestation",
+            "--key",
+            str(key),
+            "--insecure-ignore-tlog",
+            "--offline",
+            "--trusted-root",
+            self.trusted_root(),
+            "--type",
+            type_,
+            *OFFLINE_REGISTRY[1:],
+            image,
+            check=check,
+        )
 
     def keypair(self, name: str) -> tuple[Path, str]:
         """(private key path, public PEM) from `cosign generate-key-pair`."""
@@ -194,5 +224,15 @@ class Cosign:
             image,
         )
 
+
+#: An empty trusted root: keyed verification needs no Fulcio CA or Rekor key, and with a
+#: root given cosign does not look for the public-good one.
+EMPTY_TRUSTED_ROOT = {
+    "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+    "tlogs": [],
+    "certificateAuthorities": [],
+    "ctlogs": [],
+    "timestampAuthorities": [],
+}
 
 OFFLINE_REGISTRY = ("--tlog-upload=false", "--allow-http-registry", "--allow-insecure-registry")

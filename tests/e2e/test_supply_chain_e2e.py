@@ -19,6 +19,7 @@ from typing import Any
 
 import hvac
 import pytest
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
@@ -38,6 +39,8 @@ class Rig:
     cosign: Cosign
     ci_key: Path  # the CI's signing key; its public half is trusted (in Vault)
     builder_key: Path  # the build system's provenance key; trusted for provenance
+    builder_pub: Path
+    evidence_pub: Path  # the operator's evidence public key, as `stella evidence keys` gives it
 
     def trust(self, path: str, pem: str) -> str:
         hvac.Client(
@@ -69,10 +72,21 @@ def rig(
             "STELLA_INSECURE_REGISTRIES": registry.host,
         },
     ) as op:
-        r = Rig(op, openbao, cosign, ci_key, builder_key)
+        evidence_pub = work / "evidence.pub"
+        evidence_pub.write_text(public_pem(work / "operator" / "state" / "evidence-key.pem"))
+        r = Rig(op, openbao, cosign, ci_key, builder_key, work / "builder.pub", evidence_pub)
         r.trust("cosign/ci", ci_pub)
         r.trust("cosign/builder", builder_pub)
         yield r
+
+
+def public_pem(private_key: Path) -> str:
+    key = serialization.load_pem_private_key(private_key.read_bytes(), password=None)
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 POLICY = {
@@ -192,3 +206,63 @@ def test_a_signed_image_with_good_provenance_deploys_with_its_revision_in_eviden
             },
         }
     ]
+
+
+VSA = "https://slsa.dev/verification_summary/v1"
+APPROVAL = "https://stella.io/attestations/approval/v1"
+
+
+def verified_statements(rig: Rig, key: Path, type_: str, image: str) -> list[dict[str, Any]]:
+    """`cosign verify-attestation --key K --insecure-ignore-tlog --type T IMAGE`, offline:
+    the in-toto Statements it verified (it fails when none verifies)."""
+    out = rig.cosign.verify_attestation(key, type_, image)
+    return [
+        json.loads(base64.b64decode(json.loads(line)["payload"]))
+        for line in out.stdout.splitlines()
+        if line.startswith("{")
+    ]
+
+
+def test_the_passport_verifies_with_cosign_and_opens_a_passport_gate(shop: Shop, rig: Rig) -> None:
+    """staging publishes its passport; cosign verifies it offline with the evidence key; an
+    Environment requiring a staging passport refuses an image without one and deploys the
+    one with it — from the registry alone, as another cluster's Stella would."""
+    staging = shop.environment(
+        "staging",
+        publishPassport=True,
+        approvals={"required": 1, "approverGroups": ["release-approvers"]},
+        **POLICY,
+    )
+    image = shop.image("passport")
+    rig.cosign.sign(rig.ci_key, image)
+    rig.cosign.attest_provenance(rig.builder_key, image, slsa_v1())
+    shop.release("pass-1", image, ["staging"])
+    shop.wait_phase("pass-1", "staging", "WaitingForApproval", timeout=60)
+    shop.approve("pass-1", "staging", "bob")
+    shop.wait_phase("pass-1", "staging", "Deployed", timeout=120)
+
+    (vsa,) = verified_statements(rig, rig.evidence_pub, VSA, image)
+    digest = image.rsplit(":", 1)[1]
+    assert vsa["subject"][0]["digest"] == {"sha256": digest}
+    assert vsa["predicate"]["policy"]["uri"] == f"https://stella.io/policy/environments/{staging}"
+    assert vsa["predicate"]["verificationResult"] == "PASSED"
+    assert vsa["predicate"]["verifier"]["id"] == "https://stella.io/verifier"
+    (approval,) = verified_statements(rig, rig.evidence_pub, APPROVAL, image)
+    assert [a["approver"] for a in approval["predicate"]["approvers"]] == ["bob"]
+    assert approval["predicate"]["release"]["specDigest"].startswith("sha256:")
+    # The build's own provenance is still there and still verifies with the builder's key.
+    assert verified_statements(rig, rig.builder_pub, "slsaprovenance1", image)
+    # A key that did not sign the passport verifies nothing.
+    stranger, _ = rig.cosign.keypair(f"not-evidence-{uuid.uuid4().hex[:4]}")
+    wrong = rig.cosign.verify_attestation(stranger.with_suffix(".pub"), VSA, image, check=False)
+    assert wrong.returncode != 0
+
+    gate = {"requirePassport": {"environments": [staging]}}
+    without = shop.image("no-passport")  # signed and attested: only the passport is missing
+    rig.cosign.sign(rig.ci_key, without)
+    rig.cosign.attest_provenance(rig.builder_key, without, slsa_v1())
+    p = refused(shop, rig, "prod-a", without, "PassportMissing", **gate)
+    assert staging in p["message"]
+    shop.environment("prod-b", **gate)
+    shop.release("pass-2", image, ["prod-b"])
+    shop.wait_phase("pass-2", "prod-b", "Deployed", timeout=120)

@@ -55,9 +55,10 @@ from stella.policy import (
 )
 from stella.policy.binding import recorded_binding
 from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
-from stella.registry import RegistryClient, verify_release_images
+from stella.registry import RegistryClient, RegistryError, verify_release_images
 from stella.registry.verify import vault_credentials
 from stella.secrets import VaultClient
+from stella.secrets.errors import SecretsError
 from stella.supplychain.check import SupplyChainReport
 
 log = logging.getLogger("stella.engine")
@@ -110,7 +111,7 @@ class Reconciler(AgentPromotions):
         self.registry = registry
         self.vault = vault
         self.locks = EnvironmentLocks(view)
-        self.supply_chain = SupplyChainGate(registry, vault)
+        self.supply_chain = SupplyChainGate(registry, vault, hooks.recorder.signer)
         self._env_models: dict[str, tuple[Body, EnvironmentSpec, EnvironmentStatus]] = {}
 
     # ---- entry -------------------------------------------------------------------------
@@ -489,7 +490,11 @@ class Reconciler(AgentPromotions):
                 await asyncio.to_thread(_patch_all, stale, key_s, f"{env_name}/{p.attempt}")
                 return DEPLOY_POLL
         if not missing and all(state == "Complete" for _, (state, _) in states):
-            p.deployed_at = _now()
+            deployed_at = _now()
+            wait = await self._passport(promo, deployed_at)
+            if wait is not None:
+                return wait
+            p.deployed_at = deployed_at
             _move(
                 p,
                 "Deployed",
@@ -517,6 +522,33 @@ class Reconciler(AgentPromotions):
             await self._finish(promo, outcome, elapsed)
             return None
         return DEPLOY_POLL
+
+    async def _passport(self, promo: Promotion, deployed_at: datetime) -> float | None:
+        """Publish the passport (publishPassport) before the promotion counts as Deployed;
+        seconds to a retry when the registry or Vault cannot take it now (the rollout is
+        complete, the Release stays Deploying with reason PassportPending meanwhile)."""
+        if not promo.env_spec.publish_passport:
+            return None
+        try:
+            await self.supply_chain.publish_passport(
+                promo.body,
+                promo.spec,
+                promo.env_name,
+                promo.env_spec,
+                promo.p.approvals,
+                deployed_at,
+                self._credentials(promo.env_spec),
+            )
+        except (RegistryError, SecretsError) as exc:
+            _move(
+                promo.p,
+                "Deploying",
+                "PassportPending",
+                f"the rollout is complete; the passport could not be pushed yet ({exc.reason}: "
+                f"{exc.message[:512]}); retrying",
+            )
+            return float(exc.retry_after or 10.0)
+        return None
 
     async def _finish(self, promo: Promotion, outcome: str, elapsed: float) -> None:
         """Record the outcome (retried until stored), write the Release, release the lock."""

@@ -7,14 +7,24 @@ and is retried. The checks themselves live in :mod:`stella.supplychain`."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
+from stella import __version__
 from stella.engine import kubeio
+from stella.engine.view import Body
+from stella.evidence.canonical import canonical_json
 from stella.models import EnvironmentSpec, ReleaseSpec
+from stella.models.release import ApprovalRecord
+from stella.policy import recorded_identity
+from stella.policy.binding import binding_of
 from stella.registry import RegistryClient
+from stella.registry.reference import parse_pinned
 from stella.registry.verify import CredentialsLookup
 from stella.secrets import VaultClient
 from stella.secrets.errors import SecretsError
+from stella.secrets.signers import Signer
 from stella.settings import Settings
 from stella.supplychain.check import (
     ImageSupplyChain,
@@ -22,20 +32,30 @@ from stella.supplychain.check import (
     check_images,
 )
 from stella.supplychain.errors import SupplyChainError
-from stella.supplychain.trust import provenance_rule, signature_rule
+from stella.supplychain.passport import Approver, PassportFacts, publish_passport
+from stella.supplychain.trust import passport_rule, provenance_rule, signature_rule
 
 
 class SupplyChainGate:
     def __init__(
-        self, registry: RegistryClient, vault: VaultClient | None, namespace: str | None = None
+        self,
+        registry: RegistryClient,
+        vault: VaultClient | None,
+        signer: Signer,
+        namespace: str | None = None,
     ) -> None:
         self.registry = registry
         self.vault = vault
+        self.signer = signer  # the evidence signer: signs passports, its keys verify them
         self.namespace = namespace or Settings().namespace
 
     @staticmethod
     def applies(env_spec: EnvironmentSpec) -> bool:
-        return env_spec.require_signatures is not None or env_spec.require_provenance is not None
+        return (
+            env_spec.require_signatures is not None
+            or env_spec.require_provenance is not None
+            or env_spec.require_passport is not None
+        )
 
     @staticmethod
     def halts(env_spec: EnvironmentSpec, report: SupplyChainReport) -> bool:
@@ -66,6 +86,13 @@ class SupplyChainGate:
                 if env_spec.require_provenance is not None
                 else None
             )
+            passport = (
+                await passport_rule(
+                    env_spec.require_passport, self.vault, self.signer.public_keys()
+                )
+                if env_spec.require_passport is not None
+                else None
+            )
         except (SupplyChainError, SecretsError) as err:
             what = "trusted keys" if isinstance(err, SupplyChainError) else "trusted keys in Vault"
             return SupplyChainReport(
@@ -81,4 +108,48 @@ class SupplyChainGate:
                     for i in images
                 )
             )
-        return await check_images(self.registry, images, sig, prov, credentials)
+        return await check_images(self.registry, images, sig, prov, credentials, passport=passport)
+
+    async def publish_passport(
+        self,
+        body: Body,
+        spec: ReleaseSpec,
+        env_name: str,
+        env_spec: EnvironmentSpec,
+        approvals: Sequence[ApprovalRecord],
+        deployed_at: datetime,
+        credentials: CredentialsLookup,
+    ) -> None:
+        """Attach the passport to every deployed image (raises RegistryError/SecretsError:
+        the caller retries; publishing again writes nothing twice)."""
+        meta = body.get("metadata") or {}
+        binding = binding_of(body)
+        requester = recorded_identity(body, "requester")
+        checks = ["digest"]
+        checks += ["signatures"] if env_spec.require_signatures is not None else []
+        checks += ["provenance"] if env_spec.require_provenance is not None else []
+        checks += ["passport"] if env_spec.require_passport is not None else []
+        facts = PassportFacts(
+            environment=env_name,
+            policy_digest=hashlib.sha256(
+                canonical_json(env_spec.model_dump(mode="json", by_alias=True))
+            ).hexdigest(),
+            release=f"{meta.get('namespace')}/{meta.get('name')}",
+            release_uid=meta.get("uid"),
+            version=spec.version,
+            spec_digest=binding.spec_digest if binding else None,
+            requester=requester.username if requester else None,
+            approvers=tuple(
+                Approver(a.approver, a.decision, a.at, a.approval)
+                for a in approvals
+                if a.decision == "Approve"
+            ),
+            deployed_at=deployed_at,
+            operator_version=__version__,
+            checks=tuple(checks),
+        )
+        for c in spec.components:
+            ref = parse_pinned(c.image)
+            await publish_passport(
+                self.registry, c.image, facts, self.signer, await credentials(ref)
+            )

@@ -20,7 +20,7 @@ from stella.models.common import (
     vault_ref_rule,
 )
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
-from stella.models.supply_chain import ProvenancePolicy, SignaturePolicy
+from stella.models.supply_chain import PassportPolicy, ProvenancePolicy, SignaturePolicy
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 
@@ -301,6 +301,19 @@ class EnvironmentSpec(StrictModel):
         description="When set, every component's image must carry SLSA provenance signed by "
         "a trusted builder key, from an allowed builder and source repository; the source "
         "revision goes into the evidence (docs/supply-chain.md).",
+    )
+    publish_passport: bool = Field(
+        default=False,
+        description="When true, after each promotion Stella attaches its passport to every "
+        "deployed image, as cosign attaches attestations: a SLSA verification summary and an "
+        "approval attestation signed with the evidence key. Needs push access to the "
+        "registry (docs/supply-chain.md).",
+    )
+    require_passport: PassportPolicy | None = Field(
+        default=None,
+        description="When set, every image must carry Stella's passport for these "
+        "Environments (e.g. [staging]), read from the registry before deploy: an approval "
+        "made by this or another Stella counts wherever the image goes.",
     )
     rollback_skips_approval: bool = Field(
         default=False,

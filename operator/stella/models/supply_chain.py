@@ -107,3 +107,25 @@ class ProvenancePolicy(TrustedKeys):
         default=True,
         description="When true (the default), refused provenance also halts the Environment.",
     )
+
+
+class PassportPolicy(StrictModel):
+    """requirePassport: each image carries Stella's passport (a SLSA verification summary
+    Stella signed when it deployed the image there) for these Environments."""
+
+    model_config = ConfigDict(
+        **StrictModel.model_config,
+        json_schema_extra={"x-kubernetes-validations": [_KEYS_RULE]},
+    )
+
+    environments: list[Name] = Field(
+        min_length=1,
+        max_length=8,
+        description="The Environments whose passport each image must carry, e.g. [staging].",
+    )
+    keys: list[VaultRef] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Vault references to the evidence public keys of the Stella that issues "
+        "the passports (another cluster's). Empty: this operator's own evidence keys.",
+    )

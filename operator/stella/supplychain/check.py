@@ -32,6 +32,7 @@ from stella.supplychain.cosign import (
 from stella.supplychain.discovery import Found, discover
 from stella.supplychain.errors import (
     MalformedArtifact,
+    PassportMissing,
     ProvenanceBuilderNotAllowed,
     ProvenanceMissing,
     ProvenanceSourceNotAllowed,
@@ -41,6 +42,7 @@ from stella.supplychain.errors import (
     SupplyChainError,
 )
 from stella.supplychain.keys import TrustedKey
+from stella.supplychain.passport import PassportStamp, find_passport
 from stella.supplychain.provenance import (
     PROVENANCE_TYPES,
     Provenance,
@@ -67,6 +69,12 @@ class ProvenanceRule:
 
 
 @dataclass(frozen=True)
+class PassportRule:
+    keys: tuple[TrustedKey, ...]  # the issuing Stella's evidence keys
+    environments: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ImageSupplyChain:
     image: str
     ok: bool
@@ -77,6 +85,7 @@ class ImageSupplyChain:
     signer: str | None = None
     provenance: Provenance | None = None
     provenance_signer: str | None = None
+    passports: tuple[PassportStamp, ...] = ()
 
     def evidence(self) -> dict[str, Any]:
         """What goes into the authorization packet (no key material: names only)."""
@@ -90,6 +99,15 @@ class ImageSupplyChain:
                 "sourceRevision": self.provenance.source_revision,
                 "signedBy": self.provenance_signer,
             }
+        if self.passports:
+            out["passports"] = [
+                {
+                    "environment": p.environment,
+                    "timeVerified": p.time_verified,
+                    "signedBy": p.signer,
+                }
+                for p in self.passports
+            ]
         return out
 
 
@@ -252,12 +270,31 @@ def check_provenance(
     raise problems[0]
 
 
+def check_passports(
+    image: str, digest: str, found: Found, rule: PassportRule
+) -> tuple[PassportStamp, ...]:
+    """Stella's passport of ``digest`` for each required Environment, or raise."""
+    atts = [(a.predicate_type, a.envelope) for a in found.attestations]
+    stamps = []
+    for env in rule.environments:
+        stamp = find_passport(atts, digest, env, rule.keys)
+        if stamp is None:
+            raise PassportMissing(
+                f"{image} carries no passport for {env} signed by a trusted Stella evidence key "
+                f"(trusted: {_key_names(rule.keys)}); promote it through {env} with "
+                "publishPassport: true first"
+            )
+        stamps.append(stamp)
+    return tuple(stamps)
+
+
 async def check_image(
     client: RegistryClient,
     image: str,
     signatures: SignatureRule | None,
     provenance: ProvenanceRule | None,
     credentials_lookup: CredentialsLookup | None = None,
+    passport: PassportRule | None = None,
 ) -> ImageSupplyChain:
     try:
         ref = parse_pinned(image)
@@ -268,12 +305,13 @@ async def check_image(
             ref,
             creds,
             signatures=signatures is not None,
-            attestations=provenance is not None,
+            attestations=provenance is not None or passport is not None,
         )
         signer = check_signatures(image, ref.digest, found, signatures) if signatures else None
         prov, prov_signer = (
             check_provenance(image, ref.digest, found, provenance) if provenance else (None, None)
         )
+        stamps = check_passports(image, ref.digest, found, passport) if passport else ()
     except SupplyChainError as err:
         return ImageSupplyChain(image, False, err.reason, err.message, refuses=err.refuses)
     except RegistryError as err:
@@ -299,6 +337,8 @@ async def check_image(
     if prov is not None:
         rev = f"@{prov.source_revision}" if prov.source_revision else ""
         parts.append(f"built by {prov.builder_id} from {prov.source_repository}{rev}")
+    if stamps:
+        parts.append("passport for " + ", ".join(p.environment for p in stamps))
     return ImageSupplyChain(
         image,
         True,
@@ -307,6 +347,7 @@ async def check_image(
         signer=signer,
         provenance=prov,
         provenance_signer=prov_signer,
+        passports=stamps,
     )
 
 
@@ -317,11 +358,15 @@ async def check_images(
     provenance: ProvenanceRule | None,
     credentials_lookup: CredentialsLookup | None = None,
     *,
+    passport: PassportRule | None = None,
     concurrency: int = 8,
 ) -> SupplyChainReport:
     """Check every image of a Release, concurrently; a report, never an exception."""
     checks = await gather_limited(
-        [check_image(client, i, signatures, provenance, credentials_lookup) for i in images],
+        [
+            check_image(client, i, signatures, provenance, credentials_lookup, passport)
+            for i in images
+        ],
         concurrency,
     )
     return SupplyChainReport(tuple(checks))

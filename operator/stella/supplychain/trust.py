@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
-from stella.models.supply_chain import ProvenancePolicy, SignaturePolicy, TrustedKeys
+from stella.models.supply_chain import (
+    PassportPolicy,
+    ProvenancePolicy,
+    SignaturePolicy,
+    TrustedKeys,
+)
 from stella.secrets.vault import VaultClient
 from stella.supplychain.bundle import Identity
-from stella.supplychain.check import ProvenanceRule, SignatureRule
+from stella.supplychain.check import PassportRule, ProvenanceRule, SignatureRule
 from stella.supplychain.errors import TrustConfigError
 from stella.supplychain.keys import TrustedKey, load_trusted_key
 
@@ -20,7 +25,9 @@ TRUSTED_ROOT = "trusted_root.json"
 
 
 async def _material(
-    policy: TrustedKeys, vault: VaultClient | None, configmaps: ConfigMapReader | None
+    policy: TrustedKeys | PassportPolicy,
+    vault: VaultClient | None,
+    configmaps: ConfigMapReader | None,
 ) -> tuple[list[TrustedKey], str | None]:
     keys: list[TrustedKey] = []
     root: str | None = None
@@ -33,20 +40,21 @@ async def _material(
         for ref in policy.keys:
             pem = await vault.aread(ref, field_name="a trusted key")
             keys.append(load_trusted_key(ref, pem.reveal()))
-    if policy.config_map is not None:
-        data = await configmaps(policy.config_map) if configmaps is not None else None
+    config_map = getattr(policy, "config_map", None)
+    if config_map is not None:
+        data = await configmaps(config_map) if configmaps is not None else None
         if data is None:
             raise TrustConfigError(
-                f"the supply-chain policy names ConfigMap {policy.config_map}, which does not "
+                f"the supply-chain policy names ConfigMap {config_map}, which does not "
                 "exist in the operator's namespace"
             )
         for entry, text in sorted(data.items()):
             if entry.endswith(".pem"):
-                keys.append(load_trusted_key(f"{policy.config_map}/{entry}", text))
+                keys.append(load_trusted_key(f"{config_map}/{entry}", text))
         root = data.get(TRUSTED_ROOT)
         if not keys and root is None:
             raise TrustConfigError(
-                f"ConfigMap {policy.config_map} holds no *.pem key and no {TRUSTED_ROOT}"
+                f"ConfigMap {config_map} holds no *.pem key and no {TRUSTED_ROOT}"
             )
     return keys, root
 
@@ -71,3 +79,17 @@ async def provenance_rule(
         builders=tuple(policy.builders),
         source_repositories=tuple(policy.source_repositories),
     )
+
+
+async def passport_rule(
+    policy: PassportPolicy, vault: VaultClient | None, own_keys: Mapping[str, str]
+) -> PassportRule:
+    """The issuing Stella's evidence keys: from Vault when named, else this operator's own
+    (its signer's current and retired public keys)."""
+    if policy.keys:
+        keys, _ = await _material(policy, vault, None)
+    else:
+        keys = [load_trusted_key(f"evidence key {kid}", pem) for kid, pem in own_keys.items()]
+    if not keys:
+        raise TrustConfigError("requirePassport has no evidence key to verify passports with")
+    return PassportRule(keys=tuple(keys), environments=tuple(policy.environments))
