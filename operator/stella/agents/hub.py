@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from stella.agents import enrollment, revocation
+from stella.agents import enrollment, liveness, revocation
 from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
 from stella.agents.evidence import registered_event
 from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
@@ -113,6 +113,18 @@ class Hub:
     def carry_out_revocations(self) -> list[str]:
         """`stella agent revoke`, made durable (agents/revocation.py); the names done."""
         return revocation.sweep(self.store, self.tokens, self.ca, self._record)
+
+    def mark_offline(self) -> list[str]:
+        """Online agents that stopped calling in become Offline (Ready False)."""
+        now, done = datetime.now(UTC), []
+        for agent in self.store.agents():
+            patch = liveness.offline(agent, now)
+            if patch is not None:
+                name = str(agent["metadata"]["name"])
+                self.store.patch_status(name, patch)
+                log.info("agent %s: no heartbeat for %ss, Offline", name, liveness.OFFLINE_SECONDS)
+                done.append(name)
+        return done
 
     def _refuse(
         self, status: int, message: str, signal: str | None, agent: Mapping[str, Any] | None
@@ -248,7 +260,7 @@ class Hub:
                 "lastHeartbeat": _now(),
                 "sourceAddress": peer.address,
                 "reportedCapabilities": sorted(set(capabilities)),
-                "state": "Online",
+                **liveness.online(agent, peer.address, datetime.now(UTC)),
             },
         )
         return {"agent": name, "state": "Online"}

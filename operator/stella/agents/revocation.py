@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from stella.agents import liveness
 from stella.agents.evidence import revoked_event
 from stella.evidence.event import EvidenceEvent
 
@@ -57,10 +58,7 @@ def sweep(store: _Store, sessions: _Sessions, ca: _CA, record: Record | None) ->
                 ca.revoke(str(serial))
             if record is not None:
                 record(revoked_event(agent, ended))
-            store.patch_status(
-                name,
-                {"state": "Revoked", "revokedAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
-            )
+            store.patch_status(name, liveness.revoked(agent, datetime.now(UTC)))
         except Exception as exc:
             log.warning("revoking agent %s is not finished (%s); trying again", name, exc)
             continue

@@ -83,12 +83,13 @@ class AgentHubServer(ThreadedTLSServer):
     async def _revocations(self) -> None:
         """`stella agent revoke`, carried out within REVOCATION_SECONDS of the flag (the
         hub refuses the agent at once; this ends its sessions, revokes its certificate in
-        the CA and writes the evidence)."""
+        the CA and writes the evidence); agents that stopped calling in marked Offline."""
         while True:
-            try:
-                await self.blocking(self.hub.carry_out_revocations)
-            except Exception:
-                logging.getLogger("stella").exception("the revocation sweep failed")
+            for sweep in (self.hub.carry_out_revocations, self.hub.mark_offline):
+                try:
+                    await self.blocking(sweep)
+                except Exception:
+                    logging.getLogger("stella").exception("the agents' status sweep failed")
             await asyncio.sleep(REVOCATION_SECONDS)
 
     async def _tasks(self, request: web.Request) -> web.Response:

@@ -43,6 +43,7 @@ class World:
         self.tmp = tmp
         self.signals: list[str] = []
         self.names: list[str] = []
+        self.hub: hub.Hub | None = None
 
     def agent(
         self, networks: list[str] | None = None, expires: timedelta = timedelta(hours=1)
@@ -110,6 +111,7 @@ def world(
     server = AgentHubServer(the_hub, "127.0.0.1", port, str(crt), str(key), client_ca=ca.ca_pem())
     server.start()
     w = World(kube_admin, f"https://127.0.0.1:{port}", hub_ca, tmp)
+    w.hub = the_hub
     yield w
     server.stop()
     for name in w.names:
@@ -147,6 +149,21 @@ def test_enrol_once_log_in_and_heartbeat(world: World) -> None:
     status = world.get(name)["status"]
     assert status["state"] == "Online" and status["sourceAddress"] == "127.0.0.1"
     assert status["reportedCapabilities"] == ["deploy.kubernetes"]
+    (cond,) = status["conditions"]
+    assert (cond["type"], cond["status"], cond["reason"]) == ("Ready", "True", "Heartbeat")
+
+    # Silent past the window: the hub's sweep marks it Offline (Ready False).
+    assert world.hub is not None
+    stale = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.CustomObjectsApi(world.admin).patch_cluster_custom_object_status(
+        G, V, "agents", name, {"status": {"lastHeartbeat": stale}}
+    )
+    assert name in world.hub.mark_offline()
+    status = world.get(name)["status"]
+    assert status["state"] == "Offline"
+    (cond,) = status["conditions"]
+    assert (cond["status"], cond["reason"]) == ("False", "HeartbeatMissed")
+    assert name not in world.hub.mark_offline()  # once
 
 
 def test_capabilities_beyond_the_enrolment_are_refused(world: World) -> None:
