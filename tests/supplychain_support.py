@@ -201,6 +201,31 @@ class Cosign:
             check=check,
         )
 
+    def verify_blob_attestation(
+        self, bundle: Path, key: Path, digest_hex: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`cosign verify-blob-attestation --bundle B --key K --offline` for a keyed bundle
+        of Stella evidence, bound to the image digest its subject names."""
+        return self.run(
+            "verify-blob-attestation",
+            "--bundle",
+            str(bundle),
+            "--key",
+            str(key),
+            "--offline",
+            "--new-bundle-format",
+            "--insecure-ignore-tlog",
+            "--trusted-root",
+            self.trusted_root(),
+            "--type",
+            "https://stella.io/evidence/v1",
+            "--digest",
+            digest_hex,
+            "--digestAlg",
+            "sha256",
+            check=check,
+        )
+
     def keypair(self, name: str) -> tuple[Path, str]:
         """(private key path, public PEM) from `cosign generate-key-pair`."""
         self.run("generate-key-pair", "--output-key-prefix", name)

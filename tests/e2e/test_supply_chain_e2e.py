@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +33,7 @@ from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao, Registry
 
 NS = "stella-system"
+STELLA = str(Path(sys.executable).parent / "stella")
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Rig:
     builder_key: Path  # the build system's provenance key; trusted for provenance
     builder_pub: Path
     evidence_pub: Path  # the operator's evidence public key, as `stella evidence keys` gives it
+    evidence_log: Path  # the operator's external log (JSON lines)
 
     def trust(self, path: str, pem: str) -> str:
         hvac.Client(
@@ -74,7 +79,16 @@ def rig(
     ) as op:
         evidence_pub = work / "evidence.pub"
         evidence_pub.write_text(public_pem(work / "operator" / "state" / "evidence-key.pem"))
-        r = Rig(op, openbao, cosign, ci_key, builder_key, work / "builder.pub", evidence_pub)
+        r = Rig(
+            op,
+            openbao,
+            cosign,
+            ci_key,
+            builder_key,
+            work / "builder.pub",
+            evidence_pub,
+            work / "operator" / "state" / "evidence.jsonl",
+        )
         r.trust("cosign/ci", ci_pub)
         r.trust("cosign/builder", builder_pub)
         yield r
@@ -151,15 +165,25 @@ def test_a_signature_by_an_untrusted_key_is_refused_without_halting_when_told(
     image = shop.image("stranger")
     stranger, _ = rig.cosign.keypair(f"stranger-{uuid.uuid4().hex[:4]}")
     rig.cosign.sign(stranger, image)
+    # Trust from a ConfigMap in the operator's namespace this time (the platform team's).
+    trust = f"{shop.prefix}-trust"
+    client.CoreV1Api(shop.admin).create_namespaced_config_map(
+        NS,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=trust),
+            data={"ci.pem": (rig.ci_key.with_suffix(".pub")).read_text()},
+        ),
+    )
     p = refused(
         shop,
         rig,
         "stranger",
         image,
         "SignatureUntrusted",
-        requireSignatures={"keys": ["vault:secret/cosign/ci#pub"], "haltOnFailure": False},
+        requireSignatures={"configMap": trust, "haltOnFailure": False},
     )
-    assert "vault:secret/cosign/ci#pub" in p["message"]
+    assert f"trusted keys: {trust}/ci.pem" in p["message"]
+    client.CoreV1Api(shop.admin).delete_namespaced_config_map(trust, NS)
     assert not shop.environment_status("stranger").get("halted")
 
 
@@ -182,7 +206,7 @@ def test_provenance_from_the_wrong_builder_or_repository_is_refused(shop: Shop, 
 
 
 def test_a_signed_image_with_good_provenance_deploys_with_its_revision_in_evidence(
-    shop: Shop, rig: Rig
+    shop: Shop, rig: Rig, kube: ControlPlane, tmp_path: Path
 ) -> None:
     env = shop.environment("good", **POLICY)
     image = shop.image("good")
@@ -206,6 +230,7 @@ def test_a_signed_image_with_good_provenance_deploys_with_its_revision_in_eviden
             },
         }
     ]
+    exported_authorization_verifies(rig, kube, tmp_path, env, image)
 
 
 VSA = "https://slsa.dev/verification_summary/v1"
@@ -266,3 +291,60 @@ def test_the_passport_verifies_with_cosign_and_opens_a_passport_gate(shop: Shop,
     shop.environment("prod-b", **gate)
     shop.release("pass-2", image, ["prod-b"])
     shop.wait_phase("pass-2", "prod-b", "Deployed", timeout=120)
+
+
+def statement_of(bundle: Path) -> dict[str, Any]:
+    doc = json.loads(bundle.read_text())
+    return json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))  # type: ignore[no-any-return]
+
+
+def exported_authorization_verifies(
+    rig: Rig, kube: ControlPlane, tmp_path: Path, env: str, image: str
+) -> None:
+    """The auditor exports each packet as a Sigstore bundle; cosign verifies the
+    authorization offline with the evidence key, bound to the deployed image's digest."""
+    out = tmp_path / "sigstore"
+    subprocess.run(
+        [
+            STELLA,
+            "evidence",
+            "export",
+            "--format",
+            "sigstore-bundle",
+            "--out",
+            str(out),
+            "--namespace",
+            NS,
+            "--log",
+            str(rig.evidence_log),
+        ],
+        check=True,
+        env={**os.environ, "KUBECONFIG": str(kube.kubeconfig_for("erin"))},
+        timeout=120,
+    )
+    (bundle,) = [
+        b
+        for b in out.glob("*.sigstore.json")
+        if (st := statement_of(b))["predicate"]["kind"] == "PromotionAuthorized"
+        and st["predicate"].get("environment") == env
+    ]
+    key = (
+        out
+        / "keys"
+        / (
+            json.loads(bundle.read_text())["verificationMaterial"]["publicKey"]["hint"].replace(
+                ":", "_"
+            )
+            + ".pem"
+        )
+    )
+    ok = rig.cosign.verify_blob_attestation(bundle, key, image.rsplit(":", 1)[1])
+    assert "Verified OK" in ok.stderr
+    forged = tmp_path / "forged.sigstore.json"
+    doc = json.loads(bundle.read_text())
+    payload = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))
+    payload["predicate"]["approvals"] = [{"approver": "mallory"}]
+    doc["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
+    forged.write_text(json.dumps(doc))
+    bad = rig.cosign.verify_blob_attestation(forged, key, image.rsplit(":", 1)[1], check=False)
+    assert bad.returncode != 0

@@ -167,11 +167,25 @@ def register(
         help="write an offline bundle: packets, keys, log entries",
         description="Write one JSON file with every packet, published key and log entry, "
         "to verify later without the cluster (verify --bundle).",
-        epilog="examples:\n  stella evidence export --out bundle.json --log evidence.jsonl\n",
+        epilog="examples:\n  stella evidence export --out bundle.json --log evidence.jsonl\n"
+        "  stella evidence export --format sigstore-bundle --out evidence/ --bundle bundle.json\n",
         formatter_class=fmt,
     )
-    sources(p, bundle=False)
-    p.add_argument("--out", required=True, metavar="FILE", help="the bundle file to write")
+    sources(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="PATH",
+        help="the bundle file to write (with --format sigstore-bundle: a directory)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("stella", "sigstore-bundle"),
+        default="stella",
+        help="stella (default): one file for verify --bundle; sigstore-bundle: each packet "
+        "as a Sigstore bundle (PACKET.sigstore.json) and the public keys (keys/KEYID.pem), "
+        "for cosign verify-blob-attestation --bundle --key --offline",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser(
@@ -547,6 +561,8 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
     out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
+    if getattr(args, "format", "stella") == "sigstore-bundle":
+        return _export_sigstore(args.out, src, out)
     try:
         write_bundle(
             args.out,
@@ -561,6 +577,33 @@ def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
     print(
         f"wrote {args.out}: {len(src.configmaps)} packets, {len(src.keys)} keys, "
         f"{len(src.log)} log entries",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def _export_sigstore(target: str, src: Sources, out: TextIO) -> int:
+    """Each packet as a keyed Sigstore bundle, and the keys that verify them."""
+    from stella.supplychain.bundle import evidence_bundle
+
+    root = Path(target)
+    written = 0
+    try:
+        (root / "keys").mkdir(parents=True, exist_ok=True)
+        for key_id, pem in sorted(src.keys.items()):
+            (root / "keys" / key_file_name(key_id)).write_text(pem)
+        for packet in sorted(src.configmaps, key=lambda p: p.name):
+            envelope = json.loads(packet.envelope_json)
+            key_id = str((envelope.get("signatures") or [{}])[0].get("keyid", ""))
+            bundle = evidence_bundle(envelope, key_id)
+            (root / f"{packet.name}.sigstore.json").write_text(json.dumps(bundle, indent=1))
+            written += 1
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise source_error(exc, f"cannot write Sigstore bundles to {target}") from None
+    print(
+        f"wrote {written} Sigstore bundles and {len(src.keys)} keys to {target}/ "
+        "(cosign verify-blob-attestation --bundle B --key keys/KEY.pem --offline "
+        "--new-bundle-format --insecure-ignore-tlog; docs/supply-chain.md)",
         file=out,
     )
     return EXIT_OK

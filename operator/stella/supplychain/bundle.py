@@ -63,6 +63,22 @@ def keyed_bundle(envelope: Envelope, key_hint: str) -> dict[str, Any]:
     }
 
 
+def evidence_bundle(envelope: Mapping[str, Any], key_id: str) -> dict[str, Any]:
+    """A Stella evidence packet's DSSE envelope as a keyed Sigstore bundle. The key id moves
+    to the bundle's ``publicKey.hint``; the signatures' ``keyid`` is emptied (it is not
+    signed: DSSE signs PAE(type, payload) only), because cosign matches a non-empty keyid
+    against the key it is given and would refuse a Stella key id."""
+    return {
+        "mediaType": BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": key_id}},
+        "dsseEnvelope": {
+            "payload": envelope["payload"],
+            "payloadType": envelope["payloadType"],
+            "signatures": [{"keyid": "", "sig": s["sig"]} for s in envelope["signatures"]],
+        },
+    }
+
+
 def _message_digest(doc: Mapping[str, Any]) -> tuple[bytes, bytes]:
     md = doc.get("messageDigest")
     if not isinstance(md, Mapping) or md.get("algorithm") != "SHA2_256":
