@@ -12,3 +12,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "stella.serviceAccount" -}}stella-operator{{- end -}}
 {{- define "stella.tlsSecret" -}}{{ .Values.webhook.tlsSecretName | default "stella-webhook-tls" }}{{- end -}}
 {{- define "stella.hubTlsSecret" -}}{{ .Values.agentHub.tlsSecretName | default "stella-agent-hub-tls" }}{{- end -}}
+{{- define "stella.consoleLabels" -}}
+app.kubernetes.io/name: stella-console
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: stella
+app.kubernetes.io/component: console
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+{{- define "stella.consoleSelector" -}}
+app.kubernetes.io/name: stella-console
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

@@ -41,7 +41,7 @@ audit = logging.getLogger("stella.audit")
 security = logging.getLogger("stella.security")
 
 LOGIN_COOKIE = "__Host-stella-login"
-PUBLIC = ("/login", "/static/", "/healthz", "/metrics")
+PUBLIC = ("/login", "/static/", "/healthz", "/readyz", "/metrics")
 MAX_COMMENT = 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,6 +61,7 @@ class Console:
     api: client.ApiClient  # the console's own identity: TokenReview and the view only
     sessions: SessionStore
     limiter: RateLimiter
+    header_login: bool = False  # /login/header: behind oauth2-proxy only
 
     def __post_init__(self) -> None:
         self._people: dict[str, Person] = {}
@@ -144,9 +145,7 @@ def session_middleware(console: Console) -> Any:
         issued: Issued | None = None
         if outcome is None or not outcome.ok:
             refresh = request.cookies.get(REFRESH_COOKIE, "")
-            if (outcome is not None and outcome.signal is None and refresh) or (
-                outcome is None and refresh
-            ):
+            if refresh and (outcome is None or outcome.signal is None):
                 outcome, issued = console.sessions.refresh(refresh, address, now)
         if outcome is None or outcome.family is None:
             if outcome is not None and outcome.signal is not None:
@@ -163,16 +162,18 @@ def session_middleware(console: Console) -> Any:
                 resp: web.StreamResponse = web.json_response(
                     {"error": outcome.reason if outcome else "log in"}, status=401
                 )
+                resp.headers["X-Stella-Login"] = _why(outcome.code if outcome else "login")
                 _clear_tokens(resp)
                 return resp
-            return _to_login(
-                _why(
-                    outcome.signal.value
-                    if outcome and outcome.signal
-                    else ("expired" if outcome else "login")
-                )
-            )
+            return _to_login(_why(outcome.code if outcome else "login"))
         family = outcome.family
+        if issued is not None and not await _still_valid(console, family):
+            console.sessions.logout(family)
+            audit.info(
+                "session ended user=%s: the API server no longer accepts its token",
+                family.person.username,
+            )
+            return _to_login("expired")
         allowed, retry_after = console.limiter.allow(family.person.username)
         if not allowed:
             metrics.RATE_LIMITED.inc()
@@ -194,6 +195,17 @@ def session_middleware(console: Console) -> Any:
     return middleware
 
 
+async def _still_valid(console: Console, family: Family) -> bool:
+    """At each rotation (every access-token lifetime) the person's own token is reviewed
+    again: a revoked or expired Kubernetes/OIDC token ends the console session too. The
+    API server unreachable keeps it (its writes would fail anyway)."""
+    try:
+        person = await _blocking(kube.review_token, console.api, family.bearer)
+    except Exception:
+        return True
+    return person is not None and person.username == family.person.username
+
+
 # ---- handlers -------------------------------------------------------------------------
 def routes(console: Console) -> web.RouteTableDef:
     r = web.RouteTableDef()
@@ -201,6 +213,13 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.get("/healthz")
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok" if console.view.synced else "syncing")
+
+    @r.get("/readyz")
+    async def readyz(request: web.Request) -> web.Response:
+        """Ready once the view holds a complete LIST of every kind."""
+        return web.Response(text="ok", status=200) if console.view.synced else web.Response(
+            text="the console's view is not synced yet", status=503
+        )
 
     @r.get("/metrics")
     async def prom(request: web.Request) -> web.Response:
@@ -217,7 +236,11 @@ def routes(console: Console) -> web.RouteTableDef:
 
     @r.get("/login")
     async def login_form(request: web.Request) -> web.Response:
-        token = secrets.token_urlsafe(24)
+        # One token per browser until it logs in: a second tab, or a stray request
+        # redirected here, must not invalidate the form already on screen.
+        token = request.cookies.get(LOGIN_COOKIE, "")
+        if not (20 <= len(token) <= 64):
+            token = secrets.token_urlsafe(24)
         message = pages.LOGIN_MESSAGES.get(request.query.get("m", ""), "")
         resp = _html(page("Log in", pages.login_page(token, message)))
         resp.set_cookie(LOGIN_COOKIE, token, **cookie_attributes(600))  # type: ignore[arg-type]
@@ -235,33 +258,33 @@ def routes(console: Console) -> web.RouteTableDef:
         )
         if refused is not None or not request.cookies.get(LOGIN_COOKIE):
             metrics.SESSION_SIGNALS.labels("csrf").inc()
+            security.warning(
+                "console login csrf refused address=%s: %s",
+                request.remote,
+                refused or "no login cookie",
+            )
             return _to_login("csrf")
         bearer = SecretValue(str(form.get("token") or "").strip())
-        if not bearer.reveal() or len(bearer.reveal()) > 8192:
+        response = await _start_session(console, request, bearer)
+        response.del_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+        return response
+
+    @r.get("/login/header")
+    async def login_by_header(request: web.Request) -> web.StreamResponse:
+        """Behind oauth2-proxy (docs/console.md): the proxy passes the person's OIDC ID
+        token as `Authorization: Bearer`; the API server checks it like any other token.
+        A navigation from another site cannot set this header."""
+        if not console.header_login:
+            raise web.HTTPNotFound(text="header login is off (STELLA_WEB_HEADER_LOGIN)")
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
             return _to_login("empty")
-        try:
-            person = await _blocking(kube.review_token, console.api, bearer)
-        except Exception as exc:
-            metrics.LOGINS.labels("unavailable").inc()
-            log.warning("TokenReview failed: %s", type(exc).__name__)
-            return _to_login("unavailable")
-        if person is None:
-            metrics.LOGINS.labels("refused").inc()
-            audit.info("login refused address=%s", request.remote)
-            return _to_login("refused")
-        metrics.LOGINS.labels("ok").inc()
-        issued = console.sessions.login(person, bearer, request.remote or "", time.time())
-        metrics.SESSIONS.set(len(console.sessions))
-        audit.info("login user=%s address=%s", person.username, request.remote)
-        resp = web.HTTPSeeOther("/")
-        _set_tokens(resp, issued)
-        resp.del_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
-        return resp
+        return await _start_session(console, request, SecretValue(token.strip()))
 
     @r.post("/logout")
     async def logout(request: web.Request) -> web.StreamResponse:
         who: Person = request["person"]
-        await _check_csrf(request, who)
+        await _check_csrf(request, console, who)
         console.sessions.logout(who.family)
         audit.info("logout user=%s", who.family.person.username)
         resp = web.HTTPSeeOther("/login?m=logout")
@@ -300,7 +323,7 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.post("/releases/{namespace}/{name}/decide")
     async def decide(request: web.Request) -> web.StreamResponse:
         who: Person = request["person"]
-        form = await _check_csrf(request, who)
+        form = await _check_csrf(request, console, who)
         ns, name = request.match_info["namespace"], request.match_info["name"]
         env = str(form.get("environment") or "")
         decision = str(form.get("decision") or "")
@@ -363,11 +386,38 @@ def routes(console: Console) -> web.RouteTableDef:
     return r
 
 
+async def _start_session(
+    console: Console, request: web.Request, bearer: SecretValue
+) -> web.StreamResponse:
+    """A new session family for whoever the API server says `bearer` authenticates."""
+    if not bearer.reveal() or len(bearer.reveal()) > 8192:
+        return _to_login("empty")
+    try:
+        person = await _blocking(kube.review_token, console.api, bearer)
+    except Exception as exc:
+        metrics.LOGINS.labels("unavailable").inc()
+        log.warning("TokenReview failed: %s", type(exc).__name__)
+        return _to_login("unavailable")
+    if person is None:
+        metrics.LOGINS.labels("refused").inc()
+        audit.info("login refused address=%s", request.remote)
+        return _to_login("refused")
+    metrics.LOGINS.labels("ok").inc()
+    issued = console.sessions.login(person, bearer, request.remote or "", time.time())
+    metrics.SESSIONS.set(len(console.sessions))
+    audit.info("login user=%s address=%s", person.username, request.remote)
+    resp = web.HTTPSeeOther("/")
+    _set_tokens(resp, issued)
+    return resp
+
+
 def _why(code: str) -> str:
     return code if code in pages.LOGIN_MESSAGES else "login"
 
 
-async def _check_csrf(request: web.Request, who: Person) -> Any:
+async def _check_csrf(request: web.Request, console: Console, who: Person) -> Any:
+    """The posted form, when its CSRF token and origin are this session's; else a 403 page
+    (raised) saying nothing was changed."""
     form = await request.post()
     refused = csrf_refusal(
         who.family.csrf,
@@ -384,7 +434,10 @@ async def _check_csrf(request: web.Request, who: Person) -> Any:
             request.path,
             refused,
         )
-        raise web.HTTPForbidden(text=f"Refused: {refused}. Nothing was changed.")
+        body = pages.csrf_refused_page(refused)
+        raise web.HTTPForbidden(
+            text=_frame(console, who, "Refused", body, ""), content_type="text/html"
+        )
     return form
 
 
@@ -440,7 +493,16 @@ def _release_page(console: Console, who: Person, ns: str, name: str) -> str | No
                 verdicts[env_name] = may_decide(
                     console.view, who.family.person, authorizer, ns, name, env_name
                 )
-    return pages.release_page(body, verdicts, who.family.csrf, live)
+    decisions = {
+        str(env): sorted(
+            console.view.approvals_for((ns, name), str(env)),
+            key=lambda a: str((a.get("metadata") or {}).get("creationTimestamp") or ""),
+        )
+        for env in (body.get("spec") or {}).get("environments") or []
+    }
+    if not who.permissions.may("list", "approvals", ns):
+        decisions = {}
+    return pages.release_page(body, verdicts, who.family.csrf, live, decisions)
 
 
 def build_app(console: Console) -> web.Application:

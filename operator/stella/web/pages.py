@@ -172,12 +172,29 @@ def inbox_page(items: Sequence[Decidable], csrf: str) -> str:
     return out
 
 
+def _decision(approval: Body) -> str:
+    """One Approval: who (as admission recorded them), what, when, and the comment."""
+    from stella.policy.identity import recorded_identity
+
+    who = recorded_identity(approval, "approver")
+    spec, meta = _m(approval.get("spec")), _m(approval.get("metadata"))
+    comment = str(spec.get("comment") or "")
+    return (
+        f"<li>{esc(spec.get('decision'))} by <b>{esc(who.username if who else '?')}</b> at "
+        f"<time>{esc(meta.get('creationTimestamp'))}</time>"
+        f"{f' — <q>{esc(comment)}</q>' if comment else ''}</li>"
+    )
+
+
 def release_page(
     body: Body,
     verdicts: Mapping[str, Verdict],
     csrf: str,
     live_in: set[str],
+    decisions: Mapping[str, Sequence[Body]] | None = None,
 ) -> str:
+    """decisions: the Approvals of this Release per Environment, oldest first."""
+    decisions = decisions or {}
     meta, spec, status = _m(body.get("metadata")), _m(body.get("spec")), _m(body.get("status"))
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     components = table(
@@ -196,11 +213,7 @@ def release_page(
     for env in [str(e) for e in _l(spec.get("environments"))]:
         p = progress.get(env, {})
         phase = str(p.get("phase") or "Pending")
-        approvals = "".join(
-            f"<li>{esc(_m(a).get('decision'))} by <b>{esc(_m(a).get('approver'))}</b> at "
-            f"<time>{esc(_m(a).get('at'))}</time></li>"
-            for a in _l(p.get("approvals"))
-        )
+        approvals = "".join(_decision(a) for a in decisions.get(env, ()))
         verdict = verdicts.get(env)
         act = ""
         if phase == "WaitingForApproval" and verdict is not None:
@@ -223,7 +236,7 @@ def release_page(
         f'<p class="facts">version <b>{esc(spec.get("version"))}</b> · created '
         f"<time>{esc(meta.get('creationTimestamp'))}</time>"
         f"{by}</p><h2>Components</h2>{components}"
-        '<h2>Path</h2><ol class="timeline" id="timeline" data-poll="/api/pipeline">'
+        '<h2>Path</h2><ol class="timeline" id="timeline" data-poll="/api/pipeline" data-refresh>'
         f"{''.join(steps)}</ol>"
     )
 
@@ -313,7 +326,7 @@ def environment_page(body: Body) -> str:
                     badge(str(_m(h).get("outcome") or "")),
                     esc(", ".join(str(a) for a in _l(_m(h).get("approvers"))) or "—"),
                 ]
-                for h in reversed(history)
+                for h in sorted(history, key=lambda h: str(_m(h).get("at")), reverse=True)
             ],
         )
         if history
@@ -342,6 +355,13 @@ def refused_page(namespace: str, name: str, decision: str, env: str, message: st
         f'<p class="notice bad" role="alert" id="refused">The API server refused '
         f"{esc(decision.lower())} of {esc(namespace)}/{esc(name)} for {esc(env)}: "
         f"{esc(message)}</p><p>Back to {release_link(namespace, name)}</p>"
+    )
+
+
+def csrf_refused_page(reason: str) -> str:
+    return (
+        f'<p class="notice bad" role="alert" id="refused">Refused: {esc(reason)}. '
+        "Nothing was changed.</p>"
     )
 
 

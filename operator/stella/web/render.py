@@ -84,7 +84,7 @@ def page(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{esc(title)} · Stella</title>{meta}"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<link rel="stylesheet" href="/static/console.css">'
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/console.css">'
         '<script src="/static/console.js" defer></script></head>'
         f'<body><header><a class="brand" href="/">★ Stella</a>{nav}</header>'
         f"<main><h1>{esc(title)}</h1>{banner}{body}</main></body></html>"

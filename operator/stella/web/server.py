@@ -29,6 +29,7 @@ class WebSettings:
     access_seconds: float = ACCESS_SECONDS
     rate: float = 10.0  # requests per second per person
     burst: float = 60.0
+    header_login: bool = False
 
     @classmethod
     def from_env(cls, **override: object) -> WebSettings:
@@ -41,6 +42,7 @@ class WebSettings:
             "access_seconds": float(env.get("STELLA_WEB_ACCESS_SECONDS", str(ACCESS_SECONDS))),
             "rate": float(env.get("STELLA_WEB_RATE", "10")),
             "burst": float(env.get("STELLA_WEB_BURST", "60")),
+            "header_login": env.get("STELLA_WEB_HEADER_LOGIN", "").lower() in ("1", "true"),
         }
         values.update({k: v for k, v in override.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
@@ -68,6 +70,7 @@ async def serve(settings: WebSettings, stop: asyncio.Event | None = None) -> Non
         api=fresh_api_client(),
         sessions=SessionStore(access_seconds=settings.access_seconds),
         limiter=RateLimiter(settings.rate, settings.burst),
+        header_login=settings.header_login,
     )
     runner = web.AppRunner(build_app(console), access_log=None)
     await runner.setup()

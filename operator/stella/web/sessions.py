@@ -44,6 +44,11 @@ class Signal(StrEnum):
     ADDRESS_CHANGE = "address-change"
 
 
+def _revoked(family: Family) -> Outcome:
+    code = family.revoked_by.value if family.revoked_by is not None else "login"
+    return Outcome(None, "this session was revoked", code=code)
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -62,6 +67,7 @@ class Family:
     rotated: set[str] = field(default_factory=set)
     previous_hash: str = ""  # the refresh token rotated last, and when
     previous_at: float = 0.0
+    revoked_by: Signal | None = None  # the signal that revoked it, to tell its owner
     revoked: bool = False
 
     @property
@@ -84,7 +90,8 @@ class Outcome:
 
     family: Family | None
     reason: str = ""
-    signal: Signal | None = None
+    signal: Signal | None = None  # raised by THIS request
+    code: str = "login"  # why, for the login page: expired | refresh-reuse | address-change
 
     @property
     def ok(self) -> bool:
@@ -120,12 +127,14 @@ class SessionStore:
         """The family of a valid access token presented from the family's address."""
         with self._lock:
             family = self._families.get(self._by_access.get(_hash(access), ""))
-            if family is None or family.revoked:
-                return Outcome(None, "unknown or revoked session")
+            if family is None:
+                return Outcome(None, "unknown session")
+            if family.revoked:
+                return _revoked(family)
             if address != family.address:
                 return self._revoke(family, Signal.ADDRESS_CHANGE, address)
             if now >= family.access_expires or now >= family.ends:
-                return Outcome(None, "access token expired")
+                return Outcome(None, "access token expired", code="expired")
             return Outcome(family)
 
     def refresh(self, token: str, address: str, now: float) -> tuple[Outcome, Issued | None]:
@@ -134,8 +143,10 @@ class SessionStore:
         with self._lock:
             digest = _hash(token)
             family = self._families.get(self._by_refresh.get(digest, ""))
-            if family is None or family.revoked:
-                return Outcome(None, "unknown or revoked session"), None
+            if family is None:
+                return Outcome(None, "unknown session"), None
+            if family.revoked:
+                return _revoked(family), None
             if address != family.address:
                 return self._revoke(family, Signal.ADDRESS_CHANGE, address), None
             if digest in family.rotated:
@@ -148,7 +159,7 @@ class SessionStore:
                 return self._revoke(family, Signal.REFRESH_REUSE, address), None
             if now >= family.ends:
                 self._drop(family)
-                return Outcome(None, "session ended: log in again"), None
+                return Outcome(None, "session ended: log in again", code="expired"), None
             family.rotated.add(digest)
             family.previous_hash, family.previous_at = digest, now
             issued = self._issue(family, now)
@@ -173,15 +184,17 @@ class SessionStore:
         return Issued(access, refresh, family)
 
     def _revoke(self, family: Family, signal: Signal, address: str) -> Outcome:
+        # Its tokens stay known (until the family would have ended) so that its owner's
+        # next request is told why, and a replay of any of them is still recognised.
         family.revoked = True
-        self._by_access.pop(family.access_hash, None)
+        family.revoked_by = signal
         why = (
             "a refresh token was used twice: the session is revoked, log in again"
             if signal is Signal.REFRESH_REUSE
             else f"the session was used from another address ({address}): it is revoked, "
             "log in again"
         )
-        return Outcome(None, why, signal)
+        return Outcome(None, why, signal, signal.value)
 
     def _drop(self, family: Family) -> None:
         family.revoked = True

@@ -163,6 +163,53 @@ def test_only_this_releases_operator_writes_the_digest_params() -> None:
     )
 
 
+def test_the_console_is_off_by_default(docs: list[dict[str, Any]]) -> None:
+    assert not [d for d in docs if d["metadata"]["name"] == "stella-console"]
+
+
+def test_the_console_runs_pinned_as_its_own_identity_that_can_only_read() -> None:
+    out = render(f"image.digest={DIGEST}", LOG, "console.enabled=true")
+    assert out.returncode == 0, out.stderr
+    rendered = [d for d in yaml.safe_load_all(out.stdout) if d]
+    deploy = by_kind(rendered, "Deployment", "stella-console")
+    pod = deploy["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].endswith(f"@{DIGEST}") and container["args"] == ["web"]
+    assert pod["serviceAccountName"] == "stella-console"
+    assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    role = by_kind(rendered, "ClusterRole", "stella-console")
+    writes = [
+        (r["resources"], v) for r in role["rules"] for v in r["verbs"] if v not in {"list", "watch"}
+    ]
+    assert writes == [(["tokenreviews"], "create")]  # everything else is done as the person
+    dev = [
+        d
+        for d in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text())
+        if d and d["kind"] == "ClusterRole" and d["metadata"]["name"] == "stella-console"
+    ]
+    assert [d["rules"] for d in dev] == [role["rules"]]  # what the e2e tier's console runs as
+    # The operator's Service and NetworkPolicy never select console pods, nor the reverse.
+    console_labels = deploy["spec"]["template"]["metadata"]["labels"]
+    operator_selector = by_kind(rendered, "Service", "stella-operator")["spec"]["selector"]
+    assert not all(console_labels.get(k) == v for k, v in operator_selector.items())
+    operator_labels = by_kind(rendered, "Deployment", "stella-operator")["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    console_selector = by_kind(rendered, "Service", "stella-console")["spec"]["selector"]
+    assert not all(operator_labels.get(k) == v for k, v in console_selector.items())
+    assert (
+        by_kind(rendered, "Certificate", "stella-console")["spec"]["secretName"]
+        == "stella-console-tls"
+    )
+
+
+def test_the_console_certificate_needs_an_issuer() -> None:
+    out = render(
+        f"image.digest={DIGEST}", LOG, "console.enabled=true", "webhook.certManager.enabled=false"
+    )
+    assert out.returncode != 0 and "console.certManager.enabled" in out.stderr
+
+
 def test_people_roles_match_the_local_control_plane(docs: list[dict[str, Any]]) -> None:
     dev = {
         (d["kind"], d["metadata"]["name"]): d
@@ -267,7 +314,11 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k, v in values.items():
         path = f"{prefix}{k}"
-        if isinstance(v, dict) and v and path not in {"resources", "webhook.certManager.issuerRef"}:
+        if (
+            isinstance(v, dict)
+            and v
+            and path not in {"resources", "webhook.certManager.issuerRef", "console.resources"}
+        ):
             out += _leaves(v, path + ".")
         else:
             out.append(path)

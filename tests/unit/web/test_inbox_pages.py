@@ -129,6 +129,9 @@ def test_release_page_offers_a_form_only_where_admission_would_allow(view: Conso
     assert 'value="Approve"' not in html and "may not decide" in html
     assert 'data-phase="Live"' in html  # staging runs this Release now
     assert "requested by <b>alice</b>" in html
+    decided = approval_body(name="a1", approver=BOB, comment="CAB-9 <ok>", environment="staging")
+    html = pages.release_page(body, {}, "c", set(), {"staging": [decided]})
+    assert "Approve by <b>bob</b>" in html and "CAB-9 &lt;ok&gt;" in html
 
 
 def test_pipeline_orders_environments_by_path_and_escapes_everything() -> None:

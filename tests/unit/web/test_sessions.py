@@ -51,8 +51,10 @@ def test_a_rotated_refresh_token_presented_again_revokes_the_family() -> None:
     replay, issued = store.refresh(first.refresh, HOME, 1200.0)
     assert issued is None and replay.signal is Signal.REFRESH_REUSE
     assert "used twice" in replay.reason
-    # Everything of the family is dead now, the newest tokens included.
-    assert not store.authenticate(second.access, HOME, 1200.0).ok
+    # Everything of the family is dead now, the newest tokens included; its owner's next
+    # request learns why (and raises no second signal).
+    owner = store.authenticate(second.access, HOME, 1200.0)
+    assert not owner.ok and owner.code == "refresh-reuse" and owner.signal is None
     again, none = store.refresh(second.refresh, HOME, 1200.0)
     assert not again.ok and none is None
     assert len(store) == 0

@@ -1,0 +1,396 @@
+"""The web console (issue 15) in real headless Chromium, as bob, alice, erin and carol.
+
+`stella web` runs as its own process with its own ServiceAccount token (it may only review
+tokens and list/watch Stella's kinds), on `make demo`'s world with the operator running.
+People log in with their own bearer tokens; every approval goes to the API server with
+that token. The tests build on each other, in file order: bob approves the hotfix waiting
+in staging; alice asks for a Release of her own and may not approve it, not even by a
+forged form; a write without the CSRF token changes nothing; erin may read and not
+write; a refresh token replayed after rotation kills carol's session.
+
+STELLA_CONSOLE_SCREENSHOTS=DIR also saves the pages' screenshots there (docs/console/
+holds the committed ones).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import ssl
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from tests.e2e.browser import Browser
+from tests.e2e.demo_world import DemoWorld, G, V, _release_body, demo_world
+
+from devenv.controlplane import ControlPlane
+from devenv.proc import Process, free_port, wait_until
+from devenv.webhooks import make_serving_cert
+
+ACCESS_SECONDS = 6  # short, so that refresh rotation happens within the tests
+GRACE = 5.0  # stella.web.sessions.REUSE_GRACE_SECONDS
+CONSOLE_SA = ("stella-system", "stella-console")
+PEOPLE = ("alice", "bob", "carol", "erin")
+
+
+@dataclass
+class Console:
+    proc: Process
+    port: int
+    ca: Path
+    cert: Path
+    tokens: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None) -> Any:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        resp.body = resp.read().decode(errors="replace")
+        conn.close()
+        return resp
+
+    def metric(self, name: str, **labels: str) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        body = self.request("GET", "/metrics").body
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def log(self) -> str:
+        return self.proc.log.read_text(errors="replace")
+
+
+def _bearer(api: client.ApiClient) -> str:
+    keys = api.configuration.api_key
+    return str(keys.get("authorization") or keys.get("BearerToken") or "").removeprefix("Bearer ")
+
+
+def _console_kubeconfig(kube: ControlPlane, admin: client.ApiClient, path: Path) -> Path:
+    """A kubeconfig with a fresh token of the console's own ServiceAccount (TokenRequest)."""
+    ns, sa = CONSOLE_SA
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = client.CoreV1Api(admin).create_namespaced_service_account_token(sa, ns, request)
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": kube.server,
+                            "certificate-authority": str(kube.ca_file),
+                        },
+                    }
+                ],
+                "users": [{"name": "console", "user": {"token": token.status.token}}],
+                "contexts": [{"name": "console", "context": {"cluster": "c", "user": "console"}}],
+                "current-context": "console",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DemoWorld]:
+    with demo_world(kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("console")) as w:
+        yield w
+
+
+@pytest.fixture(scope="module")
+def console(
+    world: DemoWorld, kube_as: dict[str, client.ApiClient], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Console]:
+    workdir = tmp_path_factory.mktemp("console-process")
+    ca, crt, key = make_serving_cert(workdir / "pki")
+    port = free_port()
+    stella = str(Path(sys.executable).parent / "stella")
+    proc = Process(
+        "stella-web",
+        [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
+        workdir / "console.log",
+        env={
+            "KUBECONFIG": str(_console_kubeconfig(world.kube, world.admin, workdir / "kubeconfig")),
+            "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
+            "STELLA_WEB_HEADER_LOGIN": "true",
+            "PYTHONUNBUFFERED": "1",
+        },
+    ).start()
+    c = Console(proc, port, ca, crt, {u: _bearer(kube_as[u]) for u in PEOPLE})
+    try:
+        wait_until(
+            lambda: c.request("GET", "/healthz").body == "ok", 60, "the console's view", proc.log
+        )
+        yield c
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    b = Browser(tmp_path_factory.mktemp("browser"), trusted_certs=(console.cert,))
+    try:
+        yield b
+    finally:
+        b.quit()
+
+
+def shot(browser: Browser, name: str) -> None:
+    where = os.environ.get("STELLA_CONSOLE_SCREENSHOTS")
+    if where:
+        browser.screenshot(Path(where) / f"{name}.png")
+
+
+def login(browser: Browser, console: Console, user: str) -> None:
+    browser.get(f"{console.url}/login")
+    browser.type("input[name=token]", console.tokens[user])
+    browser.click("form.login button")
+    browser.wait_for(lambda: user in browser.text(".who"), what=f"{user} logged in")
+
+
+def logout(browser: Browser) -> None:
+    browser.click("nav form button")
+    browser.wait_for(lambda: "/login" in browser.url, what="logged out")
+
+
+def forge(browser: Browser, action: str, fields: dict[str, str]) -> None:
+    """Post a form the page does not offer (as a person with devtools would)."""
+    browser.run(
+        """
+        const [action, fields] = arguments;
+        const form = document.createElement('form');
+        form.method = 'post'; form.action = action;
+        for (const [name, value] of Object.entries(fields)) {
+          const input = document.createElement('input');
+          input.type = 'hidden'; input.name = name; input.value = value;
+          form.appendChild(input);
+        }
+        document.body.appendChild(form); form.submit();
+        """,
+        action,
+        fields,
+    )
+
+
+def csrf_of(browser: Browser) -> str:
+    return str(browser.run("return document.querySelector('meta[name=csrf-token]').content"))
+
+
+def approvals_by(world: DemoWorld, user: str, release: str) -> list[dict[str, Any]]:
+    items = world.custom.list_namespaced_custom_object(G, V, "shop", "approvals")["items"]
+    return [
+        a
+        for a in items
+        if a["spec"]["release"] == release
+        and f'"username":"{user}"'
+        in (a["metadata"].get("annotations") or {}).get("stella.io/approver", "")
+    ]
+
+
+def test_bob_sees_staging_waiting_for_him_approves_and_the_promotion_proceeds(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    login(browser, console, "bob")
+    cell = "shop/shop-1-1-hotfix|staging"
+    browser.wait_for(
+        lambda: browser.text(f'[data-cell="{cell}"]') == "WaitingForApproval",
+        what="the hotfix waiting in staging on the pipelines page",
+    )
+    assert browser.text('[data-cell="shop/shop-1-1|prod"]') == "Live"
+    shot(browser, "pipelines")
+    browser.get(f"{console.url}/inbox")
+    row = browser.text("table.inbox")
+    assert "shop/shop-1-1-hotfix" in row and "staging" in row
+    shot(browser, "inbox")
+    browser.type("table.inbox input[name=comment]", "CAB-77: hotfix verified")
+    browser.click("table.inbox button.approve")
+    browser.wait_for(lambda: "Recorded: Approve staging" in browser.text(), what="the approval")
+    [mine] = approvals_by(world, "bob", "shop-1-1-hotfix")
+    assert mine["spec"]["comment"] == "CAB-77: hotfix verified"
+    # The release page follows the promotion without a reload (its script polls).
+    browser.run("window.stellaMarker = 42")
+    browser.wait_for(
+        lambda: browser.text(f'[data-cell="{cell}"]') == "Live",
+        timeout=120,
+        what="staging Live on the release page",
+    )
+    browser.wait_for(
+        lambda: (
+            "Approve by bob" in browser.text("ol.timeline")
+            and "CAB-77: hotfix verified" in browser.text("ol.timeline")
+        ),
+        what="the fresh timeline",
+    )
+    assert browser.run("return window.stellaMarker") == 42, "the page was reloaded"
+    shot(browser, "release")
+    browser.get(f"{console.url}/environments/staging")
+    assert "shop/shop-1-1-hotfix" in browser.text("dl.facts")
+    shot(browser, "environment")
+    logout(browser)
+
+
+def test_alice_sees_no_approve_button_for_her_own_release_and_a_forged_post_is_refused(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    client.CustomObjectsApi(world.users["alice"]).create_namespaced_custom_object(
+        G, V, "shop", "releases", _release_body("shop-1-2", world.v1, ["dev", "staging"], "1.2")
+    )
+    world.wait_phase("shop-1-2", "staging", "WaitingForApproval")
+    login(browser, console, "alice")
+    browser.get(f"{console.url}/releases/shop/shop-1-2")
+    browser.wait_for(lambda: "may not decide" in browser.text("ol.timeline"), what="why not")
+    assert not browser.all("button.approve") and not browser.all("button.reject")
+    browser.get(f"{console.url}/inbox")
+    assert not browser.all("button.approve")
+    assert "preventSelfApproval" in browser.text("table.others")
+    forge(
+        browser,
+        "/releases/shop/shop-1-2/decide",
+        {
+            "csrf": csrf_of(browser),
+            "environment": "staging",
+            "decision": "Approve",
+            "comment": "me",
+        },
+    )
+    refused = browser.wait_for(lambda: browser.text("#refused"), what="the refusal")
+    # alice is a requester: RBAC refuses her any Approval before admission would refuse
+    # this one as self-approval (dave's case below).
+    assert "API server refused approve" in refused
+    assert 'User "alice" cannot create resource "approvals"' in refused
+    assert approvals_by(world, "alice", "shop-1-2") == []
+
+
+def test_a_write_without_the_csrf_token_is_refused_and_changes_nothing(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    before = console.metric("stella_console_session_signals_total", signal="csrf")
+    browser.get(f"{console.url}/inbox")
+    forge(
+        browser, "/releases/shop/shop-1-2/decide", {"environment": "staging", "decision": "Reject"}
+    )
+    browser.wait_for(lambda: "no CSRF token" in browser.text(), what="the CSRF refusal")
+    browser.get(f"{console.url}/inbox")
+    forge(
+        browser,
+        "/releases/shop/shop-1-2/decide",
+        {"csrf": "not-this-sessions", "environment": "staging", "decision": "Reject"},
+    )
+    browser.wait_for(lambda: "does not match" in browser.text(), what="the CSRF refusal")
+    assert approvals_by(world, "alice", "shop-1-2") == []
+    assert world.phase("shop-1-2", "staging") == "WaitingForApproval"
+    assert console.metric("stella_console_session_signals_total", signal="csrf") == before + 2
+    logout(browser)
+
+
+def test_erin_reads_and_cannot_write(world: DemoWorld, console: Console, browser: Browser) -> None:
+    login(browser, console, "erin")
+    browser.wait_for(
+        lambda: browser.text('[data-cell="shop/shop-1-2|staging"]') == "WaitingForApproval",
+        what="erin reads the pipelines",
+    )
+    browser.get(f"{console.url}/inbox")
+    assert not browser.all("button.approve")
+    assert "approve" in browser.text("table.others")  # no `approve` verb: admission's words
+    forge(
+        browser,
+        "/releases/shop/shop-1-2/decide",
+        {"csrf": csrf_of(browser), "environment": "staging", "decision": "Approve", "comment": "x"},
+    )
+    refused = browser.wait_for(lambda: browser.text("#refused"), what="the refusal")
+    assert "forbidden" in refused.lower()
+    assert approvals_by(world, "erin", "shop-1-2") == []
+    logout(browser)
+
+
+def test_a_refresh_token_replayed_after_rotation_kills_the_session(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    login(browser, console, "carol")
+    first = browser.cookies()
+    assert first["__Host-stella-refresh"] and first["__Host-stella-access"]
+    time.sleep(ACCESS_SECONDS + 1)  # the access token expires; the next page rotates both
+    browser.get(f"{console.url}/environments")
+    rotated_at = time.monotonic()
+    assert "carol" in browser.text(".who")
+    second = browser.cookies()
+    assert second["__Host-stella-refresh"] != first["__Host-stella-refresh"]
+    assert second["__Host-stella-access"] != first["__Host-stella-access"]
+    before = console.metric("stella_console_session_signals_total", signal="refresh-reuse")
+    time.sleep(max(0.0, GRACE + 0.5 - (time.monotonic() - rotated_at)))
+    stolen = console.request(
+        "GET", "/", {"Cookie": f"__Host-stella-refresh={first['__Host-stella-refresh']}"}
+    )
+    assert stolen.status == 303 and "refresh-reuse" in stolen.getheader("Location")
+    # The whole family is revoked: carol's browser, with the newest tokens, is out too.
+    browser.get(f"{console.url}/")
+    assert "used twice" in browser.wait_for(lambda: browser.text(".notice"), what="login page")
+    assert browser.all("input[name=token]")
+    assert (
+        console.metric("stella_console_session_signals_total", signal="refresh-reuse") == before + 1
+    )
+    log = console.log()
+    assert "signal=refresh-reuse" in log
+    for secret in (
+        first["__Host-stella-refresh"],
+        second["__Host-stella-access"],
+        *console.tokens.values(),
+    ):
+        assert secret not in log
+
+
+def test_every_response_carries_the_security_headers(console: Console) -> None:
+    resp = console.request("GET", "/login")
+    assert "default-src 'none'" in resp.getheader("Content-Security-Policy")
+    assert resp.getheader("X-Frame-Options") == "DENY"
+    cookie = resp.getheader("Set-Cookie")
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    plain = http.client.HTTPConnection("127.0.0.1", console.port, timeout=5)
+    try:
+        plain.request("GET", "/healthz")
+        status: int | None = plain.getresponse().status
+    except (http.client.HTTPException, OSError):
+        status = None
+    assert status is None, "TLS only: plain HTTP never gets an answer"
+
+
+def test_behind_a_proxy_the_bearer_header_logs_in_and_a_bad_token_does_not(
+    console: Console,
+) -> None:
+    """What oauth2-proxy does (docs/console.md): the person's token as Authorization."""
+    good = console.request(
+        "GET", "/login/header", {"Authorization": f"Bearer {console.tokens['bob']}"}
+    )
+    assert good.status == 303 and good.getheader("Location") == "/"
+    cookies = good.msg.get_all("Set-Cookie")
+    assert any(c.startswith("__Host-stella-access=") for c in cookies)
+    bad = console.request("GET", "/login/header", {"Authorization": "Bearer not-a-token"})
+    assert bad.status == 303 and bad.getheader("Location") == "/login?m=refused"
+    assert console.metric("stella_console_logins_total", result="refused") >= 1
