@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stella's tests and demo run for real: the distribution
-# registry, PostgreSQL 15, skopeo, htpasswd, openssl, and Chromium with its driver
-# (the console's browser tests). Python packages come from
+# registry, PostgreSQL 15, skopeo, htpasswd, openssl, Chromium with its driver
+# (the console's browser tests) and Prometheus (verification gates, promtool). Python packages come from
 # constraints.txt (make venv); kube-apiserver, kwok, etcd and helm are built from Go
 # modules (hack/build-binaries.sh).
 #
@@ -25,6 +25,9 @@ command -v openssl >/dev/null || need+=(openssl)
 # The console's tests drive a real headless browser (tests/e2e/test_console_e2e.py).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# Verification gates query a real Prometheus (tests/e2e/test_verification_e2e.py); promtool
+# tests the chart's alert rules.
+command -v prometheus >/dev/null || need+=(prometheus)
 # `make venv` needs venv with ensurepip: Debian ships it apart from python3 itself.
 if command -v "${PY:-python3}" >/dev/null && ! "${PY:-python3}" -c 'import ensurepip, venv' 2>/dev/null; then
   need+=("python$("${PY:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")

@@ -1,4 +1,5 @@
-"""OpenBao (Vault API), the distribution registry and PostgreSQL, each real, on loopback."""
+"""OpenBao (Vault API), the distribution registry, PostgreSQL and Prometheus, each real, on
+loopback."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,6 +148,62 @@ def _bcrypt(password: str) -> str:
     import bcrypt  # type: ignore[import-not-found]
 
     return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode())
+
+
+@dataclass
+class Prometheus:
+    """Debian's Prometheus scraping the given loopback targets every second; stop() and
+    start() again keep its port and data (a Prometheus that was down and came back)."""
+
+    workdir: Path
+    targets: dict[str, str]  # job -> host:port serving /metrics
+    port: int = field(default_factory=free_port)
+    proc: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def config(self) -> str:
+        jobs = "".join(
+            f"- job_name: {job}\n  static_configs: [{{targets: ['{target}']}}]\n"
+            for job, target in sorted(self.targets.items())
+        )
+        cfg = self.workdir / "prometheus.yml"
+        cfg.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n" + jobs
+        )
+        return str(cfg)
+
+    def start(self) -> Prometheus:
+        self.proc = Process(
+            "prometheus",
+            [
+                _which("prometheus", "/usr/bin"),
+                f"--config.file={self.config()}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
+                f"--web.listen-address={LOOPBACK}:{self.port}",
+                "--log.level=warn",
+            ],
+            self.workdir / "prometheus.log",
+        ).start()
+        wait_until(self._up, 60, "prometheus", self.proc.log)
+        return self
+
+    def _up(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+            return bool(r.status == 200)
+
+    def query(self, promql: str) -> list[float]:
+        """The values of an instant query (empty when there is no data)."""
+        url = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            data = json.loads(r.read())["data"]
+        return [float(s["value"][1]) for s in data["result"]]
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.stop()
 
 
 @dataclass

@@ -36,6 +36,20 @@ DEPLOY_DURATION = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
     registry=REGISTRY,
 )
+VERIFICATIONS = Counter(
+    "stella_verifications_total",
+    "Verifications finished (soak time and checks after a rollout), by environment and "
+    "result (Verified, Failed).",
+    ["environment", "result"],
+    registry=REGISTRY,
+)
+VERIFICATION_SAMPLES = Counter(
+    "stella_verification_samples_total",
+    "Samples of verification checks, by environment, check and result (Pass, Fail, Error: "
+    "could not be taken).",
+    ["environment", "check", "result"],
+    registry=REGISTRY,
+)
 TRANSITIONS = Counter(
     "stella_phase_transitions_total",
     "Release phase transitions per environment.",

@@ -34,7 +34,7 @@ K = TypeVar("K", bound=Hashable)
 P = TypeVar("P")  # what one body contributes (kept to undo it)
 
 PINNED = re.compile(PINNED_IMAGE)
-APPROVED_PHASES: frozenset[str] = frozenset({"Deploying", "Deployed"})
+APPROVED_PHASES: frozenset[str] = frozenset({"Deploying", "Verifying", "Deployed"})
 
 
 class SyncedIndex(Generic[K, P]):

@@ -45,6 +45,7 @@ class AgentPromotions:
     _digest_gate: Any
     _evidence_pending: Any
     _finish: Any
+    _rolled_out: Any
 
     async def _start_agent_deploy(
         self, promo: Promotion, t: Tally, checks: Sequence[Any], promoted_by: Sequence[str]
@@ -150,12 +151,10 @@ class AgentPromotions:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
         if result.state == "Succeeded":
-            p.deployed_at = datetime.now(UTC)
-            _move(
-                p, "Deployed", "Deployed", f"{spec.version} is live in {env_name}: {result.message}"
+            then: float | None = await self._rolled_out(
+                promo, elapsed, f"{spec.version} is live in {env_name}: {result.message}"
             )
-            await self._finish(promo, "Deployed", elapsed)
-            return None
+            return then
         if result.state == "Failed":
             _move(p, "Failed", "AgentTaskFailed", result.message)
             outcome = "RolledBack" if result.rolled_back else "Failed"

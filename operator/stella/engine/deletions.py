@@ -21,6 +21,7 @@ from typing import Any
 
 from stella.engine import kubeio
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
+from stella.models.release import IN_PROGRESS_PHASES
 
 log = logging.getLogger("stella.engine")
 # The finalizer versions before issue 12 had kopf put on every Release; taken off again so
@@ -55,7 +56,7 @@ def held_by(view: ClusterView, holder: str, release: Body) -> list[str]:
     deploying = {
         str(p.get("name"))
         for p in (progress if isinstance(progress, list) else [])
-        if isinstance(p, Mapping) and p.get("phase") == "Deploying"
+        if isinstance(p, Mapping) and p.get("phase") in IN_PROGRESS_PHASES
     }
     shown = {name for name, body in list(view.environments.items()) if _holder(body) == holder}
     return sorted(shown | deploying)

@@ -15,6 +15,7 @@ from stella.evidence.event import EvidenceEvent
 from stella.evidence.packet import (
     AgentRef,
     ApprovalEvidence,
+    CheckEvidence,
     Outcome,
     PolicyEvidence,
     ReleaseRef,
@@ -202,7 +203,20 @@ class EvidenceHooks:
                 release=_ref(body, spec),
                 images=[c.image for c in spec.components],
                 actor=_requester(body),
-                outcome=Outcome(result=outcome, reason=p.reason, message=p.message[:4096]),
+                outcome=Outcome(
+                    result=outcome,
+                    reason=p.reason,
+                    message=p.message[:4096],
+                    verification_started_at=p.verification.started_at if p.verification else None,
+                    checks=[
+                        CheckEvidence(
+                            name=c.name, state=c.state, samples=c.samples, message=c.message
+                        )
+                        for c in p.verification.checks
+                    ]
+                    if p.verification
+                    else None,
+                ),
             )
         )
 

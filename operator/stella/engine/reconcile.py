@@ -33,12 +33,18 @@ from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.supply_chain import SupplyChainGate
+from stella.engine.verification import Verifications
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
 from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, ReleaseSpec, ReleaseStatus, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
 from stella.models.errors import human_errors
-from stella.models.release import TERMINAL_PHASES, EnvironmentProgress, WorkloadImage
+from stella.models.release import (
+    IN_PROGRESS_PHASES,
+    TERMINAL_PHASES,
+    EnvironmentProgress,
+    WorkloadImage,
+)
 from stella.policy import (
     ApprovalFact,
     GateInput,
@@ -96,7 +102,7 @@ class Promotion:
         return release_key_str(self.key)
 
 
-class Reconciler(AgentPromotions):
+class Reconciler(Verifications, AgentPromotions):
     def __init__(
         self,
         view: ClusterView,
@@ -164,7 +170,7 @@ class Reconciler(AgentPromotions):
         except PathError as exc:
             path = list(spec.environments)
             for env_name, p in progress.items():
-                if p.phase == "Deploying":
+                if p.phase in IN_PROGRESS_PHASES:
                     # A rollout already under way is followed to its end — or, when its
                     # Environment was deleted meanwhile, ended as Blocked with that reason.
                     wait = await self._one_environment(key, body, spec, progress, env_name)
@@ -203,7 +209,7 @@ class Reconciler(AgentPromotions):
         p = progress[env_name]
         env_body = self.view.environment(env_name)
         if env_body is None:
-            if p.phase == "Deploying":
+            if p.phase in IN_PROGRESS_PHASES:
                 metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
             if p.phase not in TERMINAL_PHASES:
                 _move(
@@ -216,6 +222,8 @@ class Reconciler(AgentPromotions):
         promo = Promotion(key, body, spec, progress, env_name, env_spec)
         if p.phase == "Deploying":
             return await self._follow_rollout(promo)
+        if p.phase == "Verifying":
+            return await self._follow_verification(promo)
         if p.phase in TERMINAL_PHASES:
             if env_status.in_flight == key_s:
                 await self.locks.release(env_name, key_s, body, spec, p)
@@ -370,6 +378,7 @@ class Reconciler(AgentPromotions):
             for u in updates
         ]
         p.attempt = attempt
+        p.verification = None  # a new attempt is verified anew, never by an old one's checks
         _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
         p.since = _now()
         # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
@@ -490,20 +499,12 @@ class Reconciler(AgentPromotions):
                 await asyncio.to_thread(_patch_all, stale, key_s, f"{env_name}/{p.attempt}")
                 return DEPLOY_POLL
         if not missing and all(state == "Complete" for _, (state, _) in states):
-            deployed_at = _now()
-            wait = await self._passport(promo, deployed_at)
-            if wait is not None:
-                return wait
-            p.deployed_at = deployed_at
-            _move(
-                p,
-                "Deployed",
-                "Deployed",
+            return await self._rolled_out(
+                promo,
+                elapsed,
                 f"{spec.version} is live in {env_name}: "
                 + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states),
             )
-            await self._finish(promo, "Deployed", elapsed)
-            return None
         if missing or elapsed > timeout:
             why = (
                 ("workloads disappeared: " + "; ".join(missing))
@@ -542,7 +543,7 @@ class Reconciler(AgentPromotions):
         except (RegistryError, SecretsError) as exc:
             _move(
                 promo.p,
-                "Deploying",
+                promo.p.phase,  # Deploying, or Verifying once verified (engine/verification)
                 "PassportPending",
                 f"the rollout is complete; the passport could not be pushed yet ({exc.reason}: "
                 f"{exc.message[:512]}); retrying",

@@ -103,10 +103,24 @@ class PolicyEvidence(StrictModel):
     reasons: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list)
 
 
+class CheckEvidence(StrictModel):
+    """One verification check of a deployment as it ended (issue 14): what was asked is in
+    the Environment's spec; this is what was seen."""
+
+    name: Annotated[str, Field(max_length=63)]
+    state: Annotated[str, Field(max_length=16)]
+    samples: Annotated[int, Field(ge=0)] = 0
+    message: Annotated[str, Field(max_length=1024)] = ""
+
+
 class Outcome(StrictModel):
     result: Annotated[str, Field(max_length=64)]
     reason: Annotated[str, Field(max_length=128)] = ""
     message: Annotated[str, Field(max_length=4096)] = ""
+    # Set only when the Environment verifies deployments (absent otherwise, so packets
+    # without verification are byte for byte what they were).
+    verification_started_at: datetime | None = None
+    checks: list[CheckEvidence] | None = Field(default=None, max_length=16)
 
 
 class OperatorInfo(StrictModel):

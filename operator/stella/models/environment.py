@@ -21,6 +21,7 @@ from stella.models.common import (
 )
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 from stella.models.supply_chain import PassportPolicy, ProvenancePolicy, SignaturePolicy
+from stella.models.verification import VerificationPolicy
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 
@@ -284,6 +285,12 @@ class EnvironmentSpec(StrictModel):
     rollout: RolloutPolicy = Field(
         default_factory=RolloutPolicy,
         description="The deployment's timeout and whether a failure rolls back.",
+    )
+    verification: VerificationPolicy | None = Field(
+        default=None,
+        description="What must hold after a rollout here before a Release counts as "
+        "Deployed (and the next Environment may start): a soak time and checks (Prometheus "
+        "queries, HTTP GETs). Unset: Deployed once the rollout is available.",
     )
     require_approved_digests: bool = Field(
         default=False,

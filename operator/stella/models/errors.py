@@ -34,6 +34,7 @@ from stella.models.common import (
 )
 from stella.models.environment import WALL_OR_OFFSET_TIME
 from stella.models.resource import Kinds
+from stella.models.verification import HTTP_URL
 
 # The patterns of the models, said in words (the regex itself helps nobody).
 _DNS_NAME = (
@@ -63,6 +64,10 @@ PATTERN_WORDS: Mapping[str, str] = {
     WALL_OR_OFFSET_TIME: (
         "must be a time such as 2024-12-20T00:00:00 (read in the window's timeZone) or "
         "with an offset, 2024-12-20T00:00:00Z or 2024-12-20T00:00:00+01:00; quote it in YAML"
+    ),
+    HTTP_URL: (
+        "must be an http:// or https:// URL without user:password@, e.g. "
+        "http://prometheus.monitoring:9090 (a credential never goes in a spec)"
     ),
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$": (
         "must be NAMESPACE/NAME of a Release, e.g. shop/shop-1-4-2"

@@ -17,6 +17,7 @@ from stella.models.common import (
 )
 from stella.models.environment import WorkloadRef
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
+from stella.models.verification import VerificationProgress
 
 Phase = Literal[
     "Pending",
@@ -24,6 +25,7 @@ Phase = Literal[
     "WaitingForApproval",
     "Frozen",
     "Deploying",
+    "Verifying",
     "Deployed",
     "Failed",
     "Rejected",
@@ -32,6 +34,9 @@ Phase = Literal[
     "Blocked",
 ]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Deployed", "Failed", "Rejected", "Superseded"})
+# A deployment under way: rolling out, then (when the Environment asks) verifying. The
+# Environment's lock is held and the Release's images run there throughout.
+IN_PROGRESS_PHASES: frozenset[str] = frozenset({"Deploying", "Verifying"})
 
 _PINNED = re.compile(PINNED_IMAGE)
 PinnedImage = Annotated[
@@ -162,7 +167,7 @@ class EnvironmentProgress(StrictModel):
     phase: Phase = Field(
         default="Pending",
         description="Pending, WaitingForPrerequisites, WaitingForApproval, Frozen, "
-        "Deploying, Deployed, Failed, Rejected, Superseded, Halted or Blocked; "
+        "Deploying, Verifying, Deployed, Failed, Rejected, Superseded, Halted or Blocked; "
         "docs/concepts.md says what each means and what to do.",
     )
     reason: Annotated[str, Field(max_length=128)] = Field(
@@ -186,6 +191,11 @@ class EnvironmentProgress(StrictModel):
         default=0,
         description="How many times a deployment here has started (a restart mid-rollout "
         "starts a new attempt).",
+    )
+    verification: VerificationProgress | None = Field(
+        default=None,
+        description="The verification of the current attempt (the Environment's soak time "
+        "and checks), while Verifying and after.",
     )
     previous_images: list[WorkloadImage] = Field(
         default_factory=list,

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from stella.models.environment import EnvironmentSpec, HaltState, Suspension
-from stella.models.release import TERMINAL_PHASES, Phase
+from stella.models.release import IN_PROGRESS_PHASES, TERMINAL_PHASES, Phase
 from stella.policy.approvals import Tally
 from stella.policy.freeze import (
     active_freeze,
@@ -177,7 +177,7 @@ def decide(inp: GateInput) -> Decision:
 
 
 def _sticky(inp: GateInput) -> _Outcome:
-    if inp.current_phase in TERMINAL_PHASES or inp.current_phase == "Deploying":
+    if inp.current_phase in TERMINAL_PHASES or inp.current_phase in IN_PROGRESS_PHASES:
         return _Stop(
             inp.current_phase,
             inp.current_reason or inp.current_phase,

@@ -14,6 +14,7 @@ PHASE_CLASSES: dict[str, str] = {
     "Deployed": "ok",
     "Live": "live",
     "Deploying": "busy",
+    "Verifying": "busy",
     "WaitingForApproval": "wait",
     "WaitingForPrerequisites": "idle",
     "Pending": "idle",

@@ -34,10 +34,10 @@ def test_every_health_status_is_covered() -> None:
         for c in cases("Release")
         for e in (c.obj().get("status") or {}).get("environments", [])
     }
-    # Every phase a Release can show somewhere in the cases (Verifying: issue 14's gates).
+    # Every phase a Release can show somewhere in the cases.
     assert phases >= {
         "Pending", "WaitingForPrerequisites", "WaitingForApproval", "Frozen", "Deploying",
-        "Deployed", "Failed", "Rejected", "Superseded", "Halted", "Blocked",
+        "Verifying", "Deployed", "Failed", "Rejected", "Superseded", "Halted", "Blocked",
     }  # fmt: skip
 
 

@@ -1,0 +1,120 @@
+"""The Verifying stage of a promotion (issue 14): after the rollout, the Environment's
+soak time and checks, before the Release counts as Deployed there.
+
+Crash safety: the verification's start and every round's progress are in the Release's
+status (EnvironmentProgress.verification), so a restart resumes the soak where it was.
+A failed check is written before anything is rolled back: a restart then finds the
+failure and finishes it (the restore is idempotent), never verifies again."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from stella import metrics
+from stella.engine import probes, workloads
+from stella.models.verification import VerificationPolicy
+from stella.policy import parse_duration
+from stella.policy.verification import advance, due, start
+
+if TYPE_CHECKING:
+    from stella.engine.reconcile import Promotion
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def needs_verification(policy: VerificationPolicy | None) -> bool:
+    return policy is not None and (
+        bool(policy.checks) or parse_duration(policy.soak).total_seconds() > 0
+    )
+
+
+class Verifications:
+    """Mixed into the Reconciler: uses its view, locks and _finish."""
+
+    view: Any
+    locks: Any
+
+    async def _finish(self, promo: Promotion, outcome: str, elapsed: float) -> None:
+        raise NotImplementedError  # pragma: no cover - the Reconciler's
+
+    async def _passport(self, promo: Promotion, deployed_at: datetime) -> float | None:
+        raise NotImplementedError  # pragma: no cover - the Reconciler's
+
+    async def _deployed(
+        self, promo: Promotion, elapsed: float, reason: str, message: str
+    ) -> float | None:
+        """Deployed, once the passport (publishPassport) is out: it attests what passed
+        here, so it goes after the verification, never before."""
+        from stella.engine.reconcile import _move
+
+        now = _now()
+        wait = await self._passport(promo, now)
+        if wait is not None:
+            return wait
+        promo.p.deployed_at = now
+        _move(promo.p, "Deployed", reason, message)
+        await self._finish(promo, "Deployed", elapsed)
+        return None
+
+    async def _rolled_out(self, promo: Promotion, elapsed: float, message: str) -> float | None:
+        """The rollout is complete: Deployed, or Verifying first when the Environment asks."""
+        from stella.engine.reconcile import _move, _persist
+
+        p, policy = promo.p, promo.env_spec.verification
+        if not needs_verification(policy):
+            return await self._deployed(promo, elapsed, "Deployed", message)
+        assert policy is not None
+        p.verification = start(policy, _now())
+        _move(p, "Verifying", "Verifying", f"{message}; verifying before it counts as deployed")
+        await _persist(self.view, promo.key, promo.progress)  # the soak starts once, here
+        return 0.5
+
+    async def _follow_verification(self, promo: Promotion) -> float | None:
+        from stella.engine.reconcile import _move, _persist, _restore
+
+        p, env_name, spec = promo.p, promo.env_name, promo.spec
+        await self.locks.acquire(env_name, promo.holder, force_self=True)
+        policy = promo.env_spec.verification or VerificationPolicy()
+        now = _now()
+        progress = p.verification or start(policy, now)
+        names = set(due(policy, progress, now))
+        samples = await asyncio.gather(
+            *(probes.sample(c) for c in policy.checks if c.name in names)
+        )
+        for s in samples:
+            metrics.VERIFICATION_SAMPLES.labels(env_name, s.check, s.result).inc()
+        verdict = advance(policy, progress, samples, now)
+        p.verification = verdict.progress
+        elapsed = (now - progress.started_at).total_seconds()
+        if verdict.outcome == "Verifying":
+            _move(p, "Verifying", verdict.reason, verdict.message)
+            return verdict.requeue_after
+        if verdict.outcome == "Verified":
+            wait = await self._deployed(
+                promo,
+                elapsed,
+                "Verified",
+                f"{spec.version} is live and verified in {env_name}: {verdict.message}",
+            )
+            if wait is None:
+                metrics.VERIFICATIONS.labels(env_name, "Verified").inc()
+            return wait
+        # Failed: durable first (reason VerificationFailed, the failed check in status),
+        # then the rollback, then the outcome.
+        _move(p, "Verifying", verdict.reason, verdict.message)
+        await _persist(self.view, promo.key, promo.progress)
+        why, outcome = verdict.message, "Failed"
+        # Agent targets: the images ran in the agent's cluster; nothing here to put back.
+        here = not workloads.has_agent_targets(promo.env_spec)
+        if here and promo.env_spec.rollout.rollback_on_failure and p.previous_images:
+            await asyncio.to_thread(_restore, p.previous_images)
+            outcome = "RolledBack"
+            why += "; rolled back to the images that ran before"
+        _move(p, "Failed", verdict.reason, why)
+        metrics.VERIFICATIONS.labels(env_name, "Failed").inc()
+        await self._finish(promo, outcome, elapsed)
+        return None

@@ -1,0 +1,189 @@
+"""Verification gates (issue 14) with a real Prometheus (Debian's) on loopback, scraping a
+test workload's /metrics: dev verifies (a soak time and a Prometheus check) before a
+Release counts as Deployed there, so staging waits for it; a failing check fails the
+promotion, rolls dev back and is evidence; Prometheus down makes the check wait (fail
+closed, with the reason), and the promotion goes on once it is back; the operator
+killed mid-soak resumes the soak instead of starting it again."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.e2e.conftest import OperatorProcess, running_operator
+from tests.e2e.shop import Shop
+from tests.e2e.test_actions_e2e import packets
+from tests.kube_support import eventually
+
+from devenv.controlplane import ControlPlane
+from devenv.proc import LOOPBACK
+from devenv.services import Prometheus, Registry
+from stella.models.common import parse_time
+
+QUERY = 'shop_error_ratio{job="shop"}'
+SOAK = 8  # seconds
+
+
+class Workload:
+    """What Prometheus scrapes: the shop's error ratio, as the test sets it."""
+
+    def __init__(self) -> None:
+        self.error_ratio = 0.0
+        workload = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = f"shop_error_ratio {workload.error_ratio}\n".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def target(self) -> str:
+        return f"{LOOPBACK}:{self.server.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Shop, Prometheus, Workload, OperatorProcess]]:
+    workload = Workload()
+    prom = Prometheus(tmp_path_factory.mktemp("prometheus"), {"shop": workload.target}).start()
+    core = client.CoreV1Api(kube_admin)
+    release_ns = f"ver-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
+    )
+    try:
+        with running_operator(
+            kube, tmp_path_factory.mktemp("verify"), {"STELLA_INSECURE_REGISTRIES": registry.host}
+        ) as op:
+            shop = Shop(kube_admin, kube_as, registry, release_ns)
+            try:
+                check = {
+                    "name": "error-rate",
+                    "interval": "1s",
+                    "for": "2s",
+                    "prometheus": {"address": prom.url, "query": QUERY, "max": 0.05},
+                }
+                shop.environment(
+                    "dev",
+                    replicas=0,
+                    verification={"soak": f"{SOAK}s", "checks": [check]},
+                )
+                shop.environment("staging", requires=["dev"], replicas=0)
+                yield shop, prom, workload, op
+            finally:
+                shop.cleanup()
+    finally:
+        core.delete_namespace(release_ns)
+        prom.stop()
+        workload.server.shutdown()
+
+
+def _prometheus_sees(prom: Prometheus, value: float) -> None:
+    eventually(lambda: prom.query(QUERY) == [value], 30, what=f"prometheus to see {value}")
+
+
+def test_soak_and_a_passing_check_hold_the_next_environment(
+    world: tuple[Shop, Prometheus, Workload, OperatorProcess],
+) -> None:
+    shop, prom, _, op = world
+    _prometheus_sees(prom, 0.0)
+    image = shop.image("1.0")
+    shop.release("rel-1", image, ["dev", "staging"])
+    verifying = shop.wait_phase("rel-1", "dev", "Verifying", timeout=120)
+    assert shop.deployed_image("dev") == image
+    # While dev verifies, staging has not started.
+    assert shop.phase("rel-1", "staging") in ("Pending", "WaitingForPrerequisites")
+    assert verifying["reason"] in ("Verifying", "Soaking")
+    # The operator killed mid-soak: the soak goes on from where it was, not from the start.
+    started_at = verifying["verification"]["startedAt"]
+    op.proc.kill()  # SIGKILL
+    op.restart()
+    done = shop.wait_phase("rel-1", "dev", "Deployed", timeout=120)
+    assert done["reason"] == "Verified"
+    assert "error-rate: Passed" in done["message"]
+    assert done["verification"]["startedAt"] == started_at
+    started = parse_time(started_at)
+    deployed = parse_time(done["deployedAt"])
+    assert started and deployed and (deployed - started).total_seconds() >= SOAK
+    check = done["verification"]["checks"][0]
+    assert check["state"] == "Passed" and check["samples"] >= 2
+    shop.wait_phase("rel-1", "staging", "Deployed", timeout=120)
+    outcome = [
+        p for p in packets(shop.admin, shop.env_name("dev")) if p["kind"] == "PromotionDeployed"
+    ]
+    assert outcome[-1]["outcome"]["checks"][0]["state"] == "Passed"
+
+
+def test_a_failing_check_rolls_back_and_is_evidence(
+    world: tuple[Shop, Prometheus, Workload, OperatorProcess],
+) -> None:
+    shop, prom, workload, _ = world
+    before = shop.deployed_image("dev")
+    workload.error_ratio = 0.5
+    _prometheus_sees(prom, 0.5)
+    try:
+        shop.release("rel-2", shop.image("2.0"), ["dev", "staging"])
+        failed = shop.wait_phase("rel-2", "dev", "Failed", timeout=120)
+    finally:
+        workload.error_ratio = 0.0
+    assert failed["reason"] == "VerificationFailed"
+    assert "check error-rate failed: 0.5 outside [-inf, 0.05]" in failed["message"]
+    assert "rolled back" in failed["message"]
+    assert shop.deployed_image("dev") == before
+    assert shop.phase("rel-2", "staging") == "Blocked"
+    chain = packets(shop.admin, shop.env_name("dev"))
+    rolled = [p for p in chain if p["kind"] == "PromotionRolledBack"]
+    assert rolled, [p["kind"] for p in chain]
+    assert rolled[-1]["outcome"]["reason"] == "VerificationFailed"
+    [check] = rolled[-1]["outcome"]["checks"]
+    assert (check["name"], check["state"], check["samples"]) == ("error-rate", "Failed", 1)
+    assert check["message"].startswith("0.5 outside [-inf, 0.05] for {")
+    assert 'job="shop"' in check["message"]
+
+
+def test_prometheus_down_waits_fail_closed_then_goes_on(
+    world: tuple[Shop, Prometheus, Workload, OperatorProcess],
+) -> None:
+    shop, prom, _, _ = world
+    _prometheus_sees(prom, 0.0)
+    prom.stop()
+    try:
+        image = shop.image("3.0")
+        shop.release("rel-3", image, ["dev", "staging"])
+        waiting = eventually(
+            lambda: (p := shop.progress("rel-3", "dev")).get("reason") == "CheckCannotRun" and p,
+            timeout=120,
+            what="rel-3 waiting for prometheus in dev",
+        )
+        assert waiting["phase"] == "Verifying"
+        assert "cannot be reached" in waiting["message"]
+        assert shop.deployed_image("dev") == image
+        # It keeps waiting (fail closed) for longer than the soak: never Deployed meanwhile.
+        for _ in range(SOAK + 4):
+            assert shop.phase("rel-3", "dev") == "Verifying"
+            assert shop.phase("rel-3", "staging") in ("Pending", "WaitingForPrerequisites")
+            threading.Event().wait(1)
+    finally:
+        prom.start()
+    done = shop.wait_phase("rel-3", "dev", "Deployed", timeout=120)
+    assert done["reason"] == "Verified"
+    shop.wait_phase("rel-3", "staging", "Deployed", timeout=120)
