@@ -1,7 +1,7 @@
 """What the engine's view keeps of an object: the fields the engine reads, not the body the
 API server sent (issue 12: 10,000 Releases held whole — managedFields, the client's
 last-applied copy, kopf's wrapper around the event — would be most of the operator's
-memory). Admission has its own view and keeps whole bodies.
+memory). Admission's own view (handlers/run.py) keeps the same slim copies.
 
 Kept: apiVersion, kind, spec and status as they are (spec whole: an Approval's binding
 is a digest over the exact spec), and of metadata what decisions, evidence, Events and

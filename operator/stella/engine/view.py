@@ -163,7 +163,7 @@ class ClusterView:
     # admission decides nothing that needs other objects before that.
     synced: bool = False
     # What apply() keeps of a body (kind, body) -> body; None keeps it whole. The engine
-    # keeps a slim copy (stella.engine.projection); admission's view keeps whole bodies.
+    # keeps a slim copy (stella.engine.projection), and so does admission's view.
     project: Callable[[str, Body], Body] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -18,6 +18,7 @@ import signal
 
 import kopf
 
+from stella.engine.projection import slim
 from stella.engine.view import ClusterView
 from stella.handlers import http
 from stella.handlers.admission import Admission
@@ -31,7 +32,10 @@ log = logging.getLogger("stella")
 def start_admission(settings: Settings) -> tuple[ClusterView, Informer, WebhookServer | None]:
     """Admission's view, the watches that feed it, and (with a certificate) the webhook
     server over it."""
-    view = ClusterView()
+    # The same slim copies as the engine's view: admission reads names, uids, labels,
+    # annotations (identity stamps), spec and status — never managedFields or the client's
+    # last-applied copy, which were most of a Release's memory (issue 12).
+    view = ClusterView(project=slim)
     informer = Informer(view)
     informer.start()
     server = None
