@@ -36,6 +36,13 @@ DEPLOY_DURATION = Histogram(
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
     registry=REGISTRY,
 )
+EVIDENCE_PENDING = Counter(
+    "stella_evidence_pending_total",
+    "Promotions held back because their authorization evidence could not be stored "
+    "(nothing deployed; retried), by environment and reason: the evidence backlog.",
+    ["environment", "reason"],
+    registry=REGISTRY,
+)
 VERIFICATIONS = Counter(
     "stella_verifications_total",
     "Verifications finished (soak time and checks after a rollout), by environment and "

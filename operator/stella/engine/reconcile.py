@@ -398,6 +398,7 @@ class Reconciler(Verifications, AgentPromotions):
         people and never hold a secret (stella.evidence.errors): say which store failed
         and why (Vault unreachable, the log down), not only the error's class."""
         await self.locks.release(promo.env_name, promo.holder, promo.body, promo.spec, promo.p)
+        metrics.EVIDENCE_PENDING.labels(promo.env_name, exc.reason).inc()
         _move(
             promo.p,
             "Pending",
