@@ -15,6 +15,7 @@ holds the committed ones).
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import ssl
 import sys
@@ -140,6 +141,7 @@ def console(
             "KUBECONFIG": str(_console_kubeconfig(world.kube, world.admin, workdir / "kubeconfig")),
             "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
             "STELLA_WEB_HEADER_LOGIN": "true",
+            "STELLA_NAMESPACE": world.namespace,  # where this operator keeps its evidence
             "PYTHONUNBUFFERED": "1",
         },
     ).start()
@@ -253,6 +255,8 @@ def test_bob_sees_staging_waiting_for_him_approves_and_the_promotion_proceeds(
     browser.get(f"{console.url}/environments/staging")
     assert "shop/shop-1-1-hotfix" in browser.text("dl.facts")
     shot(browser, "environment")
+    browser.get(f"{console.url}/evidence")  # an approver is no auditor
+    assert "You may not read Stella's evidence" in browser.text("#forbidden")
     logout(browser)
 
 
@@ -327,6 +331,20 @@ def test_erin_reads_and_cannot_write(world: DemoWorld, console: Console, browser
     refused = browser.wait_for(lambda: browser.text("#refused"), what="the refusal")
     assert "forbidden" in refused.lower()
     assert approvals_by(world, "erin", "shop-1-2") == []
+    # erin reads the evidence with her own token, and the console verifies it.
+    browser.get(f"{console.url}/evidence")
+    verified = browser.wait_for(lambda: browser.text("#verified"), what="the verification")
+    assert verified.startswith("Verified:") and "signatures" in verified
+    chains = " ".join(browser.texts("h2"))
+    assert all(f"Chain {env}" in chains for env in ("dev", "staging", "prod"))
+    shot(browser, "evidence")
+    session = "; ".join(f"{k}={v}" for k, v in browser.cookies().items())
+    export = console.request("GET", "/evidence/export?chain=prod", {"Cookie": session})
+    assert export.status == 200 and "attachment" in export.getheader("Content-Disposition")
+    doc = json.loads(export.body)
+    assert doc["chain"] == "prod" and doc["configMaps"] and doc["keys"]
+    assert f"evidence read user=erin namespace={world.namespace}" in console.log()
+    assert "evidence export user=erin" in console.log()
     logout(browser)
 
 

@@ -23,7 +23,7 @@ from prometheus_client import generate_latest
 
 from stella.admission.ratelimit import RateLimiter
 from stella.secrets.value import SecretValue
-from stella.web import kube, metrics, pages
+from stella.web import evidence, kube, metrics, pages
 from stella.web.csrf import csrf_refusal
 from stella.web.headers import (
     ACCESS_COOKIE,
@@ -62,6 +62,8 @@ class Console:
     sessions: SessionStore
     limiter: RateLimiter
     header_login: bool = False  # /login/header: behind oauth2-proxy only
+    evidence_namespace: str = "stella-system"  # the operator's: where its evidence lives
+    export_limit: int = 5 * 1024 * 1024  # bytes one evidence export may hold (T9)
 
     def __post_init__(self) -> None:
         self._people: dict[str, Person] = {}
@@ -217,8 +219,10 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.get("/readyz")
     async def readyz(request: web.Request) -> web.Response:
         """Ready once the view holds a complete LIST of every kind."""
-        return web.Response(text="ok", status=200) if console.view.synced else web.Response(
-            text="the console's view is not synced yet", status=503
+        return (
+            web.Response(text="ok", status=200)
+            if console.view.synced
+            else web.Response(text="the console's view is not synced yet", status=503)
         )
 
     @r.get("/metrics")
@@ -360,6 +364,68 @@ def routes(console: Console) -> web.RouteTableDef:
             decision,
         )
         raise web.HTTPSeeOther(f"/releases/{ns}/{name}?done={decision}+{env}")
+
+    @r.get("/evidence")
+    async def evidence_page(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        ns = console.evidence_namespace
+        if not await _blocking(who.permissions.may, "list", "configmaps", ns):
+            body = pages.evidence_forbidden_page(ns)
+            return _html(_frame(console, who, "Evidence", body, "/evidence"), status=403)
+        keys, packets = await _blocking(kube.read_evidence, who.api, ns)
+        checked = await _blocking(evidence.check, keys, packets)
+        metrics.EVIDENCE_READS.labels("page").inc()
+        audit.info(
+            "evidence read user=%s namespace=%s packets=%d verified=%s",
+            who.family.person.username,
+            ns,
+            len(packets),
+            checked.ok,
+        )
+        body = pages.evidence_page(checked, ns)
+        return _html(_frame(console, who, "Evidence", body, "/evidence"))
+
+    @r.get("/evidence/export")
+    async def evidence_export(request: web.Request) -> web.StreamResponse:
+        who: Person = request["person"]
+        ns = console.evidence_namespace
+        if not await _blocking(who.permissions.may, "list", "configmaps", ns):
+            body = pages.evidence_forbidden_page(ns)
+            return _html(_frame(console, who, "Evidence", body, "/evidence"), status=403)
+        chain = request.query.get("chain") or None
+        keys, packets = await _blocking(kube.read_evidence, who.api, ns)
+        user = who.family.person.username
+        try:
+            doc = evidence.export_document(keys, packets, ns, chain, console.export_limit)
+        except evidence.TooLarge as exc:
+            metrics.EXPORT_BYTES.observe(exc.size)
+            audit.info(
+                "evidence export user=%s namespace=%s chain=%s bytes=%d result=refused",
+                user,
+                ns,
+                chain or "*",
+                exc.size,
+            )
+            security.warning(
+                "console evidence export over the limit user=%s bytes=%d", user, exc.size
+            )
+            body = pages.too_large_page(str(exc))
+            return _html(_frame(console, who, "Evidence", body, "/evidence"), status=413)
+        metrics.EVIDENCE_READS.labels("export").inc()
+        metrics.EXPORT_BYTES.observe(len(doc))
+        audit.info(
+            "evidence export user=%s namespace=%s chain=%s bytes=%d result=ok",
+            user,
+            ns,
+            chain or "*",
+            len(doc),
+        )
+        name = f"stella-evidence-{chain or 'all'}.json".replace("/", "_")
+        return web.Response(
+            body=doc,
+            content_type="application/json",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @r.get("/environments")
     async def environments(request: web.Request) -> web.Response:

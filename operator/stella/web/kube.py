@@ -20,6 +20,7 @@ from typing import Any
 from kubernetes import client
 
 from stella import GROUP, VERSION
+from stella.evidence.records import StoredPacket
 from stella.policy.identity import Identity
 from stella.secrets.value import SecretValue
 
@@ -160,3 +161,13 @@ def _status_message(exc: client.ApiException) -> str:
     except (ValueError, AttributeError):
         message = ""
     return message or str(exc.reason or "refused")
+
+
+def read_evidence(
+    api: client.ApiClient, namespace: str
+) -> tuple[dict[str, str], list[StoredPacket]]:
+    """The published keys and the evidence packets, read with the person's own ApiClient."""
+    from stella.evidence.store_configmap import ConfigMapStore
+
+    store = ConfigMapStore(api, namespace)
+    return store.published_keys(), store.list()

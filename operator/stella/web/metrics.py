@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -29,6 +29,18 @@ WRITES = Counter(
 RATE_LIMITED = Counter(
     "stella_console_rate_limited_total",
     "Console requests refused with 429 by the per-identity rate limit.",
+    registry=REGISTRY,
+)
+EVIDENCE_READS = Counter(
+    "stella_console_evidence_reads_total",
+    "Reads of evidence through the console (page views and exports), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+EXPORT_BYTES = Histogram(
+    "stella_console_evidence_export_bytes",
+    "Size of each evidence export served (refused ones included, by their size).",
+    buckets=(1e3, 1e4, 1e5, 1e6, 5e6, 2e7, 1e8),
     registry=REGISTRY,
 )
 SESSIONS = Gauge(

@@ -13,6 +13,7 @@ from typing import Any
 
 from stella.admission.base import Verdict
 from stella.policy.path import CycleError, topological_order
+from stella.web.evidence import Checked
 from stella.web.inbox import Decidable
 from stella.web.render import badge, esc, hidden_csrf, table
 
@@ -355,6 +356,66 @@ def refused_page(namespace: str, name: str, decision: str, env: str, message: st
         f'<p class="notice bad" role="alert" id="refused">The API server refused '
         f"{esc(decision.lower())} of {esc(namespace)}/{esc(name)} for {esc(env)}: "
         f"{esc(message)}</p><p>Back to {release_link(namespace, name)}</p>"
+    )
+
+
+def evidence_page(checked: Checked, namespace: str) -> str:
+    if checked.ok:
+        verdict = (
+            f'<p class="notice ok" id="verified">Verified: {checked.signatures} signatures and '
+            f"{len(checked.chains)} hash chains of the evidence ConfigMaps in "
+            f"{esc(namespace)} hold.</p>"
+        )
+    else:
+        verdict = (
+            f'<p class="notice bad" id="verified" role="alert">Verification FAILED: '
+            f"{len(checked.findings)} findings.</p><ul class=findings>"
+            + "".join(f"<li>{esc(f)}</li>" for f in checked.findings)
+            + "</ul>"
+        )
+    verdict += (
+        '<p class="hint">The console reads the ConfigMaps with your own token. The external '
+        "append-only log is compared with them by <code>stella evidence verify</code>, not "
+        "here.</p>"
+    )
+    out = [verdict]
+    for chain in sorted(checked.chains):
+        rows = checked.chains[chain]
+        out.append(
+            f'<h2>Chain {esc(chain)} <a class="export" href="/evidence/export?chain={esc(chain)}">'
+            "export</a></h2>"
+            + table(
+                ["#", "Kind", "Release", "Recorded", "Digest"],
+                [
+                    [
+                        str(r.sequence),
+                        esc(r.kind),
+                        esc(r.release or "—"),
+                        f"<time>{esc(r.recorded)}</time>",
+                        f"<code>{esc(r.digest[:23])}…</code>",
+                    ]
+                    for r in rows
+                ],
+                "chain",
+            )
+        )
+    if not checked.chains:
+        out.append('<p class="empty">No evidence yet.</p>')
+    return "".join(out)
+
+
+def evidence_forbidden_page(namespace: str) -> str:
+    return (
+        f'<p class="notice warn" id="forbidden">You may not read Stella\'s evidence in '
+        f"{esc(namespace)}: that needs the auditor's Role there (stella-evidence-reader; the "
+        "chart binds it to groups.auditors).</p>"
+    )
+
+
+def too_large_page(reason: str) -> str:
+    return (
+        f'<p class="notice bad" role="alert" id="too-large">Export refused: {esc(reason)}. '
+        "Export one chain at a time, or use <code>stella evidence export</code>.</p>"
     )
 
 

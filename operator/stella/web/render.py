@@ -29,6 +29,7 @@ NAV = (
     ("/", "Pipelines"),
     ("/inbox", "Waiting for me"),
     ("/environments", "Environments"),
+    ("/evidence", "Evidence"),
 )
 
 

@@ -30,6 +30,8 @@ class WebSettings:
     rate: float = 10.0  # requests per second per person
     burst: float = 60.0
     header_login: bool = False
+    evidence_namespace: str = "stella-system"
+    export_limit: int = 5 * 1024 * 1024
 
     @classmethod
     def from_env(cls, **override: object) -> WebSettings:
@@ -43,6 +45,8 @@ class WebSettings:
             "rate": float(env.get("STELLA_WEB_RATE", "10")),
             "burst": float(env.get("STELLA_WEB_BURST", "60")),
             "header_login": env.get("STELLA_WEB_HEADER_LOGIN", "").lower() in ("1", "true"),
+            "evidence_namespace": env.get("STELLA_NAMESPACE", "stella-system"),
+            "export_limit": int(env.get("STELLA_WEB_EXPORT_MAX_BYTES", str(5 * 1024 * 1024))),
         }
         values.update({k: v for k, v in override.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
@@ -71,6 +75,8 @@ async def serve(settings: WebSettings, stop: asyncio.Event | None = None) -> Non
         sessions=SessionStore(access_seconds=settings.access_seconds),
         limiter=RateLimiter(settings.rate, settings.burst),
         header_login=settings.header_login,
+        evidence_namespace=settings.evidence_namespace,
+        export_limit=settings.export_limit,
     )
     runner = web.AppRunner(build_app(console), access_log=None)
     await runner.setup()

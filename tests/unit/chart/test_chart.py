@@ -177,6 +177,8 @@ def test_the_console_runs_pinned_as_its_own_identity_that_can_only_read() -> Non
     assert container["image"].endswith(f"@{DIGEST}") and container["args"] == ["web"]
     assert pod["serviceAccountName"] == "stella-console"
     assert container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["STELLA_NAMESPACE"] == "stella-system"  # the evidence it shows is there
     role = by_kind(rendered, "ClusterRole", "stella-console")
     writes = [
         (r["resources"], v) for r in role["rules"] for v in r["verbs"] if v not in {"list", "watch"}

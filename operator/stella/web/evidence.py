@@ -1,0 +1,109 @@
+"""The evidence page's data: the person's own read of the evidence ConfigMaps, verified.
+
+The console reads the evidence ConfigMaps and the published keys **with the person's
+token** (an auditor's Role in the operator's namespace allows it; everyone else is told
+they may not). It checks every signature and every chain link of what it read
+(stella.evidence.verify). The external append-only log is not the console's to read (its
+credentials are the operator's and the auditor's), so the comparison of the two stores is
+left to `stella evidence verify` and the page says so. An export is one chain (or all)
+as a JSON document, refused beyond a size limit (T9). Pure: the reading is
+stella.web.kube.read_evidence, with the person's token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from stella.evidence.findings import Finding
+from stella.evidence.manifest import A_CHAIN, A_DIGEST, A_RECORDED, L_KIND, L_RELEASE, L_RELEASE_NS
+from stella.evidence.records import StoredPacket
+from stella.evidence.verify import verify
+
+# What only the comparison with the external log can say: not checked here.
+LOG_ONLY = frozenset({"log-entry-missing", "configmap-missing", "stores-disagree"})
+EXPORT_FORMAT = "stella-console-evidence/v1"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    sequence: int
+    kind: str
+    release: str
+    recorded: str
+    digest: str
+
+
+@dataclass
+class Checked:
+    chains: dict[str, list[Row]] = field(default_factory=dict)
+    signatures: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+class TooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes is more than the {limit} bytes one export may hold")
+        self.size, self.limit = size, limit
+
+
+def chain_of(packet: StoredPacket) -> str:
+    return str(packet.annotations.get(A_CHAIN) or "?")
+
+
+def check(keys: Mapping[str, str], packets: Sequence[StoredPacket]) -> Checked:
+    """Signatures and chains of the ConfigMaps; the log comparison is not made here."""
+    out = Checked()
+    if packets:
+        report = verify(packets, [], keys)
+        out.signatures = report.signatures
+        out.findings = [f for f in report.findings if f.code not in LOG_ONLY]
+    for p in packets:
+        labels = p.labels
+        release = f"{labels.get(L_RELEASE_NS, '')}/{labels.get(L_RELEASE, '')}".strip("/")
+        try:
+            sequence = int(labels.get("stella.io/sequence", "0"))
+        except ValueError:
+            sequence = 0
+        out.chains.setdefault(chain_of(p), []).append(
+            Row(
+                p.name,
+                sequence,
+                str(labels.get(L_KIND, "")),
+                release,
+                str(p.annotations.get(A_RECORDED, "")),
+                str(p.annotations.get(A_DIGEST, "")),
+            )
+        )
+    for rows in out.chains.values():
+        rows.sort(key=lambda r: r.sequence)
+    return out
+
+
+def export_document(
+    keys: Mapping[str, str],
+    packets: Sequence[StoredPacket],
+    namespace: str,
+    chain: str | None,
+    limit: int,
+) -> bytes:
+    """One JSON document of the chain's packets (all chains without one) and the keys;
+    TooLarge beyond `limit` bytes (ask for one chain, or use `stella evidence export`)."""
+    chosen = [p for p in packets if chain is None or chain_of(p) == chain]
+    doc = {
+        "format": EXPORT_FORMAT,
+        "namespace": namespace,
+        "chain": chain,
+        "keys": dict(sorted(keys.items())),
+        "configMaps": [p.to_dict() for p in sorted(chosen, key=lambda p: p.name)],
+    }
+    body = json.dumps(doc, indent=1, sort_keys=True).encode()
+    if len(body) > limit:
+        raise TooLarge(len(body), limit)
+    return body
