@@ -24,6 +24,8 @@ def install_crds_and_rbac(cp: ControlPlane) -> None:
         "crd/releases.stella.io",
         "crd/approvals.stella.io",
         "crd/agents.stella.io",
+        "crd/plugins.stella.io",
+        "crd/pluginpublishers.stella.io",
     )
     cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
 

@@ -88,3 +88,30 @@ ENVIRONMENT_HALTED = Gauge(
     ["environment"],
     registry=REGISTRY,
 )
+PLUGIN_RUNS = Counter(
+    "stella_plugin_runs_total",
+    "Workflow plugin runs, by plugin, step and outcome (Passed, Failed, "
+    "CapabilityViolation, OutOfFuel, MemoryLimit, Timeout, Trapped, or a refusal reason).",
+    ["plugin", "step", "outcome"],
+    registry=REGISTRY,
+)
+PLUGIN_RUN_SECONDS = Histogram(
+    "stella_plugin_run_seconds",
+    "Wall-clock time of one plugin run.",
+    ["plugin"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+PLUGIN_FUEL = Histogram(
+    "stella_plugin_fuel_used",
+    "WebAssembly fuel (about instructions) one plugin run used.",
+    ["plugin"],
+    buckets=(1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10),
+    registry=REGISTRY,
+)
+PLUGINS_QUARANTINED = Gauge(
+    "stella_plugins_quarantined",
+    "1 while a plugin is quarantined (an undeclared capability was attempted).",
+    ["plugin"],
+    registry=REGISTRY,
+)

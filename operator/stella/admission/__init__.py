@@ -55,10 +55,17 @@ workload.digest-pinned        a container image in a managed namespace is not pi
 workload.digest-not-approved  a digest no Release is Deploying/Deployed with in an Environment
                               that targets the namespace with requireApprovedDigests
 workload.environment-invalid  such an Environment is stored with an invalid spec (fail closed)
+plugin.refused                a Plugin whose signed manifest is unsigned, altered, signed by no
+                              trusted PluginPublisher, or invalid (admission/plugin.py)
+plugin.reenable               a re-enable of a quarantined Plugin not made by the sender in
+                              their own name, not naming its quarantine, or without the
+                              `reenable` verb on plugins/NAME; a quarantined Plugin deleted
+                              without that verb
+plugin.publisher-key          a PluginPublisher key that is not an ECDSA P-256 public key
 
 Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
 ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest,
-UnauthorizedAction.
+UnauthorizedAction, UntrustedPlugin.
 """
 
 from stella.admission.base import (

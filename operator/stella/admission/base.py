@@ -67,6 +67,9 @@ AGENT_ENROLLMENT = "agent.enrollment"
 WORKLOAD_DIGEST_PINNED = "workload.digest-pinned"
 WORKLOAD_DIGEST_NOT_APPROVED = "workload.digest-not-approved"
 WORKLOAD_ENVIRONMENT_INVALID = "workload.environment-invalid"
+PLUGIN_REFUSED = "plugin.refused"
+PLUGIN_REENABLE = "plugin.reenable"
+PLUGIN_PUBLISHER_KEY = "plugin.publisher-key"
 
 RULES: tuple[str, ...] = (
     OK,
@@ -113,6 +116,9 @@ RULES: tuple[str, ...] = (
     WORKLOAD_DIGEST_PINNED,
     WORKLOAD_DIGEST_NOT_APPROVED,
     WORKLOAD_ENVIRONMENT_INVALID,
+    PLUGIN_REFUSED,
+    PLUGIN_REENABLE,
+    PLUGIN_PUBLISHER_KEY,
 )
 
 # ---- security signals (logged as security events, counted in a metric) ------------------
@@ -123,6 +129,7 @@ IDENTITY_TAMPERING_SIGNAL = "IdentityTampering"
 UNAUTHORIZED_APPROVER = "UnauthorizedApprover"
 UNAPPROVED_DIGEST = "UnapprovedDigest"
 UNAUTHORIZED_ACTION = "UnauthorizedAction"
+UNTRUSTED_PLUGIN = "UntrustedPlugin"
 
 SIGNALS: tuple[str, ...] = (
     SELF_APPROVAL,
@@ -132,6 +139,7 @@ SIGNALS: tuple[str, ...] = (
     UNAUTHORIZED_APPROVER,
     UNAPPROVED_DIGEST,
     UNAUTHORIZED_ACTION,
+    UNTRUSTED_PLUGIN,
 )
 
 

@@ -9,6 +9,7 @@ One module per command group (as in kubectl's and argocd's command trees):
 - ``registry`` release create --from-tags
 - ``operator`` operator run
 - ``web``      web (the console)
+- ``plugins``  plugin sign|reenable|list
 - ``completion`` completion bash|zsh
 
 and the helpers they share: ``output`` (tables, ``-o json|yaml``, one-line failures, exit
@@ -33,6 +34,7 @@ from stella.cli import (
     evidence,
     operator,
     people,
+    plugins,
     registry,
     web,
 )
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.register(sub)
     evidence.register(sub, parents)
     agents.register(sub, parents)
+    plugins.register(sub, parents)
     completion.register(sub, parser)
     operator.register(sub)
     web.register(sub, parents)

@@ -32,6 +32,7 @@ from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
+from stella.engine.plugin_steps import PluginSteps, StepBlock
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -74,6 +75,15 @@ DEPLOY_POLL = 2.0
 _QUIET_AT_FIRST = frozenset({"Superseded", "WaitingForPrerequisites"})
 
 
+def _evidence_block(exc: EvidenceError) -> StepBlock:
+    return StepBlock(
+        "Pending",
+        "EvidencePending",
+        f"nothing deployed: a plugin run's evidence could not be stored ({exc.reason}); retrying",
+        float(exc.retry_after or 10.0),
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -102,7 +112,7 @@ class Promotion:
         return release_key_str(self.key)
 
 
-class Reconciler(Verifications, AgentPromotions):
+class Reconciler(Verifications, AgentPromotions, PluginSteps):
     def __init__(
         self,
         view: ClusterView,
@@ -351,6 +361,13 @@ class Reconciler(Verifications, AgentPromotions):
         chain = await self._supply_chain_gate(promo)
         if not isinstance(chain, SupplyChainReport):
             return chain
+        try:
+            block = await self._plugin_steps_before_deploy(promo)
+        except EvidenceError as exc:
+            block = _evidence_block(exc)
+        if block is not None:
+            _move(p, block.phase, block.reason, block.message)
+            return block.retry_after
         if not await self.locks.acquire(env_name, key_s):
             _move(
                 p,
@@ -499,17 +516,21 @@ class Reconciler(Verifications, AgentPromotions):
             if stale:
                 await asyncio.to_thread(_patch_all, stale, key_s, f"{env_name}/{p.attempt}")
                 return DEPLOY_POLL
-        if not missing and all(state == "Complete" for _, (state, _) in states):
+        complete = not missing and all(state == "Complete" for _, (state, _) in states)
+        after = await self._plugin_steps_after_rollout(promo) if complete else None
+        if complete and after is None:
             return await self._rolled_out(
                 promo,
                 elapsed,
                 f"{spec.version} is live in {env_name}: "
                 + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states),
             )
-        if missing or elapsed > timeout:
+        if missing or elapsed > timeout or after is not None:
             why = (
                 ("workloads disappeared: " + "; ".join(missing))
                 if missing
+                else after.message
+                if after is not None
                 else (
                     f"rollout did not complete within {env_spec.rollout.timeout}: "
                     + "; ".join(f"{u.name} {msg}" for u, (_, msg) in states)
@@ -520,7 +541,8 @@ class Reconciler(Verifications, AgentPromotions):
                 await asyncio.to_thread(_restore, p.previous_images)
                 outcome = "RolledBack"
                 why += "; rolled back to the images that ran before"
-            _move(p, "Failed", "RolloutTimeout" if not missing else "WorkloadNotFound", why)
+            reason = "RolloutTimeout" if not missing else "WorkloadNotFound"
+            _move(p, "Failed", after.reason if after is not None and not missing else reason, why)
             await self._finish(promo, outcome, elapsed)
             return None
         return DEPLOY_POLL
@@ -567,6 +589,7 @@ class Reconciler(Verifications, AgentPromotions):
             f"{env_name}: {p.message}",
             "Normal" if outcome == "Deployed" else "Warning",
         )
+        await self._plugin_notify(promo)
 
     # ---- helpers -----------------------------------------------------------------------
     def _environment_models(

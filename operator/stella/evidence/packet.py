@@ -45,6 +45,9 @@ EvidenceKind = Literal[
     "AgentRegistered",
     "AgentRevoked",
     "SupplyChainRefused",  # an image failed requireSignatures/requireProvenance before deploy
+    "PluginRun",  # one workflow plugin run: inputs, outcome, duration, resource use
+    "PluginQuarantined",  # a run tried an undeclared capability
+    "PluginReenabled",  # a person lifted a quarantine (the reenable verb)
 ]
 EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
 

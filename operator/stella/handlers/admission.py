@@ -29,6 +29,7 @@ from stella.admission import (
     validate,
 )
 from stella.admission.base import WORKLOAD_DIGEST_NOT_APPROVED
+from stella.handlers.plugin_admission import PLUGIN_KINDS, decide_plugin
 from stella.k8s import events
 from stella.policy import Identity
 from stella.settings import Settings
@@ -187,7 +188,9 @@ class SubjectAccessReviews:
         return allowed
 
 
-def _review_access(user: Identity, verb: str, environment: str, timeout: float) -> bool:
+def _review_access(
+    user: Identity, verb: str, name: str, timeout: float, resource: str = "environments"
+) -> bool:
     from kubernetes import client
 
     from stella import GROUP
@@ -199,7 +202,7 @@ def _review_access(user: Identity, verb: str, environment: str, timeout: float) 
             uid=user.uid or None,
             groups=sorted(user.groups),
             resource_attributes=client.V1ResourceAttributes(
-                group=GROUP, resource="environments", name=environment, verb=verb
+                group=GROUP, resource=resource, name=name, verb=verb
             ),
         )
     )
@@ -271,6 +274,8 @@ class Admission:
     def _decide(self, req: Request, snap: _AdmissionView, mutating: bool) -> Verdict:
         if mutating:
             return mutate(req, snap, self.policy)
+        if req.kind in PLUGIN_KINDS:
+            return decide_plugin(req)
         if req.kind == "Approval" and req.operation == "CREATE" and snap.synced and req.namespace:
             try:
                 snap.refresh_approvals(req.namespace)

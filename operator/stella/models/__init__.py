@@ -6,10 +6,20 @@ from stella.models.agent_task import AGENT_TASK, AgentTaskSpec, AgentTaskStatus
 from stella.models.approval import APPROVAL, ApprovalSpec, ApprovalStatus
 from stella.models.common import Condition, LabelSelector, find_condition, set_condition
 from stella.models.environment import ENVIRONMENT, EnvironmentSpec, EnvironmentStatus
+from stella.models.plugin import PLUGIN, PLUGIN_PUBLISHER
 from stella.models.release import RELEASE, Component, ReleaseSpec, ReleaseStatus
 from stella.models.resource import KindInfo, Kinds
 
-ALL_KINDS: tuple[KindInfo, ...] = (ENVIRONMENT, RELEASE, APPROVAL, ACTION, AGENT, AGENT_TASK)
+ALL_KINDS: tuple[KindInfo, ...] = (
+    ENVIRONMENT,
+    RELEASE,
+    APPROVAL,
+    ACTION,
+    AGENT,
+    AGENT_TASK,
+    PLUGIN,
+    PLUGIN_PUBLISHER,
+)
 
 __all__ = [
     "ACTION",
@@ -18,6 +28,8 @@ __all__ = [
     "ALL_KINDS",
     "APPROVAL",
     "ENVIRONMENT",
+    "PLUGIN",
+    "PLUGIN_PUBLISHER",
     "RELEASE",
     "ActionSpec",
     "ActionStatus",

@@ -19,6 +19,7 @@ from stella.models.common import (
     VaultRef,
     vault_ref_rule,
 )
+from stella.models.plugin import PluginStep
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 from stella.models.supply_chain import PassportPolicy, ProvenancePolicy, SignaturePolicy
 from stella.models.verification import VerificationPolicy
@@ -331,6 +332,12 @@ class EnvironmentSpec(StrictModel):
         default=False,
         description="Set true to stop all deployments here (Releases show Halted, reason "
         "EnvironmentSuspended); false to let them go on.",
+    )
+    plugins: list[PluginStep] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Workflow plugins run in each promotion here, in order: gates before "
+        "deploying, steps before and after (docs/plugins.md).",
     )
     report_drift: bool = Field(
         default=False,

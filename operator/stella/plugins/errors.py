@@ -35,6 +35,13 @@ class ModuleUnavailable(PluginError):
     transient = True
 
 
+class PluginBusy(PluginError):
+    """As many plugin runs as allowed are in flight (T10): the step is asked again later."""
+
+    reason = "PluginRunsBusy"
+    transient = True
+
+
 # Refusal reasons, one place (docs/plugins.md lists them with what to do).
 UNSIGNED = "PluginUnsigned"
 TAMPERED = "PluginSignatureInvalid"

@@ -1,0 +1,38 @@
+"""Admission glue for Plugins and PluginPublishers: the publishers as the API server lists
+them now, and RBAC's answer for the `reenable` verb on plugins/NAME, handed to the pure
+rules of stella.admission.plugin."""
+
+from __future__ import annotations
+
+import logging
+
+from stella.admission.base import Request, Verdict
+from stella.admission.plugin import validate_plugin, validate_publisher
+from stella.plugins import store
+from stella.plugins.reenable import REENABLE_VERB
+from stella.plugins.signing import Trust
+
+log = logging.getLogger("stella.admission")
+PLUGIN_KINDS = frozenset({"Plugin", "PluginPublisher"})
+
+
+def decide_plugin(req: Request) -> Verdict:
+    if req.kind == "PluginPublisher":
+        return validate_publisher(req)
+    trust: Trust | None = None
+    if req.operation in ("CREATE", "UPDATE"):
+        try:
+            trust = store.trust()
+        except Exception as exc:  # fail closed: the rule refuses without publishers
+            log.warning("could not list PluginPublishers: %s", exc)
+    return validate_plugin(req, trust, lambda: _may_reenable(req))
+
+
+def _may_reenable(req: Request) -> bool | None:
+    from stella.handlers.admission import _review_access
+
+    try:
+        return _review_access(req.user, REENABLE_VERB, req.name or "", 5.0, resource="plugins")
+    except Exception as exc:
+        log.warning("SubjectAccessReview for %s failed: %s", req.user.username, exc)
+        return None

@@ -1,0 +1,379 @@
+"""Workflow plugins end to end (issue 16, T7), with the operator as its own process.
+
+A platform engineer (frank) trusts a publisher and installs plugins; admission refuses a
+tampered manifest and an unknown publisher. A smoke-test plugin calls a test service on
+loopback and gates a real promotion. An evil plugin that tries undeclared egress is
+stopped before its request leaves, signalled (metric, Event, security log, evidence) and
+quarantined cluster-wide, while the smoke-gated Environment goes on unaffected; only a
+person holding the `reenable` verb lifts the quarantine, in their own name. A plugin that
+loops forever is stopped by its fuel limit and reported.
+
+One operator and one control plane for the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests import plugin_support as ps
+from tests.e2e.conftest import OperatorProcess, running_operator
+from tests.e2e.shop import Shop
+from tests.kube_support import eventually
+
+from devenv.controlplane import ControlPlane
+from stella.evidence.manifest import L_KIND, chain_selector
+from stella.plugins.reenable import REENABLE_ANNOTATION
+from stella.policy.identity import Identity, format_identity
+
+G, V = "stella.io", "v1alpha1"
+URL = [{"name": "url", "required": True}]
+
+
+class Service:
+    """A loopback HTTP service: answers `status` on every path and counts the requests."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.hits: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits.append(self.path)
+                self.send_response(outer.status)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str = "/healthz") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@dataclass
+class World:
+    op: OperatorProcess
+    shop: Shop
+    admin: client.ApiClient
+    users: dict[str, client.ApiClient]
+    publisher: ps.Publisher
+    service: Service
+    other: Service  # a host:port no manifest declares
+    modules: Path
+    plugins: list[str] = field(default_factory=list)
+
+    def custom(self, user: str = "frank") -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.users[user] if user != "admin" else self.admin)
+
+    def plugin_body(self, name: str, wat: str, **manifest: Any) -> dict[str, Any]:
+        module = ps.build(wat)
+        path = self.modules / f"{name}-{uuid.uuid4().hex[:6]}.wasm"
+        path.write_bytes(module)
+        envelope = self.publisher.sign(
+            ps.manifest_for(module, name=name, publisher=self.publisher.name, **manifest)
+        )
+        return {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Plugin",
+            "metadata": {"name": name},
+            "spec": {"manifest": envelope, "module": {"file": str(path)}},
+        }
+
+    def install(self, body: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = self.custom().create_cluster_custom_object(G, V, "plugins", body)
+        self.plugins.append(body["metadata"]["name"])
+        return out
+
+    def plugin(self, name: str) -> dict[str, Any]:
+        return self.custom("admin").get_cluster_custom_object(G, V, "plugins", name)  # type: ignore[no-any-return]
+
+    def packets(self, env: str) -> list[str]:
+        items = (
+            client.CoreV1Api(self.admin)
+            .list_namespaced_config_map("stella-system", label_selector=chain_selector(env))
+            .items
+        )
+        return [cm.metadata.labels[L_KIND] for cm in items]
+
+    def events(self, name: str, reason: str) -> list[Any]:
+        return [
+            e
+            for e in client.CoreV1Api(self.admin).list_namespaced_event("default").items
+            if e.involved_object.name == name and e.reason == reason
+        ]
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[World]:
+    work = tmp_path_factory.mktemp("plugins-e2e")
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(kube_admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    publisher = ps.Publisher(work, f"platform-{uuid.uuid4().hex[:4]}")
+    service, other = Service(503), Service(200)
+    with running_operator(kube, work, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
+        w = World(
+            op,
+            Shop(kube_admin, kube_as, registry, ns),
+            kube_admin,
+            kube_as,
+            publisher,
+            service,
+            other,
+            work,
+        )
+        w.custom().create_cluster_custom_object(
+            G,
+            V,
+            "pluginpublishers",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "PluginPublisher",
+                "metadata": {"name": publisher.name},
+                "spec": {
+                    "keys": [{"keyId": k, "publicKey": pem} for k, pem in publisher.trust.items()]
+                },
+            },
+        )
+        try:
+            yield w
+        finally:
+            w.shop.cleanup()
+            api = w.custom("admin")
+            for name in w.plugins:
+                with contextlib.suppress(client.exceptions.ApiException):
+                    api.delete_cluster_custom_object(G, V, "plugins", name)
+            api.delete_cluster_custom_object(G, V, "pluginpublishers", publisher.name)
+            core.delete_namespace(ns)
+            service.stop()
+            other.stop()
+
+
+def _refusal(call: Any) -> str:
+    with pytest.raises(client.exceptions.ApiException) as err:
+        call()
+    assert err.value.status in (400, 403, 422), err.value
+    return str(json.loads(err.value.body).get("message", ""))
+
+
+def _network(service: Service) -> list[dict[str, Any]]:
+    return [{"host": "127.0.0.1", "port": service.port, "scheme": "http"}]
+
+
+def test_admission_refuses_tampered_and_untrusted_manifests(world: World) -> None:
+    body = world.plugin_body(
+        "adm-smoke", ps.SMOKE, capabilities={"network": _network(world.service)}
+    )
+    # Widen the network capability after signing: the signature no longer verifies.
+    doc = json.loads(base64.b64decode(body["spec"]["manifest"]["payload"]))
+    doc["capabilities"]["network"].append({"host": "evil.example", "port": 443, "scheme": "https"})
+    tampered = json.loads(json.dumps(body))
+    tampered["spec"]["manifest"]["payload"] = base64.b64encode(json.dumps(doc).encode()).decode()
+    message = _refusal(lambda: world.install(tampered))
+    assert "altered after signing" in message, message
+
+    stranger = ps.Publisher(world.modules, "stranger")
+    module = ps.build(ps.LOOP)
+    path = world.modules / "stranger.wasm"
+    path.write_bytes(module)
+    untrusted = {
+        **body,
+        "spec": {
+            "manifest": stranger.sign(
+                ps.manifest_for(module, name="adm-smoke", publisher="stranger")
+            ),
+            "module": {"file": str(path)},
+        },
+    }
+    message = _refusal(lambda: world.install(untrusted))
+    assert "no trusted publisher holds the signing key" in message, message
+
+    unsigned = json.loads(json.dumps(body))
+    unsigned["spec"]["manifest"]["signatures"] = []
+    assert "not signed" in _refusal(lambda: world.install(unsigned))
+
+    # alice is no platform engineer: RBAC alone refuses her.
+    with pytest.raises(client.exceptions.ApiException) as err:
+        world.custom("alice").create_cluster_custom_object(G, V, "plugins", body)
+    assert err.value.status == 403
+    # The genuine one is admitted.
+    world.install(body)
+
+
+def test_smoke_plugin_gates_a_real_promotion(world: World) -> None:
+    shop = world.shop
+    world.install(
+        world.plugin_body(
+            "smoke", ps.SMOKE, capabilities={"network": _network(world.service)}, inputs=URL
+        )
+    )
+    env = shop.environment(
+        "gated",
+        replicas=1,
+        plugins=[{"plugin": "smoke", "at": "Gate", "inputs": {"url": world.service.url()}}],
+    )
+    image = shop.image("2.0")
+    shop.release("rel-a", image, ["gated"])
+
+    # The service answers 503: the gate holds the Release, nothing is deployed.
+    held = _wait_reason(shop, "rel-a", "gated", "PluginFailed", 90)
+    assert held["phase"] == "Pending"
+    assert "service did not answer 200" in held["message"], held
+    assert shop.deployed_image("gated") != image
+    assert world.service.hits and world.service.hits[0] == "/healthz"
+
+    # The service is healthy: the next ask of the gate lets the promotion through.
+    world.service.status = 200
+    shop.wait_phase("rel-a", "gated", "Deployed", timeout=120)
+    assert shop.deployed_image("gated") == image
+    last = world.plugin("smoke")["status"]["lastRun"]
+    assert last["outcome"] == "Passed" and last["fuelUsed"] > 0
+    kinds = world.packets(env)
+    assert kinds.count("PluginRun") >= 2 and "PromotionDeployed" in kinds
+    assert world.op.metric("stella_plugin_runs_total", plugin="smoke", outcome="Passed") >= 1
+
+
+def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> None:
+    shop = world.shop
+    world.install(
+        world.plugin_body(
+            "evil",
+            ps.EGRESS,
+            capabilities={"network": _network(world.service)},
+            inputs=[*URL, {"name": "exfil"}],
+        )
+    )
+    env = shop.environment(
+        "evil",
+        replicas=1,
+        plugins=[
+            {
+                "plugin": "evil",
+                "at": "Gate",
+                "inputs": {
+                    "url": world.service.url(),
+                    "exfil": world.other.url("/steal?d=secret"),
+                },
+            }
+        ],
+    )
+    image = shop.image("3.0")
+    shop.release("rel-e", image, ["evil"])
+
+    # The violation stops the gate; the next ask finds the plugin quarantined (either may be
+    # the reason seen first: the engine asks again within moments).
+    _wait_reason(shop, "rel-e", "evil", ("PluginCapabilityViolation", "PluginQuarantined"), 90)
+    assert world.other.hits == []  # the undeclared request never left
+    quarantine = eventually(
+        lambda: (world.plugin("evil").get("status") or {}).get("quarantine"),
+        what="evil quarantined",
+    )
+    assert f"127.0.0.1:{world.other.port}" in quarantine["message"]
+    assert quarantine["environment"] == env
+    eventually(lambda: world.events("evil", "PluginQuarantined"), what="Event on the Plugin")
+    assert world.op.metric("stella_security_events_total", signal="PluginCapabilityViolation") >= 1
+    assert "security event PluginCapabilityViolation" in world.op.logs()
+    assert "PluginQuarantined" in world.packets(env)
+    # Quarantined: the next ask does not run it at all.
+    _wait_reason(shop, "rel-e", "evil", "PluginQuarantined", 60)
+    assert shop.deployed_image("evil") != image
+
+    # Nothing else affected: the smoke-gated Environment still promotes.
+    world.service.status = 200
+    image_b = shop.image("3.1")
+    shop.release("rel-b", image_b, ["gated"])
+    shop.wait_phase("rel-b", "gated", "Deployed", timeout=120)
+
+    # Lifting it: alice may not write the annotation in her own name (no reenable verb);
+    # frank may not write it in someone else's; frank in his own is admitted.
+    since = quarantine["since"]
+    frank = Identity("frank", _uid(world, "frank"), frozenset(_groups(world, "frank")))
+
+    def reenable(user: str, who: Identity) -> Any:
+        ann = json.dumps({"by": format_identity(who), "quarantine": since, "reason": "INC-7"})
+        return world.custom(user).patch_cluster_custom_object(
+            G, V, "plugins", "evil", {"metadata": {"annotations": {REENABLE_ANNOTATION: ann}}}
+        )
+
+    alice = Identity("alice", _uid(world, "alice"), frozenset(_groups(world, "alice")))
+    assert "forbidden" in _refusal(lambda: reenable("alice", alice))  # RBAC: no patch
+    bob = Identity("bob", "", frozenset())
+    assert "must name you" in _refusal(lambda: reenable("frank", bob))
+    reenable("frank", frank)
+    # Re-enabled, it runs again, tries again, and is quarantined again (a new quarantine).
+    eventually(
+        lambda: (world.plugin("evil")["status"].get("quarantine") or {}).get("since") != since,
+        timeout=90,
+        what="evil quarantined anew after its re-enable",
+    )
+    assert world.other.hits == []
+    # The lift itself is evidence naming frank.
+    eventually(lambda: "PluginReenabled" in world.packets(env), what="PluginReenabled packet")
+
+
+def test_runaway_plugin_is_stopped_by_its_fuel_and_reported(world: World) -> None:
+    shop = world.shop
+    world.install(world.plugin_body("spin", ps.LOOP))
+    shop.environment("spin", replicas=1, plugins=[{"plugin": "spin", "at": "Gate"}])
+    shop.release("rel-s", shop.image("4.0"), ["spin"])
+    _wait_reason(shop, "rel-s", "spin", "PluginOutOfFuel", 90)
+    eventually(lambda: world.events("spin", "PluginOutOfFuel"), what="Event on the Plugin")
+    assert not (world.plugin("spin").get("status") or {}).get("quarantine")
+
+
+def _wait_reason(
+    shop: Shop, release: str, stage: str, reason: str | tuple[str, ...], timeout: float
+) -> Any:
+    """The Release's progress in the stage once its reason is `reason` (or one of them); on
+    timeout, fail showing the progress last seen."""
+    seen: list[Any] = []
+    wanted = (reason,) if isinstance(reason, str) else reason
+
+    def check() -> Any:
+        seen.append(shop.progress(release, stage))
+        return seen[-1] if seen[-1].get("reason") in wanted else None
+
+    try:
+        return eventually(check, timeout=timeout, what=f"{release} {reason} in {stage}")
+    except AssertionError:
+        raise AssertionError(f"{release} never {reason} in {stage}; last: {seen[-1:]}") from None
+
+
+def _whoami(world: World, user: str) -> Any:
+    review = client.AuthenticationV1Api(world.users[user]).create_self_subject_review(
+        client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
+    )
+    return review.status.user_info
+
+
+def _uid(world: World, user: str) -> str:
+    return str(_whoami(world, user).uid or "")
+
+
+def _groups(world: World, user: str) -> list[str]:
+    return list(_whoami(world, user).groups or [])
