@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -58,3 +60,23 @@ def wait_for_digest_params(admin: client.ApiClient, namespace: str, timeout: flo
         timeout,
         what=f"the operator's stella-approved-digests ConfigMap in {namespace}",
     )
+
+
+def evidence_packets(
+    admin: client.ApiClient, env: str, namespace: str = "stella-system"
+) -> list[dict[str, Any]]:
+    """The in-toto predicates of an Environment's evidence packets (immutable ConfigMaps),
+    in chain order."""
+    cms = (
+        client.CoreV1Api(admin)
+        .list_namespaced_config_map(
+            namespace, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"
+        )
+        .items
+    )
+    out = []
+    for cm in cms:
+        assert cm.immutable is True
+        envelope = json.loads(cm.data["envelope.json"])
+        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
+    return sorted(out, key=lambda p: p["sequence"])

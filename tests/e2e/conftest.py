@@ -146,6 +146,18 @@ def operator(kube: ControlPlane, tmp_path: Path) -> Iterator[OperatorProcess]:
         yield op
 
 
+def vault_env(vault_addr: str, root_token: str, workdir: Path) -> dict[str, str]:
+    """The operator's environment to read Vault with a token file (written in workdir)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    token_file = workdir / "vault-token"
+    token_file.write_text(root_token + "\n")
+    return {
+        "STELLA_VAULT_ADDR": vault_addr,
+        "STELLA_VAULT_AUTH": "token",
+        "STELLA_VAULT_TOKEN_FILE": str(token_file),
+    }
+
+
 def hub_settings(
     vault_addr: str, root_token: str, workdir: Path
 ) -> tuple[dict[str, str], str, Path]:
@@ -154,12 +166,8 @@ def hub_settings(
     an agent trusts it by."""
     hub_ca, crt, key = make_serving_cert(workdir / "hub-pki")
     port = free_port()
-    token_file = workdir / "vault-token"
-    token_file.write_text(root_token + "\n")
     env = {
-        "STELLA_VAULT_ADDR": vault_addr,
-        "STELLA_VAULT_AUTH": "token",
-        "STELLA_VAULT_TOKEN_FILE": str(token_file),
+        **vault_env(vault_addr, root_token, workdir),
         "STELLA_AGENT_HUB_PORT": str(port),
         "STELLA_AGENT_HUB_CERT": str(crt),
         "STELLA_AGENT_HUB_KEY": str(key),
@@ -168,7 +176,14 @@ def hub_settings(
     return env, f"https://127.0.0.1:{port}", hub_ca
 
 
-__all__ = ["OperatorProcess", "hub_settings", "running_operator", "start_operator", "subprocess"]
+__all__ = [
+    "OperatorProcess",
+    "hub_settings",
+    "running_operator",
+    "start_operator",
+    "subprocess",
+    "vault_env",
+]
 
 
 @pytest.fixture

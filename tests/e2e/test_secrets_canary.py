@@ -24,7 +24,7 @@ from pathlib import Path
 import hvac
 import pytest
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, running_operator
+from tests.e2e.conftest import OperatorProcess, running_operator, vault_env
 from tests.e2e.shop import Shop
 from tests.kube_support import eventually
 
@@ -105,15 +105,11 @@ def canary_operator(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[OperatorProcess]:
     work = tmp_path_factory.mktemp("canary-e2e")
-    token_file = work / "vault-token"
-    token_file.write_text(openbao.root_token + "\n")
     with running_operator(
         kube,
         work / "operator",
         {
-            "STELLA_VAULT_ADDR": openbao.addr,
-            "STELLA_VAULT_AUTH": "token",
-            "STELLA_VAULT_TOKEN_FILE": str(token_file),
+            **vault_env(openbao.addr, openbao.root_token, work),
             "STELLA_INSECURE_REGISTRIES": f"{registry.host},{canary_registry.host}",
         },
     ) as op:

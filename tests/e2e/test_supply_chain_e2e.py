@@ -24,9 +24,9 @@ import hvac
 import pytest
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, running_operator
+from tests.e2e.conftest import OperatorProcess, running_operator, vault_env
 from tests.e2e.shop import Shop
-from tests.kube_support import eventually
+from tests.kube_support import eventually, evidence_packets
 from tests.supplychain_support import BUILDER, COMMIT, REPO, Cosign, slsa_v1
 
 from devenv.controlplane import ControlPlane
@@ -65,15 +65,11 @@ def rig(
     cosign = Cosign(work)
     ci_key, ci_pub = cosign.keypair("ci")
     builder_key, builder_pub = cosign.keypair("builder")
-    token_file = work / "vault-token"
-    token_file.write_text(openbao.root_token + "\n")
     with running_operator(
         kube,
         work / "operator",
         {
-            "STELLA_VAULT_ADDR": openbao.addr,
-            "STELLA_VAULT_AUTH": "token",
-            "STELLA_VAULT_TOKEN_FILE": str(token_file),
+            **vault_env(openbao.addr, openbao.root_token, work),
             "STELLA_INSECURE_REGISTRIES": registry.host,
         },
     ) as op:
@@ -114,21 +110,8 @@ POLICY = {
 
 
 def packets(admin: client.ApiClient, env: str, kind: str) -> list[dict[str, Any]]:
-    """The in-toto predicates of the evidence packets of one kind for an Environment."""
-    cms = (
-        client.CoreV1Api(admin)
-        .list_namespaced_config_map(
-            NS, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"
-        )
-        .items
-    )
-    out = []
-    for cm in cms:
-        if cm.metadata.labels.get("stella.io/kind") != kind:
-            continue
-        envelope = json.loads(cm.data["envelope.json"])
-        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
-    return out
+    """The predicates of the evidence packets of one kind for an Environment."""
+    return [p for p in evidence_packets(admin, env, NS) if p["kind"] == kind]
 
 
 def refused(
@@ -187,22 +170,45 @@ def test_a_signature_by_an_untrusted_key_is_refused_without_halting_when_told(
     assert not shop.environment_status("stranger").get("halted")
 
 
-def test_provenance_from_the_wrong_builder_or_repository_is_refused(shop: Shop, rig: Rig) -> None:
-    wrong_builder = shop.image("wrong-builder")
-    rig.cosign.sign(rig.ci_key, wrong_builder)
-    rig.cosign.attest_provenance(
-        rig.builder_key, wrong_builder, slsa_v1(builder="https://laptop.example/alice")
+def test_missing_trust_material_fails_closed_and_deploys_nothing(shop: Shop, rig: Rig) -> None:
+    """A policy naming a ConfigMap that is not there: nothing is trusted, nothing deployed,
+    the Release waits with the reason (and Stella retries) instead of failing the image."""
+    shop.environment("no-trust", requireSignatures={"configMap": f"{shop.prefix}-absent"})
+    before = shop.deployed_image("no-trust")
+    image = shop.image("no-trust")
+    rig.cosign.sign(rig.ci_key, image)
+    shop.release("nt-1", image, ["no-trust"])
+    p = eventually(
+        lambda: (
+            (p := shop.progress("nt-1", "no-trust")).get("reason") == "TrustConfigInvalid" and p
+        ),
+        timeout=60,
+        what="TrustConfigInvalid",
     )
-    p = refused(shop, rig, "wrong-builder", wrong_builder, "ProvenanceBuilderNotAllowed")
-    assert "https://laptop.example/alice" in p["message"]
+    assert p["phase"] == "Pending" and "does not exist" in p["message"]
+    assert shop.deployed_image("no-trust") == before
+    assert not shop.environment_status("no-trust").get("halted")
 
-    wrong_repo = shop.image("wrong-repo")
-    rig.cosign.sign(rig.ci_key, wrong_repo)
-    rig.cosign.attest_provenance(
-        rig.builder_key, wrong_repo, slsa_v1(repo="https://git.example.com/mallory/shop")
-    )
-    p = refused(shop, rig, "wrong-repo", wrong_repo, "ProvenanceSourceNotAllowed")
-    assert "mallory/shop" in p["message"]
+
+def test_provenance_from_the_wrong_builder_or_repository_is_refused(shop: Shop, rig: Rig) -> None:
+    cases = [
+        (
+            "wrong-builder",
+            {"builder": "https://laptop.example/alice"},
+            "ProvenanceBuilderNotAllowed",
+        ),
+        (
+            "wrong-repo",
+            {"repo": "https://git.example.com/mallory/shop"},
+            "ProvenanceSourceNotAllowed",
+        ),
+    ]
+    for stage, wrong, reason in cases:
+        image = shop.image(stage)
+        rig.cosign.sign(rig.ci_key, image)
+        rig.cosign.attest_provenance(rig.builder_key, image, slsa_v1(**wrong))
+        p = refused(shop, rig, stage, image, reason)
+        assert next(iter(wrong.values())) in p["message"]
 
 
 def test_a_signed_image_with_good_provenance_deploys_with_its_revision_in_evidence(

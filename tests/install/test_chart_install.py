@@ -4,7 +4,6 @@ Deployment's env and mounts) promotes dev -> staging -> prod with approvals and 
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -26,7 +25,7 @@ from tests.install.conftest import (
     shop_path,
     start_operator_as_chart,
 )
-from tests.kube_support import eventually
+from tests.kube_support import eventually, evidence_packets
 
 from devenv.controlplane import ControlPlane, binaries
 
@@ -105,19 +104,7 @@ def operator_may(admin: client.ApiClient, verb: str, resource: str, namespace: s
 
 
 def packets(admin: client.ApiClient, env: str) -> list[dict[str, Any]]:
-    cms = (
-        client.CoreV1Api(admin)
-        .list_namespaced_config_map(
-            NS, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"
-        )
-        .items
-    )
-    out = []
-    for cm in cms:
-        assert cm.immutable is True
-        envelope = json.loads(cm.data["envelope.json"])
-        out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
-    return sorted(out, key=lambda p: p["sequence"])
+    return evidence_packets(admin, env, NS)
 
 
 def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(

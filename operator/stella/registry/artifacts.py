@@ -45,14 +45,34 @@ class Manifest:
         return [x for x in layers if isinstance(x, dict)] if isinstance(layers, list) else []
 
 
-def _parse(raw: bytes, where: str) -> dict[str, Any]:
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` parsed as a JSON object, or None (not JSON, or not an object)."""
     try:
         doc = json.loads(raw)
     except ValueError:
-        raise RegistryError(f"{where} is not JSON") from None
-    if not isinstance(doc, dict):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _parse(raw: bytes, where: str) -> dict[str, Any]:
+    doc = json_object(raw)
+    if doc is None:
         raise RegistryError(f"{where} is not a JSON object")
     return doc
+
+
+def _same_bytes(ref: ImageRef, raw: bytes, expected: str, what: str, header: str | None) -> None:
+    """Raise DigestMismatch unless ``raw`` hashes to ``expected``."""
+    actual = sha256_digest(raw)
+    if actual != expected:
+        raise DigestMismatch(
+            f"registry {ref.registry} served {what} of {ref.repository} whose bytes hash to "
+            f"{actual}, not {expected}",
+            image=str(ref),
+            expected=expected,
+            actual=actual,
+            header=header,
+        )
 
 
 async def fetch_manifest(
@@ -68,15 +88,9 @@ async def fetch_manifest(
     if status == 404:
         return None
     _expect(client, ref, status, (200,))
+    if reference.startswith("sha256:"):
+        _same_bytes(ref, raw, reference, "a manifest", headers.get("Docker-Content-Digest"))
     digest = sha256_digest(raw)
-    if reference.startswith("sha256:") and digest != reference:
-        raise DigestMismatch(
-            f"registry {ref.registry} served other bytes for {ref.repository}@{reference}",
-            image=str(ref),
-            expected=reference,
-            actual=digest,
-            header=headers.get("Docker-Content-Digest"),
-        )
     media_type = headers.get("Content-Type", "").split(";")[0].strip()
     return Manifest(digest, media_type, raw, _parse(raw, f"manifest {ref.name}:{reference}"))
 
@@ -92,16 +106,7 @@ async def fetch_blob(
         ref, "GET", f"blobs/{digest}", credentials, limit=MAX_ARTIFACT_BYTES
     )
     _expect(client, ref, status, (200,))
-    actual = sha256_digest(raw)
-    if actual != digest:
-        raise DigestMismatch(
-            f"registry {ref.registry} served a blob of {ref.repository} whose bytes hash to "
-            f"{actual}, not {digest}",
-            image=str(ref),
-            expected=digest,
-            actual=actual,
-            header=None,
-        )
+    _same_bytes(ref, raw, digest, "a blob", None)
     return raw
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stella.registry.artifacts import sha256_digest
+from stella.registry.artifacts import json_object, sha256_digest
 from stella.supplychain.errors import MalformedArtifact
 from stella.supplychain.keys import TrustedKey, first_verifying
 
@@ -50,11 +50,8 @@ def b64(text: object, what: str) -> bytes:
 
 
 def load_json(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise MalformedArtifact(f"{what} is not JSON") from None
-    if not isinstance(doc, dict):
+    doc = json_object(raw)
+    if doc is None:
         raise MalformedArtifact(f"{what} is not a JSON object")
     return doc
 
