@@ -739,3 +739,54 @@ def test_the_agent_charts_own_rbac_and_commands_deploy(rig: Rig) -> None:
     assert ran.returncode == 0, ran.stderr
     assert rig.task_status(task)["phase"] == "Succeeded", rig.task_status(task)
     assert rig.remote.web().spec.template.spec.containers[0].image == new
+
+
+def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) -> None:
+    """requireSignatures on an Environment deployed by agents (issue 17): an unsigned image
+    fails before any task is queued, and the agent's cluster keeps what it ran."""
+    from tests.supplychain_support import KeyPair
+
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    old, unsigned = shop.image("4.0"), shop.image("4.1")
+    rig.remote.deployment(old)
+    trust = f"{shop.prefix}-agent-trust"
+    client.CoreV1Api(shop.admin).create_namespaced_config_map(
+        "stella-system",
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=trust),
+            data={"ci.pem": KeyPair.generate().public_pem},
+        ),
+    )
+    env = shop.env_name("signed")
+    client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+        G,
+        V,
+        "environments",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": env},
+            "spec": {
+                "targets": [
+                    {
+                        "agentSelector": {"matchLabels": {"cluster": home.name}},
+                        "namespace": TARGET_NS,
+                    }
+                ],
+                "allowedRegistries": [rig.registry.host],
+                "requireSignatures": {"configMap": trust, "haltOnFailure": False},
+            },
+        },
+    )
+    shop.created_envs.append(env)
+    proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
+    try:
+        shop.release("rel-sc", unsigned, ["signed"])
+        p = shop.wait_phase("rel-sc", "signed", "Failed", timeout=90)
+    finally:
+        proc.stop()
+        client.CoreV1Api(shop.admin).delete_namespaced_config_map(trust, "stella-system")
+    assert p["reason"] == "SignatureMissing", p
+    tasks = client.CustomObjectsApi(rig.admin).list_namespaced_custom_object(G, V, NS, "agenttasks")
+    assert not [t for t in tasks["items"] if "rel-sc" in json.dumps(t.get("spec", {}))]
+    assert rig.remote.web().spec.template.spec.containers[0].image == old

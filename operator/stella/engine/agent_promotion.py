@@ -43,6 +43,7 @@ class AgentPromotions:
     view: Any
     _credentials: Any
     _digest_gate: Any
+    _supply_chain_gate: Any
     _evidence_pending: Any
     _finish: Any
     _rolled_out: Any
@@ -87,6 +88,11 @@ class AgentPromotions:
         gate = await self._digest_gate(promo, report)
         if gate is not True:
             return None if gate is None else float(gate)
+        # The supply-chain policy holds for agent targets too (issue 17): checked here, by
+        # the hub's registry view, before any task is queued.
+        chain = await self._supply_chain_gate(promo)
+        if chain is None or isinstance(chain, float):
+            return chain
         if not await self.locks.acquire(env_name, key_s):
             _move(p, "Pending", "InFlight", f"another release is deploying to {env_name}")
             return 10.0
@@ -104,7 +110,15 @@ class AgentPromotions:
         ]
         try:
             await self.hooks.authorized(
-                body, spec, env_name, attempt, t, checks, promoted_by, agents=named
+                body,
+                spec,
+                env_name,
+                attempt,
+                t,
+                checks,
+                promoted_by,
+                agents=named,
+                supply_chain=chain.evidence(),
             )
         except EvidenceError as exc:
             return float(await self._evidence_pending(promo, exc))
