@@ -9,6 +9,7 @@ default executor.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -67,6 +68,11 @@ class Console:
 
     def __post_init__(self) -> None:
         self._people: dict[str, Person] = {}
+        # The pipeline as read by people who may read the same namespaces, for one
+        # revision of the view: every open page polls it every 2 s.
+        self._pipelines: dict[
+            tuple[int, frozenset[str], bool], tuple[pages.Pipeline, str, str]
+        ] = {}
 
     def person(self, family: Family) -> Person:
         held = self._people.get(family.id)
@@ -90,6 +96,32 @@ class Console:
             if allowed[ns]:
                 out.append(body)
         return out
+
+    def pipeline(self, who: Person) -> tuple[str, str]:
+        """The pipeline this person may read as the page's HTML body and as the cells' JSON;
+        built once per revision of the view and set of readable namespaces."""
+        revision = self.view.revision
+        namespaces = frozenset(
+            ns
+            for ns in self.view.release_namespaces()
+            if who.permissions.may("list", "releases", ns)
+        )
+        key = (revision, namespaces, who.permissions.may("list", "environments"))
+        hit = self._pipelines.get(key)
+        if hit is None:
+            envs = self.view.environment_list() if key[2] else []
+            rels = [
+                b
+                for b in self.view.release_list()
+                if str((b.get("metadata") or {}).get("namespace") or "") in namespaces
+            ]
+            built = pages.pipeline(envs, rels)
+            cells = json.dumps({"revision": revision, "cells": built.cells()})
+            hit = (built, cells, pages.pipeline_page(built, revision))
+            if any(k[0] != revision for k in self._pipelines) or len(self._pipelines) > 64:
+                self._pipelines = {}
+            self._pipelines[key] = hit
+        return hit[2], hit[1]
 
     def readable_environments(self, who: Person) -> list[Any]:
         if not who.permissions.may("list", "environments"):
@@ -298,15 +330,17 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.get("/")
     async def pipelines(request: web.Request) -> web.Response:
         who: Person = request["person"]
-        p = await _blocking(_pipeline, console, who)
-        body = pages.pipeline_page(p, console.view.revision)
+        body, _ = await _blocking(console.pipeline, who)
         return _html(_frame(console, who, "Pipelines", body, "/"))
 
     @r.get("/api/pipeline")
     async def pipeline_json(request: web.Request) -> web.Response:
         who: Person = request["person"]
-        p = await _blocking(_pipeline, console, who)
-        return web.json_response({"revision": console.view.revision, "cells": p.cells()})
+        since = request.query.get("since", "")
+        if since == str(console.view.revision):  # nothing changed since the last poll
+            return web.json_response({"revision": console.view.revision, "unchanged": True})
+        _, cells = await _blocking(console.pipeline, who)
+        return web.Response(text=cells, content_type="application/json")
 
     @r.get("/inbox")
     async def waiting(request: web.Request) -> web.Response:
@@ -527,10 +561,6 @@ def _frame(
         notice=notice,
         synced=console.view.synced,
     )
-
-
-def _pipeline(console: Console, who: Person) -> pages.Pipeline:
-    return pages.pipeline(console.readable_environments(who), console.readable_releases(who))
 
 
 def _inbox(console: Console, who: Person) -> list[Any]:

@@ -71,6 +71,10 @@ class ConsoleView:
         with self._lock:
             return list(self.releases.values())
 
+    def release_namespaces(self) -> set[str]:
+        with self._lock:
+            return {key[0] for key in self.releases}
+
     def environment_list(self) -> list[Body]:
         with self._lock:
             return list(self.environments.values())

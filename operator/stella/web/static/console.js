@@ -33,6 +33,7 @@
       .catch(function () { /* the next change tries again */ });
   }
   function apply(data) {
+    if (data.unchanged) { return; }
     var seen = {};
     var changed = false;
     document.querySelectorAll("[data-cell]").forEach(function (cell) {
@@ -55,7 +56,9 @@
     root.setAttribute("data-revision", String(data.revision));
   }
   function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+    var since = root.getAttribute("data-revision") || "";
+    fetch(url + "?since=" + encodeURIComponent(since),
+      { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (resp) {
         if (resp.status === 401) {
           window.location.assign("/login?m=" + (resp.headers.get("X-Stella-Login") || "expired"));
