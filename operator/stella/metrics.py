@@ -43,6 +43,22 @@ EVIDENCE_PENDING = Counter(
     ["environment", "reason"],
     registry=REGISTRY,
 )
+_DORA_BUCKETS = (60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400)
+LEAD_TIME = Histogram(
+    "stella_lead_time_seconds",
+    "DORA lead time: from a Release's creation to its deployment in an environment.",
+    ["environment"],
+    buckets=_DORA_BUCKETS,
+    registry=REGISTRY,
+)
+TIME_TO_RESTORE = Histogram(
+    "stella_time_to_restore_seconds",
+    "DORA time to restore: from the first failed promotion of a run to the next deployment "
+    "in an environment.",
+    ["environment"],
+    buckets=_DORA_BUCKETS,
+    registry=REGISTRY,
+)
 VERIFICATIONS = Counter(
     "stella_verifications_total",
     "Verifications finished (soak time and checks after a rollout), by environment and "

@@ -7,10 +7,15 @@ killed mid-soak resumes the soak instead of starting it again."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -187,3 +192,27 @@ def test_prometheus_down_waits_fail_closed_then_goes_on(
     done = shop.wait_phase("rel-3", "dev", "Deployed", timeout=120)
     assert done["reason"] == "Verified"
     shop.wait_phase("rel-3", "staging", "Deployed", timeout=120)
+
+
+def test_dora_from_this_history(
+    world: tuple[Shop, Prometheus, Workload, OperatorProcess], kube: ControlPlane
+) -> None:
+    """dev saw rel-1 deployed, rel-2 rolled back, rel-3 deployed: `stella dora` reads that
+    from the operator's verified evidence, and the operator's metrics agree."""
+    shop, _, _, op = world
+    dev = shop.env_name("dev")
+    log = Path(op.env["STELLA_STATE_DIR"]) / "evidence.jsonl"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "stella"), "dora", "--environment", dev,
+         "--log", str(log), "-o", "json"],
+        env={**os.environ, "KUBECONFIG": str(kube.kubeconfig_for("erin"))},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["environments"]
+    assert (row["environment"], row["deployments"], row["failures"]) == (dev, 2, 1)
+    assert row["changeFailureRate"] == 1 / 3
+    assert row["restores"] == 1 and row["timeToRestoreP50"] > 0
+    assert row["leadTimeP50"] is not None and row["leadTimeP50"] >= SOAK
+    assert op.metric("stella_lead_time_seconds_count", environment=dev) == 2
+    assert op.metric("stella_time_to_restore_seconds_count", environment=dev) == 1

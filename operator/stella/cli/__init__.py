@@ -30,6 +30,7 @@ from stella.cli import (
     actions,
     agents,
     completion,
+    dora,
     envs,
     evidence,
     operator,
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.register_list(sub, parents)
     registry.register(sub)
     evidence.register(sub, parents)
+    dora.register(sub, parents)
     agents.register(sub, parents)
     plugins.register(sub, parents)
     completion.register(sub, parser)

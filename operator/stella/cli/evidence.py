@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from stella.evidence.keys import KeyRing
     from stella.evidence.packet import Statement
     from stella.evidence.records import LogEntry, StoredPacket
+    from stella.evidence.verify import Report
 
 DEFAULT_NAMESPACE = "stella-system"
 EXIT_FINDINGS = EXIT_REFUSED
@@ -84,42 +85,6 @@ def register(
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = ev.add_subparsers(dest="evidence_command", metavar="COMMAND", required=True)
-
-    def sources(p: argparse.ArgumentParser, bundle: bool = True) -> None:
-        p.add_argument(
-            "--namespace",
-            "-n",
-            # Read when the command runs, not when this module was imported.
-            default=os.environ.get("STELLA_NAMESPACE") or DEFAULT_NAMESPACE,
-            help="the operator's namespace, where the evidence ConfigMaps are "
-            "(default: $STELLA_NAMESPACE, else %(default)s)",
-        )
-        p.add_argument(
-            "--log",
-            default=os.environ.get("STELLA_EVIDENCE_LOG", ""),
-            metavar="URL",
-            help="external log: postgresql://user@host/db or a .jsonl path "
-            "(default: $STELLA_EVIDENCE_LOG, else the log the operator publishes in "
-            "--namespace)",
-        )
-        if bundle:
-            p.add_argument(
-                "--bundle",
-                metavar="FILE",
-                help="read an exported bundle instead of the cluster and the log",
-            )
-
-    def output(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "-o",
-            "--output",
-            choices=FORMATS,
-            default="table",
-            help="text for people (table), or json/yaml for scripts (default: %(default)s)",
-        )
-        p.add_argument(  # the flag of earlier versions
-            "--json", action="store_const", const="json", dest="output", help=argparse.SUPPRESS
-        )
 
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
@@ -251,6 +216,46 @@ def register(
 
 
 # --- helpers ------------------------------------------------------------------------
+
+
+def sources(p: argparse.ArgumentParser, bundle: bool = True) -> None:
+    """Where the evidence is read from: --namespace, --log and (optionally) --bundle."""
+    p.add_argument(
+        "--namespace",
+        "-n",
+        # Read when the command runs, not when this module was imported.
+        default=os.environ.get("STELLA_NAMESPACE") or DEFAULT_NAMESPACE,
+        help="the operator's namespace, where the evidence ConfigMaps are "
+        "(default: $STELLA_NAMESPACE, else %(default)s)",
+    )
+    p.add_argument(
+        "--log",
+        default=os.environ.get("STELLA_EVIDENCE_LOG", ""),
+        metavar="URL",
+        help="external log: postgresql://user@host/db or a .jsonl path "
+        "(default: $STELLA_EVIDENCE_LOG, else the log the operator publishes in "
+        "--namespace)",
+    )
+    if bundle:
+        p.add_argument(
+            "--bundle",
+            metavar="FILE",
+            help="read an exported bundle instead of the cluster and the log",
+        )
+
+
+def output(p: argparse.ArgumentParser) -> None:
+    """-o table|json|yaml (and the --json of earlier versions)."""
+    p.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        default="table",
+        help="text for people (table), or json/yaml for scripts (default: %(default)s)",
+    )
+    p.add_argument(  # the flag of earlier versions
+        "--json", action="store_const", const="json", dest="output", help=argparse.SUPPRESS
+    )
 
 
 def parse_jobs(text: str) -> int:
@@ -510,31 +515,11 @@ def check_environment(args: argparse.Namespace, src: Sources) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    from stella.evidence.verify import verify
-    from stella.evidence.verify_parallel import WorkerLost, default_jobs
 
     out = out if out is not None else sys.stdout  # the one in use now, not at import
     src = load_sources(args)
     check_environment(args, src)
-    try:
-        trusted = load_trusted(args.trusted_keys) if args.trusted_keys else None
-    except Exception as exc:
-        raise source_error(exc, f"cannot read --trusted-keys {args.trusted_keys}") from None
-    problems = list(src.problems)
-    ring = _ring(src.keys, problems, "published")
-    pinned = _ring(pin(trusted, src.keys), problems, "pinned") if trusted is not None else None
-    try:
-        report = verify(
-            src.configmaps,
-            src.log,
-            ring,
-            environment=args.environment,
-            since=args.since,
-            trusted_keys=pinned,
-            jobs=args.jobs if args.jobs is not None else default_jobs(),
-        )
-    except WorkerLost as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    report, problems = check(src, args.trusted_keys, args.environment, args.since, args.jobs)
     findings = problems + report.findings
     if args.output != "table":
         doc = {
@@ -554,6 +539,40 @@ def cmd_verify(args: argparse.Namespace, out: TextIO | None = None) -> int:
             file=out,
         )
     return EXIT_OK if not findings else EXIT_FINDINGS
+
+
+def check(
+    src: Sources,
+    trusted_keys: str | None = None,
+    environment: str | None = None,
+    since: datetime | None = None,
+    jobs: int | None = None,
+) -> tuple[Report, list[Finding]]:
+    """Verify what was read (signatures, chains, stores agreeing): the report, and the
+    problems found before verifying (unreadable keys, malformed log lines)."""
+    from stella.evidence.verify import verify
+    from stella.evidence.verify_parallel import WorkerLost, default_jobs
+
+    try:
+        trusted = load_trusted(trusted_keys) if trusted_keys else None
+    except Exception as exc:
+        raise source_error(exc, f"cannot read --trusted-keys {trusted_keys}") from None
+    problems = list(src.problems)
+    ring = _ring(src.keys, problems, "published")
+    pinned = _ring(pin(trusted, src.keys), problems, "pinned") if trusted is not None else None
+    try:
+        report = verify(
+            src.configmaps,
+            src.log,
+            ring,
+            environment=environment,
+            since=since,
+            trusted_keys=pinned,
+            jobs=jobs if jobs is not None else default_jobs(),
+        )
+    except WorkerLost as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE) from None
+    return report, problems
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -22,6 +22,7 @@ from stella.evidence.packet import (
 )
 from stella.evidence.recorder import Recorder
 from stella.models import ReleaseSpec
+from stella.models.common import parse_time
 from stella.models.release import EnvironmentProgress
 from stella.policy import Tally, recorded_identity
 from stella.policy.binding import binding_of
@@ -43,6 +44,7 @@ def _ref(body: Body, spec: ReleaseSpec) -> ReleaseRef:
         uid=meta.get("uid"),
         version=spec.version,
         spec_digest=binding.spec_digest if binding else None,
+        created_at=parse_time(meta.get("creationTimestamp")),
     )
 
 

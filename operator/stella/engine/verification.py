@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from stella import metrics
 from stella.engine import probes, workloads
+from stella.evidence.dora import failing_since
+from stella.models.common import parse_time
+from stella.models.environment import EnvironmentStatus
 from stella.models.verification import VerificationPolicy
 from stella.policy import parse_duration
 from stella.policy.verification import advance, due, start
@@ -57,8 +60,22 @@ class Verifications:
             return wait
         promo.p.deployed_at = now
         _move(promo.p, "Deployed", reason, message)
+        restoring = self._failing_since(promo.env_name)  # before _finish adds this one
         await self._finish(promo, "Deployed", elapsed)
+        created = parse_time((promo.body.get("metadata") or {}).get("creationTimestamp"))
+        if created is not None:
+            metrics.LEAD_TIME.labels(promo.env_name).observe((now - created).total_seconds())
+        if restoring is not None:
+            metrics.TIME_TO_RESTORE.labels(promo.env_name).observe(
+                (now - restoring).total_seconds()
+            )
         return None
+
+    def _failing_since(self, env_name: str) -> datetime | None:
+        status = EnvironmentStatus.model_validate(
+            (self.view.environment(env_name) or {}).get("status") or {}
+        )
+        return failing_since((h.outcome == "Deployed", h.at) for h in status.history)
 
     async def _rolled_out(self, promo: Promotion, elapsed: float, message: str) -> float | None:
         """The rollout is complete: Deployed, or Verifying first when the Environment asks."""

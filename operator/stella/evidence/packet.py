@@ -80,6 +80,9 @@ class ReleaseRef(StrictModel):
     version: Annotated[str, Field(max_length=64)] | None = None
     # sha256 of the canonical spec (policy.binding): what exactly was decided on.
     spec_digest: Digest | None = None
+    # The Release's metadata.creationTimestamp (set by the API server): where DORA's lead
+    # time starts (evidence/dora.py). Absent in packets written before it was recorded.
+    created_at: UtcSeconds | None = None
 
 
 class AgentRef(StrictModel):
