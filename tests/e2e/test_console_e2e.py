@@ -30,6 +30,7 @@ import yaml
 from kubernetes import client
 from tests.e2e.browser import Browser
 from tests.e2e.demo_world import DemoWorld, G, V, _release_body, demo_world
+from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.proc import Process, free_port, wait_until
@@ -38,7 +39,7 @@ from devenv.webhooks import make_serving_cert
 ACCESS_SECONDS = 6  # short, so that refresh rotation happens within the tests
 GRACE = 5.0  # stella.web.sessions.REUSE_GRACE_SECONDS
 CONSOLE_SA = ("stella-system", "stella-console")
-PEOPLE = ("alice", "bob", "carol", "erin")
+PEOPLE = ("alice", "bob", "carol", "erin", "frank")
 
 
 @dataclass
@@ -345,6 +346,41 @@ def test_erin_reads_and_cannot_write(world: DemoWorld, console: Console, browser
     assert doc["chain"] == "prod" and doc["configMaps"] and doc["keys"]
     assert f"evidence read user=erin namespace={world.namespace}" in console.log()
     assert "evidence export user=erin" in console.log()
+    logout(browser)
+
+
+def test_frank_clears_a_halt_in_his_own_name_and_bob_may_not(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    world.halt("prod")
+    login(browser, console, "bob")
+    browser.get(f"{console.url}/environments/prod")
+    assert "DigestMismatch" in browser.wait_for(lambda: browser.text("#halted"), what="halt")
+    assert not browser.all("form.clear-halt")  # an approver holds no `clear-halt`
+    forge(
+        browser,
+        "/environments/prod/clear-halt",
+        {"csrf": csrf_of(browser), "reason": "bob wants it"},
+    )
+    refused = browser.wait_for(lambda: browser.text("#refused"), what="the refusal")
+    assert "clear-halt" in refused and "bob" in refused
+    logout(browser)
+    login(browser, console, "frank")
+    browser.get(f"{console.url}/environments/prod")
+    browser.type("form.clear-halt input[name=reason]", "INC-42: registry fixed")
+    shot(browser, "clear-halt")
+    browser.click("form.clear-halt button")
+    browser.wait_for(lambda: "Recorded: ClearHalt" in browser.text(), what="the action")
+    eventually(lambda: not world.env_status("prod").get("halted"), what="prod no longer halted")
+    actions = world.custom.list_cluster_custom_object(G, V, "actions")["items"]
+    [mine] = [
+        a
+        for a in actions
+        if a["spec"]["action"] == "ClearHalt"
+        and a["spec"]["environment"] == "prod"
+        and '"username":"frank"' in a["metadata"]["annotations"].get("stella.io/actor", "")
+    ]
+    assert mine["spec"]["reason"] == "INC-42: registry fixed"
     logout(browser)
 
 

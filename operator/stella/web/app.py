@@ -469,6 +469,29 @@ def routes(console: Console) -> web.RouteTableDef:
             _frame(console, who, "Environments", pages.environments_page(envs), "/environments")
         )
 
+    @r.post("/environments/{name}/clear-halt")
+    async def clear_halt(request: web.Request) -> web.StreamResponse:
+        who: Person = request["person"]
+        form = await _check_csrf(request, console, who)
+        name = request.match_info["name"]
+        reason = str(form.get("reason") or "").strip()[:MAX_COMMENT]
+        if not reason:
+            raise web.HTTPBadRequest(text="clearing a halt needs a reason: say why it is safe now")
+        result = await _blocking(kube.create_action, who.api, "ClearHalt", name, reason)
+        user = who.family.person.username
+        ok = not isinstance(result, kube.Refused)
+        metrics.WRITES.labels("action", "ok" if ok else "refused").inc()
+        audit.info(
+            "write user=%s kind=Action action=ClearHalt environment=%s result=%s",
+            user,
+            name,
+            "ok" if ok else "refused",
+        )
+        if isinstance(result, kube.Refused):
+            body = pages.action_refused_page("clear the halt of", name, result.message)
+            return _html(_frame(console, who, "Refused", body, ""), status=403)
+        raise web.HTTPSeeOther(f"/environments/{name}?done=ClearHalt")
+
     @r.get("/environments/{name}")
     async def environment(request: web.Request) -> web.Response:
         who: Person = request["person"]
@@ -477,11 +500,13 @@ def routes(console: Console) -> web.RouteTableDef:
         body = next((e for e in envs if (e.get("metadata") or {}).get("name") == name), None)
         if body is None:
             raise web.HTTPNotFound(text=f"No Environment {name} that you may read.")
-        return _html(
-            _frame(
-                console, who, f"Environment {name}", pages.environment_page(body), "/environments"
-            )
+        halted = bool((body.get("status") or {}).get("halted"))
+        may_clear = halted and await _blocking(
+            who.permissions.may, "clear-halt", "environments", "", name
         )
+        page_body = pages.environment_page(body, may_clear, who.family.csrf)
+        title = f"Environment {name}"
+        return _html(_frame(console, who, title, page_body, "/environments", request))
 
     return r
 

@@ -154,6 +154,28 @@ def create_approval(
     return created if isinstance(created, dict) else {}
 
 
+def create_action(
+    api: client.ApiClient, action: str, environment: str, reason: str
+) -> dict[str, Any] | Refused:
+    """An Action (ClearHalt, Suspend, Resume) created as the person: admission stamps them
+    as its actor and checks their RBAC verb on the Environment; the operator carries it out."""
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Action",
+        "metadata": {"generateName": f"{action.lower()}-{environment}"[:57].rstrip("-.") + "-"},
+        "spec": {"action": action, "environment": environment, "reason": reason},
+    }
+    try:
+        created = client.CustomObjectsApi(api).create_cluster_custom_object(
+            GROUP, VERSION, "actions", body, _request_timeout=TIMEOUT
+        )
+    except client.ApiException as exc:
+        return Refused(exc.status or 500, _status_message(exc))
+    except Exception as exc:  # the API server unreachable
+        return Refused(503, f"the API server could not be reached ({type(exc).__name__})")
+    return created if isinstance(created, dict) else {}
+
+
 def _status_message(exc: client.ApiException) -> str:
     try:
         status = json.loads(exc.body or "{}")

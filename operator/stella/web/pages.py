@@ -273,8 +273,20 @@ def environments_page(environments: Sequence[Body]) -> str:
     return table(["Environment", "Requires", "Current release", "Approvals", "State"], rows)
 
 
-def environment_page(body: Body) -> str:
+def clear_halt_form(environment: str, csrf: str) -> str:
+    return (
+        f'<form method="post" action="/environments/{esc(environment)}/clear-halt" '
+        f'class="decide clear-halt">{hidden_csrf(csrf)}'
+        '<input name="reason" maxlength="1024" required placeholder="why it is safe now '
+        '(e.g. INC-42: registry fixed)" aria-label="reason">'
+        '<button class="approve">Clear halt</button></form>'
+    )
+
+
+def environment_page(body: Body, may_clear_halt: bool = False, csrf: str = "") -> str:
+    """may_clear_halt: the person holds `clear-halt` on this Environment (RBAC)."""
     spec, status = _m(body.get("spec")), _m(body.get("status"))
+    name = str(_m(body.get("metadata")).get("name") or "")
     approvals = _m(spec.get("approvals"))
     facts = [
         ("Requires", ", ".join(str(r) for r in _l(spec.get("requires"))) or "—"),
@@ -298,8 +310,9 @@ def environment_page(body: Body) -> str:
     halted = _m(status.get("halted"))
     if halted:
         out += (
-            f'<p class="notice bad">Halted since {esc(halted.get("since"))}: '
-            f"{esc(halted.get('reason'))} — {esc(halted.get('message'))}</p>"
+            f'<div class="notice bad" id="halted">Halted since {esc(halted.get("since"))}: '
+            f"{esc(halted.get('reason'))} — {esc(halted.get('message'))}"
+            f"{clear_halt_form(name, csrf) if may_clear_halt else ''}</div>"
         )
     windows = _l(spec.get("freezeWindows"))
     if windows:
@@ -416,6 +429,14 @@ def too_large_page(reason: str) -> str:
     return (
         f'<p class="notice bad" role="alert" id="too-large">Export refused: {esc(reason)}. '
         "Export one chain at a time, or use <code>stella evidence export</code>.</p>"
+    )
+
+
+def action_refused_page(what: str, environment: str, message: str) -> str:
+    return (
+        f'<p class="notice bad" role="alert" id="refused">The API server refused to '
+        f"{esc(what)} {esc(environment)}: {esc(message)}</p>"
+        f'<p>Back to <a href="/environments/{esc(environment)}">{esc(environment)}</a></p>'
     )
 
 

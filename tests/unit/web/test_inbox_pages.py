@@ -184,3 +184,6 @@ def test_environment_page_shows_policy_halts_and_history() -> None:
     assert "2 from release-approvers" in html and "Halted since" in html
     assert "0 18 * * FRI" in html and "bob" in html
     assert "halted" in pages.environments_page([env])
+    assert "Clear halt" not in html  # not without the `clear-halt` verb
+    offered = pages.environment_page(env, may_clear_halt=True, csrf="c-1")
+    assert 'action="/environments/prod/clear-halt"' in offered and 'value="c-1"' in offered
