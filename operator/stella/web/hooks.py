@@ -1,0 +1,267 @@
+"""The webhook gateway's rules (issue 15; threats T2, T10 at the edge): which deliveries
+from CI and registries are accepted, and what they ask for. Pure: no I/O, the clock is a
+parameter. NOT SERVED YET: the `/hooks/...` route, the Receiver resource, the Vault read
+of each receiver's secret and the Release creation as the receiver's identity are still
+to be built on top of this module (docs/console.md, "Not built yet").
+
+A delivery is checked in this order, and the first failure refuses it:
+
+1. size       the body is at most `max_body` bytes (413);
+2. headers    X-Stella-Timestamp (unix seconds), X-Stella-Nonce (8-128 characters of
+              [A-Za-z0-9_-]) and X-Stella-Signature (`sha256=<hex>`) are present (400);
+3. timestamp  within `window` seconds of now, either side (401, stale);
+4. signature  HMAC-SHA256 with the receiver's secret over "<timestamp>.<nonce>.<body>",
+              compared in constant time (401; a security signal);
+5. nonce      never seen for this receiver within the window (409; a replayed delivery is
+              a security signal). Only a correctly signed delivery's nonce is remembered, so
+              nobody without the secret can burn a nonce;
+6. rate       the receiver's token bucket has a token (429 with Retry-After).
+
+Signing covers the timestamp and the nonce, so neither can be changed without the secret;
+the nonce cache only needs to remember a nonce as long as its timestamp is acceptable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from stella.admission.ratelimit import RateLimiter
+from stella.secrets.value import SecretValue
+
+TIMESTAMP_HEADER = "X-Stella-Timestamp"
+NONCE_HEADER = "X-Stella-Nonce"
+SIGNATURE_HEADER = "X-Stella-Signature"
+NONCE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+MAX_NONCES = 100_000
+
+
+class Refusal(StrEnum):
+    """Why a delivery was refused (metric label values)."""
+
+    TOO_LARGE = "too-large"
+    MALFORMED = "malformed"
+    STALE = "stale-timestamp"
+    BAD_SIGNATURE = "bad-signature"
+    REPLAYED = "replayed-nonce"
+    RATE_LIMITED = "rate-limited"
+
+
+# Refusals that are security signals (logged to stella.security, counted apart).
+SIGNALS: frozenset[Refusal] = frozenset({Refusal.BAD_SIGNATURE, Refusal.REPLAYED})
+STATUS: Mapping[Refusal, int] = {
+    Refusal.TOO_LARGE: 413,
+    Refusal.MALFORMED: 400,
+    Refusal.STALE: 401,
+    Refusal.BAD_SIGNATURE: 401,
+    Refusal.REPLAYED: 409,
+    Refusal.RATE_LIMITED: 429,
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 64 * 1024
+    window: float = 300.0  # seconds a timestamp may differ from now
+    rate: float = 1.0  # accepted deliveries per second per receiver
+    burst: float = 20.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accepted: bool
+    refusal: Refusal | None = None
+    message: str = ""
+    retry_after: float = 0.0
+
+    @property
+    def status(self) -> int:
+        return 202 if self.refusal is None else STATUS[self.refusal]
+
+    @property
+    def signal(self) -> bool:
+        return self.refusal in SIGNALS
+
+
+def sign(secret: SecretValue, timestamp: str, nonce: str, body: bytes) -> str:
+    """The X-Stella-Signature value a sender computes (and the gateway recomputes)."""
+    mac = hmac.new(secret.reveal().encode(), digestmod=hashlib.sha256)
+    mac.update(f"{timestamp}.{nonce}.".encode())
+    mac.update(body)
+    return "sha256=" + mac.hexdigest()
+
+
+class NonceCache:
+    """Nonces seen per receiver, each kept until its delivery could no longer be fresh."""
+
+    def __init__(self, max_entries: int = MAX_NONCES) -> None:
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def first_use(self, receiver: str, nonce: str, now: float, keep: float) -> bool:
+        """True (and remembered until now+keep) the first time; False for a replay."""
+        with self._lock:
+            while self._seen and next(iter(self._seen.values())) <= now:
+                self._seen.popitem(last=False)
+            key = (receiver, nonce)
+            if key in self._seen:
+                return False
+            if len(self._seen) >= self._max:
+                # Full of fresh nonces: refusing new ones fails closed (a flood of signed
+                # deliveries is stopped by the rate limit long before this).
+                return False
+            self._seen[key] = now + keep
+            return True
+
+
+class Gate:
+    """Every check of one gateway: a nonce cache and a token bucket per receiver."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
+        self.nonces = NonceCache()
+        self._buckets = RateLimiter(self.limits.rate, self.limits.burst)
+
+    def check(
+        self,
+        receiver: str,
+        secret: SecretValue,
+        headers: Mapping[str, str],
+        body: bytes,
+        now: float,
+    ) -> Verdict:
+        limits = self.limits
+        if len(body) > limits.max_body:
+            return _refuse(Refusal.TOO_LARGE, f"the body is over {limits.max_body} bytes")
+        timestamp = headers.get(TIMESTAMP_HEADER, "")
+        nonce = headers.get(NONCE_HEADER, "")
+        signature = headers.get(SIGNATURE_HEADER, "")
+        if not timestamp.isdigit() or not NONCE.match(nonce) or not signature:
+            return _refuse(
+                Refusal.MALFORMED,
+                f"send {TIMESTAMP_HEADER} (unix seconds), {NONCE_HEADER} (8-128 of "
+                f"A-Za-z0-9_-) and {SIGNATURE_HEADER} (sha256=HMAC of "
+                "'<timestamp>.<nonce>.<body>')",
+            )
+        if abs(now - int(timestamp)) > limits.window:
+            return _refuse(
+                Refusal.STALE,
+                f"the timestamp is more than {limits.window:.0f} s from the gateway's clock",
+            )
+        expected = sign(secret, timestamp, nonce, body)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            return _refuse(Refusal.BAD_SIGNATURE, "the signature does not match")
+        if not self.nonces.first_use(receiver, nonce, now, 2 * limits.window):
+            return _refuse(Refusal.REPLAYED, "this nonce was already delivered")
+        allowed, retry_after = self._buckets.allow(receiver)
+        if not allowed:
+            return Verdict(False, Refusal.RATE_LIMITED, "too many deliveries", retry_after)
+        return Verdict(True)
+
+
+def _refuse(refusal: Refusal, message: str) -> Verdict:
+    return Verdict(False, refusal, message)
+
+
+# ---- what a delivery asks for -----------------------------------------------------------
+@dataclass(frozen=True)
+class Requested:
+    """A Release asked for: its version and an image reference per component (a tag is
+    resolved to its digest once, at receipt, by the gateway)."""
+
+    version: str
+    images: dict[str, str]
+
+
+class BadEvent(ValueError):
+    pass
+
+
+MANIFEST_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+
+
+def parse_generic(body: bytes) -> Requested:
+    """{"version": "1.4.2", "components": [{"name": "web", "image": "reg/shop/web:1.4.2"}]}"""
+    doc = _json(body)
+    version = doc.get("version")
+    components = doc.get("components")
+    if not isinstance(version, str) or not version or not isinstance(components, list):
+        raise BadEvent('a generic event needs "version" and a list of "components"')
+    images: dict[str, str] = {}
+    for c in components:
+        if not isinstance(c, dict) or not isinstance(c.get("name"), str):
+            raise BadEvent('each component needs "name" and "image"')
+        image = c.get("image")
+        if not isinstance(image, str) or not image:
+            raise BadEvent(f'component {c["name"][:63]} needs "image"')
+        images[c["name"]] = image
+    if not images:
+        raise BadEvent("an event needs at least one component")
+    return Requested(version, images)
+
+
+@dataclass(frozen=True)
+class Push:
+    """One manifest push in a distribution registry's notification."""
+
+    id: str
+    repository: str  # host/path
+    digest: str
+    tag: str
+
+
+def parse_distribution(body: bytes) -> list[Push]:
+    """The pushes of manifests in a distribution (docker-registry) notification envelope;
+    pulls, deletes and blob pushes are ignored."""
+    doc = _json(body)
+    events = doc.get("events")
+    if not isinstance(events, list):
+        raise BadEvent('a registry notification has "events"')
+    out = []
+    for e in events:
+        if not isinstance(e, dict) or e.get("action") != "push":
+            continue
+        target = _obj(e.get("target"))
+        request = _obj(e.get("request"))
+        if target.get("mediaType") not in MANIFEST_TYPES:
+            continue
+        repo, digest = target.get("repository"), target.get("digest")
+        host = request.get("host")
+        if not (isinstance(repo, str) and isinstance(digest, str) and isinstance(host, str)):
+            raise BadEvent("a push event needs target.repository, target.digest, request.host")
+        if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            raise BadEvent(f"target.digest is not a sha256 digest: {digest[:80]}")
+        out.append(
+            Push(str(e.get("id") or ""), f"{host}/{repo}", digest, str(target.get("tag") or ""))
+        )
+    return out
+
+
+def _obj(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadEvent("the body is not JSON") from None
+    if not isinstance(doc, dict):
+        raise BadEvent("the body is not a JSON object")
+    return doc
