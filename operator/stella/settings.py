@@ -93,6 +93,18 @@ class Settings:
     # Per-identity token bucket on the webhooks (requests per second, burst).
     webhook_rate: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_RATE", "20")))
     webhook_burst: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_BURST", "40")))
+    # T10 quotas and loop detection (docs/quotas.md).
+    pending_releases_per_namespace: int = field(
+        default_factory=lambda: int(_env("STELLA_PENDING_RELEASES_PER_NAMESPACE", "500"))
+    )
+    release_loop_threshold: int = field(
+        default_factory=lambda: int(_env("STELLA_RELEASE_LOOP_THRESHOLD", "5"))
+    )
+    release_loop_window: float = field(
+        default_factory=lambda: float(_env("STELLA_RELEASE_LOOP_WINDOW_SECONDS", "600"))
+    )
+    max_promotions: int = field(default_factory=lambda: int(_env("STELLA_MAX_PROMOTIONS", "50")))
+    plugin_runs_max: int = field(default_factory=lambda: int(_env("STELLA_PLUGIN_RUNS_MAX", "4")))
 
 
 def load() -> Settings:

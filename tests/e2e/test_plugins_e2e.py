@@ -136,7 +136,8 @@ def world(
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     publisher = ps.Publisher(work, f"platform-{uuid.uuid4().hex[:4]}")
     service, other = Service(503), Service(200)
-    with running_operator(kube, work, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
+    env = {"STELLA_INSECURE_REGISTRIES": registry.host, "STELLA_RELEASE_LOOP_THRESHOLD": "3"}
+    with running_operator(kube, work, env) as op:
         w = World(
             op,
             Shop(kube_admin, kube_as, registry, ns),
@@ -362,6 +363,43 @@ def _wait_reason(
         return eventually(check, timeout=timeout, what=f"{release} {reason} in {stage}")
     except AssertionError:
         raise AssertionError(f"{release} never {reason} in {stage}; last: {seen[-1:]}") from None
+
+
+def test_the_same_release_in_a_loop_is_stopped_with_429_and_retry_after(world: World) -> None:
+    """T10: a CI step re-creating the same Release: the first three are admitted, the
+    fourth is refused by the API server with 429 and retryAfterSeconds, and signalled."""
+    shop = world.shop
+    env = shop.environment(
+        "loop", replicas=1, approvals={"required": 1, "approverGroups": ["release-approvers"]}
+    )
+    image = shop.image("5.0")
+    body = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Release",
+        "metadata": {"generateName": "ci-"},
+        "spec": {
+            "version": "5.0.0",
+            "environments": [env],
+            "components": [
+                {
+                    "name": "web",
+                    "image": image,
+                    "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                }
+            ],
+        },
+    }
+    alice = client.CustomObjectsApi(world.users["alice"])
+    for _ in range(3):
+        alice.create_namespaced_custom_object(G, V, shop.release_ns, "releases", body)
+    with pytest.raises(client.exceptions.ApiException) as err:
+        alice.create_namespaced_custom_object(G, V, shop.release_ns, "releases", body)
+    assert err.value.status == 429, err.value
+    status = json.loads(err.value.body)
+    assert "a step or webhook in a loop?" in status["message"]
+    assert status["details"]["retryAfterSeconds"] > 0
+    assert world.op.metric("stella_security_events_total", signal="ReleaseLoop") >= 1
+    assert world.op.metric("stella_admission_denied_total", rule="release.loop") >= 1
 
 
 def _whoami(world: World, user: str) -> Any:

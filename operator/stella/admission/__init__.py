@@ -62,10 +62,14 @@ plugin.reenable               a re-enable of a quarantined Plugin not made by th
                               `reenable` verb on plugins/NAME; a quarantined Plugin deleted
                               without that verb
 plugin.publisher-key          a PluginPublisher key that is not an ECDSA P-256 public key
+release.quota                 the namespace already holds its quota of unfinished Releases
+                              (T10; answered 429 with retryAfterSeconds)
+release.loop                  the same Release spec created again and again in one
+                              namespace within the loop window (T10; 429, ReleaseLoop)
 
 Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
 ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest,
-UnauthorizedAction, UntrustedPlugin.
+UnauthorizedAction, UntrustedPlugin, ReleaseLoop.
 """
 
 from stella.admission.base import (

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from stella.admission.loops import LoopDetector
 from stella.policy.identity import Identity
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
@@ -70,6 +71,8 @@ WORKLOAD_ENVIRONMENT_INVALID = "workload.environment-invalid"
 PLUGIN_REFUSED = "plugin.refused"
 PLUGIN_REENABLE = "plugin.reenable"
 PLUGIN_PUBLISHER_KEY = "plugin.publisher-key"
+RELEASE_QUOTA = "release.quota"
+RELEASE_LOOP = "release.loop"
 
 RULES: tuple[str, ...] = (
     OK,
@@ -119,6 +122,8 @@ RULES: tuple[str, ...] = (
     PLUGIN_REFUSED,
     PLUGIN_REENABLE,
     PLUGIN_PUBLISHER_KEY,
+    RELEASE_QUOTA,
+    RELEASE_LOOP,
 )
 
 # ---- security signals (logged as security events, counted in a metric) ------------------
@@ -130,6 +135,7 @@ UNAUTHORIZED_APPROVER = "UnauthorizedApprover"
 UNAPPROVED_DIGEST = "UnapprovedDigest"
 UNAUTHORIZED_ACTION = "UnauthorizedAction"
 UNTRUSTED_PLUGIN = "UntrustedPlugin"
+RELEASE_LOOP_SIGNAL = "ReleaseLoop"
 
 SIGNALS: tuple[str, ...] = (
     SELF_APPROVAL,
@@ -140,6 +146,7 @@ SIGNALS: tuple[str, ...] = (
     UNAPPROVED_DIGEST,
     UNAUTHORIZED_ACTION,
     UNTRUSTED_PLUGIN,
+    RELEASE_LOOP_SIGNAL,
 )
 
 
@@ -167,6 +174,9 @@ class Verdict:
     warnings: tuple[str, ...] = ()
     security_signal: str | None = None  # one of SIGNALS
     patch: tuple[dict[str, Any], ...] = ()  # JSON-patch ops (mutate only)
+    # A refusal that lifts by itself (a rate limit, a quota): answered 429 with this as
+    # the Status' retryAfterSeconds.
+    retry_after: float | None = None
 
 
 class Snapshot(Protocol):
@@ -222,6 +232,13 @@ class AdmissionPolicy:
     # controller): otherwise refusing those deletes would leave the namespace Terminating
     # forever. Deleting a namespace is itself a privileged act.
     allow_approval_delete_in_terminating_namespace: bool = True
+    # T10: unfinished Releases one namespace may hold; the same Release spec created again
+    # and again in one namespace (a CI step or webhook in a loop) is refused past
+    # `release_loop_threshold` creates within `release_loop_window` seconds.
+    pending_releases_per_namespace: int = 500
+    release_loop_threshold: int = 5
+    release_loop_window: float = 600.0
+    loops: LoopDetector = field(default_factory=LoopDetector)
 
 
 def allow(warnings: Sequence[str] = (), patch: Sequence[dict[str, Any]] = ()) -> Verdict:

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from stella.admission.base import RATELIMIT, Verdict, deny
+from stella.admission.base import RATELIMIT, Verdict
 
 Clock = Callable[[], float]
 
@@ -101,6 +101,9 @@ class RateLimiter:
 
 def ratelimited(username: str, retry_after: float) -> Verdict:
     seconds = max(0.1, math.ceil(retry_after * 10) / 10)
-    return deny(
-        RATELIMIT, f"too many requests from {username}: slow down and retry in {seconds:.1f}s"
+    return Verdict(
+        False,
+        RATELIMIT,
+        f"too many requests from {username}: slow down and retry in {seconds:.1f}s",
+        retry_after=seconds,
     )

@@ -27,6 +27,7 @@ from stella.admission.base import (
 )
 from stella.admission.environment import validate_environment
 from stella.admission.identity import mutate_identity, retired_request
+from stella.admission.quotas import release_limits
 from stella.admission.release import validate_release
 from stella.admission.workloads import validate_workload
 
@@ -72,7 +73,12 @@ def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
             return retired
     if needs_view(req) and not snap.synced:
         return not_synced(req)
-    return _guarded(rule, req, snap, policy)
+    verdict = _guarded(rule, req, snap, policy)
+    if verdict.allowed and req.kind == "Release" and req.operation == "CREATE":
+        # T10: quota and loop detection, counted only for what every rule admitted.
+        limited = _guarded(lambda r, s, p: release_limits(r, s, p) or verdict, req, snap, policy)
+        return limited
+    return verdict
 
 
 def mutate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

@@ -58,7 +58,7 @@ _RUNNERS: dict[str, PluginRunner] = {}
 _BASELINE = ResourceBaseline()
 
 
-def runner(vault: Any) -> PluginRunner:
+def runner(vault: Any, max_in_flight: int = 4) -> PluginRunner:
     """One sandbox (one engine, one compiled-module cache) per operator process."""
     if "default" not in _RUNNERS:
         from stella.k8s.client import api_client
@@ -68,7 +68,7 @@ def runner(vault: Any) -> PluginRunner:
             secrets=VaultSecrets(vault.read) if vault is not None else None,
             kube=ApiServerReads(api_client()),
         )
-        _RUNNERS["default"] = PluginRunner(Sandbox(backends))
+        _RUNNERS["default"] = PluginRunner(Sandbox(backends), max_in_flight=max_in_flight)
     return _RUNNERS["default"]
 
 
@@ -77,6 +77,7 @@ class PluginSteps:
 
     hooks: Any
     vault: Any
+    plugin_runs_max: int
 
     async def _plugin_steps_before_deploy(self, promo: Promotion) -> StepBlock | None:
         """Gate steps (a failure waits and asks again), then PreDeploy (a failure fails)."""
@@ -112,7 +113,7 @@ class PluginSteps:
         for index, step in enumerate(promo.env_spec.plugins):
             if step.at != at:
                 continue
-            result = await asyncio.to_thread(runner(self.vault).run, step)
+            result = await asyncio.to_thread(runner(self.vault, self.plugin_runs_max).run, step)
             await self._record_run(promo, index, step, result)
             if not result.passed and first_failure is None:
                 first_failure = result

@@ -33,6 +33,7 @@ from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.plugin_steps import PluginSteps, StepBlock
+from stella.engine.quotas import QUOTA_RETRY, over_quota
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -66,6 +67,7 @@ from stella.registry import RegistryClient, RegistryError, verify_release_images
 from stella.registry.verify import vault_credentials
 from stella.secrets import VaultClient
 from stella.secrets.errors import SecretsError
+from stella.settings import load
 from stella.supplychain.check import SupplyChainReport
 
 log = logging.getLogger("stella.engine")
@@ -129,6 +131,9 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
         self.locks = EnvironmentLocks(view)
         self.supply_chain = SupplyChainGate(registry, vault, hooks.recorder.signer)
         self._env_models: dict[str, tuple[Body, EnvironmentSpec, EnvironmentStatus]] = {}
+        settings = load()
+        self.max_promotions = settings.max_promotions  # T10: in flight across Environments
+        self.plugin_runs_max = settings.plugin_runs_max
 
     # ---- entry -------------------------------------------------------------------------
     async def reconcile(self, key: ReleaseKey) -> float | None:
@@ -368,6 +373,10 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
         if block is not None:
             _move(p, block.phase, block.reason, block.message)
             return block.retry_after
+        busy = over_quota(self.view.environments, env_name, self.max_promotions)
+        if busy is not None:
+            _move(p, "Pending", "PromotionQuota", busy)
+            return QUOTA_RETRY
         if not await self.locks.acquire(env_name, key_s):
             _move(
                 p,

@@ -43,10 +43,11 @@ security = logging.getLogger("stella.security")
 class Denied(Exception):
     """An admission refusal: the message the person sees and the HTTP code."""
 
-    def __init__(self, message: str, code: int = 403) -> None:
+    def __init__(self, message: str, code: int = 403, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.retry_after = retry_after
 
 
 class _ReadThrough(Mapping[Any, Any]):
@@ -215,7 +216,11 @@ def _review_access(
 class Admission:
     def __init__(self, settings: Settings) -> None:
         self.policy = AdmissionPolicy(
-            operator_username=settings.service_account, authorizer=SubjectAccessReviews()
+            operator_username=settings.service_account,
+            authorizer=SubjectAccessReviews(),
+            pending_releases_per_namespace=settings.pending_releases_per_namespace,
+            release_loop_threshold=settings.release_loop_threshold,
+            release_loop_window=settings.release_loop_window,
         )
         self.limiter = RateLimiter(
             rate=settings.webhook_rate,
@@ -319,7 +324,9 @@ class Admission:
                 f"{verdict.message}",
                 "Warning",
             )
-        raise Denied(verdict.message, code=429 if verdict.rule == RATELIMIT else 403)
+        if verdict.retry_after is not None or verdict.rule == RATELIMIT:
+            raise Denied(verdict.message, code=429, retry_after=verdict.retry_after or 1.0)
+        raise Denied(verdict.message, code=403)
 
 
 def _unreadable(req: Request, exc: Exception) -> Verdict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -100,7 +101,13 @@ def respond(
             warnings=warnings,
         )
     except Denied as denied:
-        response.update(allowed=False, status={"code": denied.code, "message": denied.message})
+        status: dict[str, Any] = {"code": denied.code, "message": denied.message}
+        if denied.retry_after is not None:
+            # The API server hands the Status to the client as it is: client-go and kubectl
+            # back off for retryAfterSeconds on a 429.
+            status["reason"] = "TooManyRequests"
+            status["details"] = {"retryAfterSeconds": max(1, math.ceil(denied.retry_after))}
+        response.update(allowed=False, status=status)
     except Exception:
         # Fail closed, and say so without echoing anything of the request.
         log.exception("admission of a %s failed", kind)
