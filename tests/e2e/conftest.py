@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -158,6 +159,11 @@ def vault_env(vault_addr: str, root_token: str, workdir: Path) -> dict[str, str]
     }
 
 
+AGENT_EVIDENCE_LOG = (
+    Path(tempfile.gettempdir()) / f"stella-e2e-{uuid.uuid4().hex[:8]}-evidence.jsonl"
+)
+
+
 def hub_settings(
     vault_addr: str, root_token: str, workdir: Path
 ) -> tuple[dict[str, str], str, Path]:
@@ -167,6 +173,10 @@ def hub_settings(
     hub_ca, crt, key = make_serving_cert(workdir / "hub-pki")
     port = free_port()
     env = {
+        # One evidence log for every hub-serving operator of the session, as a cluster has
+        # one log: agents' packets go to the cluster's chain, which these operators share
+        # (each with a log of its own would restart that chain over the others' ConfigMaps).
+        "STELLA_EVIDENCE_LOG": str(AGENT_EVIDENCE_LOG),
         **vault_env(vault_addr, root_token, workdir),
         "STELLA_AGENT_HUB_PORT": str(port),
         "STELLA_AGENT_HUB_CERT": str(crt),

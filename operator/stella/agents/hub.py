@@ -109,10 +109,13 @@ class Hub:
         self._signal = signal
         self._secrets = secrets
         self._record = record
+        self._revocation_backoff: dict[str, tuple[float, float]] = {}
 
     def carry_out_revocations(self) -> list[str]:
         """`stella agent revoke`, made durable (agents/revocation.py); the names done."""
-        return revocation.sweep(self.store, self.tokens, self.ca, self._record)
+        return revocation.sweep(
+            self.store, self.tokens, self.ca, self._record, self._revocation_backoff
+        )
 
     def mark_offline(self) -> list[str]:
         """Online agents that stopped calling in become Offline (Ready False)."""

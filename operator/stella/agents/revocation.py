@@ -13,6 +13,7 @@ another agent (engine/agent_redispatch.py).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ from stella.agents.evidence import revoked_event
 from stella.evidence.event import EvidenceEvent
 
 log = logging.getLogger("stella.agents")
+# The longest pause between tries of a revocation that keeps failing.
+MAX_PAUSE = 300.0
 Record = Callable[[EvidenceEvent], object]
 
 
@@ -45,12 +48,24 @@ def pending(agent: Mapping[str, Any]) -> bool:
     return bool(spec.get("revoked")) and not st.get("revokedAt")
 
 
-def sweep(store: _Store, sessions: _Sessions, ca: _CA, record: Record | None) -> list[str]:
+def sweep(
+    store: _Store,
+    sessions: _Sessions,
+    ca: _CA,
+    record: Record | None,
+    backoff: dict[str, tuple[float, float]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[str]:
     """Carry out every pending revocation; the names done. A step that fails (Vault or
-    the evidence log down) leaves that agent pending for the next sweep."""
+    the evidence log down) leaves that agent pending: tried again after a pause that
+    doubles up to MAX_PAUSE (backoff: name -> (next try, pause), kept by the caller)."""
     done = []
+    backoff = {} if backoff is None else backoff
+    now = clock()
     for agent in [a for a in store.agents() if pending(a)]:
         name = str(agent["metadata"]["name"])
+        if backoff.get(name, (0.0, 0.0))[0] > now:
+            continue
         try:
             ended = sessions.revoke_agent(name)
             serial = ((agent.get("status") or {}).get("certificate") or {}).get("serial")
@@ -60,8 +75,13 @@ def sweep(store: _Store, sessions: _Sessions, ca: _CA, record: Record | None) ->
                 record(revoked_event(agent, ended))
             store.patch_status(name, liveness.revoked(agent, datetime.now(UTC)))
         except Exception as exc:
-            log.warning("revoking agent %s is not finished (%s); trying again", name, exc)
+            pause = min(MAX_PAUSE, max(2.0, backoff.get(name, (0.0, 0.0))[1] * 2))
+            backoff[name] = (now + pause, pause)
+            log.warning(
+                "revoking agent %s is not finished (%s); trying again in %.0fs", name, exc, pause
+            )
             continue
+        backoff.pop(name, None)
         log.warning("agent %s revoked: certificate %s, %d session(s) ended", name, serial, ended)
         done.append(name)
     return done

@@ -63,10 +63,20 @@ def test_only_pending_revocations_are_carried_out() -> None:
 def test_a_ca_down_leaves_it_pending_and_writes_nothing_final() -> None:
     w = World(agent("a"))
     w.vault_down = True
-    assert revocation.sweep(w, w, w, w.packets.append) == []
+    backoff: dict[str, tuple[float, float]] = {}
+    now = [100.0]
+    assert revocation.sweep(w, w, w, w.packets.append, backoff, lambda: now[0]) == []
     assert w.packets == [] and w.patched == {}
+    assert backoff["a"] == (102.0, 2.0)
+    now[0] = 103.0
+    assert revocation.sweep(w, w, w, w.packets.append, backoff, lambda: now[0]) == []
+    assert backoff["a"] == (107.0, 4.0)  # the pause doubles
     w.vault_down = False
-    assert revocation.sweep(w, w, w, w.packets.append) == ["a"]
+    now[0] = 105.0
+    assert revocation.sweep(w, w, w, w.packets.append, backoff, lambda: now[0]) == []  # waits
+    now[0] = 107.0
+    assert revocation.sweep(w, w, w, w.packets.append, backoff, lambda: now[0]) == ["a"]
+    assert backoff == {}
 
 
 def test_the_packets_name_the_agent_and_its_certificate() -> None:
