@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,3 +175,32 @@ class Shop:
         for ns in self.created_ns:
             with contextlib.suppress(client.exceptions.ApiException):
                 client.CoreV1Api(self.admin).delete_namespace(ns)
+
+
+@contextlib.contextmanager
+def operated_shop(
+    kube: Any,
+    admin: client.ApiClient,
+    users: dict[str, client.ApiClient],
+    registry: Registry,
+    workdir: Any,
+    prefix: str,
+) -> Iterator[tuple[Shop, Any]]:
+    """A module's own shop: a release namespace (team=shop) named PREFIX-xxxxxx and the
+    operator as its own process trusting the test registry; everything removed after."""
+    from tests.e2e.conftest import running_operator
+
+    core = client.CoreV1Api(admin)
+    release_ns = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
+    )
+    try:
+        with running_operator(kube, workdir, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
+            shop = Shop(admin, users, registry, release_ns)
+            try:
+                yield shop, op
+            finally:
+                shop.cleanup()
+    finally:
+        core.delete_namespace(release_ns)

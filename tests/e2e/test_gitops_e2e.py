@@ -7,7 +7,6 @@ the objects the operator itself moved through their phases, say what they should
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.argocd_health import health
-from tests.e2e.conftest import running_operator
-from tests.e2e.shop import G, Shop, V
+from tests.e2e.shop import G, Shop, V, operated_shop
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
@@ -34,20 +32,10 @@ def shop(
     registry: Registry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shop]:
-    core = client.CoreV1Api(kube_admin)
-    release_ns = f"git-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
-    )
-    with running_operator(
-        kube, tmp_path_factory.mktemp("gitops"), {"STELLA_INSECURE_REGISTRIES": registry.host}
-    ):
-        s = Shop(kube_admin, kube_as, registry, release_ns)
-        try:
-            yield s
-        finally:
-            s.cleanup()
-            core.delete_namespace(release_ns)
+    with operated_shop(
+        kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("gitops"), "git"
+    ) as (s, _):
+        yield s
 
 
 def _git_copy(shop: Shop, tmp: Path, image: str) -> tuple[Path, str, str]:

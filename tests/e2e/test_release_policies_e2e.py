@@ -6,15 +6,13 @@ kube-apiserver, with the chart's policies and webhooks as shipped."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.e2e.conftest import running_operator
-from tests.e2e.shop import G, Shop, V
+from tests.e2e.shop import G, Shop, V, operated_shop
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
@@ -51,23 +49,11 @@ def shop(
     registry: Registry,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Shop]:
-    core = client.CoreV1Api(kube_admin)
-    release_ns = f"rp-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
-    )
-    with running_operator(
-        kube,
-        tmp_path_factory.mktemp("release-policies"),
-        {"STELLA_INSECURE_REGISTRIES": registry.host},
-    ):
-        s = Shop(kube_admin, kube_as, registry, release_ns)
-        try:
-            s.environment("dev", replicas=0)
-            yield s
-        finally:
-            s.cleanup()
-            core.delete_namespace(release_ns)
+    with operated_shop(
+        kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("release-policies"), "rp"
+    ) as (s, _):
+        s.environment("dev", replicas=0)
+        yield s
 
 
 def body(shop: Shop, name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:

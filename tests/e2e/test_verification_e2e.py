@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,8 +19,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.e2e.conftest import OperatorProcess, running_operator
-from tests.e2e.shop import Shop
+from tests.e2e.conftest import OperatorProcess
+from tests.e2e.shop import Shop, operated_shop
 from tests.e2e.test_actions_e2e import packets
 from tests.kube_support import eventually
 
@@ -70,34 +69,22 @@ def world(
 ) -> Iterator[tuple[Shop, Prometheus, Workload, OperatorProcess]]:
     workload = Workload()
     prom = Prometheus(tmp_path_factory.mktemp("prometheus"), {"shop": workload.target}).start()
-    core = client.CoreV1Api(kube_admin)
-    release_ns = f"ver-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
-    )
+    check = {
+        "name": "error-rate",
+        "interval": "1s",
+        "for": "2s",
+        "prometheus": {"address": prom.url, "query": QUERY, "max": 0.05},
+    }
     try:
-        with running_operator(
-            kube, tmp_path_factory.mktemp("verify"), {"STELLA_INSECURE_REGISTRIES": registry.host}
-        ) as op:
-            shop = Shop(kube_admin, kube_as, registry, release_ns)
-            try:
-                check = {
-                    "name": "error-rate",
-                    "interval": "1s",
-                    "for": "2s",
-                    "prometheus": {"address": prom.url, "query": QUERY, "max": 0.05},
-                }
-                shop.environment(
-                    "dev",
-                    replicas=0,
-                    verification={"soak": f"{SOAK}s", "checks": [check]},
-                )
-                shop.environment("staging", requires=["dev"], replicas=0)
-                yield shop, prom, workload, op
-            finally:
-                shop.cleanup()
+        with operated_shop(
+            kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("verify"), "ver"
+        ) as (shop, op):
+            shop.environment(
+                "dev", replicas=0, verification={"soak": f"{SOAK}s", "checks": [check]}
+            )
+            shop.environment("staging", requires=["dev"], replicas=0)
+            yield shop, prom, workload, op
     finally:
-        core.delete_namespace(release_ns)
         prom.stop()
         workload.server.shutdown()
 

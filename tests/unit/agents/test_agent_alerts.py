@@ -4,10 +4,8 @@ rules (a new signal without an alert fails here)."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
-import yaml
-from tests.unit.chart.test_chart import CA, DIGEST, LOG, by_kind, render
+from tests.unit.chart.test_chart import by_kind, rendered
 
 from stella.agents import enrollment, hub, tokens
 
@@ -31,16 +29,7 @@ NOT_ALERTED = {enrollment.ENROLL_EXPIRED, tokens.SESSION_INVALID}
 
 
 def _alert_patterns() -> list[str]:
-    out = render(
-        f"image.digest={DIGEST}",
-        LOG,
-        "webhook.certManager.enabled=false",
-        f"webhook.caBundle={CA}",
-        "prometheusRule.enabled=true",
-    )
-    assert out.returncode == 0, out.stderr
-    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(out.stdout) if d]
-    rule = by_kind(docs, "PrometheusRule", "stella")
+    rule = by_kind(rendered("prometheusRule.enabled=true"), "PrometheusRule", "stella")
     exprs = [r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]]
     return [m for e in exprs for m in re.findall(r'signal=~"([^"]+)"', e)]
 

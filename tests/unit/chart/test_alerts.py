@@ -12,24 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.unit.chart.test_chart import CA, DIGEST, LOG, render
+from tests.unit.chart.test_chart import by_kind, rendered
 
 HERE = Path(__file__).resolve().parent
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def _rules() -> dict[str, Any]:
-    out = render(
-        f"image.digest={DIGEST}",
-        LOG,
-        "webhook.certManager.enabled=false",
-        f"webhook.caBundle={CA}",
-        "prometheusRule.enabled=true",
-    )
-    assert out.returncode == 0, out.stderr
-    rule = next(
-        d for d in yaml.safe_load_all(out.stdout) if d and d.get("kind") == "PrometheusRule"
-    )
+    rule = by_kind(rendered("prometheusRule.enabled=true"), "PrometheusRule", "stella")
     return {"groups": rule["spec"]["groups"]}
 
 
@@ -53,10 +43,7 @@ def test_promtool_checks_and_tests_every_alert(tmp_path: Path) -> None:
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     tests = yaml.safe_load((HERE / "alerts_test.yaml").read_text())["tests"]
     tested = {
-        case["alertname"]
-        for t in tests
-        for case in t["alert_rule_test"]
-        if case.get("exp_alerts")
+        case["alertname"] for t in tests for case in t["alert_rule_test"] if case.get("exp_alerts")
     }
     assert alerts == tested, f"alerts without a firing case: {sorted(alerts - tested)}"
 
@@ -101,18 +88,6 @@ def test_the_grafana_dashboard_queries_parse_and_name_real_metrics(tmp_path: Pat
                   "Security signals", "Evidence backlog"):  # fmt: skip
         assert any(p["title"] == title for p in dash["panels"]), title
 
-    out = render(
-        f"image.digest={DIGEST}",
-        LOG,
-        "webhook.certManager.enabled=false",
-        f"webhook.caBundle={CA}",
-        "grafanaDashboard.enabled=true",
-    )
-    assert out.returncode == 0, out.stderr
-    cm = next(
-        d
-        for d in yaml.safe_load_all(out.stdout)
-        if d and d["kind"] == "ConfigMap" and d["metadata"]["name"] == "stella-grafana-dashboard"
-    )
+    cm = by_kind(rendered("grafanaDashboard.enabled=true"), "ConfigMap", "stella-grafana-dashboard")
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(cm["data"]["stella.json"]) == dash

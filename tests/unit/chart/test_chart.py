@@ -62,6 +62,19 @@ def by_kind(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return next(d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
+def rendered(*sets: str) -> list[dict[str, Any]]:
+    """The chart's objects with the required values and these extra --set values."""
+    out = render(
+        f"image.digest={DIGEST}",
+        LOG,
+        "webhook.certManager.enabled=false",
+        f"webhook.caBundle={CA}",
+        *sets,
+    )
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
 def test_operator_image_must_be_pinned() -> None:
     out = render()
     assert out.returncode != 0
