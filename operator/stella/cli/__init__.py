@@ -34,6 +34,7 @@ from stella.cli import (
     envs,
     evidence,
     operator,
+    passport,
     people,
     plugins,
     registry,
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry.register(sub)
     evidence.register(sub, parents)
     dora.register(sub, parents)
+    passport.register(sub)
     agents.register(sub, parents)
     plugins.register(sub, parents)
     completion.register(sub, parser)
