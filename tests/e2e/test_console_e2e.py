@@ -20,6 +20,7 @@ import os
 import ssl
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ from devenv.webhooks import make_serving_cert
 ACCESS_SECONDS = 6  # short, so that refresh rotation happens within the tests
 GRACE = 5.0  # stella.web.sessions.REUSE_GRACE_SECONDS
 CONSOLE_SA = ("stella-system", "stella-console")
+RBAC = "rbac.authorization.k8s.io"
 PEOPLE = ("alice", "bob", "carol", "erin", "frank")
 
 
@@ -128,9 +130,14 @@ def world(
 
 @pytest.fixture(scope="module")
 def console(
-    world: DemoWorld, kube_as: dict[str, client.ApiClient], tmp_path_factory: pytest.TempPathFactory
+    world: DemoWorld,
+    kube_as: dict[str, client.ApiClient],
+    openbao: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Console]:
     workdir = tmp_path_factory.mktemp("console-process")
+    token_file = workdir / "vault-token"
+    token_file.write_text(openbao.root_token + "\n")
     ca, crt, key = make_serving_cert(workdir / "pki")
     port = free_port()
     stella = str(Path(sys.executable).parent / "stella")
@@ -143,6 +150,11 @@ def console(
             "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
             "STELLA_WEB_HEADER_LOGIN": "true",
             "STELLA_NAMESPACE": world.namespace,  # where this operator keeps its evidence
+            # the webhook gateway: receivers' HMAC keys from Vault, tags from the registry
+            "STELLA_VAULT_ADDR": openbao.addr,
+            "STELLA_VAULT_AUTH": "token",
+            "STELLA_VAULT_TOKEN_FILE": str(token_file),
+            "STELLA_INSECURE_REGISTRIES": world.registry.host,
             "PYTHONUNBUFFERED": "1",
         },
     ).start()
@@ -448,3 +460,126 @@ def test_behind_a_proxy_the_bearer_header_logs_in_and_a_bad_token_does_not(
     bad = console.request("GET", "/login/header", {"Authorization": "Bearer not-a-token"})
     assert bad.status == 303 and bad.getheader("Location") == "/login?m=refused"
     assert console.metric("stella_console_logins_total", result="refused") >= 1
+
+
+def _deliver(
+    console: Console, body: bytes, secret: str, *, ts: float | None = None, nonce: str | None = None
+) -> Any:
+    from stella.secrets.value import SecretValue
+    from stella.web.hooks import sign
+
+    stamp = str(int(ts if ts is not None else time.time()))
+    nonce = nonce or uuid.uuid4().hex
+    ctx = ssl.create_default_context(cafile=str(console.ca))
+    conn = http.client.HTTPSConnection("127.0.0.1", console.port, context=ctx, timeout=30)
+    conn.request(
+        "POST",
+        "/hooks/shop/ci",
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Stella-Timestamp": stamp,
+            "X-Stella-Nonce": nonce,
+            "X-Stella-Signature": sign(SecretValue(secret), stamp, nonce, body),
+        },
+    )
+    resp = conn.getresponse()
+    resp.body = resp.read().decode(errors="replace")
+    resp.nonce, resp.stamp = nonce, stamp
+    conn.close()
+    return resp
+
+
+def test_a_signed_ci_event_becomes_a_pinned_release_as_the_receivers_own_identity(
+    world: DemoWorld, console: Console, openbao: Any
+) -> None:
+    """The webhook gateway: a receiver in shop, its HMAC key in Vault, its own
+    ServiceAccount that the console may impersonate and nothing else."""
+    import hvac
+
+    core, rbac = client.CoreV1Api(world.admin), client.RbacAuthorizationV1Api(world.admin)
+    sa = "stella-receiver-ci"
+    core.create_namespaced_service_account(
+        "shop", client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=sa))
+    )
+    ref = client.V1RoleRef
+    subject = client.RbacV1Subject
+    rbac.create_namespaced_role_binding(
+        "shop",
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="receiver-ci-requests"),
+            role_ref=ref(api_group=RBAC, kind="ClusterRole", name="stella-requester"),
+            subjects=[subject(kind="ServiceAccount", name=sa, namespace="shop")],
+        ),
+    )
+    only_this_one = client.V1PolicyRule(
+        api_groups=[""], resources=["serviceaccounts"], verbs=["impersonate"], resource_names=[sa]
+    )
+    impersonate = "console-impersonates-receiver-ci"
+    rbac.create_namespaced_role(
+        "shop",
+        client.V1Role(metadata=client.V1ObjectMeta(name=impersonate), rules=[only_this_one]),
+    )
+    rbac.create_namespaced_role_binding(
+        "shop",
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=impersonate),
+            role_ref=ref(api_group=RBAC, kind="Role", name=impersonate),
+            subjects=[
+                subject(kind="ServiceAccount", name="stella-console", namespace="stella-system")
+            ],
+        ),
+    )
+    key = uuid.uuid4().hex
+    hvac.Client(url=openbao.addr, token=openbao.root_token).secrets.kv.v2.create_or_update_secret(
+        path="hooks/ci", secret={"hmac": key}
+    )
+    world.custom.create_namespaced_custom_object(G, V, "shop", "receivers", {
+        "apiVersion": f"{G}/{V}", "kind": "Receiver", "metadata": {"name": "ci"},
+        "spec": {
+            "secret": "vault:secret/data/hooks/ci#hmac", "serviceAccountName": sa,
+            "environments": ["dev"], "burst": 3, "ratePerMinute": 1,
+            "components": [{"name": "web", "repository": f"{world.registry.host}/shop/web",
+                            "workload": {"kind": "Deployment", "name": "web", "container": "web"}}],
+        },
+    })  # fmt: skip
+
+    def count(result: str) -> float:
+        return console.metric("stella_gateway_deliveries_total", result=result)
+
+    body = json.dumps(
+        {
+            "version": "1.3",
+            "components": [{"name": "web", "image": f"{world.registry.host}/shop/web:1.1"}],
+        }
+    ).encode()
+    # A wrong key, until the console's view has the Receiver (404 before): never accepted.
+    eventually(lambda: _deliver(console, body, "not-the-key").status == 401, what="the receiver")
+    bad = count("bad-signature")
+    good = _deliver(console, body, key)
+    assert good.status == 201, good.body
+    release = world.custom.get_namespaced_custom_object(G, V, "shop", "releases", "ci-1-3")
+    assert release["spec"]["components"][0]["image"] == world.v2  # tag 1.1, pinned at receipt
+    requester = release["metadata"]["annotations"]["stella.io/requester"]
+    assert f'"username":"system:serviceaccount:shop:{sa}"' in requester
+    # Refused, each for its reason, and counted; nothing created.
+    replay = _deliver(console, body, key, ts=float(good.stamp), nonce=good.nonce)
+    assert replay.status == 409 and "replayed-nonce" in replay.body
+    assert _deliver(console, body, "not-the-key").status == 401
+    stale = _deliver(console, body, key, ts=time.time() - 3600)
+    assert stale.status == 401 and "stale-timestamp" in stale.body
+    big = _deliver(console, b" " * 70_000, key)
+    assert big.status == 413
+    flood = [_deliver(console, body, key) for _ in range(4)]
+    limited = [r for r in flood if r.status == 429]
+    assert limited and int(limited[0].getheader("Retry-After")) >= 1
+    assert count("bad-signature") == bad + 1
+    assert count("replayed-nonce") == 1 and count("stale-timestamp") == 1
+    assert count("too-large") == 1 and count("rate-limited") >= 1
+    assert count("accepted") == 1
+    made = world.custom.list_namespaced_custom_object(
+        G, V, "shop", "releases", label_selector="stella.io/receiver=ci"
+    )
+    assert [r["metadata"]["name"] for r in made["items"]] == ["ci-1-3"]
+    log = console.log()
+    assert "gateway signal=replayed-nonce receiver=shop/ci" in log and key not in log

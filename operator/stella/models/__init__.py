@@ -7,6 +7,7 @@ from stella.models.approval import APPROVAL, ApprovalSpec, ApprovalStatus
 from stella.models.common import Condition, LabelSelector, find_condition, set_condition
 from stella.models.environment import ENVIRONMENT, EnvironmentSpec, EnvironmentStatus
 from stella.models.plugin import PLUGIN, PLUGIN_PUBLISHER
+from stella.models.receiver import RECEIVER, ReceiverSpec
 from stella.models.release import RELEASE, Component, ReleaseSpec, ReleaseStatus
 from stella.models.resource import KindInfo, Kinds
 
@@ -19,6 +20,7 @@ ALL_KINDS: tuple[KindInfo, ...] = (
     AGENT_TASK,
     PLUGIN,
     PLUGIN_PUBLISHER,
+    RECEIVER,
 )
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "ENVIRONMENT",
     "PLUGIN",
     "PLUGIN_PUBLISHER",
+    "RECEIVER",
     "RELEASE",
     "ActionSpec",
     "ActionStatus",
@@ -46,6 +49,7 @@ __all__ = [
     "KindInfo",
     "Kinds",
     "LabelSelector",
+    "ReceiverSpec",
     "ReleaseSpec",
     "ReleaseStatus",
     "find_condition",

@@ -33,6 +33,7 @@ from stella.models.common import (
     SHA256_HEX,
 )
 from stella.models.environment import WALL_OR_OFFSET_TIME
+from stella.models.receiver import REPOSITORY
 from stella.models.resource import Kinds
 from stella.models.verification import HTTP_URL
 
@@ -68,6 +69,10 @@ PATTERN_WORDS: Mapping[str, str] = {
     HTTP_URL: (
         "must be an http:// or https:// URL without user:password@, e.g. "
         "http://prometheus.monitoring:9090 (a credential never goes in a spec)"
+    ),
+    REPOSITORY: (
+        "must be an image repository without tag or digest, host[:port]/path, e.g. "
+        "registry.example.com/shop/web"
     ),
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$": (
         "must be NAMESPACE/NAME of a Release, e.g. shop/shop-1-4-2"

@@ -42,7 +42,9 @@ audit = logging.getLogger("stella.audit")
 security = logging.getLogger("stella.security")
 
 LOGIN_COOKIE = "__Host-stella-login"
-PUBLIC = ("/login", "/static/", "/healthz", "/readyz", "/metrics")
+# No session: the login itself, static files, probes, metrics, and the webhook gateway
+# (its deliveries are signed instead; stella.web.gateway).
+PUBLIC = ("/login", "/static/", "/healthz", "/readyz", "/metrics", "/hooks/")
 MAX_COMMENT = 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,6 +65,7 @@ class Console:
     sessions: SessionStore
     limiter: RateLimiter
     header_login: bool = False  # /login/header: behind oauth2-proxy only
+    gateway: Any = None  # stella.web.gateway.Gateway: /hooks/NAMESPACE/NAME
     evidence_namespace: str = "stella-system"  # the operator's: where its evidence lives
     export_limit: int = 5 * 1024 * 1024  # bytes one evidence export may hold (T9)
 
@@ -247,6 +250,12 @@ def routes(console: Console) -> web.RouteTableDef:
     @r.get("/healthz")
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok" if console.view.synced else "syncing")
+
+    @r.post("/hooks/{namespace}/{name}")
+    async def hook(request: web.Request) -> web.Response:
+        if console.gateway is None:
+            raise web.HTTPNotFound()
+        return await console.gateway.deliver(request)  # type: ignore[no-any-return]
 
     @r.get("/readyz")
     async def readyz(request: web.Request) -> web.Response:

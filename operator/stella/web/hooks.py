@@ -1,8 +1,8 @@
 """The webhook gateway's rules (issue 15; threats T2, T10 at the edge): which deliveries
 from CI and registries are accepted, and what they ask for. Pure: no I/O, the clock is a
-parameter. NOT SERVED YET: the `/hooks/...` route, the Receiver resource, the Vault read
-of each receiver's secret and the Release creation as the receiver's identity are still
-to be built on top of this module (docs/console.md, "Not built yet").
+parameter. stella.web.gateway serves it at `/hooks/NAMESPACE/NAME` (a Receiver's
+secret from Vault, the Release created as the receiver's own ServiceAccount).
+`parse_distribution` (the registry's push notifications) is not served yet.
 
 A delivery is checked in this order, and the first failure refuses it:
 

@@ -43,6 +43,14 @@ EXPORT_BYTES = Histogram(
     buckets=(1e3, 1e4, 1e5, 1e6, 5e6, 2e7, 1e8),
     registry=REGISTRY,
 )
+HOOK_DELIVERIES = Counter(
+    "stella_gateway_deliveries_total",
+    "Webhook deliveries by result: accepted, or the refusal (too-large, malformed, "
+    "stale-timestamp, bad-signature, replayed-nonce, rate-limited, bad-event, api-refused, "
+    "unknown, vault).",
+    ["result"],
+    registry=REGISTRY,
+)
 SESSIONS = Gauge(
     "stella_console_sessions",
     "Live console session families.",

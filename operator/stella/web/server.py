@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -13,7 +14,9 @@ from aiohttp import web
 from stella.admission.ratelimit import RateLimiter
 from stella.k8s.client import fresh_api_client
 from stella.k8s.informer import Informer
+from stella.secrets.value import SecretValue
 from stella.web.app import Console, build_app
+from stella.web.gateway import Gateway
 from stella.web.sessions import ACCESS_SECONDS, SessionStore
 from stella.web.view import CONSOLE_SOURCES, ConsoleView
 
@@ -52,6 +55,17 @@ class WebSettings:
         return cls(**values)  # type: ignore[arg-type]
 
 
+def _vault_reader() -> Callable[[str], SecretValue] | None:
+    """Reads a receiver's HMAC key from Vault at each delivery; None without STELLA_VAULT_ADDR
+    (the gateway then answers 503: it never accepts an unsigned delivery)."""
+    if not (os.environ.get("STELLA_VAULT_ADDR") or os.environ.get("VAULT_ADDR")):
+        return None
+    from stella.secrets.vault import VaultClient, VaultSettings
+
+    vault = VaultClient(VaultSettings.from_env())
+    return lambda ref: vault.read(ref, field_name="spec.secret")
+
+
 def tls_context(settings: WebSettings) -> ssl.SSLContext:
     if not settings.certfile or not settings.keyfile:
         raise ValueError(
@@ -78,6 +92,7 @@ async def serve(settings: WebSettings, stop: asyncio.Event | None = None) -> Non
         evidence_namespace=settings.evidence_namespace,
         export_limit=settings.export_limit,
     )
+    console.gateway = Gateway(view, console.api, _vault_reader())
     runner = web.AppRunner(build_app(console), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port, ssl_context=context).start()

@@ -1,4 +1,5 @@
-"""The console's synced view: Releases, Environments, Approvals and Namespaces, fed by
+"""The console's synced view: Releases, Environments, Approvals, Namespaces and Receivers
+(the webhook gateway's), fed by
 stella.k8s.informer (LIST then WATCH, its own threads) and read by the pages.
 
 It answers admission's Snapshot protocol too, so the "waiting for me" page can ask
@@ -23,6 +24,7 @@ CONSOLE_SOURCES: tuple[Source, ...] = (
     Source("Release", _custom("releases")),
     Source("Approval", _custom("approvals")),
     Source("Namespace", _namespaces),
+    Source("Receiver", _custom("receivers")),
 )
 
 
@@ -44,6 +46,7 @@ class ConsoleView:
         self.environments: dict[str, Body] = {}
         self.approvals: dict[Key, Body] = {}
         self.namespaces: dict[str, Body] = {}
+        self.receivers: dict[Key, Body] = {}
         self._decisions: dict[tuple[str, str, str], dict[str, Body]] = {}
         self._lock = threading.Lock()
 
@@ -86,6 +89,7 @@ class ConsoleView:
             "Environment": self.environments,
             "Approval": self.approvals,
             "Namespace": self.namespaces,
+            "Receiver": self.receivers,
         }
         return stores[kind]
 
@@ -93,7 +97,7 @@ class ConsoleView:
     def _key(kind: str, body: Body) -> Any:
         meta = _meta(body)
         name = str(meta.get("name") or "")
-        if kind in ("Release", "Approval"):
+        if kind in ("Release", "Approval", "Receiver"):
             return (str(meta.get("namespace") or ""), name)
         return name
 

@@ -147,3 +147,32 @@ def test_registry_notifications_yield_manifest_pushes_only() -> None:
     envelope["events"][0]["target"]["digest"] = "sha256:short"
     with pytest.raises(BadEvent, match="not a sha256 digest"):
         parse_distribution(json.dumps(envelope).encode())
+
+
+def test_the_release_asked_for_is_pinned_and_targets_the_receivers_environments() -> None:
+    from stella.models.receiver import ReceiverSpec
+    from stella.web.gateway import release_body
+    from stella.web.hooks import Requested
+
+    spec = ReceiverSpec.model_validate(
+        {
+            "secret": "vault:secret/data/hooks/ci#hmac",
+            "serviceAccountName": "stella-receiver-ci",
+            "environments": ["dev", "staging"],
+            "components": [
+                {
+                    "name": "web",
+                    "repository": "registry.example.com/shop/web",
+                    "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                }
+            ],
+        }
+    )
+    pinned = "registry.example.com/shop/web@sha256:" + "ab" * 32
+    body = release_body("ci", spec, Requested("1.4.2+Build.7", {"web": "x"}), {"web": pinned})
+    assert body["metadata"]["name"] == "ci-1-4-2-build-7"
+    assert body["metadata"]["labels"] == {"stella.io/receiver": "ci"}
+    assert body["spec"]["environments"] == ["dev", "staging"]
+    [component] = body["spec"]["components"]
+    assert component["image"] == pinned and component["workload"]["kind"] == "Deployment"
+    assert "annotations" not in body["metadata"]  # no identity of its own: admission stamps it
