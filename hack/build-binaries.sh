@@ -24,6 +24,12 @@ KWOK_BIN="$CACHE/bin/kwok-$KWOK_VERSION"
 # the tests check that what Stella writes verifies with cosign itself, offline.
 COSIGN_VERSION="${COSIGN_VERSION:-v2.6.5}"
 COSIGN_BIN="$CACHE/bin/cosign-$COSIGN_VERSION"
+# Argo CD's CRDs (issue 14), from Argo CD's own source: the Go module's zip carries
+# manifests/crds. Only downloaded, not built (building argocd needs Go 1.27, Redis and a
+# git server; see docs/argocd.md). The module's go.mod asks for Go 1.27, which `go mod
+# download` reports as an error after it has fetched the zip; the zip is all we read.
+ARGOCD_VERSION="${ARGOCD_VERSION:-v3.6.1}"
+ARGOCD_CRDS="$CACHE/argocd-$ARGOCD_VERSION/crds"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 # Two cores: keep the linker from holding several GiB per parallel package.
 export GOMAXPROCS="${GOMAXPROCS:-2}"
@@ -131,13 +137,38 @@ build_cosign() {
     "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION"
 }
 
+fetch_argocd_crds() {
+  if [[ -f "$ARGOCD_CRDS/application-crd.yaml" ]]; then log "Argo CD $ARGOCD_VERSION CRDs already cached"; return; fi
+  need_go "Argo CD's CRDs"
+  log "downloading github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION (its manifests/crds)"
+  local info zip
+  info=$(cd "$(mktemp -d)" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
+    go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" || true)
+  zip=$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Zip",""))')
+  if [[ -z "$zip" || ! -f "$zip" ]]; then
+    log "could not download the Argo CD module: $info"; exit 1
+  fi
+  mkdir -p "$ARGOCD_CRDS.tmp"
+  python3 - "$zip" "$ARGOCD_CRDS.tmp" "$ARGOCD_VERSION" <<'PY'
+import sys, zipfile
+zip_path, out, version = sys.argv[1:]
+prefix = f"github.com/argoproj/argo-cd/v3@{version}/manifests/crds/"
+with zipfile.ZipFile(zip_path) as z:
+    for name in ("application-crd.yaml", "appproject-crd.yaml"):
+        with open(f"{out}/{name}", "wb") as f:
+            f.write(z.read(prefix + name))
+PY
+  rm -rf "$ARGOCD_CRDS" && mv "$ARGOCD_CRDS.tmp" "$ARGOCD_CRDS"
+}
+
 case "${1:-all}" in
   k8s) build_k8s ;;
   kwok) build_kwok ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   cosign) build_cosign ;;
-  all) build_k8s; build_etcd; build_kwok; build_helm; build_cosign ;;
-  *) echo "usage: $0 [all|k8s|etcd|kwok|helm|cosign]" >&2; exit 2 ;;
+  argocd-crds) fetch_argocd_crds ;;
+  all) build_k8s; build_etcd; build_kwok; build_helm; build_cosign; fetch_argocd_crds ;;
+  *) echo "usage: $0 [all|k8s|etcd|kwok|helm|cosign|argocd-crds]" >&2; exit 2 ;;
 esac
 echo "$BIN"
