@@ -16,6 +16,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -79,6 +82,7 @@ class World:
     service: Service
     other: Service  # a host:port no manifest declares
     modules: Path
+    kube: ControlPlane
     plugins: list[str] = field(default_factory=list)
 
     def custom(self, user: str = "frank") -> client.CustomObjectsApi:
@@ -147,6 +151,7 @@ def world(
             service,
             other,
             work,
+            kube,
         )
         w.custom().create_cluster_custom_object(
             G,
@@ -313,7 +318,6 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
     # Lifting it: alice may not write the annotation in her own name (no reenable verb);
     # frank may not write it in someone else's; frank in his own is admitted.
     since = quarantine["since"]
-    frank = Identity("frank", _uid(world, "frank"), frozenset(_groups(world, "frank")))
 
     def reenable(user: str, who: Identity) -> Any:
         ann = json.dumps({"by": format_identity(who), "quarantine": since, "reason": "INC-7"})
@@ -325,7 +329,23 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
     assert "forbidden" in _refusal(lambda: reenable("alice", alice))  # RBAC: no patch
     bob = Identity("bob", "", frozenset())
     assert "must name you" in _refusal(lambda: reenable("frank", bob))
-    reenable("frank", frank)
+    # frank, through the CLI, in his own name (it asks the API server who he is).
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "stella"),
+            "plugin",
+            "reenable",
+            "evil",
+            "--reason",
+            "INC-7: egress reviewed",
+        ],
+        env={**os.environ, "KUBECONFIG": str(world.kube.kubeconfig_for("frank"))},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Plugin evil re-enabled by frank" in out.stdout
     # Re-enabled, it runs again, tries again, and is quarantined again (a new quarantine).
     eventually(
         lambda: (world.plugin("evil")["status"].get("quarantine") or {}).get("since") != since,

@@ -27,12 +27,10 @@ limits: {fuel: 1000000, memoryMiB: 4, timeout: 5s}
 """
 
 
-def test_sign_prints_an_admissible_plugin_and_its_publisher(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (tmp_path / "manifest.yaml").write_text(MANIFEST)
-    (tmp_path / "smoke.wasm").write_bytes(ps.build(ps.SMOKE))
-    code = main(
+def _sign(tmp_path: Path, manifest: str, module: bytes, *extra: str) -> int:
+    (tmp_path / "manifest.yaml").write_text(manifest)
+    (tmp_path / "smoke.wasm").write_bytes(module)
+    return main(
         [
             "plugin",
             "sign",
@@ -41,11 +39,22 @@ def test_sign_prints_an_admissible_plugin_and_its_publisher(
             str(tmp_path / "smoke.wasm"),
             "--key",
             str(tmp_path / "key.pem"),
-            "--file",
-            "/plugins/smoke.wasm",
-            "--publisher-out",
-            str(tmp_path / "publisher.yaml"),
+            *extra,
         ]
+    )
+
+
+def test_sign_prints_an_admissible_plugin_and_its_publisher(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _sign(
+        tmp_path,
+        MANIFEST,
+        ps.build(ps.SMOKE),
+        "--file",
+        "/plugins/smoke.wasm",
+        "--publisher-out",
+        str(tmp_path / "publisher.yaml"),
     )
     out = capsys.readouterr()
     assert code == 0, out.err
@@ -61,19 +70,7 @@ def test_sign_prints_an_admissible_plugin_and_its_publisher(
 def test_sign_refuses_a_bad_manifest_and_says_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / "manifest.yaml").write_text(MANIFEST.replace("port: 443", "port: 99999"))
-    (tmp_path / "smoke.wasm").write_bytes(b"\0asm")
-    code = main(
-        [
-            "plugin",
-            "sign",
-            str(tmp_path / "manifest.yaml"),
-            "--module",
-            str(tmp_path / "smoke.wasm"),
-            "--key",
-            str(tmp_path / "key.pem"),
-        ]
-    )
+    code = _sign(tmp_path, MANIFEST.replace("port: 443", "port: 99999"), b"\0asm")
     err = capsys.readouterr().err
     assert code == 2
     assert "capabilities.network[0].port" in err
