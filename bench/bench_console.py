@@ -37,15 +37,13 @@ import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "hack"))
 
 from bench.summary import record  # noqa: E402
 from kubernetes import client  # noqa: E402
-from tests.kube_support import api_client_for  # noqa: E402
+from tests.kube_support import api_client_for, service_account_kubeconfig  # noqa: E402
 
 from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
@@ -143,32 +141,6 @@ def world(admin: client.ApiClient, releases: int) -> None:
         list(pool.map(one, range(releases)))
 
 
-def console_kubeconfig(cp: ControlPlane, admin: client.ApiClient, path: Path) -> Path:
-    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
-        "stella-console",
-        "stella-system",
-        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    )
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)},
-                    }
-                ],
-                "users": [{"name": "console", "user": {"token": token.status.token}}],
-                "contexts": [{"name": "console", "context": {"cluster": "c", "user": "console"}}],
-                "current-context": "console",
-            }
-        )
-    )
-    return path
-
-
 class Session:
     """bob's browser, reduced to one kept-alive TLS connection and his cookies."""
 
@@ -225,7 +197,16 @@ def main() -> int:
             [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
             workdir / "console.log",
             env={
-                "KUBECONFIG": str(console_kubeconfig(cp, admin, workdir / "kubeconfig")),
+                "KUBECONFIG": str(
+                    service_account_kubeconfig(
+                        admin,
+                        cp.server,
+                        str(cp.ca_file),
+                        "stella-system",
+                        "stella-console",
+                        workdir / "kubeconfig",
+                    )
+                ),
                 "STELLA_WEB_RATE": "100000",  # the per-person limit is not what is measured
                 "STELLA_WEB_BURST": "100000",
             },

@@ -80,3 +80,45 @@ def evidence_packets(
         envelope = json.loads(cm.data["envelope.json"])
         out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
     return sorted(out, key=lambda p: p["sequence"])
+
+
+def metric_sum(body: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with these labels, in a /metrics text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def service_account_kubeconfig(
+    admin: client.ApiClient, server: str, ca_file: str, namespace: str, name: str, path: Any
+) -> Any:
+    """A kubeconfig file with a fresh token (TokenRequest) of a ServiceAccount, e.g. the
+    console's own stella-system/stella-console."""
+    import yaml
+
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
+        name, namespace, request
+    )
+    cluster = {"server": server, "certificate-authority": ca_file}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": name, "user": {"token": token.status.token}}],
+                "contexts": [{"name": name, "context": {"cluster": "c", "user": name}}],
+                "current-context": name,
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from tests.kube_support import eventually
 
 from devenv.proc import Process, free_port, port_open, wait_until
 
@@ -151,14 +152,5 @@ class Browser:
     def wait_for(
         self, check: Callable[[], Any], timeout: float = 30.0, what: str = "the page"
     ) -> Any:
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            try:
-                last = check()
-            except AssertionError as exc:
-                last = exc
-            if last and not isinstance(last, AssertionError):
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"{what} not reached in {timeout:.0f}s on {self.url}: {last!r}")
+        """Poll check() until it returns something truthy (a stale element retries)."""
+        return eventually(check, timeout=timeout, interval=0.2, what=f"{what} (at {self.url})")

@@ -56,16 +56,10 @@ class OperatorProcess:
         """The sum of a metric's samples with these labels, read from /metrics."""
         import urllib.request
 
-        from prometheus_client.parser import text_string_to_metric_families
+        from tests.kube_support import metric_sum
 
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as r:
-            body = r.read().decode()
-        return sum(
-            s.value
-            for family in text_string_to_metric_families(body)
-            for s in family.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
+            return metric_sum(r.read().decode(), name, **labels)
 
     def restart(self) -> None:
         self.proc.start()

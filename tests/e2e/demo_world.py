@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.kube_support import eventually, wait_for_digest_params
@@ -305,3 +306,16 @@ def demo_world(
     finally:
         with contextlib.suppress(client.exceptions.ApiException):
             core.delete_namespace(ns)
+
+
+@pytest.fixture(scope="module", name="world")
+def world_fixture(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[DemoWorld]:
+    """`world`, one per test module: import this into a module to use it there."""
+    with demo_world(kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("world")) as w:
+        yield w

@@ -27,13 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from tests.e2e.browser import Browser
-from tests.e2e.demo_world import DemoWorld, G, V, _release_body, demo_world
-from tests.kube_support import eventually
+from tests.e2e.demo_world import DemoWorld, G, V, _release_body, world_fixture  # noqa: F401
+from tests.kube_support import eventually, metric_sum, service_account_kubeconfig
 
-from devenv.controlplane import ControlPlane
 from devenv.proc import Process, free_port, wait_until
 from devenv.webhooks import make_serving_cert
 
@@ -66,15 +64,7 @@ class Console:
         return resp
 
     def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
-        body = self.request("GET", "/metrics").body
-        return sum(
-            s.value
-            for family in text_string_to_metric_families(body)
-            for s in family.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
+        return metric_sum(self.request("GET", "/metrics").body, name, **labels)
 
     def log(self) -> str:
         return self.proc.log.read_text(errors="replace")
@@ -83,49 +73,6 @@ class Console:
 def _bearer(api: client.ApiClient) -> str:
     keys = api.configuration.api_key
     return str(keys.get("authorization") or keys.get("BearerToken") or "").removeprefix("Bearer ")
-
-
-def _console_kubeconfig(kube: ControlPlane, admin: client.ApiClient, path: Path) -> Path:
-    """A kubeconfig with a fresh token of the console's own ServiceAccount (TokenRequest)."""
-    ns, sa = CONSOLE_SA
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = client.CoreV1Api(admin).create_namespaced_service_account_token(sa, ns, request)
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {
-                            "server": kube.server,
-                            "certificate-authority": str(kube.ca_file),
-                        },
-                    }
-                ],
-                "users": [{"name": "console", "user": {"token": token.status.token}}],
-                "contexts": [{"name": "console", "context": {"cluster": "c", "user": "console"}}],
-                "current-context": "console",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-@pytest.fixture(scope="module")
-def world(
-    kube: ControlPlane,
-    kube_admin: client.ApiClient,
-    kube_as: dict[str, client.ApiClient],
-    registry: Any,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[DemoWorld]:
-    with demo_world(kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("console")) as w:
-        yield w
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +93,15 @@ def console(
         [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
         workdir / "console.log",
         env={
-            "KUBECONFIG": str(_console_kubeconfig(world.kube, world.admin, workdir / "kubeconfig")),
+            "KUBECONFIG": str(
+                service_account_kubeconfig(
+                    world.admin,
+                    world.kube.server,
+                    str(world.kube.ca_file),
+                    *CONSOLE_SA,
+                    workdir / "kubeconfig",
+                )
+            ),
             "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
             "STELLA_WEB_HEADER_LOGIN": "true",
             "STELLA_NAMESPACE": world.namespace,  # where this operator keeps its evidence

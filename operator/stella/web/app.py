@@ -412,9 +412,9 @@ def routes(console: Console) -> web.RouteTableDef:
     async def evidence_page(request: web.Request) -> web.Response:
         who: Person = request["person"]
         ns = console.evidence_namespace
-        if not await _blocking(who.permissions.may, "list", "configmaps", ns):
-            body = pages.evidence_forbidden_page(ns)
-            return _html(_frame(console, who, "Evidence", body, "/evidence"), status=403)
+        forbidden = await _evidence_forbidden(console, who)
+        if forbidden is not None:
+            return forbidden
         keys, packets = await _blocking(kube.read_evidence, who.api, ns)
         checked = await _blocking(evidence.check, keys, packets)
         metrics.EVIDENCE_READS.labels("page").inc()
@@ -432,9 +432,9 @@ def routes(console: Console) -> web.RouteTableDef:
     async def evidence_export(request: web.Request) -> web.StreamResponse:
         who: Person = request["person"]
         ns = console.evidence_namespace
-        if not await _blocking(who.permissions.may, "list", "configmaps", ns):
-            body = pages.evidence_forbidden_page(ns)
-            return _html(_frame(console, who, "Evidence", body, "/evidence"), status=403)
+        forbidden = await _evidence_forbidden(console, who)
+        if forbidden is not None:
+            return forbidden
         chain = request.query.get("chain") or None
         keys, packets = await _blocking(kube.read_evidence, who.api, ns)
         user = who.family.person.username
@@ -543,6 +543,15 @@ async def _start_session(
     resp = web.HTTPSeeOther("/")
     _set_tokens(resp, issued)
     return resp
+
+
+async def _evidence_forbidden(console: Console, who: Person) -> web.Response | None:
+    """A 403 page unless the person may read the evidence ConfigMaps (their own RBAC)."""
+    ns = console.evidence_namespace
+    if await _blocking(who.permissions.may, "list", "configmaps", ns):
+        return None
+    body = pages.evidence_forbidden_page(ns)
+    return _html(_frame(console, who, "Evidence", body, "/evidence"), status=403)
 
 
 def _why(code: str) -> str:

@@ -64,7 +64,7 @@ class Gateway:
             return _answer(500, f"Receiver {where} is stored with an invalid spec", "invalid")
         if self.read_secret is None:
             return _answer(503, "the gateway has no Vault configured (STELLA_VAULT_ADDR)", "vault")
-        payload = await request.content.read(spec.max_body_bytes + 1)
+        payload = await _read_at_most(request, spec.max_body_bytes + 1)
         try:
             secret = await _blocking(self.read_secret, spec.secret)
         except Exception as exc:
@@ -176,6 +176,21 @@ def _answer(
     if status >= 400:
         metrics.HOOK_DELIVERIES.labels(reason).inc()
     return web.json_response({"error": message, "reason": reason}, status=status, headers=headers)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes:
+    """The body, or its first `limit` bytes (a read may return less than asked: loop)."""
+    if (request.content_length or 0) >= limit:
+        return b"\0" * limit  # announced too large: refused by size without reading it
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = await request.content.read(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 async def _blocking(fn: Callable[..., Any], *args: Any) -> Any:
