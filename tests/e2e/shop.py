@@ -148,10 +148,22 @@ class Shop:
         return next((e for e in envs if e["name"] == self.env_name(stage)), {})
 
     def wait_phase(self, name: str, stage: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        return self._wait_for(name, stage, "phase", phase, timeout)
+
+    def wait_reason(
+        self, name: str, stage: str, reason: str, timeout: float = 60
+    ) -> dict[str, Any]:
+        """The Release's progress in ``stage`` once its reason is ``reason`` (a phase such
+        as Pending has several)."""
+        return self._wait_for(name, stage, "reason", reason, timeout)
+
+    def _wait_for(
+        self, name: str, stage: str, field: str, value: str, timeout: float
+    ) -> dict[str, Any]:
         return eventually(
-            lambda: (p := self.progress(name, stage)) and p.get("phase") == phase and p,
+            lambda: (p := self.progress(name, stage)) and p.get(field) == value and p,
             timeout=timeout,
-            what=f"{name} {phase} in {stage}",
+            what=f"{name} {value} in {stage}",
         )
 
     def deployed_image(self, stage: str) -> str:

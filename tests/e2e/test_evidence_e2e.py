@@ -523,13 +523,7 @@ def test_postgres_down_promotion_waits_then_completes_exactly_once(
             assert not port_open(port)
             shop.release("rel-3", image, ["dev"])
 
-            pending = eventually(
-                lambda: (
-                    (p := shop.progress("rel-3", "dev")).get("reason") == "EvidencePending" and p
-                ),
-                timeout=30,
-                what="dev waiting for the evidence log",
-            )
+            pending = shop.wait_reason("rel-3", "dev", "EvidencePending", timeout=30)
             assert pending["phase"] == "Pending" and "nothing deployed" in pending["message"]
             assert "evidence log (PostgreSQL) unavailable" in pending["message"], pending["message"]
             assert writer_pw not in pending["message"]

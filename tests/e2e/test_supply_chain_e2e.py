@@ -180,13 +180,7 @@ def test_missing_trust_material_fails_closed_and_deploys_nothing(shop: Shop, rig
     image = shop.image("no-trust")
     rig.cosign.sign(rig.ci_key, image)
     shop.release("nt-1", image, ["no-trust"])
-    p = eventually(
-        lambda: (
-            (p := shop.progress("nt-1", "no-trust")).get("reason") == "TrustConfigInvalid" and p
-        ),
-        timeout=60,
-        what="TrustConfigInvalid",
-    )
+    p = shop.wait_reason("nt-1", "no-trust", "TrustConfigInvalid")
     assert p["phase"] == "Pending" and "does not exist" in p["message"]
     assert shop.deployed_image("no-trust") == before
     assert not shop.environment_status("no-trust").get("halted")
