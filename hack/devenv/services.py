@@ -81,6 +81,10 @@ class Registry:
     port: int = field(default_factory=free_port)
     htpasswd: dict[str, str] | None = None
     token_auth: dict[str, str] | None = None  # realm, service, issuer, rootcertbundle
+    # Notification endpoints: [{name, url, headers: {Header: [value]}}]; with `ca`, the
+    # registry trusts that CA for them (Go reads SSL_CERT_FILE).
+    notifications: list[dict[str, object]] | None = None
+    ca: Path | None = None
     proc: Process | None = None
 
     @property
@@ -112,6 +116,11 @@ class Registry:
                 f"rootcertbundle: '{t['rootcertbundle']}'"
                 "}}"
             )
+        if self.notifications:
+            endpoints = [
+                {"timeout": "5s", "threshold": 3, "backoff": "1s", **e} for e in self.notifications
+            ]
+            lines.append("notifications: " + json.dumps({"endpoints": endpoints}))
         cfg = self.workdir / "registry.yml"
         cfg.write_text("\n".join(lines) + "\n")
         return str(cfg)
@@ -121,6 +130,7 @@ class Registry:
             "registry",
             [_which("docker-registry", "/usr/bin"), "serve", self.config()],
             self.workdir / "registry.log",
+            env={"SSL_CERT_FILE": str(self.ca)} if self.ca else None,
         ).start()
         wait_until(self._up, 20, "registry", self.proc.log)
         return self

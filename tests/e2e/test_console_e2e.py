@@ -39,6 +39,7 @@ ACCESS_SECONDS = 6  # short, so that refresh rotation happens within the tests
 GRACE = 5.0  # stella.web.sessions.REUSE_GRACE_SECONDS
 CONSOLE_SA = ("stella-system", "stella-console")
 RBAC = "rbac.authorization.k8s.io"
+WEB = {"kind": "Deployment", "name": "web", "container": "web"}
 PEOPLE = ("alice", "bob", "carol", "erin", "frank")
 
 
@@ -538,3 +539,64 @@ def test_a_signed_ci_event_becomes_a_pinned_release_as_the_receivers_own_identit
     assert [r["metadata"]["name"] for r in made["items"]] == ["ci-1-3"]
     log = console.log()
     assert "gateway signal=replayed-nonce receiver=shop/ci" in log and key not in log
+
+
+def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifier(
+    world: DemoWorld, console: Console, openbao: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A distribution registry of its own, whose notifier posts to the console (trusting
+    its CA) with the receiver's key as a bearer header; a push becomes a Release, pinned
+    by the digest the registry names, requested by the receiver's ServiceAccount (set up
+    by the test above)."""
+    import hvac
+
+    from devenv.services import Registry, push_image
+
+    key = uuid.uuid4().hex
+    hvac.Client(url=openbao.addr, token=openbao.root_token).secrets.kv.v2.create_or_update_secret(
+        path="hooks/registry", secret={"token": key}
+    )
+    endpoint = {
+        "name": "stella",
+        "url": f"{console.url}/hooks/shop/registry",
+        "headers": {"Authorization": [f"Bearer {key}"]},
+    }
+    reg = Registry(
+        tmp_path_factory.mktemp("notifying-registry"), notifications=[endpoint], ca=console.ca
+    )
+    reg.start()
+    try:
+        world.custom.patch_cluster_custom_object(
+            G, V, "environments", "dev",
+            {"spec": {"allowedRegistries": [world.registry.host, reg.host]}},
+        )  # fmt: skip
+        world.custom.create_namespaced_custom_object(G, V, "shop", "receivers", {
+            "apiVersion": f"{G}/{V}", "kind": "Receiver", "metadata": {"name": "registry"},
+            "spec": {
+                "format": "Distribution", "secret": "vault:secret/data/hooks/registry#token",
+                "serviceAccountName": "stella-receiver-ci", "environments": ["dev"],
+                "components": [{"name": "web", "repository": f"{reg.host}/shop/web",
+                                "workload": WEB}],
+            },
+        })  # fmt: skip
+        eventually(
+            lambda: console.request("POST", "/hooks/shop/registry").status == 401,
+            what="the registry receiver in the console's view",
+        )
+        accepted = console.metric("stella_gateway_deliveries_total", result="accepted")
+        digest = push_image(reg.url, "shop/web", "2.0", b"shop web 2.0 from CI")
+        release = eventually(
+            lambda: world.custom.get_namespaced_custom_object(
+                G, V, "shop", "releases", "registry-2-0"
+            ),
+            timeout=60,
+            what="the Release asked for by the registry's notification",
+        )
+        assert release["spec"]["components"][0]["image"] == f"{reg.host}/shop/web@{digest}"
+        assert release["spec"]["version"] == "2.0"
+        requester = release["metadata"]["annotations"]["stella.io/requester"]
+        assert '"username":"system:serviceaccount:shop:stella-receiver-ci"' in requester
+        assert console.metric("stella_gateway_deliveries_total", result="accepted") == accepted + 1
+        assert key not in console.log()
+    finally:
+        reg.stop()

@@ -41,14 +41,17 @@ class ReceiverSpec(StrictModel):
         json_schema_extra={"x-kubernetes-validations": [vault_ref_rule("secret")]},
     )
 
-    format: Literal["Generic"] = Field(
+    format: Literal["Generic", "Distribution"] = Field(
         default="Generic",
         description="Generic: a JSON event {version, components: [{name, image}]} signed "
         "with X-Stella-Timestamp, X-Stella-Nonce and X-Stella-Signature (sha256=HMAC of "
-        "'<timestamp>.<nonce>.<body>').",
+        "'<timestamp>.<nonce>.<body>'). Distribution: a distribution registry's push "
+        "notifications, authenticated by 'Authorization: Bearer <key>' (the registry's "
+        "endpoint headers), each event fresh and never seen before.",
     )
     secret: VaultRef = Field(
-        description="The HMAC key, as a Vault reference vault:<mount>/<path>#<key>."
+        description="The key (HMAC key, or the registry's bearer key), as a Vault reference "
+        "vault:<mount>/<path>#<key>."
     )
     service_account_name: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
         description="The ServiceAccount (in this namespace) Releases are created as: the "

@@ -28,7 +28,15 @@ from stella.registry.client import RegistryClient
 from stella.registry.reference import parse_image_ref
 from stella.secrets.value import SecretValue
 from stella.web import kube, metrics
-from stella.web.hooks import BadEvent, Gate, Limits, Requested, parse_generic
+from stella.web.hooks import (
+    BadEvent,
+    Gate,
+    Limits,
+    Push,
+    Requested,
+    parse_distribution,
+    parse_generic,
+)
 
 log = logging.getLogger("stella.web")
 audit = logging.getLogger("stella.audit")
@@ -71,7 +79,18 @@ class Gateway:
             log.warning("receiver %s: its secret could not be read (%s)", where, type(exc).__name__)
             return _answer(503, "the receiver's secret could not be read; retry later", "vault")
         headers = {k: v for k, v in request.headers.items()}
-        verdict = self.gate((ns, name), spec).check(where, secret, headers, payload, time.time())
+        gate, now = self.gate((ns, name), spec), time.time()
+        pushes: list[Push] = []
+        if spec.format == "Distribution":
+            verdict = gate.check_bearer(where, secret, headers, payload)
+            if verdict.accepted:
+                try:
+                    pushes = parse_distribution(payload)
+                except BadEvent as exc:
+                    return _answer(400, str(exc), "bad-event")
+                pushes, verdict = gate.fresh(where, pushes, now)
+        else:
+            verdict = gate.check(where, secret, headers, payload, now)
         del secret
         if not verdict.accepted:
             reason = verdict.refusal.value if verdict.refusal else "refused"
@@ -84,8 +103,14 @@ class Gateway:
                 verdict.status, verdict.message, reason, extra if verdict.retry_after else None
             )
         try:
-            requested = parse_generic(payload)
-            images = await self._pin(spec, requested)
+            if spec.format == "Distribution":
+                found = _pushed(spec, pushes)
+                if found is None:  # pulls, blobs, other repositories: nothing to ask for
+                    return web.json_response({"ignored": len(pushes)}, status=202)
+                requested, images = found
+            else:
+                requested = parse_generic(payload)
+                images = await self._pin(spec, requested)
         except BadEvent as exc:
             return _answer(400, str(exc), "bad-event")
         release = release_body(name, spec, requested, images)
@@ -141,6 +166,18 @@ class Gateway:
                         ) from None
                 out[component] = f"{repository}@{digest}"
         return out
+
+
+def _pushed(spec: ReceiverSpec, pushes: list[Push]) -> tuple[Requested, dict[str, str]] | None:
+    """The first push of a component's repository: already pinned (the registry names the
+    manifest's digest); its tag, or the digest's start, is the version."""
+    for push in pushes:
+        for c in spec.components:
+            if push.repository == c.repository:
+                version = push.tag or push.digest.removeprefix("sha256:")[:12]
+                image = f"{push.repository}@{push.digest}"
+                return Requested(version, {c.name: image}), {c.name: image}
+    return None
 
 
 def release_body(

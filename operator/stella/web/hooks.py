@@ -2,7 +2,8 @@
 from CI and registries are accepted, and what they ask for. Pure: no I/O, the clock is a
 parameter. stella.web.gateway serves it at `/hooks/NAMESPACE/NAME` (a Receiver's
 secret from Vault, the Release created as the receiver's own ServiceAccount).
-`parse_distribution` (the registry's push notifications) is not served yet.
+A distribution registry's push notifications (`parse_distribution`) are authenticated
+by a static bearer key instead (`check_bearer`), and judged fresh per event (`fresh`).
 
 A delivery is checked in this order, and the first failure refuses it:
 
@@ -31,6 +32,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -167,6 +169,39 @@ class Gate:
             return Verdict(False, Refusal.RATE_LIMITED, "too many deliveries", retry_after)
         return Verdict(True)
 
+    def check_bearer(
+        self,
+        receiver: str,
+        secret: SecretValue,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Verdict:
+        """A distribution registry's delivery: its notifier signs nothing, it sends the
+        static headers of its endpoint configuration; the receiver's key is expected as
+        `Authorization: Bearer <key>` (constant-time). Freshness and replay are judged per
+        event (`fresh`): each carries an id and a timestamp."""
+        if len(body) > self.limits.max_body:
+            return _refuse(Refusal.TOO_LARGE, f"the body is over {self.limits.max_body} bytes")
+        expected = ("Bearer " + secret.reveal()).encode()
+        if not hmac.compare_digest(expected, headers.get("Authorization", "").encode()):
+            return _refuse(Refusal.BAD_SIGNATURE, "the Authorization header is not the key")
+        allowed, retry_after = self._buckets.allow(receiver)
+        if not allowed:
+            return Verdict(False, Refusal.RATE_LIMITED, "too many deliveries", retry_after)
+        return Verdict(True)
+
+    def fresh(self, receiver: str, pushes: list[Push], now: float) -> tuple[list[Push], Verdict]:
+        """The pushes never seen before and within the window; a delivery with pushes but
+        none fresh is refused (stale, or a replay: a signal)."""
+        window = self.limits.window
+        timely = [p for p in pushes if abs(now - p.at) <= window]
+        if pushes and not timely:
+            return [], _refuse(Refusal.STALE, "every event is outside the timestamp window")
+        new = [p for p in timely if self.nonces.first_use(receiver, p.id, now, 2 * window)]
+        if timely and not new:
+            return [], _refuse(Refusal.REPLAYED, "every event was already delivered")
+        return new, Verdict(True)
+
 
 def _refuse(refusal: Refusal, message: str) -> Verdict:
     return Verdict(False, refusal, message)
@@ -224,6 +259,7 @@ class Push:
     repository: str  # host/path
     digest: str
     tag: str
+    at: float  # the event's timestamp, unix seconds
 
 
 def parse_distribution(body: bytes) -> list[Push]:
@@ -247,10 +283,24 @@ def parse_distribution(body: bytes) -> list[Push]:
             raise BadEvent("a push event needs target.repository, target.digest, request.host")
         if not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
             raise BadEvent(f"target.digest is not a sha256 digest: {digest[:80]}")
-        out.append(
-            Push(str(e.get("id") or ""), f"{host}/{repo}", digest, str(target.get("tag") or ""))
-        )
+        event_id = e.get("id")
+        if not isinstance(event_id, str) or not NONCE.match(event_id):
+            raise BadEvent("a push event needs an id (8-128 of A-Za-z0-9_-)")
+        at = _rfc3339(e.get("timestamp"))
+        out.append(Push(event_id, f"{host}/{repo}", digest, str(target.get("tag") or ""), at))
     return out
+
+
+def _rfc3339(value: object) -> float:
+    """Go's RFC 3339 (nanoseconds allowed) as unix seconds."""
+    if not isinstance(value, str):
+        raise BadEvent("a push event needs a timestamp")
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", value)
+    if m is None:
+        raise BadEvent(f"timestamp {value[:40]} is not RFC 3339")
+    fraction = (m.group(2) or ".0")[:7]
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(m.group(1) + fraction + zone).timestamp()
 
 
 def _obj(value: object) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from stella.web.hooks import (
     BadEvent,
     Gate,
     Limits,
+    Push,
     Refusal,
     parse_distribution,
     parse_generic,
@@ -122,7 +123,8 @@ def test_registry_notifications_yield_manifest_pushes_only() -> None:
     envelope = {
         "events": [
             {
-                "id": "e1",
+                "id": "event-0001",
+                "timestamp": "2027-01-15T08:00:00.123456789Z",
                 "action": "push",
                 "target": {
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -143,7 +145,8 @@ def test_registry_notifications_yield_manifest_pushes_only() -> None:
     }
     [push] = parse_distribution(json.dumps(envelope).encode())
     assert push.repository == "registry.example.com/shop/web"
-    assert push.digest == digest and push.tag == "1.4.2" and push.id == "e1"
+    assert push.digest == digest and push.tag == "1.4.2" and push.id == "event-0001"
+    assert push.at == 1_800_000_000.123456
     envelope["events"][0]["target"]["digest"] = "sha256:short"
     with pytest.raises(BadEvent, match="not a sha256 digest"):
         parse_distribution(json.dumps(envelope).encode())
@@ -176,3 +179,24 @@ def test_the_release_asked_for_is_pinned_and_targets_the_receivers_environments(
     [component] = body["spec"]["components"]
     assert component["image"] == pinned and component["workload"]["kind"] == "Deployment"
     assert "annotations" not in body["metadata"]  # no identity of its own: admission stamps it
+
+
+def _push(event_id: str, at: float) -> Push:
+    return Push(event_id, "registry.example.com/shop/web", "sha256:" + "ab" * 32, "1.4.2", at)
+
+
+def test_a_registry_delivery_needs_the_key_as_bearer_and_fresh_new_events() -> None:
+    gate = Gate(Limits(rate=1.0, burst=2))
+    ok = gate.check_bearer("reg", SECRET, {"Authorization": f"Bearer {SECRET.reveal()}"}, b"{}")
+    assert ok.accepted
+    wrong = gate.check_bearer("reg", SECRET, {"Authorization": "Bearer nope"}, b"{}")
+    assert wrong.refusal is Refusal.BAD_SIGNATURE and wrong.signal
+    assert gate.check_bearer("reg", SECRET, {}, b"{}").refusal is Refusal.BAD_SIGNATURE
+    fresh, verdict = gate.fresh("reg", [_push("event-0001", NOW)], NOW)
+    assert verdict.accepted and [p.id for p in fresh] == ["event-0001"]
+    again, replay = gate.fresh("reg", [_push("event-0001", NOW)], NOW + 1)
+    assert again == [] and replay.refusal is Refusal.REPLAYED and replay.signal
+    old, stale = gate.fresh("reg", [_push("event-0002", NOW - 3600)], NOW)
+    assert old == [] and stale.refusal is Refusal.STALE
+    none, nothing = gate.fresh("reg", [], NOW)  # a pull-only delivery: nothing to judge
+    assert none == [] and nothing.accepted
