@@ -7,15 +7,20 @@ thing their manifest does not declare, or run without bound.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
+from devenv.services import Registry
 from stella.evidence.dsse import Envelope
 from stella.plugins.manifest import PluginManifest
 from stella.plugins.signing import module_digest, sign_manifest
+from stella.registry.artifacts import push_blob, push_manifest, sha256_digest
+from stella.registry.client import OCI_MANIFEST, RegistryClient
+from stella.registry.reference import parse_image_ref
 from stella.secrets.signers import LocalKeySigner
 
 _IMPORTS = """
@@ -150,3 +155,31 @@ class Publisher:
     def sign(self, manifest: PluginManifest) -> dict[str, Any]:
         env: Envelope = sign_manifest(manifest, self.signer)
         return env.to_dict()
+
+
+EMPTY = "application/vnd.oci.empty.v1+json"
+
+
+def push_module(
+    registry: Registry, repo: str, layer: bytes, media_type: str = "application/wasm"
+) -> str:
+    """An OCI artifact (empty config, one layer) as oras pushes it; returns repo@digest."""
+
+    async def go() -> str:
+        async with RegistryClient(insecure_registries=[registry.host]) as client:
+            ref = parse_image_ref(f"{registry.host}/{repo}:v1")
+            config = await push_blob(client, ref, b"{}")
+            blob = await push_blob(client, ref, layer)
+            manifest = json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": EMPTY, "digest": config, "size": 2},
+                    "layers": [{"mediaType": media_type, "digest": blob, "size": len(layer)}],
+                }
+            ).encode()
+            digest = await push_manifest(client, ref, "v1", manifest)
+            assert digest == sha256_digest(manifest)
+            return f"{registry.host}/{repo}@{digest}"
+
+    return asyncio.run(go())

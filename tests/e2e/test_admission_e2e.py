@@ -667,6 +667,7 @@ def test_environment_rules(world: World) -> None:
 
 # ---- Workloads: judged by the API server's policies, tests/e2e/test_workload_policies_e2e.py
 
+
 # ---- rate limits, then the webhook server gone ---------------------------------------------
 def test_rate_limit_per_identity_then_fail_closed(
     world: World, kube: ControlPlane, registry: Registry, tmp_path: Path

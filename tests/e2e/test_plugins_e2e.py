@@ -83,15 +83,25 @@ class World:
     other: Service  # a host:port no manifest declares
     modules: Path
     kube: ControlPlane
+    registry: Any
     plugins: list[str] = field(default_factory=list)
 
     def custom(self, user: str = "frank") -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.users[user] if user != "admin" else self.admin)
 
-    def plugin_body(self, name: str, wat: str, **manifest: Any) -> dict[str, Any]:
+    def plugin_body(
+        self, name: str, wat: str, *, oci: bool = False, **manifest: Any
+    ) -> dict[str, Any]:
+        """A signed Plugin; its module a file on the operator's machine, or (oci) an
+        artifact pushed to the loopback registry and pinned by digest."""
         module = ps.build(wat)
         path = self.modules / f"{name}-{uuid.uuid4().hex[:6]}.wasm"
         path.write_bytes(module)
+        source = (
+            {"image": ps.push_module(self.registry, f"plugins/{name}", module)}
+            if oci
+            else {"file": str(path)}
+        )
         envelope = self.publisher.sign(
             ps.manifest_for(module, name=name, publisher=self.publisher.name, **manifest)
         )
@@ -99,7 +109,7 @@ class World:
             "apiVersion": f"{G}/{V}",
             "kind": "Plugin",
             "metadata": {"name": name},
-            "spec": {"manifest": envelope, "module": {"file": str(path)}},
+            "spec": {"manifest": envelope, "module": source},
         }
 
     def install(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +162,7 @@ def world(
             other,
             work,
             kube,
+            registry,
         )
         w.custom().create_cluster_custom_object(
             G,
@@ -235,7 +246,11 @@ def test_smoke_plugin_gates_a_real_promotion(world: World) -> None:
     shop = world.shop
     world.install(
         world.plugin_body(
-            "smoke", ps.SMOKE, capabilities={"network": _network(world.service)}, inputs=URL
+            "smoke",
+            ps.SMOKE,
+            oci=True,  # pulled from the registry by digest
+            capabilities={"network": _network(world.service)},
+            inputs=URL,
         )
     )
     env = shop.environment(
@@ -262,6 +277,8 @@ def test_smoke_plugin_gates_a_real_promotion(world: World) -> None:
     kinds = world.packets(env)
     assert kinds.count("PluginRun") >= 2 and "PromotionDeployed" in kinds
     assert world.op.metric("stella_plugin_runs_total", plugin="smoke", outcome="Passed") >= 1
+    verified = world.plugin("smoke")["status"]["verified"]
+    assert (verified["publisher"], verified["name"]) == (world.publisher.name, "smoke")
 
 
 def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> None:

@@ -30,7 +30,7 @@ from stella.models.plugin import PluginStep
 from stella.plugins import store
 from stella.plugins.backends import ApiServerReads, DirectHttp, VaultSecrets
 from stella.plugins.baseline import ResourceBaseline
-from stella.plugins.report import LIMIT_OUTCOMES, RunReport
+from stella.plugins.report import LIMIT_OUTCOMES
 from stella.plugins.runner import PluginRunner, StepResult
 from stella.plugins.sandbox import Backends, Sandbox
 
@@ -137,7 +137,7 @@ class PluginSteps:
         metrics.PLUGIN_FUEL.labels(step.plugin).observe(report.fuel_used)
         # Evidence first: a gate's pass counts only once it is stored (raises otherwise).
         await self.hooks.recorder.arecord(self._run_event(promo, index, step, result))
-        await asyncio.to_thread(_write_last_run, step.plugin, promo, report)
+        await asyncio.to_thread(_write_last_run, step.plugin, promo, result)
         plugin_ref = _plugin_ref(step.plugin)
         if report.quarantines:
             await self._quarantine(promo, step, result)
@@ -268,11 +268,15 @@ def _subjects(result: StepResult) -> list[Subject]:
     return [Subject(name=f"plugin:{result.plugin}", digest={"sha256": digest})]
 
 
-def _write_last_run(name: str, promo: Promotion, report: RunReport) -> None:
+def _write_last_run(name: str, promo: Promotion, result: StepResult) -> None:
+    report = result.report
+    assert report is not None
+    verified = result.verified.summary() if result.verified is not None else None
     try:
         store.patch_status(
             name,
             {
+                "verified": verified,
                 "lastRun": {
                     "at": rfc3339(now()),
                     "outcome": report.outcome,
@@ -281,7 +285,7 @@ def _write_last_run(name: str, promo: Promotion, report: RunReport) -> None:
                     "durationSeconds": round(report.duration_seconds, 4),
                     "fuelUsed": report.fuel_used,
                     "memoryBytes": report.memory_bytes,
-                }
+                },
             },
         )
     except Exception as exc:  # status is for people; the evidence is the record

@@ -92,8 +92,8 @@ class ModuleSource(StrictModel):
 
     image: Annotated[str, Field(pattern=PINNED_IMAGE, max_length=512)] | None = Field(
         default=None,
-        description="An OCI artifact pinned by digest (repo@sha256:...) whose single layer "
-        "is the module (not implemented yet: use file).",
+        description="An OCI artifact pinned by digest (repo@sha256:...) with exactly one "
+        "WebAssembly layer (application/wasm), e.g. pushed with oras; at most 4 MiB.",
     )
     file: Annotated[str, Field(min_length=1, max_length=1024)] | None = Field(
         default=None,

@@ -18,6 +18,7 @@ from stella.models.errors import human_errors
 from stella.models.plugin import ENTRY_OF_STEP, ModuleSource, PluginSpec, PluginStep
 from stella.plugins import errors as e
 from stella.plugins import store
+from stella.plugins.oci import load_from_registry
 from stella.plugins.reenable import Reenable, quarantine_since, quarantined, reenable_of
 from stella.plugins.report import RunReport
 from stella.plugins.sandbox import Sandbox
@@ -76,11 +77,8 @@ def load_module(source: ModuleSource) -> bytes:
                 e.MODULE_INVALID, f"the module is larger than {MAX_MODULE_BYTES} bytes"
             )
         return data
-    raise e.PluginRefused(
-        e.MODULE_INVALID,
-        "modules from an OCI registry (spec.module.image) are not supported yet: use "
-        "spec.module.file",
-    )
+    assert source.image is not None
+    return load_from_registry(source.image)
 
 
 class PluginRunner:

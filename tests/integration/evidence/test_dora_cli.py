@@ -66,9 +66,7 @@ def bundle(tmp_path: Path, transit_signer, evidence_db) -> Iterator[Path]:  # ty
             )
         )
     path = tmp_path / "bundle.json"
-    write_bundle(
-        path, keys=store.published_keys(), configmaps=store.list(), log=rec.log.entries()
-    )
+    write_bundle(path, keys=store.published_keys(), configmaps=store.list(), log=rec.log.entries())
     yield path
 
 
