@@ -151,19 +151,20 @@ class Shop:
         return self._wait_for(name, stage, "phase", phase, timeout)
 
     def wait_reason(
-        self, name: str, stage: str, reason: str, timeout: float = 60
+        self, name: str, stage: str, reason: str | tuple[str, ...], timeout: float = 60
     ) -> dict[str, Any]:
-        """The Release's progress in ``stage`` once its reason is ``reason`` (a phase such
-        as Pending has several)."""
+        """The Release's progress in ``stage`` once its reason is ``reason`` (or one of
+        them; a phase such as Pending has several)."""
         return self._wait_for(name, stage, "reason", reason, timeout)
 
     def _wait_for(
-        self, name: str, stage: str, field: str, value: str, timeout: float
+        self, name: str, stage: str, field: str, value: str | tuple[str, ...], timeout: float
     ) -> dict[str, Any]:
+        wanted = (value,) if isinstance(value, str) else value
         return eventually(
-            lambda: (p := self.progress(name, stage)) and p.get(field) == value and p,
+            lambda: (p := self.progress(name, stage)) and p.get(field) in wanted and p,
             timeout=timeout,
-            what=f"{name} {value} in {stage}",
+            what=f"{name} {' or '.join(wanted)} in {stage}",
         )
 
     def deployed_image(self, stage: str) -> str:

@@ -262,7 +262,7 @@ def test_smoke_plugin_gates_a_real_promotion(world: World) -> None:
     shop.release("rel-a", image, ["gated"])
 
     # The service answers 503: the gate holds the Release, nothing is deployed.
-    held = _wait_reason(shop, "rel-a", "gated", "PluginFailed", 90)
+    held = shop.wait_reason("rel-a", "gated", "PluginFailed", 90)
     assert held["phase"] == "Pending"
     assert "service did not answer 200" in held["message"], held
     assert shop.deployed_image("gated") != image
@@ -310,7 +310,7 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
 
     # The violation stops the gate; the next ask finds the plugin quarantined (either may be
     # the reason seen first: the engine asks again within moments).
-    _wait_reason(shop, "rel-e", "evil", ("PluginCapabilityViolation", "PluginQuarantined"), 90)
+    shop.wait_reason("rel-e", "evil", ("PluginCapabilityViolation", "PluginQuarantined"), 90)
     assert world.other.hits == []  # the undeclared request never left
     quarantine = eventually(
         lambda: (world.plugin("evil").get("status") or {}).get("quarantine"),
@@ -323,7 +323,7 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
     assert "security event PluginCapabilityViolation" in world.op.logs()
     assert "PluginQuarantined" in world.packets(env)
     # Quarantined: the next ask does not run it at all.
-    _wait_reason(shop, "rel-e", "evil", "PluginQuarantined", 60)
+    shop.wait_reason("rel-e", "evil", "PluginQuarantined", 60)
     assert shop.deployed_image("evil") != image
 
     # Nothing else affected: the smoke-gated Environment still promotes.
@@ -379,27 +379,9 @@ def test_runaway_plugin_is_stopped_by_its_fuel_and_reported(world: World) -> Non
     world.install(world.plugin_body("spin", ps.LOOP))
     shop.environment("spin", replicas=1, plugins=[{"plugin": "spin", "at": "Gate"}])
     shop.release("rel-s", shop.image("4.0"), ["spin"])
-    _wait_reason(shop, "rel-s", "spin", "PluginOutOfFuel", 90)
+    shop.wait_reason("rel-s", "spin", "PluginOutOfFuel", 90)
     eventually(lambda: world.events("spin", "PluginOutOfFuel"), what="Event on the Plugin")
     assert not (world.plugin("spin").get("status") or {}).get("quarantine")
-
-
-def _wait_reason(
-    shop: Shop, release: str, stage: str, reason: str | tuple[str, ...], timeout: float
-) -> Any:
-    """The Release's progress in the stage once its reason is `reason` (or one of them); on
-    timeout, fail showing the progress last seen."""
-    seen: list[Any] = []
-    wanted = (reason,) if isinstance(reason, str) else reason
-
-    def check() -> Any:
-        seen.append(shop.progress(release, stage))
-        return seen[-1] if seen[-1].get("reason") in wanted else None
-
-    try:
-        return eventually(check, timeout=timeout, what=f"{release} {reason} in {stage}")
-    except AssertionError:
-        raise AssertionError(f"{release} never {reason} in {stage}; last: {seen[-1:]}") from None
 
 
 def test_the_same_release_in_a_loop_is_stopped_with_429_and_retry_after(world: World) -> None:
