@@ -218,6 +218,22 @@ def test_the_console_runs_pinned_as_its_own_identity_that_can_only_read() -> Non
     )
 
 
+def test_the_console_is_scraped_over_tls_and_its_signals_alert() -> None:
+    out = render(
+        f"image.digest={DIGEST}", LOG, "console.enabled=true", "serviceMonitor.enabled=true",
+        "prometheusRule.enabled=true",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    rendered_docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    [endpoint] = by_kind(rendered_docs, "ServiceMonitor", "stella-console")["spec"]["endpoints"]
+    assert (
+        endpoint["scheme"] == "https" and endpoint["tlsConfig"]["ca"]["secret"]["key"] == "ca.crt"
+    )
+    rule = by_kind(rendered_docs, "PrometheusRule", "stella")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert {"StellaConsoleSessionTheft", "StellaGatewayForgedDeliveries"} <= alerts
+
+
 def test_the_console_certificate_needs_an_issuer() -> None:
     out = render(
         f"image.digest={DIGEST}", LOG, "console.enabled=true", "webhook.certManager.enabled=false"
