@@ -370,6 +370,16 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
         what="evil quarantined anew after its re-enable",
     )
     assert world.other.hits == []
+    # An auditor sees it in stella plugin list (the new quarantine, the last run).
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "stella"), "plugin", "list"],
+        env={**os.environ, "KUBECONFIG": str(world.kube.kubeconfig_for("erin"))},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(row for row in listed.splitlines() if row.startswith("evil "))
+    assert "CapabilityViolation" in line and world.publisher.name in line, listed
     # The lift itself is evidence naming frank.
     eventually(lambda: "PluginReenabled" in world.packets(env), what="PluginReenabled packet")
 

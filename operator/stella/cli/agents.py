@@ -13,7 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stella.cli.kube import connect
-from stella.cli.output import EXIT_OK, EXIT_USAGE, CliError, add_output_flag, emit, k8s_list, table
+from stella.cli.output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    add_output_flag,
+    emit,
+    emit_list,
+)
 
 ENROLL_EPILOG = """\
 examples:
@@ -104,11 +111,13 @@ def _row(agent: dict[str, Any]) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    items = connect(args).list("agents")
-    if not items and args.output == "table":
-        print("no Agents yet (kubectl apply -f an Agent; see docs/agents.md)")
-        return EXIT_OK
-    emit(args.output, k8s_list(items), lambda: table([_row(a) for a in items], HEADER))
+    emit_list(
+        args.output,
+        connect(args).list("agents"),
+        "no Agents yet (kubectl apply -f an Agent; see docs/agents.md)",
+        _row,
+        HEADER,
+    )
     return EXIT_OK
 
 

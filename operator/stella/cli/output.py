@@ -116,6 +116,21 @@ def emit(
     print(text, file=out if out is not None else sys.stdout)
 
 
+def emit_list(
+    fmt: str,
+    items: Sequence[Mapping[str, Any]],
+    empty: str,
+    row: Callable[[Any], Sequence[object]],
+    header: Sequence[str],
+) -> None:
+    """A list command's output: `empty` (what to do) when there is nothing to show as a
+    table, else the items as json/yaml (a kubectl List) or one table row each."""
+    if not items and fmt == "table":
+        print(empty)
+        return
+    emit(fmt, k8s_list(items), lambda: table([row(i) for i in items], header))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return rfc3339(value)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from stella.cli.kube import connect
-from stella.cli.output import EXIT_OK, EXIT_USAGE, CliError, add_output_flag, emit, k8s_list, table
+from stella.cli.output import EXIT_OK, EXIT_USAGE, CliError, add_output_flag, emit_list
 
 SIGN_EPILOG = """\
 examples:
@@ -136,11 +136,13 @@ def _row(p: dict[str, Any]) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    items = connect(args).list("plugins")
-    if not items and args.output == "table":
-        print("no Plugins yet (stella plugin sign ... | kubectl apply -f -; docs/plugins.md)")
-        return EXIT_OK
-    emit(args.output, k8s_list(items), lambda: table([_row(p) for p in items], HEADER))
+    emit_list(
+        args.output,
+        connect(args).list("plugins"),
+        "no Plugins yet (stella plugin sign ... | kubectl apply -f -; docs/plugins.md)",
+        _row,
+        HEADER,
+    )
     return EXIT_OK
 
 
