@@ -45,6 +45,7 @@ CHECKS: list[tuple[str, str, str, str, list[str]]] = [
     ("stella.io", "plugins", "", "cluster", [*CRUD, "reenable"]),
     ("stella.io", "plugins", "status", "cluster", STATUS),
     ("stella.io", "pluginpublishers", "", "cluster", CRUD),
+    ("stella.io", "receivers", "", TEAM_NS, CRUD),
     ("stella.io", "agenttasks", "", OPERATOR_NS, CRUD),
     ("stella.io", "agenttasks", "status", OPERATOR_NS, STATUS),
     ("", "configmaps", "", OPERATOR_NS, CRUD),
