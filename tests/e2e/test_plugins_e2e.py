@@ -370,6 +370,14 @@ def test_evil_plugin_is_contained_signalled_and_quarantined(world: World) -> Non
         what="evil quarantined anew after its re-enable",
     )
     assert world.other.hits == []
+    # The quarantine holds for the module under any name.
+    again = world.plugin_body(
+        "evil-2",
+        ps.EGRESS,
+        capabilities={"network": _network(world.service)},
+        inputs=[*URL, {"name": "exfil"}],
+    )
+    assert "quarantined as Plugin evil" in _refusal(lambda: world.install(again))
     # An auditor sees it in stella plugin list (the new quarantine, the last run).
     listed = subprocess.run(
         [str(Path(sys.executable).parent / "stella"), "plugin", "list"],

@@ -42,7 +42,14 @@ MayReenable = Callable[[], bool | None]
 _SIGNALLED = {pe.TAMPERED, pe.UNTRUSTED}
 
 
-def validate_plugin(req: Request, trust: Trust | None, may_reenable: MayReenable) -> Verdict:
+def validate_plugin(
+    req: Request,
+    trust: Trust | None,
+    may_reenable: MayReenable,
+    quarantined_modules: Mapping[str, str] | None = None,
+) -> Verdict:
+    """quarantined_modules: module digest -> the other Plugin quarantined for running it
+    (None: they could not be listed, and a CREATE or UPDATE is refused)."""
     if req.operation == "DELETE":
         return _delete(req, may_reenable)
     if req.operation not in ("CREATE", "UPDATE") or req.obj is None:
@@ -63,6 +70,21 @@ def validate_plugin(req: Request, trust: Trust | None, may_reenable: MayReenable
             PLUGIN_REFUSED,
             f"{exc.message} ({exc.reason})",
             UNTRUSTED_PLUGIN if exc.reason in _SIGNALLED else None,
+        )
+    if quarantined_modules is None:
+        return deny(
+            PLUGIN_REFUSED,
+            "could not list the Plugins to check for a quarantined module; nothing was "
+            "changed, retry in a few seconds",
+        )
+    held_by = quarantined_modules.get(verified.manifest.module.digest)
+    if held_by is not None:
+        return deny(
+            PLUGIN_REFUSED,
+            f"this module ({verified.manifest.module.digest}) is quarantined as Plugin "
+            f"{held_by}: a quarantine holds for the module under any name; a person with the "
+            f"reenable verb lifts it there first (stella plugin reenable {held_by})",
+            UNTRUSTED_PLUGIN,
         )
     if req.name and verified.manifest.name != req.name:
         return deny(

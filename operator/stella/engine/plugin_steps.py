@@ -174,6 +174,7 @@ class PluginSteps:
             "message": message[:4096],
             "since": since,
             "manifestDigest": report.manifest_digest,
+            "moduleDigest": result.verified.manifest.module.digest if result.verified else "",
             "release": promo.holder,
             "environment": promo.env_name,
         }

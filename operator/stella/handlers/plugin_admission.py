@@ -9,7 +9,7 @@ import logging
 from stella.admission.base import Request, Verdict
 from stella.admission.plugin import validate_plugin, validate_publisher
 from stella.plugins import store
-from stella.plugins.reenable import REENABLE_VERB
+from stella.plugins.reenable import REENABLE_VERB, quarantined_modules
 from stella.plugins.signing import Trust
 
 log = logging.getLogger("stella.admission")
@@ -20,12 +20,14 @@ def decide_plugin(req: Request) -> Verdict:
     if req.kind == "PluginPublisher":
         return validate_publisher(req)
     trust: Trust | None = None
+    held: dict[str, str] | None = None
     if req.operation in ("CREATE", "UPDATE"):
-        try:
+        try:  # fail closed: the rule refuses without publishers or without the Plugins
             trust = store.trust()
-        except Exception as exc:  # fail closed: the rule refuses without publishers
-            log.warning("could not list PluginPublishers: %s", exc)
-    return validate_plugin(req, trust, lambda: _may_reenable(req))
+            held = quarantined_modules(store.list_plugins(), req.name or "")
+        except Exception as exc:
+            log.warning("could not list PluginPublishers or Plugins: %s", exc)
+    return validate_plugin(req, trust, lambda: _may_reenable(req), held)
 
 
 def _may_reenable(req: Request) -> bool | None:

@@ -172,6 +172,11 @@ class Quarantine(StrictModel):
     manifest_digest: Annotated[str, Field(max_length=71)] = Field(
         default="", description="The manifest that ran."
     )
+    module_digest: Annotated[str, Field(max_length=71)] = Field(
+        default="",
+        description="The module that ran: no Plugin with this module runs, and none is "
+        "admitted, while the quarantine stands.",
+    )
     release: Annotated[str, Field(max_length=317)] = Field(
         default="", description="The Release whose promotion ran it, NAMESPACE/NAME."
     )

@@ -12,7 +12,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,20 @@ def quarantine_since(body: Mapping[str, Any]) -> str | None:
     q = (body.get("status") or {}).get("quarantine")
     since = q.get("since") if isinstance(q, Mapping) else None
     return str(since) if since else None
+
+
+def quarantined_modules(plugins: Sequence[Mapping[str, Any]], except_name: str) -> dict[str, str]:
+    """module digest -> the quarantined Plugin (other than `except_name`) that ran it: a
+    quarantine holds for the module under any name."""
+    out: dict[str, str] = {}
+    for body in plugins:
+        name = str((body.get("metadata") or {}).get("name") or "")
+        q = (body.get("status") or {}).get("quarantine")
+        if name != except_name and isinstance(q, Mapping) and quarantined(body):
+            digest = q.get("moduleDigest")
+            if isinstance(digest, str) and digest:
+                out[digest] = name
+    return out
 
 
 def quarantined(body: Mapping[str, Any]) -> bool:

@@ -19,7 +19,13 @@ from stella.models.plugin import ENTRY_OF_STEP, ModuleSource, PluginSpec, Plugin
 from stella.plugins import errors as e
 from stella.plugins import store
 from stella.plugins.oci import load_from_registry
-from stella.plugins.reenable import Reenable, quarantine_since, quarantined, reenable_of
+from stella.plugins.reenable import (
+    Reenable,
+    quarantine_since,
+    quarantined,
+    quarantined_modules,
+    reenable_of,
+)
 from stella.plugins.report import RunReport
 from stella.plugins.sandbox import Sandbox
 from stella.plugins.signing import Trust, VerifiedManifest, verify_manifest
@@ -89,12 +95,14 @@ class PluginRunner:
         max_in_flight: int = 4,
         get_plugin: Callable[[str], Mapping[str, Any] | None] = store.get_plugin,
         trust: Callable[[], Trust] = store.trust,
+        list_plugins: Callable[[], list[dict[str, Any]]] = store.list_plugins,
         load: Callable[[ModuleSource], bytes] = load_module,
     ) -> None:
         self.sandbox = sandbox
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._get_plugin = get_plugin
         self._trust = trust
+        self._list_plugins = list_plugins
         self._load = load
         # Quarantined by a run in this process, until the Plugin's status says so itself
         # (the status write may lag or fail: the plugin stays refused meanwhile).
@@ -144,6 +152,15 @@ class PluginRunner:
         problems = verified.manifest.check_inputs(dict(step.inputs))
         if problems:
             raise e.PluginRefused(INPUTS, "; ".join(problems))
+        held_by = quarantined_modules(self._list_plugins(), step.plugin).get(
+            verified.manifest.module.digest
+        )
+        if held_by is not None:
+            raise e.PluginRefused(
+                QUARANTINED,
+                f"Plugin {step.plugin} runs the module of Plugin {held_by}, which is "
+                f"quarantined: a person lifts it there first (stella plugin reenable {held_by})",
+            )
         module = self._load(spec.module)
         report = self.sandbox.run(verified, module, ENTRY_OF_STEP[step.at], dict(step.inputs))
         if report.quarantines:

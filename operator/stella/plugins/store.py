@@ -24,6 +24,11 @@ def get_plugin(name: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
+def list_plugins() -> list[dict[str, Any]]:
+    listed: Any = custom().list_cluster_custom_object(GROUP, VERSION, "plugins")
+    return [p for p in listed.get("items") or [] if isinstance(p, dict)]
+
+
 def trust_from(publishers: list[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
     """publisher name -> key id -> PEM, from PluginPublisher bodies."""
     out: dict[str, dict[str, str]] = {}

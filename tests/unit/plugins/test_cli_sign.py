@@ -63,7 +63,7 @@ def test_sign_prints_an_admissible_plugin_and_its_publisher(
     assert "signed smoke-test 1.0.0 for publisher platform" in out.err
     publisher = yaml.safe_load((tmp_path / "publisher.yaml").read_text())
     req = Request("CREATE", "Plugin", None, "smoke-test", Identity("frank"), plugin, None)
-    verdict = validate_plugin(req, trust_from([publisher]), lambda: None)
+    verdict = validate_plugin(req, trust_from([publisher]), lambda: None, {})
     assert verdict.allowed, verdict.message
 
 

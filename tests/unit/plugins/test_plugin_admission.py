@@ -26,6 +26,11 @@ FRANK = Identity("frank", "u-frank", frozenset({"platform-engineers"}))
 SINCE = "2026-11-30T06:00:00Z"
 
 
+def check(req: Request, trust: Any, may: Any, held: dict[str, str] | None = None) -> Any:
+    """validate_plugin with no other Plugin quarantined unless `held` says so."""
+    return validate_plugin(req, trust, may, {} if held is None else held)
+
+
 @pytest.fixture(scope="module")
 def publisher(tmp_path_factory: pytest.TempPathFactory) -> ps.Publisher:
     return ps.Publisher(tmp_path_factory.mktemp("keys"))
@@ -47,35 +52,31 @@ def _req(op: str, obj: Any, old: Any = None, user: Identity = FRANK) -> Request:
 
 
 def test_signed_trusted_plugin_is_admitted(publisher: ps.Publisher) -> None:
-    v = validate_plugin(
-        _req("CREATE", _plugin(publisher)), {"platform": publisher.trust}, lambda: None
-    )
+    v = check(_req("CREATE", _plugin(publisher)), {"platform": publisher.trust}, lambda: None)
     assert v.allowed, v.message
 
 
 def test_untrusted_or_tampered_is_refused_and_signalled(publisher: ps.Publisher) -> None:
     body = _plugin(publisher)
-    v = validate_plugin(_req("CREATE", body), {}, lambda: None)
+    v = check(_req("CREATE", body), {}, lambda: None)
     assert (v.allowed, v.rule, v.security_signal) == (False, PLUGIN_REFUSED, UNTRUSTED_PLUGIN)
     doc = json.loads(base64.b64decode(body["spec"]["manifest"]["payload"]))
     doc["limits"]["fuel"] = 10**10
     body["spec"]["manifest"]["payload"] = base64.b64encode(json.dumps(doc).encode()).decode()
-    v = validate_plugin(
-        _req("UPDATE", body, _plugin(publisher)), {"platform": publisher.trust}, lambda: None
-    )
+    v = check(_req("UPDATE", body, _plugin(publisher)), {"platform": publisher.trust}, lambda: None)
     assert (v.rule, v.security_signal) == (PLUGIN_REFUSED, UNTRUSTED_PLUGIN)
     assert "altered after signing" in v.message
 
 
 def test_publishers_unreadable_fails_closed(publisher: ps.Publisher) -> None:
-    v = validate_plugin(_req("CREATE", _plugin(publisher)), None, lambda: True)
+    v = check(_req("CREATE", _plugin(publisher)), None, lambda: True)
     assert not v.allowed and "retry" in v.message
 
 
 def test_plugin_named_otherwise_than_its_manifest_is_refused(publisher: ps.Publisher) -> None:
     body = _plugin(publisher)
     req = Request("CREATE", "Plugin", None, "other", FRANK, body, None)
-    v = validate_plugin(req, {"platform": publisher.trust}, lambda: True)
+    v = check(req, {"platform": publisher.trust}, lambda: True)
     assert not v.allowed and "name the Plugin smoke-test" in v.message
 
 
@@ -132,7 +133,7 @@ def test_reenable(
 ) -> None:
     old = _quarantined(publisher)
     new = {**_with_reenable(publisher, by, since, reason), "status": old["status"]}
-    v = validate_plugin(_req("UPDATE", new, old), {"platform": publisher.trust}, lambda: may)
+    v = check(_req("UPDATE", new, old), {"platform": publisher.trust}, lambda: may)
     if rule is None:
         assert v.allowed, v.message
         assert not quarantined(new)  # the engine runs it again
@@ -142,7 +143,7 @@ def test_reenable(
 
 
 def test_reenable_annotation_at_create_is_refused(publisher: ps.Publisher) -> None:
-    v = validate_plugin(
+    v = check(
         _req("CREATE", _with_reenable(publisher, FRANK)),
         {"platform": publisher.trust},
         lambda: True,
@@ -160,9 +161,9 @@ def test_a_later_quarantine_is_never_lifted_by_an_earlier_reenable(publisher: ps
 
 def test_deleting_a_quarantined_plugin_needs_the_verb(publisher: ps.Publisher) -> None:
     old = _quarantined(publisher)
-    assert not validate_plugin(_req("DELETE", None, old), {}, lambda: False).allowed
-    assert validate_plugin(_req("DELETE", None, old), {}, lambda: True).allowed
-    assert validate_plugin(_req("DELETE", None, _plugin(publisher)), {}, lambda: False).allowed
+    assert not check(_req("DELETE", None, old), {}, lambda: False).allowed
+    assert check(_req("DELETE", None, old), {}, lambda: True).allowed
+    assert check(_req("DELETE", None, _plugin(publisher)), {}, lambda: False).allowed
 
 
 def test_publisher_keys_must_be_p256_public_keys(publisher: ps.Publisher) -> None:
@@ -182,3 +183,14 @@ def test_publisher_keys_must_be_p256_public_keys(publisher: ps.Publisher) -> Non
         req([{"keyId": "k", "publicKey": pem}, {"keyId": "k", "publicKey": pem}])
     )
     assert "once" in v.message
+
+
+def test_a_module_quarantined_under_another_name_is_refused(publisher: ps.Publisher) -> None:
+    body = _plugin(publisher)
+    digest = ps.manifest_for(ps.build(ps.LOOP)).module.digest
+    v = check(_req("CREATE", body), {"platform": publisher.trust}, lambda: True, {digest: "evil"})
+    assert (v.allowed, v.rule, v.security_signal) == (False, PLUGIN_REFUSED, UNTRUSTED_PLUGIN)
+    assert "quarantined as Plugin evil" in v.message
+    # The Plugins could not be listed: refused, nothing changed.
+    v = validate_plugin(_req("CREATE", body), {"platform": publisher.trust}, lambda: True, None)
+    assert not v.allowed and "retry" in v.message

@@ -29,7 +29,7 @@ def _runner(
         get_plugin=lambda name: body,
         trust=lambda: {publisher.name: publisher.trust},
         load=lambda source: module,
-        **kw,
+        **{"list_plugins": list, **kw},
     )
 
 
@@ -95,7 +95,11 @@ def test_publisher_removed_since_admission_is_refused_before_the_run(
 ) -> None:
     module = ps.build(ps.SMOKE)
     runner = PluginRunner(
-        Sandbox(), get_plugin=lambda n: _body(publisher, module), trust=dict, load=lambda s: module
+        Sandbox(),
+        get_plugin=lambda n: _body(publisher, module),
+        trust=dict,
+        list_plugins=list,
+        load=lambda s: module,
     )
     result = runner.run(STEP)
     assert result.refused is not None and result.refused.reason == e.UNTRUSTED
@@ -123,6 +127,7 @@ def test_runs_in_flight_are_bounded(publisher: ps.Publisher) -> None:
         max_in_flight=1,
         get_plugin=lambda n: _body(publisher, module),
         trust=lambda: {publisher.name: publisher.trust},
+        list_plugins=list,
         load=slow_load,
     )
     results: list[Any] = []
@@ -135,3 +140,18 @@ def test_runs_in_flight_are_bounded(publisher: ps.Publisher) -> None:
     assert busy.refused is not None and busy.refused.reason == "PluginRunsBusy"
     assert busy.refused.retry_after == 10.0
     assert results[0].passed
+
+
+def test_the_module_of_a_quarantined_plugin_runs_under_no_other_name(
+    publisher: ps.Publisher,
+) -> None:
+    module = ps.build(ps.SMOKE)
+    digest = ps.manifest_for(module).module.digest
+    evil = {
+        "metadata": {"name": "evil"},
+        "status": {"quarantine": {"since": "2026-11-30T06:00:00Z", "moduleDigest": digest}},
+    }
+    runner = _runner(publisher, _body(publisher, module), module, list_plugins=lambda: [evil])
+    result = runner.run(STEP)
+    assert result.report is None and result.refused is not None
+    assert result.refused.reason == QUARANTINED and "module of Plugin evil" in result.message
