@@ -69,11 +69,18 @@ def target(
     kube_as: dict[str, client.ApiClient],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Target]:
-    # Rate limits high enough not to be what answers: this fuzzes the rules.
+    # Rate limits, the namespace quota and loop detection (the fuzzers make the same base
+    # Release again for every example) high enough not to be what answers: this fuzzes
+    # the rules; tests/e2e/test_admission_e2e.py tests those.
     op = start_operator(
         kube,
         Path(tmp_path_factory.mktemp("admission-fuzz")),
-        {"STELLA_WEBHOOK_RATE": "100000", "STELLA_WEBHOOK_BURST": "100000"},
+        {
+            "STELLA_WEBHOOK_RATE": "100000",
+            "STELLA_WEBHOOK_BURST": "100000",
+            "STELLA_RELEASE_LOOP_THRESHOLD": "1000000",
+            "STELLA_PENDING_RELEASES_PER_NAMESPACE": "1000000",
+        },
     )
     core = client.CoreV1Api(kube_admin)
     tag = uuid.uuid4().hex[:6]
