@@ -122,3 +122,26 @@ def service_account_kubeconfig(
     )
     path.chmod(0o600)
     return path
+
+
+def install_argocd_crd(kube: Any) -> None:
+    """Argo CD's own Application CRD (from its Go module: hack/build-binaries.sh
+    argocd-crds), established. No Argo CD runs: the tests write what it would."""
+    import os
+    from pathlib import Path
+
+    cache = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
+    crd = cache / "argocd-v3.6.1" / "crds" / "application-crd.yaml"
+    assert crd.exists(), f"Argo CD's Application CRD is not at {crd}; run `make binaries`"
+    done = kube.kubectl("admin", "apply", "--server-side", "-f", str(crd), check=False)
+    assert done.returncode == 0, done.stderr
+    # (kubectl wait trips over this CRD file's empty status until the API server sets it.)
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    eventually(
+        lambda: kube.kubectl(
+            "admin", "get", "crd/applications.argoproj.io", "-o", f"jsonpath={established}",
+            check=False,
+        ).stdout == "True",
+        timeout=60,
+        what="Argo CD's Application CRD established",
+    )  # fmt: skip

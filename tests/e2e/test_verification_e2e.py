@@ -141,7 +141,7 @@ def test_a_failing_check_rolls_back_and_is_evidence(
     assert "check error-rate failed: 0.5 outside [-inf, 0.05]" in failed["message"]
     assert "rolled back" in failed["message"]
     assert shop.deployed_image("dev") == before
-    assert shop.phase("rel-2", "staging") == "Blocked"
+    shop.wait_phase("rel-2", "staging", "Blocked", timeout=60)
     chain = packets(shop.admin, shop.env_name("dev"))
     rolled = [p for p in chain if p["kind"] == "PromotionRolledBack"]
     assert rolled, [p["kind"] for p in chain]

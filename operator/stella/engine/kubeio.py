@@ -187,3 +187,28 @@ def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
             return None
         raise
     return dict(obj.data or {})
+
+
+# Argo CD Applications as targets (issue 14): read, and set the image override.
+def get_application(namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        out = _custom().get_namespaced_custom_object(
+            "argoproj.io", "v1alpha1", namespace, "applications", name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], out)
+
+
+def set_application_images(namespace: str, name: str, images: list[str]) -> None:
+    """spec.source.kustomize.images, the whole list (a merge patch replaces lists)."""
+    _custom().patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "applications",
+        name,
+        {"spec": {"source": {"kustomize": {"images": images}}}},
+    )

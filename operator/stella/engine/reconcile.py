@@ -25,9 +25,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from stella import metrics
-from stella.engine import kubeio, workloads
+from stella.engine import applications, kubeio, workloads
 from stella.engine.actions import promoters
 from stella.engine.agent_promotion import AgentPromotions
+from stella.engine.application_promotion import ApplicationPromotions
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
@@ -114,7 +115,7 @@ class Promotion:
         return release_key_str(self.key)
 
 
-class Reconciler(Verifications, AgentPromotions, PluginSteps):
+class Reconciler(Verifications, ApplicationPromotions, AgentPromotions, PluginSteps):
     def __init__(
         self,
         view: ClusterView,
@@ -330,9 +331,10 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
         key, body, spec, p = promo.key, promo.body, promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
+        apps = applications.targets(env_spec)
         if workloads.has_agent_targets(env_spec):
             return await self._start_agent_deploy(promo, t, checks, promoted_by)
-        if not updates:
+        if not updates and not apps:
             _move(
                 p,
                 "Blocked",
@@ -340,16 +342,28 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
                 f"environment {env_name} has no namespace targets; add spec.targets",
             )
             return None
+        if updates and apps:
+            _move(
+                p,
+                "Blocked",
+                "MixedTargets",
+                f"environment {env_name} deploys both to namespaces and through Argo CD "
+                "Applications; give each its own Environment",
+            )
+            return None
         # The workloads' read and the registry check are independent reads: run together
         # (issue 12: one round trip less per promotion). A missing workload still decides
         # first, as when they ran one after the other; that check's report is then unused.
-        current, report = await asyncio.gather(
-            asyncio.to_thread(_read_workloads, updates),
+        got, report = await asyncio.gather(
+            asyncio.to_thread(_read_workloads, updates)
+            if updates
+            else asyncio.to_thread(applications.read, apps),
             verify_release_images(
                 self.registry, [c.image for c in spec.components], self._credentials(env_spec)
             ),
         )
-        missing = _missing(updates, current)
+        current: Any = got  # workloads by (ns, kind, name), or Applications by (ns, name)
+        missing = _missing(updates, current) if updates else applications.missing(apps, current)
         if missing:
             _move(
                 p,
@@ -402,17 +416,23 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
                 image=workloads.current_images(current[(u.namespace, u.kind, u.name)])[u.container],
             )
             for u in updates
-        ]
+        ] or applications.before(apps, current, spec)
         p.attempt = attempt
         p.verification = None  # a new attempt is verified anew, never by an old one's checks
-        _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
+        if apps:
+            _move(p, "Deploying", "SyncingApplication", f"setting {applications.describe(apps)}")
+        else:
+            _move(p, "Deploying", "RollingOut", f"updating {_describe(updates)}")
         p.since = _now()
         # Durable before any workload changes: a restart resumes the rollout, not a new deploy.
         await _persist(self.view, key, promo.progress)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
         if self.digests is not None:  # the API server's policy must know these digests first
             await self.digests.before_deploy(updates)
-        await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
+        if apps:
+            await asyncio.to_thread(applications.write, apps, spec)
+        else:
+            await asyncio.to_thread(_patch_all, updates, key_s, f"{env_name}/{attempt}")
         await kubeio.emit(
             body, "Deploying", f"{env_name}: deploying {spec.version} (attempt {attempt})"
         )
@@ -497,6 +517,8 @@ class Reconciler(Verifications, AgentPromotions, PluginSteps):
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         if workloads.has_agent_targets(env_spec):
             return await self._follow_agents(promo)
+        if applications.targets(env_spec):
+            return await self._follow_applications(promo)
         updates = workloads.plan(spec, env_spec)
         # Re-assert the lock: a no-op unless a crash cut the start short.
         await self.locks.acquire(env_name, key_s, force_self=True)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stella import metrics
-from stella.engine import probes, workloads
+from stella.engine import applications, probes, workloads
 from stella.evidence.dora import failing_since
 from stella.models.common import parse_time
 from stella.models.environment import EnvironmentStatus
@@ -128,7 +128,10 @@ class Verifications:
         # Agent targets: the images ran in the agent's cluster; nothing here to put back.
         here = not workloads.has_agent_targets(promo.env_spec)
         if here and promo.env_spec.rollout.rollback_on_failure and p.previous_images:
-            await asyncio.to_thread(_restore, p.previous_images)
+            if applications.targets(promo.env_spec):
+                await asyncio.to_thread(applications.put_back, p.previous_images, spec)
+            else:
+                await asyncio.to_thread(_restore, p.previous_images)
             outcome = "RolledBack"
             why += "; rolled back to the images that ran before"
         _move(p, "Failed", verdict.reason, why)

@@ -68,6 +68,15 @@ class ComponentOverride(StrictModel):
     )
 
 
+class ApplicationTarget(StrictModel):
+    """An Argo CD Application that deploys this Environment (issue 14)."""
+
+    name: Name = Field(description="The Application's name, e.g. shop-staging.")
+    namespace: NamespaceName = Field(
+        default="argocd", description="The Application's namespace (default argocd)."
+    )
+
+
 class Target(StrictModel):
     """Where an environment deploys: a namespace here, or agents elsewhere."""
 
@@ -75,10 +84,14 @@ class Target(StrictModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.__namespace__)",
-                    "message": "a target names a namespace: in this cluster, or (with "
-                    "agentSelector) in the agents' clusters",
-                }
+                    "rule": "has(self.__namespace__) != has(self.application)",
+                    "message": "a target names either a namespace (in this cluster, or with "
+                    "agentSelector in the agents' clusters) or an Argo CD application",
+                },
+                {
+                    "rule": "!has(self.application) || !has(self.agentSelector)",
+                    "message": "an application target takes no agentSelector",
+                },
             ]
         }
     }
@@ -94,6 +107,12 @@ class Target(StrictModel):
         "whose labels match, with the deploy.kubernetes capability, carries the deployment "
         "out in its own cluster's namespace (docs/agents.md).",
     )
+    application: ApplicationTarget | None = Field(
+        default=None,
+        description="Deploy through an Argo CD Application instead: Stella sets its "
+        "kustomize image override and waits until Argo CD reports it Synced and Healthy "
+        "(docs/argocd.md).",
+    )
     overrides: list[ComponentOverride] = Field(
         default_factory=list,
         max_length=50,
@@ -103,11 +122,13 @@ class Target(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind_of_target(self) -> Target:
-        if self.namespace is None:
+        if (self.namespace is None) == (self.application is None):
             raise ValueError(
-                "a target names a namespace: in this cluster, or (with agentSelector) in "
-                "the agents' clusters"
+                "a target names either a namespace (in this cluster, or with agentSelector "
+                "in the agents' clusters) or an Argo CD application"
             )
+        if self.application is not None and self.agent_selector is not None:
+            raise ValueError("an application target takes no agentSelector")
         return self
 
 

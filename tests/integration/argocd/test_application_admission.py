@@ -6,24 +6,20 @@ runs here: the API server judges the objects alone."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.kube_support import eventually
+from tests.kube_support import install_argocd_crd
 
 from devenv.controlplane import ControlPlane
 from devenv.webhooks import POLICIES
 
-CACHE = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
-CRD = CACHE / "argocd-v3.6.1" / "crds" / "application-crd.yaml"
 NAME = "application-images.stella.io"
 PINNED = "registry.example.com/shop/web@sha256:" + "ab" * 32
 
@@ -56,19 +52,7 @@ def app(name: str, images: list[str], sources: bool = False) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def namespaces(kube: ControlPlane, kube_admin: client.ApiClient) -> Iterator[tuple[str, str]]:
-    assert CRD.exists(), f"Argo CD's Application CRD is not at {CRD}; run `make binaries`"
-    done = kube.kubectl("admin", "apply", "--server-side", "-f", str(CRD), check=False)
-    assert done.returncode == 0, done.stderr
-    # (kubectl wait trips over this CRD file's empty status until the API server sets it.)
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    eventually(
-        lambda: kube.kubectl(
-            "admin", "get", "crd/applications.argoproj.io", "-o", f"jsonpath={established}",
-            check=False,
-        ).stdout == "True",
-        timeout=60,
-        what="Argo CD's Application CRD established",
-    )  # fmt: skip
+    install_argocd_crd(kube)
     kube.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(_policy_docs()))
     core = client.CoreV1Api(kube_admin)
     managed, plain = f"argo-m-{uuid.uuid4().hex[:6]}", f"argo-p-{uuid.uuid4().hex[:6]}"

@@ -78,12 +78,16 @@ def test_unknown_fields_and_duplicates_are_refused() -> None:
 
 
 def test_environment_targets_and_windows_have_one_shape() -> None:
-    with pytest.raises(ValidationError, match="a target names a namespace"):
+    with pytest.raises(ValidationError, match="a target names either a namespace"):
         EnvironmentSpec.model_validate({"targets": [{}]})
-    with pytest.raises(ValidationError, match="a target names a namespace"):
+    with pytest.raises(ValidationError, match="a target names either a namespace"):
         EnvironmentSpec.model_validate(
             {"targets": [{"agentSelector": {"matchLabels": {"a": "b"}}}]}
         )
+    app = {"application": {"name": "shop-dev"}}
+    assert EnvironmentSpec.model_validate({"targets": [app]}).targets[0].application
+    with pytest.raises(ValidationError, match="either a namespace"):
+        EnvironmentSpec.model_validate({"targets": [{**app, "namespace": "shop"}]})
     both = {"targets": [{"namespace": "shop", "agentSelector": {"matchLabels": {"a": "b"}}}]}
     assert EnvironmentSpec.model_validate(both).targets[0].namespace == "shop"
     with pytest.raises(ValidationError, match="needs both schedule and duration"):

@@ -1,0 +1,195 @@
+"""Argo CD Applications as promotion targets, dev -> prod, with the operator as its own
+process and Argo CD's own Application CRD in the real API server.
+
+FALLBACK, LABELLED: no real Argo CD runs here (building argocd needs Go 1.27, its nested
+gitops-engine module, Redis and a git server; docs/argocd.md). `FakeArgoCD` below writes
+the status transitions Argo CD would write after a sync — comparedTo = the spec's source,
+Synced at a revision, Healthy (or Degraded for an image the test marks bad) — and counts
+its syncs, as Argo CD's self-heal would re-sync on any drift. What Stella does is real:
+it writes the image override into the Application (never the Deployment), waits for
+Synced + Healthy, rolls the override back on Degraded, and records evidence."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.e2e.shop import Shop, operated_shop
+from tests.e2e.test_actions_e2e import packets
+from tests.kube_support import install_argocd_crd
+
+from devenv.controlplane import ControlPlane
+from devenv.services import Registry
+
+A = ("argoproj.io", "v1alpha1")
+
+
+class FakeArgoCD:
+    """Writes what Argo CD's application controller would, for every Application of one
+    namespace whose override it has not yet synced. LABELLED TEST DOUBLE (module doc)."""
+
+    def __init__(self, admin: client.ApiClient, namespace: str) -> None:
+        self.api = client.CustomObjectsApi(admin)
+        self.namespace = namespace
+        self.bad: set[str] = set()
+        self.syncs: dict[str, int] = {}
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            try:
+                apps = self.api.list_namespaced_custom_object(*A, self.namespace, "applications")
+                for app in apps["items"]:
+                    self._reconcile(app)
+            except Exception as exc:  # the test reads it: a double that dies says why
+                self.errors.append(f"{exc!r} {getattr(exc, 'body', '')}"[:2000])
+
+    def _reconcile(self, app: dict[str, Any]) -> None:
+        source = app["spec"]["source"]
+        status = app.get("status") or {}
+        if (status.get("sync") or {}).get("comparedTo", {}).get("source") == source:
+            return
+        name = app["metadata"]["name"]
+        self.syncs[name] = self.syncs.get(name, 0) + 1
+        images = (source.get("kustomize") or {}).get("images") or []
+        healthy = not any(i in self.bad for i in images)
+        revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+        body = {
+            "status": {
+                "sync": {
+                    "status": "Synced",
+                    "revision": revision,
+                    "comparedTo": {"source": source, "destination": app["spec"]["destination"]},
+                },
+                "health": {"status": "Healthy"}
+                if healthy
+                else {"status": "Degraded", "message": "Deployment web: CrashLoopBackOff"},
+            }
+        }
+        self.api.patch_namespaced_custom_object(*A, self.namespace, "applications", name, body)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def application(name: str, images: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name},
+        "spec": {
+            "project": "default",
+            "source": {
+                "repoURL": "git://127.0.0.1/shop.git",
+                "path": f"overlays/{name}",
+                "targetRevision": "main",
+                "kustomize": {"images": images},
+            },
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": name},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def world(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Shop, FakeArgoCD, str, str]]:
+    install_argocd_crd(kube)
+    core = client.CoreV1Api(kube_admin)
+    apps_ns = f"argocd-{uuid.uuid4().hex[:6]}"
+    # Managed: the API server itself refuses an unpinned override there (slice 4a).
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=apps_ns, labels={"stella.io/managed": "true"})
+        )
+    )
+    argocd = FakeArgoCD(kube_admin, apps_ns)
+    try:
+        with operated_shop(
+            kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("argocd"), "acd"
+        ) as (shop, _):
+            initial = shop.image("0.9")
+            api = client.CustomObjectsApi(kube_admin)
+            for stage in ("dev", "prod"):
+                api.create_namespaced_custom_object(
+                    *A, apps_ns, "applications", application(f"shop-{stage}", [initial])
+                )
+            target = [{"application": {"name": "shop-dev", "namespace": apps_ns}}]
+            shop.environment("dev", replicas=0, targets=target)
+            target = [{"application": {"name": "shop-prod", "namespace": apps_ns}}]
+            shop.environment("prod", requires=["dev"], replicas=0, targets=target)
+            yield shop, argocd, apps_ns, initial
+    finally:
+        argocd.stop()
+        core.delete_namespace(apps_ns)
+
+
+def override(admin: client.ApiClient, ns: str, name: str) -> list[str]:
+    app = client.CustomObjectsApi(admin).get_namespaced_custom_object(*A, ns, "applications", name)
+    return list(app["spec"]["source"]["kustomize"]["images"])
+
+
+def test_dev_to_prod_through_applications_one_sync_each_no_fight(
+    world: tuple[Shop, FakeArgoCD, str, str],
+) -> None:
+    shop, argocd, ns, initial = world
+    before = dict(argocd.syncs)
+    image = shop.image("1.0")
+    shop.release("rel-1", image, ["dev", "prod"])
+    try:
+        dev = shop.wait_phase("rel-1", "dev", "Deployed", timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {shop.progress('rel-1', 'dev')}; {argocd.errors[-1:]}")
+    assert f"Application {ns}/shop-dev sync Synced, health Healthy at" in dev["message"]
+    prod = shop.wait_phase("rel-1", "prod", "Deployed", timeout=120)
+    assert f"Application {ns}/shop-prod" in prod["message"]
+    for stage in ("dev", "prod"):
+        assert override(shop.admin, ns, f"shop-{stage}") == [image]
+    # The Deployment Argo CD owns was never touched by Stella.
+    assert shop.deployed_image("dev") != image
+    # No fight: one sync per promotion, and the override stays.
+    time.sleep(3)
+    assert {k: v - before.get(k, 0) for k, v in argocd.syncs.items()} == {
+        "shop-dev": 1,
+        "shop-prod": 1,
+    }
+    assert override(shop.admin, ns, "shop-prod") == [image]
+    assert initial not in override(shop.admin, ns, "shop-dev")
+    done = [
+        p for p in packets(shop.admin, shop.env_name("prod")) if p["kind"] == "PromotionDeployed"
+    ]
+    assert f"Application {ns}/shop-prod" in done[-1]["outcome"]["message"]
+
+
+def test_degraded_application_fails_and_its_override_is_put_back(
+    world: tuple[Shop, FakeArgoCD, str, str],
+) -> None:
+    shop, argocd, ns, _ = world
+    good = override(shop.admin, ns, "shop-dev")
+    bad = shop.image("2.0")
+    argocd.bad.add(bad)
+    shop.release("rel-2", bad, ["dev", "prod"])
+    failed = shop.wait_phase("rel-2", "dev", "Failed", timeout=120)
+    assert failed["reason"] == "ApplicationDegraded"
+    assert "CrashLoopBackOff" in failed["message"]
+    assert "image overrides were put back" in failed["message"]
+    assert override(shop.admin, ns, "shop-dev") == good
+    shop.wait_phase("rel-2", "prod", "Blocked", timeout=60)
+    rolled = [
+        p for p in packets(shop.admin, shop.env_name("dev")) if p["kind"] == "PromotionRolledBack"
+    ]
+    assert rolled and rolled[-1]["outcome"]["reason"] == "ApplicationDegraded"
