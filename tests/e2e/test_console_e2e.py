@@ -349,6 +349,21 @@ def test_frank_clears_a_halt_in_his_own_name_and_bob_may_not(
         and '"username":"frank"' in a["metadata"]["annotations"].get("stella.io/actor", "")
     ]
     assert mine["spec"]["reason"] == "INC-42: registry fixed"
+    # Suspend and resume deployments to prod, the same way (his `suspend` verb).
+    browser.get(f"{console.url}/environments/prod")
+    browser.type("form.suspend input[name=reason]", "database migration")
+    browser.click("form.suspend button")
+    eventually(
+        lambda: (world.env_status("prod").get("suspended") or {}).get("by") == "frank",
+        what="prod suspended by frank",
+    )
+    browser.get(f"{console.url}/environments/prod")
+    assert "suspended by frank" in browser.text("#suspended")
+    # The API server's timestamps have seconds: a Resume in the very second of the Suspend
+    # is refused as older than it (as the clear-halt e2e tests wait after a halt).
+    time.sleep(1.1)
+    browser.click("form.resume button")
+    eventually(lambda: not world.env_status("prod").get("suspended"), what="prod resumed")
     logout(browser)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from stella.models.action import VERB_OF_ACTION
 from stella.secrets.value import SecretValue
 from stella.web import evidence, kube, metrics, pages
 from stella.web.authn import (
@@ -38,6 +39,12 @@ audit = logging.getLogger("stella.audit")
 security = logging.getLogger("stella.security")
 
 MAX_COMMENT = 1024
+# The Environment actions a page may offer: URL step -> (Action, what it does in words).
+ENV_ACTIONS: dict[str, tuple[str, str]] = {
+    "clear-halt": ("ClearHalt", "clear the halt of"),
+    "suspend": ("Suspend", "suspend"),
+    "resume": ("Resume", "resume"),
+}
 
 __all__ = ["Console", "build_app"]
 
@@ -276,28 +283,30 @@ def routes(console: Console) -> web.RouteTableDef:
             frame(console, who, "Environments", pages.environments_page(envs), "/environments")
         )
 
-    @r.post("/environments/{name}/clear-halt")
-    async def clear_halt(request: web.Request) -> web.StreamResponse:
+    @r.post("/environments/{name}/{step:clear-halt|suspend|resume}")
+    async def environment_action(request: web.Request) -> web.StreamResponse:
+        """ClearHalt, Suspend or Resume: an Action created with the person's token."""
         who: Person = request["person"]
         form = await check_csrf(request, console, who)
-        name = request.match_info["name"]
+        name, step = request.match_info["name"], request.match_info["step"]
+        action, words = ENV_ACTIONS[step]
         reason = str(form.get("reason") or "").strip()[:MAX_COMMENT]
-        if not reason:
-            raise web.HTTPBadRequest(text="clearing a halt needs a reason: say why it is safe now")
-        result = await blocking(kube.create_action, who.api, "ClearHalt", name, reason)
-        user = who.family.person.username
+        if not reason and action != "Resume":
+            raise web.HTTPBadRequest(text=f"to {words} {name}, say why (a reason is kept)")
+        result = await blocking(kube.create_action, who.api, action, name, reason)
         ok = not isinstance(result, kube.Refused)
         metrics.WRITES.labels("action", "ok" if ok else "refused").inc()
         audit.info(
-            "write user=%s kind=Action action=ClearHalt environment=%s result=%s",
-            user,
+            "write user=%s kind=Action action=%s environment=%s result=%s",
+            who.family.person.username,
+            action,
             name,
             "ok" if ok else "refused",
         )
         if isinstance(result, kube.Refused):
-            body = pages.action_refused_page("clear the halt of", name, result.message)
+            body = pages.action_refused_page(words, name, result.message)
             return html(frame(console, who, "Refused", body, ""), status=403)
-        raise web.HTTPSeeOther(f"/environments/{name}?done=ClearHalt")
+        raise web.HTTPSeeOther(f"/environments/{name}?done={action}")
 
     @r.get("/environments/{name}")
     async def environment(request: web.Request) -> web.Response:
@@ -307,11 +316,15 @@ def routes(console: Console) -> web.RouteTableDef:
         body = next((e for e in envs if (e.get("metadata") or {}).get("name") == name), None)
         if body is None:
             raise web.HTTPNotFound(text=f"No Environment {name} that you may read.")
-        halted = bool((body.get("status") or {}).get("halted"))
-        may_clear = halted and await blocking(
-            who.permissions.may, "clear-halt", "environments", "", name
-        )
-        page_body = pages.environment_page(body, may_clear, who.family.csrf)
+        offers = {
+            step
+            for step, (action, _) in ENV_ACTIONS.items()
+            if pages.env_action_applies(body, action)
+            and await blocking(
+                who.permissions.may, VERB_OF_ACTION[action], "environments", "", name
+            )
+        }
+        page_body = pages.environment_page(body, offers, who.family.csrf)
         title = f"Environment {name}"
         return html(frame(console, who, title, page_body, "/environments", request))
 

@@ -273,18 +273,37 @@ def environments_page(environments: Sequence[Body]) -> str:
     return table(["Environment", "Requires", "Current release", "Approvals", "State"], rows)
 
 
-def clear_halt_form(environment: str, csrf: str) -> str:
+def env_action_applies(body: Body, action: str) -> bool:
+    """Whether an Environment's state makes this action meaningful now."""
+    status = _m(body.get("status"))
+    if action == "ClearHalt":
+        return bool(status.get("halted"))
+    if action == "Resume":
+        return bool(status.get("suspended"))
+    return action == "Suspend" and not status.get("suspended")
+
+
+def env_action_form(environment: str, step: str, csrf: str) -> str:
+    """A form for one Environment action (step: clear-halt, suspend, resume)."""
+    label, hint = {
+        "clear-halt": ("Clear halt", "why it is safe now (e.g. INC-42: registry fixed)"),
+        "suspend": ("Suspend deployments", "why (e.g. database migration)"),
+        "resume": ("Resume deployments", "why (optional)"),
+    }[step]
+    required = "" if step == "resume" else " required"
     return (
-        f'<form method="post" action="/environments/{esc(environment)}/clear-halt" '
-        f'class="decide clear-halt">{hidden_csrf(csrf)}'
-        '<input name="reason" maxlength="1024" required placeholder="why it is safe now '
-        '(e.g. INC-42: registry fixed)" aria-label="reason">'
-        '<button class="approve">Clear halt</button></form>'
+        f'<form method="post" action="/environments/{esc(environment)}/{step}" '
+        f'class="decide {step}">{hidden_csrf(csrf)}'
+        f'<input name="reason" maxlength="1024"{required} placeholder="{esc(hint)}" '
+        'aria-label="reason">'
+        f'<button class="{"reject" if step == "suspend" else "approve"}">{label}</button></form>'
     )
 
 
-def environment_page(body: Body, may_clear_halt: bool = False, csrf: str = "") -> str:
-    """may_clear_halt: the person holds `clear-halt` on this Environment (RBAC)."""
+def environment_page(body: Body, offers: set[str] | None = None, csrf: str = "") -> str:
+    """offers: the actions (clear-halt, suspend, resume) this person holds the RBAC verb
+    for and that apply now; each gets its form."""
+    offers = offers or set()
     spec, status = _m(body.get("spec")), _m(body.get("status"))
     name = str(_m(body.get("metadata")).get("name") or "")
     approvals = _m(spec.get("approvals"))
@@ -312,8 +331,18 @@ def environment_page(body: Body, may_clear_halt: bool = False, csrf: str = "") -
         out += (
             f'<div class="notice bad" id="halted">Halted since {esc(halted.get("since"))}: '
             f"{esc(halted.get('reason'))} — {esc(halted.get('message'))}"
-            f"{clear_halt_form(name, csrf) if may_clear_halt else ''}</div>"
+            f"{env_action_form(name, 'clear-halt', csrf) if 'clear-halt' in offers else ''}</div>"
         )
+    suspended = _m(status.get("suspended"))
+    if suspended:
+        out += (
+            f'<div class="notice warn" id="suspended">Deployments suspended by '
+            f"<b>{esc(suspended.get('by'))}</b> at {esc(suspended.get('at'))}: "
+            f"{esc(suspended.get('reason'))}"
+            f"{env_action_form(name, 'resume', csrf) if 'resume' in offers else ''}</div>"
+        )
+    elif "suspend" in offers:
+        out += f'<div class="actions">{env_action_form(name, "suspend", csrf)}</div>'
     windows = _l(spec.get("freezeWindows"))
     if windows:
         out += "<h2>Freeze windows</h2>" + table(

@@ -185,5 +185,12 @@ def test_environment_page_shows_policy_halts_and_history() -> None:
     assert "0 18 * * FRI" in html and "bob" in html
     assert "halted" in pages.environments_page([env])
     assert "Clear halt" not in html  # not without the `clear-halt` verb
-    offered = pages.environment_page(env, may_clear_halt=True, csrf="c-1")
+    offered = pages.environment_page(env, {"clear-halt", "suspend"}, csrf="c-1")
     assert 'action="/environments/prod/clear-halt"' in offered and 'value="c-1"' in offered
+    assert 'action="/environments/prod/suspend"' in offered
+    assert pages.env_action_applies(env, "ClearHalt") and pages.env_action_applies(env, "Suspend")
+    assert not pages.env_action_applies(env, "Resume")
+    env["status"]["suspended"] = {"by": "frank", "at": "t", "reason": "migration <db>"}
+    paused = pages.environment_page(env, {"resume"}, csrf="c-1")
+    assert "suspended by <b>frank</b>" in paused and "migration &lt;db&gt;" in paused
+    assert 'action="/environments/prod/resume"' in paused and "/suspend" not in paused
