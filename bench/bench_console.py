@@ -49,13 +49,12 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from bench.summary import record  # noqa: E402
 from kubernetes import client  # noqa: E402
-from tests.kube_support import api_client_for, service_account_kubeconfig  # noqa: E402
+from tests.kube_support import api_client_for, start_console  # noqa: E402
 
 from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
-from devenv.proc import Process, free_port, wait_until  # noqa: E402
+from devenv.proc import Process, wait_until  # noqa: E402
 from devenv.services import OpenBao  # noqa: E402
-from devenv.webhooks import make_serving_cert  # noqa: E402
 from stella.policy.identity import Identity, format_identity  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
@@ -291,31 +290,19 @@ def main() -> int:
             f"{args.releases} Releases x {len(STAGES)} Environments created in "
             f"{time.monotonic() - started:.1f} s"
         )
-        ca, crt, key = make_serving_cert(workdir / "pki")
-        port = free_port()
-        stella = str(Path(sys.executable).parent / "stella")
-        proc = Process(
-            "stella-web",
-            [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
-            workdir / "console.log",
-            env={
-                "KUBECONFIG": str(
-                    service_account_kubeconfig(
-                        admin,
-                        cp.server,
-                        str(cp.ca_file),
-                        "stella-system",
-                        "stella-console",
-                        workdir / "kubeconfig",
-                    )
-                ),
+        proc, port, ca, _ = start_console(
+            admin,
+            cp.server,
+            str(cp.ca_file),
+            workdir,
+            {
                 "STELLA_WEB_RATE": "100000",  # the per-person limit is not what is measured
                 "STELLA_WEB_BURST": "100000",
                 "STELLA_VAULT_ADDR": bao.addr,
                 "STELLA_VAULT_AUTH": "token",
                 "STELLA_VAULT_TOKEN_FILE": str(workdir / "vault-token"),
             },
-        ).start()
+        )
         synced_at = time.monotonic()
         wait_until(
             lambda: Session(port, ca).request("GET", "/readyz")[0] == 200, 120, "console", proc.log
@@ -330,7 +317,7 @@ def main() -> int:
             ("poll, nothing new", f"/api/pipeline?since={revision}"),
             ("pipelines /", "/"),
             ("waiting for me /inbox", "/inbox"),
-            ("a Release", "/releases/shop/shop-00500"),
+            ("a Release", f"/releases/shop/shop-{args.releases // 2:05d}"),
         ]
         results: dict[str, list[float]] = {}
         for label, path in pages:

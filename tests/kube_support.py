@@ -145,3 +145,30 @@ def install_argocd_crd(kube: Any) -> None:
         timeout=60,
         what="Argo CD's Application CRD established",
     )  # fmt: skip
+
+
+def start_console(
+    admin: client.ApiClient, server: str, ca_file: str, workdir: Any, env: dict[str, str]
+) -> tuple[Any, int, Any, Any]:
+    """`stella web` as its own process: a serving certificate for 127.0.0.1, a free port,
+    the console's own ServiceAccount token, and `env` (vault, limits, ...). Returns
+    (process, port, the CA that signed its certificate, the certificate)."""
+    import sys
+    from pathlib import Path
+
+    from devenv.proc import Process, free_port
+    from devenv.webhooks import make_serving_cert
+
+    ca, crt, key = make_serving_cert(workdir / "pki")
+    port = free_port()
+    kubeconfig = service_account_kubeconfig(
+        admin, server, ca_file, "stella-system", "stella-console", workdir / "kubeconfig"
+    )
+    stella = str(Path(sys.executable).parent / "stella")
+    proc = Process(
+        "stella-web",
+        [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
+        workdir / "console.log",
+        env={"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", **env},
+    ).start()
+    return proc, port, ca, crt

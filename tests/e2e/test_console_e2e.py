@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import ssl
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,14 +29,12 @@ import pytest
 from kubernetes import client
 from tests.e2e.browser import Browser
 from tests.e2e.demo_world import DemoWorld, G, V, _release_body, world_fixture  # noqa: F401
-from tests.kube_support import eventually, metric_sum, service_account_kubeconfig
+from tests.kube_support import eventually, metric_sum, start_console
 
-from devenv.proc import Process, free_port, wait_until
-from devenv.webhooks import make_serving_cert
+from devenv.proc import Process, wait_until
 
 ACCESS_SECONDS = 6  # short, so that refresh rotation happens within the tests
 GRACE = 5.0  # stella.web.sessions.REUSE_GRACE_SECONDS
-CONSOLE_SA = ("stella-system", "stella-console")
 RBAC = "rbac.authorization.k8s.io"
 WEB = {"kind": "Deployment", "name": "web", "container": "web"}
 PEOPLE = ("alice", "bob", "carol", "erin", "frank")
@@ -86,23 +83,12 @@ def console(
     workdir = tmp_path_factory.mktemp("console-process")
     token_file = workdir / "vault-token"
     token_file.write_text(openbao.root_token + "\n")
-    ca, crt, key = make_serving_cert(workdir / "pki")
-    port = free_port()
-    stella = str(Path(sys.executable).parent / "stella")
-    proc = Process(
-        "stella-web",
-        [stella, "web", "--cert", str(crt), "--key", str(key), "--port", str(port)],
-        workdir / "console.log",
-        env={
-            "KUBECONFIG": str(
-                service_account_kubeconfig(
-                    world.admin,
-                    world.kube.server,
-                    str(world.kube.ca_file),
-                    *CONSOLE_SA,
-                    workdir / "kubeconfig",
-                )
-            ),
+    proc, port, ca, crt = start_console(
+        world.admin,
+        world.kube.server,
+        str(world.kube.ca_file),
+        workdir,
+        {
             "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
             "STELLA_WEB_HEADER_LOGIN": "true",
             "STELLA_NAMESPACE": world.namespace,  # where this operator keeps its evidence
@@ -111,9 +97,8 @@ def console(
             "STELLA_VAULT_AUTH": "token",
             "STELLA_VAULT_TOKEN_FILE": str(token_file),
             "STELLA_INSECURE_REGISTRIES": world.registry.host,
-            "PYTHONUNBUFFERED": "1",
         },
-    ).start()
+    )
     c = Console(proc, port, ca, crt, {u: _bearer(kube_as[u]) for u in PEOPLE})
     try:
         wait_until(
