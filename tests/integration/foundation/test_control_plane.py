@@ -119,7 +119,7 @@ def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
     }
     with pytest.raises(ApiException) as err:
         api.create_cluster_custom_object(G, V, "environments", body)
-    assert "a target names a namespace" in json.loads(err.value.body)["message"]
+    assert "a target names either a namespace" in json.loads(err.value.body)["message"]
 
 
 def test_kubectl_prints_the_printer_columns(
