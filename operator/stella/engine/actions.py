@@ -71,12 +71,29 @@ def halt_cleared_by(actions: Sequence[Body], halted_since: datetime) -> Body | N
     return None
 
 
+def processed(body: Body) -> datetime:
+    """When the engine carried an Action out (status.processedAt; microseconds since the
+    engine runs one Environment's Actions one after another, so this orders them)."""
+    raw = (body.get("status") or {}).get("processedAt")
+    if isinstance(raw, str) and raw:
+        try:
+            return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.min.replace(tzinfo=UTC)
+
+
 def suspension_of(actions: Sequence[Body]) -> Suspension | None:
-    """The suspension the newest Done Suspend/Resume says, if it is a Suspend."""
-    latest: Body | None = None
-    for a in actions:
-        if _spec(a).get("action") in ("Suspend", "Resume") and phase_of(a) == "Done":
-            latest = a  # actions come oldest first
+    """The suspension the newest Done Suspend/Resume says, if it is a Suspend.
+
+    Newest = carried out last (processedAt), ties (records written before processedAt had
+    microseconds) in the order given, which is oldest first."""
+    done = [
+        (processed(a), i, a)
+        for i, a in enumerate(actions)
+        if _spec(a).get("action") in ("Suspend", "Resume") and phase_of(a) == "Done"
+    ]
+    latest = max(done, key=lambda t: (t[0], t[1]))[2] if done else None
     if latest is None or _spec(latest).get("action") != "Suspend":
         return None
     actor = recorded_identity(latest, "actor")
@@ -235,7 +252,7 @@ class ActionRunner:
             "reason": verdict.reason,
             "message": verdict.message[:4096],
             "actor": actor.username if actor else None,
-            "processedAt": datetime.now(UTC).replace(microsecond=0).isoformat(),
+            "processedAt": datetime.now(UTC).isoformat(),
         }
         out = await asyncio.to_thread(kubeio.patch_action_status, str(meta.get("name")), status)
         # Read-your-writes: the next derivation must see this Action as finished.

@@ -270,19 +270,16 @@ class ClusterView:
             return [b for k in keys if (b := store.get(k)) is not None]
 
     def actions_for(self, environment: str, *types: str) -> list[Body]:
-        """The Actions on one Environment (of the given types), oldest first (the API
-        server's creationTimestamp, then name): O(its actions)."""
+        """The Actions on one Environment (of the given types), oldest first: by the API
+        server's creationTimestamp, and within one second in the order the watch
+        delivered them (etcd's commit order; the index keeps arrival order and the sort
+        is stable) — never by name, which would put a Resume before the Suspend made in
+        the same second. O(its actions)."""
         with self._lock:
             store = self._actions
             items = [b for k in store.members(environment) if (b := store.get(k)) is not None]
         found = [body for body in items if not types or _spec(body).get("action") in types]
-        return sorted(
-            found,
-            key=lambda b: (
-                str(_meta(b).get("creationTimestamp", "")),
-                str(_meta(b).get("name", "")),
-            ),
-        )
+        return sorted(found, key=lambda b: str(_meta(b).get("creationTimestamp", "")))
 
     def releases_targeting(self, environment: str) -> Iterator[ReleaseKey]:
         """The Releases whose spec names this Environment: O(their number)."""

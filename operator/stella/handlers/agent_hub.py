@@ -32,6 +32,9 @@ from stella.handlers.tls_server import ThreadedTLSServer
 from stella.k8s import events
 from stella.settings import Settings
 
+# The sweep task, held by the app so it is not garbage-collected while it runs.
+_REVOCATIONS: web.AppKey[asyncio.Task[None]] = web.AppKey("revocations", asyncio.Task)
+
 security = logging.getLogger("stella.security")
 MAX_BODY = 64 * 1024
 REVOCATION_SECONDS = 2.0
@@ -78,7 +81,7 @@ class AgentHubServer(ThreadedTLSServer):
         app.on_startup.append(self._start_revocations)
 
     async def _start_revocations(self, app: web.Application) -> None:
-        app["revocations"] = asyncio.get_running_loop().create_task(self._revocations())
+        app[_REVOCATIONS] = asyncio.get_running_loop().create_task(self._revocations())
 
     async def _revocations(self) -> None:
         """`stella agent revoke`, carried out within REVOCATION_SECONDS of the flag (the

@@ -72,6 +72,28 @@ def test_the_newest_done_suspend_or_resume_decides() -> None:
     assert suspension_of([s, r, pending]) is None  # not carried out yet
 
 
+def test_a_resume_in_the_same_second_as_its_suspend_comes_after_it() -> None:
+    """The API server's creationTimestamp has seconds; "resume-…" sorts before "suspend-…"
+    by name. The order is the watch's (etcd's) and then the order the engine carried them
+    out — not the names."""
+    view = ClusterView()
+    same = "2026-11-28T10:00:00Z"
+    suspend = act("Suspend", same, reason="INC")
+    resume = act("Resume", same)
+    view.apply("Action", "ADDED", suspend)
+    view.apply("Action", "ADDED", resume)
+    assert [a["spec"]["action"] for a in view.actions_for("prod")] == ["Suspend", "Resume"]
+    # Carried out in that order, a microsecond apart: the Resume is the newest.
+    suspend["status"] = {"phase": "Done", "processedAt": "2026-11-28T10:00:00.100001+00:00"}
+    resume["status"] = {"phase": "Done", "processedAt": "2026-11-28T10:00:00.100002+00:00"}
+    assert suspension_of(view.actions_for("prod")) is None
+    # Whatever order they are listed in (a restart re-lists by name), processedAt decides.
+    assert suspension_of([resume, suspend]) is None
+    resume["status"]["processedAt"] = "2026-11-28T10:00:00.100000+00:00"
+    got = suspension_of([resume, suspend])
+    assert got is not None and got.reason == "INC"
+
+
 def test_a_promote_counts_only_for_the_release_it_was_bound_to() -> None:
     rel = release()
     binding = binding_of(rel)
