@@ -173,6 +173,25 @@ def test_dev_to_prod_through_applications_one_sync_each_no_fight(
         p for p in packets(shop.admin, shop.env_name("prod")) if p["kind"] == "PromotionDeployed"
     ]
     assert f"Application {ns}/shop-prod" in done[-1]["outcome"]["message"]
+    # The override before/after and the revision Argo CD synced, as fields of the packets.
+    app = client.CustomObjectsApi(shop.admin).get_namespaced_custom_object(
+        *A, ns, "applications", "shop-prod"
+    )
+    change = {"component": "web", "before": initial, "after": image}
+    assert done[-1]["outcome"]["applications"] == [
+        {
+            "namespace": ns,
+            "name": "shop-prod",
+            "changes": [change],
+            "revision": app["status"]["sync"]["revision"],
+        }
+    ]
+    authorized = [
+        p for p in packets(shop.admin, shop.env_name("prod")) if p["kind"] == "PromotionAuthorized"
+    ]
+    assert authorized[-1]["outcome"]["applications"] == [
+        {"namespace": ns, "name": "shop-prod", "changes": [change], "revision": ""}
+    ]
 
 
 def test_degraded_application_fails_and_its_override_is_put_back(

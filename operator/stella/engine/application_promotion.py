@@ -38,6 +38,7 @@ class ApplicationPromotions:
         elapsed = (now - (p.since or now)).total_seconds()
         timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
         states = applications.states(apps, current, spec)
+        p.application_revisions = applications.revisions(states, p.application_revisions)
         if not gone and states and all(s.state == "Synced" for _, s in states):
             then: float | None = await self._rolled_out(
                 promo,

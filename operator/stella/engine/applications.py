@@ -12,7 +12,7 @@ from typing import Any
 from stella.engine import kubeio
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.environment import ApplicationTarget
-from stella.models.release import WorkloadImage
+from stella.models.release import ApplicationRevision, WorkloadImage
 from stella.policy.application import AppState, images_of, judge, override, previous, restore
 
 KIND = "Application"
@@ -101,6 +101,20 @@ def states(
         for a in apps
         if (a.namespace, a.name) in current
     ]
+
+
+def revisions(
+    states: Sequence[tuple[ApplicationTarget, AppState]], known: Sequence[ApplicationRevision]
+) -> list[ApplicationRevision]:
+    """`known`, updated with the revision of each Application that has compared against
+    this override (Synced or Degraded; not while Waiting)."""
+    out = {(r.namespace, r.name): r for r in known}
+    for a, s in states:
+        if s.state != "Waiting":
+            out[(a.namespace, a.name)] = ApplicationRevision(
+                namespace=a.namespace, name=a.name, revision=s.revision[:128]
+            )
+    return list(out.values())
 
 
 def describe(apps: Sequence[ApplicationTarget]) -> str:

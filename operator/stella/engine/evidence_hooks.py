@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stella.engine.view import Body
+from stella.evidence.application_changes import application_evidence
 from stella.evidence.event import EvidenceEvent
 from stella.evidence.packet import (
     AgentRef,
@@ -23,7 +24,7 @@ from stella.evidence.packet import (
 from stella.evidence.recorder import Recorder
 from stella.models import ReleaseSpec
 from stella.models.common import parse_time
-from stella.models.release import EnvironmentProgress
+from stella.models.release import EnvironmentProgress, WorkloadImage
 from stella.policy import Tally, recorded_identity
 from stella.policy.binding import binding_of
 from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
@@ -79,10 +80,13 @@ class EvidenceHooks:
         promoted_by: Sequence[str] = (),
         agents: Sequence[Mapping[str, str]] = (),
         supply_chain: Sequence[Mapping[str, Any]] = (),
+        applications: Sequence[WorkloadImage] = (),
     ) -> None:
         """agents: for a promotion into agent targets, each agent chosen and the serial of
         the certificate it holds (the evidence names who will deploy). supply_chain: per
-        image, who signed it and its provenance (builder, source repository and revision)."""
+        image, who signed it and its provenance (builder, source repository and revision).
+        applications: for Argo CD Application targets, the override entries about to be
+        replaced (the Release status' previousImages of kind Application)."""
         approvals = []
         for c in t.counted:
             approvals.append(
@@ -137,7 +141,11 @@ class EvidenceHooks:
                     outcome="Allowed",
                     reasons=[f"{c.gate}: {c.detail}"[:1024] for c in checks],
                 ),
-                outcome=Outcome(result="Authorized", reason="Promoting"),
+                outcome=Outcome(
+                    result="Authorized",
+                    reason="Promoting",
+                    applications=application_evidence(applications, spec.components),
+                ),
             )
         )
 
@@ -209,6 +217,11 @@ class EvidenceHooks:
                     result=outcome,
                     reason=p.reason,
                     message=p.message[:4096],
+                    applications=application_evidence(
+                        p.previous_images,
+                        spec.components,
+                        {f"{r.namespace}/{r.name}": r.revision for r in p.application_revisions},
+                    ),
                     verification_started_at=p.verification.started_at if p.verification else None,
                     checks=[
                         CheckEvidence(

@@ -400,14 +400,7 @@ class Reconciler(Verifications, ApplicationPromotions, AgentPromotions, PluginSt
             )
             return 10.0
         attempt = p.attempt + 1
-        try:
-            await self.hooks.authorized(
-                body, spec, env_name, attempt, t, checks, promoted_by, supply_chain=chain.evidence()
-            )
-        except EvidenceError as exc:
-            return await self._evidence_pending(promo, exc)
-
-        p.previous_images = [
+        previous = [
             WorkloadImage(
                 namespace=u.namespace,
                 kind=u.kind,
@@ -417,8 +410,24 @@ class Reconciler(Verifications, ApplicationPromotions, AgentPromotions, PluginSt
             )
             for u in updates
         ] or applications.before(apps, current, spec)
+        try:
+            await self.hooks.authorized(
+                body,
+                spec,
+                env_name,
+                attempt,
+                t,
+                checks,
+                promoted_by,
+                supply_chain=chain.evidence(),
+                applications=previous if apps else (),
+            )
+        except EvidenceError as exc:
+            return await self._evidence_pending(promo, exc)
+        p.previous_images = previous
         p.attempt = attempt
         p.verification = None  # a new attempt is verified anew, never by an old one's checks
+        p.application_revisions = []
         if apps:
             _move(p, "Deploying", "SyncingApplication", f"setting {applications.describe(apps)}")
         else:

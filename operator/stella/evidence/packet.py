@@ -119,10 +119,32 @@ class CheckEvidence(StrictModel):
     message: Annotated[str, Field(max_length=1024)] = ""
 
 
+class OverrideChange(StrictModel):
+    """One component's entry in an Argo CD Application's image override: what Stella found
+    there and what it wrote ('' before: there was none)."""
+
+    component: Annotated[str, Field(max_length=63)]
+    before: Annotated[str, Field(max_length=512)] = ""
+    after: Annotated[str, Field(max_length=512)]
+
+
+class ApplicationEvidence(StrictModel):
+    """An Argo CD Application a promotion went through (issue 14): the override changes
+    and, once Argo CD compared against the new override, the git revision it reported."""
+
+    namespace: ShortText
+    name: ShortText
+    changes: list[OverrideChange] = Field(default_factory=list, max_length=64)
+    revision: Annotated[str, Field(max_length=128)] = ""
+
+
 class Outcome(StrictModel):
     result: Annotated[str, Field(max_length=64)]
     reason: Annotated[str, Field(max_length=128)] = ""
     message: Annotated[str, Field(max_length=4096)] = ""
+    # Set only for Environments whose targets are Argo CD Applications (absent otherwise,
+    # so other packets are byte for byte what they were).
+    applications: list[ApplicationEvidence] | None = Field(default=None, max_length=32)
     # Set only when the Environment verifies deployments (absent otherwise, so packets
     # without verification are byte for byte what they were).
     verification_started_at: datetime | None = None

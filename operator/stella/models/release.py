@@ -160,6 +160,19 @@ class WorkloadImage(StrictModel):
     )
 
 
+class ApplicationRevision(StrictModel):
+    """The git revision an Argo CD Application reported after comparing against the
+    override of this attempt (issue 14): what the outcome evidence records."""
+
+    namespace: Annotated[str, Field(max_length=63)] = Field(
+        description="The Application's namespace."
+    )
+    name: Annotated[str, Field(max_length=253)] = Field(description="The Application.")
+    revision: Annotated[str, Field(max_length=128)] = Field(
+        description="The revision in its status.sync.revision."
+    )
+
+
 class EnvironmentProgress(StrictModel):
     """Where this Release stands in one environment."""
 
@@ -202,6 +215,12 @@ class EnvironmentProgress(StrictModel):
         max_length=200,
         description="The images that ran before this Release was deployed here: what a "
         "rollback on failure puts back.",
+    )
+    application_revisions: list[ApplicationRevision] = Field(
+        default_factory=list,
+        max_length=32,
+        description="For Argo CD Application targets: the revision each Application "
+        "reported for this attempt's override (docs/argocd.md).",
     )
 
 
