@@ -54,7 +54,7 @@ from kubernetes import client  # noqa: E402
 from tests import plugin_support as ps  # noqa: E402
 from tests.e2e.conftest import start_operator  # noqa: E402
 from tests.e2e.test_plugins_e2e import Service  # noqa: E402
-from tests.kube_support import api_client_for  # noqa: E402
+from tests.kube_support import api_client_for, grant_release_retention  # noqa: E402
 
 from bench_promotion import deployment, pct, rss_mib  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
@@ -233,6 +233,7 @@ def main() -> int:
         }
         if args.keep_finished:
             extra["STELLA_KEEP_FINISHED_RELEASES"] = str(args.keep_finished)
+            grant_release_retention(admin)
         op = start_operator(cp, work / "operator", extra)
         frank.create_cluster_custom_object(
             G,

@@ -172,3 +172,28 @@ def start_console(
         env={"KUBECONFIG": str(kubeconfig), "PYTHONUNBUFFERED": "1", **env},
     ).start()
     return proc, port, ca, crt
+
+
+def grant_release_retention(admin: client.ApiClient) -> None:
+    """Bind hack/dev-rbac.yaml's stella-operator-retention (delete on releases) to the
+    operator, as the chart does when retention.keepFinishedReleases > 0."""
+    from devenv.controlplane import OPERATOR_USER
+
+    body = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "stella-operator-retention"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "stella-operator-retention",
+        },
+        "subjects": [
+            {"kind": "User", "name": OPERATOR_USER, "apiGroup": "rbac.authorization.k8s.io"}
+        ],
+    }
+    try:
+        client.RbacAuthorizationV1Api(admin).create_cluster_role_binding(body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise

@@ -104,6 +104,11 @@ ENVIRONMENT_HALTED = Gauge(
     ["environment"],
     registry=REGISTRY,
 )
+RELEASES_PRUNED = Counter(
+    "stella_releases_pruned_total",
+    "Finished Releases deleted by the opt-in retention (STELLA_KEEP_FINISHED_RELEASES).",
+    registry=REGISTRY,
+)
 PLUGIN_RUNS = Counter(
     "stella_plugin_runs_total",
     "Workflow plugin runs, by plugin, step and outcome (Passed, Failed, "

@@ -105,6 +105,10 @@ class Settings:
     )
     max_promotions: int = field(default_factory=lambda: int(_env("STELLA_MAX_PROMOTIONS", "50")))
     plugin_runs_max: int = field(default_factory=lambda: int(_env("STELLA_PLUGIN_RUNS_MAX", "4")))
+    # Opt-in retention of finished Releases per namespace (docs/quotas.md); 0 = off.
+    keep_finished_releases: int = field(
+        default_factory=lambda: int(_env("STELLA_KEEP_FINISHED_RELEASES", "0"))
+    )
 
 
 def load() -> Settings:

@@ -32,7 +32,7 @@ from kubernetes import client
 from tests import plugin_support as ps
 from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
-from tests.kube_support import eventually
+from tests.kube_support import eventually, grant_release_retention
 
 from devenv.controlplane import ControlPlane
 from stella.evidence.manifest import L_KIND, chain_selector
@@ -41,6 +41,7 @@ from stella.policy.identity import Identity, format_identity
 
 G, V = "stella.io", "v1alpha1"
 URL = [{"name": "url", "required": True}]
+KEEP = 5  # STELLA_KEEP_FINISHED_RELEASES for this module's operator
 
 
 class Service:
@@ -150,7 +151,14 @@ def world(
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     publisher = ps.Publisher(work, f"platform-{uuid.uuid4().hex[:4]}")
     service, other = Service(503), Service(200)
-    env = {"STELLA_INSECURE_REGISTRIES": registry.host, "STELLA_RELEASE_LOOP_THRESHOLD": "3"}
+    env = {
+        "STELLA_INSECURE_REGISTRIES": registry.host,
+        "STELLA_RELEASE_LOOP_THRESHOLD": "3",
+        # The opt-in retention (T10), more than any other test here leaves finished in
+        # one namespace: only test_retention's own namespace reaches it.
+        "STELLA_KEEP_FINISHED_RELEASES": str(KEEP),
+    }
+    grant_release_retention(kube_admin)
     with running_operator(kube, work, env) as op:
         w = World(
             op,
@@ -189,6 +197,9 @@ def world(
             core.delete_namespace(ns)
             service.stop()
             other.stop()
+            client.RbacAuthorizationV1Api(kube_admin).delete_cluster_role_binding(
+                "stella-operator-retention"
+            )
 
 
 def _refusal(call: Any) -> str:
@@ -437,6 +448,42 @@ def test_the_same_release_in_a_loop_is_stopped_with_429_and_retry_after(world: W
     assert status["details"]["retryAfterSeconds"] > 0
     assert world.op.metric("stella_security_events_total", signal="ReleaseLoop") >= 1
     assert world.op.metric("stella_admission_denied_total", rule="release.loop") >= 1
+
+
+def test_opt_in_retention_deletes_finished_releases_beyond_the_newest_kept(world: World) -> None:
+    """T10 memory: with STELLA_KEEP_FINISHED_RELEASES the operator keeps the newest KEEP
+    finished Releases of a namespace and deletes older ones, never an unfinished one nor
+    the one an Environment names; the evidence of the deleted ones stays."""
+    ns = f"keep-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(world.admin)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    shop = Shop(world.admin, world.users, world.registry, ns)
+    try:
+        shop.environment("keep", replicas=1, suspended=True)
+        image = shop.image("6.0")
+        names = [f"keep{i}" for i in range(1, KEEP + 4)]  # keep1 .. keep8
+        for name in names:
+            shop.release(name, image, ["keep"])
+        alice = client.CustomObjectsApi(world.users["alice"])
+
+        def left() -> list[str]:
+            items = alice.list_namespaced_custom_object(G, V, ns, "releases")["items"]
+            return sorted(i["metadata"]["name"] for i in items)
+
+        # keep1..keep7 are Superseded, keep8 waits (suspended): the two oldest go.
+        eventually(lambda: left() == names[2:], timeout=90, what="the two oldest deleted")
+        assert shop.phase(names[-1], "keep") == "Halted"
+        # Resumed, keep8 deploys and is current; the newest KEEP finished stay.
+        client.CustomObjectsApi(world.admin).patch_cluster_custom_object(
+            G, V, "environments", shop.env_name("keep"), {"spec": {"suspended": False}}
+        )
+        shop.wait_phase(names[-1], "keep", "Deployed", timeout=120)
+        eventually(lambda: left() == names[-KEEP:], timeout=90, what="keep4..keep8 left")
+        assert shop.environment_status("keep")["currentRelease"] == f"{ns}/{names[-1]}"
+        assert world.op.metric("stella_releases_pruned_total") >= 3
+    finally:
+        shop.cleanup()
+        core.delete_namespace(ns)
 
 
 def _whoami(world: World, user: str) -> Any:

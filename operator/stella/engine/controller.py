@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from stella.engine import retention
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import free_locks, held_by, stale_locks
 from stella.engine.drift import DriftReporter
@@ -35,6 +36,7 @@ class Controller:
         workers: int = 4,
         resync_seconds: float = 30.0,
         drift_seconds: float = 300.0,
+        keep_finished: int = 0,
     ) -> None:
         self.view = ClusterView(project=slim)
         self.queue: WorkQueue[ReleaseKey] = WorkQueue()
@@ -58,6 +60,7 @@ class Controller:
         self.drift_seconds = drift_seconds
         self.workers = workers
         self.resync_seconds = resync_seconds
+        self.keep_finished = keep_finished
         self.started = False
 
     # ---- events ------------------------------------------------------------------------
@@ -158,6 +161,16 @@ class Controller:
                 if not phases or any(p not in TERMINAL_PHASES for p in phases):
                     self.queue.add(key)
 
+    async def _retain(self) -> None:
+        """The opt-in retention of finished Releases (stella.engine.retention), each resync
+        period, off this loop's other work; off unless keep_finished is set."""
+        while self.keep_finished > 0:
+            await asyncio.sleep(self.resync_seconds)
+            try:
+                await retention.sweep(self.view, self.keep_finished)
+            except Exception as exc:
+                log.warning("retention sweep failed; the next one retries: %s", type(exc).__name__)
+
     async def _drift(self) -> None:
         while True:
             await asyncio.sleep(self.drift_seconds)
@@ -207,6 +220,7 @@ class Controller:
                 self.gone_queue.run(self._free_gone, 1),
                 self._resync(),
                 self._drift(),
+                self._retain(),
                 self.digests.run(),
             )
         finally:

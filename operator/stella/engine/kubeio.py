@@ -106,6 +106,26 @@ def get_release(namespace: str, name: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], out)
 
 
+def delete_release(key: ReleaseKey, uid: str) -> bool:
+    """Delete this very Release (its UID a precondition: one re-created under the name is
+    left alone). False when it is already gone or is another one now."""
+    ns, name = key
+    try:
+        _custom().delete_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            ns,
+            "releases",
+            name,
+            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+        )
+    except ApiException as exc:
+        if exc.status in (404, 409):
+            return False
+        raise
+    return True
+
+
 def get_namespace(name: str) -> dict[str, Any] | None:
     try:
         obj = client.CoreV1Api(_api()).read_namespace(name)

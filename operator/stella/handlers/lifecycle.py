@@ -46,6 +46,7 @@ def build_controller() -> Controller:
         workers=cfg.workers,
         resync_seconds=cfg.resync_seconds,
         drift_seconds=cfg.drift_seconds,
+        keep_finished=cfg.keep_finished_releases,
     )
 
 

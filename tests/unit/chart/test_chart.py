@@ -363,3 +363,44 @@ def test_every_value_is_documented_in_the_chart_readme() -> None:
     assert not missing, f"undocumented values in charts/stella/README.md: {missing}"
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert set(values) <= set(schema["properties"])
+
+
+def test_release_retention_is_off_and_grants_no_delete_by_default(
+    docs: list[dict[str, Any]],
+) -> None:
+    assert not [d for d in docs if d["metadata"]["name"] == "stella-operator-retention"]
+    deploy = by_kind(docs, "Deployment", "stella-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["STELLA_KEEP_FINISHED_RELEASES"] == "0"
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].startswith(
+            "stella-operator"
+        ):
+            assert not any(
+                "delete" in r["verbs"] and "releases" in r["resources"] for r in d["rules"]
+            )
+
+
+def test_release_retention_on_grants_delete_of_releases_only() -> None:
+    objs = rendered("retention.keepFinishedReleases=20")
+    role = by_kind(objs, "ClusterRole", "stella-operator-retention")
+    dev = {
+        (d["kind"], d["metadata"]["name"]): d
+        for d in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text())
+        if d
+    }
+    assert role["rules"] == dev[("ClusterRole", "stella-operator-retention")]["rules"]
+    assert role["rules"] == [
+        {"apiGroups": ["stella.io"], "resources": ["releases"], "verbs": ["delete"]}
+    ]
+    binding = by_kind(objs, "ClusterRoleBinding", "stella-operator-retention")
+    assert binding["subjects"][0]["name"] == "stella-operator"
+    deploy = by_kind(objs, "Deployment", "stella-operator")
+    env = {
+        e["name"]: e.get("value")
+        for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["STELLA_KEEP_FINISHED_RELEASES"] == "20"

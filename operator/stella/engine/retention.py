@@ -1,0 +1,99 @@
+"""Opt-in retention of finished Releases: keep the newest N finished Releases of each
+namespace and delete the older ones (STELLA_KEEP_FINISHED_RELEASES, 0 = off, the default).
+
+Off by default because a Release is often applied from git (Argo CD, Flux): a tool that
+syncs what git holds would create a deleted Release again, and a re-created Release is a
+new one (new UID, approvals not inherited). Turn it on where Releases are made by CI and
+never re-applied. What a deleted Release did stays in the evidence (ConfigMaps and the
+external log are the permanent record, and are never pruned); its Kubernetes object was a
+request, not the record.
+
+Never deleted: a Release that is not finished (an Environment not in a final phase, or
+never evaluated), the newest N finished ones of its namespace, and any Release an
+Environment still names — its currentRelease, the holder of its lock (inFlight) or an
+entry of its history (what `stella rollback` may go back to). Each delete is made with the
+Release's UID as a precondition, so a Release re-created under the same name in the
+meantime is never the one deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from stella.engine import kubeio
+from stella.engine.actions import created
+from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
+from stella.metrics import RELEASES_PRUNED
+from stella.models.release import TERMINAL_PHASES
+
+log = logging.getLogger("stella.engine.retention")
+BATCH = 500  # deletes per sweep: the rest wait for the next one
+
+
+def finished(body: Body) -> bool:
+    status = body.get("status")
+    progress = status.get("environments") if isinstance(status, Mapping) else None
+    if not isinstance(progress, list) or not progress:
+        return False
+    return all(isinstance(p, Mapping) and p.get("phase") in TERMINAL_PHASES for p in progress)
+
+
+def named_by_environments(environments: Iterable[Body]) -> set[str]:
+    """NAMESPACE/NAME of every Release an Environment's status still names."""
+    out: set[str] = set()
+    for env in environments:
+        status = env.get("status")
+        if not isinstance(status, Mapping):
+            continue
+        for field in ("currentRelease", "inFlight"):
+            if isinstance(status.get(field), str):
+                out.add(status[field])
+        for entry in status.get("history") or []:
+            if isinstance(entry, Mapping) and isinstance(entry.get("release"), str):
+                out.add(entry["release"])
+    return out
+
+
+def prunable(
+    releases: Iterable[tuple[ReleaseKey, Body]], keep: int, named: set[str]
+) -> list[ReleaseKey]:
+    """The finished Releases beyond the newest `keep` of each namespace (by creation time,
+    then name), oldest first, leaving out those in `named`. keep <= 0: none (off)."""
+    if keep <= 0:
+        return []
+    by_ns: dict[str, list[tuple[object, str, ReleaseKey]]] = defaultdict(list)
+    for key, body in releases:
+        if finished(body):
+            by_ns[key[0]].append((created(body), key[1], key))
+    out: list[tuple[object, str, ReleaseKey]] = []
+    for items in by_ns.values():
+        items.sort(reverse=True)  # newest first
+        out.extend(i for i in items[keep:] if release_key_str(i[2]) not in named)
+    out.sort()
+    return [i[2] for i in out]
+
+
+async def sweep(view: ClusterView, keep: int) -> int:
+    """Delete up to BATCH prunable Releases; returns how many went. Only on a synced view
+    (an Environment not yet listed could still name one)."""
+    if keep <= 0 or not view.synced:
+        return 0
+    named = named_by_environments(list(view.environments.values()))
+    keys = prunable(
+        ((k, b) for k in view.all_releases() if (b := view.release(k)) is not None), keep, named
+    )
+    deleted = 0
+    for key in keys[:BATCH]:
+        body = view.release(key)
+        uid = ((body or {}).get("metadata") or {}).get("uid")
+        if body is None or not isinstance(uid, str):
+            continue
+        if await asyncio.to_thread(kubeio.delete_release, key, uid):
+            deleted += 1
+    if deleted:
+        RELEASES_PRUNED.inc(deleted)
+        log.info("deleted %d finished Releases beyond the newest %d per namespace", deleted, keep)
+    return deleted
