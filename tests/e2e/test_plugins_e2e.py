@@ -450,6 +450,51 @@ def test_the_same_release_in_a_loop_is_stopped_with_429_and_retry_after(world: W
     assert world.op.metric("stella_admission_denied_total", rule="release.loop") >= 1
 
 
+def test_the_same_promotion_asked_in_a_loop_is_refused_and_signalled(world: World) -> None:
+    """T10 in the engine: a bot re-requesting the promotion of one Release into one
+    Environment. With this module's loop threshold (3), the first three Promote Actions are
+    carried out, the fourth is Refused as PromotionLoop — a security signal (metric, Warning
+    Event) with its evidence (ActionRefused)."""
+    shop = world.shop
+    env = shop.environment(
+        "ploop",
+        replicas=1,
+        autoPromote=False,
+        approvals={"required": 1, "approverGroups": ["release-approvers"]},
+    )
+    shop.release("rel-loop", shop.image("7.0"), ["ploop"])
+    body = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Action",
+        "metadata": {"generateName": "promote-"},
+        "spec": {"action": "Promote", "environment": env, "release": f"{shop.release_ns}/rel-loop"},
+    }
+    bob = client.CustomObjectsApi(world.users["bob"])
+    names = [
+        bob.create_cluster_custom_object(G, V, "actions", body)["metadata"]["name"]
+        for _ in range(4)
+    ]
+
+    def statuses() -> list[dict[str, Any]] | None:
+        out = [
+            world.custom("admin").get_cluster_custom_object(G, V, "actions", n).get("status") or {}
+            for n in names
+        ]
+        return out if all(s.get("phase") for s in out) else None
+
+    final = eventually(statuses, timeout=90, what="all four Actions judged")
+    assert [s["phase"] for s in final] == ["Done", "Done", "Done", "Refused"], final
+    assert final[3]["reason"] == "PromotionLoop"
+    assert "refused as a loop" in final[3]["message"]
+    assert world.op.metric("stella_security_events_total", signal="PromotionLoop") >= 1
+    eventually(lambda: world.events(env, "PromotionLoop"), timeout=30, what="the Event")
+    eventually(
+        lambda: world.packets(env).count("ActionRefused") == 1, timeout=30, what="the evidence"
+    )
+    # The promotion itself is unharmed: still waiting for its approval.
+    assert shop.phase("rel-loop", "ploop") == "WaitingForApproval"
+
+
 def test_opt_in_retention_deletes_finished_releases_beyond_the_newest_kept(world: World) -> None:
     """T10 memory: with STELLA_KEEP_FINISHED_RELEASES the operator keeps the newest KEEP
     finished Releases of a namespace and deletes older ones, never an unfinished one nor

@@ -19,9 +19,10 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stella import metrics, settings
 from stella.engine import kubeio
 from stella.engine.view import Body, ClusterView, ReleaseKey
 from stella.evidence.event import EvidenceEvent
@@ -30,8 +31,11 @@ from stella.evidence.recorder import Recorder
 from stella.models.environment import EnvironmentStatus, Suspension
 from stella.policy.binding import binding_of, recorded_binding
 from stella.policy.identity import recorded_identity
+from stella.policy.promotion_loop import SIGNAL as LOOP_SIGNAL
+from stella.policy.promotion_loop import Request, earlier_requests, loop_message
 
 log = logging.getLogger("stella.engine.actions")
+security = logging.getLogger("stella.security")
 FINISHED = ("Done", "Refused")
 
 
@@ -207,6 +211,38 @@ class ActionRunner:
         self.view = view
         self.recorder = recorder
         self.on_promote = on_promote
+        cfg = settings.load()  # the loop threshold and window are the Release loop's (T10)
+        self.loop_threshold = cfg.release_loop_threshold
+        self.loop_window = timedelta(seconds=cfg.release_loop_window)
+
+    def _promotion_loop(self, action: Body, env_name: str) -> Verdict | None:
+        """A Promote asked again and again (stella.policy.promotion_loop), judged from the
+        Environment's Promote Actions as the view holds them."""
+        actions = self.view.actions_for(env_name, "Promote")
+        uid = (action.get("metadata") or {}).get("uid")
+        index = next(
+            (i for i, a in enumerate(actions) if (a.get("metadata") or {}).get("uid") == uid),
+            None,
+        )
+        if index is None:
+            return None
+        requests = [Request(str(_spec(a).get("release") or ""), created(a)) for a in actions]
+        earlier = earlier_requests(requests, index, self.loop_window)
+        message = loop_message(requests[index], earlier, self.loop_threshold, self.loop_window)
+        return Verdict("Refused", LOOP_SIGNAL, message) if message else None
+
+    async def _signal_loop(self, action: Body, env: Body | None, verdict: Verdict) -> None:
+        spec = _spec(action)
+        metrics.SECURITY_EVENTS.labels(LOOP_SIGNAL).inc()
+        security.warning(
+            "security event %s: Action %s on %s: %s",
+            LOOP_SIGNAL,
+            (action.get("metadata") or {}).get("name"),
+            spec.get("environment"),
+            verdict.message,
+        )
+        if env is not None:
+            await kubeio.emit(env, LOOP_SIGNAL, verdict.message, "Warning", namespace="default")
 
     async def run_pending(self, env_name: str) -> None:
         for action in self.view.actions_for(env_name):
@@ -220,6 +256,8 @@ class ActionRunner:
         verdict = judge(action, env, self.view)
         actor = recorded_identity(action, "actor")
         kind = str(spec.get("action"))
+        if kind == "Promote" and verdict.phase == "Done":
+            verdict = self._promotion_loop(action, str(spec.get("environment"))) or verdict
         release_ref = None
         if kind == "Promote":
             ns, _, name = str(spec.get("release") or "").partition("/")
@@ -269,5 +307,7 @@ class ActionRunner:
             actor.username if actor else "?",
             verdict.phase,
         )
+        if verdict.reason == LOOP_SIGNAL:
+            await self._signal_loop(action, env, verdict)
         if kind == "Promote" and verdict.phase == "Done" and release_ref is not None:
             self.on_promote((release_ref.namespace, release_ref.name))
