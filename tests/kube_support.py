@@ -197,3 +197,54 @@ def grant_release_retention(admin: client.ApiClient) -> None:
     except client.ApiException as exc:
         if exc.status != 409:
             raise
+
+
+def grant_configmap_writes(admin: client.ApiClient, namespace: str, *users: str) -> None:
+    """Let `users` write ConfigMaps in `namespace` through plain RBAC (as a cluster's own
+    Role would let its platform team), and wait until the grant is in force. Idempotent."""
+    rbac = client.RbacAuthorizationV1Api(admin)
+    rules = [
+        client.V1PolicyRule(
+            api_groups=[""],
+            resources=["configmaps"],
+            verbs=["get", "list", "create", "update", "patch", "delete"],
+        )
+    ]
+    ref = client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="cm-writer")
+    bodies: list[tuple[Callable[..., Any], Any]] = [
+        (
+            rbac.create_namespaced_role,
+            client.V1Role(metadata=client.V1ObjectMeta(name="cm-writer"), rules=rules),
+        )
+    ]
+    for user in users:
+        subject = client.RbacV1Subject(
+            kind="User", name=user, api_group="rbac.authorization.k8s.io"
+        )
+        meta = client.V1ObjectMeta(name=f"cm-writer-{user}")
+        bodies.append(
+            (
+                rbac.create_namespaced_role_binding,
+                client.V1RoleBinding(metadata=meta, role_ref=ref, subjects=[subject]),
+            )
+        )
+    for create, body in bodies:
+        try:
+            create(namespace, body)
+        except client.ApiException as exc:
+            if exc.status != 409:
+                raise
+    authz = client.AuthorizationV1Api(admin)
+    for user in users:
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace, verb="create", resource="configmaps"
+                ),
+            )
+        )
+        eventually(
+            lambda r=review: authz.create_subject_access_review(r).status.allowed,
+            what=f"{user} may write ConfigMaps in {namespace}",
+        )

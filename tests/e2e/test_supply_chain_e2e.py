@@ -27,11 +27,12 @@ from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator, vault_env
 from tests.e2e.shop import Shop
-from tests.kube_support import eventually, evidence_packets
+from tests.kube_support import eventually, evidence_packets, grant_configmap_writes
 from tests.supplychain_support import BUILDER, COMMIT, REPO, Cosign, slsa_v1
 
 from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao, Registry
+from stella.supplychain.trust import TRUST_LABEL
 
 NS = "stella-system"
 STELLA = str(Path(sys.executable).parent / "stella")
@@ -150,12 +151,15 @@ def test_a_signature_by_an_untrusted_key_is_refused_without_halting_when_told(
     image = shop.image("stranger")
     stranger, _ = rig.cosign.keypair(f"stranger-{uuid.uuid4().hex[:4]}")
     rig.cosign.sign(stranger, image)
-    # Trust from a ConfigMap in the operator's namespace this time (the platform team's).
+    # Trust from a ConfigMap in the operator's namespace this time, written by a platform
+    # engineer (frank) and labelled as trust: the only kind admission lets him write.
     trust = f"{shop.prefix}-trust"
-    client.CoreV1Api(shop.admin).create_namespaced_config_map(
+    grant_configmap_writes(shop.admin, NS, "frank")
+    platform = client.CoreV1Api(shop.users["frank"])
+    platform.create_namespaced_config_map(
         NS,
         client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=trust),
+            metadata=client.V1ObjectMeta(name=trust, labels={TRUST_LABEL: "true"}),
             data={"ci.pem": (rig.ci_key.with_suffix(".pub")).read_text()},
         ),
     )
@@ -168,7 +172,7 @@ def test_a_signature_by_an_untrusted_key_is_refused_without_halting_when_told(
         requireSignatures={"configMap": trust, "haltOnFailure": False},
     )
     assert f"trusted keys: {trust}/ci.pem" in p["message"]
-    client.CoreV1Api(shop.admin).delete_namespaced_config_map(trust, NS)
+    platform.delete_namespaced_config_map(trust, NS)
     assert not shop.environment_status("stranger").get("halted")
 
 

@@ -18,14 +18,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tests.e2e.conftest import OperatorProcess, running_operator
 from tests.e2e.shop import Shop
-from tests.kube_support import eventually
+from tests.kube_support import eventually, grant_configmap_writes
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
+from stella.supplychain.trust import TRUST_LABEL
 
 NEVER_RELEASED = "sha256:" + "0e" * 32
 PINNED = APPROVED = "workload-digests.stella.io"
 WRITER = "approved-digests-writer.stella.io"
+TRUST_WRITER = "supply-chain-trust-writer.stella.io"
+OPERATOR_NS = "stella-system"
 
 
 def refused(call: Callable[[], Any], policy: str, *says: str) -> str:
@@ -197,6 +200,66 @@ def test_a_team_member_cannot_approve_a_digest_by_editing_the_configmap(
     )
     cm = client.CoreV1Api(kube_admin).read_namespaced_config_map("stella-approved-digests", dev)
     assert NEVER_RELEASED not in (cm.data or {}).get("digests", "")
+
+
+def test_only_the_operator_and_platform_engineers_write_supply_chain_trust(
+    world: tuple[Shop, OperatorProcess, str],
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+) -> None:
+    """Issue 17: a trust ConfigMap (label stella.io/supply-chain-trust) in stella-system is
+    written only by platform engineers and the operator. alice holds the same RBAC on
+    ConfigMaps there as frank and still cannot plant, edit, unlabel or delete one; neither
+    can a cluster admin without the platform group. Her other ConfigMaps are untouched."""
+    grant_configmap_writes(kube_admin, OPERATOR_NS, "alice", "frank")
+    alice, frank = client.CoreV1Api(kube_as["alice"]), client.CoreV1Api(kube_as["frank"])
+    admin = client.CoreV1Api(kube_admin)
+    name = f"trust-{uuid.uuid4().hex[:6]}"
+
+    def trust_cm(pem: str) -> client.V1ConfigMap:
+        labels = {TRUST_LABEL: "true"}
+        return client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name=name, labels=labels), data={"ci.pem": pem}
+        )
+
+    says = ("holds supply-chain trust", "only the Stella operator and the platform groups")
+    refused(
+        lambda: alice.create_namespaced_config_map(OPERATOR_NS, trust_cm("mallory")),
+        TRUST_WRITER,
+        *says,
+        "alice may not",
+    )
+    frank.create_namespaced_config_map(OPERATOR_NS, trust_cm("ci"))
+    forged = {"data": {"ci.pem": "mallory"}}
+    unlabel = {"metadata": {"labels": {TRUST_LABEL: None}}}
+    for who, api in (("alice", alice), ("admin", admin)):
+        refused(lambda: api.patch_namespaced_config_map(name, OPERATOR_NS, forged), TRUST_WRITER)
+        refused(lambda: api.patch_namespaced_config_map(name, OPERATOR_NS, unlabel), TRUST_WRITER)
+        refused(
+            lambda: api.delete_namespaced_config_map(name, OPERATOR_NS),
+            TRUST_WRITER,
+            f"{who} may not",
+        )
+    # The operator's own identity may (it is the other writer the policy names).
+    out = kube.kubectl(
+        "admin",
+        f"--as=system:serviceaccount:{OPERATOR_NS}:stella-operator",
+        "-n",
+        OPERATOR_NS,
+        "annotate",
+        f"configmap/{name}",
+        "stella.io/checked=yes",
+        check=False,
+    )
+    assert TRUST_WRITER not in out.stderr, out.stderr
+    assert admin.read_namespaced_config_map(name, OPERATOR_NS).data == {"ci.pem": "ci"}
+    frank.patch_namespaced_config_map(name, OPERATOR_NS, {"data": {"ci.pem": "ci-2"}})
+    frank.delete_namespaced_config_map(name, OPERATOR_NS)
+    # ConfigMaps without the label are RBAC's business alone (and never trusted).
+    plain = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"{name}-plain"), data={"a": "b"})
+    alice.create_namespaced_config_map(OPERATOR_NS, plain)
+    alice.delete_namespaced_config_map(f"{name}-plain", OPERATOR_NS)
 
 
 def test_with_the_operator_stopped_pods_are_governed_not_stopped(

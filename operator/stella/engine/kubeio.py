@@ -197,16 +197,17 @@ def patch_action_status(name: str, status: Mapping[str, Any]) -> dict[str, Any] 
     return cast(dict[str, Any], out)
 
 
-def get_configmap_data(namespace: str, name: str) -> dict[str, str] | None:
-    """A ConfigMap's data (None when it does not exist): the supply-chain trust material a
-    platform team keeps in the operator's namespace."""
+def get_configmap(namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """A ConfigMap's (labels, data), None when it does not exist: the supply-chain trust
+    material a platform team keeps in the operator's namespace."""
     try:
         obj = client.CoreV1Api(_api()).read_namespaced_config_map(name, namespace)
     except ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return dict(obj.data or {})
+    labels = obj.metadata.labels if obj.metadata else None
+    return dict(labels or {}), dict(obj.data or {})
 
 
 # Argo CD Applications as targets (issue 14): read, and set the image override.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from stella import __version__
@@ -33,7 +33,12 @@ from stella.supplychain.check import (
 )
 from stella.supplychain.errors import SupplyChainError
 from stella.supplychain.passport import Approver, PassportFacts, publish_passport
-from stella.supplychain.trust import passport_rule, provenance_rule, signature_rule
+from stella.supplychain.trust import (
+    TrustConfigMap,
+    passport_rule,
+    provenance_rule,
+    signature_rule,
+)
 
 
 class SupplyChainGate:
@@ -68,8 +73,9 @@ class SupplyChainGate:
             return prov is not None and prov.halt_on_failure
         return sig is not None and sig.halt_on_failure
 
-    async def _configmap(self, name: str) -> Mapping[str, str] | None:
-        return await asyncio.to_thread(kubeio.get_configmap_data, self.namespace, name)
+    async def _configmap(self, name: str) -> TrustConfigMap | None:
+        found = await asyncio.to_thread(kubeio.get_configmap, self.namespace, name)
+        return None if found is None else TrustConfigMap(labels=found[0], data=found[1])
 
     async def check(
         self, spec: ReleaseSpec, env_spec: EnvironmentSpec, credentials: CredentialsLookup

@@ -120,6 +120,21 @@ def test_admission_policies_are_the_one_file(docs: list[dict[str, Any]]) -> None
     }
 
 
+def test_supply_chain_trust_writers_are_the_platform_groups() -> None:
+    """groups.platform is who may write trust ConfigMaps (supply-chain-trust-writer), besides
+    the release's own operator ServiceAccount."""
+    docs = rendered("groups.platform={sre,sec-ops}")
+    policy = next(
+        d
+        for d in docs
+        if d["kind"] == "ValidatingAdmissionPolicy"
+        and d["metadata"]["name"] == "supply-chain-trust-writer.stella.io"
+    )
+    rule = policy["spec"]["validations"][0]["expression"]
+    assert 'g in ["sre","sec-ops"]' in rule and "platform-engineers" not in rule
+    assert ":stella-operator'" in rule
+
+
 def test_the_requester_policy_writes_what_the_webhook_would() -> None:
     """The MutatingAdmissionPolicy stamps exactly what the webhook would
     (configuration.STAMPED_IDENTITY_CEL), and exactly for the identities the webhook's

@@ -11,12 +11,21 @@ from tests.supplychain_support import BUILDER, REPO, KeyPair
 
 from stella.models.supply_chain import PassportPolicy, ProvenancePolicy, SignaturePolicy
 from stella.supplychain.errors import TrustConfigError
-from stella.supplychain.trust import passport_rule, provenance_rule, signature_rule
+from stella.supplychain.trust import (
+    TRUST_LABEL,
+    TrustConfigMap,
+    passport_rule,
+    provenance_rule,
+    signature_rule,
+)
 
 
-def reader(data: dict[str, dict[str, str]]):  # type: ignore[no-untyped-def]
-    async def read(name: str) -> Mapping[str, str] | None:
-        return data.get(name)
+def reader(data: dict[str, dict[str, str]], labelled: bool = True):  # type: ignore[no-untyped-def]
+    async def read(name: str) -> TrustConfigMap | None:
+        found: Mapping[str, str] | None = data.get(name)
+        if found is None:
+            return None
+        return TrustConfigMap(data=found, labels={TRUST_LABEL: "true"} if labelled else {})
 
     return read
 
@@ -45,6 +54,18 @@ def test_missing_or_malformed_configmap_trust_fails_closed(
     with pytest.raises(TrustConfigError) as err:
         asyncio.run(provenance_rule(policy, None, reader(data)))
     assert words in err.value.message and not err.value.refuses
+
+
+def test_a_configmap_without_the_trust_label_is_not_trust() -> None:
+    """Only a labelled ConfigMap is guarded by supply-chain-trust-writer.stella.io; an
+    unlabelled one (anyone with ConfigMap rights could have written it) trusts nothing."""
+    ci = KeyPair.generate()
+    policy = SignaturePolicy(configMap="trust")
+    with pytest.raises(TrustConfigError) as err:
+        unlabelled = reader({"trust": {"ci.pem": ci.public_pem}}, labelled=False)
+        asyncio.run(signature_rule(policy, None, unlabelled))
+    assert f"not labelled {TRUST_LABEL}=true" in err.value.message
+    assert "label configmap trust" in err.value.message and not err.value.refuses
 
 
 def test_vault_keys_without_vault_fail_closed() -> None:
