@@ -18,7 +18,7 @@ from kubernetes import client  # noqa: E402
 
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
-from devenv.services import OpenBao, Postgres, Registry  # noqa: E402
+from devenv.services import OpenBao, Postgres, ReferrersRegistry, Registry  # noqa: E402
 from tests.kube_support import api_client_for  # noqa: E402
 
 
@@ -39,6 +39,14 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def referrers_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry with the OCI 1.1 Referrers API (go-containerregistry's; in memory)."""
+    reg = ReferrersRegistry(tmp_path_factory.mktemp("referrers-registry")).start()
     yield reg
     reg.stop()
 

@@ -146,9 +146,11 @@ class Cosign:
 
     workdir: Path
     binary: Path = field(default_factory=cosign_binary)
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. COSIGN_EXPERIMENTAL=1
 
     def env(self) -> dict[str, str]:
         return {
+            **self.extra_env,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.workdir),
             "COSIGN_PASSWORD": "",

@@ -147,6 +147,27 @@ class Registry:
             self.proc.stop()
 
 
+@dataclass
+class ReferrersRegistry(Registry):
+    """An OCI registry with the OCI 1.1 Referrers API (go-containerregistry's, in memory;
+    hack/referrers-registry, built on first use by hack/build-binaries.sh). No auth."""
+
+    def start(self) -> ReferrersRegistry:
+        script = Path(__file__).resolve().parents[1] / "build-binaries.sh"
+        out = subprocess.run(
+            ["bash", str(script), "referrers-registry"], check=True, capture_output=True, text=True
+        )
+        binary = Path(out.stdout.strip().splitlines()[-1]) / "referrers-registry"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = Process(
+            "referrers-registry",
+            [str(binary), "--address", self.host],
+            self.workdir / "referrers-registry.log",
+        ).start()
+        wait_until(self._up, 20, "referrers-registry", self.proc.log)
+        return self
+
+
 def _bcrypt(password: str) -> str:
     """htpasswd bcrypt via the `htpasswd` tool when present, else Python's crypt-free path."""
     htpasswd = shutil.which("htpasswd")

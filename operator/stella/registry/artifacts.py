@@ -135,6 +135,30 @@ async def referrers(
     return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
 
 
+def referrers_tag(digest: str) -> str:
+    """``sha256:<hex>`` -> ``sha256-<hex>``: the OCI 1.1 referrers tag schema, the image index
+    a client keeps (cosign ``--registry-referrers-mode=oci-1-1``, oras) where a registry has
+    no Referrers API."""
+    algo, _, hex_ = digest.partition(":")
+    return f"{algo}-{hex_}"
+
+
+async def referrers_by_tag(
+    client: RegistryClient,
+    ref: ImageRef,
+    digest: str,
+    credentials: RegistryCredentials | None = None,
+) -> list[dict[str, Any]]:
+    """The descriptors the referrers tag schema lists for ``digest`` (empty when there is no
+    such index). Anyone who may push a tag may write it: callers check each manifest's
+    ``subject`` and every signature, as for the API's answer."""
+    index = await fetch_manifest(client, ref, referrers_tag(digest), credentials)
+    if index is None:
+        return []
+    found = index.doc.get("manifests")
+    return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
+
+
 async def push_blob(
     client: RegistryClient,
     ref: ImageRef,

@@ -4,7 +4,11 @@
   and ``sha256-<hex>.att`` (DSSE layers);
 * the OCI Referrers API (``GET /v2/<repo>/referrers/<digest>``), where the registry has
   it: manifests whose ``subject`` is the image, e.g. Sigstore bundles (cosign
-  ``--new-bundle-format``); the distribution registry answers 404 and is read by tag only.
+  ``--new-bundle-format``) and cosign ``--registry-referrers-mode=oci-1-1`` signatures;
+* where the registry answers 404 there (distribution 2.8), the OCI 1.1 referrers tag schema
+  instead: the image index at tag ``sha256-<hex>`` that those clients then keep.
+
+A referrer counts only when its manifest's ``subject`` is the image's digest.
 
 Every blob is fetched by digest and checked against it before it is parsed.
 """
@@ -14,7 +18,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from stella.registry.artifacts import cosign_tag, fetch_blob, fetch_manifest, referrers
+from stella.registry.artifacts import (
+    cosign_tag,
+    fetch_blob,
+    fetch_manifest,
+    referrers,
+    referrers_by_tag,
+)
 from stella.registry.client import RegistryClient, RegistryCredentials
 from stella.registry.reference import ImageRef
 from stella.supplychain.bundle import BUNDLE_TYPES
@@ -72,14 +82,16 @@ async def discover(
     async def by_referrers() -> None:
         descs = await referrers(client, ref, digest, credentials)
         if descs is None:
-            return
-        found.referrers_api = True
+            descs = await referrers_by_tag(client, ref, digest, credentials)
+        else:
+            found.referrers_api = True
         for d in descs[:MAX_LAYERS]:
             mdigest = d.get("digest")
             if not isinstance(mdigest, str):
                 continue
             m = await fetch_manifest(client, ref, mdigest, credentials)
-            if m is not None:
+            subject = m.doc.get("subject") if m is not None else None
+            if m is not None and isinstance(subject, dict) and subject.get("digest") == digest:
                 await _read_layers(client, ref, m.layers, credentials, found)
 
     work = [by_referrers()]
