@@ -239,7 +239,10 @@ class Prometheus:
 
 @dataclass
 class Postgres:
-    """A throwaway PostgreSQL cluster under a temp dir, listening on loopback only."""
+    """A throwaway PostgreSQL cluster under a temp dir, listening on loopback only, and
+    only over TLS: a CA and a server certificate (SANs 127.0.0.1, localhost) are made for
+    it, pg_hba.conf has no plain `host` line, and dsn() says sslmode=verify-full with that
+    CA as sslrootcert."""
 
     workdir: Path
     port: int = field(default_factory=free_port)
@@ -257,12 +260,31 @@ class Postgres:
     def datadir(self) -> Path:
         return self.workdir / "pgdata"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.workdir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the server's certificate (what a client's sslrootcert names)."""
+        return self.tls_dir / "postgres-ca.crt"
+
     def dsn(
-        self, user: str | None = None, password: str | None = None, db: str = "postgres"
+        self,
+        user: str | None = None,
+        password: str | None = None,
+        db: str = "postgres",
+        tls: bool = True,
     ) -> str:
+        """tls=False leaves the TLS parameters out (for a client given them otherwise, e.g.
+        PGSSLMODE/PGSSLROOTCERT from the chart); the server still refuses plain TCP."""
         user = user or self.superuser
         auth = f"{user}:{password}@" if password else f"{user}@"
-        return f"postgresql://{auth}{LOOPBACK}:{self.port}/{db}"
+        url = f"postgresql://{auth}{LOOPBACK}:{self.port}/{db}"
+        if not tls:
+            return url
+        query = urllib.parse.urlencode({"sslmode": "verify-full", "sslrootcert": self.ca_file})
+        return f"{url}?{query}"
 
     def _user(self) -> str | None:
         return "postgres" if os.geteuid() == 0 else None
@@ -299,6 +321,7 @@ class Postgres:
                 user=self._user(),
             )
             pwfile.unlink()
+            self._tls()
         self.proc = Process(
             "postgres",
             [
@@ -313,12 +336,35 @@ class Postgres:
                 str(self.port),
                 "-c",
                 "fsync=off",
+                "-c",
+                "ssl=on",
+                "-c",
+                f"ssl_cert_file={self.tls_dir / 'server.crt'}",
+                "-c",
+                f"ssl_key_file={self.tls_dir / 'server.key'}",
             ],
             self.workdir / "postgres.log",
             preexec_user=self._user(),
         ).start()
         wait_until(self._ready, 30, "PostgreSQL", self.proc.log)
         return self
+
+    def _tls(self) -> None:
+        """Once per cluster (a restart keeps them): the CA, the server's certificate and
+        key (owned by the server's user, 0600, as PostgreSQL demands), and a pg_hba.conf
+        that accepts TCP only over TLS."""
+        from devenv import pki
+
+        ca_crt, ca_key = pki.make_ca(self.tls_dir, "postgres-ca")
+        pki.issue(ca_crt, ca_key, self.tls_dir, "server", [LOOPBACK, "localhost"])
+        if self._user():
+            shutil.chown(self.tls_dir / "server.key", "postgres", "postgres")
+            os.chmod(self.tls_dir, 0o755)
+        (self.datadir / "pg_hba.conf").write_text(
+            "local all all scram-sha-256\n"
+            "hostssl all all 127.0.0.1/32 scram-sha-256\n"
+            "hostssl all all ::1/128 scram-sha-256\n"
+        )
 
     def _ready(self) -> bool:
         import psycopg

@@ -237,6 +237,10 @@ def materialise_volumes(
             for key, b64 in (s.data or {}).items():
                 (host / key).write_bytes(base64.b64decode(b64))
                 (host / key).chmod(0o600)
+        elif "configMap" in vol:
+            cm = client.CoreV1Api(admin).read_namespaced_config_map(vol["configMap"]["name"], ns)
+            for key, text in (cm.data or {}).items():
+                (host / key).write_text(text)
         elif "emptyDir" in vol or "persistentVolumeClaim" in vol:
             pass  # an empty directory; for a PVC, one that outlives the process
         else:
@@ -548,16 +552,31 @@ def create_evidence_log(postgres: Any, workdir: Path) -> tuple[str, str]:
         timeout=60,
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    return postgres.dsn(user=writer, db=db), pw
+    # Without TLS parameters: the chart adds them from evidence.logCA (PGSSLMODE,
+    # PGSSLROOTCERT); a chart without that value still gets TLS, the only way in.
+    return postgres.dsn(user=writer, db=db, tls=False), pw
+
+
+LOG_CA_CONFIGMAP = "stella-evidence-log-ca"
 
 
 def prepare_namespace(kube: ControlPlane, postgres: Any, workdir: Path) -> tuple[Path, str, str]:
     """What a platform engineer makes before `helm install` on a cluster without
     cert-manager: the namespace, a TLS Secret from a new CA, the evidence log and a Secret
-    with its writer's password. Returns (CA file, log DSN without password, password)."""
+    with its writer's password, and a ConfigMap with the CA of the log's TLS certificate.
+    Returns (CA file, log DSN without password, password)."""
     ca, crt, key = make_serving_cert(workdir / "webhook-pki")
     dsn, pg_password = create_evidence_log(postgres, workdir / "dba")
     kube.kubectl("admin", "create", "namespace", NS)
+    kube.kubectl(
+        "admin",
+        "create",
+        "configmap",
+        LOG_CA_CONFIGMAP,
+        "-n",
+        NS,
+        f"--from-file=ca.crt={postgres.ca_file}",
+    )
     kube.kubectl(
         "admin",
         "create",
@@ -617,6 +636,7 @@ def installed(
         **chart_values(ca, dsn, webhook_port, registry.host),
         "webhook.url": f"https://127.0.0.1:{webhook_port}",
         "httpPort": str(http_port),
+        "evidence.logCA.configMap": LOG_CA_CONFIGMAP,  # verify-full (docs/data-at-rest.md)
     }
     ref = ROOT / ".local" / "image" / "reference"
     if ref.exists():  # the image `make image` pushed, when there is one

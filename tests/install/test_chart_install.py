@@ -112,11 +112,15 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
     operator_as_chart: OperatorInPod,
     people: dict[str, client.ApiClient],
     registry: Any,
+    postgres: Any,
 ) -> None:
     op, kube, admin = operator_as_chart, installed.kube, installed.admin
     # It runs with what the Deployment says, nothing added but the ServiceAccount's token.
     assert op.env["STELLA_SERVICE_ACCOUNT"] == f"system:serviceaccount:{NS}:{SA}"
     assert op.env["STELLA_NAMESPACE"] == NS
+    # The evidence log only over TLS verified against the CA of evidence.logCA.
+    assert op.env["PGSSLMODE"] == "verify-full"
+    assert op.env["PGSSLROOTCERT"].endswith("/ca.crt")
     whoami = json.loads(
         subprocess.run(
             [
@@ -199,6 +203,8 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
             **os.environ,
             "KUBECONFIG": str(kube.kubeconfig_for("erin")),
             "PGPASSWORD": installed.pg_password,
+            "PGSSLMODE": "verify-full",
+            "PGSSLROOTCERT": str(postgres.ca_file),
         }
         verify = subprocess.run(
             [STELLA, "evidence", "verify", "-n", NS, "--log", installed.values["evidence.log"]],

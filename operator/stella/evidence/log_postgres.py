@@ -181,6 +181,30 @@ _BY_SQLSTATE = {
     "57P03": "the server is starting up or shutting down; retry in a moment",
 }
 _BY_TEXT = (  # libpq's connection failures carry no SQLSTATE, only text
+    # TLS first: a missing CA file also "does not exist", a plain refusal is a pg_hba one.
+    (
+        "certificate verify failed",
+        "the server's TLS certificate is not signed by the CA given as sslrootcert "
+        "(PGSSLROOTCERT): give the CA that issued it",
+    ),
+    (
+        "does not match host name",
+        "the server's TLS certificate does not name this host: connect by a name or address "
+        "its certificate lists",
+    ),
+    (
+        "root certificate file",
+        "the CA file named by sslrootcert (PGSSLROOTCERT) does not exist or cannot be read",
+    ),
+    (
+        "server does not support ssl",
+        "the server does not offer TLS, and sslmode requires it: turn on ssl in postgresql.conf",
+    ),
+    (
+        "no encryption",
+        "the server accepts only TLS connections: connect with sslmode=verify-full and "
+        "sslrootcert=<its CA> (or PGSSLMODE/PGSSLROOTCERT)",
+    ),
     ("password authentication failed", _BY_SQLSTATE["28P01"]),
     ("no pg_hba.conf entry", _BY_SQLSTATE["28000"]),
     ("database system is", _BY_SQLSTATE["57P03"]),

@@ -419,3 +419,38 @@ def test_release_retention_on_grants_delete_of_releases_only() -> None:
         for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["STELLA_KEEP_FINISHED_RELEASES"] == "20"
+
+
+def test_the_evidence_log_is_reached_over_verified_tls_with_its_ca() -> None:
+    docs = rendered("evidence.logCA.configMap=postgres-ca")
+    pod = by_kind(docs, "Deployment", "stella-operator")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["PGSSLMODE"] == "verify-full"
+    assert env["PGSSLROOTCERT"] == "/etc/stella/evidence-log-ca/ca.crt"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "evidence-log-ca")
+    assert mount == {
+        "name": "evidence-log-ca",
+        "mountPath": "/etc/stella/evidence-log-ca",
+        "readOnly": True,
+    }
+    volume = next(v for v in pod["volumes"] if v["name"] == "evidence-log-ca")
+    assert volume["configMap"] == {"name": "postgres-ca"}
+    plain = rendered()
+    container = by_kind(plain, "Deployment", "stella-operator")["spec"]["template"]["spec"]
+    assert "PGSSLMODE" not in {e["name"] for e in container["containers"][0]["env"]}
+
+
+def test_an_sslmode_that_would_override_the_ca_is_refused() -> None:
+    weak = LOG + "?sslmode=require"
+    out = render(f"image.digest={DIGEST}", weak, "evidence.logCA.configMap=postgres-ca")
+    assert out.returncode != 0
+    assert "sslmode other than verify-full while evidence.logCA is set" in out.stderr
+    ok = render(
+        f"image.digest={DIGEST}",
+        LOG + "?sslmode=verify-full",
+        "evidence.logCA.configMap=postgres-ca",
+        "webhook.certManager.enabled=false",
+        f"webhook.caBundle={CA}",
+    )
+    assert ok.returncode == 0, ok.stderr
