@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import ItemsView, KeysView, Mapping, MutableMapping, ValuesView
 from typing import Any
 
 from stella import metrics
@@ -91,6 +91,19 @@ class _ReadThrough(Mapping[Any, Any]):
 
     def __len__(self) -> int:
         return len(self._store)
+
+    # Whole-view reads (the synced indexes) take one snapshot of the store: Mapping's own
+    # items()/values() would look each listed key up again, and a Release deleted by the
+    # watch in between (a namespace going, the opt-in retention) would then be a miss —
+    # one GET, None, KeyError, and an admission request denied as an internal error.
+    def keys(self) -> KeysView[Any]:
+        return dict(self._store).keys()
+
+    def values(self) -> ValuesView[Any]:
+        return dict(self._store).values()
+
+    def items(self) -> ItemsView[Any, Any]:
+        return dict(self._store).items()
 
 
 class _AdmissionView:
