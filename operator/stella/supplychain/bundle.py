@@ -121,6 +121,40 @@ def _verify_keyed(bundle: Mapping[str, Any], keys: Sequence[TrustedKey]) -> Bund
     raise SignatureUntrusted("a Sigstore bundle's signature verifies under no trusted key")
 
 
+class _IssuerPolicy:
+    """A sigstore-python verification policy for the certificate's OIDC issuer: Fulcio's
+    extension 1.3.6.1.4.1.57264.1.8 (a DER UTF8String) and the deprecated .1.1 (raw text).
+    Each one the certificate carries must name ``issuer``, and it must carry one.
+    sigstore-python's own ``Identity`` reads .1.1 only, so a certificate with just .1.8 (as
+    Fulcio may issue once .1.1 is gone) would fail there."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def verify(self, cert: Any) -> None:
+        from cryptography.x509 import ExtensionNotFound
+        from sigstore.errors import VerificationError
+        from sigstore.verify.policy import OIDCIssuer, OIDCIssuerV2
+
+        present = 0
+        for policy in (OIDCIssuerV2, OIDCIssuer):
+            try:
+                cert.extensions.get_extension_for_oid(policy.oid)
+            except ExtensionNotFound:
+                continue
+            present += 1
+            policy(self.issuer).verify(cert)
+        if not present:
+            raise VerificationError("the certificate names no OIDC issuer")
+
+
+def _identity_policy(identity: Identity) -> Any:
+    from sigstore.verify.policy import AllOf
+    from sigstore.verify.policy import Identity as SubjectPolicy
+
+    return AllOf([SubjectPolicy(identity=identity.subject), _IssuerPolicy(identity.issuer)])
+
+
 def _verify_certificate(
     raw: bytes, trusted_root_json: str | None, identities: Sequence[Identity]
 ) -> BundleResult:
@@ -128,7 +162,6 @@ def _verify_certificate(
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier
     from sigstore.verify.policy import AnyOf
-    from sigstore.verify.policy import Identity as SigstoreIdentity
     from sigstore_models.trustroot import v1 as trustroot_v1
 
     if not trusted_root_json:
@@ -146,21 +179,74 @@ def _verify_certificate(
         verifier = Verifier(trusted_root=root)
     except (SigstoreError, ValueError) as exc:
         raise TrustConfigError(f"the trusted root is not usable: {exc}") from None
-    policy = AnyOf([SigstoreIdentity(identity=i.subject, issuer=i.issuer) for i in identities])
+    policies = [(i, _identity_policy(i)) for i in identities]
+    bundle = None
     try:
         bundle = Bundle.from_json(raw)
         if bundle._dsse_envelope is not None:
-            ptype, payload = verifier.verify_dsse(bundle, policy)
+            ptype, payload = verifier.verify_dsse(bundle, AnyOf([p for _, p in policies]))
             envelope = Envelope(ptype, payload, (bundle.signature,))
-            return BundleResult(signer="certificate", envelope=envelope, message_digest=None)
+            return BundleResult(
+                signer=_matched(bundle.signing_certificate, policies),
+                envelope=envelope,
+                message_digest=None,
+            )
     except (SigstoreError, ValueError) as exc:
+        if bundle is not None and "policies succeeded" in str(exc):
+            trusted = ", ".join(f"{i.subject} (issuer {i.issuer})" for i in identities)
+            raise SignatureUntrusted(
+                "a certificate-signed Sigstore bundle is signed by "
+                f"{_describe(bundle.signing_certificate)}, none of the identities this "
+                f"Environment trusts: {trusted}"
+            ) from None
         raise SignatureUntrusted(
-            f"a certificate-signed Sigstore bundle does not verify: {exc}"
+            f"a certificate-signed Sigstore bundle does not verify: {str(exc)[:300]}"
         ) from None
     raise SignatureUntrusted(
         "a certificate-signed Sigstore bundle over a message (not DSSE) cannot be tied to the "
         "image here; sign with an attestation (cosign attest) instead"
     )
+
+
+def _describe(cert: Any) -> str:
+    """A signing certificate's identities and issuer, as a person reads them."""
+    from cryptography import x509
+    from cryptography.hazmat import asn1
+    from sigstore.verify.policy import OIDCIssuer, OIDCIssuerV2
+
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = san.get_values_for_type(x509.RFC822Name) + san.get_values_for_type(
+            x509.UniformResourceIdentifier
+        )
+    except x509.ExtensionNotFound:
+        names = []
+    issuer = "none"
+    for oid, v2 in ((OIDCIssuerV2.oid, True), (OIDCIssuer.oid, False)):
+        try:
+            value = cert.extensions.get_extension_for_oid(oid).value.value
+        except x509.ExtensionNotFound:
+            continue
+        # .1.8 is a DER UTF8String, .1.1 raw text.
+        try:
+            issuer = asn1.decode_der(str, value) if v2 else value.decode()
+        except ValueError:
+            issuer = "unreadable"
+        break
+    return f"{', '.join(names) or 'no identity'} (issuer {issuer})"
+
+
+def _matched(cert: Any, policies: Sequence[tuple[Identity, Any]]) -> str:
+    """The first identity whose policy the (verified) certificate meets, by name."""
+    from sigstore.errors import VerificationError
+
+    for identity, policy in policies:
+        try:
+            policy.verify(cert)
+        except VerificationError:
+            continue
+        return f"{identity.subject} (issuer {identity.issuer})"
+    raise VerificationError("no identity matches the certificate")  # AnyOf passed: unreachable
 
 
 def verify_bundle(

@@ -19,11 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.keyless_support import SigstoreInstance
 from tests.supplychain_support import OFFLINE_REGISTRY, Cosign
 
 from devenv.services import Registry, push_image
 from stella.registry import RegistryClient
+from stella.registry.artifacts import push_blob, push_manifest
 from stella.registry.reference import parse_pinned
+from stella.supplychain.bundle import BUNDLE_V03, Identity
 from stella.supplychain.check import SignatureRule, check_image
 from stella.supplychain.discovery import Found, discover
 from stella.supplychain.keys import load_trusted_key
@@ -134,6 +137,62 @@ def test_cosign_new_bundle_format_signatures_pass_for_their_digest_only(
     assert len(found(referrers_registry, other).bundles) == 1
     assert checked(referrers_registry, other, signer.rule)[1] == "SignatureUntrusted"
     assert signer.cosign.run(*verify, other, check=False).returncode != 0
+
+
+def test_a_keyless_bundle_among_the_referrers_passes_for_its_identity(
+    referrers_registry: Registry,
+) -> None:
+    """A certificate-signed bundle (tests/keyless_support: Fulcio-like CA, CT log and Rekor
+    log made here) attached as cosign attaches --new-bundle-format bundles, found through
+    the Referrers API and verified offline against the trusted root for one identity."""
+    sigstore = SigstoreInstance()
+    img = image(referrers_registry)
+    ref = parse_pinned(img)
+    assert ref.digest is not None
+    bundle = sigstore.bundle(
+        sigstore.leaf("ci@example.com", "https://issuer.example.com"), ref.name, ref.digest
+    )
+
+    async def attach() -> None:
+        async with RegistryClient(insecure_registries={referrers_registry.host}) as client:
+            config = await push_blob(client, ref, b"{}")
+            layer_bytes = json.dumps(bundle).encode()
+            layer = await push_blob(client, ref, layer_bytes)
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "artifactType": BUNDLE_V03,
+                "config": {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "size": 2,
+                    "digest": config,
+                },
+                "layers": [{"mediaType": BUNDLE_V03, "size": len(layer_bytes), "digest": layer}],
+                "subject": {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": ref.digest,
+                    "size": 0,
+                },
+            }
+            raw = json.dumps(manifest).encode()
+            await push_manifest(client, ref, "keyless", raw)
+
+    asyncio.run(attach())
+    root = json.dumps(sigstore.trusted_root())
+    trusted = SignatureRule(
+        keys=(),
+        trusted_root_json=root,
+        identities=(Identity("ci@example.com", "https://issuer.example.com"),),
+    )
+    ok, reason, message = checked(referrers_registry, img, trusted)
+    assert (ok, reason) == (True, "Verified"), message
+    assert message == "signed by ci@example.com (issuer https://issuer.example.com)"
+    other = SignatureRule(
+        keys=(),
+        trusted_root_json=root,
+        identities=(Identity("release@example.com", "https://issuer.example.com"),),
+    )
+    assert checked(referrers_registry, img, other)[1] == "SignatureUntrusted"
 
 
 def test_without_the_api_the_referrers_tag_schema_is_read(
