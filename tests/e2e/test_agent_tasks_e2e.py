@@ -744,16 +744,21 @@ def test_the_agent_charts_own_rbac_and_commands_deploy(rig: Rig) -> None:
 def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) -> None:
     """requireSignatures on an Environment deployed by agents (issue 17): an unsigned image
     fails before any task is queued, and the agent's cluster keeps what it ran."""
+    from tests.kube_support import grant_configmap_writes
     from tests.supplychain_support import KeyPair
+
+    from stella.supplychain.trust import TRUST_LABEL
 
     home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
     old, unsigned = shop.image("4.0"), shop.image("4.1")
     rig.remote.deployment(old)
     trust = f"{shop.prefix}-agent-trust"
-    client.CoreV1Api(shop.admin).create_namespaced_config_map(
+    grant_configmap_writes(shop.admin, "stella-system", "frank")  # a platform engineer
+    platform = client.CoreV1Api(shop.users["frank"])
+    platform.create_namespaced_config_map(
         "stella-system",
         client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(name=trust),
+            metadata=client.V1ObjectMeta(name=trust, labels={TRUST_LABEL: "true"}),
             data={"ci.pem": KeyPair.generate().public_pem},
         ),
     )
@@ -785,7 +790,7 @@ def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) ->
         p = shop.wait_phase("rel-sc", "signed", "Failed", timeout=90)
     finally:
         proc.stop()
-        client.CoreV1Api(shop.admin).delete_namespaced_config_map(trust, "stella-system")
+        platform.delete_namespaced_config_map(trust, "stella-system")
     assert p["reason"] == "SignatureMissing", p
     tasks = client.CustomObjectsApi(rig.admin).list_namespaced_custom_object(G, V, NS, "agenttasks")
     assert not [t for t in tasks["items"] if "rel-sc" in json.dumps(t.get("spec", {}))]
