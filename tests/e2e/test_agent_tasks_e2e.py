@@ -795,3 +795,105 @@ def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) ->
     tasks = client.CustomObjectsApi(rig.admin).list_namespaced_custom_object(G, V, NS, "agenttasks")
     assert not [t for t in tasks["items"] if "rel-sc" in json.dumps(t.get("spec", {}))]
     assert rig.remote.web().spec.template.spec.containers[0].image == old
+
+
+def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) -> None:
+    """An Environment deployed by agents runs its plugin steps in the hub's sandbox: a
+    failing Gate holds the promotion before any task is queued (the agent's cluster keeps
+    what it ran); once the gate passes, the task goes out, and PostDeploy runs after the
+    agent reported, before Deployed — each run a PluginRun packet in the chain."""
+    from tests import plugin_support as ps
+    from tests.e2e.test_actions_e2e import packets
+    from tests.e2e.test_plugins_e2e import Service
+
+    home = rig.agent(f"eu-{uuid.uuid4().hex[:4]}")
+    old, new = shop.image("5.0"), shop.image("5.1")
+    rig.remote.deployment(old)
+    service = Service(503)
+    publisher = ps.Publisher(rig.tmp, f"agents-{uuid.uuid4().hex[:4]}")
+    module = ps.build(ps.SMOKE)
+    path = rig.tmp / f"smoke-{uuid.uuid4().hex[:6]}.wasm"
+    path.write_bytes(module)
+    manifest = ps.manifest_for(
+        module,
+        name=f"{shop.prefix}-smoke",
+        publisher=publisher.name,
+        entryPoints=["gate", "postDeploy"],
+        capabilities={"network": [{"host": "127.0.0.1", "port": service.port, "scheme": "http"}]},
+        inputs=[{"name": "url", "required": True}],
+    )
+    api = client.CustomObjectsApi(shop.admin)
+    api.create_cluster_custom_object(
+        G,
+        V,
+        "pluginpublishers",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "PluginPublisher",
+            "metadata": {"name": publisher.name},
+            "spec": {"keys": [{"keyId": k, "publicKey": p} for k, p in publisher.trust.items()]},
+        },
+    )
+    api.create_cluster_custom_object(
+        G,
+        V,
+        "plugins",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Plugin",
+            "metadata": {"name": manifest.name},
+            "spec": {"manifest": publisher.sign(manifest), "module": {"file": str(path)}},
+        },
+    )
+    env = shop.env_name("gated-agent")
+    steps = [
+        {"plugin": manifest.name, "at": at, "inputs": {"url": service.url()}}
+        for at in ("Gate", "PostDeploy")
+    ]
+    api.create_cluster_custom_object(
+        G,
+        V,
+        "environments",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": env},
+            "spec": {
+                "targets": [
+                    {
+                        "agentSelector": {"matchLabels": {"cluster": home.name}},
+                        "namespace": TARGET_NS,
+                    }
+                ],
+                "allowedRegistries": [rig.registry.host],
+                "plugins": steps,
+            },
+        },
+    )
+    shop.created_envs.append(env)
+    proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
+    try:
+        shop.release("rel-pl", new, ["gated-agent"])
+        held = shop.wait_reason("rel-pl", "gated-agent", "PluginFailed", timeout=90)
+        assert held["phase"] == "Pending", held
+        assert "service did not answer 200" in held["message"], held
+        assert service.hits, "the gate never called the service"
+        tasks = api.list_namespaced_custom_object(G, V, NS, "agenttasks")["items"]
+        assert not [t for t in tasks if "rel-pl" in json.dumps(t.get("spec", {}))]
+        assert rig.remote.web().spec.template.spec.containers[0].image == old
+        service.status = 200  # the gate is asked again (30 s) and passes
+        shop.wait_phase("rel-pl", "gated-agent", "Deployed", timeout=150)
+    finally:
+        proc.stop()
+        service.stop()
+        for plural, name in (("plugins", manifest.name), ("pluginpublishers", publisher.name)):
+            api.delete_cluster_custom_object(G, V, plural, name)
+    assert rig.remote.web().spec.template.spec.containers[0].image == new
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-pl"]
+    kinds = [p["kind"] for p in chain]
+    runs = [p["policy"]["inputs"]["step"] for p in chain if p["kind"] == "PluginRun"]
+    assert runs[0] == "Gate" and runs[-1] == "PostDeploy" and runs.count("PostDeploy") >= 1, runs
+    # Gate runs before the authorization, PostDeploy after it and before the outcome.
+    assert kinds.index("PluginRun") < kinds.index("PromotionAuthorized")
+    last_post = max(i for i, p in enumerate(chain) if p["kind"] == "PluginRun")
+    assert kinds.index("PromotionAuthorized") < last_post < kinds.index("PromotionDeployed")

@@ -1,6 +1,13 @@
 """The steps of a promotion into an Environment whose targets are agents: the same gates,
 lock and evidence as a promotion here, then an AgentTask per target instead of a patch,
-and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.py)."""
+and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.py).
+
+The Environment's plugin steps run here too, in the hub's sandbox (engine/plugin_steps.py):
+Gate and PreDeploy before the lock and before any task is queued, PostDeploy once every
+agent reported success and before the promotion counts as deployed, Notify after the
+outcome (in _finish). A PostDeploy failure fails the promotion; the hub does not roll an
+agent's cluster back (the agent rolls back only what its own rollout failed), so the
+failure says what runs there."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from stella import metrics
 from stella.engine import agent_dispatch, agent_redispatch, kubeio
+from stella.engine.plugin_steps import PluginSteps
 from stella.evidence.errors import EvidenceError
 from stella.models.agent_task import TERMINAL_TASK_PHASES
 from stella.policy import Tally
@@ -34,8 +42,9 @@ def _move(p: Any, phase: str, reason: str, message: str) -> None:
     move(p, phase, reason, message)
 
 
-class AgentPromotions:
-    """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes."""
+class AgentPromotions(PluginSteps):
+    """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes, and
+    the plugin steps."""
 
     registry: Any
     locks: Any
@@ -93,6 +102,15 @@ class AgentPromotions:
         chain = await self._supply_chain_gate(promo)
         if chain is None or isinstance(chain, float):
             return chain
+        try:
+            block = await self._plugin_steps_before_deploy(promo)
+        except EvidenceError as exc:
+            from stella.engine.reconcile import _evidence_block
+
+            block = _evidence_block(exc)
+        if block is not None:
+            _move(p, block.phase, block.reason, block.message)
+            return block.retry_after
         if not await self.locks.acquire(env_name, key_s):
             _move(p, "Pending", "InFlight", f"another release is deploying to {env_name}")
             return 10.0
@@ -165,6 +183,17 @@ class AgentPromotions:
         elapsed = (datetime.now(UTC) - started).total_seconds()
         timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
         if result.state == "Succeeded":
+            after = await self._plugin_steps_after_rollout(promo)
+            if after is not None:
+                _move(
+                    p,
+                    "Failed",
+                    after.reason,
+                    f"{after.message}; the agents' clusters keep {spec.version} (the hub does "
+                    "not roll an agent's cluster back: promote the previous Release)",
+                )
+                await self._finish(promo, "Failed", elapsed)
+                return None
             then: float | None = await self._rolled_out(
                 promo, elapsed, f"{spec.version} is live in {env_name}: {result.message}"
             )
