@@ -60,6 +60,7 @@ class FakeArgoCD:
         name = app["metadata"]["name"]
         self.syncs[name] = self.syncs.get(name, 0) + 1
         images = (source.get("kustomize") or {}).get("images") or []
+        images += [str(p.get("value")) for p in (source.get("helm") or {}).get("parameters") or []]
         healthy = not any(i in self.bad for i in images)
         revision = uuid.uuid4().hex + uuid.uuid4().hex[:8]
         body = {
@@ -212,3 +213,45 @@ def test_degraded_application_fails_and_its_override_is_put_back(
         p for p in packets(shop.admin, shop.env_name("dev")) if p["kind"] == "PromotionRolledBack"
     ]
     assert rolled and rolled[-1]["outcome"]["reason"] == "ApplicationDegraded"
+
+
+def test_a_helm_application_gets_the_parameter_its_target_names(
+    world: tuple[Shop, FakeArgoCD, str, str],
+) -> None:
+    """The Helm parameter a target names (as Argo CD Image Updater's helm.image-spec
+    writes back), the other parameters kept; a Degraded sync puts the old value back."""
+    shop, argocd, ns, initial = world
+    api = client.CustomObjectsApi(shop.admin)
+    body = application("shop-helm", [])
+    source = body["spec"]["source"]
+    del source["kustomize"]
+    source["helm"] = {
+        "parameters": [{"name": "replicas", "value": "2"}, {"name": "web.image", "value": initial}]
+    }
+    api.create_namespaced_custom_object(*A, ns, "applications", body)
+    target = {
+        "name": "shop-helm",
+        "namespace": ns,
+        "helmParameters": [{"component": "web", "parameter": "web.image"}],
+    }
+    shop.environment("helm", replicas=0, targets=[{"application": target}])
+    good, bad = shop.image("3.0"), shop.image("3.1")
+
+    def params() -> list[dict[str, Any]]:
+        app = api.get_namespaced_custom_object(*A, ns, "applications", "shop-helm")
+        return list(app["spec"]["source"]["helm"]["parameters"])
+
+    shop.release("rel-h1", good, ["helm"])
+    shop.wait_phase("rel-h1", "helm", "Deployed", timeout=90)
+    assert params() == [{"name": "replicas", "value": "2"}, {"name": "web.image", "value": good}]
+    argocd.bad.add(bad)
+    shop.release("rel-h2", bad, ["helm"])
+    failed = shop.wait_phase("rel-h2", "helm", "Failed", timeout=90)
+    assert failed["reason"] == "ApplicationDegraded"
+    assert params() == [{"name": "replicas", "value": "2"}, {"name": "web.image", "value": good}]
+    rolled = [
+        p for p in packets(shop.admin, shop.env_name("helm")) if p["kind"] == "PromotionRolledBack"
+    ]
+    assert rolled[-1]["outcome"]["applications"][0]["changes"] == [
+        {"component": "web", "before": good, "after": bad}
+    ]

@@ -72,7 +72,7 @@ class ApplicationPromotions:
             )
         outcome = "Failed"
         if env_spec.rollout.rollback_on_failure and p.previous_images:
-            await asyncio.to_thread(applications.put_back, p.previous_images, spec)
+            await asyncio.to_thread(applications.put_back, apps, p.previous_images, spec)
             outcome = "RolledBack"
             why += "; the Applications' image overrides were put back"
         _move(p, "Failed", reason, why)

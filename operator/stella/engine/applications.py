@@ -1,7 +1,8 @@
 """Argo CD Applications as an Environment's targets (issue 14): the reads and writes of a
-promotion through them. Stella sets each Application's kustomize image override (as Argo
-CD Image Updater writes back) instead of patching a Deployment Argo CD owns, so Argo CD's
-self-heal never undoes it; whether it took is what the Application's status says
+promotion through them. Stella sets each Application's image override — the kustomize
+images, or for a Helm source the parameters the target names (as Argo CD Image Updater
+writes back) — instead of patching a Deployment Argo CD owns, so Argo CD's self-heal never
+undoes it; whether it took is what the Application's status says
 (policy.application.judge)."""
 
 from __future__ import annotations
@@ -13,7 +14,18 @@ from stella.engine import kubeio
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.environment import ApplicationTarget
 from stella.models.release import ApplicationRevision, WorkloadImage
-from stella.policy.application import AppState, images_of, judge, override, previous, restore
+from stella.policy.application import (
+    AppState,
+    app_parameters,
+    images_of,
+    judge,
+    override,
+    parameter,
+    previous,
+    restore,
+    restore_parameter,
+    set_parameter,
+)
 
 KIND = "Application"
 AppKey = tuple[str, str]
@@ -40,21 +52,43 @@ def missing(apps: Sequence[ApplicationTarget], current: Mapping[AppKey, Any]) ->
     ]
 
 
+def helm_parameters(a: ApplicationTarget) -> dict[str, str]:
+    """component -> the Helm parameter holding its image ({} for a kustomize override)."""
+    return {h.component: h.parameter for h in a.helm_parameters}
+
+
+def unmapped(apps: Sequence[ApplicationTarget], spec: ReleaseSpec) -> list[str]:
+    """Components a Helm target names no parameter for: nothing can be set for them."""
+    return [
+        f"component {c.name} has no Helm parameter in the target for Argo CD Application "
+        f"{a.namespace}/{a.name} (add it to helmParameters)"
+        for a in apps
+        if a.helm_parameters
+        for c in spec.components
+        if c.name not in helm_parameters(a)
+    ]
+
+
 def before(
     apps: Sequence[ApplicationTarget], current: Mapping[AppKey, Any], spec: ReleaseSpec
 ) -> list[WorkloadImage]:
-    """The override entries the Release replaces: what a rollback puts back."""
-    return [
-        WorkloadImage(
-            namespace=a.namespace,
-            kind=KIND,
-            name=a.name,
-            container=c.name,
-            image=previous(images_of(current[(a.namespace, a.name)]), c.image),
-        )
-        for a in apps
-        for c in spec.components
-    ]
+    """The override entries (or Helm parameter values) the Release replaces: what a
+    rollback puts back."""
+    out = []
+    for a in apps:
+        app, params = current[(a.namespace, a.name)], helm_parameters(a)
+        for c in spec.components:
+            was = (
+                parameter(app_parameters(app), params[c.name])
+                if params
+                else previous(images_of(app), c.image)
+            )
+            out.append(
+                WorkloadImage(
+                    namespace=a.namespace, kind=KIND, name=a.name, container=c.name, image=was
+                )
+            )
+    return out
 
 
 def write(apps: Sequence[ApplicationTarget], spec: ReleaseSpec) -> None:
@@ -64,6 +98,15 @@ def write(apps: Sequence[ApplicationTarget], spec: ReleaseSpec) -> None:
         app = kubeio.get_application(a.namespace, a.name)
         if app is None:
             continue
+        params = helm_parameters(a)
+        if params:
+            have = app_parameters(app)
+            want = have
+            for c in spec.components:
+                want = set_parameter(want, params[c.name], c.image)
+            if want != have:
+                kubeio.set_application_parameters(a.namespace, a.name, want)
+            continue
         images = images_of(app)
         wanted = images
         for c in spec.components:
@@ -72,10 +115,13 @@ def write(apps: Sequence[ApplicationTarget], spec: ReleaseSpec) -> None:
             kubeio.set_application_images(a.namespace, a.name, wanted)
 
 
-def put_back(previous_images: Sequence[WorkloadImage], spec: ReleaseSpec) -> None:
-    """Rollback: each Application's override as it was before (Stella's entries removed
-    where there was none)."""
+def put_back(
+    apps: Sequence[ApplicationTarget], previous_images: Sequence[WorkloadImage], spec: ReleaseSpec
+) -> None:
+    """Rollback: each Application's override as it was before (Stella's entries or
+    parameters removed where there were none)."""
     images_by_component = {c.name: c.image for c in spec.components}
+    params_of = {(a.namespace, a.name): helm_parameters(a) for a in apps}
     by_app: dict[AppKey, list[WorkloadImage]] = {}
     for w in previous_images:
         if w.kind == KIND:
@@ -83,6 +129,14 @@ def put_back(previous_images: Sequence[WorkloadImage], spec: ReleaseSpec) -> Non
     for (ns, name), entries in by_app.items():
         app = kubeio.get_application(ns, name)
         if app is None:
+            continue
+        params = params_of.get((ns, name)) or {}
+        if params:
+            values = app_parameters(app)
+            for w in entries:
+                if w.container in params:
+                    values = restore_parameter(values, params[w.container], w.image)
+            kubeio.set_application_parameters(ns, name, values)
             continue
         images = images_of(app)
         for w in entries:
@@ -95,12 +149,15 @@ def put_back(previous_images: Sequence[WorkloadImage], spec: ReleaseSpec) -> Non
 def states(
     apps: Sequence[ApplicationTarget], current: Mapping[AppKey, Any], spec: ReleaseSpec
 ) -> list[tuple[ApplicationTarget, AppState]]:
-    wanted = [c.image for c in spec.components]
-    return [
-        (a, judge(current[(a.namespace, a.name)], wanted))
-        for a in apps
-        if (a.namespace, a.name) in current
-    ]
+    out = []
+    for a in apps:
+        if (a.namespace, a.name) not in current:
+            continue
+        params = helm_parameters(a)
+        wanted = [] if params else [c.image for c in spec.components]
+        values = {params[c.name]: c.image for c in spec.components if c.name in params}
+        out.append((a, judge(current[(a.namespace, a.name)], wanted, values)))
+    return out
 
 
 def revisions(

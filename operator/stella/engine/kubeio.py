@@ -233,3 +233,15 @@ def set_application_images(namespace: str, name: str, images: list[str]) -> None
         name,
         {"spec": {"source": {"kustomize": {"images": images}}}},
     )
+
+
+def set_application_parameters(namespace: str, name: str, params: list[dict[str, Any]]) -> None:
+    """spec.source.helm.parameters, the whole list (a merge patch replaces lists)."""
+    _custom().patch_namespaced_custom_object(
+        "argoproj.io",
+        "v1alpha1",
+        namespace,
+        "applications",
+        name,
+        {"spec": {"source": {"helm": {"parameters": params}}}},
+    )

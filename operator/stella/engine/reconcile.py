@@ -342,6 +342,10 @@ class Reconciler(Verifications, ApplicationPromotions, AgentPromotions, PluginSt
                 f"environment {env_name} has no namespace targets; add spec.targets",
             )
             return None
+        unmapped = applications.unmapped(apps, spec)
+        if unmapped:
+            _move(p, "Blocked", "HelmParameterMissing", "nothing deployed: " + "; ".join(unmapped))
+            return None
         if updates and apps:
             _move(
                 p,

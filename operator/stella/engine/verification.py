@@ -129,7 +129,12 @@ class Verifications:
         here = not workloads.has_agent_targets(promo.env_spec)
         if here and promo.env_spec.rollout.rollback_on_failure and p.previous_images:
             if applications.targets(promo.env_spec):
-                await asyncio.to_thread(applications.put_back, p.previous_images, spec)
+                await asyncio.to_thread(
+                    applications.put_back,
+                    applications.targets(promo.env_spec),
+                    p.previous_images,
+                    spec,
+                )
             else:
                 await asyncio.to_thread(_restore, p.previous_images)
             outcome = "RolledBack"

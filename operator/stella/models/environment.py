@@ -68,12 +68,38 @@ class ComponentOverride(StrictModel):
     )
 
 
+# A Helm parameter name as `helm --set` takes it: web.image, images[0].ref, web_image.
+HELM_PARAMETER = r"^[A-Za-z0-9_.\[\]-]+$"
+
+
+class HelmImageParameter(StrictModel):
+    """The Helm parameter of an Application's chart that holds one component's image."""
+
+    component: Annotated[str, Field(pattern=DNS_LABEL, max_length=63)] = Field(
+        description="A Release component (spec.components[].name)."
+    )
+    parameter: Annotated[str, Field(pattern=HELM_PARAMETER, max_length=253)] = Field(
+        description="The Helm parameter Stella sets to the component's pinned image "
+        "(repo@sha256:<digest>), e.g. web.image: what Argo CD Image Updater's "
+        "helm.image-spec names."
+    )
+
+
 class ApplicationTarget(StrictModel):
     """An Argo CD Application that deploys this Environment (issue 14)."""
 
     name: Name = Field(description="The Application's name, e.g. shop-staging.")
     namespace: NamespaceName = Field(
         default="argocd", description="The Application's namespace (default argocd)."
+    )
+    helm_parameters: list[HelmImageParameter] = Field(
+        default_factory=list,
+        max_length=50,
+        description="For an Application whose source is a Helm chart: the parameter "
+        "(spec.source.helm.parameters) holding each component's image. Stella then sets "
+        "these instead of the kustomize image override, and every component of a Release "
+        "must have one. In a managed namespace the API server refuses an unpinned value in "
+        "a parameter named here (docs/argocd.md).",
     )
 
 

@@ -32,7 +32,7 @@ from stella.models.common import (
     REGISTRY_HOST,
     SHA256_HEX,
 )
-from stella.models.environment import WALL_OR_OFFSET_TIME
+from stella.models.environment import HELM_PARAMETER, WALL_OR_OFFSET_TIME
 from stella.models.receiver import REPOSITORY
 from stella.models.resource import Kinds
 from stella.models.verification import HTTP_URL
@@ -58,6 +58,10 @@ PATTERN_WORDS: Mapping[str, str] = {
     DURATION: "must be a duration such as 90s, 10m, 1h30m or 62h (no days: write 48h)",
     CONDITION_REASON: "must be a CamelCase word such as ApprovalsMissing",
     QUALIFIED_NAME: "must be a name such as Ready",
+    HELM_PARAMETER: (
+        "must be a Helm parameter name as `helm --set` takes it: letters, digits, '.', '_', "
+        "'-' and [index], e.g. web.image"
+    ),
     r"^[A-Za-z0-9][A-Za-z0-9._+-]*$": (
         "must start with a letter or digit and use only letters, digits, '.', '_', '+' "
         "and '-', e.g. 1.4.2"

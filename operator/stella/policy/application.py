@@ -1,5 +1,6 @@
-"""Argo CD Applications as targets, pure: the kustomize image override Stella writes (as
-Argo CD Image Updater does) and what an Application's status says about it."""
+"""Argo CD Applications as targets, pure: the image override Stella writes (as Argo CD
+Image Updater writes back: the kustomize images, or the Helm parameter a target names)
+and what an Application's status says about it."""
 
 from __future__ import annotations
 
@@ -45,6 +46,43 @@ def images_of(app: Mapping[str, Any]) -> list[str]:
     return [str(i) for i in kustomize.get("images") or []]
 
 
+def parameters_of(source: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """spec.source.helm.parameters (or the same of a status' comparedTo.source)."""
+    helm = source.get("helm") or {}
+    return [dict(p) for p in helm.get("parameters") or [] if isinstance(p, Mapping)]
+
+
+def app_parameters(app: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return parameters_of((app.get("spec") or {}).get("source") or {})
+
+
+def parameter(params: Sequence[Mapping[str, Any]], name: str) -> str:
+    """The value of Helm parameter `name` ('' when it is not set)."""
+    return next((str(p.get("value", "")) for p in params if p.get("name") == name), "")
+
+
+def set_parameter(
+    params: Sequence[Mapping[str, Any]], name: str, value: str
+) -> list[dict[str, Any]]:
+    """The parameters with `name` set to `value` (its other keys, e.g. forceString, kept),
+    or added."""
+    out = [dict(p) for p in params]
+    for p in out:
+        if p.get("name") == name:
+            p["value"] = value
+            return out
+    return [*out, {"name": name, "value": value}]
+
+
+def restore_parameter(
+    params: Sequence[Mapping[str, Any]], name: str, before: str
+) -> list[dict[str, Any]]:
+    """Put back what parameter `name` held before ('' removes Stella's parameter)."""
+    if before:
+        return set_parameter(params, name, before)
+    return [dict(p) for p in params if p.get("name") != name]
+
+
 @dataclass(frozen=True, slots=True)
 class AppState:
     state: Literal["Synced", "Waiting", "Degraded"]
@@ -52,17 +90,22 @@ class AppState:
     revision: str
 
 
-def judge(app: Mapping[str, Any], wanted: Sequence[str]) -> AppState:
-    """Synced: Argo CD compared against our override, synced it and reports Healthy.
-    Degraded: it did compare against our override and reports Degraded. Else Waiting."""
+def judge(
+    app: Mapping[str, Any], wanted: Sequence[str], parameters: Mapping[str, str] | None = None
+) -> AppState:
+    """Synced: Argo CD compared against our override (the kustomize entries `wanted`, and
+    the Helm `parameters` name -> value), synced it and reports Healthy. Degraded: it did
+    compare against our override and reports Degraded. Else Waiting."""
     status = app.get("status") or {}
     sync = status.get("sync") or {}
     health = status.get("health") or {}
-    compared = (
-        ((sync.get("comparedTo") or {}).get("source") or {}).get("kustomize") or {}
-    ).get("images") or []
+    source = (sync.get("comparedTo") or {}).get("source") or {}
+    compared = (source.get("kustomize") or {}).get("images") or []
+    compared_params = parameters_of(source)
     revision = str(sync.get("revision") or "")
-    ours = all(w in compared for w in wanted)
+    ours = all(w in compared for w in wanted) and all(
+        parameter(compared_params, name) == value for name, value in (parameters or {}).items()
+    )
     said = f"sync {sync.get('status', 'Unknown')}, health {health.get('status', 'Unknown')}"
     if health.get("message"):
         said += f" ({str(health['message'])[:300]})"

@@ -1,5 +1,7 @@
 """Argo CD Applications in a managed namespace take only pinned image overrides: the
-chart's application-images.stella.io policy, in the real kube-apiserver, with Argo CD's
+chart's application-images.stella.io policy (kustomize images) and
+application-helm-images.stella.io (the Helm parameters an Environment names), in the real
+kube-apiserver, with Argo CD's
 own Application CRD (downloaded from its Go module by hack/build-binaries.sh). No Argo CD
 runs here: the API server judges the objects alone."""
 
@@ -21,12 +23,15 @@ from devenv.controlplane import ControlPlane
 from devenv.webhooks import POLICIES
 
 NAME = "application-images.stella.io"
+HELM = "application-helm-images.stella.io"
 PINNED = "registry.example.com/shop/web@sha256:" + "ab" * 32
 
 
 def _policy_docs() -> list[dict[str, Any]]:
     return [
-        d for d in yaml.safe_load_all(POLICIES.read_text()) if d and d["metadata"]["name"] == NAME
+        d
+        for d in yaml.safe_load_all(POLICIES.read_text())
+        if d and d["metadata"]["name"] in (NAME, HELM)
     ]
 
 
@@ -126,3 +131,65 @@ def test_unpinned_overrides_are_refused_in_managed_namespaces(
 
     # Outside managed namespaces the policy does not apply.
     assert create(kube_admin, plain, app("anything", ["web:latest"]))["metadata"]["name"]
+
+
+def helm_app(name: str, params: dict[str, str]) -> dict[str, Any]:
+    body = app(name, [])
+    source = body["spec"]["source"]
+    del source["kustomize"]
+    source.update(
+        path="chart", helm={"parameters": [{"name": k, "value": v} for k, v in params.items()]}
+    )
+    return body
+
+
+def test_helm_parameters_an_environment_names_must_be_pinned(
+    kube_admin: client.ApiClient, namespaces: tuple[str, str]
+) -> None:
+    managed, _ = namespaces
+    api = client.CustomObjectsApi(kube_admin)
+    env = f"helm-{uuid.uuid4().hex[:6]}"
+    target = {"name": "shop-helm", "namespace": managed, "helmParameters": [
+        {"component": "web", "parameter": "web.image"}
+    ]}  # fmt: skip
+    api.create_cluster_custom_object(
+        "stella.io", "v1alpha1", "environments",
+        {"apiVersion": "stella.io/v1alpha1", "kind": "Environment", "metadata": {"name": env},
+         "spec": {"targets": [{"application": target}]}},
+    )  # fmt: skip
+    try:
+        # The API server sees a new parameter object a moment after it is stored.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                create(kube_admin, managed, helm_app("shop-helm", {"web.image": "web:latest"}))
+            except ApiException as exc:
+                if HELM in str(exc.body):
+                    msg = str(json.loads(exc.body)["message"])
+                    break
+                raise
+            api.delete_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", managed, "applications", "shop-helm"
+            )
+            if time.monotonic() > deadline:
+                raise AssertionError("the application-helm-images policy is not in force")
+            time.sleep(0.2)
+        assert "Helm parameter web.image holds an image for Environment " + env in msg
+        assert "repo@sha256:<64 hex>" in msg
+        # A parameter no Environment names is the chart's business; the named one pinned.
+        made = create(
+            kube_admin, managed, helm_app("shop-helm", {"web.image": PINNED, "replicas": "2"})
+        )
+        assert made["spec"]["source"]["helm"]["parameters"][0]["value"] == PINNED
+        unpinned = {"parameters": [{"name": "web.image", "value": "web:2"}]}
+        msg = refused(
+            lambda: api.patch_namespaced_custom_object(
+                "argoproj.io", "v1alpha1", managed, "applications", "shop-helm",
+                {"spec": {"source": {"helm": unpinned}}},
+            )
+        )  # fmt: skip
+        assert "Helm parameter web.image" in msg
+        # Another Application of the namespace is not this Environment's to check.
+        assert create(kube_admin, managed, helm_app("other", {"web.image": "web:latest"}))
+    finally:
+        api.delete_cluster_custom_object("stella.io", "v1alpha1", "environments", env)
