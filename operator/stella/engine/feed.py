@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from kubernetes import client
 
 from stella import GROUP, VERSION
+from stella.engine.projection import slim
 from stella.engine.view import Body
 from stella.engine.workloads import RELEASE_ANNOTATION
 from stella.k8s.informer import ADMISSION_SOURCES, Source
@@ -80,16 +81,14 @@ class Feed:
         self.loop.call_soon_threadsafe(self.target.observe, kind, event_type, body)
 
     def replace(self, kind: str, items: Iterable[Body]) -> None:
-        listed = list(items)
-        for body in listed:
-            # LIST items carry no apiVersion (the list does); Events about them need it.
-            if isinstance(body, dict):
-                body.setdefault("apiVersion", API_VERSIONS.get(kind, "v1"))
         if kind in WORKLOADS:
-            for body in listed:
-                self.apply(kind, None, body)
+            for body in items:
+                self.apply(kind, None, _with_api_version(kind, body))
             self.loop.call_soon_threadsafe(self._listed, kind)
             return
+        # The LIST arrives a page at a time; what the loop gets is the view's slim copy of
+        # each object, made here, so the whole LIST is never held whole (issue 12).
+        listed = [slim(kind, _with_api_version(kind, body)) for body in items]
         self.loop.call_soon_threadsafe(self._relisted, kind, listed)
 
     def _relisted(self, kind: str, items: list[Body]) -> None:
@@ -102,6 +101,13 @@ class Feed:
         self._kinds.add(kind)
         if len(self._kinds) == len(ENGINE_SOURCES):
             self.listed.set()
+
+
+def _with_api_version(kind: str, body: Body) -> Body:
+    # LIST items carry no apiVersion (the list does); Events about them need it.
+    if isinstance(body, dict):
+        body.setdefault("apiVersion", API_VERSIONS.get(kind, "v1"))
+    return body
 
 
 def _managed_workload(body: Body) -> bool:

@@ -211,9 +211,9 @@ class ClusterView:
         store = self._store(kind)
         if store is None:
             return
-        listed = list(items)
-        keep = {self._key(kind, body) for body in listed}
-        for body in listed:
+        keep = set()
+        for body in items:  # one pass: a LIST is read a page at a time (k8s.informer)
+            keep.add(self._key(kind, body))
             self.apply(kind, None, body)
         with self._lock:
             for key in [k for k in store if k not in keep]:

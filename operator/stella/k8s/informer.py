@@ -9,6 +9,12 @@ watch event (`apply`); it is `synced` once every kind has been listed once.
 A watch that ends (the server's timeout) resumes from the last resourceVersion seen;
 one that fails (410 Gone, an ERROR event, the API server unreachable) relists after a
 short backoff, so the view converges without a restart.
+
+A LIST is read a page at a time (PAGE objects, the API server's continue tokens, one
+consistent snapshot) and handed to the sink as it arrives: the sink keeps its slim copy
+of each object and the page is dropped, so the operator never holds every object whole
+at once (issue 12: 10,000 Releases listed in one response, parsed whole, twice — the
+engine's view and admission's — were an RSS high-water mark of ~500 MiB).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +40,7 @@ Body = Mapping[str, Any]
 # a quiet watch alive, and a dead connection is noticed at the latest then).
 WATCH_SECONDS = 240
 READ_TIMEOUT = WATCH_SECONDS + 30
+PAGE = 500  # objects per LIST page (client-go's pager uses 500 too)
 
 
 class Sink(Protocol):
@@ -140,19 +147,16 @@ class Informer:
                 self._stop.wait(min(30.0, self._backoff * failures))
 
     def _list(self, source: Source, call: Callable[..., Any]) -> str:
-        resp = call(_preload_content=False, _request_timeout=(5.0, 60.0))
-        listed = json.loads(resp.data)
-        items = listed.get("items") or []
-        for item in items:
-            # LIST items carry no kind; the view does not need it, readers of a body might.
-            item.setdefault("kind", source.kind)
-        self.sink.replace(source.kind, items)
+        listing = Listing(source.kind, call)
+        self.sink.replace(source.kind, listing)
+        if not listing.complete:  # the sink stopped early: nothing to resume from
+            raise _Relist(f"the {source.kind} LIST was not read to its end")
         with self._lock:
             self.relists += 1
             self._listed.add(source.kind)
             if len(self._listed) == len(self.sources):
                 self.sink.synced = True
-        return str((listed.get("metadata") or {}).get("resourceVersion") or "")
+        return listing.resource_version
 
     def _watch(self, source: Source, call: Callable[..., Any], version: str) -> str:
         w = watch.Watch()  # type: ignore[no-untyped-call]
@@ -182,6 +186,50 @@ class Informer:
         finally:
             w.stop()  # type: ignore[no-untyped-call]
         return version
+
+
+class Listing:
+    """One LIST of one kind, read a page at a time as it is iterated (once).
+
+    After the last page, `resource_version` is the snapshot's version, which the watch
+    resumes from. A continue token that expired (410: the snapshot was compacted away,
+    after minutes) ends the iteration with _Relist, like a failed watch."""
+
+    def __init__(self, kind: str, call: Callable[..., Any], page: int = PAGE) -> None:
+        self.kind = kind
+        self.call = call
+        self.page = page
+        self.resource_version = ""
+        self.complete = False
+        self.pages = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"limit": self.page}
+            if token:
+                kw["_continue"] = token
+            try:
+                resp = self.call(_preload_content=False, _request_timeout=(5.0, 60.0), **kw)
+            except ApiException as exc:
+                if exc.status == 410:
+                    raise _Relist("the LIST's snapshot expired (410 Gone)") from None
+                raise
+            listed = json.loads(resp.data)
+            self.pages += 1
+            meta = listed.get("metadata") or {}
+            items = listed.get("items") or []
+            del listed
+            for item in items:
+                # LIST items carry no kind; the view does not need it, readers might.
+                item.setdefault("kind", self.kind)
+                yield item
+            del items  # before the next page is read: one page held at a time
+            token = meta.get("continue") or None
+            if not token:
+                self.resource_version = str(meta.get("resourceVersion") or "")
+                self.complete = True
+                return
 
 
 class _Relist(Exception):

@@ -57,10 +57,11 @@ class ConsoleView:
             self.revision += 1
 
     def replace(self, kind: str, items: Iterable[Body]) -> None:
+        listed = list(items)  # read every page of the LIST before taking the lock
         with self._lock:
             for key in list(self._store(kind)):
                 self._remove(kind, key)
-            for body in items:
+            for body in listed:
                 self._put(kind, body, deleted=False)
             self.revision += 1
 

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from stella.engine.view import ClusterView
-from stella.k8s.informer import Informer
+from stella.k8s.informer import ADMISSION_SOURCES, Informer, Listing
 
 DIGEST = "d" * 64
 
@@ -93,3 +93,30 @@ def test_not_synced_until_every_kind_is_listed(kube_admin: client.ApiClient) -> 
         assert informer.relists == len(informer.sources)
     finally:
         informer.stop()
+
+
+def test_a_list_is_read_a_page_at_a_time_and_a_relist_still_drops_the_deleted(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    """Pages of 3 over 7 Releases: every one reaches the view, the watch resumes from the
+    snapshot's version, and a relist into a view holding one that is gone drops it."""
+    api = client.CustomObjectsApi(kube_admin)
+    names = [f"p{i}-{uuid.uuid4().hex[:4]}" for i in range(7)]
+    for name in names:
+        api.create_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", _release(name)
+        )
+    ghost = (test_namespace, "deleted-while-no-watch-ran")
+    view = ClusterView()
+    view.apply(
+        "Release",
+        None,
+        {**_release(ghost[1]), "metadata": {"name": ghost[1], "namespace": ghost[0]}},
+    )
+    [releases] = [s for s in ADMISSION_SOURCES if s.kind == "Release"]
+    listing = Listing("Release", releases.lister(kube_admin), page=3)
+    view.replace("Release", listing)
+    mine = {k for k in view.releases if k[0] == test_namespace}
+    assert mine == {(test_namespace, n) for n in names}  # every page, and the ghost gone
+    assert listing.complete and listing.pages >= 3 and listing.resource_version
+    assert all(b.get("kind") == "Release" for b in view.releases.values())
