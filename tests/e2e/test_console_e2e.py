@@ -91,6 +91,9 @@ def console(
         {
             "STELLA_WEB_ACCESS_SECONDS": str(ACCESS_SECONDS),
             "STELLA_WEB_HEADER_LOGIN": "true",
+            # small, so that erin reaches them: 2 exports an hour, the signal at her 5th read
+            "STELLA_WEB_EXPORTS_PER_HOUR": "2",
+            "STELLA_WEB_READS_SIGNAL_PER_HOUR": "5",
             "STELLA_NAMESPACE": world.namespace,  # where this operator keeps its evidence
             # the webhook gateway: receivers' HMAC keys from Vault, tags from the registry
             "STELLA_VAULT_ADDR": openbao.addr,
@@ -208,7 +211,6 @@ def test_bob_sees_staging_waiting_for_him_approves_and_the_promotion_proceeds(
     shot(browser, "release")
     browser.get(f"{console.url}/environments/staging")
     assert "shop/shop-1-1-hotfix" in browser.text("dl.facts")
-    shot(browser, "environment")
     browser.get(f"{console.url}/evidence")  # an approver is no auditor
     assert "You may not read Stella's evidence" in browser.text("#forbidden")
     logout(browser)
@@ -299,6 +301,30 @@ def test_erin_reads_and_cannot_write(world: DemoWorld, console: Console, browser
     assert doc["chain"] == "prod" and doc["configMaps"] and doc["keys"]
     assert f"evidence read user=erin namespace={world.namespace}" in console.log()
     assert "evidence export user=erin" in console.log()
+    # A Release's own packets, each verified; DORA from the verified evidence; the path.
+    browser.get(f"{console.url}/releases/shop/shop-1-1")
+    packets = browser.wait_for(lambda: browser.text("#release-evidence"), what="its evidence")
+    assert "packets verify" in packets and "do not verify" not in packets
+    assert all(env in packets for env in ("dev", "staging", "prod"))
+    browser.run("document.getElementById('release-evidence').scrollIntoView()")
+    shot(browser, "release-evidence")
+    browser.get(f"{console.url}/dora")
+    charts = browser.wait_for(lambda: browser.all("#dora-charts svg"), what="the DORA charts")
+    assert len(charts) == 4 and "prod" in browser.text("#dora-charts")
+    shot(browser, "dora")
+    browser.get(f"{console.url}/environments")
+    nodes = browser.all("#path-graph a.node")
+    assert len(nodes) == 3 and "shop/shop-1-1" in browser.text("#path-graph")
+    shot(browser, "path")
+    # Per-identity quota: a second export is allowed, a third within the hour is not.
+    assert console.request("GET", "/evidence/export?chain=dev", {"Cookie": session}).status == 200
+    third = console.request("GET", "/evidence/export?chain=dev", {"Cookie": session})
+    assert third.status == 429 and int(third.getheader("Retry-After")) > 3000
+    assert "2 evidence exports in the last hour" in third.body
+    assert console.metric("stella_console_quota_refused_total", quota="evidence-export") == 1
+    # Many reads by one identity: one signal, naming erin in the security log only.
+    assert console.metric("stella_console_read_volume_signals_total") == 1
+    assert "console many evidence reads user=erin" in console.log()
     logout(browser)
 
 
@@ -348,6 +374,84 @@ def test_frank_clears_a_halt_in_his_own_name_and_bob_may_not(
     # them as the watch delivers them, not by name).
     browser.click("form.resume button")
     eventually(lambda: not world.env_status("prod").get("suspended"), what="prod resumed")
+    logout(browser)
+
+
+def test_bob_promotes_where_a_person_must_and_the_action_names_him(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    """dev stops promoting by itself (autoPromote: false) and gets a freeze window next
+    week (the calendar shows it; it does not hold this promotion). alice's Release waits;
+    bob, who holds `promote`, presses the button; the Action is his and dev deploys it."""
+    week = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + 7 * 86400))
+    week_end = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(time.time() + 9 * 86400))
+    patch = {
+        "spec": {
+            "autoPromote": False,
+            "freezeWindows": [{"name": "release-train", "start": week, "end": week_end}],
+        }
+    }
+    world.custom.patch_cluster_custom_object(G, V, "environments", "dev", patch)
+    try:
+        client.CustomObjectsApi(world.users["alice"]).create_namespaced_custom_object(
+            G, V, "shop", "releases", _release_body("shop-1-4", world.v1, ["dev"], "1.4")
+        )
+        eventually(
+            lambda: world.progress("shop-1-4", "dev").get("reason") == "AwaitingPromotion",
+            timeout=60,
+            what="shop-1-4 awaiting promotion in dev",
+        )
+        login(browser, console, "alice")  # a requester holds no `promote`
+        browser.get(f"{console.url}/releases/shop/shop-1-4")
+        browser.wait_for(lambda: browser.text("ol.timeline"), what="the release page")
+        assert not browser.all("form.promote")
+        logout(browser)
+        login(browser, console, "bob")
+        browser.get(f"{console.url}/environments/dev")
+        calendar = browser.wait_for(lambda: browser.text("#freeze-calendar"), what="calendar")
+        assert "frozen" in calendar
+        shot(browser, "environment")
+        browser.get(f"{console.url}/releases/shop/shop-1-4")
+        browser.type("form.promote input[name=reason]", "CHG-5: canary window")
+        shot(browser, "promote")
+        browser.click("form.promote button")
+        browser.wait_for(lambda: "Recorded: Promote dev" in browser.text(), what="the promotion")
+        world.wait_phase("shop-1-4", "dev", "Deployed")
+        actions = world.custom.list_cluster_custom_object(G, V, "actions")["items"]
+        [mine] = [
+            a
+            for a in actions
+            if a["spec"]["action"] == "Promote" and a["spec"].get("release") == "shop/shop-1-4"
+        ]
+        assert '"username":"bob"' in mine["metadata"]["annotations"]["stella.io/actor"]
+        assert mine["spec"]["reason"] == "CHG-5: canary window"
+        logout(browser)
+    finally:
+        restore = {"spec": {"autoPromote": True, "freezeWindows": None}}
+        world.custom.patch_cluster_custom_object(G, V, "environments", "dev", restore)
+
+
+def test_alice_rolls_dev_back_from_its_page_in_her_own_name(
+    world: DemoWorld, console: Console, browser: Browser
+) -> None:
+    """alice holds `rollback`: dev's page offers its previous Release; the rollback Release
+    is hers (admission stamps it) and dev runs the earlier Release's image again."""
+    current = world.env_status("dev")["currentRelease"]
+    login(browser, console, "alice")
+    browser.get(f"{console.url}/environments/dev")
+    form = browser.wait_for(lambda: browser.text("form.rollback"), what="the rollback offer")
+    target = form.removeprefix("Roll back to ").strip()
+    assert target.startswith("shop/") and target != current
+    assert "roll back dev from" in browser.text(".actions .hint")
+    browser.click("form.rollback button")
+    browser.wait_for(lambda: "Recorded: Rollback dev" in browser.text(), what="the rollback")
+    made = browser.url.split("/releases/shop/", 1)[1].split("?", 1)[0]
+    rb = world.release(made)
+    assert rb["metadata"]["annotations"]["stella.io/rollback-of"] == target
+    assert '"username":"alice"' in rb["metadata"]["annotations"]["stella.io/requester"]
+    world.wait_phase(made, "dev", "Deployed")
+    image = world.release(target.split("/", 1)[1])["spec"]["components"][0]["image"]
+    assert world.deployed_image("dev") == image
     logout(browser)
 
 

@@ -47,9 +47,9 @@ from stella.cli.output import (
     refused,
     table,
 )
+from stella.policy.rollback import rollback_body
 
 DEFAULT_WAIT = 60.0
-ROLLBACK_OF = "stella.io/rollback-of"
 # metadata.generateName prefix of each action (the API server appends 5 characters).
 PREFIX = {"Promote": "promote", "ClearHalt": "clear-halt", "Suspend": "suspend", "Resume": "resume"}
 FINAL_PHASES = ("Done", "Refused")
@@ -175,25 +175,6 @@ def check_one_environment(environment: str) -> str:
             EXIT_USAGE,
         )
     return check_name(environment, "Environment")
-
-
-def rollback_body(
-    source: dict[str, Any], environment: str, to_release: str, now: datetime
-) -> dict[str, Any]:
-    """A Release copying ``source``'s spec into ``environment`` only, asking admission to
-    treat it as a rollback to ``to_release`` (NAMESPACE/NAME)."""
-    name = source["metadata"]["name"]
-    stamp = now.astimezone(UTC).strftime("%Y%m%d%H%M%S")
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Release",
-        "metadata": {
-            "name": f"{name[: 63 - len(stamp) - 4].rstrip('-.')}-rb-{stamp}",
-            "namespace": source["metadata"].get("namespace"),
-            "annotations": {ROLLBACK_OF: to_release},
-        },
-        "spec": {**(source.get("spec") or {}), "environments": [environment]},
-    }
 
 
 def action_rows(actions: list[dict[str, Any]], now: datetime | None = None) -> list[list[str]]:

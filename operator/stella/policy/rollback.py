@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from stella import API_VERSION
 from stella.models.environment import EnvironmentSpec
 
 
@@ -144,6 +145,25 @@ def plan_rollback(
 # ROLLBACK_STAMP. The engine treats a Release as a rollback only through the stamp.
 ROLLBACK_OF = "stella.io/rollback-of"
 ROLLBACK_STAMP = "stella.io/rollback"
+
+
+def rollback_body(
+    source: dict[str, Any], environment: str, to_release: str, now: datetime
+) -> dict[str, Any]:
+    """A Release copying ``source``'s spec into ``environment`` only, asking admission to
+    treat it as a rollback to ``to_release`` (NAMESPACE/NAME)."""
+    name = source["metadata"]["name"]
+    stamp = now.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Release",
+        "metadata": {
+            "name": f"{name[: 63 - len(stamp) - 4].rstrip('-.')}-rb-{stamp}",
+            "namespace": source["metadata"].get("namespace"),
+            "annotations": {ROLLBACK_OF: to_release},
+        },
+        "spec": {**(source.get("spec") or {}), "environments": [environment]},
+    }
 
 
 @dataclass(frozen=True, slots=True)

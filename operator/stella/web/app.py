@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from stella.models.action import VERB_OF_ACTION
+from stella.models.action import ROLLBACK_VERB, VERB_OF_ACTION
+from stella.policy.rollback import RollbackPlan, rollback_body
 from stella.secrets.value import SecretValue
-from stella.web import evidence, kube, metrics, pages
+from stella.web import evidence, evidence_pages, kube, metrics, pages, rollbacks
 from stella.web.authn import (
     LOGIN_COOKIE,
     check_csrf,
@@ -213,6 +216,33 @@ def routes(console: Console) -> web.RouteTableDef:
         )
         raise web.HTTPSeeOther(f"/releases/{ns}/{name}?done={decision}+{env}")
 
+    @r.post("/releases/{namespace}/{name}/promote")
+    async def promote(request: web.Request) -> web.StreamResponse:
+        """A Promote Action created with the person's token: admission stamps them as its
+        actor and RBAC (`promote` on the Environment) decides, as with `stella promote`."""
+        who: Person = request["person"]
+        form = await check_csrf(request, console, who)
+        ns, name = request.match_info["namespace"], request.match_info["name"]
+        env = str(form.get("environment") or "")
+        reason = str(form.get("reason") or "").strip()[:MAX_COMMENT]
+        if not env:
+            raise web.HTTPBadRequest(text="to promote, name the environment")
+        ref = f"{ns}/{name}"
+        result = await blocking(kube.create_action, who.api, "Promote", env, reason, ref)
+        ok = not isinstance(result, kube.Refused)
+        metrics.WRITES.labels("action", "ok" if ok else "refused").inc()
+        audit.info(
+            "write user=%s kind=Action action=Promote release=%s environment=%s result=%s",
+            who.family.person.username,
+            ref,
+            env,
+            "ok" if ok else "refused",
+        )
+        if isinstance(result, kube.Refused):
+            body = pages.refused_page(ns, name, "Promote", env, result.message)
+            return html(frame(console, who, "Refused", body, ""), status=403)
+        raise web.HTTPSeeOther(f"/releases/{ns}/{name}?done=Promote+{env}")
+
     @r.get("/evidence")
     async def evidence_page(request: web.Request) -> web.Response:
         who: Person = request["person"]
@@ -220,18 +250,20 @@ def routes(console: Console) -> web.RouteTableDef:
         forbidden = await _evidence_forbidden(console, who)
         if forbidden is not None:
             return forbidden
-        keys, packets = await blocking(kube.read_evidence, who.api, ns)
-        checked = await blocking(evidence.check, keys, packets)
-        metrics.EVIDENCE_READS.labels("page").inc()
-        audit.info(
-            "evidence read user=%s namespace=%s packets=%d verified=%s",
-            who.family.person.username,
-            ns,
-            len(packets),
-            checked.ok,
-        )
-        body = pages.evidence_page(checked, ns)
+        checked = await blocking(_checked_evidence, console, who, "page")
+        body = evidence_pages.evidence_page(checked, ns)
         return html(frame(console, who, "Evidence", body, "/evidence"))
+
+    @r.get("/dora")
+    async def dora_page(request: web.Request) -> web.Response:
+        who: Person = request["person"]
+        ns = console.evidence_namespace
+        forbidden = await _evidence_forbidden(console, who, "DORA", "/dora")
+        if forbidden is not None:
+            return forbidden
+        checked, rows = await blocking(_dora, console, who)
+        body = evidence_pages.dora_page(checked, rows, ns)
+        return html(frame(console, who, "DORA", body, "/dora"))
 
     @r.get("/evidence/export")
     async def evidence_export(request: web.Request) -> web.StreamResponse:
@@ -241,8 +273,22 @@ def routes(console: Console) -> web.RouteTableDef:
         if forbidden is not None:
             return forbidden
         chain = request.query.get("chain") or None
-        keys, packets = await blocking(kube.read_evidence, who.api, ns)
         user = who.family.person.username
+        retry = console.export_quota.take(user, time.monotonic())
+        if retry is not None:
+            metrics.QUOTA_REFUSED.labels("evidence-export").inc()
+            audit.info(
+                "evidence export user=%s namespace=%s chain=%s result=quota", user, ns, chain or "*"
+            )
+            security.warning(
+                "console evidence export quota reached user=%s retry_after=%ds", user, retry
+            )
+            body = evidence_pages.quota_page(console.export_quota.limit, retry)
+            resp = html(frame(console, who, "Evidence", body, "/evidence"), status=429)
+            resp.headers["Retry-After"] = str(int(retry))
+            return resp
+        keys, packets = await blocking(kube.read_evidence, who.api, ns)
+        _watch_reads(console, user)
         try:
             doc = evidence.export_document(keys, packets, ns, chain, console.export_limit)
         except evidence.TooLarge as exc:
@@ -257,7 +303,7 @@ def routes(console: Console) -> web.RouteTableDef:
             security.warning(
                 "console evidence export over the limit user=%s bytes=%d", user, exc.size
             )
-            body = pages.too_large_page(str(exc))
+            body = evidence_pages.too_large_page(str(exc))
             return html(frame(console, who, "Evidence", body, "/evidence"), status=413)
         metrics.EVIDENCE_READS.labels("export").inc()
         metrics.EXPORT_BYTES.observe(len(doc))
@@ -308,6 +354,47 @@ def routes(console: Console) -> web.RouteTableDef:
             return html(frame(console, who, "Refused", body, ""), status=403)
         raise web.HTTPSeeOther(f"/environments/{name}?done={action}")
 
+    @r.post("/environments/{name}/rollback")
+    async def rollback(request: web.Request) -> web.StreamResponse:
+        """A rollback Release (the earlier Release's spec, into this Environment only)
+        created with the person's token, as `stella rollback ENV --to NS/REL` does:
+        admission checks their `rollback` verb and the Environment's history."""
+        who: Person = request["person"]
+        form = await check_csrf(request, console, who)
+        name, to = request.match_info["name"], str(form.get("to") or "")
+        env = next(
+            (e for e in await blocking(console.readable_environments, who)
+             if (e.get("metadata") or {}).get("name") == name),
+            None,
+        )  # fmt: skip
+        if env is None:
+            raise web.HTTPNotFound(text=f"No Environment {name} that you may read.")
+        plan = rollbacks.plan(env, to or None)
+        if not isinstance(plan, RollbackPlan):
+            raise web.HTTPConflict(text=f"cannot roll back {name}: {plan.message}")
+        ns, source_name = plan.to_release.split("/", 1)
+        source = console.view.releases.get((ns, source_name))
+        if source is None:
+            raise web.HTTPConflict(
+                text=f"{plan.to_release} no longer exists, so it cannot be copied"
+            )
+        body = rollback_body(dict(source), name, plan.to_release, datetime.now(UTC))
+        result = await blocking(kube.create_release, who.api, ns, body)
+        ok = not isinstance(result, kube.Refused)
+        metrics.WRITES.labels("rollback", "ok" if ok else "refused").inc()
+        audit.info(
+            "write user=%s kind=Release rollback-of=%s environment=%s result=%s",
+            who.family.person.username,
+            plan.to_release,
+            name,
+            "ok" if ok else "refused",
+        )
+        if isinstance(result, kube.Refused):
+            page_body = pages.action_refused_page("roll back", name, result.message)
+            return html(frame(console, who, "Refused", page_body, ""), status=403)
+        made = str((result.get("metadata") or {}).get("name") or body["metadata"]["name"])
+        raise web.HTTPSeeOther(f"/releases/{ns}/{made}?done=Rollback+{name}")
+
     @r.get("/environments/{name}")
     async def environment(request: web.Request) -> web.Response:
         who: Person = request["person"]
@@ -324,20 +411,74 @@ def routes(console: Console) -> web.RouteTableDef:
                 who.permissions.may, VERB_OF_ACTION[action], "environments", "", name
             )
         }
-        page_body = pages.environment_page(body, offers, who.family.csrf)
+        plan = rollbacks.plan(body)
+        offer_rollback = isinstance(plan, RollbackPlan) and await blocking(
+            who.permissions.may, ROLLBACK_VERB, "environments", "", name
+        )
+        page_body = pages.environment_page(
+            body,
+            offers,
+            who.family.csrf,
+            datetime.now(UTC),
+            plan if offer_rollback and isinstance(plan, RollbackPlan) else None,
+        )
         title = f"Environment {name}"
         return html(frame(console, who, title, page_body, "/environments", request))
 
     return r
 
 
-async def _evidence_forbidden(console: Console, who: Person) -> web.Response | None:
+async def _evidence_forbidden(
+    console: Console, who: Person, title: str = "Evidence", active: str = "/evidence"
+) -> web.Response | None:
     """A 403 page unless the person may read the evidence ConfigMaps (their own RBAC)."""
     ns = console.evidence_namespace
     if await blocking(who.permissions.may, "list", "configmaps", ns):
         return None
-    body = pages.evidence_forbidden_page(ns)
-    return html(frame(console, who, "Evidence", body, "/evidence"), status=403)
+    body = evidence_pages.evidence_forbidden_page(ns)
+    return html(frame(console, who, title, body, active), status=403)
+
+
+def _checked_evidence(console: Console, who: Person, what: str) -> evidence.Checked:
+    """The evidence ConfigMaps read with the person's token and verified; an audit line
+    names who read them and for what."""
+    ns = console.evidence_namespace
+    keys, packets = kube.read_evidence(who.api, ns)
+    checked = evidence.check(keys, packets)
+    metrics.EVIDENCE_READS.labels(what).inc()
+    audit.info(
+        "evidence read user=%s namespace=%s for=%s packets=%d verified=%s",
+        who.family.person.username,
+        ns,
+        what,
+        len(packets),
+        checked.ok,
+    )
+    _watch_reads(console, who.family.person.username)
+    return checked
+
+
+def _watch_reads(console: Console, user: str) -> None:
+    """The many-reads signal: once per window per identity, one metric increment (no
+    identity label) and a security log line that names who."""
+    count = console.read_watch.record(user, time.monotonic())
+    if count is not None:
+        metrics.READ_VOLUME_SIGNALS.inc()
+        security.warning(
+            "console many evidence reads user=%s reads=%d window=%ds",
+            user,
+            count,
+            int(console.read_watch.window),
+        )
+
+
+def _dora(console: Console, who: Person) -> tuple[evidence.Checked, list[Any]]:
+    from stella.evidence.dora import dora
+
+    checked = _checked_evidence(console, who, "dora")
+    if not checked.ok:
+        return checked, []
+    return checked, dora(evidence.predicates(checked.packets), now=datetime.now(UTC))
 
 
 def _inbox(console: Console, who: Person) -> list[Any]:
@@ -375,7 +516,17 @@ def _release_page(console: Console, who: Person, ns: str, name: str) -> str | No
     }
     if not who.permissions.may("list", "approvals", ns):
         decisions = {}
-    return pages.release_page(body, verdicts, who.family.csrf, live, decisions)
+    promotable = {
+        str(entry.get("name") or "")
+        for entry in (body.get("status") or {}).get("environments") or []
+        if pages.awaits_promotion(entry)
+        and who.permissions.may("promote", "environments", "", str(entry.get("name") or ""))
+    }
+    packets = None
+    if who.permissions.may("list", "configmaps", console.evidence_namespace):
+        checked = _checked_evidence(console, who, "release")
+        packets = evidence.of_release(checked, ns, name)
+    return pages.release_page(body, verdicts, who.family.csrf, live, decisions, packets, promotable)
 
 
 def build_app(console: Console) -> web.Application:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +16,7 @@ from kubernetes import client
 
 from stella.admission.ratelimit import RateLimiter
 from stella.web import kube, pages
+from stella.web.quotas import HourlyQuota, VolumeWatch
 from stella.web.render import page
 from stella.web.sessions import Family, SessionStore
 from stella.web.view import ConsoleView
@@ -40,6 +41,9 @@ class Console:
     gateway: Any = None  # stella.web.gateway.Gateway: /hooks/NAMESPACE/NAME
     evidence_namespace: str = "stella-system"  # the operator's: where its evidence lives
     export_limit: int = 5 * 1024 * 1024  # bytes one evidence export may hold (T9)
+    # Per identity: evidence exports per hour (429 beyond), and the reads-per-hour signal.
+    export_quota: HourlyQuota = field(default_factory=lambda: HourlyQuota(limit=20))
+    read_watch: VolumeWatch = field(default_factory=lambda: VolumeWatch(threshold=300))
 
     def __post_init__(self) -> None:
         self._people: dict[str, Person] = {}

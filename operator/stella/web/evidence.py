@@ -16,8 +16,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from stella.evidence.dsse import parse_envelope
 from stella.evidence.findings import Finding
 from stella.evidence.manifest import A_CHAIN, A_DIGEST, A_RECORDED, L_KIND, L_RELEASE, L_RELEASE_NS
+from stella.evidence.packet import StellaPredicate, parse_statement
 from stella.evidence.records import StoredPacket
 from stella.evidence.verify import verify
 
@@ -41,6 +43,7 @@ class Checked:
     chains: dict[str, list[Row]] = field(default_factory=dict)
     signatures: int = 0
     findings: list[Finding] = field(default_factory=list)
+    packets: Sequence[StoredPacket] = ()
 
     @property
     def ok(self) -> bool:
@@ -59,7 +62,7 @@ def chain_of(packet: StoredPacket) -> str:
 
 def check(keys: Mapping[str, str], packets: Sequence[StoredPacket]) -> Checked:
     """Signatures and chains of the ConfigMaps; the log comparison is not made here."""
-    out = Checked()
+    out = Checked(packets=packets)
     if packets:
         report = verify(packets, [], keys)
         out.signatures = report.signatures
@@ -107,3 +110,34 @@ def export_document(
     if len(body) > limit:
         raise TooLarge(len(body), limit)
     return body
+
+
+def predicates(packets: Sequence[StoredPacket]) -> list[StellaPredicate]:
+    """The predicates of packets whose signatures and chains `check` found sound (the
+    caller checks first; DORA figures come only from evidence that verifies)."""
+    return [
+        parse_statement(parse_envelope(p.envelope_json).payload_bytes()).predicate for p in packets
+    ]
+
+
+@dataclass(frozen=True)
+class ReleaseEvidence:
+    """One packet of a Release, and what verification found about it."""
+
+    chain: str
+    row: Row
+    findings: tuple[Finding, ...]
+
+
+def of_release(checked: Checked, namespace: str, name: str) -> list[ReleaseEvidence]:
+    """The packets naming this Release, in chain then sequence order, each with the
+    findings about it (a finding about the chain names a ConfigMap, or its position)."""
+    ref = f"{namespace}/{name}"
+    out = []
+    for chain in sorted(checked.chains):
+        for row in checked.chains[chain]:
+            if row.release == ref:
+                item = f"ConfigMap {row.name}"  # as verify names it (a fork lists several)
+                about = tuple(f for f in checked.findings if item in f.item.split(", "))
+                out.append(ReleaseEvidence(chain, row, about))
+    return out

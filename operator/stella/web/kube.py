@@ -14,6 +14,7 @@ import copy
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +124,17 @@ class PersonAuthorizer:
         return self._permissions.may(verb, "environments", name=environment)
 
 
+def _attempt(call: Callable[[], object]) -> dict[str, Any] | Refused:
+    """One write to the API server: what it created, or why it refused (its own words)."""
+    try:
+        created = call()
+    except client.ApiException as exc:
+        return Refused(exc.status or 500, _status_message(exc))
+    except Exception as exc:  # the API server unreachable
+        return Refused(503, f"the API server could not be reached ({type(exc).__name__})")
+    return created if isinstance(created, dict) else {}
+
+
 def create_approval(
     api: client.ApiClient,
     namespace: str,
@@ -143,15 +155,23 @@ def create_approval(
             "comment": comment,
         },
     }
-    try:
-        created = client.CustomObjectsApi(api).create_namespaced_custom_object(
+    return _attempt(
+        lambda: client.CustomObjectsApi(api).create_namespaced_custom_object(
             GROUP, VERSION, namespace, "approvals", copy.deepcopy(body), _request_timeout=TIMEOUT
         )
-    except client.ApiException as exc:
-        return Refused(exc.status or 500, _status_message(exc))
-    except Exception as exc:  # the API server unreachable
-        return Refused(503, f"the API server could not be reached ({type(exc).__name__})")
-    return created if isinstance(created, dict) else {}
+    )
+
+
+def create_release(
+    api: client.ApiClient, namespace: str, body: dict[str, Any]
+) -> dict[str, Any] | Refused:
+    """A Release created as the person (a rollback): admission stamps them as its requester
+    and checks their `rollback` verb on the Environment."""
+    return _attempt(
+        lambda: client.CustomObjectsApi(api).create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "releases", body, _request_timeout=TIMEOUT
+        )
+    )
 
 
 def create_release_as(
@@ -164,38 +184,31 @@ def create_release_as(
     user = f"system:serviceaccount:{namespace}:{service_account}"
     api.default_headers["Impersonate-User"] = user  # no groups: RBAC binds the account
     try:
-        created = client.CustomObjectsApi(api).create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "releases", body, _request_timeout=TIMEOUT
-        )
-    except client.ApiException as exc:
-        return Refused(exc.status or 500, _status_message(exc))
-    except Exception as exc:  # the API server unreachable
-        return Refused(503, f"the API server could not be reached ({type(exc).__name__})")
+        return create_release(api, namespace, body)
     finally:
         api.close()  # type: ignore[no-untyped-call]
-    return created if isinstance(created, dict) else {}
 
 
 def create_action(
-    api: client.ApiClient, action: str, environment: str, reason: str
+    api: client.ApiClient, action: str, environment: str, reason: str, release: str = ""
 ) -> dict[str, Any] | Refused:
-    """An Action (ClearHalt, Suspend, Resume) created as the person: admission stamps them
-    as its actor and checks their RBAC verb on the Environment; the operator carries it out."""
+    """An Action (Promote NS/NAME, ClearHalt, Suspend, Resume) created as the person:
+    admission stamps them as its actor and checks their RBAC verb on the Environment; the
+    operator carries it out."""
+    spec = {"action": action, "environment": environment, "reason": reason}
+    if release:
+        spec["release"] = release
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "Action",
         "metadata": {"generateName": f"{action.lower()}-{environment}"[:57].rstrip("-.") + "-"},
-        "spec": {"action": action, "environment": environment, "reason": reason},
+        "spec": spec,
     }
-    try:
-        created = client.CustomObjectsApi(api).create_cluster_custom_object(
+    return _attempt(
+        lambda: client.CustomObjectsApi(api).create_cluster_custom_object(
             GROUP, VERSION, "actions", body, _request_timeout=TIMEOUT
         )
-    except client.ApiException as exc:
-        return Refused(exc.status or 500, _status_message(exc))
-    except Exception as exc:  # the API server unreachable
-        return Refused(503, f"the API server could not be reached ({type(exc).__name__})")
-    return created if isinstance(created, dict) else {}
+    )
 
 
 def _status_message(exc: client.ApiException) -> str:

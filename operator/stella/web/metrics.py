@@ -31,6 +31,19 @@ RATE_LIMITED = Counter(
     "Console requests refused with 429 by the per-identity rate limit.",
     registry=REGISTRY,
 )
+QUOTA_REFUSED = Counter(
+    "stella_console_quota_refused_total",
+    "Console requests refused with 429 by a per-identity quota (e.g. evidence exports per "
+    "hour), by quota.",
+    ["quota"],
+    registry=REGISTRY,
+)
+READ_VOLUME_SIGNALS = Counter(
+    "stella_console_read_volume_signals_total",
+    "Times one identity crossed the evidence reads per hour threshold (the stella.security "
+    "log line names who; no identity label, so this stays one series).",
+    registry=REGISTRY,
+)
 EVIDENCE_READS = Counter(
     "stella_console_evidence_reads_total",
     "Reads of evidence through the console (page views and exports), by kind.",

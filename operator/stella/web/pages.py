@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from stella.admission.base import Verdict
 from stella.policy.path import CycleError, topological_order
-from stella.web.evidence import Checked
+from stella.policy.rollback import RollbackPlan
+from stella.web.evidence import ReleaseEvidence
+from stella.web.evidence_pages import release_evidence
 from stella.web.inbox import Decidable
+from stella.web.pictures import freeze_calendar, path_graph
 from stella.web.render import badge, esc, hidden_csrf, table
 
 Body = Mapping[str, Any]
@@ -137,6 +141,23 @@ def decision_form(namespace: str, release: str, environment: str, csrf: str) -> 
     )
 
 
+def awaits_promotion(progress: Mapping[str, Any]) -> bool:
+    """Whether a Release's progress in an Environment waits for a person to promote it
+    (autoPromote: false)."""
+    return progress.get("phase") == "Pending" and progress.get("reason") == "AwaitingPromotion"
+
+
+def promote_form(namespace: str, release: str, environment: str, csrf: str) -> str:
+    action = f"/releases/{esc(namespace)}/{esc(release)}/promote"
+    return (
+        f'<form method="post" action="{action}" class="decide promote">{hidden_csrf(csrf)}'
+        f'<input type="hidden" name="environment" value="{esc(environment)}">'
+        '<input name="reason" maxlength="1024" placeholder="why now (optional, kept as '
+        'evidence)" aria-label="reason">'
+        f'<button class="approve">Promote to {esc(environment)}</button></form>'
+    )
+
+
 def inbox_page(items: Sequence[Decidable], csrf: str) -> str:
     mine = [d for d in items if d.may_decide]
     others = [d for d in items if not d.may_decide]
@@ -193,8 +214,11 @@ def release_page(
     csrf: str,
     live_in: set[str],
     decisions: Mapping[str, Sequence[Body]] | None = None,
+    evidence: Sequence[ReleaseEvidence] | None = None,
+    promotable: set[str] | None = None,
 ) -> str:
-    """decisions: the Approvals of this Release per Environment, oldest first."""
+    """decisions: the Approvals of this Release per Environment, oldest first. evidence:
+    its packets as verified, or None when this person may not read the evidence."""
     decisions = decisions or {}
     meta, spec, status = _m(body.get("metadata")), _m(body.get("spec")), _m(body.get("status"))
     namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -223,6 +247,8 @@ def release_page(
                 if verdict.allowed
                 else f'<p class="why">{esc(verdict.message)}</p>'
             )
+        elif env in (promotable or ()) and awaits_promotion(p):
+            act = promote_form(namespace, name, env, csrf)
         steps.append(
             f'<li class="step"><div class="env"><a href="/environments/{esc(env)}">{esc(env)}</a> '
             f'<span data-cell="{esc(namespace)}/{esc(name)}|{esc(env)}">'
@@ -238,7 +264,7 @@ def release_page(
         f"<time>{esc(meta.get('creationTimestamp'))}</time>"
         f"{by}</p><h2>Components</h2>{components}"
         '<h2>Path</h2><ol class="timeline" id="timeline" data-poll="/api/pipeline" data-refresh>'
-        f"{''.join(steps)}</ol>"
+        f"{''.join(steps)}</ol>" + release_evidence(evidence)
     )
 
 
@@ -270,7 +296,12 @@ def environments_page(environments: Sequence[Body]) -> str:
                 f'<span class="state {state}">{state}</span>',
             ]
         )
-    return table(["Environment", "Requires", "Current release", "Approvals", "State"], rows)
+    return (
+        '<h2>Path</h2><div class="picture">'
+        + path_graph(environments)
+        + "</div>"
+        + table(["Environment", "Requires", "Current release", "Approvals", "State"], rows)
+    )
 
 
 def env_action_applies(body: Body, action: str) -> bool:
@@ -281,6 +312,17 @@ def env_action_applies(body: Body, action: str) -> bool:
     if action == "Resume":
         return bool(status.get("suspended"))
     return action == "Suspend" and not status.get("suspended")
+
+
+def rollback_form(plan: RollbackPlan, csrf: str) -> str:
+    """Roll the Environment back to the plan's Release (as `stella rollback ENV --to`)."""
+    return (
+        f'<div class="actions"><form method="post" action="/environments/'
+        f'{esc(plan.environment)}/rollback" class="decide rollback">{hidden_csrf(csrf)}'
+        f'<input type="hidden" name="to" value="{esc(plan.to_release)}">'
+        f'<button class="reject">Roll back to {esc(plan.to_release)}</button></form>'
+        f'<p class="hint">{esc(plan.message)}</p></div>'
+    )
 
 
 def env_action_form(environment: str, step: str, csrf: str) -> str:
@@ -300,9 +342,16 @@ def env_action_form(environment: str, step: str, csrf: str) -> str:
     )
 
 
-def environment_page(body: Body, offers: set[str] | None = None, csrf: str = "") -> str:
+def environment_page(
+    body: Body,
+    offers: set[str] | None = None,
+    csrf: str = "",
+    now: datetime | None = None,
+    rollback: RollbackPlan | None = None,
+) -> str:
     """offers: the actions (clear-halt, suspend, resume) this person holds the RBAC verb
-    for and that apply now; each gets its form."""
+    for and that apply now; each gets its form. now: for the freeze calendar. rollback:
+    the plan offered to a holder of the `rollback` verb, when there is one."""
     offers = offers or set()
     spec, status = _m(body.get("spec")), _m(body.get("status"))
     name = str(_m(body.get("metadata")).get("name") or "")
@@ -343,6 +392,8 @@ def environment_page(body: Body, offers: set[str] | None = None, csrf: str = "")
         )
     elif "suspend" in offers:
         out += f'<div class="actions">{env_action_form(name, "suspend", csrf)}</div>'
+    if rollback is not None:
+        out += rollback_form(rollback, csrf)
     windows = _l(spec.get("freezeWindows"))
     if windows:
         out += "<h2>Freeze windows</h2>" + table(
@@ -357,6 +408,8 @@ def environment_page(body: Body, offers: set[str] | None = None, csrf: str = "")
                 for w in windows
             ],
         )
+        if now is not None:
+            out += freeze_calendar(windows, now)
     history = _l(status.get("history"))
     out += "<h2>History</h2>" + (
         table(
@@ -398,66 +451,6 @@ def refused_page(namespace: str, name: str, decision: str, env: str, message: st
         f'<p class="notice bad" role="alert" id="refused">The API server refused '
         f"{esc(decision.lower())} of {esc(namespace)}/{esc(name)} for {esc(env)}: "
         f"{esc(message)}</p><p>Back to {release_link(namespace, name)}</p>"
-    )
-
-
-def evidence_page(checked: Checked, namespace: str) -> str:
-    if checked.ok:
-        verdict = (
-            f'<p class="notice ok" id="verified">Verified: {checked.signatures} signatures and '
-            f"{len(checked.chains)} hash chains of the evidence ConfigMaps in "
-            f"{esc(namespace)} hold.</p>"
-        )
-    else:
-        verdict = (
-            f'<p class="notice bad" id="verified" role="alert">Verification FAILED: '
-            f"{len(checked.findings)} findings.</p><ul class=findings>"
-            + "".join(f"<li>{esc(f)}</li>" for f in checked.findings)
-            + "</ul>"
-        )
-    verdict += (
-        '<p class="hint">The console reads the ConfigMaps with your own token. The external '
-        "append-only log is compared with them by <code>stella evidence verify</code>, not "
-        "here.</p>"
-    )
-    out = [verdict]
-    for chain in sorted(checked.chains):
-        rows = checked.chains[chain]
-        out.append(
-            f'<h2>Chain {esc(chain)} <a class="export" href="/evidence/export?chain={esc(chain)}">'
-            "export</a></h2>"
-            + table(
-                ["#", "Kind", "Release", "Recorded", "Digest"],
-                [
-                    [
-                        str(r.sequence),
-                        esc(r.kind),
-                        esc(r.release or "—"),
-                        f"<time>{esc(r.recorded)}</time>",
-                        f"<code>{esc(r.digest[:23])}…</code>",
-                    ]
-                    for r in rows
-                ],
-                "chain",
-            )
-        )
-    if not checked.chains:
-        out.append('<p class="empty">No evidence yet.</p>')
-    return "".join(out)
-
-
-def evidence_forbidden_page(namespace: str) -> str:
-    return (
-        f'<p class="notice warn" id="forbidden">You may not read Stella\'s evidence in '
-        f"{esc(namespace)}: that needs the auditor's Role there (stella-evidence-reader; the "
-        "chart binds it to groups.auditors).</p>"
-    )
-
-
-def too_large_page(reason: str) -> str:
-    return (
-        f'<p class="notice bad" role="alert" id="too-large">Export refused: {esc(reason)}. '
-        "Export one chain at a time, or use <code>stella evidence export</code>.</p>"
     )
 
 

@@ -30,6 +30,7 @@ NAV = (
     ("/inbox", "Waiting for me"),
     ("/environments", "Environments"),
     ("/evidence", "Evidence"),
+    ("/dora", "DORA"),
 )
 
 

@@ -17,6 +17,7 @@ from stella.k8s.informer import Informer
 from stella.secrets.value import SecretValue
 from stella.web.app import Console, build_app
 from stella.web.gateway import Gateway
+from stella.web.quotas import HourlyQuota, VolumeWatch
 from stella.web.sessions import ACCESS_SECONDS, SessionStore
 from stella.web.view import CONSOLE_SOURCES, ConsoleView
 
@@ -35,6 +36,8 @@ class WebSettings:
     header_login: bool = False
     evidence_namespace: str = "stella-system"
     export_limit: int = 5 * 1024 * 1024
+    exports_per_hour: int = 20
+    reads_signal_per_hour: int = 300
 
     @classmethod
     def from_env(cls, **override: object) -> WebSettings:
@@ -50,6 +53,8 @@ class WebSettings:
             "header_login": env.get("STELLA_WEB_HEADER_LOGIN", "").lower() in ("1", "true"),
             "evidence_namespace": env.get("STELLA_NAMESPACE", "stella-system"),
             "export_limit": int(env.get("STELLA_WEB_EXPORT_MAX_BYTES", str(5 * 1024 * 1024))),
+            "exports_per_hour": int(env.get("STELLA_WEB_EXPORTS_PER_HOUR", "20")),
+            "reads_signal_per_hour": int(env.get("STELLA_WEB_READS_SIGNAL_PER_HOUR", "300")),
         }
         values.update({k: v for k, v in override.items() if v not in (None, "")})
         return cls(**values)  # type: ignore[arg-type]
@@ -91,6 +96,8 @@ async def serve(settings: WebSettings, stop: asyncio.Event | None = None) -> Non
         header_login=settings.header_login,
         evidence_namespace=settings.evidence_namespace,
         export_limit=settings.export_limit,
+        export_quota=HourlyQuota(limit=settings.exports_per_hour),
+        read_watch=VolumeWatch(threshold=settings.reads_signal_per_hour),
     )
     console.gateway = Gateway(view, console.api, _vault_reader())
     runner = web.AppRunner(build_app(console), access_log=None)

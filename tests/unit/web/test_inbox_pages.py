@@ -134,6 +134,22 @@ def test_release_page_offers_a_form_only_where_admission_would_allow(view: Conso
     assert "Approve by <b>bob</b>" in html and "CAB-9 &lt;ok&gt;" in html
 
 
+def test_a_promote_button_only_where_the_release_awaits_promotion_and_the_verb_is_held(
+    view: ConsoleView,
+) -> None:
+    body = dict(view.releases[("shop", "shop-1-4-2")])
+    waiting = {"name": "prod", "phase": "Pending", "reason": "AwaitingPromotion"}
+    body["status"] = {"environments": [waiting]}
+    assert pages.awaits_promotion(waiting)
+    html = pages.release_page(body, {}, "c", set(), promotable={"prod"})
+    assert 'action="/releases/shop/shop-1-4-2/promote"' in html and "Promote to prod" in html
+    assert "Promote to" not in pages.release_page(body, {}, "c", set(), promotable=set())
+    for other in ({"phase": "Pending", "reason": "PrerequisitesPending"}, {"phase": "Deployed"}):
+        body["status"] = {"environments": [{"name": "prod", **other}]}
+        assert not pages.awaits_promotion(body["status"]["environments"][0])
+        assert "Promote to" not in pages.release_page(body, {}, "c", set(), promotable={"prod"})
+
+
 def test_pipeline_orders_environments_by_path_and_escapes_everything() -> None:
     evil = release_body(name="x", namespace="shop", environments=("dev",))
     evil["spec"]["version"] = "<script>alert(1)</script>"
