@@ -897,3 +897,51 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     assert kinds.index("PluginRun") < kinds.index("PromotionAuthorized")
     last_post = max(i for i, p in enumerate(chain) if p["kind"] == "PluginRun")
     assert kinds.index("PromotionAuthorized") < last_post < kinds.index("PromotionDeployed")
+
+
+def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
+    rig: Rig, shop: Any
+) -> None:
+    """Issue 17, the passport across clusters: prod here publishes its passport; the agent's
+    cluster (its own API server, no Stella CRD, operator or webhook) has only Stella's
+    workload-digests policy, the documented passport binding and the parameter
+    `stella passport params` wrote from the registry — and its API server refuses a Pod with
+    a digest that has no prod passport and admits the one that has."""
+    from tests.e2e.passport_admission import (
+        evidence_public_key,
+        install_passport_policy,
+        passport_params,
+        pod_refusal,
+        uninstall_passport_policy,
+        wait_refused,
+    )
+
+    remote = rig.remote.admin
+    groups = [g.name for g in client.ApisApi(remote).get_api_versions().groups]
+    assert "stella.io" not in groups  # nothing of Stella's runs there
+    prod = shop.environment("prod", publishPassport=True)
+    passported, other = shop.image("6.0"), shop.image("6.1")
+    shop.release("rel-pp", passported, ["prod"])
+    shop.wait_phase("rel-pp", "prod", "Deployed", timeout=120)  # the passport is pushed
+
+    pub = evidence_public_key(
+        rig.tmp / "operator" / "state" / "evidence-key.pem", rig.tmp / "ev.pub"
+    )
+    ns = f"{shop.prefix}-shop"
+    code, params, said = passport_params(prod, pub, ns, rig.registry.host, passported, other)
+    assert code == 1 and f"MISSING {other}" in said, said  # said, and exit 1
+    assert params["data"]["digests"] == passported.rsplit("@", 1)[1]
+    install_passport_policy(remote, ns)
+    try:
+        # Without the parameter, the binding refuses everything there (fail closed).
+        assert "no params found" in wait_refused(remote, ns, passported)
+        client.CoreV1Api(remote).create_namespaced_config_map(ns, params)
+        why = eventually(
+            lambda: (r := pod_refusal(remote, ns, other)) and "digest-not-approved" in r and r,
+            timeout=30,
+            what="the parameter read by the policy",
+        )
+        assert "Stella passport" in why, why
+        assert pod_refusal(remote, ns, passported) is None  # admitted
+    finally:
+        uninstall_passport_policy(remote, ns)

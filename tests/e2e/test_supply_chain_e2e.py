@@ -22,7 +22,6 @@ from typing import Any
 
 import hvac
 import pytest
-import yaml
 from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator, vault_env
@@ -297,73 +296,8 @@ def test_the_passport_verifies_with_cosign_and_opens_a_passport_gate(shop: Shop,
     shop.environment("prod-b", **gate)
     shop.release("pass-2", image, ["prod-b"])
     shop.wait_phase("pass-2", "prod-b", "Deployed", timeout=120)
-
-    a_cluster_without_stella_refuses_what_has_no_passport(shop, rig, staging, image, without)
-
-
-def a_cluster_without_stella_refuses_what_has_no_passport(
-    shop: Shop, rig: Rig, environment: str, passported: str, other: str
-) -> None:
-    """`stella passport params` verifies the passports in the registry and writes the
-    parameter of Stella's workload-digests policy; bound by the documented binding in a
-    namespace of this API server (standing in for a second cluster: nothing of Stella's
-    operator reads or writes there), the API server refuses the digest without one."""
-    ns = f"{shop.prefix}-elsewhere"
-    core = client.CoreV1Api(shop.admin)
-    core.create_namespace(
-        client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=ns, labels={"stella.io/passport-required": "true"})
-        )
-    )
-    shop.created_ns.append(ns)
-    out = subprocess.run(
-        [
-            STELLA,
-            "passport",
-            "params",
-            "--environment",
-            environment,
-            "--key",
-            str(rig.evidence_pub),
-            "--namespace",
-            ns,
-            passported,
-            other,
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "STELLA_INSECURE_REGISTRIES": shop.registry.host},
-        timeout=60,
-    )
-    assert out.returncode == 1, out.stderr  # one image has no passport: said, and exit 1
-    assert f"MISSING {other}" in out.stderr
-    params = json.loads(out.stdout)
-    assert params["data"]["digests"] == passported.rsplit("@", 1)[1]
-    core.create_namespaced_config_map(ns, params)
-    binding = yaml.safe_load((ROOT / "docs/supply-chain/passport-binding.yaml").read_text())
-    admission = client.AdmissionregistrationV1Api(shop.admin)
-    admission.create_validating_admission_policy_binding(binding)
-    try:
-
-        def pod(image: str) -> client.V1Pod:
-            return client.V1Pod(
-                metadata=client.V1ObjectMeta(generate_name="web-"),
-                spec=client.V1PodSpec(containers=[client.V1Container(name="web", image=image)]),
-            )
-
-        def refused() -> str | None:
-            try:
-                core.create_namespaced_pod(ns, pod(other), dry_run="All")
-            except client.exceptions.ApiException as exc:
-                return str(exc.body) if exc.status == 403 else None
-            return None
-
-        why = eventually(refused, timeout=30, what="the digest without a passport refused")
-        assert "workload.digest-not-approved" in why and "Stella passport" in why
-        core.create_namespaced_pod(ns, pod(passported), dry_run="All")  # admitted
-    finally:
-        admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    # A cluster without Stella enforcing the passport through `stella passport params` and
+    # the API server's own policy: tests/e2e/test_agent_tasks_e2e.py, in a second cluster.
 
 
 def statement_of(bundle: Path) -> dict[str, Any]:
