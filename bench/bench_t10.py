@@ -21,7 +21,7 @@ records — so that what limits the rate is the system under test, not the clien
 2. load: the creates at --rate for --seconds, round-robin over the namespaces, each a
    distinct Release (its version), as alice through all of Stella's admission, while the
    operator's RSS is sampled every --sample seconds;
-3. settle: the newest admitted Release of each namespace must become Deployed (the
+3. settle: the newest Release of each namespace must become Deployed (the
    others are Superseded), and no Release may stay unfinished: one that does is a lost
    promotion.
 
@@ -136,9 +136,12 @@ async def load_with_rss(
     return result, samples
 
 
-def unfinished(api: client.CustomObjectsApi, namespaces: list[str]) -> list[str]:
-    """Releases with an Environment not in a final phase (or never evaluated)."""
-    out = []
+def survey(
+    api: client.CustomObjectsApi, namespaces: list[str]
+) -> tuple[list[str], dict[str, tuple[str, list[Any]]]]:
+    """Releases with an Environment not in a final phase (or never evaluated), and the
+    newest Release of each namespace (names carry a zero-padded index) with its phases."""
+    out, newest = [], {}
     for ns in namespaces:
         token = None
         while True:
@@ -146,15 +149,18 @@ def unfinished(api: client.CustomObjectsApi, namespaces: list[str]) -> list[str]
                 G, V, ns, "releases", limit=500, _continue=token
             )
             for item in page["items"]:
+                name = item["metadata"]["name"]
                 phases = [
                     e.get("phase") for e in (item.get("status") or {}).get("environments") or []
                 ]
                 if not phases or not set(phases) <= FINAL:
-                    out.append(f"{ns}/{item['metadata']['name']}: {phases}")
+                    out.append(f"{ns}/{name}: {phases}")
+                if ns not in newest or name > newest[ns][0]:
+                    newest[ns] = (name, phases)
             token = page["metadata"].get("continue")
             if not token:
                 break
-    return out
+    return out, newest
 
 
 def ms(values: list[float], q: float) -> str:
@@ -171,6 +177,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=None, help="RSS growth counts after it")
     parser.add_argument("--sample", type=float, default=15.0, help="RSS sample interval, s")
     parser.add_argument("--keep-finished", type=int, default=0, help="opt-in retention, 0 = off")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="snapshot the operator's allocations (bench/memtrace) and print what grew "
+        "from the end of the warm-up to the end of the load (slows the operator)",
+    )
     args = parser.parse_args()
     floor_seconds = args.floor_seconds or min(30.0, max(5.0, args.seconds / 6))
     warmup = args.warmup if args.warmup is not None else min(60.0, args.seconds / 5)
@@ -234,6 +246,12 @@ def main() -> int:
         if args.keep_finished:
             extra["STELLA_KEEP_FINISHED_RELEASES"] = str(args.keep_finished)
             grant_release_retention(admin)
+        traces = work / "memtrace"
+        if args.tracemalloc:
+            traces.mkdir()
+            extra["PYTHONPATH"] = str(ROOT / "bench" / "memtrace")
+            extra["STELLA_BENCH_TRACEMALLOC_DIR"] = str(traces)
+            extra["STELLA_BENCH_TRACEMALLOC_EVERY"] = str(args.sample)
         op = start_operator(cp, work / "operator", extra)
         frank.create_cluster_custom_object(
             G,
@@ -275,6 +293,7 @@ def main() -> int:
         time.sleep(3)  # the views have the Environments
         rss_before = rss_mib(op.proc.pid)
         load_before = os.getloadavg()
+        snaps_before = len(list(traces.glob("snapshot-*.bin")))
 
         # 2. the load.
         load, samples = asyncio.run(
@@ -289,30 +308,19 @@ def main() -> int:
         )
         load_after = os.getloadavg()
         rss_end = rss_mib(op.proc.pid)
+        snaps = sorted(traces.glob("snapshot-*.bin"))
 
-        # 3. settle: the newest admitted Release of each namespace is Deployed, and no
-        # Release is left unfinished.
-        lost: list[str] = []
+        # 3. settle: the newest Release of each namespace (by its index; one the client saw
+        # time out may still have been created) is Deployed, and none is left unfinished.
         t_settle = time.monotonic()
         deadline = t_settle + 600
-        for ns, i in sorted(load.admitted.items()):
-            name = f"r{i:07d}"
-            while True:
-                st = (
-                    alice.get_namespaced_custom_object(G, V, ns, "releases", name).get("status")
-                    or {}
-                )
-                phases = [e.get("phase") for e in st.get("environments") or []]
-                if phases == ["Deployed"]:
-                    break
-                if time.monotonic() > deadline:
-                    lost.append(f"{ns}/{name}: {phases}")
-                    break
-                time.sleep(1)
-        stuck = unfinished(alice, namespaces)
-        while stuck and time.monotonic() < deadline:
+        stuck, newest = survey(alice, namespaces)
+        while (stuck or any(ph != ["Deployed"] for _, ph in newest.values())) and (
+            time.monotonic() < deadline
+        ):
             time.sleep(5)
-            stuck = unfinished(alice, namespaces)
+            stuck, newest = survey(alice, namespaces)
+        lost = [f"{ns}/{n}: {ph}" for ns, (n, ph) in sorted(newest.items()) if ph != ["Deployed"]]
         settled = time.monotonic() - t_settle
         rss_settled = rss_mib(op.proc.pid)
         runs = metric(op.url, "stella_plugin_runs_total")
@@ -345,6 +353,21 @@ def main() -> int:
         print(f"  errors beyond the documented refusals: {sum(load.errors.values())} {load.errors}")
         print(f"  create latency    p50 {ms(load.latency, 0.5)}  p99 {ms(load.latency, 0.99)}")
         print(
+            f"    of which queued for a connection p50 {ms(load.queued, 0.5)}  "
+            f"p99 {ms(load.queued, 0.99)}; service (sent -> answered) "
+            f"p50 {ms(load.service, 0.5)}  p99 {ms(load.service, 0.99)}"
+        )
+        carried = args.rate * pct(load.service, 0.5)
+        print(
+            f"    Little's law: {args.rate:.0f}/s x p50 service = {carried:.0f} requests at once "
+            f"for {args.connections} connections"
+            + (
+                " — the POOL capped the rate: raise --connections"
+                if carried > args.connections
+                else ""
+            )
+        )
+        print(
             f"  floor (no webhook, {floor_seconds:.0f}s, {floor.answered / floor.elapsed:.1f}/s) "
             f"p50 {ms(floor.latency, 0.5)}  p99 {ms(floor.latency, 0.99)}  {dict(floor.answers)}"
         )
@@ -354,7 +377,7 @@ def main() -> int:
         )
         print(f"  plugin runs       {runs}")
         print(
-            f"  lost promotions   {len(lost)} of {len(load.admitted)} namespaces {lost[:5]}; "
+            f"  lost promotions   {len(lost)} of {len(newest)} namespaces {lost[:5]}; "
             f"unfinished Releases {len(stuck)} {stuck[:5]} (settled in {settled:.0f}s)"
         )
         print(f"  Releases kept     {kept} of {created} created")
@@ -368,6 +391,16 @@ def main() -> int:
             f"{rss_warm:.1f}, end of load {rss_end:.1f} ({growth:+.1f} % from warm-up), "
             f"settled {rss_settled:.1f}"
         )
+        if args.tracemalloc:
+            from memtrace.diff import report
+
+            # Snapshots every --sample s from the operator's start: the first one after the
+            # warm-up, and the last one taken before the load ended.
+            first = min(snaps_before + int(warmup // args.sample) + 1, len(snaps) - 2)
+            if len(snaps) >= 2 and first >= 0:
+                print(f"  allocations grown from {snaps[first].name} to {snaps[-1].name}:")
+                for line in report(str(snaps[first]), str(snaps[-1])):
+                    print(f"    {line}")
         record(
             "t10",
             "errors beyond documented refusals",

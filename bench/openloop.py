@@ -3,10 +3,12 @@ whatever the answers take, so that a slow server shows as latency instead of a l
 
 Cheap enough that the system under test is what limits the rate: one asyncio loop, one
 keep-alive connection pool (aiohttp), bodies serialised before the clock starts. It
-records, per request, its lateness (how long after it was due the generator sent it: the
-generator's own limit, which should stay near zero) and its latency from when it was due
-(time waiting for a free connection counts: that is the open loop's point), and every
-answer by kind.
+records, per request, its lateness (how long after it was due the generator scheduled it:
+the generator's own limit, which should stay near zero), its wait for a free connection,
+its service time (sent -> answered) and its latency from when it was due (the wait counts:
+that is the open loop's point), and every answer by kind. By Little's law the pool
+carries rate x service time requests at once: when that exceeds --connections, the pool
+(not the server) would cap the rate, and run() says so.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ def classify(status: int, body: bytes) -> str:
 @dataclass
 class Result:
     latency: list[float] = field(default_factory=list)  # seconds, from when due
+    service: list[float] = field(default_factory=list)  # seconds, sent -> answered
+    queued: list[float] = field(default_factory=list)  # seconds waiting for a connection
     lateness: list[float] = field(default_factory=list)  # seconds the send was late
     answers: collections.Counter[str] = field(default_factory=collections.Counter)
     admitted: dict[str, int] = field(default_factory=dict)  # namespace -> highest index created
     elapsed: float = 0.0
-    peak_in_flight: int = 0
+    peak_in_flight: int = 0  # requests sent and not yet answered (<= connections)
 
     @property
     def answered(self) -> int:
@@ -83,7 +87,10 @@ class OpenLoop:
         result = Result()
         in_flight = 0
         connector = aiohttp.TCPConnector(limit=self.connections, ssl=self.ssl)
-        timeout = aiohttp.ClientTimeout(total=120)
+        # No bound on the wait for a connection (that is queueing, measured); a bound on
+        # the server's answer once sent.
+        timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=30, sock_read=120)
+        free = asyncio.Semaphore(self.connections)
         loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession(
             connector=connector, headers=self.headers, timeout=timeout
@@ -92,16 +99,21 @@ class OpenLoop:
             async def one(i: int, due: float) -> None:
                 nonlocal in_flight
                 ns, path, body = planned[i]
-                in_flight += 1
-                result.peak_in_flight = max(result.peak_in_flight, in_flight)
-                try:
-                    async with session.post(self.server + path, data=body) as resp:
-                        kind = classify(resp.status, await resp.read())
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    kind = f"error: {type(exc).__name__}"
-                finally:
-                    in_flight -= 1
-                result.latency.append(loop.time() - due)
+                async with free:
+                    sent = loop.time()
+                    in_flight += 1
+                    result.peak_in_flight = max(result.peak_in_flight, in_flight)
+                    try:
+                        async with session.post(self.server + path, data=body) as resp:
+                            kind = classify(resp.status, await resp.read())
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        kind = f"error: {type(exc).__name__}"
+                    finally:
+                        in_flight -= 1
+                answered = loop.time()
+                result.queued.append(sent - due)
+                result.service.append(answered - sent)
+                result.latency.append(answered - due)
                 result.answers[kind] += 1
                 if kind == "created":
                     result.admitted[ns] = max(result.admitted.get(ns, -1), i)
