@@ -549,6 +549,34 @@ def _deliver(
     return resp
 
 
+def test_a_receiver_naming_an_environment_that_does_not_exist_is_refused_when_written(
+    world: DemoWorld,
+) -> None:
+    """frank (platform engineer, who manages Receivers) misspells an Environment: the API
+    server refuses the Receiver at once (Stella's admission), saying which and what to do."""
+    import yaml
+
+    body = {
+        "apiVersion": f"{G}/{V}", "kind": "Receiver",
+        "metadata": {"name": "typo", "namespace": "shop"},
+        "spec": {
+            "secret": "vault:secret/data/hooks/typo#hmac", "serviceAccountName": "typo",
+            "environments": ["dev", "prdo"],
+            "components": [{"name": "web", "repository": f"{world.registry.host}/shop/web",
+                            "workload": WEB}],
+        },
+    }  # fmt: skip
+    out = world.kube.kubectl("frank", "apply", "-f", "-", stdin=yaml.safe_dump(body), check=False)
+    assert out.returncode != 0
+    assert "Environment prdo does not exist" in out.stderr and "spec.environments" in out.stderr
+    listed = world.custom.list_namespaced_custom_object(G, V, "shop", "receivers")["items"]
+    assert "typo" not in {r["metadata"]["name"] for r in listed}  # nothing was written
+    body["spec"]["environments"] = ["dev"]
+    ok = world.kube.kubectl("frank", "apply", "-f", "-", stdin=yaml.safe_dump(body), check=False)
+    assert ok.returncode == 0, ok.stderr
+    world.custom.delete_namespaced_custom_object(G, V, "shop", "receivers", "typo")
+
+
 def test_a_signed_ci_event_becomes_a_pinned_release_as_the_receivers_own_identity(
     world: DemoWorld, console: Console, openbao: Any
 ) -> None:

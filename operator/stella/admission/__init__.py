@@ -66,6 +66,10 @@ release.quota                 the namespace already holds its quota of unfinishe
                               (T10; answered 429 with retryAfterSeconds)
 release.loop                  the same Release spec created again and again in one
                               namespace within the loop window (T10; 429, ReleaseLoop)
+receiver.unknown-environment  a Receiver names an Environment that does not exist (or one
+                              stored with an invalid spec: fail closed)
+receiver.namespace-not-allowed a Receiver's namespace may not release into one of its
+                              Environments (their releaseNamespaces)
 
 Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
 ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest,

@@ -73,6 +73,8 @@ PLUGIN_REENABLE = "plugin.reenable"
 PLUGIN_PUBLISHER_KEY = "plugin.publisher-key"
 RELEASE_QUOTA = "release.quota"
 RELEASE_LOOP = "release.loop"
+RECEIVER_UNKNOWN_ENVIRONMENT = "receiver.unknown-environment"
+RECEIVER_NAMESPACE_NOT_ALLOWED = "receiver.namespace-not-allowed"
 
 RULES: tuple[str, ...] = (
     OK,
@@ -124,6 +126,8 @@ RULES: tuple[str, ...] = (
     PLUGIN_PUBLISHER_KEY,
     RELEASE_QUOTA,
     RELEASE_LOOP,
+    RECEIVER_UNKNOWN_ENVIRONMENT,
+    RECEIVER_NAMESPACE_NOT_ALLOWED,
 )
 
 # ---- security signals (logged as security events, counted in a metric) ------------------

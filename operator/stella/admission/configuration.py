@@ -79,6 +79,7 @@ VALIDATING: tuple[Hook, ...] = (
     Hook("validate-action", GROUP, VERSION, ("actions",), ("CREATE", "UPDATE")),
     Hook("validate-environment", GROUP, VERSION, ("environments",), ("CREATE", "UPDATE")),
     Hook("validate-agent", GROUP, VERSION, ("agents",), ("CREATE", "UPDATE")),
+    Hook("validate-receiver", GROUP, VERSION, ("receivers",), ("CREATE", "UPDATE")),
     Hook(
         "validate-plugin",
         GROUP,

@@ -251,6 +251,17 @@ def _rollback(
 def _namespace_allowed(
     snap: Snapshot, namespace: str, envs: Mapping[str, EnvironmentSpec]
 ) -> Verdict | None:
+    return namespace_denial(
+        snap, namespace, envs, RELEASE_NAMESPACE_NOT_ALLOWED, "create the Release in an allowed"
+    )
+
+
+def namespace_denial(
+    snap: Snapshot, namespace: str, envs: Mapping[str, EnvironmentSpec], rule: str, fix: str
+) -> Verdict | None:
+    """A refusal (`rule`) when `namespace` may not release into one of `envs` (their
+    spec.releaseNamespaces), or when it is not known yet; `fix` starts the advice, e.g.
+    "create the Release in an allowed"."""
     selected = {n: e.release_namespaces for n, e in envs.items() if e.release_namespaces}
     if not selected:
         return None
@@ -260,16 +271,16 @@ def _namespace_allowed(
             continue
         if not known:
             return deny(
-                RELEASE_NAMESPACE_NOT_ALLOWED,
+                rule,
                 f"namespace {namespace} is not known to Stella yet, so it cannot be matched "
                 f"against spec.releaseNamespaces of Environment {name}; retry in a few seconds",
             )
         return deny(
-            RELEASE_NAMESPACE_NOT_ALLOWED,
+            rule,
             clip(
                 f"namespace {namespace} may not release into Environment {name}: its labels do "
                 f"not match spec.releaseNamespaces of {name} "
-                f"({selector.wire()}); create the Release in an allowed namespace, or ask the "
+                f"({selector.wire()}); {fix} namespace, or ask the "
                 f"platform team to label namespace {namespace} or change Environment {name}"
             ),
         )

@@ -28,6 +28,7 @@ from stella.admission.base import (
 from stella.admission.environment import validate_environment
 from stella.admission.identity import mutate_identity, retired_request
 from stella.admission.quotas import release_limits
+from stella.admission.receiver import validate_receiver
 from stella.admission.release import validate_release
 from stella.admission.workloads import validate_workload
 
@@ -41,6 +42,7 @@ VALIDATORS: dict[str, Rule] = {
     "Action": validate_action,
     "Environment": validate_environment,
     "Agent": validate_agent,
+    "Receiver": validate_receiver,
     **dict.fromkeys(sorted(WORKLOAD_KINDS), validate_workload),
 }
 
@@ -48,7 +50,7 @@ VALIDATORS: dict[str, Rule] = {
 def needs_view(req: Request) -> bool:
     """Whether the rules for this request read other objects (and so must wait for a
     synced view). An UPDATE of Stella's kinds compares old and new only."""
-    if req.kind in WORKLOAD_KINDS:
+    if req.kind in WORKLOAD_KINDS or req.kind == "Receiver":  # a Receiver's Environments
         return True
     return req.operation in ("CREATE", "DELETE") and req.kind != "Agent"
 

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from stella.cli import evidence
 from stella.cli.output import EXIT_OK, EXIT_REFUSED, CliError, dump, table
+from stella.evidence.dora import format_duration
 
 DESCRIPTION = """\
 DORA's four keys per Environment, computed from the signed evidence trail (the same
@@ -99,10 +100,10 @@ def cmd_dora(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     r.environment,
                     r.deployments,
                     f"{r.per_day:.2f}",
-                    _duration(r.lead_time_p50),
-                    _duration(r.lead_time_p90),
+                    format_duration(r.lead_time_p50),
+                    format_duration(r.lead_time_p90),
                     _percent(r.change_failure_rate),
-                    _duration(r.time_to_restore_p50),
+                    format_duration(r.time_to_restore_p50),
                 )
                 for r in rows
             ],
@@ -138,13 +139,4 @@ def _percent(value: float | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return format_duration(seconds)

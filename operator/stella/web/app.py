@@ -229,14 +229,8 @@ def routes(console: Console) -> web.RouteTableDef:
             raise web.HTTPBadRequest(text="to promote, name the environment")
         ref = f"{ns}/{name}"
         result = await blocking(kube.create_action, who.api, "Promote", env, reason, ref)
-        ok = not isinstance(result, kube.Refused)
-        metrics.WRITES.labels("action", "ok" if ok else "refused").inc()
-        audit.info(
-            "write user=%s kind=Action action=Promote release=%s environment=%s result=%s",
-            who.family.person.username,
-            ref,
-            env,
-            "ok" if ok else "refused",
+        _written(
+            who, "action", result, kind="Action", action="Promote", release=ref, environment=env
         )
         if isinstance(result, kube.Refused):
             body = pages.refused_page(ns, name, "Promote", env, result.message)
@@ -340,15 +334,7 @@ def routes(console: Console) -> web.RouteTableDef:
         if not reason and action != "Resume":
             raise web.HTTPBadRequest(text=f"to {words} {name}, say why (a reason is kept)")
         result = await blocking(kube.create_action, who.api, action, name, reason)
-        ok = not isinstance(result, kube.Refused)
-        metrics.WRITES.labels("action", "ok" if ok else "refused").inc()
-        audit.info(
-            "write user=%s kind=Action action=%s environment=%s result=%s",
-            who.family.person.username,
-            action,
-            name,
-            "ok" if ok else "refused",
-        )
+        _written(who, "action", result, kind="Action", action=action, environment=name)
         if isinstance(result, kube.Refused):
             body = pages.action_refused_page(words, name, result.message)
             return html(frame(console, who, "Refused", body, ""), status=403)
@@ -380,14 +366,8 @@ def routes(console: Console) -> web.RouteTableDef:
             )
         body = rollback_body(dict(source), name, plan.to_release, datetime.now(UTC))
         result = await blocking(kube.create_release, who.api, ns, body)
-        ok = not isinstance(result, kube.Refused)
-        metrics.WRITES.labels("rollback", "ok" if ok else "refused").inc()
-        audit.info(
-            "write user=%s kind=Release rollback-of=%s environment=%s result=%s",
-            who.family.person.username,
-            plan.to_release,
-            name,
-            "ok" if ok else "refused",
+        _written(
+            who, "rollback", result, kind="Release", rollback_of=plan.to_release, environment=name
         )
         if isinstance(result, kube.Refused):
             page_body = pages.action_refused_page("roll back", name, result.message)
@@ -426,6 +406,15 @@ def routes(console: Console) -> web.RouteTableDef:
         return html(frame(console, who, title, page_body, "/environments", request))
 
     return r
+
+
+def _written(who: Person, metric: str, result: object, **fields: str) -> None:
+    """A write made in the person's name: counted by kind and result, and an audit line
+    `write user=NAME field=value ... result=ok|refused`."""
+    result_word = "refused" if isinstance(result, kube.Refused) else "ok"
+    metrics.WRITES.labels(metric, result_word).inc()
+    details = " ".join(f"{key.replace('_', '-')}={value}" for key, value in fields.items())
+    audit.info("write user=%s %s result=%s", who.family.person.username, details, result_word)
 
 
 async def _evidence_forbidden(

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from stella.evidence.dora import Dora
+from stella.evidence.dora import Dora, format_duration
 from stella.models.environment import FreezeWindow
 from stella.policy.freeze import active_freeze, validate_freeze_window
 from stella.web.render import esc
@@ -132,18 +132,6 @@ def bar_chart(title: str, bars: Sequence[tuple[str, float, str]], css: str = "")
     return "".join(out)
 
 
-def duration_text(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
-
-
 def _rate(per_day: float) -> str:
     return f"{per_day:.2f}" if per_day < 10 else f"{per_day:.0f}"
 
@@ -156,7 +144,7 @@ def dora_charts(rows: Sequence[Dora]) -> str:
         (r.environment, float(r.deployments), f"{r.deployments} ({_rate(r.per_day)}/day)")
         for r in rows
     ]
-    lead = [(r.environment, r.lead_time_p50 or 0.0, duration_text(r.lead_time_p50)) for r in rows]
+    lead = [(r.environment, r.lead_time_p50 or 0.0, format_duration(r.lead_time_p50)) for r in rows]
     cfr = [
         (
             r.environment,
@@ -166,7 +154,7 @@ def dora_charts(rows: Sequence[Dora]) -> str:
         for r in rows
     ]
     restore = [
-        (r.environment, r.time_to_restore_p50 or 0.0, duration_text(r.time_to_restore_p50))
+        (r.environment, r.time_to_restore_p50 or 0.0, format_duration(r.time_to_restore_p50))
         for r in rows
     ]
     return (

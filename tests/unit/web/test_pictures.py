@@ -97,7 +97,7 @@ def test_dora_charts_scale_bars_to_the_largest_and_say_each_figure() -> None:
     texts = [t.text for t in deploys.findall(f"{SVG}text")]
     assert "14 (2.00/day)" in texts and "7 (1.00/day)" in texts
     assert "25%" in charts[2] and "—" in charts[2]  # no finished promotion: no rate
-    assert "90m" in charts[1] and "—" in charts[3]
+    assert "1h30m" in charts[1] and "-" in charts[3]
     assert pictures.dora_charts([]).startswith('<p class="empty">')
 
 
@@ -106,13 +106,13 @@ def test_bars_of_nothing_do_not_divide_by_zero() -> None:
     assert parse(svg).findall(f"{SVG}rect")[0].get("width") == "0.0"
 
 
-def test_durations_read_in_the_unit_that_fits() -> None:
-    assert [pictures.duration_text(s) for s in (None, 42, 600, 5400, 3 * 86400)] == [
-        "—",
+def test_durations_read_as_the_cli_prints_them() -> None:
+    assert [pictures.format_duration(s) for s in (None, 42, 600, 5400, 3 * 86400)] == [
+        "-",
         "42s",
-        "10m",
-        "90m",
-        "3.0d",
+        "10m00s",
+        "1h30m",
+        "3d00h",
     ]
 
 
