@@ -301,7 +301,14 @@ class Evaluated:
                 time.sleep(0.5)
 
 
-def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: int = 5) -> None:
+def scale(
+    cp: ControlPlane,
+    registry: Registry,
+    count: int,
+    work: Path,
+    n_envs: int = 5,
+    workers: int | None = None,
+) -> None:
     admin = api_client_for(str(cp.kubeconfig), "admin")
     alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
     core = client.CoreV1Api(admin)
@@ -352,7 +359,11 @@ def scale(cp: ControlPlane, registry: Registry, count: int, work: Path, n_envs: 
         op = start_operator(
             cp,
             work / label.split()[0],
-            {"STELLA_INSECURE_REGISTRIES": registry.host, "STELLA_RESYNC_SECONDS": "3600"},
+            {
+                "STELLA_INSECURE_REGISTRIES": registry.host,
+                "STELLA_RESYNC_SECONDS": "3600",
+                **({"STELLA_WORKERS": str(workers)} if workers else {}),
+            },
         )
         t0 = time.monotonic()
         try:
@@ -431,6 +442,9 @@ def main() -> int:
     parser.add_argument("--promotions", type=int, default=200)
     parser.add_argument("--releases", type=int, default=1000)
     parser.add_argument("--environments", type=int, default=5)
+    parser.add_argument(
+        "--workers", type=int, default=0, help="the engine's workers (default: the operator's)"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stella-bench-"))
     cp = ControlPlane(work / "cluster")
@@ -442,7 +456,7 @@ def main() -> int:
         if args.promotions:
             latency(cp, registry, args.promotions, work / "latency")
         if args.releases:
-            scale(cp, registry, args.releases, work / "scale", args.environments)
+            scale(cp, registry, args.releases, work / "scale", args.environments, args.workers)
     finally:
         registry.stop()
         cp.down()

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stella.engine import retention
@@ -23,6 +24,7 @@ from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
+from stella.k8s import memory
 from stella.k8s.informer import Informer
 from stella.models.release import TERMINAL_PHASES
 
@@ -205,8 +207,22 @@ class Controller:
         counts = {k: len(self.view.store(k) or ()) for k in _COUNTED}
         log.info("view synced: %s", ", ".join(f"{n} {k}s" for k, n in counts.items()))
 
+    async def _trim_after_first_pass(self) -> None:
+        """Once the first pass over every object is done (the queue drained after the
+        sync), give the memory its LISTs and writes used back to the OS."""
+        await self.queue.drained()
+        await asyncio.to_thread(memory.trim, "first pass over every Release done")
+
     async def run(self) -> None:
-        feed = Feed(self, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        # Every API call of a reconcile runs in asyncio.to_thread, i.e. in the loop's
+        # default executor: min(32, cores + 4) threads, 6 on two cores — fewer than the
+        # workers, who then queue for threads while the API server idles (issue 12: a cold
+        # resync is API round trips, not CPU).
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=self.workers + 4, thread_name_prefix="stella-io")
+        )
+        feed = Feed(self, loop)
         informer = Informer(feed, ENGINE_SOURCES)
         informer.start()
         try:
@@ -215,6 +231,7 @@ class Controller:
             self.started = True
             log.info("promotion engine running with %d workers", self.workers)
             await asyncio.gather(
+                self._trim_after_first_pass(),
                 self.queue.run(self._handle, self.workers),
                 self.env_queue.run(self._handle_env, 1),
                 self.gone_queue.run(self._free_gone, 1),

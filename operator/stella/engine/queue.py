@@ -26,6 +26,8 @@ class WorkQueue(Generic[K]):
         self._delayed: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while no key waits for a worker or runs
+        self._idle.set()
 
     def add(self, key: K) -> None:
         if key in self._active:
@@ -34,6 +36,7 @@ class WorkQueue(Generic[K]):
         if key not in self._queued:
             self._queued.add(key)
             self._ready.put_nowait(key)
+            self._idle.clear()
 
     def add_after(self, key: K, delay: float) -> None:
         if delay <= 0:
@@ -44,6 +47,15 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._queued) + len(self._delayed)
+
+    @property
+    def busy(self) -> bool:
+        """A key is waiting for a worker or being processed (delayed requeues aside)."""
+        return bool(self._queued or self._active)
+
+    async def drained(self) -> None:
+        """Return once no key waits for a worker or is being processed."""
+        await self._idle.wait()
 
     async def _timer(self) -> None:
         while True:
@@ -72,6 +84,8 @@ class WorkQueue(Generic[K]):
                 self.add(key)
             elif requeue is not None:
                 self.add_after(key, requeue)
+            if not self.busy:
+                self._idle.set()
 
     async def run(self, handle: Callable[[K], Awaitable[float | None]], workers: int) -> None:
         tasks = [asyncio.create_task(self._timer())]

@@ -29,8 +29,10 @@ def api_client() -> client.ApiClient:
             context=os.environ.get("STELLA_KUBE_CONTEXT") or None
         )
     api = _TimedApiClient()
-    # Stella's own writes are few; a small pool is plenty and bounds sockets.
-    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 8
+    # Bounded sockets, but one per engine worker writing at once (STELLA_WORKERS) and a
+    # few for everything else: a full pool makes urllib3 open — and throw away — a new
+    # TLS connection per call.
+    api.rest_client.pool_manager.connection_pool_kw["maxsize"] = 24
     return api
 
 

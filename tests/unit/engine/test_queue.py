@@ -60,3 +60,32 @@ def test_requeue_after_delay() -> None:
         return seen[1] - seen[0]
 
     assert asyncio.run(scenario()) >= 0.19
+
+
+def test_busy_while_a_key_waits_or_runs_but_not_for_a_delayed_requeue() -> None:
+    async def main() -> None:
+        q: WorkQueue[str] = WorkQueue()
+        assert not q.busy
+        gate = asyncio.Event()
+
+        async def handle(key: str) -> float | None:
+            await gate.wait()
+            return 60.0  # requeued a minute later: not work to wait for now
+
+        q.add("a")
+        assert q.busy  # waiting for a worker
+        waiter = asyncio.create_task(q.drained())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        runner = asyncio.create_task(q.run(handle, workers=1))
+        await asyncio.sleep(0.05)
+        assert q.busy  # being processed
+        assert not waiter.done()
+        gate.set()
+        await asyncio.sleep(0.05)
+        assert waiter.done()
+        assert not q.busy and len(q) == 1  # only the delayed requeue is left
+        await asyncio.wait_for(q.drained(), 1.0)
+        runner.cancel()
+
+    asyncio.run(main())

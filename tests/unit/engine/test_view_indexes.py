@@ -64,9 +64,7 @@ def scan_newest(view: ClusterView, ns: str, env: str) -> ReleaseKey | None:
     return max(live)[1] if live else None
 
 
-def scan_actions(
-    view: ClusterView, env: str, arrived: dict[str, int], *types: str
-) -> list[Any]:
+def scan_actions(view: ClusterView, env: str, arrived: dict[str, int], *types: str) -> list[Any]:
     """Oldest first: creationTimestamp, then the order they arrived on this Environment
     (the watch's order, which is etcd's) — never by name."""
     found = [
