@@ -113,6 +113,7 @@ def ensure_binaries(workers: bool = True) -> dict[str, Path]:
 class ControlPlane:
     state: Path
     with_workers: bool = True  # controller-manager, scheduler, kwok
+    encrypt_at_rest: bool = True  # off only for bench/bench_at_rest.py's floor
     ports: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     procs: list[Process] = field(default_factory=list)
@@ -203,7 +204,11 @@ class ControlPlane:
                 f"--tls-private-key-file={self.pki_dir / 'apiserver.key'}",
                 f"--client-ca-file={self.ca_file}",
                 f"--token-auth-file={self.state / 'tokens.csv'}",
-                f"--encryption-provider-config={self.encryption_config}",
+                *(
+                    [f"--encryption-provider-config={self.encryption_config}"]
+                    if self.encrypt_at_rest
+                    else []
+                ),
                 "--authorization-mode=RBAC",
                 "--anonymous-auth=false",
                 "--service-cluster-ip-range=10.96.0.0/24",
