@@ -1,6 +1,7 @@
 """A cluster that enforces Stella's passports without Stella (issue 17, docs/supply-chain.md):
 Stella's workload-digests ValidatingAdmissionPolicy (the chart's own file), the documented
-binding docs/supply-chain/passport-binding.yaml, and the parameter ConfigMap that
+binding docs/supply-chain/passport-binding.yaml and writer lock
+docs/supply-chain/passport-writer.yaml, and the parameter ConfigMap that
 `stella passport params` writes from the passports it verified in the registry. No CRD, no
 operator, no webhook: the API server alone refuses a digest without the passport."""
 
@@ -21,6 +22,21 @@ from tests.kube_support import eventually
 ROOT = Path(__file__).resolve().parents[2]
 STELLA = str(Path(sys.executable).parent / "stella")
 POLICY = "workload-digests.stella.io"
+WRITER_POLICY = "passport-digests-writer.stella.io"
+#: The identity docs/supply-chain/passport-writer.yaml lets write the parameter.
+PARAMS_WRITER = "system:serviceaccount:stella-passport:writer"
+DOCS = ROOT / "docs" / "supply-chain"
+
+
+def _docs(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((DOCS / name).read_text()) if d]
+
+
+def as_user(admin: client.ApiClient, username: str) -> client.ApiClient:
+    """An API client for ``admin``'s cluster that acts as ``username`` (impersonation)."""
+    impersonating = client.ApiClient(admin.configuration)
+    impersonating.set_default_header("Impersonate-User", username)
+    return impersonating
 
 
 def evidence_public_key(private_key: Path, out: Path) -> Path:
@@ -72,8 +88,11 @@ def install_passport_policy(admin: client.ApiClient, namespace: str) -> None:
     )
     admission = client.AdmissionregistrationV1Api(admin)
     admission.create_validating_admission_policy(policy)
-    binding = yaml.safe_load((ROOT / "docs/supply-chain/passport-binding.yaml").read_text())
-    admission.create_validating_admission_policy_binding(binding)
+    for doc in _docs("passport-binding.yaml") + _docs("passport-writer.yaml"):
+        if doc["kind"] == "ValidatingAdmissionPolicy":
+            admission.create_validating_admission_policy(doc)
+        else:
+            admission.create_validating_admission_policy_binding(doc)
     client.CoreV1Api(admin).create_namespace(
         client.V1Namespace(
             metadata=client.V1ObjectMeta(
@@ -84,9 +103,12 @@ def install_passport_policy(admin: client.ApiClient, namespace: str) -> None:
 
 
 def uninstall_passport_policy(admin: client.ApiClient, namespace: str) -> None:
-    binding = yaml.safe_load((ROOT / "docs/supply-chain/passport-binding.yaml").read_text())
     admission = client.AdmissionregistrationV1Api(admin)
-    admission.delete_validating_admission_policy_binding(binding["metadata"]["name"])
+    for doc in _docs("passport-binding.yaml") + _docs("passport-writer.yaml"):
+        if doc["kind"] == "ValidatingAdmissionPolicy":
+            admission.delete_validating_admission_policy(doc["metadata"]["name"])
+        else:
+            admission.delete_validating_admission_policy_binding(doc["metadata"]["name"])
     admission.delete_validating_admission_policy(POLICY)
     client.CoreV1Api(admin).delete_namespace(namespace)
 
@@ -117,3 +139,16 @@ def wait_refused(admin: client.ApiClient, namespace: str, image: str) -> str:
         timeout=30,
         what=f"a Pod running {image} refused in {namespace}",
     )
+
+
+def writer_refusal(call: Any) -> str | None:
+    """Why the writer lock refuses ``call()`` (a write of the parameter), or None when the
+    API server lets it through."""
+    try:
+        call()
+    except client.exceptions.ApiException as exc:
+        body = str(exc.body)
+        if exc.status == 403 and f"ValidatingAdmissionPolicy '{WRITER_POLICY}'" in body:
+            return body
+        raise AssertionError(f"{exc.status}: {body}") from None
+    return None

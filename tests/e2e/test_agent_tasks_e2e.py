@@ -27,7 +27,18 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
-from tests.kube_support import api_client_for, eventually
+from tests.e2e.passport_admission import (
+    PARAMS_WRITER,
+    as_user,
+    evidence_public_key,
+    install_passport_policy,
+    passport_params,
+    pod_refusal,
+    uninstall_passport_policy,
+    wait_refused,
+    writer_refusal,
+)
+from tests.kube_support import api_client_for, eventually, grant_configmap_writes
 
 from devenv.controlplane import ControlPlane
 from devenv.proc import Process
@@ -744,7 +755,6 @@ def test_the_agent_charts_own_rbac_and_commands_deploy(rig: Rig) -> None:
 def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) -> None:
     """requireSignatures on an Environment deployed by agents (issue 17): an unsigned image
     fails before any task is queued, and the agent's cluster keeps what it ran."""
-    from tests.kube_support import grant_configmap_writes
     from tests.supplychain_support import KeyPair
 
     from stella.supplychain.trust import TRUST_LABEL
@@ -906,16 +916,8 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
     cluster (its own API server, no Stella CRD, operator or webhook) has only Stella's
     workload-digests policy, the documented passport binding and the parameter
     `stella passport params` wrote from the registry — and its API server refuses a Pod with
-    a digest that has no prod passport and admits the one that has."""
-    from tests.e2e.passport_admission import (
-        evidence_public_key,
-        install_passport_policy,
-        passport_params,
-        pod_refusal,
-        uninstall_passport_policy,
-        wait_refused,
-    )
-
+    a digest that has no prod passport and admits the one that has; the parameter is written
+    only by the pipeline's identity (docs/supply-chain/passport-writer.yaml)."""
     remote = rig.remote.admin
     groups = [g.name for g in client.ApisApi(remote).get_api_versions().groups]
     assert "stella.io" not in groups  # nothing of Stella's runs there
@@ -935,7 +937,20 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
     try:
         # Without the parameter, the binding refuses everything there (fail closed).
         assert "no params found" in wait_refused(remote, ns, passported)
-        client.CoreV1Api(remote).create_namespaced_config_map(ns, params)
+        # Only the pipeline's identity writes the parameter (passport-writer.yaml): not the
+        # cluster's admin, so not anyone who may edit ConfigMaps in the namespace either.
+        admin_core = client.CoreV1Api(remote)
+        why = eventually(
+            lambda: writer_refusal(lambda: admin_core.create_namespaced_config_map(ns, params)),
+            timeout=30,
+            what="the writer lock in force",
+        )
+        assert f"{PARAMS_WRITER} (running stella passport params), and admin may not" in why
+        grant_configmap_writes(remote, ns, PARAMS_WRITER)  # the pipeline's RBAC
+        client.CoreV1Api(as_user(remote, PARAMS_WRITER)).create_namespaced_config_map(ns, params)
+        forged = {"data": {"digests": other.rsplit("@", 1)[1]}}
+        patch = admin_core.patch_namespaced_config_map
+        assert writer_refusal(lambda: patch("stella-passport-digests", ns, forged))
         why = eventually(
             lambda: (r := pod_refusal(remote, ns, other)) and "digest-not-approved" in r and r,
             timeout=30,
