@@ -28,6 +28,7 @@ REFUSALS = (
     ("unfinished Releases", "429 release.quota"),
     ("in a loop", "429 release.loop"),
     ("slow down", "429 ratelimit"),
+    ("admission is overloaded", "429 overloaded"),
     # kube-apiserver's own backpressure (max requests in flight).
     ("Too many requests", "429 kube-apiserver"),
 )

@@ -1,6 +1,8 @@
 """Bench-only: tracemalloc snapshots of a process started with this directory on
 PYTHONPATH and STELLA_BENCH_TRACEMALLOC_DIR set (bench_t10.py --tracemalloc). A daemon
-thread dumps a snapshot every STELLA_BENCH_TRACEMALLOC_EVERY seconds (default 30) as
+thread starts tracing once the process has started (tracing every import would slow the
+start past the operator's readiness deadline; growth is what is wanted), then dumps a
+snapshot every STELLA_BENCH_TRACEMALLOC_EVERY seconds (default 30) as
 DIR/snapshot-NNNN.bin; bench/memtrace/diff.py compares two. Never used by Stella itself."""
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ _DIR = os.environ.get("STELLA_BENCH_TRACEMALLOC_DIR")
 
 
 def _dump(directory: str, every: float) -> None:
+    time.sleep(float(os.environ.get("STELLA_BENCH_TRACEMALLOC_DELAY", "15")))
+    tracemalloc.start(int(os.environ.get("STELLA_BENCH_TRACEMALLOC_FRAMES", "8")))
     n = 0
     while True:
         time.sleep(every)
@@ -22,6 +26,5 @@ def _dump(directory: str, every: float) -> None:
 
 
 if _DIR:
-    tracemalloc.start(int(os.environ.get("STELLA_BENCH_TRACEMALLOC_FRAMES", "8")))
     every = float(os.environ.get("STELLA_BENCH_TRACEMALLOC_EVERY", "30"))
     threading.Thread(target=_dump, args=(_DIR, every), daemon=True, name="memtrace").start()

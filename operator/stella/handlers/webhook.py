@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from stella import metrics
+from stella.admission import shedding
 from stella.admission.configuration import MUTATING, VALIDATING, Hook
 from stella.admission.identity import pointer_token
 from stella.handlers.admission import Admission, Denied
@@ -145,10 +146,13 @@ class WebhookServer(ThreadedTLSServer):
         certfile: str,
         keyfile: str,
         workers: int = 8,
+        max_waiting: int = 64,
     ) -> None:
         super().__init__("admission", host, port, certfile, keyfile, workers)
         self.admission = admission
         self.view = view
+        self.max_waiting = max_waiting  # reviews waiting for a worker before more are shed
+        self._waiting = 0  # read and written on this server's loop only
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{hook}", self._handle)
@@ -162,7 +166,32 @@ class WebhookServer(ThreadedTLSServer):
             return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
         if not isinstance(review, Mapping):
             return web.json_response({"error": "an AdmissionReview (JSON) is expected"}, status=400)
-        out = await self.blocking(respond, self.admission, self.view, path_id, review)
+        budget = shedding.budget(request.query.get("timeout"))
+        if self._waiting >= self.max_waiting:
+            out = _shed(review, f"{self._waiting} requests waiting")
+        else:
+            self._waiting += 1
+            try:
+                out = await self.blocking(self._respond_in_time, path_id, review, started, budget)
+            finally:
+                self._waiting -= 1
         hook = path_id if path_id in HOOKS else "unknown"  # never a label from the client
         metrics.ADMISSION_SECONDS.labels(hook).observe(time.monotonic() - started)
         return web.json_response(out)
+
+    def _respond_in_time(
+        self, path_id: str, review: Mapping[str, Any], started: float, budget: float
+    ) -> dict[str, Any]:
+        """In a worker: the review's answer, or a shed one when it waited for the worker so
+        long that the API server may have given up on it (shedding)."""
+        waited = time.monotonic() - started
+        if shedding.too_late(waited, budget):
+            return _shed(review, f"waited {waited:.1f}s of {budget:.0f}s for a worker")
+        return respond(self.admission, self.view, path_id, review)
+
+
+def _shed(review: Mapping[str, Any], why: str) -> dict[str, Any]:
+    metrics.ADMISSION_DENIED.labels(shedding.RULE).inc()
+    log.debug("admission overloaded: %s; answered 429", why)  # counted, not logged per request
+    uid = str((review.get("request") or {}).get("uid") or "")
+    return _review(shedding.shed_response(uid, why))
