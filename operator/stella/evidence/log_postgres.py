@@ -23,6 +23,7 @@ Schema (created by :func:`install`, idempotent)::
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,8 @@ from psycopg.types.json import Jsonb
 
 from stella.evidence.errors import ChainConflict, DuplicatePacket, LogUnavailable
 from stella.evidence.records import LogEntry
+
+log = logging.getLogger("stella.evidence")
 
 SCHEMA = "stella"
 TABLE = "evidence_log"
@@ -235,6 +238,18 @@ def _safe(exc: Exception) -> str:
     return type(exc).__name__
 
 
+def unverified_tls(conn: psycopg.Connection[Any]) -> str | None:
+    """None when the connection is TLS checked against a CA and the host name
+    (sslmode=verify-full, as libpq resolved it from the URL and PG* variables); else what
+    it is, e.g. "sslmode=prefer, TLS on"."""
+    options = {o.keyword.decode(): (o.val or b"").decode() for o in conn.pgconn.info}
+    mode = options.get("sslmode") or "prefer"
+    in_use = conn.pgconn.ssl_in_use
+    if mode == "verify-full" and in_use:
+        return None
+    return f"sslmode={mode}, TLS {'on' if in_use else 'off'}"
+
+
 def where(dsn: str) -> str:
     """`user@host:port/db` of a DSN, never its password (for messages)."""
     try:
@@ -285,6 +300,7 @@ class PostgresLog:
         self._timeout = connect_timeout
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
         self._lock = threading.Lock()
+        self._warned = False
 
     @property
     def locator(self) -> str:
@@ -298,6 +314,17 @@ class PostgresLog:
     def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=self._timeout)
+            weak = unverified_tls(self._conn)
+            if weak is not None and not self._warned:
+                self._warned = True
+                log.warning(
+                    "evidence log (PostgreSQL) at %s is reached without verified TLS (%s): "
+                    "anyone between here and the database could read or alter what is "
+                    "written; set sslmode=verify-full and sslrootcert (PGSSLMODE, "
+                    "PGSSLROOTCERT; the chart's evidence.logCA), see docs/data-at-rest.md",
+                    where(self._dsn),
+                    weak,
+                )
         return self._conn
 
     def _run(

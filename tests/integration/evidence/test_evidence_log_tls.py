@@ -99,3 +99,20 @@ def _entry(tmp_path: Path):  # type: ignore[no-untyped-def]
     )
     recorder.record(event(n=9))
     return recorder.log.entries()[0]
+
+
+def test_a_log_reached_without_verified_tls_is_a_warning_once(
+    evidence_db: EvidenceDb, caplog: pytest.LogCaptureFixture
+) -> None:
+    """sslmode=require encrypts but checks no certificate: it works (the server has TLS),
+    and the log says, once, that it is not verified and what to set."""
+    weak = PostgresLog(with_params(evidence_db.writer_dsn, sslmode="require"))
+    with caplog.at_level("WARNING", logger="stella.evidence"):
+        weak.entries()
+        weak._drop()  # a reconnection warns no more
+        weak.entries()
+        PostgresLog(evidence_db.writer_dsn).entries()  # verify-full: nothing to say
+    warned = [r.getMessage() for r in caplog.records if "without verified TLS" in r.getMessage()]
+    assert len(warned) == 1
+    assert "sslmode=require, TLS on" in warned[0] and "sslmode=verify-full" in warned[0]
+    assert "writer-test-pw" not in warned[0]
