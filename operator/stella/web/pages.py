@@ -129,15 +129,29 @@ def pipeline_page(p: Pipeline, revision: int) -> str:
     )
 
 
-def decision_form(namespace: str, release: str, environment: str, csrf: str) -> str:
-    action = f"/releases/{esc(namespace)}/{esc(release)}/decide"
+def _release_form(
+    namespace: str, release: str, environment: str, csrf: str, step: str, css: str, inner: str
+) -> str:
+    """A form posting to /releases/NS/NAME/STEP for one Environment, with its CSRF token."""
+    action = f"/releases/{esc(namespace)}/{esc(release)}/{step}"
     return (
-        f'<form method="post" action="{action}" class="decide">{hidden_csrf(csrf)}'
-        f'<input type="hidden" name="environment" value="{esc(environment)}">'
+        f'<form method="post" action="{action}" class="{css}">{hidden_csrf(csrf)}'
+        f'<input type="hidden" name="environment" value="{esc(environment)}">{inner}</form>'
+    )
+
+
+def decision_form(namespace: str, release: str, environment: str, csrf: str) -> str:
+    return _release_form(
+        namespace,
+        release,
+        environment,
+        csrf,
+        "decide",
+        "decide",
         '<input name="comment" maxlength="1024" placeholder="comment (e.g. CAB-1234)" '
         'aria-label="comment">'
         '<button name="decision" value="Approve" class="approve">Approve</button>'
-        '<button name="decision" value="Reject" class="reject">Reject</button></form>'
+        '<button name="decision" value="Reject" class="reject">Reject</button>',
     )
 
 
@@ -148,13 +162,16 @@ def awaits_promotion(progress: Mapping[str, Any]) -> bool:
 
 
 def promote_form(namespace: str, release: str, environment: str, csrf: str) -> str:
-    action = f"/releases/{esc(namespace)}/{esc(release)}/promote"
-    return (
-        f'<form method="post" action="{action}" class="decide promote">{hidden_csrf(csrf)}'
-        f'<input type="hidden" name="environment" value="{esc(environment)}">'
+    return _release_form(
+        namespace,
+        release,
+        environment,
+        csrf,
+        "promote",
+        "decide promote",
         '<input name="reason" maxlength="1024" placeholder="why now (optional, kept as '
         'evidence)" aria-label="reason">'
-        f'<button class="approve">Promote to {esc(environment)}</button></form>'
+        f'<button class="approve">Promote to {esc(environment)}</button>',
     )
 
 
