@@ -345,6 +345,32 @@ class Rig:
         shop.created_envs.append(staging)
         return staging
 
+    def agents_only_environment(self, shop: Any, stage: str, agent: str, **spec: Any) -> str:
+        """An Environment of its own whose one target is the agent `agent`."""
+        env = shop.env_name(stage)
+        client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+            G,
+            V,
+            "environments",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "Environment",
+                "metadata": {"name": env},
+                "spec": {
+                    "targets": [
+                        {
+                            "agentSelector": {"matchLabels": {"cluster": agent}},
+                            "namespace": TARGET_NS,
+                        }
+                    ],
+                    "allowedRegistries": [self.registry.host],
+                    **spec,
+                },
+            },
+        )
+        shop.created_envs.append(env)
+        return env
+
     def tasks_of(self, agent: str) -> list[dict[str, Any]]:
         items = client.CustomObjectsApi(self.admin).list_namespaced_custom_object(
             G, V, NS, "agenttasks", label_selector=f"stella.io/agent={agent}"
@@ -772,28 +798,9 @@ def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) ->
             data={"ci.pem": KeyPair.generate().public_pem},
         ),
     )
-    env = shop.env_name("signed")
-    client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
-        G,
-        V,
-        "environments",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Environment",
-            "metadata": {"name": env},
-            "spec": {
-                "targets": [
-                    {
-                        "agentSelector": {"matchLabels": {"cluster": home.name}},
-                        "namespace": TARGET_NS,
-                    }
-                ],
-                "allowedRegistries": [rig.registry.host],
-                "requireSignatures": {"configMap": trust, "haltOnFailure": False},
-            },
-        },
+    rig.agents_only_environment(
+        shop, "signed", home.name, requireSignatures={"configMap": trust, "haltOnFailure": False}
     )
-    shop.created_envs.append(env)
     proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-sc", unsigned, ["signed"])
@@ -855,32 +862,11 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
             "spec": {"manifest": publisher.sign(manifest), "module": {"file": str(path)}},
         },
     )
-    env = shop.env_name("gated-agent")
     steps = [
         {"plugin": manifest.name, "at": at, "inputs": {"url": service.url()}}
         for at in ("Gate", "PostDeploy")
     ]
-    api.create_cluster_custom_object(
-        G,
-        V,
-        "environments",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Environment",
-            "metadata": {"name": env},
-            "spec": {
-                "targets": [
-                    {
-                        "agentSelector": {"matchLabels": {"cluster": home.name}},
-                        "namespace": TARGET_NS,
-                    }
-                ],
-                "allowedRegistries": [rig.registry.host],
-                "plugins": steps,
-            },
-        },
-    )
-    shop.created_envs.append(env)
+    env = rig.agents_only_environment(shop, "gated-agent", home.name, plugins=steps)
     proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-pl", new, ["gated-agent"])

@@ -102,12 +102,7 @@ class AgentPromotions(PluginSteps):
         chain = await self._supply_chain_gate(promo)
         if chain is None or isinstance(chain, float):
             return chain
-        try:
-            block = await self._plugin_steps_before_deploy(promo)
-        except EvidenceError as exc:
-            from stella.engine.reconcile import _evidence_block
-
-            block = _evidence_block(exc)
+        block = await self._plugin_steps_before_deploy(promo)
         if block is not None:
             _move(p, block.phase, block.reason, block.message)
             return block.retry_after

@@ -80,7 +80,20 @@ class PluginSteps:
     plugin_runs_max: int
 
     async def _plugin_steps_before_deploy(self, promo: Promotion) -> StepBlock | None:
-        """Gate steps (a failure waits and asks again), then PreDeploy (a failure fails)."""
+        """Gate steps (a failure waits and asks again), then PreDeploy (a failure fails);
+        a run whose evidence could not be stored holds the promotion (EvidencePending)."""
+        try:
+            return await self._steps_before_deploy(promo)
+        except EvidenceError as exc:
+            return StepBlock(
+                "Pending",
+                "EvidencePending",
+                "nothing deployed: a plugin run's evidence could not be stored "
+                f"({exc.reason}); retrying",
+                float(exc.retry_after or 10.0),
+            )
+
+    async def _steps_before_deploy(self, promo: Promotion) -> StepBlock | None:
         failed = await self._run_steps(promo, "Gate")
         if failed is not None:
             return StepBlock(

@@ -33,7 +33,7 @@ from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.deletions import LEGACY_FINALIZER, has_legacy_finalizer
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
-from stella.engine.plugin_steps import PluginSteps, StepBlock
+from stella.engine.plugin_steps import PluginSteps
 from stella.engine.quotas import QUOTA_RETRY, over_quota
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
@@ -76,15 +76,6 @@ log = logging.getLogger("stella.engine")
 DEPLOY_POLL = 2.0
 # Phases a Release's first evaluation does not announce with an Event (see _announce).
 _QUIET_AT_FIRST = frozenset({"Superseded", "WaitingForPrerequisites"})
-
-
-def _evidence_block(exc: EvidenceError) -> StepBlock:
-    return StepBlock(
-        "Pending",
-        "EvidencePending",
-        f"nothing deployed: a plugin run's evidence could not be stored ({exc.reason}); retrying",
-        float(exc.retry_after or 10.0),
-    )
 
 
 def _now() -> datetime:
@@ -384,10 +375,7 @@ class Reconciler(Verifications, ApplicationPromotions, AgentPromotions, PluginSt
         chain = await self._supply_chain_gate(promo)
         if not isinstance(chain, SupplyChainReport):
             return chain
-        try:
-            block = await self._plugin_steps_before_deploy(promo)
-        except EvidenceError as exc:
-            block = _evidence_block(exc)
+        block = await self._plugin_steps_before_deploy(promo)
         if block is not None:
             _move(p, block.phase, block.reason, block.message)
             return block.retry_after
