@@ -190,6 +190,7 @@ def main() -> int:
     cp = ControlPlane(work / "cluster")
     registry = Registry(work / "registry")
     service = Service(200)
+    op = None
     try:
         cp.up()
         bootstrap(cp)
@@ -424,9 +425,10 @@ def main() -> int:
             "s",
             floor=pct(floor.latency, 0.99),
         )
-        op.proc.stop()
         unregister(cp)
     finally:
+        if op is not None:  # an operator that never got ready is stopped too
+            op.proc.stop()
         service.stop()
         registry.stop()
         cp.down()
