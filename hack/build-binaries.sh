@@ -33,12 +33,18 @@ COSIGN_BIN="$CACHE/bin/cosign-$COSIGN_VERSION"
 GGCR_VERSION="${GGCR_VERSION:-v0.22.1}"
 REFERRERS_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/referrers-registry/main.go"
 REFERRERS_BIN="$CACHE/bin/referrers-registry-$GGCR_VERSION-$(sha256sum "$REFERRERS_SRC" | cut -c1-12)"
-# Argo CD's CRDs (issue 14), from Argo CD's own source: the Go module's zip carries
-# manifests/crds. Only downloaded, not built (building argocd needs Go 1.27, Redis and a
-# git server; see docs/argocd.md). The module's go.mod asks for Go 1.27, which `go mod
-# download` reports as an error after it has fetched the zip; the zip is all we read.
-ARGOCD_VERSION="${ARGOCD_VERSION:-v3.6.1}"
-ARGOCD_CRDS="$CACHE/argocd-$ARGOCD_VERSION/crds"
+# Argo CD (issue 14), a real one for the Argo CD e2e: the multicall `argocd` binary
+# (argocd-application-controller, argocd-repo-server, chosen by ARGOCD_BINARY_NAME) from
+# github.com/argoproj/argo-cd/v2 (v3 replaces its nested gitops-engine module with a local
+# path the module zip does not carry, so it cannot be built from the module proxy; v2 uses
+# the separate github.com/argoproj/gitops-engine module and Go >= 1.24), plus its CRDs and
+# install ConfigMaps/Secret from the same module's manifests/; and kustomize, which the
+# repo-server shells out to (the version Argo CD ships: its hack/tool-versions.sh).
+ARGOCD_VERSION="${ARGOCD_VERSION:-v2.14.21}"
+ARGOCD_BIN="$CACHE/bin/argocd-$ARGOCD_VERSION"
+ARGOCD_MANIFESTS="$CACHE/argocd-$ARGOCD_VERSION"
+KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.4.3}"
+KUSTOMIZE_BIN="$CACHE/bin/kustomize-$KUSTOMIZE_VERSION"
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
 # Two cores: keep the linker from holding several GiB per parallel package.
 export GOMAXPROCS="${GOMAXPROCS:-2}"
@@ -162,28 +168,52 @@ build_referrers_registry() {
   )
 }
 
-fetch_argocd_crds() {
-  if [[ -f "$ARGOCD_CRDS/application-crd.yaml" ]]; then log "Argo CD $ARGOCD_VERSION CRDs already cached"; return; fi
-  need_go "Argo CD's CRDs"
-  log "downloading github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION (its manifests/crds)"
-  local info zip
-  info=$(cd "$(mktemp -d)" && GOTOOLCHAIN=local GOFLAGS=-mod=mod \
-    go mod download -json "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION" || true)
-  zip=$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Zip",""))')
-  if [[ -z "$zip" || ! -f "$zip" ]]; then
-    log "could not download the Argo CD module: $info"; exit 1
+# Argo CD's go.mod replaces k8s.io/* with published versions (no local paths): a wrapper
+# module that requires it and copies that replace block builds ./cmd as it is.
+build_argocd() {
+  if [[ -x "$ARGOCD_BIN/argocd" && -f "$ARGOCD_MANIFESTS/crds/application-crd.yaml" ]]; then
+    log "Argo CD $ARGOCD_VERSION already cached"; return
   fi
-  mkdir -p "$ARGOCD_CRDS.tmp"
-  python3 - "$zip" "$ARGOCD_CRDS.tmp" "$ARGOCD_VERSION" <<'PY'
-import sys, zipfile
-zip_path, out, version = sys.argv[1:]
-prefix = f"github.com/argoproj/argo-cd/v3@{version}/manifests/crds/"
-with zipfile.ZipFile(zip_path) as z:
-    for name in ("application-crd.yaml", "appproject-crd.yaml"):
-        with open(f"{out}/{name}", "wb") as f:
-            f.write(z.read(prefix + name))
-PY
-  rm -rf "$ARGOCD_CRDS" && mv "$ARGOCD_CRDS.tmp" "$ARGOCD_CRDS"
+  need_go "Argo CD"
+  local src="$CACHE/src/argocd-$ARGOCD_VERSION" info gomod dir
+  mkdir -p "$src" "$ARGOCD_BIN"
+  info="$(cd "$src" && GOFLAGS=-mod=mod go mod download -json "github.com/argoproj/argo-cd/v2@$ARGOCD_VERSION")"
+  gomod="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  dir="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  {
+    echo "module stella.local/argocdbuild"
+    echo
+    echo "go $(awk '/^go /{print $2; exit}' "$gomod")"
+    echo
+    echo "require github.com/argoproj/argo-cd/v2 $ARGOCD_VERSION"
+    echo
+    sed -n '/^replace (/,/^)/p' "$gomod"
+  } > "$src/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/argoproj/argo-cd/v2/cmd"\n' > "$src/tools.go"
+  log "building argocd $ARGOCD_VERSION (only ./cmd; a cold build takes many minutes)"
+  (
+    cd "$src"
+    GOFLAGS="$GOFLAGS -mod=mod" go get "github.com/argoproj/argo-cd/v2@$ARGOCD_VERSION"
+    GOFLAGS="$GOFLAGS -mod=mod" go build -trimpath \
+      -ldflags "-s -w -X github.com/argoproj/argo-cd/v2/common.version=${ARGOCD_VERSION#v}" \
+      -o "$ARGOCD_BIN/argocd.tmp" github.com/argoproj/argo-cd/v2/cmd
+    mv "$ARGOCD_BIN/argocd.tmp" "$ARGOCD_BIN/argocd"
+  )
+  rm -rf "$ARGOCD_MANIFESTS.tmp" && mkdir -p "$ARGOCD_MANIFESTS.tmp/crds" "$ARGOCD_MANIFESTS.tmp/config"
+  cp "$dir"/manifests/crds/{application,appproject}-crd.yaml "$ARGOCD_MANIFESTS.tmp/crds/"
+  cp "$dir"/manifests/base/config/argocd-*.yaml "$ARGOCD_MANIFESTS.tmp/config/"
+  chmod -R u+w "$ARGOCD_MANIFESTS.tmp"
+  rm -rf "$ARGOCD_MANIFESTS" && mv "$ARGOCD_MANIFESTS.tmp" "$ARGOCD_MANIFESTS"
+}
+
+build_kustomize() {
+  if [[ -x "$KUSTOMIZE_BIN/kustomize" ]]; then log "kustomize $KUSTOMIZE_VERSION already cached"; return; fi
+  need_go kustomize
+  mkdir -p "$KUSTOMIZE_BIN"
+  log "building kustomize $KUSTOMIZE_VERSION"
+  GOBIN="$KUSTOMIZE_BIN" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/kustomize/api/provenance.version=kustomize/$KUSTOMIZE_VERSION" \
+    "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
 }
 
 case "${1:-all}" in
@@ -193,8 +223,8 @@ case "${1:-all}" in
   helm) build_helm ;;
   cosign) build_cosign ;;
   referrers-registry) build_referrers_registry; echo "$REFERRERS_BIN"; exit 0 ;;
-  argocd-crds) fetch_argocd_crds ;;
-  all) build_k8s; build_etcd; build_kwok; build_helm; build_cosign; build_referrers_registry; fetch_argocd_crds ;;
-  *) echo "usage: $0 [all|k8s|etcd|kwok|helm|cosign|referrers-registry|argocd-crds]" >&2; exit 2 ;;
+  argocd) build_argocd; build_kustomize ;;
+  all) build_k8s; build_etcd; build_kwok; build_helm; build_cosign; build_referrers_registry; build_argocd; build_kustomize ;;
+  *) echo "usage: $0 [all|k8s|etcd|kwok|helm|cosign|referrers-registry|argocd]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stella's tests and demo run for real: the distribution
 # registry, PostgreSQL 15, skopeo, htpasswd, openssl, Chromium with its driver
-# (the console's browser tests) and Prometheus (verification gates, promtool). Python packages come from
+# (the console's browser tests), Prometheus (verification gates, promtool) and Redis + git
+# (a real Argo CD in the e2e tier). Python packages come from
 # constraints.txt (make venv); kube-apiserver, kwok, etcd and helm are built from Go
 # modules (hack/build-binaries.sh).
 #
@@ -28,6 +29,10 @@ command -v openssl >/dev/null || need+=(openssl)
 # Verification gates query a real Prometheus (tests/e2e/test_verification_e2e.py); promtool
 # tests the chart's alert rules.
 command -v prometheus >/dev/null || need+=(prometheus)
+# A real Argo CD runs in the e2e tier (tests/e2e/test_argocd_real_e2e.py): it keeps its
+# cache in Redis; git serves its repositories (git daemon, part of git).
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v git >/dev/null || need+=(git)
 # `make venv` needs venv with ensurepip: Debian ships it apart from python3 itself.
 if command -v "${PY:-python3}" >/dev/null && ! "${PY:-python3}" -c 'import ensurepip, venv' 2>/dev/null; then
   need+=("python$("${PY:-python3}" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv")

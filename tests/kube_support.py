@@ -125,26 +125,25 @@ def service_account_kubeconfig(
 
 
 def install_argocd_crd(kube: Any) -> None:
-    """Argo CD's own Application CRD (from its Go module: hack/build-binaries.sh
-    argocd-crds), established. No Argo CD runs: the tests write what it would."""
-    import os
-    from pathlib import Path
+    """Argo CD's own CRDs (Application, AppProject; from its Go module's manifests/crds:
+    hack/build-binaries.sh argocd), established."""
+    from devenv.argocd import MANIFESTS
 
-    cache = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
-    crd = cache / "argocd-v3.6.1" / "crds" / "application-crd.yaml"
-    assert crd.exists(), f"Argo CD's Application CRD is not at {crd}; run `make binaries`"
-    done = kube.kubectl("admin", "apply", "--server-side", "-f", str(crd), check=False)
-    assert done.returncode == 0, done.stderr
+    crds = sorted((MANIFESTS / "crds").glob("*-crd.yaml"))
+    assert crds, f"Argo CD's CRDs are not in {MANIFESTS}/crds; run `make binaries`"
+    for crd in crds:
+        done = kube.kubectl("admin", "apply", "--server-side", "-f", str(crd), check=False)
+        assert done.returncode == 0, done.stderr
     # (kubectl wait trips over this CRD file's empty status until the API server sets it.)
     established = '{.status.conditions[?(@.type=="Established")].status}'
-    eventually(
-        lambda: kube.kubectl(
-            "admin", "get", "crd/applications.argoproj.io", "-o", f"jsonpath={established}",
-            check=False,
-        ).stdout == "True",
-        timeout=60,
-        what="Argo CD's Application CRD established",
-    )  # fmt: skip
+    for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
+        eventually(
+            lambda name=name: kube.kubectl(
+                "admin", "get", f"crd/{name}", "-o", f"jsonpath={established}", check=False,
+            ).stdout == "True",
+            timeout=60,
+            what=f"Argo CD's CRD {name} established",
+        )  # fmt: skip
 
 
 def start_console(
