@@ -114,3 +114,29 @@ def test_dora_figures_come_only_from_evidence_that_verifies() -> None:
     bad = check(store.published_keys(), store.list())
     html = evidence_pages.dora_page(bad, rows, "stella-system")
     assert 'id="dora-refused"' in html and "<svg" not in html
+
+
+def test_the_same_bytes_are_verified_once_and_a_changed_byte_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stella.web import evidence as web_evidence
+
+    calls: list[int] = []
+    real = web_evidence.verify
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(web_evidence, "verify", counting)
+    store = world(n=4)
+    first = check(store.published_keys(), store.list())
+    again = check(store.published_keys(), store.list())  # another page view, same bytes
+    assert first.ok and again.ok and again.signatures == first.signatures
+    assert len(calls) == 1
+    name = sorted(store.packets)[2]
+    packet = store.packets[name]
+    store.packets[name] = replace(packet, envelope_json=packet.envelope_json.replace("a", "b", 1))
+    tampered = check(store.published_keys(), store.list())
+    assert len(calls) == 2 and not tampered.ok
+    assert any(name in f.item for f in tampered.findings)
