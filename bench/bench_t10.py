@@ -26,7 +26,7 @@ records — so that what limits the rate is the system under test, not the clien
    promotion.
 
 It reports the achieved rate and the generator's lateness, create latency p50/p99 against
-the floor's, every answer by kind (created; 429 by rule; anything else is an error beyond
+the floor's, every answer by kind (created; 429 or 403 by rule; anything else is an error beyond
 the documented refusals), plugin runs by outcome, lost promotions, the load average, and
 the operator's RSS over time with its growth from the end of the warm-up (--warmup
 seconds) to the end of the load (the issue's bound is 10 %). --keep-finished N turns on

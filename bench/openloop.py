@@ -35,14 +35,18 @@ REFUSALS = (
 
 
 def classify(status: int, body: bytes) -> str:
-    """One answer's kind: created, a 429 by rule, or an error."""
+    """One answer's kind: created, a 429 or 403 by rule, or an error."""
     if status in (200, 201):
         return "created"
+    try:
+        message = str(json.loads(body or b"{}").get("message", ""))
+    except ValueError:
+        message = body.decode(errors="replace")
+    if status == 403:  # T10 from the API server's release-create policy (docs/quotas.md)
+        for rule in ("release.quota", "release.loop"):
+            if f"{rule}:" in message:
+                return f"403 {rule}"
     if status == 429:
-        try:
-            message = str(json.loads(body or b"{}").get("message", ""))
-        except ValueError:
-            message = body.decode(errors="replace")
         for words, rule in REFUSALS:
             if words in message:
                 return rule

@@ -20,7 +20,7 @@ from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
 from devenv.proc import Process, free_port, http_ok, kill_pidfile, port_open, wait_until  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
-from devenv.webhooks import make_serving_cert, register  # noqa: E402
+from devenv.webhooks import make_serving_cert, register, wait_for_release_params  # noqa: E402
 
 STATE = Path(os.environ.get("STELLA_DEMO_STATE", ROOT / ".local" / "demo"))
 STELLA = str(Path(sys.executable).parent / "stella")
@@ -202,6 +202,8 @@ def up() -> int:
         for name, req, n in envs
     ]
     print(kubectl(cp, "admin", "apply", "-f", "-", stdin=yaml.safe_dump_all(env_docs)))
+    # The API server judges a Release by the Environments the operator has published to it.
+    wait_for_release_params(cp, *(name for name, _, _ in envs))
 
     say("alice (a release requester) creates Release shop-1-1 with the pinned 1.1 image")
     release = {

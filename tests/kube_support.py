@@ -37,7 +37,24 @@ def eventually(
             if last:
                 return last
         time.sleep(interval)
+    if isinstance(last, client.ApiException):  # its repr says nothing of why
+        last = f"HTTP {last.status}: {str(last.body)[:500]}"
     raise AssertionError(f"{what} not reached in {timeout:.0f}s; last seen: {last!r}")
+
+
+def refused_by_policy(call: Callable[[], Any], policy: str, *says: str) -> str:
+    """The call is refused (403) by the ValidatingAdmissionPolicy `policy`, saying `says`;
+    an AssertionError otherwise (so eventually() can poll it)."""
+    try:
+        call()
+    except client.ApiException as exc:
+        msg = str(json.loads(exc.body).get("message", exc.body)) if exc.body else str(exc)
+        assert exc.status == 403, (exc.status, msg)
+        assert f"ValidatingAdmissionPolicy '{policy}'" in msg, msg
+        for s in says:
+            assert s in msg, (s, msg)
+        return msg
+    raise AssertionError(f"admitted, but {policy} should have refused it")
 
 
 PARAMS_BINDING = "workload-digests.stella.io"
@@ -60,6 +77,33 @@ def wait_for_digest_params(admin: client.ApiClient, namespace: str, timeout: flo
         timeout,
         what=f"the operator's stella-approved-digests ConfigMap in {namespace}",
     )
+
+
+RELEASE_BINDING = "release-create.stella.io"
+
+
+def wait_for_release_params(
+    admin: client.ApiClient, *environments: str, timeout: float = 30.0
+) -> None:
+    """After creating Environments: wait until the operator has published them in
+    stella-release-params, by which the API server's release-create policy judges a
+    Release CREATE (until then a Release naming them is refused: "retry in a few
+    seconds"). No-op when the policies are not installed."""
+    reg = client.AdmissionregistrationV1Api(admin)
+    try:
+        binding = reg.read_validating_admission_policy_binding(RELEASE_BINDING)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    core = client.CoreV1Api(admin)
+    ref = binding.spec.param_ref  # where this control plane's operator publishes it
+
+    def published() -> bool:
+        data = core.read_namespaced_config_map(ref.name, ref.namespace).data
+        return all(f"registries.{e}" in (data or {}) for e in environments)
+
+    eventually(published, timeout, what=f"Environments {', '.join(environments)} published")
 
 
 def evidence_packets(

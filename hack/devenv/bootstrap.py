@@ -28,6 +28,9 @@ def install_crds_and_rbac(cp: ControlPlane) -> None:
         "crd/pluginpublishers.stella.io",
     )
     cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "dev-rbac.yaml"))
+    # Before any of Stella's policies: kube-apiserver must never see its ConfigMap-parameter
+    # bindings all gone (see the file: kubernetes/kubernetes#130887).
+    cp.kubectl("admin", "apply", "-f", str(ROOT / "hack" / "param-informer-keeper.yaml"))
 
 
 def bootstrap(cp: ControlPlane) -> None:

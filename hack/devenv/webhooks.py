@@ -25,15 +25,24 @@ def make_serving_cert(directory: Path) -> tuple[Path, Path, Path]:
     return ca_crt, crt, key
 
 
-def register(cp: ControlPlane, ca_crt: Path, port: int) -> None:
+def register(cp: ControlPlane, ca_crt: Path, port: int, namespace: str = "stella-system") -> None:
+    """namespace: the operator's (STELLA_NAMESPACE), where it publishes stella-release-params."""
     bundle = base64.b64encode(ca_crt.read_bytes()).decode()
     mutating, validating = configurations(bundle, base_url=f"https://127.0.0.1:{port}")
     cp.kubectl("admin", "apply", "-f", "-", stdin=yaml.safe_dump_all([mutating, validating]))
-    install_policies(cp)
+    install_policies(cp, namespace)
 
 
-def install_policies(cp: ControlPlane) -> None:
-    cp.kubectl("admin", "apply", "-f", str(POLICIES))
+def policies_text(namespace: str = "stella-system") -> str:
+    """The chart's policy file as the chart renders it for an operator in `namespace`."""
+    return POLICIES.read_text().replace(
+        "name: stella-release-params, namespace: stella-system,",
+        f"name: stella-release-params, namespace: {namespace},",
+    )
+
+
+def install_policies(cp: ControlPlane, namespace: str = "stella-system") -> None:
+    cp.kubectl("admin", "apply", "-f", "-", stdin=policies_text(namespace))
     # The API server loads policies through an informer, a moment after they are stored:
     # wait until one refuses what it must (a write of the operator's parameter object by
     # admin), so a test never meets the gap.
@@ -68,3 +77,30 @@ def unregister(cp: ControlPlane) -> None:
         check=False,
     )
     uninstall_policies(cp)
+
+
+def wait_for_release_params(
+    cp: ControlPlane, *environments: str, namespace: str = "stella-system", timeout: float = 60.0
+) -> None:
+    """Until the operator has published these Environments in stella-release-params, by
+    which the API server's release-create policy judges a Release CREATE (before that, a
+    Release naming them is refused with "retry in a few seconds")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = cp.kubectl(
+            "admin",
+            "get",
+            "configmap",
+            "stella-release-params",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data}",
+            check=False,
+        )
+        data = yaml.safe_load(out.stdout or "{}") if out.returncode == 0 else {}
+        if all(f"registries.{e}" in (data or {}) for e in environments):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Environments {', '.join(environments)} not published in time")
+        time.sleep(0.2)

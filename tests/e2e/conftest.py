@@ -115,7 +115,7 @@ def start_operator(
     if webhooks:
         wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
         if register_hooks:
-            register(kube, ca, hook_port)
+            register(kube, ca, hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
     return op
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, running_operator
-from tests.kube_support import eventually, wait_for_digest_params
+from tests.kube_support import eventually, wait_for_digest_params, wait_for_release_params
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry, push_image
@@ -283,6 +283,7 @@ def demo_world(
                             },
                         },
                     )
+                wait_for_release_params(admin, *STAGES)
                 client.CustomObjectsApi(users["alice"]).create_namespaced_custom_object(
                     G, V, "shop", "releases", _release_body("shop-1-1", v2, list(STAGES), "1.1")
                 )

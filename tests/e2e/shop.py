@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
-from tests.kube_support import eventually, wait_for_digest_params
+from tests.kube_support import eventually, wait_for_digest_params, wait_for_release_params
 
 from devenv.services import Registry, push_image
 
@@ -91,6 +91,7 @@ class Shop:
         }
         client.CustomObjectsApi(self.admin).create_cluster_custom_object(G, V, "environments", body)
         self.created_envs.append(name)
+        wait_for_release_params(self.admin, name)
         return name
 
     def release(
@@ -112,6 +113,10 @@ class Shop:
                 ],
             },
         }
+        # The API server judges a Release CREATE by the Environments the operator published
+        # (release-create policy): wait for those this shop made (some tests make them by hand).
+        envs = [e for e in body["spec"]["environments"] if e in self.created_envs]  # type: ignore[index]
+        wait_for_release_params(self.admin, *envs)
         return client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(  # type: ignore[no-any-return]
             G, V, self.release_ns, "releases", body
         )
@@ -198,9 +203,11 @@ def operated_shop(
     registry: Registry,
     workdir: Any,
     prefix: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Shop, Any]]:
     """A module's own shop: a release namespace (team=shop) named PREFIX-xxxxxx and the
-    operator as its own process trusting the test registry; everything removed after."""
+    operator as its own process trusting the test registry (and `extra_env`); everything
+    removed after."""
     from tests.e2e.conftest import running_operator
 
     core = client.CoreV1Api(admin)
@@ -209,7 +216,8 @@ def operated_shop(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
     )
     try:
-        with running_operator(kube, workdir, {"STELLA_INSECURE_REGISTRIES": registry.host}) as op:
+        env = {"STELLA_INSECURE_REGISTRIES": registry.host, **(extra_env or {})}
+        with running_operator(kube, workdir, env) as op:
             shop = Shop(admin, users, registry, release_ns)
             try:
                 yield shop, op

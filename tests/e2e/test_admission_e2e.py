@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import OperatorProcess, running_operator, start_operator
 from tests.e2e.shop import Shop
-from tests.kube_support import api_client_for, eventually
+from tests.kube_support import api_client_for, eventually, refused_by_policy
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
@@ -42,6 +42,7 @@ OPERATOR_CONTEXT = (
 )
 FOREIGN_IMAGE = "registry.evil.example/shop/web@sha256:" + "ab" * 32
 NEVER_RELEASED = "sha256:" + "0e" * 32
+RELEASE_POLICY = "release-create.stella.io"
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -341,39 +342,39 @@ def test_release_rules(world: World) -> None:
         ("is not pinned by digest", "repo@sha256:<64 hex>"),
     )
 
+    # What needs the Environments is decided by the API server itself (the release-create
+    # policy, from the parameter the operator publishes; tests/e2e/test_release_policies_e2e.py
+    # has the rest): the API server counts these refusals, not the operator.
     # A registry prod does not allow.
-    ledger.denied(
+    refused_by_policy(
         lambda: world.create_release("alice", release_body("r-evil", FOREIGN_IMAGE, [prod])),
+        RELEASE_POLICY,
         "release.registry-not-allowed",
-        (
-            "registry.evil.example",
-            f"Environment {prod} does not allow",
-            "push the image to an allowed registry",
-        ),
-        webhook="validate-release",
+        "registry.evil.example",
+        f"Environment {prod} does not allow",
+        "push the image to an allowed registry",
     )
 
     # A namespace prod's releaseNamespaces does not select.
-    ledger.denied(
+    refused_by_policy(
         lambda: world.create_release(
             "alice", release_body("r-ns", pinned, [prod]), ns=world.outsider_ns
         ),
+        RELEASE_POLICY,
         "release.namespace-not-allowed",
-        (
-            f"namespace {world.outsider_ns} may not release into Environment {prod}",
-            "create the Release in an allowed namespace",
-        ),
-        webhook="validate-release",
+        f"namespace {world.outsider_ns} may not release into Environment {prod}",
+        "create the Release in an allowed namespace",
     )
 
     # An Environment that does not exist.
-    ledger.denied(
+    refused_by_policy(
         lambda: world.create_release(
             "alice", release_body("r-nowhere", pinned, [f"{shop.prefix}-nope"])
         ),
+        RELEASE_POLICY,
         "release.unknown-environment",
-        (f"Environment {shop.prefix}-nope does not exist", "create Environment"),
-        webhook="validate-release",
+        f"Environment {shop.prefix}-nope does not exist",
+        "create Environment",
     )
 
     # alice claims bob requested it: refused, never silently overwritten.
@@ -698,10 +699,12 @@ def test_rate_limit_per_identity_then_fail_closed(
         bob: list[int | str] = []
         started = time.monotonic()
         for i in range(15):
+            # A description: only such Releases still reach the webhook (a plain one is
+            # judged by the API server's policies alone, within the API server's own limits).
+            burst = release_body(f"r-burst-{i}", image, [prod])
+            burst["spec"]["description"] = "burst"
             try:
-                world.create_release(
-                    "alice", release_body(f"r-burst-{i}", image, [prod]), dry_run=True
-                )
+                world.create_release("alice", burst, dry_run=True)
                 alice.append(201)
             except ApiException as exc:
                 alice.append(exc.status if "slow down" in message_of(exc) else message_of(exc))
@@ -732,12 +735,20 @@ def test_rate_limit_per_identity_then_fail_closed(
         except ApiException as exc:
             assert exc.status == 403 and "was never approved" in message_of(exc), message_of(exc)
         apps.create_namespaced_deployment(world.unmanaged_ns, deployment("unchecked", "nginx:1.27"))
+        # A plain Release is still judged, by the API server's policies alone; one that
+        # needs the webhook (a description) fails closed.
+        world.create_release("alice", release_body("r-judged", image, [prod]), dry_run=True)
+        refused_by_policy(
+            lambda: world.create_release("alice", release_body("r-foreign", FOREIGN_IMAGE, [prod])),
+            RELEASE_POLICY,
+            "release.registry-not-allowed",
+        )
+        blind = release_body("r-blind", image, [prod])
+        blind["spec"]["description"] = "needs the webhook"
         try:
-            world.create_release("alice", release_body("r-blind", image, [prod]))
+            world.create_release("alice", blind)
             raise AssertionError("a Release was admitted without Stella")
         except ApiException as exc:
-            # A plain Release is stamped by the API server's policy; validate-release, which
-            # needs the Environments, is still a webhook, and fails closed.
             assert exc.status == 500, message_of(exc)
             assert 'failed calling webhook "validate-release.stella.io"' in message_of(exc), (
                 message_of(exc)

@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client
 from tests.argocd_health import health
 from tests.e2e.shop import G, Shop, V, operated_shop
-from tests.kube_support import eventually
+from tests.kube_support import eventually, wait_for_release_params
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
@@ -101,6 +101,11 @@ def test_applied_twice_client_and_server_side_nothing_changes(
     path, env, rel = _git_copy(shop, tmp_path, shop.image("2.0"))
     ns = shop.release_ns
 
+    # The Environment first, as an Argo CD sync wave would: a Release create is judged by
+    # the Environments the operator has published (docs/admission.md).
+    env_doc = yaml.safe_dump(next(yaml.safe_load_all(path.read_text())))
+    kube.kubectl("admin", "apply", "-f", "-", stdin=env_doc)
+    wait_for_release_params(shop.admin, env)
     kube.kubectl("admin", "apply", "-f", str(path))
     stamped = shop.get_release(rel)["metadata"]["annotations"]
     assert REQUESTER in stamped, "admission stamps the requester at CREATE"

@@ -7,6 +7,7 @@ from typing import Any
 
 from kubernetes import client, watch
 from tests.e2e.conftest import OperatorProcess
+from tests.kube_support import wait_for_release_params
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -38,6 +39,7 @@ def test_new_release_gets_its_evaluation_in_one_write(
             },
         },
     )
+    wait_for_release_params(kube_admin, env_name)  # the API server judges Releases by it
     api = client.CustomObjectsApi(kube_as["alice"])
     try:
         made = api.create_namespaced_custom_object(

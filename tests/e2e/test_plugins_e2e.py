@@ -413,43 +413,6 @@ def test_runaway_plugin_is_stopped_by_its_fuel_and_reported(world: World) -> Non
     assert not (world.plugin("spin").get("status") or {}).get("quarantine")
 
 
-def test_the_same_release_in_a_loop_is_stopped_with_429_and_retry_after(world: World) -> None:
-    """T10: a CI step re-creating the same Release: the first three are admitted, the
-    fourth is refused by the API server with 429 and retryAfterSeconds, and signalled."""
-    shop = world.shop
-    env = shop.environment(
-        "loop", replicas=1, approvals={"required": 1, "approverGroups": ["release-approvers"]}
-    )
-    image = shop.image("5.0")
-    body = {
-        "apiVersion": f"{G}/{V}",
-        "kind": "Release",
-        "metadata": {"generateName": "ci-"},
-        "spec": {
-            "version": "5.0.0",
-            "environments": [env],
-            "components": [
-                {
-                    "name": "web",
-                    "image": image,
-                    "workload": {"kind": "Deployment", "name": "web", "container": "web"},
-                }
-            ],
-        },
-    }
-    alice = client.CustomObjectsApi(world.users["alice"])
-    for _ in range(3):
-        alice.create_namespaced_custom_object(G, V, shop.release_ns, "releases", body)
-    with pytest.raises(client.exceptions.ApiException) as err:
-        alice.create_namespaced_custom_object(G, V, shop.release_ns, "releases", body)
-    assert err.value.status == 429, err.value
-    status = json.loads(err.value.body)
-    assert "a step or webhook in a loop?" in status["message"]
-    assert status["details"]["retryAfterSeconds"] > 0
-    assert world.op.metric("stella_security_events_total", signal="ReleaseLoop") >= 1
-    assert world.op.metric("stella_admission_denied_total", rule="release.loop") >= 1
-
-
 def test_the_same_promotion_asked_in_a_loop_is_refused_and_signalled(world: World) -> None:
     """T10 in the engine: a bot re-requesting the promotion of one Release into one
     Environment. With this module's loop threshold (3), the first three Promote Actions are

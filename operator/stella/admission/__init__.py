@@ -63,13 +63,21 @@ plugin.reenable               a re-enable of a quarantined Plugin not made by th
                               without that verb
 plugin.publisher-key          a PluginPublisher key that is not an ECDSA P-256 public key
 release.quota                 the namespace already holds its quota of unfinished Releases
-                              (T10; answered 429 with retryAfterSeconds)
-release.loop                  the same Release spec created again and again in one
-                              namespace within the loop window (T10; 429, ReleaseLoop)
+                              (T10; the release-create policy in the API server, 403)
+release.loop                  the same Release created again and again in one namespace
+                              within the loop window (T10; that policy, 403; the operator
+                              raises ReleaseLoop when it publishes the loop)
 receiver.unknown-environment  a Receiver names an Environment that does not exist (or one
                               stored with an invalid spec: fail closed)
 receiver.namespace-not-allowed a Receiver's namespace may not release into one of its
                               Environments (their releaseNamespaces)
+
+On a Release CREATE, release.unknown-environment, release.environment-invalid,
+release.namespace-not-allowed, release.registry-not-allowed, release.quota and release.loop
+are decided inside the API server (ValidatingAdmissionPolicy release-create.stella.io, from
+the parameter release_params.py computes); the webhook is called only for what that
+policy cannot decide (configuration.VALIDATE_RELEASE_NEEDED) and then applies its own
+rules as before.
 
 Security signals (Verdict.security_signal, SIGNALS): SelfApproval, ForgedIdentity,
 ApprovalTampering, IdentityTampering, UnauthorizedApprover, UnapprovedDigest,

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from stella.admission.loops import LoopDetector
 from stella.policy.identity import Identity
 
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
@@ -236,13 +235,6 @@ class AdmissionPolicy:
     # controller): otherwise refusing those deletes would leave the namespace Terminating
     # forever. Deleting a namespace is itself a privileged act.
     allow_approval_delete_in_terminating_namespace: bool = True
-    # T10: unfinished Releases one namespace may hold; the same Release spec created again
-    # and again in one namespace (a CI step or webhook in a loop) is refused past
-    # `release_loop_threshold` creates within `release_loop_window` seconds.
-    pending_releases_per_namespace: int = 500
-    release_loop_threshold: int = 5
-    release_loop_window: float = 600.0
-    loops: LoopDetector = field(default_factory=LoopDetector)
 
 
 def allow(warnings: Sequence[str] = (), patch: Sequence[dict[str, Any]] = ()) -> Verdict:

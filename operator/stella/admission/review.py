@@ -27,7 +27,6 @@ from stella.admission.base import (
 )
 from stella.admission.environment import validate_environment
 from stella.admission.identity import mutate_identity, retired_request
-from stella.admission.quotas import release_limits
 from stella.admission.receiver import validate_receiver
 from stella.admission.release import validate_release
 from stella.admission.workloads import validate_workload
@@ -75,12 +74,9 @@ def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
             return retired
     if needs_view(req) and not snap.synced:
         return not_synced(req)
-    verdict = _guarded(rule, req, snap, policy)
-    if verdict.allowed and req.kind == "Release" and req.operation == "CREATE":
-        # T10: quota and loop detection, counted only for what every rule admitted.
-        limited = _guarded(lambda r, s, p: release_limits(r, s, p) or verdict, req, snap, policy)
-        return limited
-    return verdict
+    # T10's quota and loop detection on Release CREATE are the release-create policy's, in
+    # the API server, for every Release (admission/release_params.py).
+    return _guarded(rule, req, snap, policy)
 
 
 def mutate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

@@ -231,9 +231,6 @@ class Admission:
         self.policy = AdmissionPolicy(
             operator_username=settings.service_account,
             authorizer=SubjectAccessReviews(),
-            pending_releases_per_namespace=settings.pending_releases_per_namespace,
-            release_loop_threshold=settings.release_loop_threshold,
-            release_loop_window=settings.release_loop_window,
         )
         self.limiter = RateLimiter(
             rate=settings.webhook_rate,

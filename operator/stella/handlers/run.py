@@ -2,7 +2,8 @@
 
 Three parts, each on its own footing:
 * admission: its own view fed by its own watches, served by its own thread and loop
-  (stella.handlers.webhook), on every replica;
+  (stella.handlers.webhook), on every replica; the parameter of the release-create policy
+  written from that view on the replica that runs the engine (handlers/release_params.py);
 * the promotion engine: its own watches feed it (stella.engine.feed); with leader
   election only the replica holding the Lease runs it (stella.handlers.lifecycle.supervise);
 * /healthz, /readyz, /metrics on the main loop, which kopf runs for the operator's start
@@ -22,6 +23,7 @@ from stella.engine.projection import slim
 from stella.engine.view import ClusterView
 from stella.handlers import http
 from stella.handlers.admission import Admission
+from stella.handlers.release_params import ReleaseParamsPublisher
 from stella.handlers.webhook import WebhookServer
 from stella.k8s.informer import Informer
 from stella.settings import Settings
@@ -68,6 +70,12 @@ async def run(settings: Settings) -> None:
         host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
         listen = (host, settings.webhook_port)
     memo = kopf.Memo()
+    # The release-create policy's parameter, from admission's view, written where the
+    # engine runs (memo.controller is set once this replica holds the Lease).
+    params = ReleaseParamsPublisher(
+        view, settings, leading=lambda: getattr(memo, "controller", None) is not None
+    )
+    params.start()
     server = await http.serve(
         ready,
         settings.http_host,
@@ -84,6 +92,7 @@ async def run(settings: Settings) -> None:
             clusterwide=True, standalone=True, ready_flag=ready, memo=memo, stop_flag=stop
         )
     finally:
+        params.stop()
         informer.stop()
         if webhook is not None:
             webhook.stop()

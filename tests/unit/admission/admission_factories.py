@@ -29,12 +29,7 @@ class Grants:
 
 OPERATOR = "system:serviceaccount:stella-system:stella-operator"
 GRANTS = Grants()
-# The loop detector counts admitted creates across calls: these tests admit the same
-# Release many times on purpose, so it is out of the way here (test_admission_quotas.py
-# tests it with a policy of its own).
-POLICY = AdmissionPolicy(
-    operator_username=OPERATOR, authorizer=GRANTS, release_loop_threshold=1_000_000
-)
+POLICY = AdmissionPolicy(operator_username=OPERATOR, authorizer=GRANTS)
 APPROVERS = "release-approvers"
 REGISTRY = "registry.example.com"
 

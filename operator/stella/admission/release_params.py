@@ -1,0 +1,160 @@
+"""The parameter object of the release-create ValidatingAdmissionPolicy: what a Release
+CREATE is judged by inside the API server (CEL, no webhook), computed from admission's
+view and written by the operator (stella/handlers/release_params.py) into the ConfigMap
+`stella-release-params` in its own namespace.
+
+A policy cannot read Environments or count Releases, so the operator publishes what the
+rules need, as flat strings (a ConfigMap's data; the API server converts the parameter for
+every request, so it stays small: a few keys per Environment, never one per Release):
+
+  registries.<env>  every Environment stored valid: its allowedRegistries, normalized as
+                    admission compares them (lower case, Docker Hub's aliases as docker.io),
+                    one a line between newlines ("\\nregistry.example.com\\n"); "" = any
+                    registry. The key's presence says the Environment exists.
+  namespaces.<env>  when its releaseNamespaces selects: one requirement a line,
+                    `In <key> |v1|v2|`, `NotIn ...`, `Exists <key> |`, `DoesNotExist <key> |`
+                    (matchLabels as In); label keys and values hold no space nor `|`.
+  invalid.<env>     an Environment stored with an invalid spec: why (fail closed).
+  full              T10: the namespaces holding `quota` or more unfinished Releases, one a
+                    line between newlines.
+  loops             T10: `<namespace> <loop key>` a line between newlines, for every Release
+                    spec created `loopThreshold` times or more in that namespace within the
+                    window (deleted ones count: a loop that deletes what it made is a loop).
+  quota, loopThreshold, loopWindow   the settings, for the messages.
+
+The loop key (loop_key) is written the same way by the policy's CEL
+(charts/stella/files/admission-policies.yaml; an integration test proves they agree).
+Everything here can be a moment stale (an Environment created or changed since): the
+engine checks again at promotion what it acts on (releaseNamespaces, allowedRegistries and
+the Environment's existence, engine/reconcile.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from stella.admission._util import environment_spec, mapping, metadata, spec_of
+from stella.admission.base import Body, ReleaseKey, Snapshot
+from stella.admission.index import SyncedIndex, _index_for
+from stella.admission.quotas import pending_index
+from stella.admission.release import normalize_registry
+from stella.models.common import LabelSelector, parse_time
+
+PARAMS_NAME = "stella-release-params"
+
+
+def lines(values: Iterable[str]) -> str:
+    """Values one a line between newlines, so `contains('\\n' + v + '\\n')` is exact."""
+    items = list(values)
+    return "\n" + "\n".join(items) + "\n" if items else ""
+
+
+def selector_lines(selector: LabelSelector) -> str:
+    """A label selector as the requirement lines the policy's CEL reads."""
+    out = [f"In {k} |{v}|" for k, v in sorted(selector.match_labels.items())]
+    for req in selector.match_expressions:
+        out.append(f"{req.operator} {req.key} |{'|'.join(req.values)}{'|' if req.values else ''}")
+    return "".join(line + "\n" for line in out)
+
+
+def loop_key(spec: object) -> str:
+    """What makes two Releases "the same" for loop detection: version, environments and
+    components (name=image), exactly as the policy's CEL writes it."""
+    s = mapping(spec)
+    envs = s.get("environments")
+    comps = s.get("components")
+    env_part = ",".join(str(e) for e in envs) if isinstance(envs, list) else ""
+    comp_part = (
+        ",".join(f"{mapping(c).get('name', '')}={mapping(c).get('image', '')}" for c in comps)
+        if isinstance(comps, list)
+        else ""
+    )
+    return f"{s.get('version', '')}|{env_part}|{comp_part}"
+
+
+class LoopIndex(SyncedIndex[ReleaseKey, None]):
+    """(namespace, loop key) -> {uid: creation time}: every Release seen, deleted ones
+    included, until they leave the window (looping() forgets them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._created: dict[tuple[str, str], dict[str, float]] = {}
+        self._guard = threading.Lock()
+
+    def _add(self, key: ReleaseKey, body: Body) -> None:
+        meta = metadata(body)
+        when = parse_time(meta.get("creationTimestamp"))
+        if when is None:
+            return
+        uid = str(meta.get("uid") or f"{key[0]}/{key[1]}")
+        with self._guard:
+            self._created.setdefault((key[0], loop_key(spec_of(body))), {})[uid] = when.timestamp()
+
+    def _drop(self, key: ReleaseKey, payload: None) -> None:
+        return None  # a deleted Release still counts until it leaves the window
+
+    def looping(self, now: float, threshold: int, window: float) -> list[tuple[str, str]]:
+        """The (namespace, key) pairs created `threshold` times or more within `window`."""
+        out: list[tuple[str, str]] = []
+        with self._guard:
+            for pair, seen in list(self._created.items()):
+                for uid in [u for u, t in seen.items() if t <= now - window]:
+                    del seen[uid]
+                if not seen:
+                    del self._created[pair]
+                elif len(seen) >= threshold:
+                    out.append(pair)
+        return sorted(out)
+
+
+def loop_index(snap: Snapshot) -> LoopIndex:
+    index = _index_for("loops", snap.releases, getattr(snap, "revision", None), LoopIndex)
+    assert isinstance(index, LoopIndex)
+    return index
+
+
+def release_params(
+    snap: Snapshot, *, quota: int, loop_threshold: int, loop_window: float, now: float
+) -> dict[str, str]:
+    """The ConfigMap data for a synced snapshot (see the module's docstring)."""
+    data: dict[str, str] = {
+        "quota": str(quota),
+        "loopThreshold": str(loop_threshold),
+        "loopWindow": f"{loop_window:.0f}",
+    }
+    for name in sorted(snap.environments):
+        found = environment_spec(snap, name)
+        if found is None:
+            continue
+        if isinstance(found, str):
+            data[f"invalid.{name}"] = found
+            continue
+        data[f"registries.{name}"] = lines(
+            sorted({normalize_registry(h) for h in found.allowed_registries})
+        )
+        if found.release_namespaces is not None:
+            selected = selector_lines(found.release_namespaces)
+            if selected:
+                data[f"namespaces.{name}"] = selected
+    full = pending_index(snap).at_least(quota)
+    if full:
+        data["full"] = lines(full)
+    looping = loop_index(snap).looping(now, loop_threshold, loop_window)
+    if looping:
+        data["loops"] = lines(f"{ns} {key}" for ns, key in looping)
+    return data
+
+
+def configmap(namespace: str, data: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": PARAMS_NAME,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "stella"},
+        },
+        "data": dict(data),
+    }
