@@ -229,6 +229,15 @@ def test_release_rules_needing_environments_are_decided_without_a_webhook(
         f"release.unknown-environment: Environment {shop.env_name('nope')} does not exist",
         "retry in a few seconds",
     )
+    # What the models' validators refused in the webhook, the CRD schema refuses now.
+    dup = body(shop, "dup", env="prod")
+    dup["spec"]["components"] *= 2
+    dup["spec"]["environments"] *= 2
+    with pytest.raises(ApiException) as exc:
+        create(dup)
+    assert exc.value.status == 422, exc.value.body
+    for says in ("component names must be unique", "environments must not repeat"):
+        assert says in str(exc.value.body), exc.value.body
     assert webhook_calls(kube, VALIDATE) == before, "a plain Release create reached the webhook"
 
     # What CEL cannot decide still reaches the webhook: a description (the credential check).

@@ -266,6 +266,17 @@ RELEASE = Kinds.register(
                 "rule": "self == oldSelf",
                 "message": "a Release is immutable; create a new Release for a new version",
             },
+            # ReleaseSpec's validators, as the API server's own schema rules: a plain Release
+            # CREATE reaches no webhook (the release-create policy judges it).
+            {
+                "rule": "self.components.all(c, self.components.exists_one(d, d.name == c.name))",
+                "message": "component names must be unique: two components share a name; "
+                "give each its own",
+            },
+            {
+                "rule": "self.environments.all(e, self.environments.exists_one(f, f == e))",
+                "message": "environments must not repeat",
+            },
         ),
         printer_columns=(
             PrinterColumn("Version", ".spec.version"),
