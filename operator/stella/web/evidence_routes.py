@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,27 +23,36 @@ security = logging.getLogger("stella.security")
 def evidence_routes(console: Console) -> web.RouteTableDef:
     r = web.RouteTableDef()
 
-    @r.get("/evidence")
-    async def evidence_page(request: web.Request) -> web.Response:
+    async def auditor_page(
+        request: web.Request, title: str, active: str, build: Callable[[Person], str]
+    ) -> web.Response:
+        """A page of evidence: 403 without the auditor's Role, else `build` in a worker."""
         who: Person = request["person"]
-        ns = console.evidence_namespace
-        forbidden = await _evidence_forbidden(console, who)
+        forbidden = await _evidence_forbidden(console, who, title, active)
         if forbidden is not None:
             return forbidden
-        checked = await blocking(checked_evidence, console, who, "page")
-        body = evidence_pages.evidence_page(checked, ns)
-        return html(frame(console, who, "Evidence", body, "/evidence"))
+        body = await blocking(build, who)
+        return html(frame(console, who, title, body, active))
+
+    @r.get("/evidence")
+    async def evidence_page(request: web.Request) -> web.Response:
+        ns = console.evidence_namespace
+        return await auditor_page(
+            request,
+            "Evidence",
+            "/evidence",
+            lambda who: evidence_pages.evidence_page(checked_evidence(console, who, "page"), ns),
+        )
 
     @r.get("/dora")
     async def dora_page(request: web.Request) -> web.Response:
-        who: Person = request["person"]
         ns = console.evidence_namespace
-        forbidden = await _evidence_forbidden(console, who, "DORA", "/dora")
-        if forbidden is not None:
-            return forbidden
-        checked, rows = await blocking(_dora, console, who)
-        body = evidence_pages.dora_page(checked, rows, ns)
-        return html(frame(console, who, "DORA", body, "/dora"))
+        return await auditor_page(
+            request,
+            "DORA",
+            "/dora",
+            lambda who: evidence_pages.dora_page(*_dora(console, who), ns),
+        )
 
     @r.get("/evidence/export")
     async def evidence_export(request: web.Request) -> web.StreamResponse:
