@@ -203,3 +203,45 @@ def test_dora_from_this_history(
     assert row["leadTimeP50"] is not None and row["leadTimeP50"] >= SOAK
     assert op.metric("stella_lead_time_seconds_count", environment=dev) == 2
     assert op.metric("stella_time_to_restore_seconds_count", environment=dev) == 1
+
+
+def test_a_kubernetes_job_check_passes_fails_on_its_deadline_or_waits_when_it_cannot_run(
+    world: tuple[Shop, Prometheus, Workload, OperatorProcess],
+) -> None:
+    """Job checks: the real Job controller runs each Job, kwok completes its pod (its
+    default pod-complete stage); a pod no node can take never completes, so the Job's
+    deadline fails it; a template the API server refuses is a check that cannot run."""
+    shop = world[0]
+    smoke = {"name": "smoke", "image": shop.image("smoke")}
+
+    def job_env(stage: str, template: dict[str, Any], timeout: str = "2m") -> None:
+        check = {
+            "name": "smoke",
+            "interval": "1s",
+            "job": {"template": template, "timeout": timeout},
+        }
+        shop.environment(stage, replicas=0, verification={"checks": [check]})
+
+    job_env("jobok", {"spec": {"containers": [smoke]}})
+    job_env("jobslow", {"spec": {"containers": [smoke], "nodeSelector": {"nowhere": "true"}}}, "5s")
+    job_env("jobbad", {"spec": {"containers": []}})
+    shop.release("rel-j1", shop.image("3.0"), ["jobok"])
+    shop.release("rel-j2", shop.image("3.1"), ["jobslow"])
+    shop.release("rel-j3", shop.image("3.2"), ["jobbad"])
+
+    done = shop.wait_phase("rel-j1", "jobok", "Deployed", timeout=120)
+    assert done["reason"] == "Verified"
+    assert done["verification"]["checks"][0]["state"] == "Passed"
+    jobs = client.BatchV1Api(shop.admin).list_namespaced_job(shop.target_ns("jobok")).items
+    assert [j.status.succeeded for j in jobs] == [1]  # one Job, run once
+
+    failed = shop.wait_phase("rel-j2", "jobslow", "Failed", timeout=120)
+    assert failed["reason"] == "VerificationFailed"
+    assert "check smoke failed: the Job in" in failed["message"]
+    assert "DeadlineExceeded" in failed["message"]
+    assert "rolled back" in failed["message"]
+
+    waiting = shop.wait_reason("rel-j3", "jobbad", "CheckCannotRun", timeout=120)
+    assert waiting["phase"] == "Verifying"
+    assert "cannot create the Job in" in waiting["message"]
+    assert "containers" in waiting["message"]

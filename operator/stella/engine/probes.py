@@ -1,4 +1,5 @@
-"""Taking one sample of a verification check: the I/O (a Prometheus query, an HTTP GET).
+"""Taking one sample of a verification check: the I/O (a Prometheus query, an HTTP GET,
+a Job: engine/job_checks.py).
 What the answer means is decided in stella.policy.verification; here only what could
 not be asked becomes "Error" (Prometheus unreachable: the check waits, fail closed) or,
 for an HTTP check, a failure (the service checked did not answer)."""
@@ -12,6 +13,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from stella.engine import job_checks
+from stella.engine.job_checks import JobRun
 from stella.models.verification import VerificationCheck
 from stella.policy.duration import parse_duration
 from stella.policy.verification import Sample, judge_http, judge_prometheus
@@ -19,7 +22,11 @@ from stella.policy.verification import Sample, judge_http, judge_prometheus
 PROMETHEUS_TIMEOUT = 10.0
 
 
-async def sample(check: VerificationCheck) -> Sample:
+async def sample(check: VerificationCheck, job: JobRun | None = None) -> Sample | None:
+    """One sample; None while a Job check's Job still runs (no result yet)."""
+    if check.job is not None:
+        assert job is not None
+        return await asyncio.to_thread(job_checks.sample, check, job)
     return await asyncio.to_thread(_sample, check)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stella import metrics
-from stella.engine import applications, probes, workloads
+from stella.engine import applications, job_checks, probes, workloads
 from stella.evidence.dora import failing_since
 from stella.models.common import parse_time
 from stella.models.environment import EnvironmentStatus
@@ -99,9 +99,23 @@ class Verifications:
         now = _now()
         progress = p.verification or start(policy, now)
         names = set(due(policy, progress, now))
-        samples = await asyncio.gather(
-            *(probes.sample(c) for c in policy.checks if c.name in names)
+        uid = str((promo.body.get("metadata") or {}).get("uid") or "")
+        namespaces = job_checks.namespaces_of(promo.env_spec.targets)
+        taken = await asyncio.gather(
+            *(
+                probes.sample(
+                    c,
+                    job_checks.JobRun(
+                        job_checks.job_name(c.name, uid, env_name, p.attempt),
+                        namespaces,
+                        {"app.kubernetes.io/managed-by": "stella", "stella.io/check": c.name},
+                    ),
+                )
+                for c in policy.checks
+                if c.name in names
+            )
         )
+        samples = [s for s in taken if s is not None]
         for s in samples:
             metrics.VERIFICATION_SAMPLES.labels(env_name, s.check, s.result).inc()
         verdict = advance(policy, progress, samples, now)

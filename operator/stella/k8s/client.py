@@ -55,3 +55,7 @@ def core() -> client.CoreV1Api:
 
 def apps() -> client.AppsV1Api:
     return client.AppsV1Api(api_client())
+
+
+def batch() -> client.BatchV1Api:
+    return client.BatchV1Api(api_client())

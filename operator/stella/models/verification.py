@@ -6,7 +6,7 @@ repeats it)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -60,6 +60,23 @@ class HttpCheck(StrictModel):
     timeout: Duration = Field(default="5s", description="How long one request may take.")
 
 
+class JobCheck(StrictModel):
+    """A Kubernetes Job run once per deployment in each of the Environment's target
+    namespaces; the check passes when every one completes, fails when one fails
+    (including its deadline)."""
+
+    template: dict[str, Any] = Field(
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="The Job's pod template, as a Job's spec.template (metadata, spec); "
+        "restartPolicy defaults to Never. Runs with the target namespace's rights.",
+    )
+    timeout: Duration = Field(
+        default="5m",
+        description="How long the Job may run (its activeDeadlineSeconds); past it the "
+        "Job fails and so does the check.",
+    )
+
+
 class VerificationCheck(StrictModel):
     """One check, sampled every interval; it passes once it has held for `for`."""
 
@@ -67,8 +84,9 @@ class VerificationCheck(StrictModel):
         "json_schema_extra": {
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.prometheus) != has(self.http)",
-                    "message": "a check is either prometheus or http",
+                    "rule": "[has(self.prometheus), has(self.http), has(self.job)]"
+                    ".filter(k, k).size() == 1",
+                    "message": "a check is exactly one of prometheus, http or job",
                 }
             ]
         }
@@ -86,11 +104,14 @@ class VerificationCheck(StrictModel):
     )
     prometheus: PrometheusCheck | None = Field(default=None, description="A Prometheus query.")
     http: HttpCheck | None = Field(default=None, description="An HTTP GET.")
+    job: JobCheck | None = Field(
+        default=None, description="A Kubernetes Job that must succeed (docs/observability.md)."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> VerificationCheck:
-        if (self.prometheus is None) == (self.http is None):
-            raise ValueError("a check is either prometheus or http")
+        if sum(k is not None for k in (self.prometheus, self.http, self.job)) != 1:
+            raise ValueError("a check is exactly one of prometheus, http or job")
         return self
 
 

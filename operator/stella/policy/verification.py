@@ -237,3 +237,25 @@ __all__ = [
     "judge_prometheus",
     "start",
 ]
+
+
+def judge_job(statuses: Mapping[str, Mapping[str, Any] | None]) -> tuple[SampleResult | None, str]:
+    """A Job check from each target namespace's Job status (None: not there yet).
+    Fail as soon as one Job failed (its deadline included); Pass when all completed; else
+    no result yet (None: still running)."""
+    running = []
+    for ns, status in sorted(statuses.items()):
+        conditions = {
+            str(c.get("type")): c
+            for c in (status or {}).get("conditions") or []
+            if str(c.get("status")) == "True"
+        }
+        if "Failed" in conditions:
+            c = conditions["Failed"]
+            why = str(c.get("message") or c.get("reason") or "failed")[:300]
+            return "Fail", f"the Job in {ns} failed ({c.get('reason', 'Failed')}): {why}"
+        if "Complete" not in conditions:
+            running.append(ns)
+    if running:
+        return None, "the Job is running in " + ", ".join(running)
+    return "Pass", "the Job completed in " + ", ".join(sorted(statuses))

@@ -142,7 +142,7 @@ def test_judge_http() -> None:
 def test_bad_checks_are_refused_with_what_to_do() -> None:
     with pytest.raises(ValidationError, match="needs min, max or both"):
         PrometheusCheck(address="http://p:9090", query="q")
-    with pytest.raises(ValidationError, match="either prometheus or http"):
+    with pytest.raises(ValidationError, match="exactly one of prometheus, http or job"):
         policy(x={})
     with pytest.raises(ValidationError, match="unique"):
         VerificationPolicy.model_validate({"checks": [{"name": "a", **PROM}] * 2})
