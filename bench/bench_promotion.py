@@ -390,6 +390,9 @@ def scale(
                     took = time.monotonic() - t0 - 1.0
             rss = rss_mib(op.proc.pid)
             print(f"  {label:32} full resync {took:6.1f}s   operator RSS {rss:6.1f} MiB")
+            for line in op.logs().splitlines():
+                if "memory: " in line:  # the engine's trim after its first pass
+                    print(f"    ({line.split('memory: ', 1)[1].strip()})")
             # The goals hold at 10,000 x 5 (issue 12): at a smaller size a figure is the
             # trend, not a verdict.
             full = count >= 10_000 and len(envs) >= 5

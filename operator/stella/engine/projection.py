@@ -11,11 +11,20 @@ selectors) and annotations (the identity, binding
 and rollback stamps) without the client's last-applied copy.
 
 Environments are kept whole: few, and the lock writes them back from the view's copy.
+
+One copy per object version in the process: the leader's engine view and admission's view
+are fed by their own watches (admission must never wait on the engine's loop), so each
+receives every Release — but a version already slimmed for one view is handed to the
+other as the same object (by uid and resourceVersion, held weakly: it lives as long as a
+view holds it). Views never change a body in place; they replace it. At 10,000 Releases
+that was about 9 KB per Release, a third of the leader's RSS (issue 12).
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,19 +46,46 @@ _TOP = ("apiVersion", "kind", "spec", "status")
 _INTERNED = 64  # longer strings (messages, images) are mostly unique: not worth a lookup
 
 
+class _Slim(dict[str, Any]):
+    """A view's copy: a dict that can be referenced weakly (plain dicts cannot)."""
+
+    __slots__ = ("__weakref__",)
+
+
+# (kind, uid, resourceVersion) -> the copy some view holds of that version.
+_COPIES: weakref.WeakValueDictionary[tuple[str, str, str], _Slim] = weakref.WeakValueDictionary()
+_COPIES_LOCK = threading.Lock()  # informer threads and the engine's loop both slim
+
+
 def slim(kind: str, body: Body) -> Body:
-    """The engine's copy of `body` (a new dict; `body` is not changed)."""
+    """The views' copy of `body` (`body` is not changed): the one already made of this
+    version of this object if a view still holds it, else a new one."""
     if kind == "Environment":
         return body
     meta = body.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
+    uid, version = meta.get("uid"), meta.get("resourceVersion")
+    key = (kind, str(uid), str(version)) if uid and version else None
+    if key is not None:
+        with _COPIES_LOCK:
+            held = _COPIES.get(key)
+        if held is not None:
+            return held
+    out = _copy(meta, body)
+    if key is None:
+        return out
+    with _COPIES_LOCK:
+        return _COPIES.setdefault(key, out)
+
+
+def _copy(meta: Mapping[str, Any], body: Body) -> _Slim:
     kept: dict[str, Any] = {k: meta[k] for k in _METADATA if meta.get(k) is not None}
     annotations = meta.get("annotations")
     if isinstance(annotations, Mapping):
         kept["annotations"] = {
             k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
         }
-    out: dict[str, Any] = {k: _shared(body[k]) for k in _TOP if k in body}
+    out = _Slim({k: _shared(body[k]) for k in _TOP if k in body})
     out["metadata"] = kept
     return out
 

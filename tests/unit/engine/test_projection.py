@@ -59,3 +59,35 @@ def test_the_engine_view_projects_and_a_plain_view_does_not() -> None:
     assert "managedFields" not in (engine.release(("shop", "r1")) or {})["metadata"]
     assert "managedFields" in (plain.release(("shop", "r1")) or {})["metadata"]
     assert list(engine.releases_targeting("dev")) == [("shop", "r1")]
+
+
+def test_the_engine_and_admission_views_share_one_copy_of_each_version() -> None:
+    """Two views fed by their own watches (the leader's engine and admission) hold the
+    same object for the same version — one copy in memory, not two — and their own once
+    the versions differ; a copy no view holds any more is forgotten."""
+    import gc
+
+    from stella.engine import projection
+
+    engine, admission = ClusterView(project=slim), ClusterView(project=slim)
+    engine.apply("Release", "ADDED", copy.deepcopy(RELEASE))
+    admission.apply("Release", "ADDED", copy.deepcopy(RELEASE))  # its own parse
+    key = ("shop", "r1")
+    assert engine.releases[key] is admission.releases[key]
+    newer = copy.deepcopy(RELEASE)
+    newer["metadata"]["resourceVersion"] = "43"
+    newer["status"] = {"environments": [{"name": "dev", "phase": "Deployed"}]}
+    engine.apply("Release", "MODIFIED", newer)
+    assert engine.releases[key] is not admission.releases[key]
+    assert admission.releases[key]["status"] == RELEASE["status"]  # its version, untouched
+    admission.apply("Release", "MODIFIED", copy.deepcopy(newer))
+    assert engine.releases[key] is admission.releases[key]
+    # Without uid or resourceVersion (a body no API server sent): never shared.
+    bare = copy.deepcopy(RELEASE)
+    del bare["metadata"]["uid"]
+    assert slim("Release", bare) is not slim("Release", bare)
+    # Gone from both views: gone from the table too.
+    engine.apply("Release", "DELETED", newer)
+    admission.apply("Release", "DELETED", newer)
+    gc.collect()
+    assert ("Release", "u-1", "43") not in projection._COPIES
