@@ -7,7 +7,8 @@ nice -n 5 .venv/bin/python bench/bench_t10.py [--rate 200] [--seconds 600] [--na
 Starts its own control plane (with kwok nodes), a loopback registry, a loopback HTTP
 service, and the operator as its own process with its webhooks registered (the per-person
 rate limit raised out of the way: this measures the system behind it, and a 429 it still
-answers — a quota, a loop — is a documented refusal). Each of N namespaces releases into
+answers — overloaded — or the API server policy's 403 for the quota or a loop is a
+documented refusal). Each of N namespaces releases into
 its own Environment, whose Gate and PostDeploy steps are a signed smoke-test plugin
 (WebAssembly, in the sandbox) that GETs the loopback service: every promotion the engine
 starts runs two plugins.

@@ -51,6 +51,13 @@ def classify(status: int, body: bytes) -> str:
             if words in message:
                 return rule
         return "429 other"
+    if status == 403:
+        # The API server's own policy (release-create.stella.io) answers the quota and the
+        # loop with Forbidden and the rule id at the head of its message.
+        text = body.decode(errors="replace")
+        for rule in ("release.quota", "release.loop"):
+            if f"{rule}:" in text:
+                return f"403 {rule}"
     return f"error: HTTP {status}"
 
 
