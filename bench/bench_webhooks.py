@@ -13,7 +13,10 @@ mutating and validating admission) at a fixed rate, one phase after another:
    unmanaged namespace (no admission of Stella's at all);
 3. webhooks and policies removed: Release creates with the same digest-pinning and
    forged-identity rules as one ValidatingAdmissionPolicy (the CEL floor), then with no
-   admission at all (the floor).
+   admission at all (the floor);
+4. Approval creates as bob (dry run, naming a real Release of alice's) at --approval-rate,
+   through all of Stella's admission in phase 1 and with none in phase 3: what an Approval
+   pays for the webhooks that must judge it (the goal: <= 10 ms added at p99).
 
 It reports
 
@@ -61,7 +64,11 @@ from devenv.webhooks import make_serving_cert, register, unregister  # noqa: E40
 from summary import record  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
-HOOKS = ("stamp-identity.stella.io", "validate-release.stella.io")
+HOOKS = (
+    "stamp-identity.stella.io",
+    "validate-release.stella.io",
+    "validate-approval.stella.io",
+)
 METRIC = "apiserver_admission_webhook_admission_duration_seconds"
 REGISTRY = "registry.example.com"
 
@@ -111,6 +118,24 @@ def release(i: int, env: str) -> dict[str, object]:
             ],
         },
     }
+
+
+def approval(i: int, release_name: str, env: str) -> dict[str, object]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Approval",
+        "metadata": {"name": f"bench-{i}"},
+        "spec": {"release": release_name, "environment": env, "decision": "Approve"},
+    }
+
+
+APPROVED_RELEASE = "bench-approve-me"
+
+
+def approvals(bob: Caller, ns: str, env: str, rate: float, seconds: float, first: int) -> Run:
+    """Approval creates as bob (dry run) on alice's real Release APPROVED_RELEASE."""
+    path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
+    return send(bob, path, lambda i: approval(i, APPROVED_RELEASE, env), rate, seconds, first)
 
 
 def pod(i: int, image: str) -> dict[str, object]:
@@ -225,6 +250,7 @@ class Run:
     stamped: int = 0
     wall: float = 0.0
     late: float = 0.0  # how far behind schedule the last request started (open loop)
+    rate: float = 0.0  # requests per second asked for
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, other: Run) -> None:
@@ -252,7 +278,7 @@ def send(
     first: int,
 ) -> Run:
     """Open loop: request i starts at t0 + i/rate whether or not earlier ones returned."""
-    run = Run()
+    run = Run(rate=rate)
     total = int(rate * seconds)
 
     def one(i: int) -> None:
@@ -492,6 +518,8 @@ class Phases:
     release_none: Run
     pod_managed: Run
     pod_unmanaged: Run
+    approval_all: Run
+    approval_none: Run
 
 
 def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
@@ -521,7 +549,30 @@ def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
         ],
         p.pod_unmanaged,
     )
+    client_table(
+        "Approval create as bob (dry run); x = against no admission",
+        [("all admission (webhooks)", p.approval_all), ("no admission", p.approval_none)],
+        p.approval_none,
+    )
     print(f"  requester stamped on {p.release_all.stamped} of the all-admission Release creates")
+    calls = hooks.get("validate-release.stella.io", {}).get(math.inf, 0.0)
+    record(
+        "webhooks",
+        "validate-release calls per plain Release create",
+        calls / max(1, len(p.release_all.latencies)),
+        "",
+        goal=0.0,
+        note=f"{rate:g}/s; judged by the release-create policy",
+    )
+    record(
+        "webhooks",
+        "Approval create p99 added by admission",
+        (pct(p.approval_all.latencies, 0.99) - pct(p.approval_none.latencies, 0.99)) * 1000,
+        "ms",
+        goal=10.0,
+        note=f"{p.approval_all.rate:g}/s; all {pct(p.approval_all.latencies, 0.99) * 1000:.1f} "
+        f"vs none {pct(p.approval_none.latencies, 0.99) * 1000:.1f} ms",
+    )
     note = f"{rate:g}/s; goal at 200/s"
     for q, name, goal in ((0.5, "p50", 1.10), (0.99, "p99", 1.25)):
         record(
@@ -560,12 +611,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured seconds per phase")
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--approval-rate", type=float, default=20.0, help="Approval creates per second")
     args = ap.parse_args()
     for rate in (float(r) for r in str(args.rate).split(",")):
-        bench(rate, args.seconds, args.warmup, args.keep)
+        bench(rate, args.seconds, args.warmup, args.keep, args.approval_rate)
 
 
-def bench(rate: float, secs: float, warm: float, keep: bool) -> None:
+def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: float = 20.0) -> None:
     """One run at one rate, on a control plane of its own."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
     t_start = time.monotonic()
@@ -598,6 +650,18 @@ def bench(rate: float, secs: float, warm: float, keep: bool) -> None:
             release_all = load(alice, ns, env, rate, secs, 0)
             op_cpu = cpu_seconds(op.proc.pid) - cpu0
             hooks = delta(scrape(admin), before)
+
+            # 1b. Approvals, through the webhooks that must judge them (a real Release first).
+            bob = Caller(cp.server, cp.tokens["bob"], str(cp.ca_file))
+            real = release(0, env)
+            real["metadata"] = {"name": APPROVED_RELEASE}
+            status, raw = alice.request("POST", f"/apis/{G}/{V}/namespaces/{ns}/releases", real)
+            if status != 201:
+                raise RuntimeError(f"Release {APPROVED_RELEASE}: HTTP {status} {raw[:300]!r}")
+            appr_path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
+            wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
+            approvals(bob, ns, env, approval_rate, warm, 1_000_000)
+            approval_all = approvals(bob, ns, env, approval_rate, secs, 0)
 
             # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
             op.proc.stop()
@@ -633,11 +697,21 @@ def bench(rate: float, secs: float, warm: float, keep: bool) -> None:
             )
             load(alice, ns, env, rate, warm, 3_000_000)
             release_none = load(alice, ns, env, rate, secs, 0)
+            approvals(bob, ns, env, approval_rate, warm, 2_000_000)
+            approval_none = approvals(bob, ns, env, approval_rate, secs, 0)
             report(
                 rate,
                 secs,
                 hooks,
-                Phases(release_all, release_cel, release_none, pod_managed, pod_unmanaged),
+                Phases(
+                    release_all,
+                    release_cel,
+                    release_none,
+                    pod_managed,
+                    pod_unmanaged,
+                    approval_all,
+                    approval_none,
+                ),
             )
             print(
                 f"  operator CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "

@@ -336,7 +336,6 @@ def test_with_the_operator_stopped_releases_are_still_decided_approvals_fail_clo
     are still judged (pinned admitted, unpinned refused; approved digests with the operator
     stopped: tests/e2e/test_workload_policies_e2e.py)."""
     alice = client.CustomObjectsApi(kube_as["alice"])
-    bob = client.CustomObjectsApi(kube_as["bob"])
     made = alice.create_namespaced_custom_object(
         G, V, shop.release_ns, "releases", body(shop, "before-stop", env="prod")
     )
@@ -357,18 +356,8 @@ def test_with_the_operator_stopped_releases_are_still_decided_approvals_fail_clo
         POLICY,
         "release.registry-not-allowed",
     )
-    approval = {
-        "apiVersion": f"{G}/{V}",
-        "kind": "Approval",
-        "metadata": {"generateName": "down-"},
-        "spec": {
-            "release": made["metadata"]["name"],
-            "environment": shop.env_name("prod"),
-            "decision": "Approve",
-        },
-    }
     with pytest.raises(ApiException) as exc:
-        bob.create_namespaced_custom_object(G, V, shop.release_ns, "approvals", approval)
+        shop.approve(made["metadata"]["name"], "prod", "bob")
     assert exc.value.status >= 500 and "failed calling webhook" in str(exc.value.body)
     described = body(shop, "described-down", env="prod")
     described["spec"]["description"] = "needs the webhook"

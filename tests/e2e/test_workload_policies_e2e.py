@@ -274,20 +274,8 @@ def test_with_the_operator_stopped_pods_are_governed_not_stopped(
         )
         # What needs Stella's webhooks still fails closed (an Approval; a plain Release is
         # judged by the API server's policy alone: tests/e2e/test_release_policies_e2e.py).
-        approval = {
-            "apiVersion": "stella.io/v1alpha1",
-            "kind": "Approval",
-            "metadata": {"generateName": "blind-"},
-            "spec": {
-                "release": "r-ok1",
-                "environment": shop.env_name("dev"),
-                "decision": "Approve",
-            },
-        }
         with pytest.raises(ApiException) as exc:
-            client.CustomObjectsApi(shop.users["bob"]).create_namespaced_custom_object(
-                "stella.io", "v1alpha1", shop.release_ns, "approvals", approval
-            )
+            shop.approve("r-ok1", "dev", "bob")
         assert exc.value.status == 500, exc.value.body
         assert "failed calling webhook" in str(exc.value.body), exc.value.body
     finally:
