@@ -1,5 +1,6 @@
 """A real Argo CD, out of cluster, on loopback (issue 14): Debian's Redis, a git daemon
-serving local repositories, argocd-repo-server (which shells out to git and kustomize) and
+serving local repositories, argocd-repo-server (which shells out to git, kustomize and
+helm) and
 argocd-application-controller against a control plane through a kubeconfig — the way
 Argo CD's own Procfile runs it for local development. Built by hack/build-binaries.sh
 (argocd: the multicall binary of github.com/argoproj/argo-cd/v2, kustomize v5); its
@@ -18,6 +19,7 @@ from devenv.proc import LOOPBACK, Process, free_port, port_open, wait_until
 
 ARGOCD_VERSION = os.environ.get("ARGOCD_VERSION", "v2.14.21")
 KUSTOMIZE_VERSION = os.environ.get("KUSTOMIZE_VERSION", "v5.4.3")
+HELM_VERSION = os.environ.get("HELM_VERSION", "v3.22.0")  # the chart tests' helm
 CACHE = Path(os.environ.get("STELLA_CACHE", Path.home() / ".cache" / "stella"))
 MANIFESTS = CACHE / f"argocd-{ARGOCD_VERSION}"  # crds/ and config/ from the module zip
 
@@ -28,6 +30,10 @@ def argocd_binary() -> Path:
 
 def kustomize_binary() -> Path:
     return CACHE / "bin" / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
+
+
+def helm_binary() -> Path:
+    return CACHE / "bin" / f"helm-{HELM_VERSION}" / "helm"
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -111,7 +117,9 @@ class ArgoCD:
         """Argo CD's CRDs, then its install ConfigMaps and Secret (kubectl apply -n)."""
         crds = sorted((MANIFESTS / "crds").glob("*-crd.yaml"))
         config = sorted((MANIFESTS / "config").glob("argocd-*.yaml"))
-        missing = [p for p in (argocd_binary(), kustomize_binary()) if not p.exists()]
+        missing = [
+            p for p in (argocd_binary(), kustomize_binary(), helm_binary()) if not p.exists()
+        ]
         if missing or not crds or not config:
             raise FileNotFoundError(
                 f"Argo CD {ARGOCD_VERSION} is not built ({', '.join(map(str, missing)) or MANIFESTS});"
@@ -141,7 +149,9 @@ class ArgoCD:
         tls, ssh, gpg = (self.workdir / d for d in ("tls", "ssh", "gpg"))
         for d in (tls, ssh, gpg):
             d.mkdir(exist_ok=True)
-        path = f"{kustomize_binary().parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
+        # The repo-server shells out to kustomize and helm (and git).
+        tools = f"{kustomize_binary().parent}:{helm_binary().parent}"
+        path = f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"
         common = {
             "ARGOCD_TLS_DATA_PATH": str(tls),
             "ARGOCD_SSH_DATA_PATH": str(ssh),

@@ -31,8 +31,8 @@ A = ("argoproj.io", "v1alpha1")
 STAGES = ("dev", "prod")
 
 
-def kustomize_app(image: str) -> dict[str, str]:
-    deployment = {
+def deployment(image: str) -> dict[str, Any]:
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "web"},
@@ -45,10 +45,31 @@ def kustomize_app(image: str) -> dict[str, str]:
             },
         },
     }
+
+
+def kustomize_app(image: str) -> dict[str, str]:
     return {
         "kustomization.yaml": "resources: [deployment.yaml]\n",
-        "deployment.yaml": yaml.safe_dump(deployment),
+        "deployment.yaml": yaml.safe_dump(deployment(image)),
     }
+
+
+def helm_chart(image: str) -> dict[str, str]:
+    """A chart whose parameter web.image is the Deployment's image."""
+    template = yaml.safe_dump(deployment("IMAGE")).replace("IMAGE", "{{ .Values.web.image }}")
+    return {
+        "Chart.yaml": "apiVersion: v2\nname: shop\nversion: 0.1.0\n",
+        "values.yaml": yaml.safe_dump({"web": {"image": image}}),
+        "templates/deployment.yaml": template,
+    }
+
+
+def kustomize(images: list[str]) -> dict[str, Any]:
+    return {"kustomize": {"images": images}}
+
+
+def helm(image: str) -> dict[str, Any]:
+    return {"helm": {"parameters": [{"name": "web.image", "value": image}]}}
 
 
 @dataclass
@@ -72,15 +93,17 @@ class World:
         )
         return sum(1 for e in events.items if e.reason == "OperationStarted")
 
-    def settled(self, stage: str, images: list[str]) -> bool:
+    def settled(self, stage: str, want: dict[str, Any]) -> bool:
+        """Synced and Healthy after comparing against `want` (part of the source: the
+        kustomize override, or the Helm parameters)."""
         self.argocd.check_alive()
         status = self.app(stage).get("status") or {}
         sync, health = status.get("sync") or {}, status.get("health") or {}
-        compared = ((sync.get("comparedTo") or {}).get("source") or {}).get("kustomize") or {}
+        compared = (sync.get("comparedTo") or {}).get("source") or {}
         return (
             sync.get("status") == "Synced"
             and health.get("status") == "Healthy"
-            and compared.get("images") == images
+            and all(compared.get(k) == v for k, v in want.items())
             and (status.get("operationState") or {}).get("phase") == "Succeeded"
         )
 
@@ -140,7 +163,8 @@ def world(
             files = {
                 f"{stage}/{k}": v for stage in STAGES for k, v in kustomize_app(initial).items()
             }
-            revision = git.commit("shop", files, "shop: dev and prod")
+            files.update({f"chart/{k}": v for k, v in helm_chart(initial).items()})
+            revision = git.commit("shop", files, "shop: dev and prod, and a chart")
             api = client.CustomObjectsApi(kube_admin)
             for i, stage in enumerate(STAGES):
                 target = [{"application": {"name": f"shop-{stage}", "namespace": ns}}]
@@ -170,10 +194,42 @@ def world(
                         "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
                     },
                 })  # fmt: skip
+            # An Application of a Helm chart: Stella sets the parameter its target names.
+            target = {"name": "shop-helm", "namespace": ns, "helmParameters": [
+                {"component": "web", "parameter": "web.image"}
+            ]}  # fmt: skip
+            shop.environment(
+                "helm",
+                replicas=1,
+                targets=[{"application": target}],
+                rollout={"timeout": "300s", "rollbackOnFailure": True},
+            )
+            api.create_namespaced_custom_object(*A, ns, "applications", {
+                "apiVersion": "argoproj.io/v1alpha1",
+                "kind": "Application",
+                "metadata": {"name": "shop-helm"},
+                "spec": {
+                    "project": "default",
+                    "source": {
+                        "repoURL": git.url("shop"), "path": "chart", "targetRevision": "main",
+                        **helm(initial),
+                    },
+                    "destination": {
+                        "server": "https://kubernetes.default.svc",
+                        "namespace": shop.target_ns("helm"),
+                    },
+                    "syncPolicy": {"automated": {"prune": True, "selfHeal": True}},
+                },
+            })  # fmt: skip
             world = World(shop, argocd, ns, initial, revision)
+            eventually(
+                lambda: world.settled("helm", helm(initial)),
+                timeout=240,
+                what="Argo CD's first sync of shop-helm",
+            )
             for stage in STAGES:
                 eventually(
-                    lambda stage=stage: world.settled(stage, [initial]),
+                    lambda stage=stage: world.settled(stage, kustomize([initial])),
                     timeout=240,
                     what=f"Argo CD's first sync of shop-{stage}",
                 )
@@ -196,7 +252,11 @@ def test_real_argo_cd_promotes_dev_to_prod_once_each_without_a_fight(world: Worl
             f"Application {world.ns}/shop-{stage} sync Synced, health Healthy at" in got["message"]
         )
     for stage in STAGES:
-        eventually(lambda stage=stage: world.settled(stage, [image]), timeout=60, what="settled")
+        eventually(
+            lambda stage=stage: world.settled(stage, kustomize([image])),
+            timeout=60,
+            what="settled",
+        )
     # No drift: Argo CD itself deployed the promoted image; no revert: the override stays.
     time.sleep(10)  # room for a fight, were there one (self-heal acts within seconds)
     for stage in STAGES:
@@ -239,3 +299,18 @@ def test_self_heal_puts_back_the_promoted_image_not_the_old_one(world: World) ->
     )
     assert world.app("dev")["spec"]["source"]["kustomize"]["images"] == [promoted]
     assert shop.phase("rel-1", "dev") == "Deployed"
+
+
+def test_real_argo_cd_renders_the_helm_parameter_stella_sets(world: World) -> None:
+    shop = world.shop
+    syncs = world.syncs("helm")
+    image = shop.image("1.1")
+    shop.release("rel-h1", image, ["helm"])
+    shop.wait_phase("rel-h1", "helm", "Deployed", timeout=300)
+    eventually(lambda: world.settled("helm", helm(image)), timeout=60, what="settled")
+    time.sleep(5)  # room for a fight, were there one
+    app = world.app("helm")
+    assert app["spec"]["source"]["helm"] == helm(image)["helm"]
+    assert app["status"]["sync"]["revision"] == world.revision
+    assert shop.deployed_image("helm") == image  # helm template rendered Stella's value
+    assert world.syncs("helm") - syncs == 1
