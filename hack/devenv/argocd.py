@@ -113,21 +113,22 @@ class ArgoCD:
     procs: list[Process] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
 
-    def install_manifests(self) -> list[Path]:
-        """Argo CD's CRDs, then its install ConfigMaps and Secret (kubectl apply -n)."""
+    @staticmethod
+    def require_built() -> None:
+        """Say what to run when the binaries or manifests are not there (instead of a
+        bare FileNotFoundError from the first process started)."""
         crds = sorted((MANIFESTS / "crds").glob("*-crd.yaml"))
         config = sorted((MANIFESTS / "config").glob("argocd-*.yaml"))
-        missing = [
-            p for p in (argocd_binary(), kustomize_binary(), helm_binary()) if not p.exists()
-        ]
+        wanted = (argocd_binary(), kustomize_binary(), helm_binary())
+        missing = [str(p) for p in wanted if not p.exists()]
         if missing or not crds or not config:
             raise FileNotFoundError(
-                f"Argo CD {ARGOCD_VERSION} is not built ({', '.join(map(str, missing)) or MANIFESTS});"
-                " run `make binaries` (hack/build-binaries.sh argocd)"
+                f"Argo CD {ARGOCD_VERSION} is not built ({', '.join(missing) or MANIFESTS}); "
+                "run `make binaries` (hack/build-binaries.sh argocd)"
             )
-        return [*crds, *config]
 
     def start(self) -> ArgoCD:
+        self.require_built()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for name in ("redis", "repo", "repo-metrics", "controller-metrics"):
             self.ports[name] = free_port()
