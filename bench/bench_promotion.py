@@ -371,23 +371,12 @@ def scale(
                 wait(lambda: evaluated.count() == count, timeout=1800, step=0.05)
                 took = time.monotonic() - t0
             else:
-                # Warm: all Releases seen and reconciled once (no writes needed): wait for
-                # the engine's view to be synced (while its LIST is on the wire the
-                # operator's CPU is flat too, which read as idle), then for the operator
-                # to be idle — its queue drains when CPU use settles.
-                wait(lambda: "view synced" in op.logs(), timeout=600, step=0.1)
-                time.sleep(max(0.0, 2 - (time.monotonic() - t0)))
+                # Warm: every Release seen and reconciled once (no writes needed). The
+                # engine says when its first pass is over (the memory trim after its queue
+                # first drains: stella.k8s.memory); CPU "idle" never comes, as periodic
+                # work (watch renewals, parameter writers) keeps ticking.
+                wait(lambda: "first pass over every" in op.logs(), timeout=1800, step=0.1)
                 took = time.monotonic() - t0
-                prev = -1.0
-                while True:
-                    cpu = sum(
-                        int(x) for x in Path(f"/proc/{op.proc.pid}/stat").read_text().split()[13:15]
-                    )
-                    if cpu == prev:
-                        break
-                    prev = cpu
-                    time.sleep(1.0)
-                    took = time.monotonic() - t0 - 1.0
             rss = rss_mib(op.proc.pid)
             print(f"  {label:32} full resync {took:6.1f}s   operator RSS {rss:6.1f} MiB")
             for line in op.logs().splitlines():
@@ -425,7 +414,7 @@ def scale(
                     took,
                     "s",
                     goal=10.0 if full else None,
-                    note=at("<= 10 s") + "; synced, then idle; resolution 1 s, at least 2 s",
+                    note=at("<= 10 s") + "; until the engine logs its first pass done",
                 )
                 record(
                     "promotion",
