@@ -146,9 +146,16 @@ def survey(
     for ns in namespaces:
         token = None
         while True:
-            page = api.list_namespaced_custom_object(
-                G, V, ns, "releases", limit=500, _continue=token
-            )
+            for attempt in range(10):  # the API server times out LISTs under load (504)
+                try:
+                    page = api.list_namespaced_custom_object(
+                        G, V, ns, "releases", limit=500, _continue=token
+                    )
+                    break
+                except client.exceptions.ApiException as exc:
+                    if exc.status < 500 or attempt == 9:
+                        raise
+                    time.sleep(5)
             for item in page["items"]:
                 name = item["metadata"]["name"]
                 phases = [
