@@ -678,7 +678,9 @@ def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifie
     """A distribution registry of its own, whose notifier posts to the console (trusting
     its CA) with the receiver's key as a bearer header; a push becomes a Release, pinned
     by the digest the registry names, requested by the receiver's ServiceAccount (set up
-    by the test above)."""
+    by the test above). The first delivery comes before dev allows the registry: the
+    create is refused, and the notifier's retry of the same events is a retry, not a
+    replay, once dev allows it."""
     import hvac
 
     from devenv.services import Registry, push_image
@@ -697,10 +699,6 @@ def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifie
     )
     reg.start()
     try:
-        world.custom.patch_cluster_custom_object(
-            G, V, "environments", "dev",
-            {"spec": {"allowedRegistries": [world.registry.host, reg.host]}},
-        )  # fmt: skip
         world.custom.create_namespaced_custom_object(G, V, "shop", "receivers", {
             "apiVersion": f"{G}/{V}", "kind": "Receiver", "metadata": {"name": "registry"},
             "spec": {
@@ -716,6 +714,14 @@ def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifie
         )
         accepted = console.metric("stella_gateway_deliveries_total", result="accepted")
         digest = push_image(reg.url, "shop/web", "2.0", b"shop web 2.0 from CI")
+        eventually(
+            lambda: "release=registry-2-0 result=refused code=403" in console.log(),
+            what="the delivery refused while dev does not allow the registry",
+        )
+        world.custom.patch_cluster_custom_object(
+            G, V, "environments", "dev",
+            {"spec": {"allowedRegistries": [world.registry.host, reg.host]}},
+        )  # fmt: skip
         release = eventually(
             lambda: world.custom.get_namespaced_custom_object(
                 G, V, "shop", "releases", "registry-2-0"
@@ -728,6 +734,7 @@ def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifie
         requester = release["metadata"]["annotations"]["stella.io/requester"]
         assert '"username":"system:serviceaccount:shop:stella-receiver-ci"' in requester
         assert console.metric("stella_gateway_deliveries_total", result="accepted") == accepted + 1
-        assert key not in console.log()
+        log = console.log()
+        assert key not in log and "signal=replayed-nonce receiver=shop/registry" not in log
     finally:
         reg.stop()

@@ -103,6 +103,22 @@ class Gateway:
                 verdict.status, verdict.message, reason, extra if verdict.retry_after else None
             )
         try:
+            answer = await self._take_effect(ns, name, spec, pushes, payload)
+        except BaseException:
+            gate.forget(where, verdict)
+            raise
+        if answer.status >= 300:
+            # Nothing was made: the sender's retry (a registry's notifier retries with the
+            # same event ids) must be judged fresh, not refused as a replay.
+            gate.forget(where, verdict)
+        return answer
+
+    async def _take_effect(
+        self, ns: str, name: str, spec: ReceiverSpec, pushes: list[Push], payload: bytes
+    ) -> web.Response:
+        """The Release an accepted delivery asks for, created as the receiver's identity."""
+        where = f"{ns}/{name}"
+        try:
             if spec.format == "Distribution":
                 found = _pushed(spec, pushes)
                 if found is None:  # pulls, blobs, other repositories: nothing to ask for

@@ -29,6 +29,7 @@ import hmac
 import json
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from stella.admission.ratelimit import RateLimiter
+from stella.admission.ratelimit import Clock, RateLimiter
 from stella.secrets.value import SecretValue
 
 TIMESTAMP_HEADER = "X-Stella-Timestamp"
@@ -83,6 +84,10 @@ class Verdict:
     refusal: Refusal | None = None
     message: str = ""
     retry_after: float = 0.0
+    # The nonces (event ids) this accepted delivery used up. The gateway gives them back
+    # when the delivery could not take effect (the Release create refused, a tag not
+    # resolved), so the sender's retry is judged fresh, not a replay.
+    nonces: tuple[str, ...] = ()
 
     @property
     def status(self) -> int:
@@ -124,14 +129,20 @@ class NonceCache:
             self._seen[key] = now + keep
             return True
 
+    def forget(self, receiver: str, nonce: str) -> None:
+        """Give a nonce back: its delivery had no effect, so delivering it again is a
+        retry, not a replay."""
+        with self._lock:
+            self._seen.pop((receiver, nonce), None)
+
 
 class Gate:
     """Every check of one gateway: a nonce cache and a token bucket per receiver."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, clock: Clock = time.monotonic) -> None:
         self.limits = limits or Limits()
         self.nonces = NonceCache()
-        self._buckets = RateLimiter(self.limits.rate, self.limits.burst)
+        self._buckets = RateLimiter(self.limits.rate, self.limits.burst, clock=clock)
 
     def check(
         self,
@@ -166,8 +177,14 @@ class Gate:
             return _refuse(Refusal.REPLAYED, "this nonce was already delivered")
         allowed, retry_after = self._buckets.allow(receiver)
         if not allowed:
+            self.nonces.forget(receiver, nonce)  # "retry after" means with this nonce
             return Verdict(False, Refusal.RATE_LIMITED, "too many deliveries", retry_after)
-        return Verdict(True)
+        return Verdict(True, nonces=(nonce,))
+
+    def forget(self, receiver: str, verdict: Verdict) -> None:
+        """The accepted delivery did not take effect: its nonces may be delivered again."""
+        for nonce in verdict.nonces:
+            self.nonces.forget(receiver, nonce)
 
     def check_bearer(
         self,
@@ -200,7 +217,7 @@ class Gate:
         new = [p for p in timely if self.nonces.first_use(receiver, p.id, now, 2 * window)]
         if timely and not new:
             return [], _refuse(Refusal.REPLAYED, "every event was already delivered")
-        return new, Verdict(True)
+        return new, Verdict(True, nonces=tuple(p.id for p in new))
 
 
 def _refuse(refusal: Refusal, message: str) -> Verdict:

@@ -200,3 +200,28 @@ def test_a_registry_delivery_needs_the_key_as_bearer_and_fresh_new_events() -> N
     assert old == [] and stale.refusal is Refusal.STALE
     none, nothing = gate.fresh("reg", [], NOW)  # a pull-only delivery: nothing to judge
     assert none == [] and nothing.accepted
+
+
+def test_a_delivery_that_took_no_effect_gives_its_nonces_back_for_the_retry() -> None:
+    gate = Gate(Limits(rate=1.0, burst=5))
+    signed = gate.check("ci", SECRET, headers(nonce="nonce-retry1"), BODY, NOW)
+    assert signed.accepted and signed.nonces == ("nonce-retry1",)
+    gate.forget("ci", signed)  # e.g. the Release create was refused
+    assert gate.check("ci", SECRET, headers(nonce="nonce-retry1"), BODY, NOW + 1).accepted
+    replay = gate.check("ci", SECRET, headers(nonce="nonce-retry1"), BODY, NOW + 2)
+    assert replay.refusal is Refusal.REPLAYED  # kept once the delivery took effect
+    _, verdict = gate.fresh("reg", [_push("event-0001", NOW), _push("event-0002", NOW)], NOW)
+    assert verdict.nonces == ("event-0001", "event-0002")
+    gate.forget("reg", verdict)
+    again, retried = gate.fresh("reg", [_push("event-0001", NOW)], NOW + 1)
+    assert retried.accepted and [p.id for p in again] == ["event-0001"]
+
+
+def test_a_rate_limited_delivery_may_come_again_with_its_nonce() -> None:
+    clock = [100.0]
+    gate = Gate(Limits(rate=0.5, burst=1), clock=lambda: clock[0])
+    assert gate.check("ci", SECRET, headers(nonce="nonce-first"), BODY, NOW).accepted
+    limited = gate.check("ci", SECRET, headers(nonce="nonce-later"), BODY, NOW)
+    assert limited.refusal is Refusal.RATE_LIMITED and limited.retry_after == pytest.approx(2.0)
+    clock[0] += limited.retry_after
+    assert gate.check("ci", SECRET, headers(nonce="nonce-later"), BODY, NOW + 2).accepted
