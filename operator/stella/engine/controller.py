@@ -17,7 +17,7 @@ from stella.engine.deletions import free_locks, held_by, stale_locks
 from stella.engine.drift import DriftReporter
 from stella.engine.environments import EnvironmentReconciler
 from stella.engine.evidence_hooks import EvidenceHooks
-from stella.engine.feed import ENGINE_SOURCES, Feed
+from stella.engine.feed import ENGINE_SOURCES, WORKLOAD_SOURCES, Feed
 from stella.engine.projection import slim
 from stella.engine.queue import WorkQueue
 from stella.engine.reconcile import Reconciler
@@ -25,6 +25,7 @@ from stella.engine.services import Services
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
 from stella.k8s import memory
+from stella.k8s.fanout import Fanout
 from stella.k8s.informer import Informer
 from stella.models.release import TERMINAL_PHASES
 
@@ -39,7 +40,11 @@ class Controller:
         resync_seconds: float = 30.0,
         drift_seconds: float = 300.0,
         keep_finished: int = 0,
+        shared: Fanout | None = None,
     ) -> None:
+        # Admission's informer, when this process has one: the engine subscribes to it for
+        # the kinds both read rather than LIST and WATCH them a second time (issue 12).
+        self.shared = shared
         self.view = ClusterView(project=slim)
         self.queue: WorkQueue[ReleaseKey] = WorkQueue()
         self.services = services
@@ -223,7 +228,11 @@ class Controller:
             ThreadPoolExecutor(max_workers=self.workers + 4, thread_name_prefix="stella-io")
         )
         feed = Feed(self, loop)
-        informer = Informer(feed, ENGINE_SOURCES)
+        if self.shared is None:
+            informer = Informer(feed, ENGINE_SOURCES)
+        else:
+            informer = Informer(feed, WORKLOAD_SOURCES)
+            self.shared.subscribe(feed)
         informer.start()
         try:
             await self._sync(feed)
@@ -242,6 +251,8 @@ class Controller:
             )
         finally:
             informer.stop()
+            if self.shared is not None:
+                self.shared.unsubscribe(feed)
 
 
 _COUNTED = ("Environment", "Release", "Approval", "Action", "Namespace")

@@ -10,7 +10,9 @@ CPU, and the engine's own reconciles one fifth (issue 12). The informer here
 own thread and the loop only applies it.
 
 Only the replica whose engine runs watches for it (the engine starts under the Lease), and
-the first LIST of every kind is the engine's sync: no reconcile runs before it.
+the first LIST of every kind is the engine's sync: no reconcile runs before it. In the
+operator the kinds admission also reads come from admission's informer (one LIST and
+watch per kind in the process, stella.k8s.fanout); the engine watches the workloads itself.
 """
 
 from __future__ import annotations
@@ -57,9 +59,10 @@ API_VERSIONS = {
     "Action": f"{GROUP}/{VERSION}",
     **dict.fromkeys(WORKLOADS, "apps/v1"),
 }
-ENGINE_SOURCES: tuple[Source, ...] = ADMISSION_SOURCES + tuple(
+WORKLOAD_SOURCES: tuple[Source, ...] = tuple(
     Source(kind, _apps(method)) for kind, method in WORKLOADS.items()
 )
+ENGINE_SOURCES: tuple[Source, ...] = ADMISSION_SOURCES + WORKLOAD_SOURCES
 
 
 class Feed:

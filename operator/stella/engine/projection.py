@@ -13,10 +13,10 @@ and rollback stamps) without the client's last-applied copy.
 Environments are kept whole: few, and the lock writes them back from the view's copy.
 
 One copy per object version in the process: the leader's engine view and admission's view
-are fed by their own watches (admission must never wait on the engine's loop), so each
-receives every Release — but a version already slimmed for one view is handed to the
-other as the same object (by uid and resourceVersion, held weakly: it lives as long as a
-view holds it). Views never change a body in place; they replace it. At 10,000 Releases
+each receive every Release (from the same watch, stella.k8s.fanout, or, where the engine
+runs without admission, from their own) — a version already slimmed for one view is
+handed to the other as the same object (by uid and resourceVersion, held weakly: it lives
+as long as a view holds it). Views never change a body in place; they replace it. At 10,000 Releases
 that was about 9 KB per Release, a third of the leader's RSS (issue 12).
 """
 

@@ -17,6 +17,7 @@ from stella.engine.controller import Controller
 from stella.handlers import agent_hub
 from stella.k8s import leader_endpoint
 from stella.k8s.client import fresh_api_client
+from stella.k8s.fanout import Fanout
 from stella.k8s.lease import LeaseElector, Timing
 from stella.settings import Settings, load
 
@@ -39,7 +40,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.execution.max_workers = 8
 
 
-def build_controller() -> Controller:
+def build_controller(shared: Fanout | None = None) -> Controller:
     cfg = load()
     return Controller(
         services.build(cfg),
@@ -47,6 +48,7 @@ def build_controller() -> Controller:
         resync_seconds=cfg.resync_seconds,
         drift_seconds=cfg.drift_seconds,
         keep_finished=cfg.keep_finished_releases,
+        shared=shared,
     )
 
 
@@ -58,19 +60,21 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
     With leader election the engine starts only once this replica holds the Lease (its
     services, evidence chain heads included, are built then: a standby's would be stale),
     and the process exits the moment it can no longer renew it, so two engines never act
-    at once. Until then memo.controller is None; the engine's own watches start with it
-    and their first LIST is its sync."""
+    at once. Until then memo.controller is None; when it starts it subscribes to
+    admission's watches (memo.admission_informer, stella.k8s.fanout), is handed what they
+    have listed, and LISTs the workloads itself: that is its sync."""
     cfg = load()
+    shared: Fanout | None = getattr(memo, "admission_informer", None)
     memo.engine_healthy = True
     elector = _elector(cfg)
     memo.lease = elector
     if elector is None:
-        memo.controller = build_controller()
+        memo.controller = build_controller(shared)
 
     async def run() -> None:
         if elector is not None:
             await _acquire(elector)
-            memo.controller = build_controller()
+            memo.controller = build_controller(shared)
             memo.lease_task = asyncio.create_task(_hold(elector))
         # The agent hub keeps sessions in memory: it runs where the engine runs.
         memo.agent_hub = await asyncio.to_thread(
@@ -102,7 +106,7 @@ def supervise(memo: Any, restarts: int = 5) -> asyncio.Task[None]:
                     log.critical("the promotion engine keeps dying; exiting")
                     os._exit(70)
                 await asyncio.sleep(min(30.0, 2.0**failures))
-                memo.controller = build_controller()
+                memo.controller = build_controller(shared)
                 memo.engine_healthy = True
 
     return asyncio.create_task(run())

@@ -4,7 +4,9 @@ Admission has its own view, fed by its own watches (one thread per kind), so tha
 never behind the engine's event loop and stays synced on a replica whose engine stands
 by (issue 10: HA; issue 12: admission not behind the engine). The view is told about
 each LIST (`replace`, which also drops what was deleted while no watch ran) and each
-watch event (`apply`); it is `synced` once every kind has been listed once.
+watch event (`apply`); it is `synced` once every kind has been listed once. Where the
+engine runs, it subscribes to the same watches (stella.k8s.fanout) rather than make its
+own.
 
 A watch that ends (the server's timeout) resumes from the last resourceVersion seen;
 one that fails (410 Gone, an ERROR event, the API server unreachable) relists after a
@@ -219,10 +221,14 @@ class Listing:
             self.pages += 1
             meta = listed.get("metadata") or {}
             items = listed.get("items") or []
+            api_version = listed.get("apiVersion")
             del listed
             for item in items:
-                # LIST items carry no kind; the view does not need it, readers might.
+                # LIST items carry no kind or apiVersion (the list does): Events about
+                # them need both, and views share these bodies and never add to them.
                 item.setdefault("kind", self.kind)
+                if api_version:
+                    item.setdefault("apiVersion", api_version)
                 yield item
             del items  # before the next page is read: one page held at a time
             token = meta.get("continue") or None

@@ -1,5 +1,6 @@
 """Admission's view is fed by its own watches: a LIST, then every change, and a relist
-that drops what was deleted while no watch ran."""
+that drops what was deleted while no watch ran; the engine's view subscribes to the same
+watches (one LIST per kind in the process)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import Any
 
 from kubernetes import client
 
+from stella.engine.projection import slim
 from stella.engine.view import ClusterView
+from stella.k8s.fanout import Fanout
 from stella.k8s.informer import ADMISSION_SOURCES, Informer, Listing
 
 DIGEST = "d" * 64
@@ -120,3 +123,34 @@ def test_a_list_is_read_a_page_at_a_time_and_a_relist_still_drops_the_deleted(
     assert mine == {(test_namespace, n) for n in names}  # every page, and the ghost gone
     assert listing.complete and listing.pages >= 3 and listing.resource_version
     assert all(b.get("kind") == "Release" for b in view.releases.values())
+
+
+def test_the_engine_subscribes_to_admissions_watches_instead_of_its_own(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    """Admission's informer synced first; the engine's view, subscribing later, gets what
+    was listed and then every change, from one LIST and one watch per kind."""
+    api = client.CustomObjectsApi(kube_admin)
+    first = f"f-{uuid.uuid4().hex[:6]}"
+    api.create_namespaced_custom_object(
+        "stella.io", "v1alpha1", test_namespace, "releases", _release(first)
+    )
+    admission, engine = ClusterView(project=slim), ClusterView(project=slim)
+    shared = Fanout(admission, slim)
+    informer = Informer(shared, api=kube_admin)
+    informer.start()
+    try:
+        assert informer.wait_synced(20) and admission.synced
+        shared.subscribe(engine)  # the engine starts once this replica leads
+        assert (test_namespace, first) in engine.releases
+        assert engine.releases[test_namespace, first] is admission.releases[test_namespace, first]
+        assert engine.releases[test_namespace, first]["apiVersion"] == "stella.io/v1alpha1"
+        second = f"s-{uuid.uuid4().hex[:6]}"
+        api.create_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", _release(second)
+        )
+        _until(lambda: (test_namespace, second) in engine.releases)
+        assert (test_namespace, second) in admission.releases
+        assert informer.relists == len(informer.sources)  # no second LIST for the engine
+    finally:
+        informer.stop()
