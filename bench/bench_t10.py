@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,16 +117,40 @@ def metric(url: str, name: str) -> dict[str, float]:
     return dict(out)
 
 
+def releases_held(api: client.CustomObjectsApi) -> int:
+    """How many Releases exist (one LIST of one item: the rest is remainingItemCount)."""
+    try:
+        page = api.list_cluster_custom_object(G, V, "releases", limit=1, _request_timeout=30)
+    except Exception:
+        return -1  # a busy API server: a sample is not worth failing the run for
+    meta = page.get("metadata") or {}
+    return len(page.get("items") or []) + int(meta.get("remainingItemCount") or 0)
+
+
+Sample = tuple[float, float, int]  # seconds since the load began, RSS MiB, Releases held
+
+
 async def load_with_rss(
-    gen: OpenLoop, rate: float, seconds: float, request: Any, pid: int, every: float
-) -> tuple[Result, list[tuple[float, float]]]:
-    """The load, and (seconds since start, RSS MiB) every `every` seconds while it runs."""
-    samples: list[tuple[float, float]] = []
+    gen: OpenLoop,
+    rate: float,
+    seconds: float,
+    request: Any,
+    pid: int,
+    every: float,
+    held: Callable[[], int],
+) -> tuple[Result, list[Sample]]:
+    """The load, and (seconds since start, RSS MiB, Releases held) every `every` seconds
+    while it runs: RSS is judged against the Releases the views hold at that moment."""
+    samples: list[Sample] = []
     start = time.monotonic()
+
+    async def one() -> Sample:
+        count = await asyncio.to_thread(held)  # off the generator's loop
+        return time.monotonic() - start, rss_mib(pid), count
 
     async def sample() -> None:
         while True:
-            samples.append((time.monotonic() - start, rss_mib(pid)))
+            samples.append(await one())
             await asyncio.sleep(every)
 
     sampler = asyncio.create_task(sample())
@@ -133,7 +158,7 @@ async def load_with_rss(
         result = await gen.run(rate, seconds, request)
     finally:
         sampler.cancel()
-    samples.append((time.monotonic() - start, rss_mib(pid)))
+    samples.append(await one())
     return result, samples
 
 
@@ -324,6 +349,7 @@ def main() -> int:
                 creates(namespaces, envs, image, "r", "1.0"),
                 op.proc.pid,
                 args.sample,
+                lambda: releases_held(client.CustomObjectsApi(admin)),
             )
         )
         load_after = os.getloadavg()
@@ -349,7 +375,8 @@ def main() -> int:
             for ns in namespaces
         )
 
-        rss_warm = next((r for t, r in samples if t >= warmup), samples[-1][1])
+        warm = next((x for x in samples if x[0] >= warmup), samples[-1])
+        rss_warm = warm[1]
         growth = (rss_end - rss_warm) / rss_warm * 100
         created = load.answers.get("created", 0)
         print(
@@ -401,15 +428,21 @@ def main() -> int:
             f"unfinished Releases {len(stuck)} {stuck[:5]} (settled in {settled:.0f}s)"
         )
         print(f"  Releases kept     {kept} of {created} created")
-        print("  operator RSS      t(s)   MiB")
-        for t, r in samples:
+        print("  operator RSS      t(s)   MiB   Releases held")
+        for sample in samples:
+            t, r, n = sample
             print(
-                f"                    {t:5.0f}  {r:6.1f}{'  (warm-up ends)' if r == rss_warm else ''}"
+                f"                    {t:5.0f}  {r:6.1f}  {n:6d}"
+                f"{'  (warm-up ends)' if sample is warm else ''}"
             )
         print(
             f"  operator RSS      before the load {rss_before:.1f} MiB, after warm-up "
             f"{rss_warm:.1f}, end of load {rss_end:.1f} ({growth:+.1f} % from warm-up), "
             f"settled {rss_settled:.1f}"
+        )
+        print(
+            f"  Releases held     after warm-up {warm[2]}, end of load {samples[-1][2]} "
+            "(RSS is flat by design only while this is: every Release held is in the views)"
         )
         if args.tracemalloc:
             from memtrace.diff import report

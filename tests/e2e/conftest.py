@@ -111,11 +111,15 @@ def start_operator(
         env=env,
     )
     op = OperatorProcess(proc, port, env, hook_port)
-    op.restart()
-    if webhooks:
-        wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
-        if register_hooks:
-            register(kube, ca, hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
+    try:
+        op.restart()
+        if webhooks:
+            wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
+            if register_hooks:
+                register(kube, ca, hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
+    except BaseException:
+        proc.stop()  # not ready: never leave it running behind the failed test
+        raise
     return op
 
 

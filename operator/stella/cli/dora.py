@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from stella.cli import evidence
+from stella.cli import evidence_sources as evidence
 from stella.cli.output import EXIT_OK, EXIT_REFUSED, CliError, dump, table
 from stella.evidence.dora import format_duration
 

@@ -171,12 +171,15 @@ class Controller:
     async def _retain(self) -> None:
         """The opt-in retention of finished Releases (stella.engine.retention), each resync
         period, off this loop's other work; off unless keep_finished is set."""
+        wait = self.resync_seconds
         while self.keep_finished > 0:
-            await asyncio.sleep(self.resync_seconds)
+            await asyncio.sleep(wait)
             try:
-                await retention.sweep(self.view, self.keep_finished)
+                deleted = await retention.sweep(self.view, self.keep_finished)
             except Exception as exc:
                 log.warning("retention sweep failed; the next one retries: %s", type(exc).__name__)
+                deleted = 0
+            wait = retention.next_sweep_in(deleted, self.resync_seconds)
 
     async def _drift(self) -> None:
         while True:

@@ -31,6 +31,7 @@ from stella.models.release import TERMINAL_PHASES
 
 log = logging.getLogger("stella.engine.retention")
 BATCH = 500  # deletes per sweep: the rest wait for the next one
+BACKLOG_PAUSE = 1.0  # seconds between sweeps while a full batch went (more are waiting)
 
 
 def finished(body: Body) -> bool:
@@ -74,6 +75,13 @@ def prunable(
         out.extend(i for i in items[keep:] if release_key_str(i[2]) not in named)
     out.sort()
     return [i[2] for i in out]
+
+
+def next_sweep_in(deleted: int, period: float) -> float:
+    """When to sweep again: after the period, or at once (a pause) while a sweep still
+    deletes a full batch — Releases made faster than one batch per period would otherwise
+    pile up without bound (T10: at 18 Releases/s a 500-per-30-s sweep fell behind)."""
+    return BACKLOG_PAUSE if deleted >= BATCH else period
 
 
 async def sweep(view: ClusterView, keep: int) -> int:

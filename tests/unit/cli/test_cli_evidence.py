@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stella.cli import main
-from stella.cli.evidence import (
+from stella.cli.evidence import outcome_line
+from stella.cli.evidence_sources import (
     Sources,
     check_environment,
     key_file_name,
     load_sources,
     load_trusted,
-    outcome_line,
     pin,
 )
 from stella.cli.output import CliError
@@ -81,7 +81,7 @@ def test_no_log_and_none_published_says_exactly_how_to_give_one(
 ) -> None:
     from stella.evidence.store_memory import MemoryStore
 
-    monkeypatch.setattr("stella.cli.evidence._api_client", lambda args: None)
+    monkeypatch.setattr("stella.cli.evidence_sources.api_client", lambda args: None)
     monkeypatch.setattr(
         "stella.evidence.store_configmap.ConfigMapStore", lambda api, ns: MemoryStore()
     )

@@ -87,3 +87,11 @@ def test_property_what_goes_is_finished_and_beyond_the_newest_kept(
                 gk = by_key[g]["metadata"]["creationTimestamp"], g[1]
                 kk = by_key[k]["metadata"]["creationTimestamp"], k[1]
                 assert kk > gk
+
+
+def test_a_full_batch_sweeps_again_at_once_until_the_backlog_is_gone() -> None:
+    from stella.engine.retention import BACKLOG_PAUSE, BATCH, next_sweep_in
+
+    assert next_sweep_in(BATCH, 30.0) == BACKLOG_PAUSE < 30.0  # more are waiting
+    assert next_sweep_in(BATCH - 1, 30.0) == 30.0  # caught up: back to the period
+    assert next_sweep_in(0, 30.0) == 30.0

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from evidence_fakes import Clock, MemorySigner, promotion_event
 
-from stella.cli.evidence import published_log
+from stella.cli.evidence_sources import published_log
 from stella.cli.output import EXIT_USAGE, CliError
 from stella.evidence.log_jsonl import JsonlLog
 from stella.evidence.log_postgres import PostgresLog
