@@ -103,6 +103,14 @@ class Settings:
     release_loop_window: float = field(
         default_factory=lambda: float(_env("STELLA_RELEASE_LOOP_WINDOW_SECONDS", "600"))
     )
+    # The same promotion asked again and again (Promote Actions for one Release into one
+    # Environment): refused past this many earlier requests within the window; 0 = off.
+    promotion_loop_threshold: int = field(
+        default_factory=lambda: int(_env("STELLA_PROMOTION_LOOP_THRESHOLD", "5"))
+    )
+    promotion_loop_window: float = field(
+        default_factory=lambda: float(_env("STELLA_PROMOTION_LOOP_WINDOW_SECONDS", "600"))
+    )
     max_promotions: int = field(default_factory=lambda: int(_env("STELLA_MAX_PROMOTIONS", "50")))
     plugin_runs_max: int = field(default_factory=lambda: int(_env("STELLA_PLUGIN_RUNS_MAX", "4")))
     # Opt-in retention of finished Releases per namespace (docs/quotas.md); 0 = off.

@@ -153,7 +153,7 @@ def world(
     service, other = Service(503), Service(200)
     env = {
         "STELLA_INSECURE_REGISTRIES": registry.host,
-        "STELLA_RELEASE_LOOP_THRESHOLD": "3",
+        "STELLA_PROMOTION_LOOP_THRESHOLD": "3",
         # The opt-in retention (T10), more than any other test here leaves finished in
         # one namespace: only test_retention's own namespace reaches it.
         "STELLA_KEEP_FINISHED_RELEASES": str(KEEP),

@@ -211,9 +211,9 @@ class ActionRunner:
         self.view = view
         self.recorder = recorder
         self.on_promote = on_promote
-        cfg = settings.load()  # the loop threshold and window are the Release loop's (T10)
-        self.loop_threshold = cfg.release_loop_threshold
-        self.loop_window = timedelta(seconds=cfg.release_loop_window)
+        cfg = settings.load()  # the promotion loop's own threshold and window (T10)
+        self.loop_threshold = cfg.promotion_loop_threshold
+        self.loop_window = timedelta(seconds=cfg.promotion_loop_window)
 
     def _promotion_loop(self, action: Body, env_name: str) -> Verdict | None:
         """A Promote asked again and again (stella.policy.promotion_loop), judged from the

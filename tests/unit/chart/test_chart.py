@@ -390,6 +390,10 @@ def test_release_retention_is_off_and_grants_no_delete_by_default(
         for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["STELLA_KEEP_FINISHED_RELEASES"] == "0"
+    # The promotion loop has its own settings, defaulting to the Release loop's values.
+    assert env["STELLA_PROMOTION_LOOP_THRESHOLD"] == env["STELLA_RELEASE_LOOP_THRESHOLD"] == "5"
+    assert env["STELLA_PROMOTION_LOOP_WINDOW_SECONDS"] == "600"
+    assert env["STELLA_RELEASE_LOOP_WINDOW_SECONDS"] == "600"
     for d in docs:
         if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].startswith(
             "stella-operator"
@@ -419,6 +423,23 @@ def test_release_retention_on_grants_delete_of_releases_only() -> None:
         for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["STELLA_KEEP_FINISHED_RELEASES"] == "20"
+
+
+def test_the_promotion_loop_settings_are_set_apart_from_the_release_loops() -> None:
+    deploy = by_kind(
+        rendered("quotas.promotionLoopThreshold=0", "quotas.promotionLoopWindowSeconds=120"),
+        "Deployment",
+        "stella-operator",
+    )
+    env = {
+        e["name"]: e.get("value")
+        for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["STELLA_PROMOTION_LOOP_THRESHOLD"] == "0"  # off
+    assert env["STELLA_PROMOTION_LOOP_WINDOW_SECONDS"] == "120"
+    assert env["STELLA_RELEASE_LOOP_THRESHOLD"] == "5"
+    out = render(f"image.digest={DIGEST}", LOG, "quotas.promotionLoopWindowSeconds=0")
+    assert out.returncode != 0 and "at '/quotas/promotionLoopWindowSeconds'" in out.stderr
 
 
 def test_the_evidence_log_is_reached_over_verified_tls_with_its_ca() -> None:

@@ -60,8 +60,9 @@ def promote(uid: str, at: str, release: str = "shop/rel") -> dict[str, Any]:
 def test_the_engine_refuses_the_request_past_the_threshold_from_the_view(
     monkeypatch: Any,
 ) -> None:
-    monkeypatch.setenv("STELLA_RELEASE_LOOP_THRESHOLD", "2")
-    monkeypatch.setenv("STELLA_RELEASE_LOOP_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("STELLA_PROMOTION_LOOP_THRESHOLD", "2")
+    monkeypatch.setenv("STELLA_PROMOTION_LOOP_WINDOW_SECONDS", "600")
+    monkeypatch.setenv("STELLA_RELEASE_LOOP_THRESHOLD", "100")  # not the promotion loop's
     view = ClusterView()
     bodies = [promote(f"u{i}", f"2026-11-30T09:0{i}:00Z") for i in range(3)]
     bodies.append(promote("other", "2026-11-30T09:04:00Z", release="shop/else"))
@@ -73,3 +74,30 @@ def test_the_engine_refuses_the_request_past_the_threshold_from_the_view(
     verdict = runner._promotion_loop(bodies[2], "prod")
     assert verdict is not None and verdict.phase == "Refused" and verdict.reason == "PromotionLoop"
     assert runner._promotion_loop(bodies[3], "prod") is None  # another Release
+
+
+def test_the_promotion_loop_has_its_own_settings_defaulting_to_the_release_loops(
+    monkeypatch: Any,
+) -> None:
+    for name in (
+        "STELLA_PROMOTION_LOOP_THRESHOLD",
+        "STELLA_PROMOTION_LOOP_WINDOW_SECONDS",
+        "STELLA_RELEASE_LOOP_THRESHOLD",
+        "STELLA_RELEASE_LOOP_WINDOW_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    runner = ActionRunner(ClusterView(), recorder=None)  # type: ignore[arg-type]
+    assert (runner.loop_threshold, runner.loop_window) == (5, timedelta(seconds=600))
+    monkeypatch.setenv("STELLA_RELEASE_LOOP_THRESHOLD", "2")
+    monkeypatch.setenv("STELLA_RELEASE_LOOP_WINDOW_SECONDS", "60")
+    runner = ActionRunner(ClusterView(), recorder=None)  # type: ignore[arg-type]
+    assert (runner.loop_threshold, runner.loop_window) == (5, timedelta(seconds=600))
+    monkeypatch.setenv("STELLA_PROMOTION_LOOP_THRESHOLD", "0")  # off
+    monkeypatch.setenv("STELLA_PROMOTION_LOOP_WINDOW_SECONDS", "30")
+    runner = ActionRunner(ClusterView(), recorder=None)  # type: ignore[arg-type]
+    assert (runner.loop_threshold, runner.loop_window) == (0, timedelta(seconds=30))
+    view = ClusterView()
+    bodies = [promote(f"u{i}", f"2026-11-30T09:00:0{i}Z") for i in range(4)]
+    for body in bodies:
+        view.apply("Action", "ADDED", body)
+    assert ActionRunner(view, recorder=None)._promotion_loop(bodies[3], "prod") is None  # type: ignore[arg-type]
