@@ -8,7 +8,8 @@ by the engine itself (a Release promoted from here into the agent's cluster). Al
 wrong digest deploys nothing; another agent can neither see nor report on the task (T8);
 an agent SIGKILLed mid-rollout resumes the same task without a second template change;
 an agent revoked mid-task loses it to another matching agent, with evidence; the hub
-(the operator) SIGKILLed mid-task deploys once."""
+(the operator) SIGKILLed mid-task deploys once; a failed PostDeploy step rolls the agent's
+cluster back with one rollback task, across an operator restart."""
 
 from __future__ import annotations
 
@@ -197,6 +198,7 @@ class Rig:
         self.insecure = [registry.host]
         self.openbao: OpenBao | None = None
         self.operator: OperatorProcess | None = None
+        self.publishers: dict[str, str] = {}  # plugin -> its publisher (smoke_plugin)
 
     def image(self, tag: str) -> str:
         digest = push_image(self.registry.url, "remote/web", tag, f"remote-{tag}".encode())
@@ -390,6 +392,48 @@ class Rig:
         core = client.CoreV1Api(self.remote.admin)
         node = core.list_node().items[0].metadata.name
         core.patch_node(node, {"metadata": {"labels": {key: "go"}}})
+
+    def smoke_plugin(self, shop: Any, port: int, entry_points: list[str]) -> str:
+        """The smoke-test plugin (it GETs its `url` input: passes on a 200), signed by a
+        publisher of its own and allowed to reach 127.0.0.1:PORT only; its name."""
+        from tests import plugin_support as ps
+
+        publisher = ps.Publisher(self.tmp, f"agents-{uuid.uuid4().hex[:4]}")
+        module = ps.build(ps.SMOKE)
+        path = self.tmp / f"smoke-{uuid.uuid4().hex[:6]}.wasm"
+        path.write_bytes(module)
+        manifest = ps.manifest_for(
+            module,
+            name=f"{shop.prefix}-smoke-{uuid.uuid4().hex[:4]}",
+            publisher=publisher.name,
+            entryPoints=entry_points,
+            capabilities={"network": [{"host": "127.0.0.1", "port": port, "scheme": "http"}]},
+            inputs=[{"name": "url", "required": True}],
+        )
+        api = client.CustomObjectsApi(shop.admin)
+        keys = [{"keyId": k, "publicKey": p} for k, p in publisher.trust.items()]
+        for plural, kind, name, spec in (
+            ("pluginpublishers", "PluginPublisher", publisher.name, {"keys": keys}),
+            (
+                "plugins",
+                "Plugin",
+                manifest.name,
+                {"manifest": publisher.sign(manifest), "module": {"file": str(path)}},
+            ),
+        ):
+            api.create_cluster_custom_object(
+                G,
+                V,
+                plural,
+                {"apiVersion": f"{G}/{V}", "kind": kind, "metadata": {"name": name}, "spec": spec},
+            )
+        self.publishers[manifest.name] = publisher.name
+        return str(manifest.name)
+
+    def remove_plugin(self, shop: Any, name: str) -> None:
+        api = client.CustomObjectsApi(shop.admin)
+        api.delete_cluster_custom_object(G, V, "plugins", name)
+        api.delete_cluster_custom_object(G, V, "pluginpublishers", self.publishers.pop(name))
 
     def task_status(self, name: str) -> dict[str, Any]:
         body = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
@@ -819,7 +863,6 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     failing Gate holds the promotion before any task is queued (the agent's cluster keeps
     what it ran); once the gate passes, the task goes out, and PostDeploy runs after the
     agent reported, before Deployed — each run a PluginRun packet in the chain."""
-    from tests import plugin_support as ps
     from tests.e2e.test_actions_e2e import packets
     from tests.e2e.test_plugins_e2e import Service
 
@@ -827,46 +870,13 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     old, new = shop.image("5.0"), shop.image("5.1")
     rig.remote.deployment(old)
     service = Service(503)
-    publisher = ps.Publisher(rig.tmp, f"agents-{uuid.uuid4().hex[:4]}")
-    module = ps.build(ps.SMOKE)
-    path = rig.tmp / f"smoke-{uuid.uuid4().hex[:6]}.wasm"
-    path.write_bytes(module)
-    manifest = ps.manifest_for(
-        module,
-        name=f"{shop.prefix}-smoke",
-        publisher=publisher.name,
-        entryPoints=["gate", "postDeploy"],
-        capabilities={"network": [{"host": "127.0.0.1", "port": service.port, "scheme": "http"}]},
-        inputs=[{"name": "url", "required": True}],
-    )
-    api = client.CustomObjectsApi(shop.admin)
-    api.create_cluster_custom_object(
-        G,
-        V,
-        "pluginpublishers",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "PluginPublisher",
-            "metadata": {"name": publisher.name},
-            "spec": {"keys": [{"keyId": k, "publicKey": p} for k, p in publisher.trust.items()]},
-        },
-    )
-    api.create_cluster_custom_object(
-        G,
-        V,
-        "plugins",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "Plugin",
-            "metadata": {"name": manifest.name},
-            "spec": {"manifest": publisher.sign(manifest), "module": {"file": str(path)}},
-        },
-    )
+    plugin = rig.smoke_plugin(shop, service.port, ["gate", "postDeploy"])
     steps = [
-        {"plugin": manifest.name, "at": at, "inputs": {"url": service.url()}}
+        {"plugin": plugin, "at": at, "inputs": {"url": service.url()}}
         for at in ("Gate", "PostDeploy")
     ]
     env = rig.agents_only_environment(shop, "gated-agent", home.name, plugins=steps)
+    api = client.CustomObjectsApi(shop.admin)
     proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-pl", new, ["gated-agent"])
@@ -882,8 +892,7 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     finally:
         proc.stop()
         service.stop()
-        for plural, name in (("plugins", manifest.name), ("pluginpublishers", publisher.name)):
-            api.delete_cluster_custom_object(G, V, plural, name)
+        rig.remove_plugin(shop, plugin)
     assert rig.remote.web().spec.template.spec.containers[0].image == new
     chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-pl"]
     kinds = [p["kind"] for p in chain]
@@ -893,6 +902,89 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     assert kinds.index("PluginRun") < kinds.index("PromotionAuthorized")
     last_post = max(i for i, p in enumerate(chain) if p["kind"] == "PluginRun")
     assert kinds.index("PromotionAuthorized") < last_post < kinds.index("PromotionDeployed")
+
+
+def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
+    """rollout.rollbackOnFailure on an Environment deployed by an agent: a PostDeploy step
+    that fails once the agent reported success makes the hub queue ONE rollback task to
+    that agent, with the images it reported running before; the agent verifies and applies
+    them, the Release ends Failed with the step's reason and a message naming what was
+    rolled back, and the outcome packet is PromotionRolledBack. The operator SIGKILLed as
+    soon as the agent applied the rollback: the restarted one follows that task — no second
+    rollback task, no second PostDeploy run, one outcome."""
+    from tests.e2e.test_actions_e2e import packets
+    from tests.e2e.test_plugins_e2e import Service
+
+    assert rig.operator is not None
+    home = rig.agent(f"rb-{uuid.uuid4().hex[:4]}")
+    old, new = shop.image("7.0"), shop.image("7.1")
+    rig.remote.deployment(old)
+    service = Service(503)
+    plugin = rig.smoke_plugin(shop, service.port, ["postDeploy"])
+    env = rig.agents_only_environment(
+        shop,
+        "post-agent",
+        home.name,
+        plugins=[{"plugin": plugin, "at": "PostDeploy", "inputs": {"url": service.url()}}],
+        rollout={"timeout": "120s", "rollbackOnFailure": True},
+    )
+    proc = rig.background_agent(home, "--interval", "1", "--capability", "deploy.kubernetes")
+    try:
+        shop.release("rel-rb", new, ["post-agent"])
+        # Killed once the agent applied the rollback (its credentials handed out: a hub
+        # killed while handing them out fails the task, as for any task — T8, once only).
+        made = eventually(
+            lambda: next(
+                (
+                    t
+                    for t in rig.tasks_of(home.name)
+                    if t["metadata"]["name"].endswith("-rollback")
+                    and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
+                ),
+                None,
+            ),
+            timeout=150,
+            interval=0.1,
+            what="the rollback task applied",
+        )
+        rig.operator.proc.kill()
+        rig.operator.restart()
+        failed = shop.wait_phase("rel-rb", "post-agent", "Failed", timeout=150)
+    finally:
+        proc.stop()
+        service.stop()
+        rig.remove_plugin(shop, plugin)
+    assert failed["reason"] == "PluginFailed", failed
+    message = failed["message"]
+    assert "service did not answer 200" in message, message
+    assert f"rolled back to the images that ran before: agent {home.name}" in message, message
+    assert "NOT rolled back" not in message, message
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == old  # the previous image runs again
+    assert web.metadata.annotations["stella.io/attempt"] == "1-rollback"
+    tasks = {t["metadata"]["name"]: t for t in rig.tasks_of(home.name)}
+    assert len(tasks) == 2, sorted(tasks)  # the deploy and ONE rollback, across the restart
+    deploy = next(t for n, t in tasks.items() if not n.endswith("-rollback"))
+    back = tasks[f"{deploy['metadata']['name']}-rollback"]
+    assert back["metadata"]["uid"] == made["metadata"]["uid"]
+    assert deploy["status"]["previousImages"] == [{"component": "web", "image": old}]
+    assert back["spec"]["rollback"]["of"] == deploy["metadata"]["name"]
+    assert back["spec"]["rollback"]["reason"] == "PluginFailed"
+    assert [c["image"] for c in back["spec"]["components"]] == [old]
+    assert back["spec"]["rollbackOnFailure"] is False
+    assert back["status"]["phase"] == "Succeeded", back["status"]
+    assert back["status"]["certificateSerial"] == rig.serial(home.name)
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-rb"]
+    kinds = [p["kind"] for p in chain]
+    assert kinds.count("PromotionAuthorized") == 1, kinds
+    assert kinds.count("PromotionRolledBack") == 1, kinds
+    assert "PromotionFailed" not in kinds and "PromotionDeployed" not in kinds, kinds
+    rolled = next(p for p in chain if p["kind"] == "PromotionRolledBack")
+    assert rolled["outcome"]["reason"] == "PluginFailed"
+    assert old in rolled["outcome"]["message"] and home.name in rolled["outcome"]["message"]
+    runs = [p["policy"]["inputs"]["step"] for p in chain if p["kind"] == "PluginRun"]
+    assert runs == ["PostDeploy"], runs  # not run again after the restart
+    assert kinds.index("PluginRun") < kinds.index("PromotionRolledBack")
 
 
 def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(

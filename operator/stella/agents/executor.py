@@ -7,7 +7,8 @@
    engine applies in its own cluster: re-applying it is a no-op, so a resumed task never
    starts a second rollout);
 4. follow the rollout until it completes or the deadline passes; on failure put the
-   previous images back when the task says so;
+   previous images back when the task says so (a task that is itself the hub's rollback,
+   `spec.rollback`, is the same steps with the images that ran before);
 5. report the outcome.
 
 An agent restarted mid-task gets the same task back (unfinished, acknowledged) and
@@ -143,9 +144,11 @@ class Executor:
             for key, us in groups.items():
                 have = current_images(bodies[key])
                 previous += [{"component": u.component, "image": have[u.container]} for u in us]
+        # A task that rolls the cluster back (spec.rollback) says so on the workload.
+        attempt = str(spec.get("attempt", 1)) + ("-rollback" if spec.get("rollback") else "")
         for _key, us in groups.items():
             getattr(self.apps, PATCH_WORKLOAD[us[0].kind])(
-                us[0].name, us[0].namespace, image_patch(us, release, str(spec.get("attempt", 1)))
+                us[0].name, us[0].namespace, image_patch(us, release, attempt)
             )
         report(
             "Running",

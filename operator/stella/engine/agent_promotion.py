@@ -5,9 +5,10 @@ and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.
 The Environment's plugin steps run here too, in the hub's sandbox (engine/plugin_steps.py):
 Gate and PreDeploy before the lock and before any task is queued, PostDeploy once every
 agent reported success and before the promotion counts as deployed, Notify after the
-outcome (in _finish). A PostDeploy failure fails the promotion; the hub does not roll an
-agent's cluster back (the agent rolls back only what its own rollout failed), so the
-failure says what runs there."""
+outcome (in _finish). A PostDeploy failure fails the promotion; with
+`rollout.rollbackOnFailure` the hub first rolls each agent's cluster back with one more
+task per target (engine/agent_rollback.py), holding the lock until they reported, and the
+failure says what was and was not rolled back."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stella import metrics
-from stella.engine import agent_dispatch, agent_redispatch, kubeio
+from stella.engine import agent_dispatch, agent_redispatch, agent_rollback, kubeio
 from stella.engine.plugin_steps import PluginSteps
 from stella.evidence.errors import EvidenceError
 from stella.models.agent_task import TERMINAL_TASK_PHASES
@@ -42,6 +43,12 @@ def _move(p: Any, phase: str, reason: str, message: str) -> None:
     move(p, phase, reason, message)
 
 
+async def _persist(view: Any, key: Any, progress: Any) -> None:
+    from stella.engine.reconcile import _persist as persist
+
+    await persist(view, key, progress)
+
+
 class AgentPromotions(PluginSteps):
     """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes, and
     the plugin steps."""
@@ -60,8 +67,6 @@ class AgentPromotions(PluginSteps):
     async def _start_agent_deploy(
         self, promo: Promotion, t: Tally, checks: Sequence[Any], promoted_by: Sequence[str]
     ) -> float | None:
-        from stella.engine.reconcile import _persist
-
         body, spec, p = promo.body, promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         if agent_dispatch.mixed_targets(env_spec):
@@ -168,31 +173,46 @@ class AgentPromotions(PluginSteps):
         await self.locks.acquire(env_name, key_s, force_self=True)
         namespace = load().namespace
         uid = str((promo.body.get("metadata") or {}).get("uid") or "")
-        tasks = []
-        for index, target in agent_dispatch.agent_targets(env_spec):
+        targets = agent_dispatch.agent_targets(env_spec)
+        firsts, tasks = [], []
+        for index, target in targets:
             name = agent_dispatch.task_name(uid, env_name, index, p.attempt)
             first = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
+            firsts.append(name)
             tasks.append(await self._current_task(promo, target, first))
         result = agent_dispatch.outcome(tasks)
         started = p.since or datetime.now(UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
         if result.state == "Succeeded":
-            after = await self._plugin_steps_after_rollout(promo)
-            if after is not None:
-                _move(
-                    p,
-                    "Failed",
-                    after.reason,
-                    f"{after.message}; the agents' clusters keep {spec.version} (the hub does "
-                    "not roll an agent's cluster back: promote the previous Release)",
-                )
-                await self._finish(promo, "Failed", elapsed)
-                return None
-            then: float | None = await self._rolled_out(
-                promo, elapsed, f"{spec.version} is live in {env_name}: {result.message}"
-            )
-            return then
+            # A rollback already made (before a restart, too) is followed, never made twice,
+            # and the PostDeploy step that caused it is not run again.
+            made: dict[str, dict[str, Any]] = {}
+            for name in map(agent_rollback.rollback_name, firsts):
+                found = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
+                if found is not None:
+                    made[name] = found
+            why = next(filter(None, map(agent_rollback.why_of, made.values())), None)
+            if why is None:
+                after = await self._plugin_steps_after_rollout(promo)
+                if after is None:
+                    then: float | None = await self._rolled_out(
+                        promo, elapsed, f"{spec.version} is live in {env_name}: {result.message}"
+                    )
+                    return then
+                why = agent_rollback.Why(after.reason, after.message)
+                if not env_spec.rollout.rollback_on_failure:
+                    _move(
+                        p,
+                        "Failed",
+                        after.reason,
+                        f"{after.message}; the agents' clusters keep {spec.version} "
+                        "(rollout.rollbackOnFailure is false: promote the previous Release)",
+                    )
+                    await self._finish(promo, "Failed", elapsed)
+                    return None
+            deployed = [(i, tg, f, t) for (i, tg), f, t in zip(targets, firsts, tasks, strict=True)]
+            return await self._roll_agents_back(promo, why, deployed, made, elapsed)
         if result.state == "Failed":
             _move(p, "Failed", "AgentTaskFailed", result.message)
             outcome = "RolledBack" if result.rolled_back else "Failed"
@@ -208,6 +228,50 @@ class AgentPromotions(PluginSteps):
             await self._finish(promo, "Failed", elapsed)
             return None
         return POLL
+
+    async def _roll_agents_back(
+        self,
+        promo: Promotion,
+        why: agent_rollback.Why,
+        deployed: Sequence[tuple[int, Any, str, Any]],
+        made: dict[str, dict[str, Any]],
+        elapsed: float,
+    ) -> float | None:
+        """Put back what ran before on every target (one rollback task each, to the agent
+        that deployed there), then fail the promotion saying what was and was not rolled
+        back; the lock is held meanwhile. `made`: the rollback tasks that already exist."""
+        p, now, namespace = promo.p, datetime.now(UTC), load().namespace
+        results = []
+        for index, target, first, task in deployed:
+            plan = agent_rollback.plan(index, first, task, promo.env_spec, why, now)
+            current = made.get(plan.name)
+            if plan.body is not None:
+                if current is None:
+                    current = await asyncio.to_thread(
+                        agent_dispatch.create_task, namespace, plan.body
+                    )
+                current = await self._current_task(promo, target, current)
+            results.append(agent_rollback.result_of(plan, current, now, REPORT_GRACE_SECONDS))
+        if any(r is None for r in results):
+            if p.reason != agent_rollback.ROLLING_BACK:
+                _move(
+                    p,
+                    "Deploying",
+                    agent_rollback.ROLLING_BACK,
+                    f"{why.message}; rolling the agents' clusters back to the images that ran "
+                    "before",
+                )
+                await _persist(self.view, promo.key, promo.progress)
+                await kubeio.emit(
+                    promo.body, "RollingBack", f"{promo.env_name}: {p.message}", "Warning"
+                )
+            return POLL
+        outcome, message = agent_rollback.summary(
+            why, promo.spec.version, [r for r in results if r is not None]
+        )
+        _move(p, "Failed", why.reason, message)
+        await self._finish(promo, outcome, elapsed)
+        return None
 
     async def _current_task(
         self, promo: Promotion, target: Any, task: dict[str, Any] | None

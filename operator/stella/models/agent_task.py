@@ -56,6 +56,19 @@ class TaskImage(StrictModel):
     image: Annotated[str, Field(max_length=512)] = Field(description="The image it ran.")
 
 
+class TaskRollback(StrictModel):
+    """Set on a task that puts back what ran before another task of the same promotion
+    (engine/agent_rollback.py)."""
+
+    of: TaskName = Field(description="The task whose images this one undoes.")
+    reason: Annotated[str, Field(max_length=128)] = Field(
+        description="Why the promotion is rolled back, e.g. PluginFailed (a PostDeploy step)."
+    )
+    message: Annotated[str, Field(max_length=1024)] = Field(
+        default="", description="What failed, for people."
+    )
+
+
 class AgentTaskSpec(StrictModel):
     """What to deploy, where, by when — nothing else (no credentials)."""
 
@@ -85,6 +98,11 @@ class AgentTaskSpec(StrictModel):
         max_length=64,
         description="What ran before, as the replaced task's agent recorded it (a rollback "
         "restores these, not what that agent may have applied already).",
+    )
+    rollback: TaskRollback | None = Field(
+        default=None,
+        description="Set when this task rolls an agent's cluster back after the promotion "
+        "failed there (its components are the images that ran before).",
     )
 
 
