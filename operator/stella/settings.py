@@ -93,6 +93,16 @@ class Settings:
     # Per-identity token bucket on the webhooks (requests per second, burst).
     webhook_rate: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_RATE", "20")))
     webhook_burst: float = field(default_factory=lambda: float(_env("STELLA_WEBHOOK_BURST", "40")))
+    # Connections to the admission server (docs/quotas.md): an idle kept-alive connection is
+    # closed after this long (longer than the API server's own 90 s idle timeout, so the
+    # API server closes first and never writes into a closing connection) ...
+    webhook_idle_seconds: float = field(
+        default_factory=lambda: float(_env("STELLA_WEBHOOK_IDLE_SECONDS", "120"))
+    )
+    # ... and past this many open connections each answer closes its connection (0 = no cap).
+    webhook_keepalive_connections: int = field(
+        default_factory=lambda: int(_env("STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS", "64"))
+    )
     # T10 quotas and loop detection (docs/quotas.md).
     pending_releases_per_namespace: int = field(
         default_factory=lambda: int(_env("STELLA_PENDING_RELEASES_PER_NAMESPACE", "500"))

@@ -55,6 +55,8 @@ def start_admission(
             settings.webhook_port,
             settings.webhook_cert,
             settings.webhook_key,
+            idle_seconds=settings.webhook_idle_seconds,
+            keepalive_connections=settings.webhook_keepalive_connections or None,
         )
         server.start()
     return view, shared, informer, server

@@ -4,6 +4,13 @@ Admission (handlers/webhook.py) and the agent hub (handlers/agent_hub.py) each r
 neither waits behind the promotion engine's loop nor behind each other. Blocking work (the
 API server, Vault) runs in the bounded pool. The serving certificate is re-read when its
 files change (cert-manager rotates it), for new connections, without a restart.
+
+Connections can be bounded (T10): every open TLS connection holds asyncio's buffers (about
+256 KiB), and aiohttp keeps an idle one for an hour by default, so a client that opens many
+(the API server calling a webhook under load) grows the process. `idle_seconds` closes a
+kept-alive connection that carried no request that long; past `keepalive_connections` open
+connections, each answer says `Connection: close` and its connection is closed once
+answered — the request is served, only the connection is not kept.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -67,9 +74,12 @@ class ThreadedTLSServer:
         workers: int = 8,
         cert_check_seconds: float = 30.0,
         client_ca: str | None = None,
+        idle_seconds: float | None = None,
+        keepalive_connections: int | None = None,
     ) -> None:
         """client_ca: PEM of a CA whose client certificates are asked for (optional to
-        present; the handlers decide which paths need one)."""
+        present; the handlers decide which paths need one). idle_seconds,
+        keepalive_connections: the connection bounds (above); None keeps aiohttp's."""
         self.name = name
         self.host, self.port = host, port
         self.certfile, self.keyfile = certfile, keyfile
@@ -80,6 +90,9 @@ class ThreadedTLSServer:
         self._started = threading.Event()
         self._error: BaseException | None = None
         self._cert_stamp: tuple[float, float] = (0.0, 0.0)
+        self.idle_seconds = idle_seconds
+        self.keepalive_connections = keepalive_connections
+        self._runner: web.AppRunner | None = None
 
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
@@ -131,13 +144,24 @@ class ThreadedTLSServer:
             context.verify_mode = ssl.CERT_OPTIONAL
             context.load_verify_locations(cadata=self.client_ca)
         self._load_cert(context)
-        app = web.Application(client_max_size=3 * 1024 * 1024)
+        bound = [] if self.keepalive_connections is None else [_connection_cap(self)]
+        app = web.Application(client_max_size=3 * 1024 * 1024, middlewares=bound)
         self.routes(app)
-        runner = web.AppRunner(app, access_log=None)
+        idle: dict[str, Any] = (
+            {} if self.idle_seconds is None else {"keepalive_timeout": self.idle_seconds}
+        )
+        runner = web.AppRunner(app, access_log=None, **idle)
+        self._runner = runner
         await runner.setup()
         await web.TCPSite(runner, self.host, self.port, ssl_context=context).start()
         asyncio.get_running_loop().create_task(self._watch_cert(context))
         return runner
+
+    def open_connections(self) -> int:
+        """Connections open now (kept alive or carrying a request); read on this server's
+        loop, or from another thread for a metric or a test."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
 
     def _load_cert(self, context: ssl.SSLContext) -> None:
         context.load_cert_chain(self.certfile, self.keyfile)
@@ -153,3 +177,22 @@ class ThreadedTLSServer:
                     log.info("%s: serving certificate reloaded", self.name)
             except (OSError, ssl.SSLError) as exc:
                 log.warning("%s: could not reload the serving certificate: %s", self.name, exc)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _connection_cap(server: ThreadedTLSServer) -> Any:
+    """A middleware: past the server's cap, the answer says `Connection: close` (decided
+    before its headers are written, so the client never sends another request into a
+    connection being closed) and the connection is closed once it is sent."""
+
+    @web.middleware
+    async def cap(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        limit = server.keepalive_connections
+        if limit is not None and server.open_connections() > limit:
+            response.force_close()
+        return response
+
+    return cap

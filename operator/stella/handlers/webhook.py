@@ -147,8 +147,19 @@ class WebhookServer(ThreadedTLSServer):
         keyfile: str,
         workers: int = 8,
         max_waiting: int = 64,
+        idle_seconds: float | None = 120.0,
+        keepalive_connections: int | None = 64,
     ) -> None:
-        super().__init__("admission", host, port, certfile, keyfile, workers)
+        super().__init__(
+            "admission",
+            host,
+            port,
+            certfile,
+            keyfile,
+            workers,
+            idle_seconds=idle_seconds,
+            keepalive_connections=keepalive_connections,
+        )
         self.admission = admission
         self.view = view
         self.max_waiting = max_waiting  # reviews waiting for a worker before more are shed
