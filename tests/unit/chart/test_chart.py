@@ -394,6 +394,9 @@ def test_release_retention_is_off_and_grants_no_delete_by_default(
     assert env["STELLA_PROMOTION_LOOP_THRESHOLD"] == env["STELLA_RELEASE_LOOP_THRESHOLD"] == "5"
     assert env["STELLA_PROMOTION_LOOP_WINDOW_SECONDS"] == "600"
     assert env["STELLA_RELEASE_LOOP_WINDOW_SECONDS"] == "600"
+    # The admission server's connection bounds are the code's defaults.
+    assert env["STELLA_WEBHOOK_IDLE_SECONDS"] == "120"
+    assert env["STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS"] == "64"
     for d in docs:
         if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].startswith(
             "stella-operator"
