@@ -9,7 +9,8 @@ wrong digest deploys nothing; another agent can neither see nor report on the ta
 an agent SIGKILLed mid-rollout resumes the same task without a second template change;
 an agent revoked mid-task loses it to another matching agent, with evidence; the hub
 (the operator) SIGKILLed mid-task deploys once; a failed PostDeploy step rolls the agent's
-cluster back with one rollback task, across an operator restart."""
+cluster back with one rollback task, across an operator restart — and not at all when what
+ran before was not pinned by digest."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -904,6 +906,33 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
     assert kinds.index("PromotionAuthorized") < last_post < kinds.index("PromotionDeployed")
 
 
+@contextmanager
+def failing_post_deploy(rig: Rig, shop: Any, stage: str, before: str) -> Iterator[tuple[str, str]]:
+    """An agent whose cluster runs `before`, an Environment of its own deployed by it whose
+    PostDeploy step fails (the smoke plugin's service answers 503; rollbackOnFailure), and
+    that agent running: (agent, Environment)."""
+    from tests.e2e.test_plugins_e2e import Service
+
+    home = rig.agent(f"rb-{uuid.uuid4().hex[:4]}")
+    rig.remote.deployment(before)
+    service = Service(503)
+    plugin = rig.smoke_plugin(shop, service.port, ["postDeploy"])
+    env = rig.agents_only_environment(
+        shop,
+        stage,
+        home.name,
+        plugins=[{"plugin": plugin, "at": "PostDeploy", "inputs": {"url": service.url()}}],
+        rollout={"timeout": "120s", "rollbackOnFailure": True},
+    )
+    proc = rig.background_agent(home, "--interval", "1", "--capability", "deploy.kubernetes")
+    try:
+        yield home.name, env
+    finally:
+        proc.stop()
+        service.stop()
+        rig.remove_plugin(shop, plugin)
+
+
 def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
     """rollout.rollbackOnFailure on an Environment deployed by an agent: a PostDeploy step
     that fails once the agent reported success makes the hub queue ONE rollback task to
@@ -913,23 +942,10 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
     soon as the agent applied the rollback: the restarted one follows that task — no second
     rollback task, no second PostDeploy run, one outcome."""
     from tests.e2e.test_actions_e2e import packets
-    from tests.e2e.test_plugins_e2e import Service
 
     assert rig.operator is not None
-    home = rig.agent(f"rb-{uuid.uuid4().hex[:4]}")
     old, new = shop.image("7.0"), shop.image("7.1")
-    rig.remote.deployment(old)
-    service = Service(503)
-    plugin = rig.smoke_plugin(shop, service.port, ["postDeploy"])
-    env = rig.agents_only_environment(
-        shop,
-        "post-agent",
-        home.name,
-        plugins=[{"plugin": plugin, "at": "PostDeploy", "inputs": {"url": service.url()}}],
-        rollout={"timeout": "120s", "rollbackOnFailure": True},
-    )
-    proc = rig.background_agent(home, "--interval", "1", "--capability", "deploy.kubernetes")
-    try:
+    with failing_post_deploy(rig, shop, "post-agent", old) as (agent, env):
         shop.release("rel-rb", new, ["post-agent"])
         # Killed once the agent applied the rollback (its credentials handed out: a hub
         # killed while handing them out fails the task, as for any task — T8, once only).
@@ -937,7 +953,7 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
             lambda: next(
                 (
                     t
-                    for t in rig.tasks_of(home.name)
+                    for t in rig.tasks_of(agent)
                     if t["metadata"]["name"].endswith("-rollback")
                     and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
                 ),
@@ -950,19 +966,15 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
         rig.operator.proc.kill()
         rig.operator.restart()
         failed = shop.wait_phase("rel-rb", "post-agent", "Failed", timeout=150)
-    finally:
-        proc.stop()
-        service.stop()
-        rig.remove_plugin(shop, plugin)
     assert failed["reason"] == "PluginFailed", failed
     message = failed["message"]
     assert "service did not answer 200" in message, message
-    assert f"rolled back to the images that ran before: agent {home.name}" in message, message
+    assert f"rolled back to the images that ran before: agent {agent}" in message, message
     assert "NOT rolled back" not in message, message
     web = rig.remote.web()
     assert web.spec.template.spec.containers[0].image == old  # the previous image runs again
     assert web.metadata.annotations["stella.io/attempt"] == "1-rollback"
-    tasks = {t["metadata"]["name"]: t for t in rig.tasks_of(home.name)}
+    tasks = {t["metadata"]["name"]: t for t in rig.tasks_of(agent)}
     assert len(tasks) == 2, sorted(tasks)  # the deploy and ONE rollback, across the restart
     deploy = next(t for n, t in tasks.items() if not n.endswith("-rollback"))
     back = tasks[f"{deploy['metadata']['name']}-rollback"]
@@ -973,7 +985,7 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
     assert [c["image"] for c in back["spec"]["components"]] == [old]
     assert back["spec"]["rollbackOnFailure"] is False
     assert back["status"]["phase"] == "Succeeded", back["status"]
-    assert back["status"]["certificateSerial"] == rig.serial(home.name)
+    assert back["status"]["certificateSerial"] == rig.serial(agent)
     chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-rb"]
     kinds = [p["kind"] for p in chain]
     assert kinds.count("PromotionAuthorized") == 1, kinds
@@ -981,10 +993,33 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
     assert "PromotionFailed" not in kinds and "PromotionDeployed" not in kinds, kinds
     rolled = next(p for p in chain if p["kind"] == "PromotionRolledBack")
     assert rolled["outcome"]["reason"] == "PluginFailed"
-    assert old in rolled["outcome"]["message"] and home.name in rolled["outcome"]["message"]
+    assert old in rolled["outcome"]["message"] and agent in rolled["outcome"]["message"]
     runs = [p["policy"]["inputs"]["step"] for p in chain if p["kind"] == "PluginRun"]
     assert runs == ["PostDeploy"], runs  # not run again after the restart
     assert kinds.index("PluginRun") < kinds.index("PromotionRolledBack")
+
+
+def test_a_cluster_that_ran_an_unpinned_image_is_not_rolled_back(rig: Rig, shop: Any) -> None:
+    """Fail closed: the agent reports that its cluster ran an image NOT pinned by digest
+    before the Release, so the hub makes no rollback task (a rollback deploys only what an
+    ordinary task may); the Release is Failed with a message saying what was not rolled
+    back and why, the cluster keeps the Release, and the outcome packet is PromotionFailed."""
+    from tests.e2e.test_actions_e2e import packets
+
+    unpinned = f"{rig.registry.host}/remote/web:1.0"
+    new = shop.image("8.1")
+    with failing_post_deploy(rig, shop, "unpinned-agent", unpinned) as (agent, env):
+        shop.release("rel-up", new, ["unpinned-agent"])
+        failed = shop.wait_phase("rel-up", "unpinned-agent", "Failed", timeout=150)
+    assert failed["reason"] == "PluginFailed", failed
+    message = failed["message"]
+    assert f"NOT rolled back: agent {agent}: component web ran {unpinned} before" in message
+    assert "not pinned by digest" in message and "promote the previous Release" in message
+    assert rig.remote.web().spec.template.spec.containers[0].image == new
+    assert [t["metadata"]["name"].endswith("-rollback") for t in rig.tasks_of(agent)] == [False]
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-up"]
+    kinds = [p["kind"] for p in chain]
+    assert kinds.count("PromotionFailed") == 1 and "PromotionRolledBack" not in kinds, kinds
 
 
 def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(

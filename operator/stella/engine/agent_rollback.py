@@ -107,10 +107,9 @@ def plan(
         components.append({**dict(c), "image": before})
     if wrong or not components:
         refused = (
-            f"agent {agent}: not rolled back, " + "; ".join(wrong)
+            f"agent {agent}: " + "; ".join(wrong)
             if wrong
-            else f"agent {agent}: not rolled back, its task {deployed['metadata']['name']} "
-            "names no component"
+            else f"agent {agent}: its task {deployed['metadata']['name']} names no component"
         )
         return TargetPlan(index, agent, name, None, refused)
     body = {
@@ -179,7 +178,7 @@ def result_of(
         return TargetResult(
             target.agent,
             False,
-            f"agent {target.agent}: not rolled back, task {target.name} is gone",
+            f"agent {target.agent}: its rollback task {target.name} is gone",
         )
     spec, status = task.get("spec") or {}, task.get("status") or {}
     agent = str(spec.get("agent") or target.agent)
@@ -195,14 +194,10 @@ def result_of(
         )
     if phase == "Failed":
         said = str(status.get("message") or "")
-        return TargetResult(
-            agent, False, f"{who}: not rolled back, the rollback task failed: {said}"
-        )
+        return TargetResult(agent, False, f"{who}: the rollback task failed: {said}")
     deadline = _deadline(spec)
     if deadline is not None and now > deadline + timedelta(seconds=grace):
-        return TargetResult(
-            agent, False, f"{who}: not rolled back, no report by the rollback's deadline ({phase})"
-        )
+        return TargetResult(agent, False, f"{who}: no report by the rollback's deadline ({phase})")
     return None
 
 
