@@ -16,11 +16,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stella import metrics
 from stella.engine import agent_dispatch, agent_redispatch, agent_rollback, kubeio
 from stella.engine.plugin_steps import PluginSteps
+from stella.engine.promotion import Promotion, persist
+from stella.engine.promotion import move as _move
 from stella.evidence.errors import EvidenceError
 from stella.models.agent_task import TERMINAL_TASK_PHASES
 from stella.policy import Tally
@@ -28,25 +30,10 @@ from stella.policy.duration import parse_duration
 from stella.registry import verify_release_images
 from stella.settings import load
 
-if TYPE_CHECKING:
-    from stella.engine.reconcile import Promotion
-
 log = logging.getLogger("stella.engine")
 # An agent that has not reported this long past the deadline is taken as gone.
 REPORT_GRACE_SECONDS = 60.0
 POLL = 2.0
-
-
-def _move(p: Any, phase: str, reason: str, message: str) -> None:
-    from stella.engine.reconcile import _move as move
-
-    move(p, phase, reason, message)
-
-
-async def _persist(view: Any, key: Any, progress: Any) -> None:
-    from stella.engine.reconcile import _persist as persist
-
-    await persist(view, key, progress)
 
 
 class AgentPromotions(PluginSteps):
@@ -145,7 +132,7 @@ class AgentPromotions(PluginSteps):
         _move(p, "Deploying", "DispatchedToAgent", f"sent to agent {who}")
         p.since = now
         # Durable before any task exists: a restart follows these tasks, never makes others.
-        await _persist(self.view, promo.key, promo.progress)
+        await persist(self.view, promo)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
         namespace = load().namespace
         uid = str((body.get("metadata") or {}).get("uid") or "")
@@ -261,7 +248,7 @@ class AgentPromotions(PluginSteps):
                     f"{why.message}; rolling the agents' clusters back to the images that ran "
                     "before",
                 )
-                await _persist(self.view, promo.key, promo.progress)
+                await persist(self.view, promo)
                 await kubeio.emit(
                     promo.body, "RollingBack", f"{promo.env_name}: {p.message}", "Warning"
                 )

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stella.engine import applications
+from stella.engine.promotion import Promotion, move
 from stella.policy.duration import parse_duration
-
-if TYPE_CHECKING:
-    from stella.engine.reconcile import Promotion
 
 POLL = 2.0
 
@@ -27,8 +25,6 @@ class ApplicationPromotions:
     _finish: Any
 
     async def _follow_applications(self, promo: Promotion) -> float | None:
-        from stella.engine.reconcile import _move
-
         spec, p, env_spec = promo.spec, promo.p, promo.env_spec
         apps = applications.targets(env_spec)
         await self.locks.acquire(promo.env_name, promo.holder, force_self=True)
@@ -53,7 +49,7 @@ class ApplicationPromotions:
             # put another image there meanwhile), never after the deadline: a rollback must
             # not be undone by a retry.
             await asyncio.to_thread(applications.write, apps, spec)
-            _move(
+            move(
                 p,
                 "Deploying",
                 "SyncingApplication",
@@ -75,6 +71,6 @@ class ApplicationPromotions:
             await asyncio.to_thread(applications.put_back, apps, p.previous_images, spec)
             outcome = "RolledBack"
             why += "; the Applications' image overrides were put back"
-        _move(p, "Failed", reason, why)
+        move(p, "Failed", reason, why)
         await self._finish(promo, outcome, elapsed)
         return None

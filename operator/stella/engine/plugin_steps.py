@@ -18,10 +18,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stella import API_VERSION, metrics
 from stella.engine import kubeio
+from stella.engine.promotion import Promotion
 from stella.evidence.errors import EvidenceError
 from stella.evidence.event import EvidenceEvent
 from stella.evidence.packet import Outcome, PolicyEvidence, ReleaseRef, Subject
@@ -33,9 +34,6 @@ from stella.plugins.baseline import ResourceBaseline
 from stella.plugins.report import LIMIT_OUTCOMES
 from stella.plugins.runner import PluginRunner, StepResult
 from stella.plugins.sandbox import Backends, Sandbox
-
-if TYPE_CHECKING:
-    from stella.engine.reconcile import Promotion
 
 log = logging.getLogger("stella.engine.plugins")
 security = logging.getLogger("stella.security")

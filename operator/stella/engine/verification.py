@@ -9,24 +9,20 @@ failure and finishes it (the restore is idempotent), never verifies again."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from stella import metrics
 from stella.engine import applications, job_checks, probes, workloads
+from stella.engine.namespace_promotion import restore
+from stella.engine.promotion import Promotion, move, persist
+from stella.engine.promotion import now as _now
 from stella.evidence.dora import failing_since
 from stella.models.common import parse_time
 from stella.models.environment import EnvironmentStatus
 from stella.models.verification import VerificationPolicy
 from stella.policy import parse_duration
 from stella.policy.verification import advance, due, start
-
-if TYPE_CHECKING:
-    from stella.engine.reconcile import Promotion
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def needs_verification(policy: VerificationPolicy | None) -> bool:
@@ -36,30 +32,25 @@ def needs_verification(policy: VerificationPolicy | None) -> bool:
 
 
 class Verifications:
-    """Mixed into the Reconciler: uses its view, locks and _finish."""
+    """Mixed into the Reconciler: uses its view, locks, _finish (the Reconciler's) and
+    _passport (engine/gates.py)."""
 
     view: Any
     locks: Any
-
-    async def _finish(self, promo: Promotion, outcome: str, elapsed: float) -> None:
-        raise NotImplementedError  # pragma: no cover - the Reconciler's
-
-    async def _passport(self, promo: Promotion, deployed_at: datetime) -> float | None:
-        raise NotImplementedError  # pragma: no cover - the Reconciler's
+    _finish: Any
+    _passport: Any
 
     async def _deployed(
         self, promo: Promotion, elapsed: float, reason: str, message: str
     ) -> float | None:
         """Deployed, once the passport (publishPassport) is out: it attests what passed
         here, so it goes after the verification, never before."""
-        from stella.engine.reconcile import _move
-
         now = _now()
-        wait = await self._passport(promo, now)
+        wait: float | None = await self._passport(promo, now)
         if wait is not None:
             return wait
         promo.p.deployed_at = now
-        _move(promo.p, "Deployed", reason, message)
+        move(promo.p, "Deployed", reason, message)
         restoring = self._failing_since(promo.env_name)  # before _finish adds this one
         await self._finish(promo, "Deployed", elapsed)
         created = parse_time((promo.body.get("metadata") or {}).get("creationTimestamp"))
@@ -79,20 +70,16 @@ class Verifications:
 
     async def _rolled_out(self, promo: Promotion, elapsed: float, message: str) -> float | None:
         """The rollout is complete: Deployed, or Verifying first when the Environment asks."""
-        from stella.engine.reconcile import _move, _persist
-
         p, policy = promo.p, promo.env_spec.verification
         if not needs_verification(policy):
             return await self._deployed(promo, elapsed, "Deployed", message)
         assert policy is not None
         p.verification = start(policy, _now())
-        _move(p, "Verifying", "Verifying", f"{message}; verifying before it counts as deployed")
-        await _persist(self.view, promo.key, promo.progress)  # the soak starts once, here
+        move(p, "Verifying", "Verifying", f"{message}; verifying before it counts as deployed")
+        await persist(self.view, promo)  # the soak starts once, here
         return 0.5
 
     async def _follow_verification(self, promo: Promotion) -> float | None:
-        from stella.engine.reconcile import _move, _persist, _restore
-
         p, env_name, spec = promo.p, promo.env_name, promo.spec
         await self.locks.acquire(env_name, promo.holder, force_self=True)
         policy = promo.env_spec.verification or VerificationPolicy()
@@ -122,7 +109,7 @@ class Verifications:
         p.verification = verdict.progress
         elapsed = (now - progress.started_at).total_seconds()
         if verdict.outcome == "Verifying":
-            _move(p, "Verifying", verdict.reason, verdict.message)
+            move(p, "Verifying", verdict.reason, verdict.message)
             return verdict.requeue_after
         if verdict.outcome == "Verified":
             wait = await self._deployed(
@@ -136,8 +123,8 @@ class Verifications:
             return wait
         # Failed: durable first (reason VerificationFailed, the failed check in status),
         # then the rollback, then the outcome.
-        _move(p, "Verifying", verdict.reason, verdict.message)
-        await _persist(self.view, promo.key, promo.progress)
+        move(p, "Verifying", verdict.reason, verdict.message)
+        await persist(self.view, promo)
         why, outcome = verdict.message, "Failed"
         # Agent targets: the images ran in the agent's cluster; nothing here to put back.
         here = not workloads.has_agent_targets(promo.env_spec)
@@ -150,10 +137,10 @@ class Verifications:
                     spec,
                 )
             else:
-                await asyncio.to_thread(_restore, p.previous_images)
+                await asyncio.to_thread(restore, p.previous_images)
             outcome = "RolledBack"
             why += "; rolled back to the images that ran before"
-        _move(p, "Failed", verdict.reason, why)
+        move(p, "Failed", verdict.reason, why)
         metrics.VERIFICATIONS.labels(env_name, "Failed").inc()
         await self._finish(promo, outcome, elapsed)
         return None

@@ -1,0 +1,193 @@
+"""The checks a promotion passes right before it deploys, whatever its targets (namespaces
+here, Argo CD Applications, agents): every digest verified against the registry, the
+supply-chain policy (requireSignatures, requireProvenance, requirePassport), and what a
+refusal does — a halt of the Environment a person must clear, or a wait that retries
+(fail closed). The passport (publishPassport), signed once the rollout is complete, is
+published here too: it attests what these checks passed.
+
+Mixed into the Reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from stella import metrics
+from stella.engine import kubeio
+from stella.engine.evidence_hooks import EvidenceHooks
+from stella.engine.locks import EnvironmentLocks
+from stella.engine.promotion import Promotion, move, now
+from stella.engine.supply_chain import SupplyChainGate
+from stella.engine.view import Body, ClusterView
+from stella.evidence.errors import EvidenceError
+from stella.models import EnvironmentSpec, ReleaseSpec, set_condition
+from stella.models.environment import EnvironmentStatus, HaltState
+from stella.registry import RegistryError
+from stella.registry.verify import vault_credentials
+from stella.secrets import VaultClient
+from stella.secrets.errors import SecretsError
+from stella.supplychain.check import SupplyChainReport
+
+log = logging.getLogger("stella.engine")
+
+
+class PromotionGates:
+    """Mixed into the Reconciler: uses its view, locks, evidence hooks, Vault client and
+    supply-chain gate."""
+
+    view: ClusterView
+    locks: EnvironmentLocks
+    hooks: EvidenceHooks
+    vault: VaultClient | None
+    supply_chain: SupplyChainGate
+
+    def _credentials(self, env_spec: EnvironmentSpec) -> Any:
+        if env_spec.registry_credentials is None:
+
+            async def none(_: Any) -> None:
+                return None
+
+            return none
+        if self.vault is None:
+
+            async def unavailable(_: Any) -> None:
+                from stella.secrets.errors import VaultUnavailable
+
+                raise VaultUnavailable(
+                    "the environment needs registry credentials from Vault, but the operator "
+                    "has no Vault configured (set STELLA_VAULT_ADDR)"
+                )
+
+            return unavailable
+        return vault_credentials(
+            self.vault, env_spec.registry_credentials, env_spec.allowed_registries
+        )
+
+    async def _digest_gate(self, promo: Promotion, report: Any) -> float | bool | None:
+        """True when every image verified; else what the step returns: None after a halt
+        (a digest that does not match: a person must clear it), seconds to a retry when
+        the registry or Vault cannot answer now (fail closed)."""
+        if report.ok:
+            return True
+        env_name, p = promo.env_name, promo.p
+        if report.halts:
+            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+            move(
+                p,
+                "Failed",
+                report.reason,
+                f"nothing deployed: {report.message}; environment {env_name} is halted "
+                "until a person clears it (stella env clear)",
+            )
+            metrics.PROMOTIONS.labels(env_name, "DigestMismatch").inc()
+            return None
+        move(p, "Pending", report.reason, f"waiting: {report.message}")
+        return float(report.retry_after or 15.0)
+
+    async def _supply_chain_gate(self, promo: Promotion) -> SupplyChainReport | float | None:
+        """The report (possibly empty) when every image passes requireSignatures and
+        requireProvenance; else what the step returns, as for digests: None after a refusal
+        (recorded as evidence; the Environment halts when its policy says so), seconds to
+        a retry when the registry, Vault or the trust material cannot answer now."""
+        if not SupplyChainGate.applies(promo.env_spec):
+            return SupplyChainReport()
+        report = await self.supply_chain.check(
+            promo.spec, promo.env_spec, self._credentials(promo.env_spec)
+        )
+        if report.ok:
+            return report
+        env_name, p = promo.env_name, promo.p
+        if not report.refuses:
+            move(p, "Pending", report.reason, f"waiting: {report.message}")
+            return float(report.retry_after or 15.0)
+        try:
+            await self.hooks.supply_chain_refused(
+                promo.body, promo.spec, env_name, p.attempt + 1, report
+            )
+        except EvidenceError as exc:
+            return await self._evidence_pending(promo, exc)
+        halts = SupplyChainGate.halts(promo.env_spec, report)
+        if halts:
+            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+        else:
+            metrics.SECURITY_EVENTS.labels(report.reason).inc()
+            await kubeio.emit(promo.body, report.reason, f"{env_name}: {report.message}", "Warning")
+        after = (
+            f"; environment {env_name} is halted until a person clears it (stella env clear)"
+            if halts
+            else ""
+        )
+        move(p, "Failed", report.reason, f"nothing deployed: {report.message}{after}")
+        metrics.PROMOTIONS.labels(env_name, report.reason).inc()
+        return None
+
+    async def _evidence_pending(self, promo: Promotion, exc: EvidenceError) -> float:
+        """The authorization evidence could not be stored: nothing is deployed, the lock
+        goes back, the step is retried. The evidence errors' messages are written for
+        people and never hold a secret (stella.evidence.errors): say which store failed
+        and why (Vault unreachable, the log down), not only the error's class."""
+        await self.locks.release(promo.env_name, promo.holder, promo.body, promo.spec, promo.p)
+        metrics.EVIDENCE_PENDING.labels(promo.env_name, exc.reason).inc()
+        move(
+            promo.p,
+            "Pending",
+            "EvidencePending",
+            "nothing deployed: the authorization evidence could not be stored "
+            f"({exc.reason}: {exc.message[:512]}); retrying",
+        )
+        return float(exc.retry_after or 10.0)
+
+    async def _halt(
+        self, env_name: str, body: Body, spec: ReleaseSpec, reason: str, message: str
+    ) -> None:
+        halt = HaltState(reason=reason, message=message[:4096], since=now())
+        # A merge patch replaces the whole conditions list: upsert Halted into the ones the
+        # Environment has (it used to write [Halted] alone, dropping Ready until the
+        # environment reconciler ran again).
+        current = EnvironmentStatus.model_validate(
+            (self.view.environment(env_name) or {}).get("status") or {}
+        )
+        conditions = set_condition(current.conditions, "Halted", "True", reason, message[:4000])
+        await asyncio.to_thread(
+            kubeio.patch_environment_status,
+            env_name,
+            {"halted": halt.wire(), "conditions": [c.wire() for c in conditions]},
+        )
+        metrics.ENVIRONMENT_HALTED.labels(env_name).set(1)
+        metrics.SECURITY_EVENTS.labels(reason).inc()
+        await kubeio.emit(body, reason, f"{env_name} halted: {message}", "Warning")
+        try:
+            await self.hooks.halted(body, spec, env_name, reason, message)
+        except EvidenceError as exc:
+            log.error(
+                "halt of %s not yet recorded as evidence (%s); will retry", env_name, exc.reason
+            )
+
+    async def _passport(self, promo: Promotion, deployed_at: datetime) -> float | None:
+        """Publish the passport (publishPassport) before the promotion counts as Deployed;
+        seconds to a retry when the registry or Vault cannot take it now (the rollout is
+        complete, the Release stays Deploying with reason PassportPending meanwhile)."""
+        if not promo.env_spec.publish_passport:
+            return None
+        try:
+            await self.supply_chain.publish_passport(
+                promo.body,
+                promo.spec,
+                promo.env_name,
+                promo.env_spec,
+                promo.p.approvals,
+                deployed_at,
+                self._credentials(promo.env_spec),
+            )
+        except (RegistryError, SecretsError) as exc:
+            move(
+                promo.p,
+                promo.p.phase,  # Deploying, or Verifying once verified (engine/verification)
+                "PassportPending",
+                f"the rollout is complete; the passport could not be pushed yet ({exc.reason}: "
+                f"{exc.message[:512]}); retrying",
+            )
+            return float(exc.retry_after or 10.0)
+        return None
