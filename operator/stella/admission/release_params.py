@@ -26,7 +26,7 @@ The loop key (loop_key) is written the same way by the policy's CEL
 (charts/stella/files/admission-policies.yaml; an integration test proves they agree).
 Everything here can be a moment stale (an Environment created or changed since): the
 engine checks again at promotion what it acts on (releaseNamespaces, allowedRegistries and
-the Environment's existence, engine/reconcile.py).
+the Environment's existence, engine/reconcile.py and engine/gates.py).
 """
 
 from __future__ import annotations

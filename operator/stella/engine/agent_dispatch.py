@@ -20,11 +20,11 @@ from typing import Any, cast
 from kubernetes.client.exceptions import ApiException
 
 from stella import GROUP, VERSION
+from stella.engine.promotion import Promotion
 from stella.engine.workloads import target_updates
 from stella.k8s.client import custom
 from stella.models.common import LabelSelector, parse_time
 from stella.models.environment import EnvironmentSpec, Target
-from stella.models.release import ReleaseSpec
 
 Body = Mapping[str, Any]
 CAPABILITY = "deploy.kubernetes"
@@ -79,17 +79,12 @@ class Dispatch:
 
 
 def task_body(
-    name: str,
-    agent: Body,
-    env_name: str,
-    env: EnvironmentSpec,
-    release: Body,
-    spec: ReleaseSpec,
-    target: Target,
-    attempt: int,
-    now: datetime,
+    promo: Promotion, name: str, agent: Body, target: Target, now: datetime
 ) -> dict[str, Any]:
-    meta = release.get("metadata") or {}
+    """The AgentTask that carries one target of this promotion's current attempt to the
+    agent chosen for it (no credential: the agent gets those for this task alone)."""
+    env_name, env, spec, attempt = promo.env_name, promo.env_spec, promo.spec, promo.p.attempt
+    meta = promo.body.get("metadata") or {}
     timeout = _seconds(env.rollout.timeout)
     agent_name = str(agent["metadata"]["name"])
     return {

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from stella import metrics
 from stella.engine import agent_dispatch, agent_redispatch, agent_rollback, kubeio
 from stella.engine.plugin_steps import PluginSteps
-from stella.engine.promotion import Promotion, persist
+from stella.engine.promotion import Authorization, Promotion, persist
 from stella.engine.promotion import move as _move
 from stella.evidence.errors import EvidenceError
 from stella.models.agent_task import TERMINAL_TASK_PHASES
-from stella.policy import Tally
 from stella.policy.duration import parse_duration
 from stella.registry import verify_release_images
 from stella.settings import load
@@ -51,9 +49,7 @@ class AgentPromotions(PluginSteps):
     _finish: Any
     _rolled_out: Any
 
-    async def _start_agent_deploy(
-        self, promo: Promotion, t: Tally, checks: Sequence[Any], promoted_by: Sequence[str]
-    ) -> float | None:
+    async def _start_agent_deploy(self, promo: Promotion, why: Authorization) -> float | None:
         body, spec, p = promo.body, promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         if agent_dispatch.mixed_targets(env_spec):
@@ -115,15 +111,7 @@ class AgentPromotions(PluginSteps):
         ]
         try:
             await self.hooks.authorized(
-                body,
-                spec,
-                env_name,
-                attempt,
-                t,
-                checks,
-                promoted_by,
-                agents=named,
-                supply_chain=chain.evidence(),
+                promo, why, attempt, agents=named, supply_chain=chain.evidence()
             )
         except EvidenceError as exc:
             return float(await self._evidence_pending(promo, exc))
@@ -138,15 +126,7 @@ class AgentPromotions(PluginSteps):
         uid = str((body.get("metadata") or {}).get("uid") or "")
         for index, target, agent in chosen:
             task = agent_dispatch.task_body(
-                agent_dispatch.task_name(uid, env_name, index, attempt),
-                agent,
-                env_name,
-                env_spec,
-                body,
-                spec,
-                target,
-                attempt,
-                now,
+                promo, agent_dispatch.task_name(uid, env_name, index, attempt), agent, target, now
             )
             await asyncio.to_thread(agent_dispatch.create_task, namespace, task)
         await kubeio.emit(
@@ -349,10 +329,7 @@ class AgentPromotions(PluginSteps):
                 "certificateSerial": agent_redispatch.serial_of(agent(replacement["agent"])),
             }
         await self.hooks.agent_revoked(
-            promo.body,
-            promo.spec,
-            promo.env_name,
-            promo.p.attempt,
+            promo,
             task,
             why,
             str((task.get("status") or {}).get("certificateSerial") or "-"),

@@ -105,14 +105,14 @@ def write(apps: Sequence[ApplicationTarget], spec: ReleaseSpec) -> None:
             for c in spec.components:
                 want = set_parameter(want, params[c.name], c.image)
             if want != have:
-                kubeio.set_application_parameters(a.namespace, a.name, want)
+                kubeio.patch_application_source(a.namespace, a.name, {"helm": {"parameters": want}})
             continue
         images = images_of(app)
         wanted = images
         for c in spec.components:
             wanted = override(wanted, c.image)
         if wanted != images:
-            kubeio.set_application_images(a.namespace, a.name, wanted)
+            kubeio.patch_application_source(a.namespace, a.name, {"kustomize": {"images": wanted}})
 
 
 def put_back(
@@ -136,14 +136,14 @@ def put_back(
             for w in entries:
                 if w.container in params:
                     values = restore_parameter(values, params[w.container], w.image)
-            kubeio.set_application_parameters(ns, name, values)
+            kubeio.patch_application_source(ns, name, {"helm": {"parameters": values}})
             continue
         images = images_of(app)
         for w in entries:
             image = images_by_component.get(w.container)
             if image is not None:
                 images = restore(images, image, w.image)
-        kubeio.set_application_images(ns, name, images)
+        kubeio.patch_application_source(ns, name, {"kustomize": {"images": images}})
 
 
 def states(

@@ -79,9 +79,7 @@ class ApprovalMarks:
                 continue
             ident = recorded_identity(a, "approver")
             try:
-                await self.hooks.approval(
-                    promo.body, promo.spec, env_name, a, counted, reason, message
-                )
+                await self.hooks.approval(promo, a, counted, reason, message)
             except EvidenceError as exc:
                 # The Approval's status waits for its evidence (the next reconcile retries);
                 # the Release itself goes on to its gates and reports EvidencePending there.

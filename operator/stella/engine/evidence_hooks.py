@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from stella.engine.promotion import Authorization, Promotion
 from stella.engine.view import Body
 from stella.evidence.application_changes import application_evidence
 from stella.evidence.event import EvidenceEvent
@@ -24,8 +25,8 @@ from stella.evidence.packet import (
 from stella.evidence.recorder import Recorder
 from stella.models import ReleaseSpec
 from stella.models.common import parse_time
-from stella.models.release import EnvironmentProgress, WorkloadImage
-from stella.policy import Tally, recorded_identity
+from stella.models.release import WorkloadImage
+from stella.policy import recorded_identity
 from stella.policy.binding import binding_of
 from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 
@@ -36,17 +37,21 @@ _OUTCOME_KIND = {
 }
 
 
-def _ref(body: Body, spec: ReleaseSpec) -> ReleaseRef:
-    meta = body.get("metadata", {})
-    binding = binding_of(body)
+def _ref(promo: Promotion) -> ReleaseRef:
+    meta = promo.body.get("metadata", {})
+    binding = binding_of(promo.body)
     return ReleaseRef(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
         uid=meta.get("uid"),
-        version=spec.version,
+        version=promo.spec.version,
         spec_digest=binding.spec_digest if binding else None,
         created_at=parse_time(meta.get("creationTimestamp")),
     )
+
+
+def _images(spec: ReleaseSpec) -> list[str]:
+    return [c.image for c in spec.components]
 
 
 def _rollback_of(body: Body) -> str | None:
@@ -71,22 +76,23 @@ class EvidenceHooks:
 
     async def authorized(
         self,
-        body: Body,
-        spec: ReleaseSpec,
-        env: str,
+        promo: Promotion,
+        why: Authorization,
         attempt: int,
-        t: Tally,
-        checks: Sequence[Any],
-        promoted_by: Sequence[str] = (),
+        *,
         agents: Sequence[Mapping[str, str]] = (),
         supply_chain: Sequence[Mapping[str, Any]] = (),
         applications: Sequence[WorkloadImage] = (),
     ) -> None:
-        """agents: for a promotion into agent targets, each agent chosen and the serial of
-        the certificate it holds (the evidence names who will deploy). supply_chain: per
-        image, who signed it and its provenance (builder, source repository and revision).
-        applications: for Argo CD Application targets, the override entries about to be
-        replaced (the Release status' previousImages of kind Application)."""
+        """The decision to deploy attempt `attempt`, with every input that justified it
+        (why). agents: for a promotion into agent targets, each agent chosen and the
+        serial of the certificate it holds (the evidence names who will deploy).
+        supply_chain: per image, who signed it and its provenance (builder, source
+        repository and revision). applications: for Argo CD Application targets, the
+        override entries about to be replaced (the Release status' previousImages of kind
+        Application)."""
+        body, spec, env = promo.body, promo.spec, promo.env_name
+        t, checks, promoted_by = why.tally, why.checks, why.promoted_by
         approvals = []
         for c in t.counted:
             approvals.append(
@@ -115,8 +121,8 @@ class EvidenceHooks:
                 kind="PromotionAuthorized",
                 event_id=f"{_uid(body)}/{env}/attempt-{attempt}/authorized",
                 environment=env,
-                release=_ref(body, spec),
-                images=[c.image for c in spec.components],
+                release=_ref(promo),
+                images=_images(promo.spec),
                 approvals=approvals[:64],
                 # The person whose request set this promotion going: who promoted (where
                 # autoPromote is false), else the requester (a rollback's requester is the
@@ -151,10 +157,7 @@ class EvidenceHooks:
 
     async def agent_revoked(
         self,
-        body: Body,
-        spec: ReleaseSpec,
-        env: str,
-        attempt: int,
+        promo: Promotion,
         task: Mapping[str, Any],
         why: str,
         serial: str,
@@ -162,6 +165,7 @@ class EvidenceHooks:
     ) -> None:
         """An agent revoked (or deleted) mid-task: which task, the certificate it held, and
         the task and agent (with its certificate) that took over, if any."""
+        body, env, attempt = promo.body, promo.env_name, promo.p.attempt
         name = str(task["metadata"]["name"])
         agent = str((task.get("spec") or {}).get("agent") or "")
         await self.recorder.arecord(
@@ -169,8 +173,8 @@ class EvidenceHooks:
                 kind="AgentRevoked",
                 event_id=f"{_uid(body)}/{env}/attempt-{attempt}/task-{name}/agent-{why}",
                 environment=env,
-                release=_ref(body, spec),
-                images=[c.image for c in spec.components],
+                release=_ref(promo),
+                images=_images(promo.spec),
                 agent=AgentRef(name=agent),
                 policy=PolicyEvidence(
                     inputs={
@@ -202,16 +206,15 @@ class EvidenceHooks:
             )
         )
 
-    async def outcome(
-        self, body: Body, spec: ReleaseSpec, env: str, p: EnvironmentProgress, outcome: str
-    ) -> None:
+    async def outcome(self, promo: Promotion, outcome: str) -> None:
+        body, spec, env, p = promo.body, promo.spec, promo.env_name, promo.p
         await self.recorder.arecord(
             EvidenceEvent(
                 kind=_OUTCOME_KIND[outcome],
                 event_id=f"{_uid(body)}/{env}/attempt-{p.attempt}/{outcome}",
                 environment=env,
-                release=_ref(body, spec),
-                images=[c.image for c in spec.components],
+                release=_ref(promo),
+                images=_images(promo.spec),
                 actor=_requester(body),
                 outcome=Outcome(
                     result=outcome,
@@ -237,15 +240,13 @@ class EvidenceHooks:
 
     async def approval(
         self,
-        body: Body,
-        spec: ReleaseSpec,
-        env: str,
+        promo: Promotion,
         approval: Mapping[str, Any],
         counted: bool,
         reason: str,
         message: str,
     ) -> None:
-        meta = approval.get("metadata", {})
+        env, meta = promo.env_name, approval.get("metadata", {})
         ident = recorded_identity(approval, "approver")
         created = meta.get("creationTimestamp") or datetime.now(UTC).isoformat()
         at = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
@@ -254,8 +255,8 @@ class EvidenceHooks:
                 kind="ApprovalCounted" if counted else "ApprovalRefused",
                 event_id=f"approval/{meta.get('uid') or meta.get('name')}/{reason}",
                 environment=env,
-                release=_ref(body, spec),
-                images=[c.image for c in spec.components],
+                release=_ref(promo),
+                images=_images(promo.spec),
                 approvals=[
                     ApprovalEvidence(
                         approval=str(meta.get("name", "")),
@@ -276,10 +277,9 @@ class EvidenceHooks:
             )
         )
 
-    async def halted(
-        self, body: Body, spec: ReleaseSpec, env: str, reason: str, message: str
-    ) -> None:
-        attempt_free_id = f"{_uid(body)}/{env}/{reason}"
+    async def halted(self, promo: Promotion, reason: str, message: str) -> None:
+        env = promo.env_name
+        attempt_free_id = f"{_uid(promo.body)}/{env}/{reason}"
         for kind in ("DigestMismatch", "EnvironmentHalted"):
             if kind == "DigestMismatch" and reason not in {"DigestMismatch", "ManifestNotFound"}:
                 continue
@@ -288,23 +288,22 @@ class EvidenceHooks:
                     kind=kind,
                     event_id=f"{attempt_free_id}/{kind}",
                     environment=env,
-                    release=_ref(body, spec),
-                    images=[c.image for c in spec.components],
+                    release=_ref(promo),
+                    images=_images(promo.spec),
                     outcome=Outcome(result="Halted", reason=reason, message=message[:4096]),
                 )
             )
 
-    async def supply_chain_refused(
-        self, body: Body, spec: ReleaseSpec, env: str, attempt: int, report: Any
-    ) -> None:
+    async def supply_chain_refused(self, promo: Promotion, attempt: int, report: Any) -> None:
         """An image refused by requireSignatures/requireProvenance: nothing deployed."""
+        body, env = promo.body, promo.env_name
         await self.recorder.arecord(
             EvidenceEvent(
                 kind="SupplyChainRefused",
                 event_id=f"{_uid(body)}/{env}/attempt-{attempt}/supply-chain",
                 environment=env,
-                release=_ref(body, spec),
-                images=[c.image for c in spec.components],
+                release=_ref(promo),
+                images=_images(promo.spec),
                 actor=_requester(body),
                 policy=PolicyEvidence(
                     inputs={"supplyChain": report.evidence()[:64]},

@@ -20,9 +20,9 @@ from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.promotion import Promotion, move, now
 from stella.engine.supply_chain import SupplyChainGate
-from stella.engine.view import Body, ClusterView
+from stella.engine.view import ClusterView
 from stella.evidence.errors import EvidenceError
-from stella.models import EnvironmentSpec, ReleaseSpec, set_condition
+from stella.models import EnvironmentSpec, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
 from stella.registry import RegistryError
 from stella.registry.verify import vault_credentials
@@ -73,7 +73,7 @@ class PromotionGates:
             return True
         env_name, p = promo.env_name, promo.p
         if report.halts:
-            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+            await self._halt(promo, report.reason, report.message)
             move(
                 p,
                 "Failed",
@@ -103,14 +103,12 @@ class PromotionGates:
             move(p, "Pending", report.reason, f"waiting: {report.message}")
             return float(report.retry_after or 15.0)
         try:
-            await self.hooks.supply_chain_refused(
-                promo.body, promo.spec, env_name, p.attempt + 1, report
-            )
+            await self.hooks.supply_chain_refused(promo, p.attempt + 1, report)
         except EvidenceError as exc:
             return await self._evidence_pending(promo, exc)
         halts = SupplyChainGate.halts(promo.env_spec, report)
         if halts:
-            await self._halt(env_name, promo.body, promo.spec, report.reason, report.message)
+            await self._halt(promo, report.reason, report.message)
         else:
             metrics.SECURITY_EVENTS.labels(report.reason).inc()
             await kubeio.emit(promo.body, report.reason, f"{env_name}: {report.message}", "Warning")
@@ -128,7 +126,7 @@ class PromotionGates:
         goes back, the step is retried. The evidence errors' messages are written for
         people and never hold a secret (stella.evidence.errors): say which store failed
         and why (Vault unreachable, the log down), not only the error's class."""
-        await self.locks.release(promo.env_name, promo.holder, promo.body, promo.spec, promo.p)
+        await self.locks.release(promo)
         metrics.EVIDENCE_PENDING.labels(promo.env_name, exc.reason).inc()
         move(
             promo.p,
@@ -139,9 +137,10 @@ class PromotionGates:
         )
         return float(exc.retry_after or 10.0)
 
-    async def _halt(
-        self, env_name: str, body: Body, spec: ReleaseSpec, reason: str, message: str
-    ) -> None:
+    async def _halt(self, promo: Promotion, reason: str, message: str) -> None:
+        """Halt the Environment until a person clears it: its status, a metric, an Event,
+        and evidence (retried by the next reconcile when it cannot be stored now)."""
+        env_name = promo.env_name
         halt = HaltState(reason=reason, message=message[:4096], since=now())
         # A merge patch replaces the whole conditions list: upsert Halted into the ones the
         # Environment has (it used to write [Halted] alone, dropping Ready until the
@@ -157,9 +156,9 @@ class PromotionGates:
         )
         metrics.ENVIRONMENT_HALTED.labels(env_name).set(1)
         metrics.SECURITY_EVENTS.labels(reason).inc()
-        await kubeio.emit(body, reason, f"{env_name} halted: {message}", "Warning")
+        await kubeio.emit(promo.body, reason, f"{env_name} halted: {message}", "Warning")
         try:
-            await self.hooks.halted(body, spec, env_name, reason, message)
+            await self.hooks.halted(promo, reason, message)
         except EvidenceError as exc:
             log.error(
                 "halt of %s not yet recorded as evidence (%s); will retry", env_name, exc.reason
@@ -173,13 +172,7 @@ class PromotionGates:
             return None
         try:
             await self.supply_chain.publish_passport(
-                promo.body,
-                promo.spec,
-                promo.env_name,
-                promo.env_spec,
-                promo.p.approvals,
-                deployed_at,
-                self._credentials(promo.env_spec),
+                promo, deployed_at, self._credentials(promo.env_spec)
             )
         except (RegistryError, SecretsError) as exc:
             move(

@@ -223,25 +223,15 @@ def get_application(namespace: str, name: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], out)
 
 
-def set_application_images(namespace: str, name: str, images: list[str]) -> None:
-    """spec.source.kustomize.images, the whole list (a merge patch replaces lists)."""
+def patch_application_source(namespace: str, name: str, source: Mapping[str, Any]) -> None:
+    """A merge patch of an Application's spec.source: the override Stella sets, either
+    {"kustomize": {"images": [...]}} or {"helm": {"parameters": [...]}}, each list whole
+    (a merge patch replaces lists)."""
     _custom().patch_namespaced_custom_object(
         "argoproj.io",
         "v1alpha1",
         namespace,
         "applications",
         name,
-        {"spec": {"source": {"kustomize": {"images": images}}}},
-    )
-
-
-def set_application_parameters(namespace: str, name: str, params: list[dict[str, Any]]) -> None:
-    """spec.source.helm.parameters, the whole list (a merge patch replaces lists)."""
-    _custom().patch_namespaced_custom_object(
-        "argoproj.io",
-        "v1alpha1",
-        namespace,
-        "applications",
-        name,
-        {"spec": {"source": {"helm": {"parameters": params}}}},
+        {"spec": {"source": dict(source)}},
     )

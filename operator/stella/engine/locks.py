@@ -9,10 +9,10 @@ import logging
 from typing import Any
 
 from stella.engine import kubeio
-from stella.engine.view import Body, ClusterView, parse_release_key
-from stella.models import ReleaseSpec
+from stella.engine.promotion import Promotion
+from stella.engine.view import ClusterView, parse_release_key
 from stella.models.environment import HISTORY_LIMIT, HistoryEntry
-from stella.models.release import TERMINAL_PHASES, EnvironmentProgress
+from stella.models.release import TERMINAL_PHASES
 
 log = logging.getLogger("stella.engine.locks")
 _OUTCOME_OF_PHASE = {"Deployed": "Deployed", "Failed": "Failed"}
@@ -80,15 +80,10 @@ class EnvironmentLocks:
             return True
         return False
 
-    async def release(
-        self,
-        env_name: str,
-        holder: str,
-        body: Body,
-        spec: ReleaseSpec,
-        p: EnvironmentProgress,
-        outcome: str | None = None,
-    ) -> None:
+    async def release(self, promo: Promotion, outcome: str | None = None) -> None:
+        """Free the Environment's lock if this promotion holds it, recording its outcome
+        (given, or the one its phase says) in the Environment's history."""
+        env_name, holder, p = promo.env_name, promo.holder, promo.p
         outcome = outcome or _OUTCOME_OF_PHASE.get(p.phase)
         for attempt in range(10):
             env = self._from_view(env_name, holder, held=True, free=False) if attempt == 0 else None
@@ -105,8 +100,8 @@ class EnvironmentLocks:
                     status["currentRelease"] = holder
                 entry = HistoryEntry(
                     release=holder,
-                    uid=(body.get("metadata") or {}).get("uid"),
-                    version=spec.version,
+                    uid=(promo.body.get("metadata") or {}).get("uid"),
+                    version=promo.spec.version,
                     outcome=outcome,
                     at=p.deployed_at or p.since or _now(),
                     attempt=p.attempt,

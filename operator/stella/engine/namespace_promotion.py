@@ -21,11 +21,11 @@ from stella.engine import applications, kubeio, workloads
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.gates import PromotionGates
 from stella.engine.plugin_steps import PluginSteps
-from stella.engine.promotion import Promotion, move, now, persist
+from stella.engine.promotion import Authorization, Promotion, move, now, persist
 from stella.engine.quotas import QUOTA_RETRY, over_quota
 from stella.evidence.errors import EvidenceError
 from stella.models.release import WorkloadImage
-from stella.policy import Tally, parse_duration
+from stella.policy import parse_duration
 from stella.registry import RegistryClient, verify_release_images
 from stella.supplychain.check import SupplyChainReport
 
@@ -42,13 +42,7 @@ class NamespacePromotions(PromotionGates, PluginSteps):
     _rolled_out: Any
     _finish: Any
 
-    async def _start_deploy(
-        self,
-        promo: Promotion,
-        t: Tally,
-        checks: Sequence[Any],
-        promoted_by: Sequence[str] = (),
-    ) -> float | None:
+    async def _start_deploy(self, promo: Promotion, why: Authorization) -> float | None:
         body, spec, p = promo.body, promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
@@ -134,13 +128,9 @@ class NamespacePromotions(PromotionGates, PluginSteps):
         ] or applications.before(apps, current, spec)
         try:
             await self.hooks.authorized(
-                body,
-                spec,
-                env_name,
+                promo,
+                why,
                 attempt,
-                t,
-                checks,
-                promoted_by,
                 supply_chain=chain.evidence(),
                 applications=previous if apps else (),
             )

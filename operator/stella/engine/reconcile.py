@@ -45,7 +45,7 @@ from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.namespace_promotion import NamespacePromotions
 from stella.engine.plugin_steps import PluginSteps
-from stella.engine.promotion import Promotion, move, now, persist, persist_status
+from stella.engine.promotion import Authorization, Promotion, move, now, persist, persist_status
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -209,7 +209,7 @@ class Reconciler(
             return await self._follow_verification(promo)
         if p.phase in TERMINAL_PHASES:
             if env_status.in_flight == key_s:
-                await self.locks.release(env_name, key_s, body, spec, p)
+                await self.locks.release(promo)
             return None
 
         if not self._namespace_allowed(key[0], env_spec):
@@ -277,7 +277,7 @@ class Reconciler(
             if env_status.in_flight == key_s:
                 # Took the lock, then a gate closed (a freeze began, a crash mid-start):
                 # let the next release go rather than hold the environment.
-                await self.locks.release(env_name, key_s, body, spec, p)
+                await self.locks.release(promo)
             if (
                 p.phase == "WaitingForApproval"
                 and decision.phase != "WaitingForApproval"
@@ -286,16 +286,14 @@ class Reconciler(
                 metrics.APPROVAL_WAIT.labels(env_name).observe((now() - p.since).total_seconds())
             move(p, decision.phase, decision.reason, decision.message)
             return decision.requeue_after
-        return await self._act(promo, t, decision.checks, asked_by)
+        return await self._act(promo, Authorization(t, decision.checks, asked_by))
 
     # ---- authorize and act, observe: by the Environment's kind of targets ----------------
-    async def _act(
-        self, promo: Promotion, t: Tally, checks: Sequence[Any], promoted_by: Sequence[str]
-    ) -> float | None:
+    async def _act(self, promo: Promotion, why: Authorization) -> float | None:
         """The gates before a deploy, the authorization evidence, then the deploy."""
         if workloads.has_agent_targets(promo.env_spec):
-            return await self._start_agent_deploy(promo, t, checks, promoted_by)
-        return await self._start_deploy(promo, t, checks, promoted_by)
+            return await self._start_agent_deploy(promo, why)
+        return await self._start_deploy(promo, why)
 
     async def _observe(self, promo: Promotion) -> float | None:
         """The rollout under way, followed until it completes, fails or times out."""
@@ -308,10 +306,10 @@ class Reconciler(
     # ---- record ------------------------------------------------------------------------
     async def _finish(self, promo: Promotion, outcome: str, elapsed: float) -> None:
         """Record the outcome (retried until stored), write the Release, release the lock."""
-        body, spec, p, env_name = promo.body, promo.spec, promo.p, promo.env_name
-        await self.hooks.outcome(body, spec, env_name, p, outcome)
+        body, p, env_name = promo.body, promo.p, promo.env_name
+        await self.hooks.outcome(promo, outcome)
         await persist(self.view, promo)
-        await self.locks.release(env_name, promo.holder, body, spec, p, outcome=outcome)
+        await self.locks.release(promo, outcome=outcome)
         metrics.PROMOTIONS.labels(env_name, outcome).inc()
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).dec()
         metrics.DEPLOY_DURATION.labels(env_name, outcome).observe(elapsed)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
 from datetime import datetime
 
 from stella import __version__
 from stella.engine import kubeio
-from stella.engine.view import Body
+from stella.engine.promotion import Promotion
 from stella.evidence.canonical import canonical_json
 from stella.models import EnvironmentSpec, ReleaseSpec
-from stella.models.release import ApprovalRecord
 from stella.policy import recorded_identity
 from stella.policy.binding import binding_of
 from stella.registry import RegistryClient
@@ -117,17 +115,13 @@ class SupplyChainGate:
         return await check_images(self.registry, images, sig, prov, credentials, passport=passport)
 
     async def publish_passport(
-        self,
-        body: Body,
-        spec: ReleaseSpec,
-        env_name: str,
-        env_spec: EnvironmentSpec,
-        approvals: Sequence[ApprovalRecord],
-        deployed_at: datetime,
-        credentials: CredentialsLookup,
+        self, promo: Promotion, deployed_at: datetime, credentials: CredentialsLookup
     ) -> None:
         """Attach the passport to every deployed image (raises RegistryError/SecretsError:
-        the caller retries; publishing again writes nothing twice)."""
+        the caller retries; publishing again writes nothing twice): the promotion's
+        Environment and its policy, the Release, and the approvals that counted."""
+        body, spec, env_name, env_spec = promo.body, promo.spec, promo.env_name, promo.env_spec
+        approvals = promo.p.approvals
         meta = body.get("metadata") or {}
         binding = binding_of(body)
         requester = recorded_identity(body, "requester")

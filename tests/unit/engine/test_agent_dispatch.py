@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stella.engine import agent_dispatch as d
+from stella.engine.promotion import Promotion
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.common import LabelSelector
+from stella.models.release import EnvironmentProgress
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 IMAGE = "registry.example.com/shop/web@sha256:" + "c" * 64
@@ -83,9 +85,9 @@ def test_the_task_carries_what_to_deploy_and_nothing_else() -> None:
         }
     )
     release = {"metadata": {"namespace": "shop", "name": "r", "uid": "u"}}
-    body = d.task_body(
-        "t", agent("eu-a", {}), "staging", env, release, spec, env.targets[0], 2, NOW
-    )
+    progress = {"staging": EnvironmentProgress(name="staging", attempt=2)}
+    promo = Promotion(("shop", "r"), release, spec, progress, "staging", env)
+    body = d.task_body(promo, "t", agent("eu-a", {}), env.targets[0], NOW)
     assert body["metadata"]["labels"] == {d.AGENT_LABEL: "eu-a"}
     assert body["spec"]["namespace"] == "shop" and body["spec"]["attempt"] == 2
     assert body["spec"]["components"][0]["image"] == IMAGE
