@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from stella.models.agent_task import TERMINAL_TASK_PHASES
 from stella.policy.duration import parse_duration
 from stella.registry import verify_release_images
 from stella.settings import load
+from stella.supplychain.check import SupplyChainReport
 
 log = logging.getLogger("stella.engine")
 # An agent that has not reported this long past the deadline is taken as gone.
@@ -43,8 +45,7 @@ class AgentPromotions(PluginSteps):
     hooks: Any
     view: Any
     _credentials: Any
-    _digest_gate: Any
-    _supply_chain_gate: Any
+    _gates_before_deploy: Any
     _evidence_pending: Any
     _finish: Any
     _rolled_out: Any
@@ -82,18 +83,11 @@ class AgentPromotions(PluginSteps):
             [c.image for c in spec.components],
             self._credentials(env_spec),
         )
-        gate = await self._digest_gate(promo, report)
-        if gate is not True:
-            return None if gate is None else float(gate)
         # The supply-chain policy holds for agent targets too (issue 17): checked here, by
         # the hub's registry view, before any task is queued.
-        chain = await self._supply_chain_gate(promo)
-        if chain is None or isinstance(chain, float):
+        chain: SupplyChainReport | float | None = await self._gates_before_deploy(promo, report)
+        if not isinstance(chain, SupplyChainReport):
             return chain
-        block = await self._plugin_steps_before_deploy(promo)
-        if block is not None:
-            _move(p, block.phase, block.reason, block.message)
-            return block.retry_after
         if not await self.locks.acquire(env_name, key_s):
             _move(p, "Pending", "InFlight", f"another release is deploying to {env_name}")
             return 10.0

@@ -18,6 +18,7 @@ from stella import metrics
 from stella.engine import kubeio
 from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
+from stella.engine.plugin_steps import PluginSteps
 from stella.engine.promotion import Promotion, move, now
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.view import ClusterView
@@ -33,9 +34,9 @@ from stella.supplychain.check import SupplyChainReport
 log = logging.getLogger("stella.engine")
 
 
-class PromotionGates:
+class PromotionGates(PluginSteps):
     """Mixed into the Reconciler: uses its view, locks, evidence hooks, Vault client and
-    supply-chain gate."""
+    supply-chain gate, and the plugin steps."""
 
     view: ClusterView
     locks: EnvironmentLocks
@@ -64,6 +65,26 @@ class PromotionGates:
         return vault_credentials(
             self.vault, env_spec.registry_credentials, env_spec.allowed_registries
         )
+
+    async def _gates_before_deploy(
+        self, promo: Promotion, digests: Any
+    ) -> SupplyChainReport | float | None:
+        """Every check before the lock, in order: the digests (`digests`, the registry's
+        report), the supply-chain policy, the plugins' Gate and PreDeploy steps. The
+        supply-chain report (its evidence goes into the authorization) when all pass;
+        else what the step returns: None when it is over (failed, halted), seconds to a
+        retry."""
+        gate = await self._digest_gate(promo, digests)
+        if gate is not True:
+            return None if gate is None else float(gate)
+        chain = await self._supply_chain_gate(promo)
+        if not isinstance(chain, SupplyChainReport):
+            return chain
+        block = await self._plugin_steps_before_deploy(promo)
+        if block is not None:
+            move(promo.p, block.phase, block.reason, block.message)
+            return block.retry_after
+        return chain
 
     async def _digest_gate(self, promo: Promotion, report: Any) -> float | bool | None:
         """True when every image verified; else what the step returns: None after a halt
@@ -139,7 +160,7 @@ class PromotionGates:
 
     async def _halt(self, promo: Promotion, reason: str, message: str) -> None:
         """Halt the Environment until a person clears it: its status, a metric, an Event,
-        and evidence (retried by the next reconcile when it cannot be stored now)."""
+        and its evidence (logged as an error when it cannot be stored now)."""
         env_name = promo.env_name
         halt = HaltState(reason=reason, message=message[:4096], since=now())
         # A merge patch replaces the whole conditions list: upsert Halted into the ones the

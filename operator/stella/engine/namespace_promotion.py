@@ -20,7 +20,6 @@ from stella import metrics
 from stella.engine import applications, kubeio, workloads
 from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.gates import PromotionGates
-from stella.engine.plugin_steps import PluginSteps
 from stella.engine.promotion import Authorization, Promotion, move, now, persist
 from stella.engine.quotas import QUOTA_RETRY, over_quota
 from stella.evidence.errors import EvidenceError
@@ -32,7 +31,7 @@ from stella.supplychain.check import SupplyChainReport
 DEPLOY_POLL = 2.0
 
 
-class NamespacePromotions(PromotionGates, PluginSteps):
+class NamespacePromotions(PromotionGates):
     """Mixed into the Reconciler: uses its registry, approved digests, quota, the gates,
     the plugin steps, and _rolled_out and _finish."""
 
@@ -93,16 +92,9 @@ class NamespacePromotions(PromotionGates, PluginSteps):
                 + " — create the workload or map the component to an existing one",
             )
             return 30.0
-        gate = await self._digest_gate(promo, report)
-        if gate is not True:
-            return gate
-        chain = await self._supply_chain_gate(promo)
+        chain = await self._gates_before_deploy(promo, report)
         if not isinstance(chain, SupplyChainReport):
             return chain
-        block = await self._plugin_steps_before_deploy(promo)
-        if block is not None:
-            move(p, block.phase, block.reason, block.message)
-            return block.retry_after
         busy = over_quota(self.view.environments, env_name, self.max_promotions)
         if busy is not None:
             move(p, "Pending", "PromotionQuota", busy)
