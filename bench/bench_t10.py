@@ -211,6 +211,14 @@ def main() -> int:
     parser.add_argument("--sample", type=float, default=15.0, help="RSS sample interval, s")
     parser.add_argument("--keep-finished", type=int, default=0, help="opt-in retention, 0 = off")
     parser.add_argument(
+        "--operator-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the operator (again for more), e.g. "
+        "MALLOC_MMAP_THRESHOLD_=131072 (docs/quotas.md)",
+    )
+    parser.add_argument(
         "--tracemalloc",
         action="store_true",
         help="snapshot the operator's allocations (bench/memtrace) and print what grew "
@@ -297,6 +305,7 @@ def main() -> int:
             extra["PYTHONPATH"] = str(ROOT / "bench" / "memtrace")
             extra["STELLA_BENCH_TRACEMALLOC_DIR"] = str(traces)
             extra["STELLA_BENCH_TRACEMALLOC_EVERY"] = str(args.sample)
+        extra.update(dict(kv.split("=", 1) for kv in args.operator_env))
         op = start_operator(cp, work / "operator", extra)
         frank.create_cluster_custom_object(
             G,

@@ -99,9 +99,11 @@ class Settings:
     webhook_idle_seconds: float = field(
         default_factory=lambda: float(_env("STELLA_WEBHOOK_IDLE_SECONDS", "120"))
     )
-    # ... and past this many open connections each answer closes its connection (0 = no cap).
+    # ... and past this many open connections each answer closes its connection. 0 = no cap,
+    # the default: under a burst it closes nearly every connection, and the handshakes cost
+    # more than the memory it saves (bench/bench_webhook_connections.py, docs/quotas.md).
     webhook_keepalive_connections: int = field(
-        default_factory=lambda: int(_env("STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS", "64"))
+        default_factory=lambda: int(_env("STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS", "0"))
     )
     # T10 quotas and loop detection (docs/quotas.md).
     pending_releases_per_namespace: int = field(

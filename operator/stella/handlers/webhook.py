@@ -148,7 +148,7 @@ class WebhookServer(ThreadedTLSServer):
         workers: int = 8,
         max_waiting: int = 64,
         idle_seconds: float | None = 120.0,
-        keepalive_connections: int | None = 64,
+        keepalive_connections: int | None = None,
     ) -> None:
         super().__init__(
             "admission",
