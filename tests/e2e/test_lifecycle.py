@@ -216,3 +216,39 @@ def test_environment_deleted_mid_promotion_ends_cleanly(
     blocked = shop.wait_phase("rel-x", "dev", "Blocked")
     assert blocked["reason"] == "EnvironmentDeleted"
     assert shop.env_name("dev") in blocked["message"]
+
+
+def test_a_restart_skips_finished_releases_yet_corrects_what_changed_while_down(
+    stella: OperatorProcess, shop: Shop
+) -> None:
+    """A restart reconciles every Release once; a finished one whose status already says
+    all there is to say is skipped (stella/engine/settled.py) — but one that became the
+    current Release again while no operator ran is reconciled and shows it."""
+    env = shop.environment("settle")
+    ns = shop.release_ns
+    for name, tag in (("set-a", "9.0"), ("set-b", "9.1"), ("set-c", "9.2")):
+        shop.release(name, shop.image(tag), ["settle"])
+        shop.wait_phase(name, "settle", "Deployed")
+
+    def summary(name: str) -> str:
+        return str(shop.get_release(name).get("status", {}).get("summary"))
+
+    eventually(lambda: summary("set-a") == f"{env}=Deployed", what="set-a no longer live")
+    eventually(lambda: summary("set-c") == f"{env}=Live", what="set-c live")
+    untouched = shop.get_release("set-b")["metadata"]["resourceVersion"]
+    stella.proc.kill()
+    client.CustomObjectsApi(shop.admin).patch_cluster_custom_object_status(
+        G, V, "environments", env, {"status": {"currentRelease": f"{ns}/set-a"}}
+    )
+    before = len(stella.logs())
+    stella.restart()
+    eventually(lambda: summary("set-a") == f"{env}=Live", what="set-a shown live again")
+    eventually(lambda: summary("set-c") == f"{env}=Deployed", what="set-c no longer live")
+    eventually(
+        lambda: "first pass over every Release done" in stella.logs()[before:],
+        what="the engine's first pass",
+    )
+    log = stella.logs()[before:]
+    assert f"reconciled {ns}/set-a " in log and f"reconciled {ns}/set-c " in log
+    assert f"reconciled {ns}/set-b " not in log  # finished, nothing changed: skipped
+    assert shop.get_release("set-b")["metadata"]["resourceVersion"] == untouched

@@ -22,6 +22,7 @@ from stella.engine.projection import slim
 from stella.engine.queue import WorkQueue
 from stella.engine.reconcile import Reconciler
 from stella.engine.services import Services
+from stella.engine.settled import settled
 from stella.engine.view import Body, ClusterView, ReleaseKey, parse_release_key
 from stella.engine.workloads import RELEASE_ANNOTATION
 from stella.k8s import memory
@@ -139,6 +140,9 @@ class Controller:
     # ---- loop --------------------------------------------------------------------------
     async def _handle(self, key: ReleaseKey) -> float | None:
         started = time.monotonic()
+        body = self.view.release(key)
+        if body is not None and settled(self.view, key, body):
+            return None  # finished, and its status already says so (a warm restart's bulk)
         try:
             return await self.reconciler.reconcile(key)
         except Exception as exc:

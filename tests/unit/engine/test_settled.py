@@ -1,0 +1,145 @@
+"""A finished Release whose status already says what a reconcile would write is skipped;
+anything that would change — a lock to give back, the current Release moved, a phase
+not final, a newer generation, a deletion — sends it through the full reconcile."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from stella.engine.settled import settled
+from stella.engine.view import ClusterView
+
+KEY = ("shop", "r1")
+IMAGE = "registry.example.com/shop/web@sha256:" + "a" * 64
+
+
+def _environment(name: str, requires: list[str], **status: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Environment",
+        "metadata": {"name": name},
+        "spec": {"requires": requires},
+        "status": status,
+    }
+
+
+def _release(summary: str, phases: tuple[str, str] = ("Deployed", "Deployed")) -> dict[str, Any]:
+    ready = (
+        ("True", "Deployed", "deployed to dev, prod")
+        if phases == ("Deployed", "Deployed")
+        else ("False", "Superseded", "dev: Superseded: a newer release")
+    )
+    return {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Release",
+        "metadata": {"name": "r1", "namespace": "shop", "generation": 1},
+        "spec": {
+            "version": "1.0.0",
+            "environments": ["dev", "prod"],
+            "components": [
+                {"name": "web", "image": IMAGE, "workload": {"name": "web", "container": "web"}}
+            ],
+        },
+        "status": {
+            "observedGeneration": 1,
+            "summary": summary,
+            "environments": [
+                {"name": env, "phase": phase, "reason": phase, "message": msg}
+                for env, phase, msg in zip(
+                    ("dev", "prod"), phases, ("a newer release", ""), strict=True
+                )
+            ],
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": ready[0],
+                    "reason": ready[1],
+                    "message": ready[2],
+                    "observedGeneration": 1,
+                },
+                {
+                    "type": "Degraded",
+                    "status": "False",
+                    "reason": "NoFailures",
+                    "message": "no environment failed, rejected, blocked or halted this release",
+                    "observedGeneration": 1,
+                },
+            ],
+        },
+    }
+
+
+def _view(**prod_status: str) -> ClusterView:
+    view = ClusterView()
+    view.apply("Environment", None, _environment("dev", []))
+    view.apply("Environment", None, _environment("prod", ["dev"], **prod_status))
+    return view
+
+
+def test_a_finished_release_whose_status_holds_is_skipped() -> None:
+    assert settled(_view(currentRelease="shop/r1"), KEY, _release("dev=Deployed prod=Live"))
+    assert settled(_view(currentRelease="shop/r9"), KEY, _release("dev=Deployed prod=Deployed"))
+    superseded = _release("dev=Superseded prod=Deployed", ("Superseded", "Deployed"))
+    assert settled(_view(), KEY, superseded)
+
+
+def test_the_current_release_moved_while_down_is_reconciled() -> None:
+    # The status says Live in prod, but prod's current Release is another one now.
+    assert not settled(_view(currentRelease="shop/r9"), KEY, _release("dev=Deployed prod=Live"))
+    assert not settled(
+        _view(currentRelease="shop/r1"), KEY, _release("dev=Deployed prod=Deployed")
+    )
+
+
+def test_a_lock_still_held_is_reconciled_to_give_it_back() -> None:
+    view = _view(currentRelease="shop/r1", inFlight="shop/r1")
+    assert not settled(view, KEY, _release("dev=Deployed prod=Live"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b["status"]["environments"][1].update(phase="Deploying"),
+        lambda b: b["status"]["environments"].pop(),
+        lambda b: b["status"]["environments"][0].update(name="qa"),
+        lambda b: b["metadata"].update(generation=2),
+        lambda b: b["metadata"].update(deletionTimestamp="2026-11-30T12:00:00Z"),
+        lambda b: b["metadata"].update(finalizers=["stella.io/finalizer"]),
+        lambda b: b["status"].update(conditions=[]),
+        lambda b: b["status"]["conditions"][0].update(message="deployed to prod, dev"),
+        lambda b: b["status"]["conditions"][1].update(observedGeneration=0),
+        lambda b: b["spec"].update(components=[]),
+        lambda b: b.pop("status"),
+    ],
+    ids=[
+        "not-final",
+        "an-environment-missing",
+        "another-environment",
+        "newer-generation",
+        "being-deleted",
+        "legacy-finalizer",
+        "never-evaluated",
+        "ready-would-change",
+        "degraded-would-change",
+        "invalid-spec",
+        "no-status",
+    ],
+)
+def test_anything_a_reconcile_would_change_is_not_skipped(change: Any) -> None:
+    body = copy.deepcopy(_release("dev=Deployed prod=Live"))
+    change(body)
+    assert not settled(_view(currentRelease="shop/r1"), KEY, body)
+
+
+def test_the_path_is_the_graphs_order_not_the_specs() -> None:
+    # prod requires dev: the summary the reconcile writes lists dev first, whatever the
+    # spec's order; a summary in another order would be rewritten.
+    body = _release("dev=Deployed prod=Live")
+    body["spec"]["environments"] = ["prod", "dev"]
+    body["status"]["environments"].reverse()
+    assert settled(_view(currentRelease="shop/r1"), KEY, body)
+    body["status"]["summary"] = "prod=Live dev=Deployed"
+    assert not settled(_view(currentRelease="shop/r1"), KEY, body)
