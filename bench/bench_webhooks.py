@@ -132,10 +132,13 @@ def approval(i: int, release_name: str, env: str) -> dict[str, object]:
 APPROVED_RELEASE = "bench-approve-me"
 
 
-def approvals(bob: Caller, ns: str, env: str, rate: float, seconds: float, first: int) -> Run:
+def approvals(
+    bob: Caller, ns: str, env: str, rate: float, seconds: float, first: int, profile: str = ""
+) -> Run:
     """Approval creates as bob (dry run) on alice's real Release APPROVED_RELEASE."""
     path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
-    return send(bob, path, lambda i: approval(i, APPROVED_RELEASE, env), rate, seconds, first)
+    make = lambda i: approval(i, APPROVED_RELEASE, env)  # noqa: E731
+    return send(bob, path, make, rate, seconds, first, profile)
 
 
 def pod(i: int, image: str) -> dict[str, object]:
@@ -251,6 +254,7 @@ class Run:
     wall: float = 0.0
     late: float = 0.0  # how far behind schedule the last request started (open loop)
     rate: float = 0.0  # requests per second asked for
+    server_cpu: float = 0.0  # kube-apiserver's user+system CPU seconds during the run
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, other: Run) -> None:
@@ -261,12 +265,52 @@ class Run:
         self.stamped += other.stamped
         self.wall += other.wall
         self.late = max(self.late, other.late)
+        self.server_cpu += other.server_cpu
 
 
-def load(alice: Caller, ns: str, env: str, rate: float, seconds: float, first: int) -> Run:
+@dataclass
+class Server:
+    """The kube-apiserver under test: its pid (CPU per request from /proc) and, with
+    --profile, where each measured phase's CPU profile (/debug/pprof/profile) goes."""
+
+    pid: int = 0  # 0: not measured
+    admin: Caller | None = None
+    profiles: Path | None = None
+
+    def profile(self, name: str, seconds: float) -> threading.Thread | None:
+        """Start a CPU profile of the next `seconds` (whole seconds, at least 1) into
+        profiles/<name>.pprof (several slices of one phase: <name>.1.pprof, ...)."""
+        if self.profiles is None or self.admin is None:
+            return None
+        admin = self.admin
+        out = self.profiles / f"{name}.pprof"
+        n = 1
+        while out.exists():
+            out = self.profiles / f"{name}.{n}.pprof"
+            n += 1
+        secs = max(1, int(seconds))
+
+        def fetch() -> None:
+            status, raw = admin.request("GET", f"/debug/pprof/profile?seconds={secs}")
+            if status == 200:
+                out.write_bytes(raw)
+            else:
+                print(f"[bench] profile {name}: HTTP {status}", file=sys.stderr)
+
+        thread = threading.Thread(target=fetch, daemon=True)
+        thread.start()
+        return thread
+
+
+SERVER = Server()  # bench() names the API server under test; send() measures it
+
+
+def load(
+    alice: Caller, ns: str, env: str, rate: float, seconds: float, first: int, profile: str = ""
+) -> Run:
     """Release creates as alice (see send)."""
     path = f"/apis/{G}/{V}/namespaces/{ns}/releases?dryRun=All"
-    return send(alice, path, lambda i: release(i, env), rate, seconds, first)
+    return send(alice, path, lambda i: release(i, env), rate, seconds, first, profile)
 
 
 def send(
@@ -276,10 +320,15 @@ def send(
     rate: float,
     seconds: float,
     first: int,
+    profile: str = "",
 ) -> Run:
-    """Open loop: request i starts at t0 + i/rate whether or not earlier ones returned."""
+    """Open loop: request i starts at t0 + i/rate whether or not earlier ones returned.
+    profile: a name for the API server's CPU profile of this run (with --profile)."""
     run = Run(rate=rate)
     total = int(rate * seconds)
+    server = SERVER
+    cpu0 = cpu_seconds(server.pid) if server.pid else 0.0
+    profiler = server.profile(profile, seconds) if profile else None
 
     def one(i: int) -> None:
         t0 = time.perf_counter()
@@ -302,6 +351,10 @@ def send(
                 run.late = max(run.late, now - due)
             pool.submit(one, i)
     run.wall = time.perf_counter() - start
+    if server.pid:
+        run.server_cpu = cpu_seconds(server.pid) - cpu0
+    if profiler is not None:
+        profiler.join()
     return run
 
 
@@ -347,8 +400,8 @@ def start_operator(cp: ControlPlane, workdir: Path, env: dict[str, str]) -> Oper
 
 
 @contextmanager
-def cluster(workdir: Path) -> Iterator[ControlPlane]:
-    cp = ControlPlane(workdir / "cluster", with_workers=False)
+def cluster(workdir: Path, profiling: bool = False) -> Iterator[ControlPlane]:
+    cp = ControlPlane(workdir / "cluster", with_workers=False, profiling=profiling)
     try:
         cp.up()
         # bootstrap() also waits for the controller-manager's default ServiceAccount;
@@ -461,11 +514,17 @@ def ms(seconds: float) -> str:
     return "   n/a" if math.isnan(seconds) else f"{seconds * 1000:6.1f}"
 
 
+def server_cpu(r: Run) -> float:
+    """kube-apiserver CPU seconds per request of a run."""
+    return r.server_cpu / len(r.latencies) if r.latencies else math.nan
+
+
 def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
     print(title)
+    print("  (api ms: kube-apiserver CPU per request, /proc; api x: against the floor's)")
     print(
         f"  {'':<34} {'requests':>8} {'ok':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6}"
+        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'api ms':>7} {'api x':>6}"
     )
     for label, r in rows:
         ok = r.statuses.get(201, 0)
@@ -474,7 +533,8 @@ def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
             f"{ms(pct(r.latencies, 0.5)):>7} {ms(pct(r.latencies, 0.99)):>7} "
             f"{ms(max(r.latencies, default=math.nan)):>7} "
             f"{pct(r.latencies, 0.5) / pct(floor.latencies, 0.5):5.2f}x "
-            f"{pct(r.latencies, 0.99) / pct(floor.latencies, 0.99):5.2f}x"
+            f"{pct(r.latencies, 0.99) / pct(floor.latencies, 0.99):5.2f}x "
+            f"{ms(server_cpu(r)):>7} {server_cpu(r) / server_cpu(floor):5.2f}x"
         )
     for label, r in rows:
         bad = {s: n for s, n in r.statuses.items() if s != 201}
@@ -612,19 +672,38 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--approval-rate", type=float, default=20.0, help="Approval creates per second")
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="save kube-apiserver's CPU profile of every measured phase here "
+        "(<rate>/<phase>.pprof; read with `go tool pprof -top FILE`)",
+    )
     args = ap.parse_args()
     for rate in (float(r) for r in str(args.rate).split(",")):
-        bench(rate, args.seconds, args.warmup, args.keep, args.approval_rate)
+        profiles = args.profile / f"{rate:g}" if args.profile else None
+        bench(rate, args.seconds, args.warmup, args.keep, args.approval_rate, profiles)
 
 
-def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: float = 20.0) -> None:
+def bench(
+    rate: float,
+    secs: float,
+    warm: float,
+    keep: bool,
+    approval_rate: float = 20.0,
+    profiles: Path | None = None,
+) -> None:
     """One run at one rate, on a control plane of its own."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
     t_start = time.monotonic()
     op: OperatorProcess | None = None
     try:
-        with cluster(workdir) as cp:
+        with cluster(workdir, profiling=profiles is not None) as cp:
             print(f"[bench] control plane up in {time.monotonic() - t_start:.1f}s", file=sys.stderr)
+            if profiles is not None:
+                profiles.mkdir(parents=True, exist_ok=True)
+            api = next(p for p in cp.procs if p.name == "kube-apiserver")
+            SERVER.pid = api.pid
+            SERVER.admin = Caller(cp.server, cp.tokens["admin"], str(cp.ca_file))
             op = start_operator(
                 cp,
                 workdir,
@@ -647,7 +726,8 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
             load(alice, ns, env, rate, warm, 1_000_000)
             before = scrape(admin)
             cpu0 = cpu_seconds(op.proc.pid)
-            release_all = load(alice, ns, env, rate, secs, 0)
+            SERVER.profiles = profiles  # only the measured phases are profiled
+            release_all = load(alice, ns, env, rate, secs, 0, "release-all")
             op_cpu = cpu_seconds(op.proc.pid) - cpu0
             hooks = delta(scrape(admin), before)
 
@@ -661,7 +741,7 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
             appr_path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
             wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
             approvals(bob, ns, env, approval_rate, warm, 1_000_000)
-            approval_all = approvals(bob, ns, env, approval_rate, secs, 0)
+            approval_all = approvals(bob, ns, env, approval_rate, secs, 0, "approval-all")
 
             # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
             op.proc.stop()
@@ -674,7 +754,8 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
             pod_managed, pod_unmanaged = Run(), Run()
             for _ in range(SLICES):
                 for n, into in ((MANAGED, pod_managed), (UNMANAGED, pod_unmanaged)):
-                    into.add(send(admin, pods[n], lambda i: pod(i, image), rate, secs / SLICES, 0))
+                    make = lambda i: pod(i, image)  # noqa: E731
+                    into.add(send(admin, pods[n], make, rate, secs / SLICES, 0, f"pod-{n}"))
 
             # 3. The floors: the same Release rules as one VAP, then no admission at all.
             unregister(cp)
@@ -688,7 +769,7 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
             )
             wait_refused(alice, ns, env)
             load(alice, ns, env, rate, warm, 2_000_000)
-            release_cel = load(alice, ns, env, rate, secs, 0)
+            release_cel = load(alice, ns, env, rate, secs, 0, "release-cel")
             cp.kubectl(
                 "admin",
                 "delete",
@@ -696,9 +777,9 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
                 "bench-release-floor",
             )
             load(alice, ns, env, rate, warm, 3_000_000)
-            release_none = load(alice, ns, env, rate, secs, 0)
+            release_none = load(alice, ns, env, rate, secs, 0, "release-none")
             approvals(bob, ns, env, approval_rate, warm, 2_000_000)
-            approval_none = approvals(bob, ns, env, approval_rate, secs, 0)
+            approval_none = approvals(bob, ns, env, approval_rate, secs, 0, "approval-none")
             report(
                 rate,
                 secs,
@@ -720,6 +801,7 @@ def bench(rate: float, secs: float, warm: float, keep: bool, approval_rate: floa
             )
             print(f"\n[bench] total {time.monotonic() - t_start:.0f}s", file=sys.stderr)
     finally:
+        SERVER.pid, SERVER.admin, SERVER.profiles = 0, None, None
         if op is not None:
             op.proc.stop()
         if keep:

@@ -114,6 +114,7 @@ class ControlPlane:
     state: Path
     with_workers: bool = True  # controller-manager, scheduler, kwok
     encrypt_at_rest: bool = True  # off only for bench/bench_at_rest.py's floor
+    profiling: bool = False  # /debug/pprof on kube-apiserver (bench/bench_webhooks.py --profile)
     ports: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
     procs: list[Process] = field(default_factory=list)
@@ -218,7 +219,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--storage-media-type=application/json",
-                "--profiling=false",
+                f"--profiling={str(self.profiling).lower()}",
                 # Loopback may not be an endpoint of the `kubernetes` Service; nothing here
                 # needs that Service, so the reconciler is off.
                 "--endpoint-reconciler-type=none",

@@ -47,6 +47,7 @@ from devenv.controlplane import ControlPlane
 from devenv.proc import Process
 from devenv.services import OpenBao, Registry, push_image
 from stella.agents.client import HubClient, HubError, Identity, Session
+from stella.policy.digest_buckets import approved_digests, bucket_key
 
 AGENT = str(Path(sys.executable).parent / "stella-agent")
 STELLA = str(Path(sys.executable).parent / "stella")
@@ -1045,7 +1046,7 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
     ns = f"{shop.prefix}-shop"
     code, params, said = passport_params(prod, pub, ns, rig.registry.host, passported, other)
     assert code == 1 and f"MISSING {other}" in said, said  # said, and exit 1
-    assert params["data"]["digests"] == passported.rsplit("@", 1)[1]
+    assert approved_digests(params["data"]) == [passported.rsplit("@", 1)[1]]
     install_passport_policy(remote, ns)
     try:
         # Without the parameter, the binding refuses everything there (fail closed).
@@ -1061,7 +1062,7 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
         assert f"{PARAMS_WRITER} (running stella passport params), and admin may not" in why
         grant_configmap_writes(remote, ns, PARAMS_WRITER)  # the pipeline's RBAC
         client.CoreV1Api(as_user(remote, PARAMS_WRITER)).create_namespaced_config_map(ns, params)
-        forged = {"data": {"digests": other.rsplit("@", 1)[1]}}
+        forged = {"data": {bucket_key(other): other.rsplit("@", 1)[1]}}
         patch = admin_core.patch_namespaced_config_map
         assert writer_refusal(lambda: patch("stella-passport-digests", ns, forged))
         why = eventually(

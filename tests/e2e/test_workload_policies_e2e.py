@@ -20,6 +20,7 @@ from tests.kube_support import eventually, grant_configmap_writes, refused_by_po
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
+from stella.policy.digest_buckets import approved_digests, bucket_key
 from stella.supplychain.trust import TRUST_LABEL
 
 NEVER_RELEASED = "sha256:" + "0e" * 32
@@ -135,8 +136,8 @@ def test_workloads_are_judged_by_the_policies(
     # The operator keeps the parameter current: its data lists the deployed digest.
     cm = client.CoreV1Api(kube_admin).read_namespaced_config_map("stella-approved-digests", dev)
     assert cm.data["environments"] == shop.env_name("dev")
-    assert approved.rpartition("@")[2] in cm.data["digests"].splitlines()
-    assert NEVER_RELEASED not in cm.data["digests"]
+    assert approved.rpartition("@")[2] in approved_digests(cm.data)
+    assert NEVER_RELEASED not in approved_digests(cm.data)
 
 
 def test_a_team_member_cannot_approve_a_digest_by_editing_the_configmap(
@@ -164,7 +165,7 @@ def test_a_team_member_cannot_approve_a_digest_by_editing_the_configmap(
         ),
     )
     core = client.CoreV1Api(kube_as["alice"])
-    forged = {"data": {"digests": NEVER_RELEASED}}
+    forged = {"data": {bucket_key(NEVER_RELEASED): NEVER_RELEASED}}
     says = ("written only by the Stella operator", "alice may not change it")
     eventually(  # the RoleBinding takes effect: alice can read it now
         lambda: core.read_namespaced_config_map("stella-approved-digests", dev),
@@ -183,7 +184,7 @@ def test_a_team_member_cannot_approve_a_digest_by_editing_the_configmap(
         dev, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="app-settings"), data={"a": "b"})
     )
     cm = client.CoreV1Api(kube_admin).read_namespaced_config_map("stella-approved-digests", dev)
-    assert NEVER_RELEASED not in (cm.data or {}).get("digests", "")
+    assert NEVER_RELEASED not in approved_digests(cm.data or {})
 
 
 def test_only_the_operator_and_platform_engineers_write_supply_chain_trust(

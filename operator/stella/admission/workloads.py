@@ -38,6 +38,7 @@ from stella.admission.base import (
 )
 from stella.admission.index import digest_index
 from stella.models.common import PINNED_IMAGE
+from stella.policy.digest_buckets import digest_buckets
 
 PINNED = re.compile(PINNED_IMAGE)
 
@@ -140,13 +141,13 @@ PARAMS_NAME = "stella-approved-digests"
 def approved_digests_params(snap: Snapshot, namespace: str) -> dict[str, str]:
     """The data of `namespace`'s stella-approved-digests ConfigMap: what the policy in the
     API server needs to decide exactly as validate_workload does (see the policy's comment
-    for the keys and why the digests are one value)."""
+    for the keys; stella.policy.digest_buckets for how the digests are listed)."""
     strict = _strict_environments(snap, namespace)
     if isinstance(strict, Verdict):
         return {"environments": "", "invalid": strict.message}
     data = {"environments": ",".join(sorted(strict))}
     if strict:
-        data["digests"] = "\n".join(digest_index(snap).approved_in_all(strict))
+        data.update(digest_buckets(digest_index(snap).approved_in_all(strict)))
     return data
 
 

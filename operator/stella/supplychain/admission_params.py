@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stella.policy.digest_buckets import digest_buckets
 from stella.registry.client import RegistryClient, gather_limited
 from stella.registry.errors import RegistryError
 from stella.registry.reference import parse_pinned
@@ -67,5 +68,5 @@ def params_configmap(
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": meta,
-        "data": {"environments": f"{environment} (Stella passport)", "digests": "\n".join(digests)},
+        "data": {"environments": f"{environment} (Stella passport)", **digest_buckets(digests)},
     }

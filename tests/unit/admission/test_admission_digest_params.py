@@ -7,10 +7,7 @@ from admission_factories import digest, environment_body, image, release_body, w
 
 from stella.admission.workloads import approved_digests_params
 from stella.engine.view import ClusterView
-
-
-def approved(data: dict[str, str]) -> list[str]:
-    return data.get("digests", "").splitlines()
+from stella.policy.digest_buckets import approved_digests as approved
 
 
 def test_a_namespace_no_strict_environment_targets_needs_only_pinning() -> None:
