@@ -9,8 +9,10 @@ mutating and validating admission) at a fixed rate, one phase after another:
 
 1. Release creates as alice through all of Stella's admission (webhooks + policies);
 2. the operator stopped: Pod creates in a managed namespace (judged by the policies alone,
-   requireApprovedDigests on, 1,000 approved digests in its parameter ConfigMap) and in an
-   unmanaged namespace (no admission of Stella's at all);
+   requireApprovedDigests on, 1,000 approved digests in its parameter ConfigMap, listed as
+   the operator lists them), in a second one whose parameter lists them in one string (as
+   before stella.policy.digest_buckets) and in an unmanaged namespace (no admission of
+   Stella's at all), interleaved;
 3. webhooks and policies removed: Release creates with the same digest-pinning and
    forged-identity rules as one ValidatingAdmissionPolicy (the CEL floor), then with no
    admission at all (the floor);
@@ -26,7 +28,10 @@ It reports
   difference of two scrapes of /metrics around the measured load;
 * client-observed create latency p50/p99 of each phase, and the ratios against the floors
   measured in the same run;
-* the throughput achieved and any request that failed.
+* the throughput achieved and any request that failed;
+* kube-apiserver's CPU per request of each phase (/proc: steadier than latency on a shared
+  machine) and, with --profile DIR, a CPU profile of each measured phase
+  (`go tool pprof -top DIR/200/release-all.pprof`).
 
 The operator runs with its per-identity rate limit raised out of the way
 (STELLA_WEBHOOK_RATE): the default (20/s per person) would refuse this load by design.
@@ -35,6 +40,7 @@ The operator runs with its per-identity rate limit raised out of the way
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -61,6 +67,7 @@ from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, unregister  # noqa: E402
+from stella.policy.digest_buckets import digest_buckets  # noqa: E402
 from summary import record  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
@@ -413,6 +420,9 @@ def cluster(workdir: Path, profiling: bool = False) -> Iterator[ControlPlane]:
 
 
 MANAGED, UNMANAGED = "bench-managed", "bench-plain"
+# A second managed namespace whose parameter lists the digests the way they were listed
+# before digest_buckets (one string, still read by the policy): the before beside the after.
+ONE_STRING = "bench-one-string"
 APPROVED = 1_000  # digests in the managed namespace's parameter ConfigMap
 SLICES = 4
 
@@ -422,6 +432,7 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
     for name, labels in (
         (ns, {"team": "shop"}),
         (MANAGED, {"stella.io/managed": "true"}),
+        (ONE_STRING, {"stella.io/managed": "true"}),
         (UNMANAGED, {}),
     ):
         admin.request(
@@ -429,7 +440,7 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
             "/api/v1/namespaces",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}},
         )
-    for name in (MANAGED, UNMANAGED):  # no controller-manager here to make them
+    for name in (MANAGED, ONE_STRING, UNMANAGED):  # no controller-manager here to make them
         admin.request(
             "POST",
             f"/api/v1/namespaces/{name}/serviceaccounts",
@@ -446,7 +457,7 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
                 "allowedRegistries": [REGISTRY],
                 "releaseNamespaces": {"matchLabels": {"team": "shop"}},
                 "approvals": {"required": 1, "approverGroups": ["release-approvers"]},
-                "targets": [{"namespace": MANAGED}],
+                "targets": [{"namespace": MANAGED}, {"namespace": ONE_STRING}],
                 "requireApprovedDigests": True,
             },
         },
@@ -464,25 +475,31 @@ def prepare(cp: ControlPlane, admin: Caller, alice: Caller) -> tuple[str, str]:
 
 
 def approve_digests(operator: Caller, env: str) -> str:
-    """With the operator stopped, its ConfigMap in the managed namespace as a busy one would
-    be (APPROVED digests approved for `env`), written with the operator's own token (the
-    writer policy lets no one else); returns an approved image for the Pods."""
-    path = f"/api/v1/namespaces/{MANAGED}/configmaps/stella-approved-digests"
-    deadline = time.monotonic() + 30
-    while True:  # the operator wrote it when it saw the namespace
-        status, raw = operator.request("GET", path)
-        if status == 200:
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no stella-approved-digests in {MANAGED}: HTTP {status}")
-        time.sleep(0.2)
-    cm = json.loads(raw)
-    digests = "\n".join(f"sha256:{i:064x}" for i in range(APPROVED))
-    cm["data"] = {"environments": env, "digests": digests}
-    status, raw = operator.request("PUT", path, cm)
-    if status != 200:
-        raise RuntimeError(f"PUT {path}: HTTP {status} {raw[:300]!r}")
-    return f"{REGISTRY}/shop/web@sha256:{APPROVED - 1:064x}"
+    """With the operator stopped, its ConfigMaps in the managed namespaces as a busy one's
+    would be (APPROVED digests, spread as sha256 digests are, approved for `env`): in MANAGED
+    as the operator writes them (digest_buckets), in ONE_STRING as one string; written with
+    the operator's own token (the writer policy lets no one else). Returns an approved image
+    for the Pods."""
+    digests = [f"sha256:{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(APPROVED)]
+    for ns, data in (
+        (MANAGED, digest_buckets(digests)),
+        (ONE_STRING, {"digests": "\n".join(digests)}),
+    ):
+        path = f"/api/v1/namespaces/{ns}/configmaps/stella-approved-digests"
+        deadline = time.monotonic() + 30
+        while True:  # the operator wrote it when it saw the namespace
+            status, raw = operator.request("GET", path)
+            if status == 200:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no stella-approved-digests in {ns}: HTTP {status}")
+            time.sleep(0.2)
+        cm = json.loads(raw)
+        cm["data"] = {"environments": env, **data}
+        status, raw = operator.request("PUT", path, cm)
+        if status != 200:
+            raise RuntimeError(f"PUT {path}: HTTP {status} {raw[:300]!r}")
+    return f"{REGISTRY}/shop/web@{digests[-1]}"
 
 
 def wait_admitted(caller: Caller, path: str, body: dict[str, object], why: str) -> None:
@@ -546,9 +563,9 @@ def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
     print()
 
 
-def hook_table(hooks: Buckets) -> None:
+def hook_table(hooks: Buckets, phase: str) -> None:
     print("kube-apiserver's own measure (apiserver_admission_webhook_admission_duration_seconds,")
-    print("interpolated within its buckets), during the all-admission Release phase")
+    print(f"interpolated within its buckets), during the all-admission {phase} phase")
     print(
         f"  {'webhook':<30} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7}   buckets (s) holding p50 / p99"
     )
@@ -578,18 +595,20 @@ class Phases:
     release_none: Run
     pod_managed: Run
     pod_unmanaged: Run
+    pod_one_string: Run
     approval_all: Run
     approval_none: Run
 
 
-def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
+def report(rate: float, seconds: float, hooks: Buckets, approval_hooks: Buckets, p: Phases) -> None:
     print()
     print(
         f"Stella's admission on a real kube-apiserver: {rate:g} dry-run creates/s, "
         f"{seconds:g} s per phase, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
     )
     print()
-    hook_table(hooks)
+    hook_table(hooks, "Release")
+    hook_table(approval_hooks, "Approval")
     client_table(
         "Release create as alice, client-observed (POST ...?dryRun=All, TLS, bearer token);"
         " x = against no admission",
@@ -605,6 +624,7 @@ def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
         f"({APPROVED} approved digests in the parameter)",
         [
             ("managed namespace (policies only)", p.pod_managed),
+            ("managed, digests in one string (before)", p.pod_one_string),
             ("unmanaged namespace", p.pod_unmanaged),
         ],
         p.pod_unmanaged,
@@ -633,6 +653,19 @@ def report(rate: float, seconds: float, hooks: Buckets, p: Phases) -> None:
         note=f"{p.approval_all.rate:g}/s; all {pct(p.approval_all.latencies, 0.99) * 1000:.1f} "
         f"vs none {pct(p.approval_none.latencies, 0.99) * 1000:.1f} ms",
     )
+    for measure, run, floor in (
+        ("Release create", p.release_all, p.release_none),
+        ("Pod create (managed vs unmanaged)", p.pod_managed, p.pod_unmanaged),
+        ("Approval create", p.approval_all, p.approval_none),
+    ):
+        record(
+            "webhooks",
+            f"{measure}: kube-apiserver CPU per request, all admission vs none",
+            server_cpu(run) * 1000,
+            "ms",
+            floor=server_cpu(floor) * 1000,
+            note=f"{run.rate:g}/s; context for the latency ratios",
+        )
     note = f"{rate:g}/s; goal at 200/s"
     for q, name, goal in ((0.5, "p50", 1.10), (0.99, "p99", 1.25)):
         record(
@@ -741,19 +774,26 @@ def bench(
             appr_path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
             wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
             approvals(bob, ns, env, approval_rate, warm, 1_000_000)
+            before = scrape(admin)
             approval_all = approvals(bob, ns, env, approval_rate, secs, 0, "approval-all")
+            approval_hooks = delta(scrape(admin), before)
 
             # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
             op.proc.stop()
             image = approve_digests(operator, env)
-            pods = {n: f"/api/v1/namespaces/{n}/pods?dryRun=All" for n in (MANAGED, UNMANAGED)}
-            for n in (MANAGED, UNMANAGED):
+            spaces = (MANAGED, ONE_STRING, UNMANAGED)
+            pods = {n: f"/api/v1/namespaces/{n}/pods?dryRun=All" for n in spaces}
+            for n in spaces:
                 wait_admitted(admin, pods[n], pod(0, image), f"an approved Pod in {n}")
                 send(admin, pods[n], lambda i: pod(i, image), rate, warm, 1_000_000)
             # Interleaved in slices, so both see the same machine (others' load comes and goes).
-            pod_managed, pod_unmanaged = Run(), Run()
+            pod_managed, pod_one_string, pod_unmanaged = Run(), Run(), Run()
             for _ in range(SLICES):
-                for n, into in ((MANAGED, pod_managed), (UNMANAGED, pod_unmanaged)):
+                for n, into in (
+                    (MANAGED, pod_managed),
+                    (ONE_STRING, pod_one_string),
+                    (UNMANAGED, pod_unmanaged),
+                ):
                     make = lambda i: pod(i, image)  # noqa: E731
                     into.add(send(admin, pods[n], make, rate, secs / SLICES, 0, f"pod-{n}"))
 
@@ -784,12 +824,14 @@ def bench(
                 rate,
                 secs,
                 hooks,
+                approval_hooks,
                 Phases(
                     release_all,
                     release_cel,
                     release_none,
                     pod_managed,
                     pod_unmanaged,
+                    pod_one_string,
                     approval_all,
                     approval_none,
                 ),
