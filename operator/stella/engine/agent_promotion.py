@@ -117,7 +117,7 @@ class AgentPromotions(PluginSteps):
         await persist(self.view, promo)
         metrics.PROMOTIONS_IN_FLIGHT.labels(env_name).inc()
         namespace = load().namespace
-        uid = str((body.get("metadata") or {}).get("uid") or "")
+        uid = promo.uid
         for index, target, agent in chosen:
             task = agent_dispatch.task_body(
                 promo, agent_dispatch.task_name(uid, env_name, index, attempt), agent, target, now
@@ -130,10 +130,9 @@ class AgentPromotions(PluginSteps):
 
     async def _follow_agents(self, promo: Promotion) -> float | None:
         spec, p = promo.spec, promo.p
-        env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
-        await self.locks.acquire(env_name, key_s, force_self=True)
+        env_name, env_spec = promo.env_name, promo.env_spec
         namespace = load().namespace
-        uid = str((promo.body.get("metadata") or {}).get("uid") or "")
+        uid = promo.uid
         targets = agent_dispatch.agent_targets(env_spec)
         firsts, tasks = [], []
         for index, target in targets:

@@ -18,16 +18,15 @@ POLL = 2.0
 
 
 class ApplicationPromotions:
-    """Mixed into the Reconciler: uses its locks, _rolled_out and _finish."""
+    """Mixed into the Reconciler: uses its _rolled_out and _finish (the Reconciler holds
+    the Environment's lock around this, engine/reconcile.py: _observe)."""
 
-    locks: Any
     _rolled_out: Any
     _finish: Any
 
     async def _follow_applications(self, promo: Promotion) -> float | None:
         spec, p, env_spec = promo.spec, promo.p, promo.env_spec
         apps = applications.targets(env_spec)
-        await self.locks.acquire(promo.env_name, promo.holder, force_self=True)
         current = await asyncio.to_thread(applications.read, apps)
         gone = applications.missing(apps, current)
         now = datetime.now(UTC)

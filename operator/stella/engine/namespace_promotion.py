@@ -155,8 +155,6 @@ class NamespacePromotions(PromotionGates):
         spec, p = promo.spec, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         updates = workloads.plan(spec, env_spec)
-        # Re-assert the lock: a no-op unless a crash cut the start short.
-        await self.locks.acquire(env_name, key_s, force_self=True)
         current = await asyncio.to_thread(read_workloads, updates)
         missing = missing_workloads(updates, current)
         started = p.since or now()

@@ -203,10 +203,8 @@ class Reconciler(
         key_s = release_key_str(key)
 
         promo = Promotion(key, body, spec, progress, env_name, env_spec)
-        if p.phase == "Deploying":
+        if p.phase in ("Deploying", "Verifying"):
             return await self._observe(promo)
-        if p.phase == "Verifying":
-            return await self._follow_verification(promo)
         if p.phase in TERMINAL_PHASES:
             if env_status.in_flight == key_s:
                 await self.locks.release(promo)
@@ -296,7 +294,12 @@ class Reconciler(
         return await self._start_deploy(promo, why)
 
     async def _observe(self, promo: Promotion) -> float | None:
-        """The rollout under way, followed until it completes, fails or times out."""
+        """The rollout under way (Deploying), followed until it completes, fails or times
+        out, then the verification (Verifying) when the Environment asks for one."""
+        # Re-assert the lock: a no-op unless a crash cut the start short.
+        await self.locks.acquire(promo.env_name, promo.holder, force_self=True)
+        if promo.p.phase == "Verifying":
+            return await self._follow_verification(promo)
         if workloads.has_agent_targets(promo.env_spec):
             return await self._follow_agents(promo)
         if applications.targets(promo.env_spec):

@@ -32,11 +32,10 @@ def needs_verification(policy: VerificationPolicy | None) -> bool:
 
 
 class Verifications:
-    """Mixed into the Reconciler: uses its view, locks, _finish (the Reconciler's) and
-    _passport (engine/gates.py)."""
+    """Mixed into the Reconciler: uses its view, _finish (the Reconciler's) and _passport
+    (engine/gates.py); the Reconciler holds the Environment's lock around it (_observe)."""
 
     view: Any
-    locks: Any
     _finish: Any
     _passport: Any
 
@@ -81,12 +80,11 @@ class Verifications:
 
     async def _follow_verification(self, promo: Promotion) -> float | None:
         p, env_name, spec = promo.p, promo.env_name, promo.spec
-        await self.locks.acquire(env_name, promo.holder, force_self=True)
         policy = promo.env_spec.verification or VerificationPolicy()
         now = _now()
         progress = p.verification or start(policy, now)
         names = set(due(policy, progress, now))
-        uid = str((promo.body.get("metadata") or {}).get("uid") or "")
+        uid = promo.uid
         namespaces = job_checks.namespaces_of(promo.env_spec.targets)
         taken = await asyncio.gather(
             *(
