@@ -195,6 +195,11 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                         }
                         for c in info.printer_columns
                     ],
+                    **(
+                        {"selectableFields": [{"jsonPath": f} for f in info.selectable_fields]}
+                        if info.selectable_fields
+                        else {}
+                    ),
                     "schema": {"openAPIV3Schema": schema},
                 }
             ],

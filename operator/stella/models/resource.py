@@ -34,6 +34,8 @@ class KindInfo:
     spec_validations: tuple[dict[str, str], ...] = ()
     description: str = ""
     categories: tuple[str, ...] = field(default=("stella",))
+    # Fields a LIST may select on (CRD selectableFields), e.g. ".spec.release".
+    selectable_fields: tuple[str, ...] = ()
 
 
 class Kinds:
