@@ -166,8 +166,13 @@ def survey(
     api: client.CustomObjectsApi, namespaces: list[str]
 ) -> tuple[list[str], dict[str, tuple[str, list[Any]]]]:
     """Releases with an Environment not in a final phase (or never evaluated), and the
-    newest Release of each namespace (names carry a zero-padded index) with its phases."""
-    out, newest = [], {}
+    newest Release of each namespace with its phases — newest as the engine judges it
+    (engine.view.release_order: the API server's creation time, then the name), not by
+    the index in its name: with 128 connections a Release can reach the API server a
+    second after one with a higher index, and is then rightly the one Deployed."""
+    out: list[str] = []
+    newest: dict[str, tuple[str, list[Any]]] = {}
+    order: dict[str, tuple[str, str]] = {}
     for ns in namespaces:
         token = None
         while True:
@@ -188,8 +193,9 @@ def survey(
                 ]
                 if not phases or not set(phases) <= FINAL:
                     out.append(f"{ns}/{name}: {phases}")
-                if ns not in newest or name > newest[ns][0]:
-                    newest[ns] = (name, phases)
+                key = (str(item["metadata"].get("creationTimestamp", "")), name)
+                if ns not in newest or key > order[ns]:
+                    newest[ns], order[ns] = (name, phases), key
             token = page["metadata"].get("continue")
             if not token:
                 break
@@ -365,7 +371,7 @@ def main() -> int:
         rss_end = rss_mib(op.proc.pid)
         snaps = sorted(traces.glob("snapshot-*.bin"))
 
-        # 3. settle: the newest Release of each namespace (by its index; one the client saw
+        # 3. settle: the newest Release of each namespace (as the engine orders them; one the client saw
         # time out may still have been created) is Deployed, and none is left unfinished.
         t_settle = time.monotonic()
         deadline = t_settle + 600

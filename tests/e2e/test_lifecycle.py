@@ -252,3 +252,25 @@ def test_a_restart_skips_finished_releases_yet_corrects_what_changed_while_down(
     assert f"reconciled {ns}/set-a " in log and f"reconciled {ns}/set-c " in log
     assert f"reconciled {ns}/set-b " not in log  # finished, nothing changed: skipped
     assert shop.get_release("set-b")["metadata"]["resourceVersion"] == untouched
+
+
+def test_a_registry_the_environment_no_longer_allows_is_not_deployed(
+    stella: OperatorProcess, shop: Shop
+) -> None:
+    """Admitted while the Environment allowed its registry; the platform team removes it
+    before the approval: the engine checks again right before it deploys, and deploys
+    nothing."""
+    env = shop.environment(
+        "narrow", approvals={"required": 1, "approverGroups": ["release-approvers"]}
+    )
+    before = shop.deployed_image("narrow")
+    shop.release("rel-n", shop.image("9.5"), ["narrow"])
+    shop.wait_phase("rel-n", "narrow", "WaitingForApproval")
+    client.CustomObjectsApi(shop.admin).patch_cluster_custom_object(
+        G, V, "environments", env, {"spec": {"allowedRegistries": ["registry.example.com"]}}
+    )
+    shop.approve("rel-n", "narrow", "bob")
+    p = shop.wait_reason("rel-n", "narrow", "RegistryNotAllowed")
+    assert p["phase"] == "Blocked"
+    assert shop.registry.host in p["message"] and "no longer allows" in p["message"]
+    assert shop.deployed_image("narrow") == before

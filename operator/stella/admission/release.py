@@ -53,22 +53,13 @@ from stella.models.release import ReleaseSpec
 from stella.policy.path import PathError, path_for
 from stella.policy.rollback import ROLLBACK_OF, check_rollback_release
 from stella.registry.errors import InvalidImageReference
-from stella.registry.reference import DOCKER_HUB, ImageRef, parse_image_ref
+from stella.registry.reference import ImageRef, normalize_registry, parse_image_ref
 from stella.secrets.refs import looks_like_secret
 
 PINNED = re.compile(PINNED_IMAGE)
-_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
-
-
 @functools.lru_cache(maxsize=4096)
 def _parse_image(image: str) -> ImageRef:
     return parse_image_ref(image)
-
-
-def normalize_registry(host: str) -> str:
-    """Registry hosts compare case-insensitively; Docker Hub's aliases are one registry."""
-    lowered = host.strip().lower()
-    return DOCKER_HUB if lowered in _HUB_ALIASES else lowered
 
 
 def unpinned_image(spec: object) -> Verdict | None:

@@ -39,8 +39,8 @@ from stella.admission._util import environment_spec, mapping, metadata, spec_of
 from stella.admission.base import Body, ReleaseKey, Snapshot
 from stella.admission.index import SyncedIndex, _index_for
 from stella.admission.quotas import pending_index
-from stella.admission.release import normalize_registry
 from stella.models.common import LabelSelector, parse_time
+from stella.registry.reference import normalize_registry
 
 PARAMS_NAME = "stella-release-params"
 

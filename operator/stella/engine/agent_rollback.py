@@ -29,12 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from stella.admission.release import normalize_registry
 from stella.engine.agent_dispatch import AGENT_LABEL
 from stella.models.common import PINNED_IMAGE
 from stella.models.environment import EnvironmentSpec
 from stella.registry.errors import InvalidImageReference
-from stella.registry.reference import parse_image_ref
+from stella.registry.reference import normalize_registry, parse_image_ref
 
 Body = Mapping[str, Any]
 SUFFIX = "-rollback"

@@ -26,6 +26,7 @@ from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
 from stella.registry import RegistryError
+from stella.registry.reference import foreign_registry
 from stella.registry.verify import vault_credentials
 from stella.secrets import VaultClient
 from stella.secrets.errors import SecretsError
@@ -74,6 +75,23 @@ class PromotionGates(PluginSteps):
         supply-chain report (its evidence goes into the authorization) when all pass;
         else what the step returns: None when it is over (failed, halted), seconds to a
         retry."""
+        foreign = foreign_registry(
+            [c.image for c in promo.spec.components], promo.env_spec.allowed_registries
+        )
+        if foreign is not None:
+            # Admitted by an Environment that allowed the registry then (or in the moment
+            # before the policy's parameter caught up); it does not now.
+            image, host = foreign
+            move(
+                promo.p,
+                "Blocked",
+                "RegistryNotAllowed",
+                f"nothing deployed: {image[:256]} comes from registry {host}, which "
+                f"environment {promo.env_name} no longer allows; push the image to an allowed "
+                f"registry and make a new Release, or add {host} to spec.allowedRegistries "
+                f"of {promo.env_name}",
+            )
+            return None
         gate = await self._digest_gate(promo, digests)
         if gate is not True:
             return None if gate is None else float(gate)

@@ -9,13 +9,14 @@ gets ``library/`` in front, as ``docker pull`` does.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from stella.registry.errors import InvalidImageReference
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
-_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(
@@ -132,3 +133,27 @@ def parse_pinned(value: str) -> ImageRef:
             "the Release with `stella release create --from-tags` to resolve tags once"
         )
     return ref
+
+
+
+def normalize_registry(host: str) -> str:
+    """Registry hosts compare case-insensitively; Docker Hub's aliases are one registry."""
+    lowered = host.strip().lower()
+    return DOCKER_HUB if lowered in _HUB_ALIASES else lowered
+
+
+def foreign_registry(images: Iterable[str], allowed: Iterable[str]) -> tuple[str, str] | None:
+    """The first image (and its registry) from a registry not in `allowed`, or None; an
+    empty `allowed` allows every registry. An image that does not parse is foreign (its
+    registry is not known to be allowed)."""
+    hosts = {normalize_registry(h) for h in allowed}
+    if not hosts:
+        return None
+    for image in images:
+        try:
+            host = parse_image_ref(image).registry
+        except InvalidImageReference:
+            return image, "(not an image reference)"
+        if normalize_registry(host) not in hosts:
+            return image, host
+    return None

@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from stella.admission.configuration import PLAIN_IMAGE
 from stella.admission.quotas import pending
-from stella.admission.release import normalize_registry
 from stella.admission.release_params import loop_key, release_params, selector_lines
 from stella.models.common import LabelSelector
-from stella.registry.reference import parse_image_ref
+from stella.registry.reference import normalize_registry, parse_image_ref
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
