@@ -57,6 +57,8 @@ from stella.registry.reference import ImageRef, normalize_registry, parse_image_
 from stella.secrets.refs import looks_like_secret
 
 PINNED = re.compile(PINNED_IMAGE)
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_image(image: str) -> ImageRef:
     return parse_image_ref(image)

@@ -69,7 +69,6 @@ cannot be read); 3 a source could not be reached (the API server, PostgreSQL).
 """
 
 
-
 def register(
     subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
     common: list[argparse.ArgumentParser] | None = None,

@@ -135,7 +135,6 @@ def parse_pinned(value: str) -> ImageRef:
     return ref
 
 
-
 def normalize_registry(host: str) -> str:
     """Registry hosts compare case-insensitively; Docker Hub's aliases are one registry."""
     lowered = host.strip().lower()
