@@ -17,6 +17,7 @@ from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.release import EnvironmentProgress
 from stella.policy import Tally
+from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 
 
 @dataclass
@@ -90,3 +91,19 @@ async def persist_status(view: ClusterView, key: ReleaseKey, status: Mapping[str
     out = await asyncio.to_thread(kubeio.patch_release_status, key, status)
     if view.release(key) is not None and isinstance(out, Mapping):
         view.apply("Release", "MODIFIED", out)
+
+
+def environment_graph(view: ClusterView) -> dict[str, list[str]]:
+    """Each Environment's `requires`, as the view holds them: what path order is made of."""
+    return {
+        name: list((b.get("spec") or {}).get("requires") or [])
+        for name, b in list(view.environments.items())
+    }
+
+
+def is_rollback(body: Body, spec: ReleaseSpec) -> bool:
+    """A rollback only as admission stamped it (stella.io/rollback, never the client's
+    stella.io/rollback-of alone), for the one Environment it was authorized into."""
+    ann = (body.get("metadata") or {}).get("annotations") or {}
+    stamp = parse_rollback(ann.get(ROLLBACK_STAMP))
+    return stamp is not None and list(spec.environments) == [stamp.environment]

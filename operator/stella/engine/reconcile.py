@@ -45,7 +45,16 @@ from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.locks import EnvironmentLocks
 from stella.engine.namespace_promotion import NamespacePromotions
 from stella.engine.plugin_steps import PluginSteps
-from stella.engine.promotion import Authorization, Promotion, move, now, persist, persist_status
+from stella.engine.promotion import (
+    Authorization,
+    Promotion,
+    environment_graph,
+    is_rollback,
+    move,
+    now,
+    persist,
+    persist_status,
+)
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str, release_order
@@ -66,7 +75,6 @@ from stella.policy import (
     summary_line,
     tally,
 )
-from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 from stella.registry import RegistryClient
 from stella.secrets import VaultClient
 from stella.settings import load
@@ -146,7 +154,7 @@ class Reconciler(
             before = status.model_dump(mode="json")
 
         requeue: float | None = None
-        rollback = _is_rollback(body, spec)
+        rollback = is_rollback(body, spec)
         try:
             # A rollback re-enters one environment its Release already passed the path to.
             path = (
@@ -243,7 +251,7 @@ class Reconciler(
         key, body, spec, progress, p = promo.key, promo.body, promo.spec, promo.progress, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
         p.approvals = approval_records(t, facts)
-        rollback = _is_rollback(body, spec)
+        rollback = is_rollback(body, spec)
         asked_by = promoters(self.view.actions_for(env_name, "Promote"), body)
         decision = decide(
             GateInput(
@@ -353,10 +361,7 @@ class Reconciler(
         }
 
     def _graph(self) -> dict[str, list[str]]:
-        return {
-            name: list((b.get("spec") or {}).get("requires") or [])
-            for name, b in list(self.view.environments.items())
-        }
+        return environment_graph(self.view)
 
     def _namespace_allowed(self, namespace: str, env_spec: EnvironmentSpec) -> bool:
         if env_spec.release_namespaces is None:
@@ -419,14 +424,6 @@ def _sooner(a: float | None, b: float | None) -> float | None:
     if b is None:
         return a
     return min(a, b)
-
-
-def _is_rollback(body: Body, spec: ReleaseSpec) -> bool:
-    """A rollback only as admission stamped it (stella.io/rollback, never the client's
-    stella.io/rollback-of alone), for the one Environment it was authorized into."""
-    ann = (body.get("metadata") or {}).get("annotations") or {}
-    stamp = parse_rollback(ann.get(ROLLBACK_STAMP))
-    return stamp is not None and list(spec.environments) == [stamp.environment]
 
 
 __all__ = ["Reconciler"]

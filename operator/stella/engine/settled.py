@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from stella.engine.deletions import has_legacy_finalizer
+from stella.engine.promotion import environment_graph, is_rollback
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
 from stella.models import ReleaseSpec
 from stella.models.release import TERMINAL_PHASES, EnvironmentProgress
 from stella.policy import PathError, path_for
-from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 from stella.policy.summary import ReadyStatus, degraded, ready, summary_line
 
 
@@ -53,7 +53,7 @@ def settled(view: ClusterView, key: ReleaseKey, body: Body) -> bool:
             return False  # a lock to give back
         if env_status.get("currentRelease") == mine:
             live.add(env)
-    path = _path(view, meta, spec)
+    path = _path(view, body, spec)
     if status.get("summary") != summary_line(progress, path, live):
         return False
     conditions = status.get("conditions")
@@ -88,19 +88,13 @@ def _progress(stored: Any, environments: Sequence[str]) -> list[EnvironmentProgr
     return out
 
 
-def _path(view: ClusterView, meta: Mapping[str, Any], spec: ReleaseSpec) -> list[str]:
+def _path(view: ClusterView, body: Body, spec: ReleaseSpec) -> list[str]:
     """The path the reconcile would use: a rollback's one Environment, else path order
     (the spec's order when no path can be made: it is then only what is shown)."""
-    annotations = meta.get("annotations") or {}
-    stamp = parse_rollback(annotations.get(ROLLBACK_STAMP))
-    if stamp is not None and list(spec.environments) == [stamp.environment]:
+    if is_rollback(body, spec):
         return list(spec.environments)
-    graph = {
-        name: list((b.get("spec") or {}).get("requires") or [])
-        for name, b in list(view.environments.items())
-    }
     try:
-        return path_for(spec.environments, graph)
+        return path_for(spec.environments, environment_graph(view))
     except PathError:
         return list(spec.environments)
 
