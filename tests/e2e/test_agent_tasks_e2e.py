@@ -8,9 +8,9 @@ by the engine itself (a Release promoted from here into the agent's cluster). Al
 wrong digest deploys nothing; another agent can neither see nor report on the task (T8);
 an agent SIGKILLed mid-rollout resumes the same task without a second template change;
 an agent revoked mid-task loses it to another matching agent, with evidence; the hub
-(the operator) SIGKILLed mid-task deploys once; a failed PostDeploy step rolls the agent's
-cluster back with one rollback task, across an operator restart — and not at all when what
-ran before was not pinned by digest."""
+(the operator) SIGKILLed mid-task deploys once; a failed PostDeploy step, or a failed
+verification, rolls the agent's cluster back with one rollback task, across an operator
+restart — and not at all when what ran before was not pinned by digest."""
 
 from __future__ import annotations
 
@@ -908,22 +908,33 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
 
 
 @contextmanager
-def failing_post_deploy(rig: Rig, shop: Any, stage: str, before: str) -> Iterator[tuple[str, str]]:
-    """An agent whose cluster runs `before`, an Environment of its own deployed by it whose
-    PostDeploy step fails (the smoke plugin's service answers 503; rollbackOnFailure), and
-    that agent running: (agent, Environment)."""
+def failing_post_deploy(
+    rig: Rig, shop: Any, stage: str, before: str, step: str = "PostDeploy"
+) -> Iterator[tuple[str, str]]:
+    """An agent whose cluster runs `before`, an Environment of its own deployed by it that
+    fails after the agent reported success (rollbackOnFailure), and that agent running:
+    (agent, Environment). `step` PostDeploy: its smoke-plugin step fails (the service
+    answers 503); Verification: its HTTP check fails (the service answers 500)."""
     from tests.e2e.test_plugins_e2e import Service
 
     home = rig.agent(f"rb-{uuid.uuid4().hex[:4]}")
     rig.remote.deployment(before)
-    service = Service(503)
-    plugin = rig.smoke_plugin(shop, service.port, ["postDeploy"])
+    service = Service(503 if step == "PostDeploy" else 500)
+    failing: dict[str, Any] = {
+        "verification": {
+            "checks": [{"name": "smoke", "interval": "1s", "http": {"url": service.url()}}]
+        }
+    }
+    plugin = None
+    if step == "PostDeploy":
+        plugin = rig.smoke_plugin(shop, service.port, ["postDeploy"])
+        failing = {"plugins": [{"plugin": plugin, "at": step, "inputs": {"url": service.url()}}]}
     env = rig.agents_only_environment(
         shop,
         stage,
         home.name,
-        plugins=[{"plugin": plugin, "at": "PostDeploy", "inputs": {"url": service.url()}}],
         rollout={"timeout": "120s", "rollbackOnFailure": True},
+        **failing,
     )
     proc = rig.background_agent(home, "--interval", "1", "--capability", "deploy.kubernetes")
     try:
@@ -931,7 +942,8 @@ def failing_post_deploy(rig: Rig, shop: Any, stage: str, before: str) -> Iterato
     finally:
         proc.stop()
         service.stop()
-        rig.remove_plugin(shop, plugin)
+        if plugin is not None:
+            rig.remove_plugin(shop, plugin)
 
 
 def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
@@ -998,6 +1010,63 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
     runs = [p["policy"]["inputs"]["step"] for p in chain if p["kind"] == "PluginRun"]
     assert runs == ["PostDeploy"], runs  # not run again after the restart
     assert kinds.index("PluginRun") < kinds.index("PromotionRolledBack")
+
+
+def test_a_failed_verification_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
+    """The Environment's verification fails after the agent deployed (an HTTP check
+    answered 500): as after a failed PostDeploy step, the hub queues ONE rollback task with
+    the images the agent reported running before, across an operator SIGKILLed once the
+    agent applied it; the Release is Failed (VerificationFailed) saying what was rolled
+    back, and the outcome packet is PromotionRolledBack with the failed check."""
+    from tests.e2e.test_actions_e2e import packets
+
+    assert rig.operator is not None
+    old, new = shop.image("9.0"), shop.image("9.1")
+    with failing_post_deploy(rig, shop, "verify-agent", old, "Verification") as (agent, env):
+        shop.release("rel-vf", new, ["verify-agent"])
+        made = eventually(
+            lambda: next(
+                (
+                    t
+                    for t in rig.tasks_of(agent)
+                    if t["metadata"]["name"].endswith("-rollback")
+                    and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
+                ),
+                None,
+            ),
+            timeout=150,
+            interval=0.1,
+            what="the rollback task applied",
+        )
+        rig.operator.proc.kill()
+        rig.operator.restart()
+        failed = shop.wait_phase("rel-vf", "verify-agent", "Failed", timeout=150)
+    assert failed["reason"] == "VerificationFailed", failed
+    message = failed["message"]
+    assert message.startswith("check smoke failed: HTTP 500, expected 200"), message
+    assert f"rolled back to the images that ran before: agent {agent}" in message, message
+    assert "NOT rolled back" not in message, message
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == old
+    assert web.metadata.annotations["stella.io/attempt"] == "1-rollback"
+    tasks = {t["metadata"]["name"]: t for t in rig.tasks_of(agent)}
+    assert len(tasks) == 2, sorted(tasks)  # the deploy and ONE rollback, across the restart
+    deploy = next(t for n, t in tasks.items() if not n.endswith("-rollback"))
+    back = tasks[f"{deploy['metadata']['name']}-rollback"]
+    assert back["metadata"]["uid"] == made["metadata"]["uid"]
+    assert back["spec"]["rollback"]["reason"] == "VerificationFailed"
+    assert [c["image"] for c in back["spec"]["components"]] == [old]
+    assert back["status"]["phase"] == "Succeeded", back["status"]
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-vf"]
+    kinds = [p["kind"] for p in chain]
+    assert kinds.count("PromotionAuthorized") == 1, kinds
+    assert kinds.count("PromotionRolledBack") == 1, kinds
+    assert "PromotionFailed" not in kinds and "PromotionDeployed" not in kinds, kinds
+    rolled = next(p for p in chain if p["kind"] == "PromotionRolledBack")
+    assert rolled["outcome"]["reason"] == "VerificationFailed"
+    assert old in rolled["outcome"]["message"] and agent in rolled["outcome"]["message"]
+    [check] = rolled["outcome"]["checks"]
+    assert (check["name"], check["state"]) == ("smoke", "Failed"), check
 
 
 def test_a_cluster_that_ran_an_unpinned_image_is_not_rolled_back(rig: Rig, shop: Any) -> None:

@@ -5,10 +5,10 @@ and the tasks' reports instead of a rollout watched here (engine/agent_dispatch.
 The Environment's plugin steps run here too, in the hub's sandbox (engine/plugin_steps.py):
 Gate and PreDeploy before the lock and before any task is queued, PostDeploy once every
 agent reported success and before the promotion counts as deployed, Notify after the
-outcome (in _finish). A PostDeploy failure fails the promotion; with
-`rollout.rollbackOnFailure` the hub first rolls each agent's cluster back with one more
-task per target (engine/agent_rollback.py), holding the lock until they reported, and the
-failure says what was and was not rolled back."""
+outcome (in _finish). A PostDeploy failure fails the promotion, and so does a failed
+verification (engine/verification.py); with `rollout.rollbackOnFailure` the hub first rolls
+each agent's cluster back with one more task per target (engine/agent_rollback.py), holding
+the lock until they reported, and the failure says what was and was not rolled back."""
 
 from __future__ import annotations
 
@@ -131,27 +131,15 @@ class AgentPromotions(PluginSteps):
     async def _follow_agents(self, promo: Promotion) -> float | None:
         spec, p = promo.spec, promo.p
         env_name, env_spec = promo.env_name, promo.env_spec
-        namespace = load().namespace
-        uid = promo.uid
-        targets = agent_dispatch.agent_targets(env_spec)
-        firsts, tasks = [], []
-        for index, target in targets:
-            name = agent_dispatch.task_name(uid, env_name, index, p.attempt)
-            first = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
-            firsts.append(name)
-            tasks.append(await self._current_task(promo, target, first))
-        result = agent_dispatch.outcome(tasks)
+        deployed = await self._agent_tasks(promo)
+        result = agent_dispatch.outcome([t for _i, _tg, _f, t in deployed])
         started = p.since or datetime.now(UTC)
         elapsed = (datetime.now(UTC) - started).total_seconds()
         timeout = parse_duration(env_spec.rollout.timeout).total_seconds()
         if result.state == "Succeeded":
             # A rollback already made (before a restart, too) is followed, never made twice,
-            # and the PostDeploy step that caused it is not run again.
-            made: dict[str, dict[str, Any]] = {}
-            for name in map(agent_rollback.rollback_name, firsts):
-                found = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
-                if found is not None:
-                    made[name] = found
+            # and the step that caused it (PostDeploy, a verification) is not run again.
+            made = await self._rollbacks_made(deployed)
             why = next(filter(None, map(agent_rollback.why_of, made.values())), None)
             if why is None:
                 after = await self._plugin_steps_after_rollout(promo)
@@ -160,18 +148,9 @@ class AgentPromotions(PluginSteps):
                         promo, elapsed, f"{spec.version} is live in {env_name}: {result.message}"
                     )
                     return then
-                why = agent_rollback.Why(after.reason, after.message)
-                if not env_spec.rollout.rollback_on_failure:
-                    _move(
-                        p,
-                        "Failed",
-                        after.reason,
-                        f"{after.message}; the agents' clusters keep {spec.version} "
-                        "(rollout.rollbackOnFailure is false: promote the previous Release)",
-                    )
-                    await self._finish(promo, "Failed", elapsed)
-                    return None
-            deployed = [(i, tg, f, t) for (i, tg), f, t in zip(targets, firsts, tasks, strict=True)]
+                return await self._agents_failed_after_rollout(
+                    promo, agent_rollback.Why(after.reason, after.message), elapsed, deployed
+                )
             return await self._roll_agents_back(promo, why, deployed, made, elapsed)
         if result.state == "Failed":
             _move(p, "Failed", "AgentTaskFailed", result.message)
@@ -188,6 +167,55 @@ class AgentPromotions(PluginSteps):
             await self._finish(promo, "Failed", elapsed)
             return None
         return POLL
+
+    async def _agents_failed_after_rollout(
+        self,
+        promo: Promotion,
+        why: agent_rollback.Why,
+        elapsed: float,
+        deployed: Sequence[tuple[int, Any, str, Any]] | None = None,
+    ) -> float | None:
+        """Every agent reported success, then the promotion failed here (a PostDeploy step,
+        the verification): the agents' clusters are rolled back when the Environment says
+        so (one rollback task per target, the same however the failure came), else they
+        keep the Release and the message says so."""
+        p, spec = promo.p, promo.spec
+        if not promo.env_spec.rollout.rollback_on_failure:
+            _move(
+                p,
+                "Failed",
+                why.reason,
+                f"{why.message}; the agents' clusters keep {spec.version} "
+                "(rollout.rollbackOnFailure is false: promote the previous Release)",
+            )
+            await self._finish(promo, "Failed", elapsed)
+            return None
+        if deployed is None:
+            deployed = await self._agent_tasks(promo)
+        made = await self._rollbacks_made(deployed)
+        return await self._roll_agents_back(promo, why, deployed, made, elapsed)
+
+    async def _agent_tasks(self, promo: Promotion) -> list[tuple[int, Any, str, Any]]:
+        """Per agent target of the current attempt: (index, target, its first task's name,
+        the task now carrying it — following replacements)."""
+        namespace, uid, env_name = load().namespace, promo.uid, promo.env_name
+        out = []
+        for index, target in agent_dispatch.agent_targets(promo.env_spec):
+            name = agent_dispatch.task_name(uid, env_name, index, promo.p.attempt)
+            first = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
+            out.append((index, target, name, await self._current_task(promo, target, first)))
+        return out
+
+    async def _rollbacks_made(
+        self, deployed: Sequence[tuple[int, Any, str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """The rollback tasks that exist already for these targets, by name."""
+        namespace, made = load().namespace, {}
+        for name in (agent_rollback.rollback_name(first) for _i, _tg, first, _t in deployed):
+            found = await asyncio.to_thread(agent_dispatch.get_task, namespace, name)
+            if found is not None:
+                made[name] = found
+        return made
 
     async def _roll_agents_back(
         self,

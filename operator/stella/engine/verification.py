@@ -4,7 +4,9 @@ soak time and checks, before the Release counts as Deployed there.
 Crash safety: the verification's start and every round's progress are in the Release's
 status (EnvironmentProgress.verification), so a restart resumes the soak where it was.
 A failed check is written before anything is rolled back: a restart then finds the
-failure and finishes it (the restore is idempotent), never verifies again."""
+failure and finishes it (the restore is idempotent), never verifies again. On agent
+targets the rollback is one task per target, named from the task it undoes, so a restart
+finds the tasks it made (engine/agent_rollback.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from stella import metrics
 from stella.engine import applications, job_checks, probes, workloads
+from stella.engine.agent_rollback import Why
 from stella.engine.namespace_promotion import restore
 from stella.engine.promotion import Promotion, move, persist
 from stella.engine.promotion import now as _now
@@ -38,6 +41,7 @@ class Verifications:
     view: Any
     _finish: Any
     _passport: Any
+    _agents_failed_after_rollout: Any
 
     async def _deployed(
         self, promo: Promotion, elapsed: float, reason: str, message: str
@@ -123,10 +127,16 @@ class Verifications:
         # then the rollback, then the outcome.
         move(p, "Verifying", verdict.reason, verdict.message)
         await persist(self.view, promo)
+        metrics.VERIFICATIONS.labels(env_name, "Failed").inc()
+        if workloads.has_agent_targets(promo.env_spec):
+            # The images ran in the agents' clusters: rolled back there by one task per
+            # target, as after a failed PostDeploy step (engine/agent_promotion.py).
+            then: float | None = await self._agents_failed_after_rollout(
+                promo, Why(verdict.reason, verdict.message), elapsed
+            )
+            return then
         why, outcome = verdict.message, "Failed"
-        # Agent targets: the images ran in the agent's cluster; nothing here to put back.
-        here = not workloads.has_agent_targets(promo.env_spec)
-        if here and promo.env_spec.rollout.rollback_on_failure and p.previous_images:
+        if promo.env_spec.rollout.rollback_on_failure and p.previous_images:
             if applications.targets(promo.env_spec):
                 await asyncio.to_thread(
                     applications.put_back,
@@ -139,6 +149,5 @@ class Verifications:
             outcome = "RolledBack"
             why += "; rolled back to the images that ran before"
         move(p, "Failed", verdict.reason, why)
-        metrics.VERIFICATIONS.labels(env_name, "Failed").inc()
         await self._finish(promo, outcome, elapsed)
         return None
