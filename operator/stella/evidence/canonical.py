@@ -14,10 +14,14 @@ from typing import Any
 DIGEST_PREFIX = "sha256:"
 
 
+# json.dumps with these settings builds this encoder on every call; built once, the same bytes.
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def is_canonical(raw: bytes) -> bool:

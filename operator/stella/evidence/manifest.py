@@ -16,6 +16,7 @@ evidence verify`` finds the log without a ``--log``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -47,6 +48,7 @@ DATA_LOG = "log"
 
 COMMON_LABELS = {"app.kubernetes.io/managed-by": "stella", "app.kubernetes.io/part-of": "stella"}
 PACKET_SELECTOR = f"{L_EVIDENCE}=packet"
+_PACKET_LABELS = {**COMMON_LABELS, L_EVIDENCE: "packet"}
 KEY_SELECTOR = f"{L_EVIDENCE}=key"
 LOG_SELECTOR = f"{L_EVIDENCE}=log"
 
@@ -65,24 +67,45 @@ def chain_selector(chain: str) -> str:
     return f"{PACKET_SELECTOR},{L_ENVIRONMENT}={chain}"
 
 
+@functools.lru_cache(maxsize=4096)  # environments, kinds, namespaces repeat in every packet
 def _label_value(value: str) -> str | None:
     return value if len(value) <= 63 and _LABEL_VALUE.match(value) else None
 
 
 def labels_for(statement: Statement) -> dict[str, str]:
     p = statement.predicate
-    labels = dict(COMMON_LABELS)
-    labels[L_EVIDENCE] = "packet"
-    labels[L_SCOPE] = "cluster" if p.chain == CLUSTER_CHAIN else "environment"
-    candidates: dict[str, str | None] = {
-        L_ENVIRONMENT: p.environment,
-        L_RELEASE: p.release.name if p.release else None,
-        L_RELEASE_NS: p.release.namespace if p.release else None,
-        L_AGENT: p.agent.name if p.agent else None,
-        L_KIND: p.kind,
-        L_SEQUENCE: str(p.sequence),
-    }
-    for key, value in candidates.items():
+    return packet_labels(
+        p.chain,
+        p.environment,
+        p.release.name if p.release else None,
+        p.release.namespace if p.release else None,
+        p.agent.name if p.agent else None,
+        p.kind,
+        p.sequence,
+    )
+
+
+def packet_labels(
+    chain: str,
+    environment: str | None,
+    release: str | None,
+    release_namespace: str | None,
+    agent: str | None,
+    kind: str,
+    sequence: int,
+) -> dict[str, str]:
+    """The labels of a packet's ConfigMap, from the signed predicate's fields (verify
+    computes them from parsed JSON, without a Statement)."""
+    labels = dict(_PACKET_LABELS)
+    labels[L_SCOPE] = "cluster" if chain == CLUSTER_CHAIN else "environment"
+    for key, value in (
+        (L_ENVIRONMENT, environment),
+        (L_RELEASE, release),
+        (L_RELEASE_NS, release_namespace),
+        (L_AGENT, agent),
+        (L_KIND, kind),
+        (L_SEQUENCE, str(sequence)),
+    ):
         if value is not None and (safe := _label_value(value)) is not None:
             labels[key] = safe
     return labels

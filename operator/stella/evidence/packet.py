@@ -17,6 +17,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 from pydantic import AfterValidator, Field, JsonValue, PrivateAttr, ValidationError
 
 from stella.evidence.canonical import canonical_json, sha256_digest
@@ -56,14 +57,14 @@ Digest = Annotated[str, Field(pattern=r"^sha256:[a-f0-9]{64}$")]
 ShortText = Annotated[str, Field(max_length=253)]
 
 
-def _utc_seconds(value: datetime) -> datetime:
+def utc_seconds(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamps must carry a time zone")
     return value.astimezone(UTC).replace(microsecond=0)
 
 
 # Timestamps are UTC with second precision, so they serialize one way only.
-UtcSeconds = Annotated[datetime, AfterValidator(_utc_seconds)]
+UtcSeconds = Annotated[datetime, AfterValidator(utc_seconds)]
 
 
 class Subject(StrictModel):
@@ -212,7 +213,11 @@ def chain_of(environment: str | None) -> str:
 
 def packet_id(chain: str, kind: str, event_id: str) -> str:
     """Deterministic id of one event: a retry of the same event gets the same id."""
-    return hashlib.sha256(canonical_json([chain, kind, event_id])).hexdigest()
+    try:  # for strings orjson writes what canonical_json writes, faster (verify: per packet)
+        raw = orjson.dumps([chain, kind, event_id])
+    except TypeError:  # a lone surrogate: canonical_json says how
+        raw = canonical_json([chain, kind, event_id])
+    return hashlib.sha256(raw).hexdigest()
 
 
 def image_subject(image: str) -> Subject:

@@ -30,7 +30,8 @@ from stella.evidence.keys import KeyRing
 from stella.evidence.manifest import L_ENVIRONMENT, L_SCOPE, configmap_name
 from stella.evidence.packet import CLUSTER_CHAIN
 from stella.evidence.records import LogEntry, StoredPacket
-from stella.evidence.verify_envelope import Analysis, Facts, Parsed, envelope_key
+from stella.evidence.verify_envelope import Analysis, Parsed, envelope_key, holds
+from stella.evidence.verify_facts import Facts
 from stella.evidence.verify_gc import paused_gc
 from stella.evidence.verify_parallel import Analyses
 
@@ -72,6 +73,16 @@ Stored = tuple[Parsed, int]
 def _stored(analyses: Analyses, raw: str | Mapping[str, object]) -> Stored:
     parsed = envelope_key(raw)
     return parsed, -1 if parsed.key is None else analyses.add(parsed.key)
+
+
+def _stored_configmap(
+    analyses: Analyses, cm: StoredPacket, twins: Mapping[str, tuple[LogEntry, Stored]]
+) -> Stored:
+    """A ConfigMap's envelope: its log entry's, when it holds the very same one."""
+    twin = twins.get(cm.name)
+    if twin is not None and holds(cm.envelope_json, twin[0].envelope, twin[1][0]):
+        return twin[1]
+    return _stored(analyses, cm.envelope_json)
 
 
 class _Checker:
@@ -153,13 +164,15 @@ def _verify(
     with Analyses(ring, _ring(trusted_keys), jobs, expected) as analyses:
         # Parsing hands each new envelope to the workers at once, and the checks read each
         # analysis as soon as its batch is back: this process works while they do.
-        cm_stored = [_stored(analyses, cm.envelope_json) for cm in configmaps]
         log_stored = [_stored(analyses, e.envelope) for e in log_in_scope]
+        log_names = [configmap_name(e.chain, e.sequence) for e in log_in_scope]
+        twins = dict(zip(log_names, zip(log_in_scope, log_stored, strict=True), strict=True))
+        cm_stored = [_stored_configmap(analyses, cm, twins) for cm in configmaps]
         ck = _Checker(analyses)
         cm_names, cm_checked, cm_same = _check_configmaps(
             ck, configmaps, cm_stored, environment, since
         )
-        log_by_name, log_checked, log_same = _check_log(ck, log_in_scope, log_stored)
+        log_by_name, log_checked, log_same = _check_log(ck, log_in_scope, log_names, log_stored)
     for where, checked_set in (("ConfigMaps", cm_checked), ("log", log_checked)):
         ck.findings.extend(
             check_chain(_links(checked_set.values()), where=where, complete=since is None)
@@ -237,15 +250,17 @@ def _check_configmaps(
 
 
 def _check_log(
-    ck: _Checker, log_entries: Sequence[LogEntry], stored: Sequence[Stored]
+    ck: _Checker,
+    log_entries: Sequence[LogEntry],
+    names: Sequence[str],
+    stored: Sequence[Stored],
 ) -> tuple[dict[str, LogEntry], dict[str, Checked], dict[str, object]]:
     by_name: dict[str, LogEntry] = {}
     checked_by_row: dict[str, Checked] = {}
     same: dict[str, object] = {}
-    for entry, st in zip(log_entries, stored, strict=True):
+    for entry, name, st in zip(log_entries, names, stored, strict=True):
         row = f" (row {entry.row})" if entry.row is not None else ""
         item = f"log {entry.chain}#{entry.sequence}{row}"
-        name = configmap_name(entry.chain, entry.sequence)
         if name in by_name:
             ck.add(
                 "duplicate-log-entry",

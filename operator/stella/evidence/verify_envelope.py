@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
 from pydantic import ValidationError
 from pydantic_core import from_json
 
@@ -22,8 +22,8 @@ from stella.evidence.canonical import is_canonical, sha256_digest
 from stella.evidence.dsse import Envelope, b64decode, pae, verify_pae
 from stella.evidence.errors import MalformedPacket, SignatureInvalid
 from stella.evidence.keys import KeyRing, spki_fingerprint
-from stella.evidence.manifest import labels_for
 from stella.evidence.packet import PAYLOAD_TYPE, chain_of, packet_id, parse_statement
+from stella.evidence.verify_facts import Facts, facts_of, plain_facts
 
 # (payload, payloadType, ((keyid, sig), ...)): what makes two envelopes the same one.
 EnvelopeKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -59,18 +59,6 @@ def _canonical(payload: bytes) -> bool:
         return False
 
 
-class Facts(NamedTuple):
-    """The signed statement's fields that the order-dependent checks compare."""
-
-    chain: str
-    sequence: int
-    packet_id: str
-    previous_digest: str | None
-    kind: str
-    recorded_at: datetime
-    labels: dict[str, str]  # the labels its ConfigMap must carry
-
-
 class Parsed(NamedTuple):
     """One stored envelope, parsed once: its analysis key (None: no envelope, and why
     not) and the key that says whether the ConfigMap and the log hold the same one."""
@@ -78,6 +66,7 @@ class Parsed(NamedTuple):
     key: EnvelopeKey | None
     error: str
     same: object
+    plain: bool = False  # parsed in the one shape Stella writes (_plain_key)
 
 
 class Analysis(NamedTuple):
@@ -124,7 +113,7 @@ def envelope_key(raw: str | Mapping[str, object]) -> Parsed:
         obj = None
     key = _plain_key(obj)
     if key is not None:  # what _stores_key gives for this shape, without walking it again
-        return Parsed(key, "", (key[0], key[1], tuple(sorted(key[2])), _FIELDS_SORTED))
+        return Parsed(key, "", (key[0], key[1], tuple(sorted(key[2])), _FIELDS_SORTED), True)
     try:
         env = (
             Envelope.model_validate_json(raw)
@@ -135,6 +124,19 @@ def envelope_key(raw: str | Mapping[str, object]) -> Parsed:
         return Parsed(None, f"not a DSSE envelope: {exc}", _stores_key(obj, raw))
     key = (env.payload, env.payload_type, tuple((s.keyid, s.sig) for s in env.signatures))
     return Parsed(key, "", _stores_key(obj, raw))
+
+
+def holds(raw: str, envelope: Mapping[str, object], parsed: Parsed) -> bool:
+    """Whether the JSON text ``raw`` holds exactly ``envelope``, whose envelope_key is
+    ``parsed``; then envelope_key(raw) is ``parsed`` too. A ConfigMap holds its packet as
+    the canonical JSON of what the log holds as a document: encoding the document is
+    cheaper than parsing the text, and one parse then serves both stores."""
+    if not parsed.plain:  # the model parses text and documents alike, but not word for word
+        return False
+    try:  # the text is a JSON encoding of the document: json.loads(raw) == envelope
+        return orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS) == raw.encode()
+    except (TypeError, ValueError):  # not a plain dict; a lone surrogate
+        return False
 
 
 def _stores_key(obj: Any, raw: object) -> object:
@@ -195,12 +197,14 @@ class Analyser:
         if payload_type != PAYLOAD_TYPE:
             msg = f"payloadType is {payload_type!r}, not {PAYLOAD_TYPE}"
             return Analysis((("malformed", msg),), digest, None, None)
-        if not _canonical(payload):
-            problems.append(("non-canonical", "payload is not canonical JSON"))
-        try:
-            statement = parse_statement(payload)
-        except MalformedPacket as exc:
-            return Analysis((*problems, ("malformed", exc.message)), digest, None, None)
+        facts = plain_facts(payload)
+        if facts is None:  # not the shape Stella writes: the model decides, and says why
+            if not _canonical(payload):
+                problems.append(("non-canonical", "payload is not canonical JSON"))
+            try:
+                facts = facts_of(parse_statement(payload))
+            except MalformedPacket as exc:
+                return Analysis((*problems, ("malformed", exc.message)), digest, None, None)
         key_id: str | None = None
         try:
             key_id = verify_pae(pae(payload_type, payload), signatures, self.keys)
@@ -210,18 +214,8 @@ class Analyser:
             untrusted = self._untrusted(key_id)
             if untrusted:
                 problems.append(("untrusted-key", untrusted))
-        p = statement.predicate
-        if p.chain != chain_of(p.environment):
-            problems.append(("malformed", f"chain {p.chain!r} does not match the environment"))
-        if p.packet_id != packet_id(p.chain, p.kind, p.event_id):
+        if facts.chain != chain_of(facts.environment):
+            problems.append(("malformed", f"chain {facts.chain!r} does not match the environment"))
+        if facts.packet_id != packet_id(facts.chain, facts.kind, facts.event_id):
             problems.append(("packet-id-mismatch", "packet id does not match its event"))
-        facts = Facts(
-            p.chain,
-            p.sequence,
-            p.packet_id,
-            p.previous_digest,
-            p.kind,
-            p.recorded_at,
-            labels_for(statement),
-        )
         return Analysis(tuple(problems), digest, key_id, facts)
