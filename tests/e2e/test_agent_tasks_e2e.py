@@ -10,12 +10,15 @@ an agent SIGKILLed mid-rollout resumes the same task without a second template c
 an agent revoked mid-task loses it to another matching agent, with evidence; the hub
 (the operator) SIGKILLed mid-task deploys once; a failed PostDeploy step, or a failed
 verification, rolls the agent's cluster back with one rollback task, across an operator
-restart — and not at all when what ran before was not pinned by digest."""
+restart — and not at all when what ran before was not pinned by digest; the hub killed
+after it spent a task's one-time credentials and before its answer arrived hands them
+again to the same request, and the promotion deploys once."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -310,9 +313,13 @@ class Rig:
         )
         return name
 
-    def background_agent(self, home: Path, *extra: str) -> Process:
-        """`stella-agent run --tasks` as its own long-running process."""
-        argv = [AGENT, "run", "--hub", self.url, "--hub-ca", str(self.hub_ca), "--dir", str(home)]
+    def background_agent(self, home: Path, *extra: str, hub: str | None = None) -> Process:
+        """`stella-agent run --tasks` as its own long-running process (dialling `hub`, the
+        hub's own address unless a test puts something in between)."""
+        argv = [
+            *(AGENT, "run", "--hub", hub or self.url, "--hub-ca", str(self.hub_ca)),
+            *("--dir", str(home)),
+        ]
         return Process(
             "stella-agent",
             [*argv, "--tasks", *extra],
@@ -764,6 +771,86 @@ def test_the_hub_killed_mid_task_deploys_once(rig: Rig, shop: Any) -> None:
     assert kinds.count("PromotionAuthorized") == 1 and kinds.count("PromotionDeployed") == 1, kinds
 
 
+def test_credentials_whose_answer_was_lost_go_again_to_the_same_request(
+    rig: Rig, shop: Any, registry_basic: Registry
+) -> None:
+    """The operator SIGKILLed after its hub spent a task's one-time registry credentials
+    and before its answer reached the agent (the agent dials the hub through a proxy that
+    withholds the answer once the task's status says they were spent): the agent asks the
+    restarted hub again with the same request key, gets them (the image is in a registry
+    that needs them), and the promotion ends Deployed once — one task, one template
+    change, one outcome packet, no replay signal, and the credentials in no log or
+    status. (Another key is refused as a replay: tests/unit/agents/test_task_credentials.py.)"""
+    import hvac
+    from tests.e2e.hub_proxy import HubProxy
+    from tests.e2e.test_actions_e2e import packets
+
+    from devenv.services import basic_auth
+
+    assert rig.operator is not None and rig.openbao is not None
+    user, password = "stella", "s3cret-registry"  # the session registry_basic's
+    path = f"registry/lost-{uuid.uuid4().hex[:6]}"
+    kv = hvac.Client(url=rig.openbao.addr, token=rig.openbao.root_token).secrets.kv.v2
+    kv.create_or_update_secret(path=path, secret={"username": user, "password": password})
+    digest = push_image(
+        registry_basic.url, "remote/web", "10.0", f"lost-{uuid.uuid4()}".encode(),
+        basic_auth(user, password),
+    )  # fmt: skip
+    new = f"{registry_basic.host}/remote/web@{digest}"
+    home = rig.agent(f"cl-{uuid.uuid4().hex[:4]}")
+    rig.remote.deployment(rig.image("9.9"))
+    generation = rig.remote.web().metadata.generation
+    env = rig.agents_only_environment(
+        shop,
+        "lost-answer",
+        home.name,
+        allowedRegistries=[registry_basic.host],
+        registryCredentials=f"vault:secret/{path}#password",
+    )
+    proxy = HubProxy(int(rig.url.rsplit(":", 1)[1]))
+
+    def spent() -> bool:
+        return any(
+            (t.get("status") or {}).get("credentialsIssued") for t in rig.tasks_of(home.name)
+        )
+
+    proxy.withhold(spent)
+    proc = rig.background_agent(home, "--interval", "1", hub=proxy.url)
+    try:
+        shop.release("rel-cl", new, ["lost-answer"])
+        eventually(lambda: proxy.held, timeout=120, interval=0.1, what="the answer withheld")
+        [task] = rig.tasks_of(home.name)
+        assert task["status"]["phase"] == "Acknowledged", task["status"]
+        rig.operator.proc.kill()  # after the spend, before the answer reached the agent
+        proxy.cut()
+        rig.operator.restart()
+        done = shop.wait_phase("rel-cl", "lost-answer", "Deployed", timeout=150)
+    finally:
+        proc.stop()
+        proxy.close()
+        kv.delete_metadata_and_all_versions(path=path)
+    assert home.name in done["message"]
+    [task] = rig.tasks_of(home.name)
+    status = task["status"]
+    assert status["phase"] == "Succeeded" and status["credentialsIssued"] is True, status
+    assert re.fullmatch(r"[0-9a-f]{64}", status["credentialsRequest"]), status
+    web = rig.remote.web()
+    assert web.spec.template.spec.containers[0].image == new
+    assert web.metadata.generation == generation + 1  # applied once
+    assert "handed out again to the request that got them first" in rig.operator.logs()
+    assert rig.operator.metric("stella_security_events_total", signal="AgentCredentialsReplay") == 0
+    agent_log = (rig.tmp / f"{home.name}.log").read_text()
+    assert password not in agent_log + json.dumps(task) + rig.operator.logs()
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-cl"]
+    kinds = [p["kind"] for p in chain]
+    assert kinds.count("PromotionAuthorized") == 1 and kinds.count("PromotionDeployed") == 1, kinds
+    # The task is over: no one gets them again, whatever the key.
+    thief = Session(HubClient(rig.url, rig.hub_ca, Identity(home)))
+    with pytest.raises(HubError) as refused:
+        thief.hub.credentials(thief.access, task["metadata"]["name"], "x" * 43)
+    assert refused.value.status == 409
+
+
 def test_the_agent_charts_own_rbac_and_commands_deploy(rig: Rig) -> None:
     """charts/stella-agent as rendered: its Role and RoleBinding applied in the agent's
     cluster and its ServiceAccount's token as the agent's identity there; its init
@@ -946,42 +1033,37 @@ def failing_post_deploy(
             rig.remove_plugin(shop, plugin)
 
 
-def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
-    """rollout.rollbackOnFailure on an Environment deployed by an agent: a PostDeploy step
-    that fails once the agent reported success makes the hub queue ONE rollback task to
-    that agent, with the images it reported running before; the agent verifies and applies
-    them, the Release ends Failed with the step's reason and a message naming what was
-    rolled back, and the outcome packet is PromotionRolledBack. The operator SIGKILLed as
-    soon as the agent applied the rollback: the restarted one follows that task — no second
-    rollback task, no second PostDeploy run, one outcome."""
+def rolled_back_across_a_restart(
+    rig: Rig, shop: Any, agent: str, stage: str, release: str, old: str, reason: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The operator SIGKILLed once the agent applied the rollback task, and restarted; then
+    what every such rollback shows: the Release Failed with `reason`, the cluster running
+    `old` again, exactly the deploy task and ONE rollback task (the one seen before the
+    kill), and one authorization and one PromotionRolledBack packet.
+    (The Release's progress, its packets.)"""
     from tests.e2e.test_actions_e2e import packets
 
     assert rig.operator is not None
-    old, new = shop.image("7.0"), shop.image("7.1")
-    with failing_post_deploy(rig, shop, "post-agent", old) as (agent, env):
-        shop.release("rel-rb", new, ["post-agent"])
-        # Killed once the agent applied the rollback (its credentials handed out: a hub
-        # killed while handing them out fails the task, as for any task — T8, once only).
-        made = eventually(
-            lambda: next(
-                (
-                    t
-                    for t in rig.tasks_of(agent)
-                    if t["metadata"]["name"].endswith("-rollback")
-                    and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
-                ),
-                None,
+    # Killed once the agent applied the rollback (its credentials handed out).
+    made = eventually(
+        lambda: next(
+            (
+                t
+                for t in rig.tasks_of(agent)
+                if t["metadata"]["name"].endswith("-rollback")
+                and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
             ),
-            timeout=150,
-            interval=0.1,
-            what="the rollback task applied",
-        )
-        rig.operator.proc.kill()
-        rig.operator.restart()
-        failed = shop.wait_phase("rel-rb", "post-agent", "Failed", timeout=150)
-    assert failed["reason"] == "PluginFailed", failed
+            None,
+        ),
+        timeout=150,
+        interval=0.1,
+        what="the rollback task applied",
+    )
+    rig.operator.proc.kill()
+    rig.operator.restart()
+    failed = shop.wait_phase(release, stage, "Failed", timeout=150)
+    assert failed["reason"] == reason, failed
     message = failed["message"]
-    assert "service did not answer 200" in message, message
     assert f"rolled back to the images that ran before: agent {agent}" in message, message
     assert "NOT rolled back" not in message, message
     web = rig.remote.web()
@@ -994,19 +1076,39 @@ def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any)
     assert back["metadata"]["uid"] == made["metadata"]["uid"]
     assert deploy["status"]["previousImages"] == [{"component": "web", "image": old}]
     assert back["spec"]["rollback"]["of"] == deploy["metadata"]["name"]
-    assert back["spec"]["rollback"]["reason"] == "PluginFailed"
+    assert back["spec"]["rollback"]["reason"] == reason
     assert [c["image"] for c in back["spec"]["components"]] == [old]
     assert back["spec"]["rollbackOnFailure"] is False
     assert back["status"]["phase"] == "Succeeded", back["status"]
     assert back["status"]["certificateSerial"] == rig.serial(agent)
-    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-rb"]
+    env = shop.env_name(stage)
+    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == release]
     kinds = [p["kind"] for p in chain]
     assert kinds.count("PromotionAuthorized") == 1, kinds
     assert kinds.count("PromotionRolledBack") == 1, kinds
     assert "PromotionFailed" not in kinds and "PromotionDeployed" not in kinds, kinds
     rolled = next(p for p in chain if p["kind"] == "PromotionRolledBack")
-    assert rolled["outcome"]["reason"] == "PluginFailed"
+    assert rolled["outcome"]["reason"] == reason
     assert old in rolled["outcome"]["message"] and agent in rolled["outcome"]["message"]
+    return failed, chain
+
+
+def test_a_failed_post_deploy_rolls_the_agents_cluster_back(rig: Rig, shop: Any) -> None:
+    """rollout.rollbackOnFailure on an Environment deployed by an agent: a PostDeploy step
+    that fails once the agent reported success makes the hub queue ONE rollback task to
+    that agent, with the images it reported running before; the agent verifies and applies
+    them, the Release ends Failed with the step's reason and a message naming what was
+    rolled back, and the outcome packet is PromotionRolledBack. The operator SIGKILLed as
+    soon as the agent applied the rollback: the restarted one follows that task — no second
+    rollback task, no second PostDeploy run, one outcome."""
+    old, new = shop.image("7.0"), shop.image("7.1")
+    with failing_post_deploy(rig, shop, "post-agent", old) as (agent, _env):
+        shop.release("rel-rb", new, ["post-agent"])
+        failed, chain = rolled_back_across_a_restart(
+            rig, shop, agent, "post-agent", "rel-rb", old, "PluginFailed"
+        )
+    assert "service did not answer 200" in failed["message"], failed
+    kinds = [p["kind"] for p in chain]
     runs = [p["policy"]["inputs"]["step"] for p in chain if p["kind"] == "PluginRun"]
     assert runs == ["PostDeploy"], runs  # not run again after the restart
     assert kinds.index("PluginRun") < kinds.index("PromotionRolledBack")
@@ -1018,53 +1120,14 @@ def test_a_failed_verification_rolls_the_agents_cluster_back(rig: Rig, shop: Any
     the images the agent reported running before, across an operator SIGKILLed once the
     agent applied it; the Release is Failed (VerificationFailed) saying what was rolled
     back, and the outcome packet is PromotionRolledBack with the failed check."""
-    from tests.e2e.test_actions_e2e import packets
-
-    assert rig.operator is not None
     old, new = shop.image("9.0"), shop.image("9.1")
-    with failing_post_deploy(rig, shop, "verify-agent", old, "Verification") as (agent, env):
+    with failing_post_deploy(rig, shop, "verify-agent", old, "Verification") as (agent, _env):
         shop.release("rel-vf", new, ["verify-agent"])
-        made = eventually(
-            lambda: next(
-                (
-                    t
-                    for t in rig.tasks_of(agent)
-                    if t["metadata"]["name"].endswith("-rollback")
-                    and (t.get("status") or {}).get("phase") in ("Running", "Succeeded")
-                ),
-                None,
-            ),
-            timeout=150,
-            interval=0.1,
-            what="the rollback task applied",
+        failed, chain = rolled_back_across_a_restart(
+            rig, shop, agent, "verify-agent", "rel-vf", old, "VerificationFailed"
         )
-        rig.operator.proc.kill()
-        rig.operator.restart()
-        failed = shop.wait_phase("rel-vf", "verify-agent", "Failed", timeout=150)
-    assert failed["reason"] == "VerificationFailed", failed
-    message = failed["message"]
-    assert message.startswith("check smoke failed: HTTP 500, expected 200"), message
-    assert f"rolled back to the images that ran before: agent {agent}" in message, message
-    assert "NOT rolled back" not in message, message
-    web = rig.remote.web()
-    assert web.spec.template.spec.containers[0].image == old
-    assert web.metadata.annotations["stella.io/attempt"] == "1-rollback"
-    tasks = {t["metadata"]["name"]: t for t in rig.tasks_of(agent)}
-    assert len(tasks) == 2, sorted(tasks)  # the deploy and ONE rollback, across the restart
-    deploy = next(t for n, t in tasks.items() if not n.endswith("-rollback"))
-    back = tasks[f"{deploy['metadata']['name']}-rollback"]
-    assert back["metadata"]["uid"] == made["metadata"]["uid"]
-    assert back["spec"]["rollback"]["reason"] == "VerificationFailed"
-    assert [c["image"] for c in back["spec"]["components"]] == [old]
-    assert back["status"]["phase"] == "Succeeded", back["status"]
-    chain = [p for p in packets(shop.admin, env) if p.get("release", {}).get("name") == "rel-vf"]
-    kinds = [p["kind"] for p in chain]
-    assert kinds.count("PromotionAuthorized") == 1, kinds
-    assert kinds.count("PromotionRolledBack") == 1, kinds
-    assert "PromotionFailed" not in kinds and "PromotionDeployed" not in kinds, kinds
+    assert failed["message"].startswith("check smoke failed: HTTP 500, expected 200"), failed
     rolled = next(p for p in chain if p["kind"] == "PromotionRolledBack")
-    assert rolled["outcome"]["reason"] == "VerificationFailed"
-    assert old in rolled["outcome"]["message"] and agent in rolled["outcome"]["message"]
     [check] = rolled["outcome"]["checks"]
     assert (check["name"], check["state"]) == ("smoke", "Failed"), check
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,9 +136,16 @@ class HubClient:
         out = self._call("GET", f"/v1/tasks?wait={wait:g}", None, access, self.timeout + wait)
         return list(out.get("tasks") or [])
 
-    def credentials(self, access: str, task: str) -> list[dict[str, Any]]:
-        """The task's registry credentials (the hub hands them out once per task)."""
-        return list(self._post(f"/v1/tasks/{task}/credentials", {}, access).get("registries") or [])
+    def credentials(
+        self, access: str, task: str, request: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The task's registry credentials (the hub hands them out once per task). `request`:
+        this request's key; asked again with the same key after a lost answer, the hub
+        answers again (agents/task_credentials.py)."""
+        body = {"request": request} if request is not None else {}
+        return list(
+            self._post(f"/v1/tasks/{task}/credentials", body, access).get("registries") or []
+        )
 
     def report(self, access: str, task: str, phase: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._post(f"/v1/tasks/{task}/status", {**body, "phase": phase}, access))
@@ -186,12 +194,29 @@ class Session:
                     raise
                 relogged = True
                 self._login()
-            except requests.exceptions.SSLError:
-                raise  # not a hub that is away: a certificate it (or we) refuse
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout):
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if isinstance(exc, requests.exceptions.SSLError) and not _dropped(exc):
+                    raise  # not a hub that is away: a certificate it (or we) refuse
                 if time.monotonic() >= deadline:
                     raise
                 self._sleep(pause)
                 pause = min(pause * 2, 15.0)
                 with contextlib.suppress(HubError, requests.exceptions.RequestException):
                     self._login()  # the hub that answers next may be a new one
+
+
+def _dropped(exc: BaseException) -> bool:
+    """An SSL error that is only the connection closing mid-handshake (EOF, no TLS alert):
+    a hub killed or restarting, not a certificate refused (that comes as an alert)."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLEOFError):
+            return True
+        linked = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+        stack.extend(x for x in linked if isinstance(x, BaseException))
+    return False

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from cryptography import x509
 
-from stella.agents import enrollment, liveness, revocation
+from stella.agents import enrollment, liveness, revocation, task_credentials
 from stella.agents.ca import AgentCA, CSRRefused, agent_of, fingerprint
 from stella.agents.evidence import registered_event
 from stella.agents.tokens import SESSION_OTHER_CERT, Grant, TokenRefused, TokenService
@@ -41,8 +41,6 @@ UNTRUSTED_CERTIFICATE = "AgentUntrustedCertificate"
 CAPABILITY_MISMATCH = "AgentCapabilityMismatch"
 FOREIGN_TASK = "AgentForeignTask"
 CREDENTIALS_REPLAY = "AgentCredentialsReplay"
-# A task's credentials are handed out only this long after the task was made (T8).
-CREDENTIALS_SECONDS = 15 * 60
 
 
 class Conflict(Exception):
@@ -370,39 +368,53 @@ class Hub:
             raise HubRefused(409, "the task changed meanwhile; report again") from None
         return {"task": task_name, "phase": phase}
 
-    def credentials(self, bearer: str, peer: Peer, task_name: str) -> dict[str, Any]:
+    def credentials(
+        self, bearer: str, peer: Peer, task_name: str, request: object = None
+    ) -> dict[str, Any]:
         """The registry credentials of ONE task's target, to the agent the task names, once,
         within 15 minutes of the task being made (T8): an agent never obtains credentials
-        for a target it does not serve, and a copy of its session cannot fetch them again."""
+        for a target it does not serve, and a copy of its session cannot fetch them again.
+        `request`: the agent's key for this request; the same request repeated after its
+        answer was lost gets them again, no other (agents/task_credentials.py)."""
         _name, agent, task = self._own_task(bearer, peer, task_name)
+        if request is not None and not task_credentials.valid_request(request):
+            raise HubRefused(400, "request must be 32 to 128 characters of [A-Za-z0-9_-]")
+        assert peer.certificate is not None  # the session checked it
+        digest = (
+            task_credentials.request_digest(fingerprint(peer.certificate), str(request))
+            if request is not None
+            else None
+        )
         status = dict(task.get("status") or {})
-        if str(status.get("phase") or "Pending") in TERMINAL_TASK_PHASES:
-            raise HubRefused(409, "the task is over; its credentials are no longer handed out")
-        if status.get("credentialsIssued"):
-            raise self._refuse(
-                409,
-                "this task's credentials were handed out already (once per task)",
-                CREDENTIALS_REPLAY,
-                agent,
-            )
         made = parse_time((task.get("metadata") or {}).get("creationTimestamp"))
-        age = (datetime.now(UTC) - made).total_seconds() if made else CREDENTIALS_SECONDS
-        if age >= CREDENTIALS_SECONDS:
-            raise HubRefused(
-                410, "this task's credentials were valid for 15 minutes after it was made"
-            )
+        window = task_credentials.CREDENTIALS_SECONDS
+        age = (datetime.now(UTC) - made).total_seconds() if made else window
+        decision = task_credentials.decide(status, digest, age)
+        if not decision.hand_out:
+            signal = CREDENTIALS_REPLAY if decision.replay else None
+            raise self._refuse(decision.status, decision.message, signal, agent)
         env = self.store.environment(str((task.get("spec") or {}).get("environment") or ""))
         spec = (env or {}).get("spec") or {}
         ref = spec.get("registryCredentials")
         # Read first (Vault down: nothing spent, ask again), then spend, then hand out.
         values = self._secrets(str(ref)) if ref and self._secrets is not None else None
-        status["credentialsIssued"] = True
-        try:
-            self.store.replace_task_status(task, status)
-        except Conflict:
-            raise HubRefused(409, "the task changed meanwhile; ask again") from None
+        if decision.spend:
+            status["credentialsIssued"] = True
+            if digest is not None:
+                status["credentialsRequest"] = digest
+            try:
+                self.store.replace_task_status(task, status)
+            except Conflict:
+                raise HubRefused(409, "the task changed meanwhile; ask again") from None
+        else:
+            log.warning(
+                "task %s: its credentials handed out again to the request that got them "
+                "first (that answer never reached the agent)",
+                task_name,
+            )
+        expires = int(window - age)
         if values is None:
-            return {"registries": [], "expiresIn": int(CREDENTIALS_SECONDS - age)}
+            return {"registries": [], "expiresIn": expires}
         return {
             "registries": [
                 {
@@ -411,5 +423,5 @@ class Hub:
                     "password": values["password"],
                 }
             ],
-            "expiresIn": int(CREDENTIALS_SECONDS - age),
+            "expiresIn": expires,
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -170,7 +171,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _credentials(session: Any, task: str) -> Callable[[], list[dict[str, Any]]]:
     def fetch() -> list[dict[str, Any]]:
-        return list(session.call(session.hub.credentials, task))
+        # This request's key, in memory only: the retries of session.call (a hub restarted
+        # before its answer arrived) carry it, so the hub answers them again; nothing else
+        # has it (agents/task_credentials.py).
+        request = secrets.token_urlsafe(32)
+        return list(session.call(session.hub.credentials, task, request))
 
     return fetch
 

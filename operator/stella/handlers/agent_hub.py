@@ -9,6 +9,7 @@ own thread and loop (handlers/tls_server.py). Decisions are stella.agents.hub's.
     GET  /v1/tasks?wait=25              + Bearer   -> {tasks: [...]}          (long poll)
     POST /v1/tasks/NAME/status {phase, message, previousImages, rolledBack} + Bearer
     POST /v1/tasks/NAME/credentials     + Bearer   -> that task's registry credentials, once
+                                        ({request}: the agent's key, repeated after a lost answer)
 
 Refusals answer {error} with 400/401/403/409; a security signal is counted
 (stella_security_events_total), logged on stella.security and posted as an Event on the
@@ -116,7 +117,7 @@ class AgentHubServer(ThreadedTLSServer):
             await asyncio.sleep(0.2)  # reads memory (agents/cache.py), not the API server
 
     def _credentials(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
-        return self.hub.credentials(bearer, peer, str(body["__task__"]))
+        return self.hub.credentials(bearer, peer, str(body["__task__"]), body.get("request"))
 
     def _report(self, body: Mapping[str, Any], peer: Peer, bearer: str) -> Any:
         return self.hub.report(bearer, peer, str(body["__task__"]), body)

@@ -18,6 +18,7 @@ from pydantic import Field
 from stella.models.common import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    SHA256_HEX,
     Condition,
     Name,
     NamespaceName,
@@ -137,6 +138,12 @@ class AgentTaskStatus(StrictModel):
     credentials_issued: bool = Field(
         default=False,
         description="The task's registry credentials were handed to its agent (once only).",
+    )
+    credentials_request: Annotated[str, Field(pattern=SHA256_HEX)] | None = Field(
+        default=None,
+        description="SHA-256 of the agent's certificate fingerprint and the key of the request "
+        "that got the credentials: only that request, repeated after its answer was lost, "
+        "gets them again.",
     )
     acknowledged_at: datetime | None = Field(default=None, description="When it was taken.")
     finished_at: datetime | None = Field(default=None, description="When it ended.")

@@ -281,3 +281,78 @@ def test_renewal_replaces_the_certificate_and_retires_the_old_one(world: World) 
     (d / "agent.key").write_bytes(old_key)
     _refused(world.client(Identity(d)).login, 403)
     assert world.signals[-1] == hub.UNKNOWN_CERTIFICATE
+
+
+def test_task_credentials_go_to_one_request_and_again_only_to_it(world: World) -> None:
+    """T8 with a lost answer: the request that spent a task's credentials gets them again
+    with its key (from its certificate), while the task has applied nothing; another key,
+    or none, is a replay; a malformed key is refused before anything is spent."""
+    import secrets
+
+    from stella.agents.task_credentials import request_digest
+
+    name, token = world.agent()
+    identity = world.enrolled(name, token)
+    hub_client = world.client(identity)
+    access = hub_client.login()["accessToken"]
+    task = f"t-{uuid.uuid4().hex[:8]}"
+    api = client.CustomObjectsApi(world.admin)
+    deadline = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    api.create_namespaced_custom_object(
+        G,
+        V,
+        "stella-system",
+        "agenttasks",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "AgentTask",
+            "metadata": {"name": task, "labels": {"stella.io/agent": name}},
+            "spec": {
+                "agent": name,
+                "environment": "nowhere",
+                "release": {"namespace": "shop", "name": "r", "uid": str(uuid.uuid4()),
+                            "version": "1.0.0"},
+                "namespace": "shop",
+                "components": [
+                    {
+                        "name": "web",
+                        "image": "registry.example.com/web@sha256:" + "a" * 64,
+                        "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                    }
+                ],
+                "deadline": deadline,
+            },
+        },
+    )  # fmt: skip
+    try:
+        _refused(lambda: hub_client.credentials(access, task, "short"), 400)
+        assert "credentialsIssued" not in (
+            api.get_namespaced_custom_object(G, V, "stella-system", "agenttasks", task).get(
+                "status"
+            )
+            or {}
+        )
+        key = secrets.token_urlsafe(32)
+        assert hub_client.credentials(access, task, key) == []
+        assert hub_client.credentials(access, task, key) == []  # its answer lost: again
+        status = api.get_namespaced_custom_object(G, V, "stella-system", "agenttasks", task)[
+            "status"
+        ]
+        cert = x509.load_pem_x509_certificate(identity.cert.read_bytes())
+        fp = cert.fingerprint(hashes.SHA256()).hex()
+        assert status["credentialsIssued"] is True
+        assert status["credentialsRequest"] == request_digest(fp, key)
+        assert key not in str(status)
+        before = world.signals.count(hub.CREDENTIALS_REPLAY)
+        for other in (secrets.token_urlsafe(32), None):
+            msg = _refused(lambda o=other: hub_client.credentials(access, task, o), 409)
+            assert "handed out already" in msg
+        assert world.signals.count(hub.CREDENTIALS_REPLAY) == before + 2
+        # Once the agent applied, not even the same request gets them.
+        hub_client.report(access, task, "Running", {"message": "applied"})
+        assert "applied its images" in _refused(
+            lambda: hub_client.credentials(access, task, key), 409
+        )
+        assert world.signals.count(hub.CREDENTIALS_REPLAY) == before + 2
+    finally:
+        api.delete_namespaced_custom_object(G, V, "stella-system", "agenttasks", task)

@@ -67,3 +67,22 @@ def test_a_certificate_refused_is_not_a_hub_away() -> None:
     hub = Hub([requests.exceptions.SSLError("unknown ca")])
     with pytest.raises(requests.exceptions.SSLError):
         session(hub).call(hub.heartbeat, [])
+
+
+def test_a_connection_dropped_mid_handshake_is_a_hub_away() -> None:
+    """A hub killed while the agent's TLS handshake is under way closes the connection
+    with no alert (SSLEOFError, as requests wraps it): tried again, not taken for a
+    refused certificate."""
+    import ssl
+
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    try:
+        try:
+            raise eof
+        except ssl.SSLEOFError as inner:
+            raise requests.exceptions.SSLError(inner) from inner
+    except requests.exceptions.SSLError as wrapped:
+        dropped = wrapped
+    hub = Hub([dropped])
+    assert session(hub).call(hub.heartbeat, []) == {"ok": []}
+    assert len(hub.seen) == 2
