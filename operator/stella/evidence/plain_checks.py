@@ -50,23 +50,18 @@ class UnsupportedModel(TypeError):
 def plain_check(model: type[BaseModel]) -> Check:
     """The compiled check of ``model``; its source is kept as ``.source`` (for reading)."""
     gen = _Generator()
-    gen.model(model, "v0", 1, ())
-    source = "def check(v0):\n" + "\n".join(gen.lines) + "\n    return True\n"
+    gen.model(model, "v0", 2, ())
+    source = (
+        "def check(v0):\n    try:\n"
+        + "\n".join(gen.lines)
+        + "\n    except KeyError:  # a required field is missing\n        return False"
+        + "\n    return True\n"
+    )
     namespace: dict[str, Any] = dict(gen.constants)
     exec(compile(source, f"<plain check of {model.__name__}>", "exec"), namespace)  # noqa: S102
     check: Check = namespace["check"]
     check.source = source  # type: ignore[attr-defined]
     return check
-
-
-def stamp(value: str) -> datetime | None:
-    """A timestamp in Stella's form as the aware datetime pydantic reads; None otherwise."""
-    if STAMP.fullmatch(value) is None:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:  # 2026-02-30, 25:00:00
-        return None
 
 
 class _Generator:
@@ -111,12 +106,9 @@ class _Generator:
                 raise UnsupportedModel(f"{model.__name__}.{name}: alias paths are not supported")
             fields.append((key or name, info))
         allowed = self.name("KEYS", frozenset(k for k, _ in fields))
-        required = self.name("REQUIRED", frozenset(k for k, i in fields if i.is_required()))
-        self.fail_if(
-            depth,
-            f"type({var}) is not dict or not {var}.keys() <= {allowed} "
-            f"or not {var}.keys() >= {required}",
-        )
+        # Required fields are read as var[key]: a missing one raises KeyError, which the
+        # function turns into False.
+        self.fail_if(depth, f"type({var}) is not dict or not {var}.keys() <= {allowed}")
         for key, info in fields:
             item = self.name("x")
             where = f"{model.__name__}.{key}"
@@ -152,7 +144,13 @@ class _Generator:
             self.value(rest[0], metadata, var, depth + 1, outer, where)
             return
         c = _constraints(metadata, where)
-        sized = "" if (c.lo, c.hi) == (0, I64) else f" or not {c.lo} <= len({var}) <= {c.hi}"
+        sized = (
+            ""
+            if (c.lo, c.hi) == (0, I64)
+            else f" or len({var}) > {c.hi}"
+            if c.lo == 0
+            else f" or not {c.lo} <= len({var}) <= {c.hi}"
+        )
         if origin is typing.Literal:
             c.only(where, "literal")
             if not all(type(a) is str for a in args):
