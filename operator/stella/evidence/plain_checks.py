@@ -245,14 +245,8 @@ def _supported_model(model: type[BaseModel]) -> None:
     if not set(config) <= _NEUTRAL_CONFIG or config.get("extra") != "forbid":
         raise UnsupportedModel(f"{model.__name__}: config {sorted(config)} not supported")
     decorators = model.__pydantic_decorators__
-    if any(
-        (
-            decorators.validators,
-            decorators.field_validators,
-            decorators.root_validators,
-            decorators.model_validators,
-        )
-    ):
+    kinds = ("validators", "field_validators", "root_validators", "model_validators")
+    if any(getattr(decorators, kind) for kind in kinds):
         raise UnsupportedModel(f"{model.__name__}: validator functions are not supported")
 
 
