@@ -192,9 +192,12 @@ def _verify(
     report = Report()
     report.configmaps = len(cm_names)
     report.log_entries = len(log_in_scope)
-    for checked in (*cm_checked.values(), *log_checked.values()):
-        chain, seq = checked.facts.chain, checked.facts.sequence
-        report.heads[chain] = max(report.heads.get(chain, 0), seq)
+    heads = report.heads
+    for checked_set in (cm_checked, log_checked):
+        for checked in checked_set.values():
+            chain, seq = checked.facts.chain, checked.facts.sequence
+            if chain not in heads or heads[chain] < seq:
+                heads[chain] = max(seq, 0)
     report.signatures = len(ck.verified)
     report.processes = analyses.processes
     report.findings = sorted(set(ck.findings), key=lambda f: (f.item, f.code, f.message))
@@ -216,7 +219,9 @@ def _check_configmaps(
         # environment's) is skipped before any of its findings is reported.
         analysis = ck.analysis(st)
         facts = analysis.facts if analysis is not None else None
-        if facts is not None:
+        if environment is None and since is None:
+            pass  # everything is in scope
+        elif facts is not None:
             if not _in_scope(facts.chain, facts.recorded_at, environment, since):
                 continue
         elif environment is not None and _configmap_chain(cm) != environment:
