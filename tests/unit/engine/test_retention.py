@@ -90,8 +90,11 @@ def test_property_what_goes_is_finished_and_beyond_the_newest_kept(
 
 
 def test_a_full_batch_sweeps_again_at_once_until_the_backlog_is_gone() -> None:
-    from stella.engine.retention import BACKLOG_PAUSE, BATCH, next_sweep_in
+    from stella.engine.retention import BACKLOG_PAUSE, BATCH, FOLLOW_PAUSE, next_sweep_in
 
-    assert next_sweep_in(BATCH, 30.0) == BACKLOG_PAUSE < 30.0  # more are waiting
-    assert next_sweep_in(BATCH - 1, 30.0) == 30.0  # caught up: back to the period
-    assert next_sweep_in(0, 30.0) == 30.0
+    assert next_sweep_in(BATCH, 30.0) == BACKLOG_PAUSE < FOLLOW_PAUSE  # more are waiting
+    # Releases are finishing: follow them soon rather than let a period's worth pile up.
+    assert next_sweep_in(BATCH - 1, 30.0) == FOLLOW_PAUSE < 30.0
+    assert next_sweep_in(1, 30.0) == FOLLOW_PAUSE
+    assert next_sweep_in(1, 1.0) == 1.0  # never later than the period itself
+    assert next_sweep_in(0, 30.0) == 30.0  # none went: back to the period
