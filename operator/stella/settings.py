@@ -125,6 +125,11 @@ class Settings:
     )
     max_promotions: int = field(default_factory=lambda: int(_env("STELLA_MAX_PROMOTIONS", "50")))
     plugin_runs_max: int = field(default_factory=lambda: int(_env("STELLA_PLUGIN_RUNS_MAX", "4")))
+    # Free heap pages handed back to the OS this often (glibc malloc_trim; docs/quotas.md);
+    # 0 = never.
+    memory_trim_seconds: float = field(
+        default_factory=lambda: float(_env("STELLA_MEMORY_TRIM_SECONDS", "60"))
+    )
     # Opt-in retention of finished Releases per namespace (docs/quotas.md); 0 = off.
     keep_finished_releases: int = field(
         default_factory=lambda: int(_env("STELLA_KEEP_FINISHED_RELEASES", "0"))

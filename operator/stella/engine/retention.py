@@ -19,6 +19,7 @@ meantime is never the one deleted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -34,17 +35,14 @@ BATCH = 500  # deletes per sweep: the rest wait for the next one
 IN_FLIGHT = 8  # deletes at once, on retention's own threads (see _deletes)
 BACKLOG_PAUSE = 1.0  # seconds between sweeps while a full batch went (more are waiting)
 FOLLOW_PAUSE = 2.0  # seconds to the next sweep after one that deleted some, not a batch
-_pool: ThreadPoolExecutor | None = None
 
 
+@functools.cache
 def _deletes() -> ThreadPoolExecutor:
     """Retention's own threads. On the engine's shared I/O threads its deletes queued behind
     the reconciles' writes exactly when both were busiest, and fell behind Releases
     finishing at ~60/s (T10: Releases held grew ~9/s under 200 creates/s)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="stella-retention")
-    return _pool
+    return ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="stella-retention")
 
 
 def finished(body: Body) -> bool:

@@ -27,6 +27,7 @@ from stella.handlers import http
 from stella.handlers.admission import Admission
 from stella.handlers.release_params import ReleaseParamsPublisher
 from stella.handlers.webhook import WebhookServer
+from stella.k8s import memory
 from stella.k8s.fanout import Fanout
 from stella.k8s.informer import Informer
 from stella.settings import Settings
@@ -94,6 +95,7 @@ async def run(settings: Settings) -> None:
         synced=lambda: bool(view.synced),
     )
     log.info("serving /healthz /readyz /metrics on %s:%d", settings.http_host, settings.http_port)
+    trimming = asyncio.create_task(memory.release_every(settings.memory_trim_seconds))
     try:
         # Standalone on every replica (no kopf peering): kopf only starts and stops the
         # operator here; which replica runs the engine is the Lease's to say.
@@ -101,6 +103,7 @@ async def run(settings: Settings) -> None:
             clusterwide=True, standalone=True, ready_flag=ready, memo=memo, stop_flag=stop
         )
     finally:
+        trimming.cancel()
         params.stop()
         informer.stop()
         if webhook is not None:

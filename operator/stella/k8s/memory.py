@@ -11,10 +11,12 @@ no-op.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger("stella")
 
@@ -30,19 +32,47 @@ def _rss_kib() -> int | None:
     return None
 
 
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        fn: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return fn
+
+
 def trim(why: str) -> None:
     """Collect garbage, then hand free heap pages back to the OS (glibc only)."""
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if not name:
-        return
-    try:
-        libc = ctypes.CDLL(name)
-        malloc_trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return
+    release(why, logging.INFO)
+
+
+def release(why: str, level: int = logging.DEBUG) -> int | None:
+    """Hand the heap's free pages back to the OS (glibc only), without a garbage collection;
+    returns the KiB of RSS given back (None where it cannot be told)."""
+    malloc_trim = _malloc_trim()
+    if malloc_trim is None:
+        return None
     before = _rss_kib()
     malloc_trim(0)
     after = _rss_kib()
-    if before is not None and after is not None:
-        log.info("memory: %s; RSS %.1f -> %.1f MiB", why, before / 1024, after / 1024)
+    if before is None or after is None:
+        return None
+    log.log(level, "memory: %s; RSS %.1f -> %.1f MiB", why, before / 1024, after / 1024)
+    return before - after
+
+
+async def release_every(seconds: float) -> None:
+    """Hand free heap pages back every `seconds` (0: never), for the life of the process.
+
+    Under steady load the Python objects the operator holds stay flat (T10, a tracemalloc
+    run: +0.8 MiB traced while RSS grew +28 MiB with the Releases held constant) — what grows
+    is glibc's heaps: the webhook server's, the informers' and the engine's I/O threads
+    each allocate in their own arena, and the pages freed there stay mapped until a trim.
+    One malloc_trim walks every arena, in a thread off the loop; no gc.collect,
+    which at 10,000 Releases would hold the GIL for a noticeable pause."""
+    while seconds > 0:
+        await asyncio.sleep(seconds)
+        await asyncio.to_thread(release, "periodic trim")

@@ -26,3 +26,50 @@ def test_trim_returns_freed_pages_in_the_middle_of_the_heap(
     assert before - after > 50 * 1024, (before, after)  # KiB
     assert any(r.getMessage().startswith("memory: test; RSS") for r in caplog.records)
     assert fence
+
+
+def test_release_gives_back_what_another_thread_freed_in_its_own_arena() -> None:
+    # The steady-load case (T10): the webhook server's and the I/O threads' allocations live
+    # in their own glibc arenas; a periodic release from any thread trims every arena.
+    import threading
+
+    fences: list[bytes] = []
+
+    def churn() -> None:
+        blocks = [bytes(1024 - 33) + i.to_bytes(8, "little") for i in range(100_000)]
+        fences.append(bytes(2048))  # kept: the arena's top cannot shrink below it
+        del blocks
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    worker.join()
+    given_back = memory.release("test")
+    assert given_back is not None and given_back > 50 * 1024, given_back  # KiB
+    assert fences
+
+
+def test_release_every_zero_never_runs_and_a_period_keeps_releasing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    asyncio.run(asyncio.wait_for(memory.release_every(0), 1.0))  # returns at once: off
+    calls: list[str] = []
+
+    async def some() -> None:
+        three = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def release(why: str, *_: object) -> int:
+            calls.append(why)
+            if len(calls) >= 3:
+                loop.call_soon_threadsafe(three.set)
+            return 0
+
+        monkeypatch.setattr(memory, "release", release)
+        task = asyncio.create_task(memory.release_every(0.01))
+        await three.wait()
+        task.cancel()
+
+    asyncio.run(asyncio.wait_for(some(), 10.0))
+    assert calls[:3] == ["periodic trim"] * 3
