@@ -9,7 +9,7 @@ gets ``library/`` in front, as ``docker pull`` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from stella.registry.errors import InvalidImageReference
@@ -139,6 +139,15 @@ def normalize_registry(host: str) -> str:
     """Registry hosts compare case-insensitively; Docker Hub's aliases are one registry."""
     lowered = host.strip().lower()
     return DOCKER_HUB if lowered in _HUB_ALIASES else lowered
+
+
+def registry_matcher(allowed: Iterable[str]) -> Callable[[ImageRef], bool]:
+    """Whether an image's registry is one of `allowed`, compared as :func:`normalize_registry`
+    does (case-insensitive, Docker Hub's aliases one registry, nothing else alike: a host
+    that only starts or ends like an allowed one is another registry). An empty `allowed`
+    matches every registry."""
+    hosts = frozenset(normalize_registry(h) for h in allowed)
+    return lambda ref: not hosts or normalize_registry(ref.registry) in hosts
 
 
 def foreign_registry(images: Iterable[str], allowed: Iterable[str]) -> tuple[str, str] | None:

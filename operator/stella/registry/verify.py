@@ -26,7 +26,7 @@ from stella.registry.client import (
     gather_limited,
 )
 from stella.registry.errors import InvalidImageReference, RegistryError, TagNotFound
-from stella.registry.reference import ImageRef, parse_image_ref, parse_pinned
+from stella.registry.reference import ImageRef, parse_image_ref, parse_pinned, registry_matcher
 from stella.secrets.errors import SecretsError
 from stella.secrets.refs import VaultRef, parse_vault_ref
 from stella.secrets.vault import VaultClient
@@ -159,11 +159,13 @@ def vault_credentials(
         bao kv put secret/registry/prod username=stella password=...
         registryCredentials: vault:secret/registry/prod#password
 
-    Credentials go only to hosts in ``allowed_registries`` (when that list is non-empty):
+    Credentials go only to hosts in ``allowed_registries`` (when that list is non-empty),
+    compared as admission and the deploy-time check compare them (``normalize_registry``:
+    ``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` are one registry):
     a Release naming another registry gets an anonymous request, never the secret.
     Each call reads Vault afresh; nothing is cached between verifications.
     """
-    allowed = {h.lower() for h in allowed_registries}
+    allowed = registry_matcher(allowed_registries)
     ref = (
         None
         if reference is None
@@ -175,7 +177,7 @@ def vault_credentials(
     async def lookup(image: ImageRef) -> RegistryCredentials | None:
         if ref is None:
             return None
-        if allowed and image.registry.lower() not in allowed:
+        if not allowed(image):
             return None
         values = await vault.aread_keys(ref, username_key)
         return RegistryCredentials(username=values[username_key].reveal(), password=values[ref.key])
@@ -187,10 +189,10 @@ def static_credentials(
     credentials: RegistryCredentials | None, hosts: Iterable[str] = ()
 ) -> CredentialsLookup:
     """A lookup returning fixed credentials (for hosts in ``hosts``, or all when empty)."""
-    only = {h.lower() for h in hosts}
+    only = registry_matcher(hosts)
 
     async def lookup(image: ImageRef) -> RegistryCredentials | None:
-        if only and image.registry.lower() not in only:
+        if not only(image):
             return None
         return credentials
 

@@ -1,0 +1,100 @@
+"""Which registries get an Environment's credentials: the hosts admission and the
+deploy-time check allow, compared the same way (normalize_registry) — Docker Hub's aliases
+are one registry, case does not matter, and a host that only looks like an allowed one
+gets nothing (fail closed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+
+import pytest
+
+from stella.registry.client import RegistryCredentials
+from stella.registry.reference import parse_pinned, registry_matcher
+from stella.registry.verify import static_credentials, vault_credentials
+from stella.secrets.refs import VaultRef
+from stella.secrets.value import SecretValue
+from stella.secrets.vault import VaultClient
+
+D = "@sha256:" + "a" * 64
+REF = "vault:secret/data/registry/prod#password"
+
+
+class _Vault:
+    """Answers every read with one user name and password, and counts the reads."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def aread_keys(self, ref: VaultRef | str, *keys: str) -> dict[str, SecretValue]:
+        self.reads += 1
+        return {"username": SecretValue("stella"), "password": SecretValue("s3cret")}
+
+
+def _creds_for(allowed: list[str], image: str) -> tuple[RegistryCredentials | None, int]:
+    vault = _Vault()
+    lookup = vault_credentials(cast(VaultClient, vault), REF, allowed)
+    creds = asyncio.run(lookup(parse_pinned(image)))
+    return creds, vault.reads
+
+
+@pytest.mark.parametrize(
+    ("allowed", "image"),
+    [
+        ("docker.io", f"index.docker.io/shop/web{D}"),
+        ("docker.io", f"registry-1.docker.io/shop/web{D}"),
+        ("docker.io", f"shop/web{D}"),
+        ("index.docker.io", f"docker.io/shop/web{D}"),
+        ("index.docker.io", f"library/nginx{D}"),
+        ("Registry-1.Docker.IO", f"Index.Docker.io/shop/web{D}"),
+        ("Registry.Example.com", f"registry.example.com/shop/web{D}"),
+        ("registry.example.com:5000", f"REGISTRY.example.com:5000/shop/web{D}"),
+    ],
+)
+def test_an_allowed_registry_gets_the_credentials_however_its_host_is_written(
+    allowed: str, image: str
+) -> None:
+    creds, reads = _creds_for([allowed], image)
+    assert creds is not None
+    assert creds.username == "stella"
+    assert creds.password == SecretValue("s3cret")
+    assert reads == 1
+
+
+@pytest.mark.parametrize(
+    ("allowed", "image"),
+    [
+        ("docker.io", f"docker.io.evil.com/shop/web{D}"),
+        ("docker.io", f"evil-docker.io/shop/web{D}"),
+        ("docker.io", f"index.docker.io.evil.com/shop/web{D}"),
+        ("index.docker.io", f"docker.io.evil.com/shop/web{D}"),
+        ("docker.io", f"registry.example.com/docker.io/web{D}"),
+        ("registry.example.com", f"registry.example.com.evil.com/shop/web{D}"),
+        ("registry.example.com", f"registry.example.com:5000/shop/web{D}"),
+        ("registry.example.com", f"shop/web{D}"),  # Docker Hub, not the allowed registry
+    ],
+)
+def test_a_host_that_only_looks_allowed_gets_nothing_and_vault_is_not_read(
+    allowed: str, image: str
+) -> None:
+    assert _creds_for([allowed], image) == (None, 0)
+
+
+def test_no_reference_reads_nothing() -> None:
+    vault = _Vault()
+    lookup = vault_credentials(cast(VaultClient, vault), None, ["docker.io"])
+    assert asyncio.run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is None
+    assert vault.reads == 0
+
+
+def test_the_agents_task_credentials_follow_the_same_rule() -> None:
+    creds = RegistryCredentials("stella", SecretValue("s3cret"))
+    lookup = static_credentials(creds, ["index.docker.io"])
+    assert asyncio.run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is creds
+    assert asyncio.run(lookup(parse_pinned(f"docker.io.evil.com/shop/web{D}"))) is None
+
+
+def test_an_empty_list_matches_every_registry() -> None:
+    # As admission and foreign_registry read it: no list allows every registry.
+    assert registry_matcher([])(parse_pinned(f"anything.example/shop/web{D}"))
