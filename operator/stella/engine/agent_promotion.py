@@ -23,6 +23,7 @@ from stella.engine import agent_dispatch, agent_redispatch, agent_rollback, kube
 from stella.engine.plugin_steps import PluginSteps
 from stella.engine.promotion import Authorization, Promotion, persist
 from stella.engine.promotion import move as _move
+from stella.engine.reconciler_protocol import ReconcilerParts
 from stella.evidence.errors import EvidenceError
 from stella.models.agent_task import TERMINAL_TASK_PHASES
 from stella.policy.duration import parse_duration
@@ -36,19 +37,9 @@ REPORT_GRACE_SECONDS = 60.0
 POLL = 2.0
 
 
-class AgentPromotions(PluginSteps):
-    """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes, and
-    the plugin steps."""
-
-    registry: Any
-    locks: Any
-    hooks: Any
-    view: Any
-    _credentials: Any
-    _gates_before_deploy: Any
-    _evidence_pending: Any
-    _finish: Any
-    _rolled_out: Any
+class AgentPromotions(PluginSteps, ReconcilerParts):
+    """Mixed into the Reconciler: uses its registry, locks, evidence hooks and writes, the
+    gates and the plugin steps (engine/reconciler_protocol.py)."""
 
     async def _start_agent_deploy(self, promo: Promotion, why: Authorization) -> float | None:
         body, spec, p = promo.body, promo.spec, promo.p

@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
 from stella.engine import applications
 from stella.engine.promotion import Promotion, move
+from stella.engine.reconciler_protocol import ReconcilerParts
 from stella.policy.duration import parse_duration
 
 POLL = 2.0
 
 
-class ApplicationPromotions:
+class ApplicationPromotions(ReconcilerParts):
     """Mixed into the Reconciler: uses its _rolled_out and _finish (the Reconciler holds
     the Environment's lock around this, engine/reconcile.py: _observe)."""
-
-    _rolled_out: Any
-    _finish: Any
 
     async def _follow_applications(self, promo: Promotion) -> float | None:
         spec, p, env_spec = promo.spec, promo.p, promo.env_spec

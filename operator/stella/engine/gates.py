@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any
 
 from stella import metrics
 from stella.engine import kubeio
@@ -26,8 +25,8 @@ from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
 from stella.registry import RegistryError
-from stella.registry.reference import foreign_registry
-from stella.registry.verify import vault_credentials
+from stella.registry.reference import ImageRef, foreign_registry
+from stella.registry.verify import CredentialsLookup, VerificationReport, vault_credentials
 from stella.secrets import VaultClient
 from stella.secrets.errors import SecretsError
 from stella.supplychain.check import SupplyChainReport
@@ -45,16 +44,16 @@ class PromotionGates(PluginSteps):
     vault: VaultClient | None
     supply_chain: SupplyChainGate
 
-    def _credentials(self, env_spec: EnvironmentSpec) -> Any:
+    def _credentials(self, env_spec: EnvironmentSpec) -> CredentialsLookup:
         if env_spec.registry_credentials is None:
 
-            async def none(_: Any) -> None:
+            async def none(_: ImageRef) -> None:
                 return None
 
             return none
         if self.vault is None:
 
-            async def unavailable(_: Any) -> None:
+            async def unavailable(_: ImageRef) -> None:
                 from stella.secrets.errors import VaultUnavailable
 
                 raise VaultUnavailable(
@@ -68,7 +67,7 @@ class PromotionGates(PluginSteps):
         )
 
     async def _gates_before_deploy(
-        self, promo: Promotion, digests: Any
+        self, promo: Promotion, digests: VerificationReport
     ) -> SupplyChainReport | float | None:
         """Every check before the lock, in order: the digests (`digests`, the registry's
         report), the supply-chain policy, the plugins' Gate and PreDeploy steps. The
@@ -104,7 +103,9 @@ class PromotionGates(PluginSteps):
             return block.retry_after
         return chain
 
-    async def _digest_gate(self, promo: Promotion, report: Any) -> float | bool | None:
+    async def _digest_gate(
+        self, promo: Promotion, report: VerificationReport
+    ) -> float | bool | None:
         """True when every image verified; else what the step returns: None after a halt
         (a digest that does not match: a person must clear it), seconds to a retry when
         the registry or Vault cannot answer now (fail closed)."""

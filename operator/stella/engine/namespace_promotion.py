@@ -22,24 +22,22 @@ from stella.engine.approved_digests import ApprovedDigests
 from stella.engine.gates import PromotionGates
 from stella.engine.promotion import Authorization, Promotion, move, now, persist
 from stella.engine.quotas import QUOTA_RETRY, over_quota
+from stella.engine.reconciler_protocol import ReconcilerParts
 from stella.evidence.errors import EvidenceError
 from stella.models.release import WorkloadImage
 from stella.policy import parse_duration
-from stella.registry import RegistryClient, verify_release_images
+from stella.registry import verify_release_images
 from stella.supplychain.check import SupplyChainReport
 
 DEPLOY_POLL = 2.0
 
 
-class NamespacePromotions(PromotionGates):
+class NamespacePromotions(PromotionGates, ReconcilerParts):
     """Mixed into the Reconciler: uses its registry, approved digests, quota, the gates,
-    the plugin steps, and _rolled_out and _finish."""
+    the plugin steps, and _rolled_out and _finish (engine/reconciler_protocol.py)."""
 
-    registry: RegistryClient
     digests: ApprovedDigests | None
     max_promotions: int
-    _rolled_out: Any
-    _finish: Any
 
     async def _start_deploy(self, promo: Promotion, why: Authorization) -> float | None:
         body, spec, p = promo.body, promo.spec, promo.p

@@ -22,6 +22,7 @@ from typing import Any
 
 from stella import API_VERSION, metrics
 from stella.engine import kubeio
+from stella.engine.evidence_hooks import EvidenceHooks
 from stella.engine.promotion import Promotion
 from stella.evidence.errors import EvidenceError
 from stella.evidence.event import EvidenceEvent
@@ -34,6 +35,7 @@ from stella.plugins.baseline import ResourceBaseline
 from stella.plugins.report import LIMIT_OUTCOMES
 from stella.plugins.runner import PluginRunner, StepResult
 from stella.plugins.sandbox import Backends, Sandbox
+from stella.secrets import VaultClient
 
 log = logging.getLogger("stella.engine.plugins")
 security = logging.getLogger("stella.security")
@@ -56,7 +58,7 @@ _RUNNERS: dict[str, PluginRunner] = {}
 _BASELINE = ResourceBaseline()
 
 
-def runner(vault: Any, max_in_flight: int = 4) -> PluginRunner:
+def runner(vault: VaultClient | None, max_in_flight: int = 4) -> PluginRunner:
     """One sandbox (one engine, one compiled-module cache) per operator process."""
     if "default" not in _RUNNERS:
         from stella.k8s.client import api_client
@@ -73,8 +75,8 @@ def runner(vault: Any, max_in_flight: int = 4) -> PluginRunner:
 class PluginSteps:
     """Mixed into the Reconciler: uses its evidence hooks and Vault client."""
 
-    hooks: Any
-    vault: Any
+    hooks: EvidenceHooks
+    vault: VaultClient | None
     plugin_runs_max: int
 
     async def _plugin_steps_before_deploy(self, promo: Promotion) -> StepBlock | None:

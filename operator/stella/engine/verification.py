@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
 
 from stella import metrics
 from stella.engine import applications, job_checks, probes, workloads
@@ -20,6 +19,7 @@ from stella.engine.agent_rollback import Why
 from stella.engine.namespace_promotion import restore
 from stella.engine.promotion import Promotion, move, persist
 from stella.engine.promotion import now as _now
+from stella.engine.reconciler_protocol import ReconcilerParts
 from stella.evidence.dora import failing_since
 from stella.models.common import parse_time
 from stella.models.environment import EnvironmentStatus
@@ -34,14 +34,10 @@ def needs_verification(policy: VerificationPolicy | None) -> bool:
     )
 
 
-class Verifications:
-    """Mixed into the Reconciler: uses its view, _finish (the Reconciler's) and _passport
-    (engine/gates.py); the Reconciler holds the Environment's lock around it (_observe)."""
-
-    view: Any
-    _finish: Any
-    _passport: Any
-    _agents_failed_after_rollout: Any
+class Verifications(ReconcilerParts):
+    """Mixed into the Reconciler: uses its view, _finish (the Reconciler's), _passport
+    (engine/gates.py) and _agents_failed_after_rollout (engine/agent_promotion.py); the
+    Reconciler holds the Environment's lock around it (_observe)."""
 
     async def _deployed(
         self, promo: Promotion, elapsed: float, reason: str, message: str
