@@ -17,22 +17,18 @@ import struct
 import threading
 from collections.abc import Callable
 
-from devenv.proc import free_port
+from tests.e2e.loopback_proxy import LoopbackProxy
 
 
-class HubProxy:
+class HubProxy(LoopbackProxy):
     def __init__(self, hub_port: int) -> None:
         self.hub_port = hub_port
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
         self.held: list[int] = []  # sizes of the chunks withheld
         self._until: Callable[[], bool] | None = None
         self._stalled: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", self.port))
-        self._sock.settimeout(0.2)
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
+        self.url = f"https://127.0.0.1:{self.port}"
 
     def withhold(self, until: Callable[[], bool]) -> None:
         self._until = until
@@ -48,24 +44,18 @@ class HubProxy:
                 _reset(s)
 
     def close(self) -> None:
-        self._stop.set()
-        self._sock.close()
+        super().close()
         self.cut()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                agent, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            try:
-                hub = socket.create_connection(("127.0.0.1", self.hub_port), timeout=5)
-            except OSError:  # the hub is down: refused, as without the proxy
-                _reset(agent)
-                continue
-            hub.settimeout(None)
-            threading.Thread(target=self._forward, args=(agent, hub), daemon=True).start()
-            threading.Thread(target=self._answer, args=(hub, agent), daemon=True).start()
+    def _connected(self, agent: socket.socket) -> None:
+        try:
+            hub = socket.create_connection(("127.0.0.1", self.hub_port), timeout=5)
+        except OSError:  # the hub is down: refused, as without the proxy
+            _reset(agent)
+            return
+        hub.settimeout(None)
+        threading.Thread(target=self._forward, args=(agent, hub), daemon=True).start()
+        threading.Thread(target=self._answer, args=(hub, agent), daemon=True).start()
 
     def _forward(self, agent: socket.socket, hub: socket.socket) -> None:
         with contextlib.suppress(OSError):

@@ -26,59 +26,46 @@ from typing import Any
 import pytest
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, start_operator
+from tests.e2e.loopback_proxy import LoopbackProxy
 from tests.e2e.shop import G, Shop, V
 from tests.e2e.test_actions_e2e import packets
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
-from devenv.proc import free_port
 from devenv.webhooks import make_serving_cert, register, unregister
 
 LEASE_SECONDS = 6
 
 
-class ReadyProxy:
+class ReadyProxy(LoopbackProxy):
     """Forward TCP connections to a ready backend (round robin)."""
 
     def __init__(self, backends: list[OperatorProcess]) -> None:
         self.backends = backends
-        self.port = free_port()
         self.ready: list[OperatorProcess] = []
         self._next = 0
-        self._stop = threading.Event()
-        self._sock = socket.create_server(("127.0.0.1", self.port))
-        self._sock.settimeout(0.2)
-        for target in (self._accept, self._probe):
-            threading.Thread(target=target, daemon=True).start()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._sock.close()
+        super().__init__()
+        threading.Thread(target=self._probe, daemon=True).start()
 
     def _probe(self) -> None:
         while not self._stop.is_set():
             self.ready = [b for b in self.backends if _ready(b)]
             time.sleep(0.2)
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            ready = list(self.ready)
-            if not ready:
-                conn.close()
-                continue
-            backend = ready[self._next % len(ready)]
-            self._next += 1
-            try:
-                upstream = socket.create_connection(("127.0.0.1", backend.hook_port), timeout=2)
-            except OSError:
-                conn.close()
-                continue
-            for a, b in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+    def _connected(self, conn: socket.socket) -> None:
+        ready = list(self.ready)
+        if not ready:
+            conn.close()
+            return
+        backend = ready[self._next % len(ready)]
+        self._next += 1
+        try:
+            upstream = socket.create_connection(("127.0.0.1", backend.hook_port), timeout=2)
+        except OSError:
+            conn.close()
+            return
+        for a, b in ((conn, upstream), (upstream, conn)):
+            threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 
 
 def _pump(src: socket.socket, dst: socket.socket) -> None:
