@@ -18,6 +18,8 @@ _EMPTY: Mapping[str, Any] = {}
 
 
 def mapping(value: object) -> Mapping[str, Any]:
+    if type(value) is dict:  # nearly always (parsed JSON): no abstract-class check
+        return value
     return value if isinstance(value, Mapping) else _EMPTY
 
 

@@ -7,6 +7,7 @@ A leaf of the engine: it imports no stage, so every stage can import it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from stella.engine import kubeio
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.release import EnvironmentProgress
-from stella.policy import Tally
+from stella.policy import PathError, Tally, path_for
 from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 
 
@@ -99,6 +100,27 @@ def environment_graph(view: ClusterView) -> dict[str, list[str]]:
         name: list((b.get("spec") or {}).get("requires") or [])
         for name, b in list(view.environments.items())
     }
+
+
+def release_path(view: ClusterView, environments: Sequence[str]) -> list[str]:
+    """`path_for` the Release's Environments over the view's graph: the same answer,
+    remembered per (environments, graph) — thousands of Releases share a few paths, and
+    a warm restart asks once per Release (issue 12). Raises PathError as path_for does."""
+    graph = environment_graph(view)
+    found = _path_of(tuple(environments), tuple((n, tuple(r)) for n, r in graph.items()))
+    if found is None:
+        return path_for(environments, graph)  # raises, with a fresh PathError
+    return list(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _path_of(
+    environments: tuple[str, ...], graph: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[str, ...] | None:
+    try:
+        return tuple(path_for(environments, {n: list(r) for n, r in graph}))
+    except PathError:
+        return None  # an error is never cached as an object: it would gather tracebacks
 
 
 def is_rollback(body: Body, spec: ReleaseSpec) -> bool:

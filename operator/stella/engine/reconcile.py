@@ -48,12 +48,12 @@ from stella.engine.plugin_steps import PluginSteps
 from stella.engine.promotion import (
     Authorization,
     Promotion,
-    environment_graph,
     is_rollback,
     move,
     now,
     persist,
     persist_status,
+    release_path,
 )
 from stella.engine.supply_chain import SupplyChainGate
 from stella.engine.verification import Verifications
@@ -69,7 +69,6 @@ from stella.policy import (
     Tally,
     decide,
     degraded,
-    path_for,
     ready,
     recorded_identity,
     summary_line,
@@ -158,7 +157,7 @@ class Reconciler(
         try:
             # A rollback re-enters one environment its Release already passed the path to.
             path = (
-                list(spec.environments) if rollback else path_for(spec.environments, self._graph())
+                list(spec.environments) if rollback else release_path(self.view, spec.environments)
             )
         except PathError as exc:
             path = list(spec.environments)
@@ -359,9 +358,6 @@ class Reconciler(
             if ((self.view.environment(env) or {}).get("status") or {}).get("currentRelease")
             == mine
         }
-
-    def _graph(self) -> dict[str, list[str]]:
-        return environment_graph(self.view)
 
     def _namespace_allowed(self, namespace: str, env_spec: EnvironmentSpec) -> bool:
         if env_spec.release_namespaces is None:

@@ -19,11 +19,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from stella.engine.deletions import has_legacy_finalizer
-from stella.engine.promotion import environment_graph, is_rollback
+from stella.engine.promotion import is_rollback, release_path
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
 from stella.models import ReleaseSpec
 from stella.models.release import TERMINAL_PHASES, EnvironmentProgress
-from stella.policy import PathError, path_for
+from stella.policy import PathError
 from stella.policy.summary import ReadyStatus, degraded, ready, summary_line
 
 
@@ -94,7 +94,7 @@ def _path(view: ClusterView, body: Body, spec: ReleaseSpec) -> list[str]:
     if is_rollback(body, spec):
         return list(spec.environments)
     try:
-        return path_for(spec.environments, environment_graph(view))
+        return release_path(view, spec.environments)
     except PathError:
         return list(spec.environments)
 

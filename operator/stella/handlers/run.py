@@ -67,6 +67,7 @@ async def run(settings: Settings) -> None:
     # Registering handlers is an import side effect, done here so `import stella` stays cheap.
     import stella.handlers.main  # noqa: F401
 
+    memory.tune_gc()
     ready = asyncio.Event()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import copy
+import sys
+from types import MappingProxyType
 from typing import Any
 
-from stella.engine.projection import slim
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stella.engine.projection import _shared, slim
 from stella.engine.view import ClusterView
 from stella.policy.binding import binding_of
 
@@ -91,3 +96,43 @@ def test_the_engine_and_admission_views_share_one_copy_of_each_version() -> None
     admission.apply("Release", "DELETED", newer)
     gc.collect()
     assert ("Release", "u-1", "43") not in projection._COPIES
+
+
+# What json.loads makes: dicts, lists, strings, numbers, booleans and None, nested.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON)
+def test_the_copy_equals_what_was_parsed_with_keys_and_short_strings_interned(value: Any) -> None:
+    out = _shared(value)
+    assert out == value
+
+    def interned(v: Any) -> None:
+        if isinstance(v, dict):
+            for k, item in v.items():
+                assert k is sys.intern(k)
+                interned(item)
+        elif isinstance(v, list):
+            for item in v:
+                interned(item)
+        elif isinstance(v, str) and len(v) <= 64:
+            assert v is sys.intern(v)
+
+    interned(out)
+
+
+def test_a_mapping_that_is_not_a_plain_dict_is_copied_into_one() -> None:
+    # Only json.loads' own types take the fast path; any other Mapping or str subclass
+    # takes the general one, as before.
+    class Name(str):
+        pass
+
+    value = MappingProxyType({"a": [MappingProxyType({"b": Name("x")})]})
+    out = _shared(value)
+    assert out == {"a": [{"b": "x"}]}
+    assert type(out) is dict and type(out["a"][0]) is dict
+    assert out["a"][0]["b"] is sys.intern("x")

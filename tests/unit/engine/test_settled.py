@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from stella.engine.promotion import environment_graph, release_path
 from stella.engine.settled import settled
 from stella.engine.view import ClusterView
+from stella.policy import PathError, path_for
 
 KEY = ("shop", "r1")
 IMAGE = "registry.example.com/shop/web@sha256:" + "a" * 64
@@ -143,3 +145,21 @@ def test_the_path_is_the_graphs_order_not_the_specs() -> None:
     assert settled(_view(currentRelease="shop/r1"), KEY, body)
     body["status"]["summary"] = "prod=Live dev=Deployed"
     assert not settled(_view(currentRelease="shop/r1"), KEY, body)
+
+
+def test_the_remembered_path_follows_the_graph_and_raises_afresh() -> None:
+    """release_path (settled's and the reconcile's) answers as path_for over the view's
+    graph does, after the graph changed too, and a path error is a new exception each
+    time (a remembered one would carry every earlier traceback)."""
+    view = _view()
+    assert release_path(view, ["prod", "dev"]) == ["dev", "prod"]
+    view.apply("Environment", None, _environment("dev", ["prod"]))
+    view.apply("Environment", None, _environment("prod", []))
+    assert release_path(view, ["dev", "prod"]) == ["prod", "dev"]
+    assert release_path(view, ["dev", "prod"]) == path_for(["dev", "prod"], environment_graph(view))
+    errors = []
+    for _ in range(2):
+        with pytest.raises(PathError) as caught:
+            release_path(view, ["dev", "qa"])
+        errors.append(caught.value)
+    assert errors[0] is not errors[1] and str(errors[0]) == str(errors[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
@@ -73,3 +74,14 @@ def test_release_every_zero_never_runs_and_a_period_keeps_releasing(
 
     asyncio.run(asyncio.wait_for(some(), 10.0))
     assert calls[:3] == ["periodic trim"] * 3
+
+
+def test_the_operator_tunes_the_collector_once_its_modules_are_loaded() -> None:
+    before = gc.get_threshold()
+    try:
+        memory.tune_gc()
+        assert gc.get_threshold() == memory.GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what was loaded is out of the collector's sight
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
