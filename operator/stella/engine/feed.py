@@ -60,7 +60,8 @@ API_VERSIONS = {
     **dict.fromkeys(WORKLOADS, "apps/v1"),
 }
 WORKLOAD_SOURCES: tuple[Source, ...] = tuple(
-    Source(kind, _apps(method)) for kind, method in WORKLOADS.items()
+    Source(kind, _apps(method), f"/apis/apps/v1/{kind.lower()}s")
+    for kind, method in WORKLOADS.items()
 )
 ENGINE_SOURCES: tuple[Source, ...] = ADMISSION_SOURCES + WORKLOAD_SOURCES
 

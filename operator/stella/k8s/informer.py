@@ -12,11 +12,14 @@ A watch that ends (the server's timeout) resumes from the last resourceVersion s
 one that fails (410 Gone, an ERROR event, the API server unreachable) relists after a
 short backoff, so the view converges without a restart.
 
-A LIST is read a page at a time (PAGE objects, the API server's continue tokens, one
-consistent snapshot) and handed to the sink as it arrives: the sink keeps its slim copy
-of each object and the page is dropped, so the operator never holds every object whole
-at once (issue 12: 10,000 Releases listed in one response, parsed whole, twice — the
-engine's view and admission's — were an RSS high-water mark of ~500 MiB).
+The LIST is a watch-list where the API server can (stella.k8s.watchlist: the objects
+streamed from its watch cache, one at a time, then the changes on the same stream; issue
+12: 10,000 Releases in 3.1 s where the pages below took 13.6 s); elsewhere it is read a
+page at a time (PAGE objects, the API server's continue tokens, one consistent
+snapshot). Either way each object is handed to the sink as it arrives: the sink keeps its
+slim copy and the rest is dropped, so the operator never holds every object whole at once
+(issue 12: 10,000 Releases listed in one response, parsed whole, twice — the engine's
+view and admission's — were an RSS high-water mark of ~500 MiB).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kubernetes.client.exceptions import ApiException
 
 from stella import GROUP, VERSION
 from stella.k8s.client import fresh_api_client
+from stella.k8s.watchlist import Incomplete, StreamingList, Unsupported
 
 log = logging.getLogger("stella.informer")
 
@@ -59,6 +63,8 @@ class Source:
 
     kind: str
     lister: Callable[[client.ApiClient], Callable[..., Any]]
+    # The collection's URL path: with it, the first LIST is a watch-list (stella.k8s.watchlist).
+    path: str | None = None
 
 
 def _custom(plural: str) -> Callable[[client.ApiClient], Callable[..., Any]]:
@@ -79,11 +85,16 @@ def _namespaces(api: client.ApiClient) -> Callable[..., Any]:
 
 # What admission reads: the kinds the engine's view holds.
 ADMISSION_SOURCES: tuple[Source, ...] = (
-    Source("Environment", _custom("environments")),
-    Source("Release", _custom("releases")),
-    Source("Approval", _custom("approvals")),
-    Source("Action", _custom("actions")),
-    Source("Namespace", _namespaces),
+    *(
+        Source(kind, _custom(plural), f"/apis/{GROUP}/{VERSION}/{plural}")
+        for kind, plural in (
+            ("Environment", "environments"),
+            ("Release", "releases"),
+            ("Approval", "approvals"),
+            ("Action", "actions"),
+        )
+    ),
+    Source("Namespace", _namespaces, "/api/v1/namespaces"),
 )
 
 
@@ -94,8 +105,10 @@ class Informer:
         sources: tuple[Source, ...] = ADMISSION_SOURCES,
         api: client.ApiClient | None = None,
         backoff: float = 1.0,
+        watch_list: bool = True,
     ) -> None:
         self.sink = sink
+        self._watch_list = watch_list
         self.sources = sources
         self._api = api
         self._backoff = backoff
@@ -105,6 +118,8 @@ class Informer:
         self._threads: list[threading.Thread] = []
         # How many LISTs were made (the first of each kind, then one per failed watch).
         self.relists = 0
+        # The kinds whose last LIST was a watch-list (the others were listed in pages).
+        self.streamed: set[str] = set()
 
     def start(self) -> None:
         api = self._api or fresh_api_client()
@@ -130,9 +145,18 @@ class Informer:
     def _run(self, source: Source, api: client.ApiClient) -> None:
         call = source.lister(api)
         failures = 0
+        stream = self._watch_list and source.path is not None
         while not self._stop.is_set():
             try:
-                version = self._list(source, call)
+                if stream:
+                    try:
+                        version = self._stream(source, api)
+                    except Unsupported as why:
+                        log.info("%s; listing in pages instead", why)
+                        stream = False
+                        continue
+                else:
+                    version = self._list(source, call)
                 failures = 0
                 while not self._stop.is_set():
                     version = self._watch(source, call, version)
@@ -153,12 +177,40 @@ class Informer:
         self.sink.replace(source.kind, listing)
         if not listing.complete:  # the sink stopped early: nothing to resume from
             raise _Relist(f"the {source.kind} LIST was not read to its end")
+        self._listed_once(source)
+        return listing.resource_version
+
+    def _stream(self, source: Source, api: client.ApiClient) -> str:
+        """The LIST as a watch-list, then the changes on the same stream until the server
+        ends it; returns the resourceVersion to watch on from."""
+        assert source.path is not None
+        listing = StreamingList(source.kind, api, source.path, WATCH_SECONDS, READ_TIMEOUT)
+        try:
+            self.sink.replace(source.kind, listing)
+            if not listing.complete:
+                raise _Relist(f"the {source.kind} watch-list was not read to its end")
+            self._listed_once(source, streamed=True)
+            for event_type, raw in listing.events():
+                if self._stop.is_set():
+                    break
+                self.sink.apply(source.kind, event_type, raw)
+        except Incomplete as why:
+            raise _Relist(str(why)) from None
+        except ApiException as exc:
+            if exc.status == 410:
+                raise _Relist("resourceVersion too old (410 Gone)") from None
+            raise
+        finally:
+            listing.close()
+        return listing.resource_version
+
+    def _listed_once(self, source: Source, streamed: bool = False) -> None:
         with self._lock:
             self.relists += 1
+            (self.streamed.add if streamed else self.streamed.discard)(source.kind)
             self._listed.add(source.kind)
             if len(self._listed) == len(self.sources):
                 self.sink.synced = True
-        return listing.resource_version
 
     def _watch(self, source: Source, call: Callable[..., Any], version: str) -> str:
         w = watch.Watch()  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ from stella.engine.projection import slim
 from stella.engine.view import ClusterView
 from stella.k8s.fanout import Fanout
 from stella.k8s.informer import ADMISSION_SOURCES, Informer, Listing
+from stella.k8s.watchlist import StreamingList
 
 DIGEST = "d" * 64
 
@@ -154,3 +155,54 @@ def test_the_engine_subscribes_to_admissions_watches_instead_of_its_own(
         assert informer.relists == len(informer.sources)  # no second LIST for the engine
     finally:
         informer.stop()
+
+
+def test_the_first_list_is_a_watch_list_and_pages_remain_the_fallback(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    """Against the real API server every kind is listed by one streamed watch (issue 12:
+    a paged LIST of 10,000 Releases kept the API server busy 4x as long), whose initial
+    state is whole and whose stream then carries the changes; an informer told not to
+    stream lists in pages and holds the same objects."""
+    api = client.CustomObjectsApi(kube_admin)
+    names = [f"w{i}-{uuid.uuid4().hex[:4]}" for i in range(3)]
+    for name in names:
+        api.create_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", _release(name)
+        )
+    [releases] = [s for s in ADMISSION_SOURCES if s.kind == "Release"]
+    assert releases.path is not None
+    listing = StreamingList("Release", kube_admin, releases.path, 20, 30.0)
+    try:
+        listed = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in listing}
+        assert {(test_namespace, n) for n in names} <= listed
+        assert listing.complete and int(listing.resource_version) > 0
+        later = f"later-{uuid.uuid4().hex[:4]}"
+        api.create_namespaced_custom_object(
+            "stella.io", "v1alpha1", test_namespace, "releases", _release(later)
+        )
+        seen = next(
+            (t, o["metadata"]["name"])
+            for t, o in listing.events()
+            if o["metadata"]["name"] == later
+        )
+        assert seen == ("ADDED", later)
+    finally:
+        listing.close()
+
+    streamed, paged = ClusterView(), ClusterView()
+    informers = [
+        Informer(streamed, api=kube_admin),
+        Informer(paged, api=kube_admin, watch_list=False),
+    ]
+    for informer in informers:
+        informer.start()
+    try:
+        assert all(i.wait_synced(20) for i in informers)
+        assert informers[0].streamed == {s.kind for s in ADMISSION_SOURCES}
+        assert informers[1].streamed == set()
+        assert set(streamed.releases) == set(paged.releases)
+        assert {(test_namespace, n) for n in [*names, later]} <= set(streamed.releases)
+    finally:
+        for informer in informers:
+            informer.stop()
