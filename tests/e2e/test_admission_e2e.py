@@ -647,6 +647,17 @@ def test_environment_rules(world: World) -> None:
             ("spec.freezeWindows", "Mars/Olympus_Mons"),
             webhook="validate-environment",
         )
+        # A Vault reference with no allowedRegistries: it would go to any registry a Release
+        # names (T1/T9), so it is refused, saying where to list the registry.
+        ledger.denied(
+            env(f"{p}-stage", registryCredentials="vault:secret/registry/stage#token"),
+            "environment.credentials-hosts",
+            (
+                f"Environment {p}-stage sets registryCredentials but no allowedRegistries",
+                "list the registry in spec.allowedRegistries",
+            ),
+            webhook="validate-environment",
+        )
         # A literal credential: the CRD's own rule refuses it first, naming the vault: form
         # and never repeating the value.
         msg = refused_by_schema(

@@ -49,6 +49,7 @@ environment.cycle             spec.requires makes a cycle
 environment.unknown-requires  spec.requires names an Environment that does not exist
 environment.freeze-window     a freeze window with a bad cron, time zone or duration
 environment.literal-secret    registryCredentials is not a vault: reference
+environment.credentials-hosts registryCredentials set and allowedRegistries empty: sent to no one
 agent.fingerprint             certificateFingerprint is not 64 lowercase hex
 agent.enrollment              a registration token valid for more than 24 hours
 workload.digest-pinned        a container image in a managed namespace is not pinned

@@ -62,6 +62,7 @@ ENVIRONMENT_CYCLE = "environment.cycle"
 ENVIRONMENT_UNKNOWN_REQUIRES = "environment.unknown-requires"
 ENVIRONMENT_FREEZE_WINDOW = "environment.freeze-window"
 ENVIRONMENT_LITERAL_SECRET = "environment.literal-secret"  # noqa: S105
+ENVIRONMENT_CREDENTIALS_HOSTS = "environment.credentials-hosts"
 AGENT_FINGERPRINT = "agent.fingerprint"
 AGENT_ENROLLMENT = "agent.enrollment"
 WORKLOAD_DIGEST_PINNED = "workload.digest-pinned"
@@ -115,6 +116,7 @@ RULES: tuple[str, ...] = (
     ENVIRONMENT_UNKNOWN_REQUIRES,
     ENVIRONMENT_FREEZE_WINDOW,
     ENVIRONMENT_LITERAL_SECRET,
+    ENVIRONMENT_CREDENTIALS_HOSTS,
     AGENT_FINGERPRINT,
     AGENT_ENROLLMENT,
     WORKLOAD_DIGEST_PINNED,

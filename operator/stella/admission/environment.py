@@ -1,5 +1,6 @@
 """Environment admission: a usable promotion path, well-formed freeze windows, and registry
-credentials that are Vault references, never literal secrets.
+credentials that are Vault references, never literal secrets, sent only to the registries
+listed in allowedRegistries (none listed: refused).
 
 Freeze windows are validated (croniter runs) only here, on CREATE/UPDATE of an
 Environment whose spec changed; nothing else in admission evaluates a cron expression.
@@ -17,6 +18,7 @@ from stella.admission._util import (
     spec_of,
 )
 from stella.admission.base import (
+    ENVIRONMENT_CREDENTIALS_HOSTS,
     ENVIRONMENT_CYCLE,
     ENVIRONMENT_FREEZE_WINDOW,
     ENVIRONMENT_LITERAL_SECRET,
@@ -32,6 +34,7 @@ from stella.admission.base import (
 from stella.models.environment import EnvironmentSpec
 from stella.policy.freeze import invalid_windows
 from stella.policy.path import closure, find_cycle
+from stella.registry.verify import credentials_withheld
 from stella.secrets.refs import refuse_literal
 
 
@@ -62,6 +65,14 @@ def validate_environment(req: Request, snap: Snapshot, policy: AdmissionPolicy) 
     if not isinstance(parsed, EnvironmentSpec):
         return deny(SCHEMA, schema_message("Environment", parsed))
     spec = parsed
+    if changed("registryCredentials") or changed("allowedRegistries"):
+        # Credentials go only to listed registries (T1/T9): with none listed they would
+        # go nowhere, so say so now rather than at the first verification.
+        withheld = credentials_withheld(
+            name or "<unnamed>", spec.registry_credentials, spec.allowed_registries
+        )
+        if withheld is not None:
+            return deny(ENVIRONMENT_CREDENTIALS_HOSTS, withheld)
     if changed("requires"):
         denial = _check_requires(snap, name, spec, old_spec)
         if denial is not None:

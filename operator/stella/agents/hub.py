@@ -395,7 +395,10 @@ class Hub:
             raise self._refuse(decision.status, decision.message, signal, agent)
         env = self.store.environment(str((task.get("spec") or {}).get("environment") or ""))
         spec = (env or {}).get("spec") or {}
-        ref = spec.get("registryCredentials")
+        hosts = [str(h) for h in spec.get("allowedRegistries") or []]
+        # Credentials go only to registries listed explicitly (T1/T9): none listed, none
+        # handed out, and Vault is not read.
+        ref = spec.get("registryCredentials") if hosts else None
         # Read first (Vault down: nothing spent, ask again), then spend, then hand out.
         values = self._secrets(str(ref)) if ref and self._secrets is not None else None
         if decision.spend:
@@ -418,7 +421,7 @@ class Hub:
         return {
             "registries": [
                 {
-                    "hosts": list(spec.get("allowedRegistries") or []),
+                    "hosts": hosts,
                     "username": values["username"],
                     "password": values["password"],
                 }

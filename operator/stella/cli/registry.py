@@ -161,6 +161,21 @@ def registry_failure(err: Exception, insecure: Sequence[str] = ()) -> CliError:
     raise err
 
 
+def _hosts_of(release: dict[str, Any]) -> list[str]:
+    """The registry hosts the Release's components name (unparseable images: none)."""
+    from stella.registry.errors import InvalidImageReference
+    from stella.registry.reference import parse_image_ref
+
+    hosts: list[str] = []
+    for component in (release.get("spec") or {}).get("components") or []:
+        image = component.get("image") if isinstance(component, dict) else None
+        try:
+            hosts.append(parse_image_ref(str(image)).registry)
+        except InvalidImageReference:
+            continue
+    return hosts
+
+
 def _create(args: argparse.Namespace) -> int:
     import yaml
 
@@ -185,7 +200,9 @@ def _create(args: argparse.Namespace) -> int:
         lookup = None
         if args.registry_credentials:
             vault = VaultClient(VaultSettings.from_env())
-            lookup = vault_credentials(vault, args.registry_credentials)
+            # The person running this named each image's registry (-f or --component): the
+            # credentials go to those hosts, as an Environment's go to its allowedRegistries.
+            lookup = vault_credentials(vault, args.registry_credentials, _hosts_of(release))
         client = RegistryClient.from_env(timeout=args.timeout)
         client.insecure_registries |= {h.lower() for h in args.insecure_registry or ()}
         async with client:

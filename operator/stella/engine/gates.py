@@ -24,9 +24,14 @@ from stella.engine.view import ClusterView
 from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
-from stella.registry import RegistryError
+from stella.registry import RegistryAuthFailed, RegistryError
 from stella.registry.reference import ImageRef, foreign_registry
-from stella.registry.verify import CredentialsLookup, VerificationReport, vault_credentials
+from stella.registry.verify import (
+    CredentialsLookup,
+    VerificationReport,
+    credentials_withheld,
+    vault_credentials,
+)
 from stella.secrets import VaultClient
 from stella.secrets.errors import SecretsError
 from stella.supplychain.check import SupplyChainReport
@@ -45,7 +50,8 @@ class PromotionGates(PluginSteps):
     supply_chain: SupplyChainGate
 
     def _credentials(self, env_spec: EnvironmentSpec) -> CredentialsLookup:
-        if env_spec.registry_credentials is None:
+        if env_spec.registry_credentials is None or not env_spec.allowed_registries:
+            # No listed registry: the credentials go to none (T1/T9), Vault is not asked.
 
             async def none(_: ImageRef) -> None:
                 return None
@@ -123,7 +129,13 @@ class PromotionGates(PluginSteps):
             )
             metrics.PROMOTIONS.labels(env_name, "DigestMismatch").inc()
             return None
-        move(p, "Pending", report.reason, f"waiting: {report.message}")
+        withheld = credentials_withheld(
+            env_name, promo.env_spec.registry_credentials, promo.env_spec.allowed_registries
+        )
+        message = report.message
+        if withheld is not None and report.reason == RegistryAuthFailed.reason:
+            message = f"{withheld} ({message})"  # the anonymous request was refused
+        move(p, "Pending", report.reason, f"waiting: {message}")
         return float(report.retry_after or 15.0)
 
     async def _supply_chain_gate(self, promo: Promotion) -> SupplyChainReport | float | None:

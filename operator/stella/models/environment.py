@@ -305,13 +305,15 @@ class EnvironmentSpec(StrictModel):
         default_factory=list,
         max_length=32,
         description="Registry hosts (with port if any, e.g. registry.example.com or "
-        "127.0.0.1:5000) that Releases targeting this Environment may use. Empty: any "
-        "registry.",
+        "127.0.0.1:5000) that Releases targeting this Environment may use, and the only "
+        "hosts registryCredentials are sent to. Empty: any registry, and then "
+        "registryCredentials is refused.",
     )
     registry_credentials: VaultRef | None = Field(
         default=None,
         description="A Vault reference vault:<mount>/<path>#<key> to the registry password "
         "or token (the same secret holds username), e.g. vault:secret/registry/prod#password. "
+        "Sent only to the registries listed in allowedRegistries, which must not be empty. "
         "Never the secret itself; see docs/secrets.md.",
     )
     approvals: ApprovalPolicy = Field(

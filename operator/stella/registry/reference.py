@@ -150,6 +150,15 @@ def registry_matcher(allowed: Iterable[str]) -> Callable[[ImageRef], bool]:
     return lambda ref: not hosts or normalize_registry(ref.registry) in hosts
 
 
+def credentials_matcher(hosts: Iterable[str]) -> Callable[[ImageRef], bool]:
+    """Whether an image's registry may get credentials: it is one of `hosts`, compared as
+    :func:`registry_matcher` compares them. Unlike :func:`registry_matcher`, an empty
+    `hosts` matches NO registry (fail closed, T1/T9): credentials go only to a registry
+    listed explicitly, never to whatever registry a Release's image names."""
+    listed = frozenset(normalize_registry(h) for h in hosts)
+    return lambda ref: normalize_registry(ref.registry) in listed
+
+
 def foreign_registry(images: Iterable[str], allowed: Iterable[str]) -> tuple[str, str] | None:
     """The first image (and its registry) from a registry not in `allowed`, or None; an
     empty `allowed` allows every registry. An image that does not parse is foreign (its

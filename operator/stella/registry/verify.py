@@ -26,7 +26,7 @@ from stella.registry.client import (
     gather_limited,
 )
 from stella.registry.errors import InvalidImageReference, RegistryError, TagNotFound
-from stella.registry.reference import ImageRef, parse_image_ref, parse_pinned, registry_matcher
+from stella.registry.reference import ImageRef, credentials_matcher, parse_image_ref, parse_pinned
 from stella.secrets.errors import SecretsError
 from stella.secrets.refs import VaultRef, parse_vault_ref
 from stella.secrets.vault import VaultClient
@@ -159,13 +159,15 @@ def vault_credentials(
         bao kv put secret/registry/prod username=stella password=...
         registryCredentials: vault:secret/registry/prod#password
 
-    Credentials go only to hosts in ``allowed_registries`` (when that list is non-empty),
-    compared as admission and the deploy-time check compare them (``normalize_registry``:
-    ``docker.io``, ``index.docker.io`` and ``registry-1.docker.io`` are one registry):
-    a Release naming another registry gets an anonymous request, never the secret.
+    Credentials go only to hosts listed in ``allowed_registries``, compared as admission
+    and the deploy-time check compare them (``normalize_registry``: ``docker.io``,
+    ``index.docker.io`` and ``registry-1.docker.io`` are one registry): a Release naming
+    another registry gets an anonymous request, never the secret. An EMPTY list sends the
+    credentials to no registry at all (Vault is not read): "any registry allowed" must not
+    mean "the password to any registry a Release names" (T1/T9).
     Each call reads Vault afresh; nothing is cached between verifications.
     """
-    allowed = registry_matcher(allowed_registries)
+    allowed = credentials_matcher(allowed_registries)
     ref = (
         None
         if reference is None
@@ -185,11 +187,27 @@ def vault_credentials(
     return lookup
 
 
+def credentials_withheld(
+    environment: str, registry_credentials: object, allowed_registries: Sequence[str]
+) -> str | None:
+    """Why an Environment's credentials go to no registry, or None when they may go to
+    some: it sets ``registryCredentials`` but lists no ``allowedRegistries`` (admission
+    refuses that since issue T1/T9; an Environment stored before keeps working anonymously).
+    The same words for admission's refusal and for a verification the registry refused."""
+    if registry_credentials is None or allowed_registries:
+        return None
+    return (
+        f"Environment {environment} sets registryCredentials but no allowedRegistries: "
+        "credentials are sent only to registries listed there; list the registry in "
+        "spec.allowedRegistries"
+    )
+
+
 def static_credentials(
     credentials: RegistryCredentials | None, hosts: Iterable[str] = ()
 ) -> CredentialsLookup:
-    """A lookup returning fixed credentials (for hosts in ``hosts``, or all when empty)."""
-    only = registry_matcher(hosts)
+    """A lookup returning fixed credentials for the hosts in ``hosts`` only (none when empty)."""
+    only = credentials_matcher(hosts)
 
     async def lookup(image: ImageRef) -> RegistryCredentials | None:
         if not only(image):

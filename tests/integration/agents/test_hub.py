@@ -44,6 +44,7 @@ class World:
         self.signals: list[str] = []
         self.names: list[str] = []
         self.hub: hub.Hub | None = None
+        self.secret_reads: list[str] = []  # the Vault references the hub read
 
     def agent(
         self, networks: list[str] | None = None, expires: timedelta = timedelta(hours=1)
@@ -91,6 +92,38 @@ class World:
     def client(self, identity: Identity) -> HubClient:
         return HubClient(self.url, self.hub_ca, identity)
 
+    def task(self, agent: str, environment: str) -> str:
+        """A new AgentTask for `agent` deploying to `environment`: its name."""
+        task = f"t-{uuid.uuid4().hex[:8]}"
+        deadline = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        client.CustomObjectsApi(self.admin).create_namespaced_custom_object(
+            G,
+            V,
+            "stella-system",
+            "agenttasks",
+            {
+                "apiVersion": f"{G}/{V}",
+                "kind": "AgentTask",
+                "metadata": {"name": task, "labels": {"stella.io/agent": agent}},
+                "spec": {
+                    "agent": agent,
+                    "environment": environment,
+                    "release": {"namespace": "shop", "name": "r", "uid": str(uuid.uuid4()),
+                                "version": "1.0.0"},
+                    "namespace": "shop",
+                    "components": [
+                        {
+                            "name": "web",
+                            "image": "registry.example.com/web@sha256:" + "a" * 64,
+                            "workload": {"kind": "Deployment", "name": "web", "container": "web"},
+                        }
+                    ],
+                    "deadline": deadline,
+                },
+            },
+        )  # fmt: skip
+        return task
+
 
 @pytest.fixture(scope="module")
 def world(
@@ -103,8 +136,18 @@ def world(
     ca = AgentCA(vault, mount=f"pki-{uuid.uuid4().hex[:6]}", ttl="1h")
     ca.ensure()
     w: World
+
+    def secrets(ref: str) -> dict[str, str]:  # as handlers/agent_hub.py reads them
+        w.secret_reads.append(ref)
+        values = vault.read_keys(ref, "username")
+        return {"username": values["username"].reveal(), "password": values["password"].reveal()}
+
     the_hub = hub.Hub(
-        ca, TokenService(), KubeAgentStore(kube_admin), signal=lambda s, _a, _m: w.signals.append(s)
+        ca,
+        TokenService(),
+        KubeAgentStore(kube_admin),
+        signal=lambda s, _a, _m: w.signals.append(s),
+        secrets=secrets,
     )
     hub_ca, crt, key = make_serving_cert(tmp / "serving")
     port = free_port()
@@ -295,35 +338,8 @@ def test_task_credentials_go_to_one_request_and_again_only_to_it(world: World) -
     identity = world.enrolled(name, token)
     hub_client = world.client(identity)
     access = hub_client.login()["accessToken"]
-    task = f"t-{uuid.uuid4().hex[:8]}"
+    task = world.task(name, "nowhere")
     api = client.CustomObjectsApi(world.admin)
-    deadline = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    api.create_namespaced_custom_object(
-        G,
-        V,
-        "stella-system",
-        "agenttasks",
-        {
-            "apiVersion": f"{G}/{V}",
-            "kind": "AgentTask",
-            "metadata": {"name": task, "labels": {"stella.io/agent": name}},
-            "spec": {
-                "agent": name,
-                "environment": "nowhere",
-                "release": {"namespace": "shop", "name": "r", "uid": str(uuid.uuid4()),
-                            "version": "1.0.0"},
-                "namespace": "shop",
-                "components": [
-                    {
-                        "name": "web",
-                        "image": "registry.example.com/web@sha256:" + "a" * 64,
-                        "workload": {"kind": "Deployment", "name": "web", "container": "web"},
-                    }
-                ],
-                "deadline": deadline,
-            },
-        },
-    )  # fmt: skip
     try:
         _refused(lambda: hub_client.credentials(access, task, "short"), 400)
         assert "credentialsIssued" not in (
@@ -356,3 +372,52 @@ def test_task_credentials_go_to_one_request_and_again_only_to_it(world: World) -
         assert world.signals.count(hub.CREDENTIALS_REPLAY) == before + 2
     finally:
         api.delete_namespaced_custom_object(G, V, "stella-system", "agenttasks", task)
+
+
+def test_task_credentials_go_only_to_listed_registries(world: World, openbao: OpenBao) -> None:
+    """T1/T9: an Environment with registryCredentials and no allowedRegistries (stored
+    before admission refused that) hands its agents' tasks no credentials, and Vault is
+    not read; once it lists a registry, a task gets them for that host only."""
+    import secrets
+
+    import hvac
+
+    path = f"registry/hub-{uuid.uuid4().hex[:6]}"
+    hvac.Client(url=openbao.addr, token=openbao.root_token).secrets.kv.v2.create_or_update_secret(
+        path=path, secret={"username": "stella", "password": "hub-s3cret"}
+    )
+    env = f"e-{uuid.uuid4().hex[:6]}"
+    api = client.CustomObjectsApi(world.admin)
+    api.create_cluster_custom_object(
+        G,
+        V,
+        "environments",
+        {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": env},
+            "spec": {"registryCredentials": f"vault:secret/{path}#password"},
+        },
+    )
+    name, token = world.agent()
+    hub_client = world.client(world.enrolled(name, token))
+    access = hub_client.login()["accessToken"]
+    tasks = [world.task(name, env)]
+    try:
+        reads = len(world.secret_reads)
+        assert hub_client.credentials(access, tasks[0], secrets.token_urlsafe(32)) == []
+        assert len(world.secret_reads) == reads  # Vault not read
+
+        api.patch_cluster_custom_object(
+            G, V, "environments", env, {"spec": {"allowedRegistries": ["registry.example.com"]}}
+        )
+        tasks.append(world.task(name, env))
+        got = hub_client.credentials(access, tasks[1], secrets.token_urlsafe(32))
+        assert [(g["hosts"], g["username"], g["password"]) for g in got] == [
+            (["registry.example.com"], "stella", "hub-s3cret")
+        ]
+        assert world.secret_reads[reads:] == [f"vault:secret/{path}#password"]
+    finally:
+        for task in tasks:
+            api.delete_namespaced_custom_object(G, V, "stella-system", "agenttasks", task)
+        api.delete_cluster_custom_object(G, V, "environments", env)

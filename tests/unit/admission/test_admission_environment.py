@@ -192,3 +192,32 @@ def test_agent(spec: dict[str, Any], rule: str) -> None:
     verdict = validate(create("Agent", agent(**spec), OPERATOR_ID), world(), POLICY)
     assert verdict.rule == rule
     assert verdict.allowed is (rule == "ok")
+
+
+@pytest.mark.parametrize("hosts", [None, []])
+def test_registry_credentials_need_allowed_registries(hosts: list[str] | None) -> None:
+    extra: dict[str, Any] = {"registryCredentials": "vault:secret/registry/canary#token"}
+    if hosts is not None:
+        extra["allowedRegistries"] = hosts
+    verdict = admit(environment_body("canary", **extra))
+    assert not verdict.allowed and verdict.rule == "environment.credentials-hosts"
+    assert verdict.message == (
+        "Environment canary sets registryCredentials but no allowedRegistries: credentials "
+        "are sent only to registries listed there; list the registry in spec.allowedRegistries"
+    )
+
+
+def test_an_update_that_empties_allowed_registries_is_refused_an_unrelated_one_is_not() -> None:
+    view = world()
+    old = environment_body(
+        "canary",
+        allowedRegistries=["registry.example.com"],
+        registryCredentials="vault:secret/registry/canary#token",
+    )
+    emptied = edited(old, lambda b: b["spec"].update(allowedRegistries=[]))
+    verdict = validate(update("Environment", old, emptied, OPERATOR_ID), view, POLICY)
+    assert not verdict.allowed and verdict.rule == "environment.credentials-hosts"
+    # Stored before the rule: an unrelated edit (suspending it) still goes through.
+    legacy = edited(old, lambda b: b["spec"].update(allowedRegistries=[]))
+    suspended = edited(legacy, lambda b: b["spec"].update(suspended=True))
+    assert validate(update("Environment", legacy, suspended, OPERATOR_ID), view, POLICY).allowed

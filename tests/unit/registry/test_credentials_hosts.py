@@ -12,7 +12,7 @@ import pytest
 
 from stella.registry.client import RegistryCredentials
 from stella.registry.reference import parse_pinned, registry_matcher
-from stella.registry.verify import static_credentials, vault_credentials
+from stella.registry.verify import credentials_withheld, static_credentials, vault_credentials
 from stella.secrets.refs import VaultRef
 from stella.secrets.value import SecretValue
 from stella.secrets.vault import VaultClient
@@ -98,3 +98,27 @@ def test_the_agents_task_credentials_follow_the_same_rule() -> None:
 def test_an_empty_list_matches_every_registry() -> None:
     # As admission and foreign_registry read it: no list allows every registry.
     assert registry_matcher([])(parse_pinned(f"anything.example/shop/web{D}"))
+
+
+@pytest.mark.parametrize(
+    "image", [f"evil.example/shop/web{D}", f"shop/web{D}", f"127.0.0.1:5000/shop/web{D}"]
+)
+def test_an_empty_list_sends_the_credentials_nowhere_and_vault_is_not_read(image: str) -> None:
+    # T1/T9: "every registry allowed" must not hand the password to any registry named.
+    assert _creds_for([], image) == (None, 0)
+
+
+def test_the_agents_task_credentials_with_no_hosts_go_nowhere() -> None:
+    creds = RegistryCredentials("stella", SecretValue("s3cret"))
+    lookup = static_credentials(creds, [])
+    assert asyncio.run(lookup(parse_pinned(f"evil.example/shop/web{D}"))) is None
+
+
+def test_why_the_credentials_are_withheld() -> None:
+    ref = "vault:secret/registry/prod#password"
+    assert credentials_withheld("prod", ref, []) == (
+        "Environment prod sets registryCredentials but no allowedRegistries: credentials "
+        "are sent only to registries listed there; list the registry in spec.allowedRegistries"
+    )
+    assert credentials_withheld("prod", ref, ["registry.example.com"]) is None
+    assert credentials_withheld("prod", None, []) is None
