@@ -24,11 +24,12 @@ from stella.engine.view import ClusterView
 from stella.evidence.errors import EvidenceError
 from stella.models import EnvironmentSpec, set_condition
 from stella.models.environment import EnvironmentStatus, HaltState
-from stella.registry import RegistryAuthFailed, RegistryError
+from stella.registry import RegistryError
 from stella.registry.reference import ImageRef, foreign_registry
 from stella.registry.verify import (
     CredentialsLookup,
     VerificationReport,
+    advised_message,
     credentials_withheld,
     vault_credentials,
 )
@@ -132,10 +133,7 @@ class PromotionGates(PluginSteps):
         withheld = credentials_withheld(
             env_name, promo.env_spec.registry_credentials, promo.env_spec.allowed_registries
         )
-        message = report.message
-        if withheld is not None and report.reason == RegistryAuthFailed.reason:
-            message = f"{withheld} ({message})"  # the anonymous request was refused
-        move(p, "Pending", report.reason, f"waiting: {message}")
+        move(p, "Pending", report.reason, f"waiting: {advised_message(report, withheld)}")
         return float(report.retry_after or 15.0)
 
     async def _supply_chain_gate(self, promo: Promotion) -> SupplyChainReport | float | None:

@@ -25,7 +25,12 @@ from stella.registry.client import (
     VerifiedManifest,
     gather_limited,
 )
-from stella.registry.errors import InvalidImageReference, RegistryError, TagNotFound
+from stella.registry.errors import (
+    InvalidImageReference,
+    RegistryAuthFailed,
+    RegistryError,
+    TagNotFound,
+)
 from stella.registry.reference import ImageRef, credentials_matcher, parse_image_ref, parse_pinned
 from stella.secrets.errors import SecretsError
 from stella.secrets.refs import VaultRef, parse_vault_ref
@@ -201,6 +206,14 @@ def credentials_withheld(
         "credentials are sent only to registries listed there; list the registry in "
         "spec.allowedRegistries"
     )
+
+
+def advised_message(report: VerificationReport, withheld: str | None) -> str:
+    """The report's message, led by `withheld` (:func:`credentials_withheld`) when the
+    registry refused the anonymous request the withheld credentials left: what to fix."""
+    if withheld is not None and report.reason == RegistryAuthFailed.reason:
+        return f"{withheld} ({report.message})"
+    return report.message
 
 
 def static_credentials(

@@ -11,8 +11,16 @@ from typing import cast
 import pytest
 
 from stella.registry.client import RegistryCredentials
+from stella.registry.errors import RegistryAuthFailed, RegistryUnavailable
 from stella.registry.reference import parse_pinned, registry_matcher
-from stella.registry.verify import credentials_withheld, static_credentials, vault_credentials
+from stella.registry.verify import (
+    ImageCheck,
+    VerificationReport,
+    advised_message,
+    credentials_withheld,
+    static_credentials,
+    vault_credentials,
+)
 from stella.secrets.refs import VaultRef
 from stella.secrets.value import SecretValue
 from stella.secrets.vault import VaultClient
@@ -122,3 +130,17 @@ def test_why_the_credentials_are_withheld() -> None:
     )
     assert credentials_withheld("prod", ref, ["registry.example.com"]) is None
     assert credentials_withheld("prod", None, []) is None
+
+
+def _failed(reason: str) -> VerificationReport:
+    check = ImageCheck(image=f"r.example/web{D}", ok=False, reason=reason, message="refused")
+    return VerificationReport(checks=(check,))
+
+
+def test_a_refused_anonymous_request_says_to_list_the_registry() -> None:
+    withheld = credentials_withheld("prod", REF, [])
+    auth = _failed(RegistryAuthFailed.reason)
+    assert advised_message(auth, withheld) == f"{withheld} ({auth.message})"
+    assert advised_message(auth, None) == auth.message  # credentials were sent: as it was
+    down = _failed(RegistryUnavailable.reason)
+    assert advised_message(down, withheld) == down.message  # not about credentials
