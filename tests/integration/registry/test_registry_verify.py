@@ -270,7 +270,9 @@ def test_token_auth_challenge_flow_with_credentials_from_vault(
     bao_admin.secrets.kv.v2.create_or_update_secret(
         path=path, secret={"username": TOKEN_USER, "token": TOKEN_PASSWORD}
     )
-    lookup = vault_credentials(vault_for(openbao), f"vault:secret/{path}#token")
+    lookup = vault_credentials(
+        vault_for(openbao), f"vault:secret/{path}#token", [registry_token.host]
+    )
     issued_before = len(token_server.issued)
 
     async def go() -> Any:
