@@ -141,20 +141,13 @@ def normalize_registry(host: str) -> str:
     return DOCKER_HUB if lowered in _HUB_ALIASES else lowered
 
 
-def registry_matcher(allowed: Iterable[str]) -> Callable[[ImageRef], bool]:
-    """Whether an image's registry is one of `allowed`, compared as :func:`normalize_registry`
-    does (case-insensitive, Docker Hub's aliases one registry, nothing else alike: a host
-    that only starts or ends like an allowed one is another registry). An empty `allowed`
-    matches every registry."""
-    hosts = frozenset(normalize_registry(h) for h in allowed)
-    return lambda ref: not hosts or normalize_registry(ref.registry) in hosts
-
-
 def credentials_matcher(hosts: Iterable[str]) -> Callable[[ImageRef], bool]:
     """Whether an image's registry may get credentials: it is one of `hosts`, compared as
-    :func:`registry_matcher` compares them. Unlike :func:`registry_matcher`, an empty
-    `hosts` matches NO registry (fail closed, T1/T9): credentials go only to a registry
-    listed explicitly, never to whatever registry a Release's image names."""
+    :func:`normalize_registry` does (case-insensitive, Docker Hub's aliases one registry,
+    nothing else alike: a host that only starts or ends like a listed one is another
+    registry). An empty `hosts` matches NO registry (fail closed, T1/T9) — unlike an empty
+    allowedRegistries, which lets Releases use any registry: credentials go only to a
+    registry listed explicitly, never to whatever registry a Release's image names."""
     listed = frozenset(normalize_registry(h) for h in hosts)
     return lambda ref: normalize_registry(ref.registry) in listed
 
