@@ -52,7 +52,9 @@ _PACKET_LABELS = {**COMMON_LABELS, L_EVIDENCE: "packet"}
 KEY_SELECTOR = f"{L_EVIDENCE}=key"
 LOG_SELECTOR = f"{L_EVIDENCE}=log"
 
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# fullmatch, not match with `$`: `$` also matches before a trailing newline, and the API
+# server refuses such a label value (the ConfigMap would not be stored).
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 
 
 def configmap_name(chain: str, sequence: int) -> str:
@@ -69,7 +71,7 @@ def chain_selector(chain: str) -> str:
 
 @functools.lru_cache(maxsize=4096)  # environments, kinds, namespaces repeat in every packet
 def _label_value(value: str) -> str | None:
-    return value if len(value) <= 63 and _LABEL_VALUE.match(value) else None
+    return value if len(value) <= 63 and _LABEL_VALUE.fullmatch(value) else None
 
 
 def labels_for(statement: Statement) -> dict[str, str]:

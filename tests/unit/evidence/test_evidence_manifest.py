@@ -49,3 +49,13 @@ def test_key_manifest() -> None:
     assert m["immutable"] is True
     assert m["data"] == {"keyid": "local:abc", "public.pem": "PEM"}
     assert m["metadata"]["labels"]["stella.io/evidence"] == "key"
+
+
+def test_a_label_value_with_a_trailing_newline_is_left_out_not_stored() -> None:
+    # `$` matches before a final newline; the API server would refuse the ConfigMap.
+    from stella.evidence.manifest import L_RELEASE, packet_labels
+
+    kept = packet_labels("prod", "prod", "shop-1", "shop", None, "PromotionAuthorized", 3)
+    assert kept[L_RELEASE] == "shop-1"
+    left_out = packet_labels("prod", "prod", "shop-1\n", "shop", None, "PromotionAuthorized", 3)
+    assert L_RELEASE not in left_out
