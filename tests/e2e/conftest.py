@@ -83,15 +83,33 @@ def start_operator(
 ) -> OperatorProcess:
     """serving: (ca, cert, key) to serve with (replicas behind one address share one);
     register_hooks=False leaves the webhook configurations to the caller."""
+    pki = (serving or make_serving_cert(workdir / "webhook-pki")) if webhooks else None
+    # A port found free can be taken before the operator binds it (by any process's
+    # outgoing connection: loopback source ports come from the same range); then the
+    # operator exits with "address already in use" and new ports are tried (seen in CI).
+    for _attempt in range(3):
+        op = _start_operator(kube, workdir, extra_env, pki, register_hooks)
+        if op is not None:
+            return op
+    raise AssertionError("the operator could not bind free ports in 3 attempts")
+
+
+def _start_operator(
+    kube: ControlPlane,
+    workdir: Path,
+    extra_env: dict[str, str] | None,
+    pki: tuple[Path, Path, Path] | None,
+    register_hooks: bool,
+) -> OperatorProcess | None:
+    """The operator started and ready; None when it lost a port race (try again)."""
     port = free_port()
     hook_env: dict[str, str] = {}
     hook_port = 0
-    if webhooks:
-        ca, crt, key = serving or make_serving_cert(workdir / "webhook-pki")
+    if pki is not None:
         hook_port = free_port()
         hook_env = {
-            "STELLA_WEBHOOK_CERT": str(crt),
-            "STELLA_WEBHOOK_KEY": str(key),
+            "STELLA_WEBHOOK_CERT": str(pki[1]),
+            "STELLA_WEBHOOK_KEY": str(pki[2]),
             "STELLA_WEBHOOK_PORT": str(hook_port),
         }
     env = {
@@ -104,21 +122,20 @@ def start_operator(
         **(extra_env or {}),
     }
     stella = str(Path(sys.executable).parent / "stella")
-    proc = Process(
-        "stella-operator",
-        [stella, "operator", "run", "--verbose"],
-        workdir / "operator.log",
-        env=env,
-    )
+    log = workdir / "operator.log"
+    seen = log.stat().st_size if log.exists() else 0
+    proc = Process("stella-operator", [stella, "operator", "run", "--verbose"], log, env=env)
     op = OperatorProcess(proc, port, env, hook_port)
     try:
         op.restart()
-        if webhooks:
+        if pki is not None:
             wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
             if register_hooks:
-                register(kube, ca, hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
+                register(kube, pki[0], hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
     except BaseException:
         proc.stop()  # not ready: never leave it running behind the failed test
+        if "address already in use" in op.logs()[seen:]:
+            return None
         raise
     return op
 

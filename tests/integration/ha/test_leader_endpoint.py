@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from tests.kube_support import eventually
 from tests.unit.chart.test_chart import CA, CHART, DIGEST, HELM, LOG
 
 from stella.k8s.leader_endpoint import publish
@@ -77,7 +78,12 @@ def test_the_charts_role_allows_that_slice_only(kube_admin: client.ApiClient) ->
         },
     )
     try:
-        assert _may(kube_admin, "update", "stella-agent-hub")
+        # The API server's RBAC authorizer learns of a new Role and binding from its own
+        # informers: the grant shows a moment later (a loaded CI machine saw it late).
+        eventually(
+            lambda: _may(kube_admin, "update", "stella-agent-hub"),
+            what="the new Role's grant seen by the authorizer",
+        )
         assert _may(kube_admin, "create", "")
         assert not _may(kube_admin, "update", "kubernetes")  # another Service's slice
         assert not _may(kube_admin, "delete", "stella-agent-hub")
