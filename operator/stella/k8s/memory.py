@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import gc
 import logging
 from collections.abc import Callable
@@ -56,6 +57,7 @@ def _rss_kib() -> int | None:
     return None
 
 
+@functools.cache  # find_library runs ldconfig in a subprocess: once per process, not per trim
 def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     if not name:
