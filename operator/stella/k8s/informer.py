@@ -16,10 +16,13 @@ The LIST is a watch-list where the API server can (stella.k8s.watchlist: the obj
 streamed from its watch cache, one at a time, then the changes on the same stream; issue
 12: 10,000 Releases in 3.1 s where the pages below took 13.6 s); elsewhere it is read a
 page at a time (PAGE objects, the API server's continue tokens, one consistent
-snapshot). Either way each object is handed to the sink as it arrives: the sink keeps its
-slim copy and the rest is dropped, so the operator never holds every object whole at once
-(issue 12: 10,000 Releases listed in one response, parsed whole, twice — the engine's
-view and admission's — were an RSS high-water mark of ~500 MiB).
+snapshot). A watch-list that fails before its initial state is whole is followed by a LIST
+in pages at once, as client-go's reflector does; after WATCH_LIST_ATTEMPTS such failures in
+a row that kind is listed in pages from then on (an initial state longer than the watch's
+timeout would otherwise be retried forever). Either way each object is handed to the sink
+as it arrives: the sink keeps its slim copy and the rest is dropped, so the operator never
+holds every object whole at once (issue 12: 10,000 Releases listed in one response, parsed
+whole, twice — the engine's view and admission's — were an RSS high-water mark of ~500 MiB).
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ Body = Mapping[str, Any]
 WATCH_SECONDS = 240
 READ_TIMEOUT = WATCH_SECONDS + 30
 PAGE = 500  # objects per LIST page (client-go's pager uses 500 too)
+# Watch-lists of one kind failing in a row before their initial state was whole, after
+# which that kind is listed in pages for the informer's life.
+WATCH_LIST_ATTEMPTS = 3
 
 
 class Sink(Protocol):
@@ -146,15 +152,29 @@ class Informer:
         call = source.lister(api)
         failures = 0
         stream = self._watch_list and source.path is not None
+        streams_failed = 0  # watch-lists in a row that failed before their initial state
         while not self._stop.is_set():
             try:
                 if stream:
                     try:
                         version = self._stream(source, api)
+                        streams_failed = 0
                     except Unsupported as why:
                         log.info("%s; listing in pages instead", why)
                         stream = False
                         continue
+                    except Incomplete as why:
+                        # As client-go's reflector: list in pages this time; a kind whose
+                        # watch-lists keep failing (an initial state longer than the
+                        # watch's timeout, a server ignoring sendInitialEvents) stays so.
+                        streams_failed += 1
+                        stream = streams_failed < WATCH_LIST_ATTEMPTS
+                        log.warning(
+                            "%s; listing in pages %s",
+                            why,
+                            "this time" if stream else "from now on",
+                        )
+                        version = self._list(source, call)
                 else:
                     version = self._list(source, call)
                 failures = 0
@@ -182,7 +202,9 @@ class Informer:
 
     def _stream(self, source: Source, api: client.ApiClient) -> str:
         """The LIST as a watch-list, then the changes on the same stream until the server
-        ends it; returns the resourceVersion to watch on from."""
+        ends it; returns the resourceVersion to watch on from. Raises Incomplete when the
+        initial state was not whole: the view was not replaced (nothing dropped from it,
+        nor the kind counted as listed) and the caller lists in pages."""
         assert source.path is not None
         listing = StreamingList(source.kind, api, source.path, WATCH_SECONDS, READ_TIMEOUT)
         try:
@@ -194,8 +216,6 @@ class Informer:
                 if self._stop.is_set():
                     break
                 self.sink.apply(source.kind, event_type, raw)
-        except Incomplete as why:
-            raise _Relist(str(why)) from None
         except ApiException as exc:
             if exc.status == 410:
                 raise _Relist("resourceVersion too old (410 Gone)") from None

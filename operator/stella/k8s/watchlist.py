@@ -10,7 +10,11 @@ stream is read one object at a time, so the operator never holds a whole LIST.
 
 An API server that cannot do it (older than 1.27, or its WatchList feature off) refuses
 the request's parameters with 400 or 422: `Unsupported`, and the informer lists in pages
-as before (stella.k8s.informer).
+as before (stella.k8s.informer). Anything else that keeps the initial state from being
+whole once the server took the request — the stream cut or ended (its timeoutSeconds) before
+the bookmark, an ERROR event, a read timeout, an event other than ADDED (a server that
+ignored sendInitialEvents and watches from "now") — is `Incomplete`: the informer then lists
+in pages this once, as client-go's reflector falls back to a LIST when its watch-list fails.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
+from urllib3.exceptions import HTTPError
+
+# What reading a stream can raise besides ERROR events: a cut or timed-out connection
+# (urllib3), a socket error, a line that is not JSON.
+_READ_FAILURES = (ApiException, HTTPError, OSError, ValueError)
 
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
@@ -75,7 +84,17 @@ class StreamingList:
         self._lines: Iterator[str] = iter_resp_lines(self._response)  # type: ignore[no-untyped-call]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for event_type, obj in self._read():
+        events = self._read()
+        while True:
+            try:
+                event_type, obj = next(events)
+            except StopIteration:
+                break
+            except _READ_FAILURES as exc:
+                raise Incomplete(
+                    f"{self.kind}: the stream failed before the initial state was whole "
+                    f"({type(exc).__name__}: {_short(exc)})"
+                ) from exc
             if event_type == "ADDED":
                 yield obj
             elif event_type == "BOOKMARK":
@@ -108,3 +127,7 @@ class StreamingList:
             if event_type == "ERROR":
                 raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("message"))
             yield event_type, obj
+
+
+def _short(exc: Exception) -> str:
+    return (str(exc) or "no detail")[:200]
