@@ -11,9 +11,13 @@ encoders disagree on how to write some), JSON values at most 32 deep. What it is
 not sure of goes to the model itself, which decides and words the finding: the model stays
 the one source of truth, this is only a shortcut to its "valid".
 
-A construct it was not written for (a validator function on a model, a config that changes
-values, a type it does not know) fails the compile with :class:`UnsupportedModel`, at
-import: a change to the models cannot slip past it.
+A construct it was not written for (a validator function on a model, a
+``model_post_init`` or core-schema hook, a default validated with ``validate_default``, a
+config that changes values, a type it does not know, a pattern Python's ``re`` and
+pydantic's Rust regex may read differently) fails the compile with
+:class:`UnsupportedModel`, at import: a change to the models cannot slip past it. Where
+the same bound is declared twice (an ``Annotated`` alias under a ``Field``), the check
+applies the strictest of them, and every pattern.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import annotated_types
 from pydantic import BaseModel, JsonValue
+from pydantic._internal._model_construction import init_private_attributes
 from pydantic.fields import FieldInfo
 from pydantic.functional_validators import AfterValidator
 
@@ -41,6 +46,15 @@ STAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _NEUTRAL_CONFIG = frozenset(
     {"extra", "alias_generator", "populate_by_name", "validate_assignment", "title"}
 )
+# Patterns that Python's re (fullmatch) reads as strictly as pydantic's Rust regex (a
+# search): literals, ASCII classes and ranges, groups, alternation, counted repeats, and
+# punctuation escaped. Not: \s \d \w \b (the two disagree on which characters they
+# cover), inline flags, POSIX or nested classes, set operations.
+_PORTABLE_PATTERN = re.compile(r"(?:[A-Za-z0-9^$\[\]{}()|?*+,:_./@#=-]|\\[-.^$|?*+()\[\]{}/\\])*")
+_NOT_PORTABLE = ("[[", "[:", ":]", "[]", "[^]", "--", "{,", "(?")
+# model_post_init as pydantic sets it for a model with private attributes: it only fills
+# them in (anything else runs a model's own code after validation).
+_POST_INITS = (BaseModel.model_post_init, init_private_attributes)
 
 
 class UnsupportedModel(TypeError):
@@ -173,9 +187,9 @@ class _Generator:
         elif annotation is str:
             c.only(where, "str", "length", "pattern")
             self.fail_if(depth, f"type({var}) is not str{sized}")
-            if c.pattern is not None:
+            for pattern in c.patterns:
                 # The whole string: as strict as pydantic's (Rust) $, or stricter.
-                full = self.name("PATTERN", re.compile(c.pattern).fullmatch)
+                full = self.name("PATTERN", re.compile(pattern).fullmatch)
                 self.fail_if(depth, f"{full}({var}) is None")
         elif annotation is int:
             c.only(where, "int", "ge")
@@ -208,7 +222,7 @@ class _Constraints:
     def __init__(self) -> None:
         self.lo, self.hi = 0, I64
         self.ge: int | None = None
-        self.pattern: str | None = None
+        self.patterns: list[str] = []
         self.after: list[Callable[[Any], Any]] = []
         self.seen: set[str] = set()
 
@@ -220,20 +234,21 @@ class _Constraints:
 def _constraints(metadata: list[Any], where: str) -> _Constraints:
     c = _Constraints()
     for m in metadata:
+        # A bound declared twice: the strictest (pydantic keeps one of them, by order).
         if isinstance(m, annotated_types.MinLen):
-            c.lo = m.min_length
+            c.lo = max(c.lo, m.min_length)
             c.seen.add("length")
         elif isinstance(m, annotated_types.MaxLen):
-            c.hi = m.max_length
+            c.hi = min(c.hi, m.max_length)
             c.seen.add("length")
         elif isinstance(m, annotated_types.Ge) and type(m.ge) is int:
-            c.ge = m.ge
+            c.ge = m.ge if c.ge is None else max(c.ge, m.ge)
             c.seen.add("ge")
         elif isinstance(m, AfterValidator):
             c.after.append(m.func)  # type: ignore[arg-type]
             c.seen.add("after")
         elif type(m).__name__ == "_PydanticGeneralMetadata" and set(vars(m)) == {"pattern"}:
-            c.pattern = vars(m)["pattern"]
+            c.patterns.append(_portable(vars(m)["pattern"], where))
             c.seen.add("pattern")
         else:
             raise UnsupportedModel(f"{where}: constraint {m!r} is not supported")
@@ -248,6 +263,26 @@ def _supported_model(model: type[BaseModel]) -> None:
     kinds = ("validators", "field_validators", "root_validators", "model_validators")
     if any(getattr(decorators, kind) for kind in kinds):
         raise UnsupportedModel(f"{model.__name__}: validator functions are not supported")
+    if model.model_post_init not in _POST_INITS:
+        raise UnsupportedModel(f"{model.__name__}: model_post_init is not supported")
+    hook = model.__get_pydantic_core_schema__.__func__  # type: ignore[attr-defined]
+    if hook is not BaseModel.__get_pydantic_core_schema__.__func__:  # type: ignore[attr-defined]
+        raise UnsupportedModel(f"{model.__name__}: a core schema hook is not supported")
+    for name, info in model.model_fields.items():
+        if info.validate_default:
+            raise UnsupportedModel(f"{model.__name__}.{name}: validate_default is not supported")
+
+
+def _portable(pattern: object, where: str) -> str:
+    if (
+        type(pattern) is not str
+        or not _PORTABLE_PATTERN.fullmatch(pattern)
+        or any(bad in pattern for bad in _NOT_PORTABLE)
+    ):
+        raise UnsupportedModel(
+            f"{where}: pattern {pattern!r} may read differently in Python and in pydantic"
+        )
+    return pattern
 
 
 def _json_value(value: object, depth: int = 0) -> bool:

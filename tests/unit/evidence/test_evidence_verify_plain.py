@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
+import types
+import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from unittest import mock
 
 import orjson
@@ -21,7 +24,7 @@ import pytest
 from evidence_fakes import Clock, MemorySigner, promotion_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import Field, field_validator
+from pydantic import Field, JsonValue, ValidationError, create_model, field_validator
 
 from stella.evidence import verify_envelope
 from stella.evidence.canonical import canonical_json
@@ -35,6 +38,7 @@ from stella.evidence.packet import (
     CheckEvidence,
     Outcome,
     OverrideChange,
+    UtcSeconds,
 )
 from stella.evidence.plain_checks import UnsupportedModel, plain_check
 from stella.evidence.recorder import Recorder
@@ -341,3 +345,198 @@ def test_a_configmap_holding_its_envelope_spelled_otherwise_still_agrees_with_th
     log.rows[0] = replace(entry, envelope={**entry.envelope, "payloadType": "text/plain"})
     report = verify(store.list(), log.entries(), store.published_keys())
     assert {"stores-disagree", "malformed"} <= {f.code for f in report.findings}
+
+
+# ---- the compiler itself: never "valid" where the model refuses ---------------------------
+class _PostInit(StrictModel):
+    name: str
+
+    def model_post_init(self, context: Any) -> None:
+        if self.name == "bad":
+            raise ValueError("refused after validation")
+
+
+class _ValidatedDefault(StrictModel):
+    name: Annotated[str, Field(max_length=2)] = Field("too long", validate_default=True)
+
+
+class _CoreSchemaHook(StrictModel):
+    name: str
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        def refuse(value: Any) -> Any:
+            raise ValueError("refused by the hook")
+
+        return core_schema.no_info_after_validator_function(refuse, handler(source))
+
+
+def _patterned(pattern: Any) -> type[StrictModel]:
+    return create_model("Patterned", __base__=StrictModel, name=(str, Field(pattern=pattern)))
+
+
+@pytest.mark.parametrize(
+    ("model", "document"),
+    [
+        (_PostInit, {"name": "bad"}),
+        (_ValidatedDefault, {}),
+        (_CoreSchemaHook, {"name": "x"}),
+        # Python's \s takes \x1c-\x1f, its \w and \b take "²", it reads [[:digit:]] as a
+        # set then "]": pydantic's Rust regex does neither, so it refuses what re takes.
+        (_patterned(r"^\s$"), {"name": "\x1c"}),
+        (_patterned(r"^\w+$"), {"name": "²"}),
+        (_patterned(r"^²\b$"), {"name": "²"}),
+        (_patterned(r"^[[:digit:]]$"), {"name": ":]"}),
+        # Flags: no disagreement found, but none is vouched for either.
+        (_patterned(re.compile(r"^k$", re.IGNORECASE)), None),
+        (_patterned(r"^(?i:k)$"), None),
+    ],
+    ids=["post-init", "validate-default", "core-schema", "s", "w", "b", "posix", "flags", "inline"],
+)
+def test_what_could_refuse_after_the_check_or_read_otherwise_is_refused_at_compile(
+    model: type[StrictModel], document: dict[str, Any] | None
+) -> None:
+    # Compiled as before, each would have called `document` valid; the model refuses it.
+    if document is not None:
+        with pytest.raises(ValidationError):
+            model.model_validate(document)
+    with pytest.raises(UnsupportedModel, match=r"not supported|may read differently"):
+        plain_check(model)
+
+
+def test_a_bound_declared_twice_is_checked_at_its_strictest() -> None:
+    class Twice(StrictModel):
+        inner: Annotated[str, Field(max_length=3)] | None = Field(None, max_length=5)
+        outer: Annotated[str, Field(max_length=5)] | None = Field(None, max_length=3)
+        both: Annotated[
+            Annotated[str, Field(pattern=r"^a[a-z]*$")], Field(pattern=r"^[a-z]*b$")
+        ] = "ab"
+
+    check = plain_check(Twice)
+    assert check({"inner": "abc", "outer": "abc", "both": "ab"})
+    assert not check({"inner": "abcd"})  # the model takes it (5): left to the model
+    assert not check({"outer": "abcd"})
+    assert not check({"both": "b"})  # the model checks the last pattern only
+
+
+# The last two read differently in Python and in pydantic: plain_check must refuse them.
+_PATTERNS = [
+    r"^[a-f0-9]{2}$",
+    r"^sha256:[a-f]+$",
+    r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+    r"a|b$",
+    r"^\s*$",
+    r"^\w+$",
+]
+_POOL: list[Any] = [
+    None, "", "a", "ab", "abc", "a-", "ff", "sha256:ab", "²", "\x1c", "a\n", "é" * 3,
+    "2026-01-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-01-01T00:00:00",
+    0, 1, 2, -1, 2**63, True, False, 1.0, [], ["a"], ["a", "b", "c"], [1], {}, {"a": 1},
+    {"a": 1.5}, {"a": [None, True, "x"]},
+]  # fmt: skip
+
+
+@st.composite
+def _annotation(draw: st.DrawFn, depth: int = 0) -> Any:
+    """A field type made of what plain_check compiles, bounds sometimes declared twice."""
+    kind = draw(
+        st.sampled_from(["str", "int", "bool", "literal", "stamp", "list", "json", "model"])
+    )
+    small = st.integers(0, 3)
+    if kind == "str":
+        bounds = [Field(min_length=draw(small)), Field(max_length=draw(small))]
+        if draw(st.booleans()):
+            bounds.append(Field(pattern=draw(st.sampled_from(_PATTERNS))))
+        picked = draw(st.lists(st.sampled_from(bounds), max_size=3))
+        return Annotated[str, *picked] if picked else str
+    if kind == "int":
+        ges = draw(st.lists(st.integers(-1, 2), max_size=2))
+        return Annotated[int, *[Field(ge=g) for g in ges]] if ges else int
+    if kind == "bool":
+        return bool
+    if kind == "literal":
+        return Literal["a", "ab"]
+    if kind == "stamp":
+        return draw(st.sampled_from([datetime, UtcSeconds]))
+    if kind == "json":
+        return dict[str, JsonValue]
+    if kind == "list" or depth >= 1:
+        element = draw(_annotation(depth + 1)) if depth < 1 else str
+        return Annotated[list[element], Field(max_length=draw(small))]  # type: ignore[valid-type]
+    return _model(draw, depth + 1)
+
+
+def _model(draw: st.DrawFn, depth: int) -> type[StrictModel]:
+    fields: dict[str, Any] = {}
+    for n in range(draw(st.integers(1, 3))):
+        annotation = draw(_annotation(depth))
+        if draw(st.booleans()):
+            fields[f"field_{n}"] = (annotation | None, None)
+        else:
+            fields[f"field_{n}"] = (annotation, ...)
+    return create_model(f"Fuzzed{depth}", __base__=StrictModel, **fields)
+
+
+def _document(draw: st.DrawFn, model: type[StrictModel]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if draw(st.integers(0, 9)) == 0:
+            continue  # missing
+        key = info.alias or name
+        nested = [a for a in typing.get_args(info.annotation) if isinstance(a, type)]
+        inner = info.annotation if isinstance(info.annotation, type) else None
+        sub = next((a for a in [inner, *nested] if a and issubclass(a, StrictModel)), None)
+        if sub is not None and draw(st.booleans()):
+            doc[key] = _document(draw, sub)
+        elif draw(st.booleans()):
+            doc[key] = copy.deepcopy(draw(st.sampled_from(_fitting(info.annotation))))
+        else:
+            doc[key] = copy.deepcopy(draw(st.sampled_from(_POOL)))
+    if draw(st.integers(0, 9)) == 0:
+        doc["unexpected"] = 1
+    return doc
+
+
+def _fitting(annotation: Any) -> list[Any]:
+    """Values of the right JSON type for `annotation` (often valid, not always)."""
+    base = annotation
+    while typing.get_origin(base) in (typing.Annotated, typing.Union, types.UnionType):
+        base = next(a for a in typing.get_args(base) if a is not type(None))
+    origin = typing.get_origin(base)
+    if origin is Literal:
+        return ["a", "ab", "b"]
+    if origin is list:
+        return [[], ["a"], ["ab", "ff"], [{"a": 1}]]
+    if origin is dict:
+        return [{}, {"a": 1}, {"a": {"b": [None, "c"]}}]
+    if base is str:
+        return ["a", "ab", "ff", "a-b"]
+    if base is int:
+        return [0, 1, 2]
+    if base is datetime:
+        return ["2026-01-01T00:00:00Z", "2024-02-29T23:59:59Z"]
+    return [True, {}]
+
+
+@st.composite
+def _model_and_documents(draw: st.DrawFn) -> tuple[type[StrictModel], list[dict[str, Any]]]:
+    model = _model(draw, 0)
+    return model, [_document(draw, model) for _ in range(20)]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_model_and_documents())
+def test_a_compiled_check_never_calls_valid_what_its_model_refuses(
+    case: tuple[type[StrictModel], list[dict[str, Any]]],
+) -> None:
+    model, documents = case
+    try:
+        check = plain_check(model)
+    except UnsupportedModel as refused:
+        assert "may read differently" in str(refused)
+        return
+    for document in documents:
+        if check(document):
+            model.model_validate(document)  # raises (and fails the test) if the model refuses
