@@ -7,7 +7,8 @@
 2. Scale: operator RSS and full-resync time with --releases Releases across --environments Environments (default 1,000 x 5)
    (cold start: every Release evaluated from nothing; warm restart: statuses exist).
 
-Real parts only: the local control plane, the registry, the operator as its own process.
+Real parts only: the local control plane, the registry, the operator as its own process,
+run as the chart runs it (`stella operator run`, no --verbose: no DEBUG line per reconcile).
 Deployments run 0 replicas so a rollout completes as soon as the controller observes it
 — the figure is the engine's own latency, not kwok's pod start-up.
 
@@ -145,7 +146,10 @@ def latency(cp: ControlPlane, registry: Registry, n: int, work: Path) -> None:
         },
     )
     op = start_operator(
-        cp, work, {"STELLA_INSECURE_REGISTRIES": registry.host, "STELLA_RESYNC_SECONDS": "30"}
+        cp,
+        work,
+        {"STELLA_INSECURE_REGISTRIES": registry.host, "STELLA_RESYNC_SECONDS": "30"},
+        verbose=False,
     )
     engine: list[float] = []
     direct: list[float] = []
@@ -402,6 +406,7 @@ def scale(
                 "STELLA_RESYNC_SECONDS": "3600",
                 **({"STELLA_WORKERS": str(workers)} if workers else {}),
             },
+            verbose=False,
         )
         ready = time.monotonic() - t0
         try:

@@ -80,15 +80,17 @@ def start_operator(
     webhooks: bool = True,
     serving: tuple[Path, Path, Path] | None = None,
     register_hooks: bool = True,
+    verbose: bool = True,
 ) -> OperatorProcess:
     """serving: (ca, cert, key) to serve with (replicas behind one address share one);
-    register_hooks=False leaves the webhook configurations to the caller."""
+    register_hooks=False leaves the webhook configurations to the caller; verbose=False
+    runs it as the chart does (no --verbose: no DEBUG line per reconcile), for benches."""
     pki = (serving or make_serving_cert(workdir / "webhook-pki")) if webhooks else None
     # A port found free can be taken before the operator binds it (by any process's
     # outgoing connection: loopback source ports come from the same range); then the
     # operator exits with "address already in use" and new ports are tried (seen in CI).
     for _attempt in range(3):
-        op = _start_operator(kube, workdir, extra_env, pki, register_hooks)
+        op = _start_operator(kube, workdir, extra_env, pki, register_hooks, verbose)
         if op is not None:
             return op
     raise AssertionError("the operator could not bind free ports in 3 attempts")
@@ -100,6 +102,7 @@ def _start_operator(
     extra_env: dict[str, str] | None,
     pki: tuple[Path, Path, Path] | None,
     register_hooks: bool,
+    verbose: bool = True,
 ) -> OperatorProcess | None:
     """The operator started and ready; None when it lost a port race (try again)."""
     port = free_port()
@@ -124,7 +127,8 @@ def _start_operator(
     stella = str(Path(sys.executable).parent / "stella")
     log = workdir / "operator.log"
     seen = log.stat().st_size if log.exists() else 0
-    proc = Process("stella-operator", [stella, "operator", "run", "--verbose"], log, env=env)
+    args = [stella, "operator", "run", *(["--verbose"] if verbose else [])]
+    proc = Process("stella-operator", args, log, env=env)
     op = OperatorProcess(proc, port, env, hook_port)
     try:
         op.restart()
