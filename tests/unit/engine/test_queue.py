@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
-from stella.engine.queue import WorkQueue
+from stella.engine.queue import YIELD_EVERY, WorkQueue
 
 
 def test_a_key_is_never_processed_concurrently_and_a_late_add_is_not_lost() -> None:
@@ -89,3 +90,40 @@ def test_busy_while_a_key_waits_or_runs_but_not_for_a_delayed_requeue() -> None:
         runner.cancel()
 
     asyncio.run(main())
+
+
+def test_a_long_pass_of_handlers_that_never_await_still_lets_the_loop_run_other_tasks() -> None:
+    """A warm restart's first pass: 10,000 settled Releases, each handled without awaiting
+    anything. /healthz and /readyz (other tasks on the loop) must still be answered: at
+    most YIELD_EVERY keys per worker pass between two turns of another task."""
+    workers = 4
+
+    async def scenario() -> tuple[int, list[int]]:
+        q: WorkQueue[int] = WorkQueue()
+        handled = 0
+        marks: list[int] = []  # keys handled so far, at each turn of the other task
+
+        async def handle(key: int) -> float | None:
+            nonlocal handled
+            handled += 1
+            return None
+
+        async def other_task() -> None:
+            while True:
+                marks.append(handled)
+                await asyncio.sleep(0)
+
+        for key in range(10_000):
+            q.add(key)
+        other = asyncio.create_task(other_task())
+        await asyncio.sleep(0)
+        runner = asyncio.create_task(q.run(handle, workers=workers))
+        await asyncio.wait_for(q.drained(), 60)
+        runner.cancel()
+        other.cancel()
+        return handled, [*marks, handled]
+
+    handled, marks = asyncio.run(scenario())
+    assert handled == 10_000
+    longest = max(b - a for a, b in itertools.pairwise(marks))
+    assert longest <= YIELD_EVERY * workers, f"{longest} keys without a turn for other tasks"
