@@ -45,6 +45,7 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -63,6 +64,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from tests.e2e.conftest import OperatorProcess  # noqa: E402
 
+from cpushare import MachineTicks, Split, cpu_seconds, own_cpu_seconds, pin  # noqa: E402
 from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
@@ -262,6 +264,8 @@ class Run:
     late: float = 0.0  # how far behind schedule the last request started (open loop)
     rate: float = 0.0  # requests per second asked for
     server_cpu: float = 0.0  # kube-apiserver's user+system CPU seconds during the run
+    gen_cpu: float = 0.0  # this process's (the load generator's) CPU seconds during the run
+    busy_wall: float = 0.0  # the machine's busy share of all cores x wall seconds
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, other: Run) -> None:
@@ -273,6 +277,8 @@ class Run:
         self.wall += other.wall
         self.late = max(self.late, other.late)
         self.server_cpu += other.server_cpu
+        self.gen_cpu += other.gen_cpu
+        self.busy_wall += other.busy_wall
 
 
 @dataclass
@@ -335,6 +341,7 @@ def send(
     total = int(rate * seconds)
     server = SERVER
     cpu0 = cpu_seconds(server.pid) if server.pid else 0.0
+    gen0, ticks0 = own_cpu_seconds(), MachineTicks.now()
     profiler = server.profile(profile, seconds) if profile else None
 
     def one(i: int) -> None:
@@ -358,17 +365,13 @@ def send(
                 run.late = max(run.late, now - due)
             pool.submit(one, i)
     run.wall = time.perf_counter() - start
+    run.gen_cpu = own_cpu_seconds() - gen0
+    run.busy_wall = MachineTicks.now().busy_since(ticks0) * run.wall
     if server.pid:
         run.server_cpu = cpu_seconds(server.pid) - cpu0
     if profiler is not None:
         profiler.join()
     return run
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), for CPU per request."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -536,22 +539,34 @@ def server_cpu(r: Run) -> float:
     return r.server_cpu / len(r.latencies) if r.latencies else math.nan
 
 
+def share(cpu: float, r: Run) -> str:
+    """CPU seconds over a run's wall time, as % of one core."""
+    return f"{cpu / r.wall * 100:5.0f}" if r.wall > 0 else "  n/a"
+
+
 def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
     print(title)
-    print("  (api ms: kube-apiserver CPU per request, /proc; api x: against the floor's)")
+    print("  (api ms: kube-apiserver CPU per request, /proc; api x: against the floor's;")
+    print("   gen %, api %: the load generator's (this process) and kube-apiserver's CPU, % of one")
+    print(
+        f"   core; busy %: the whole machine's, % of all {os.cpu_count()} cores, others included)"
+    )
     print(
         f"  {'':<34} {'requests':>8} {'ok':>6} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'api ms':>7} {'api x':>6}"
+        f"{'max ms':>7} {'p50 x':>6} {'p99 x':>6} {'api ms':>7} {'api x':>6} "
+        f"{'gen %':>5} {'api %':>5} {'busy %':>6}"
     )
     for label, r in rows:
         ok = r.statuses.get(201, 0)
+        busy = r.busy_wall / r.wall * 100 if r.wall > 0 else math.nan
         print(
             f"  {label:<34} {len(r.latencies):8d} {ok:6d} {len(r.latencies) / r.wall:7.1f} "
             f"{ms(pct(r.latencies, 0.5)):>7} {ms(pct(r.latencies, 0.99)):>7} "
             f"{ms(max(r.latencies, default=math.nan)):>7} "
             f"{pct(r.latencies, 0.5) / pct(floor.latencies, 0.5):5.2f}x "
             f"{pct(r.latencies, 0.99) / pct(floor.latencies, 0.99):5.2f}x "
-            f"{ms(server_cpu(r)):>7} {server_cpu(r) / server_cpu(floor):5.2f}x"
+            f"{ms(server_cpu(r)):>7} {server_cpu(r) / server_cpu(floor):5.2f}x "
+            f"{share(r.gen_cpu, r)} {share(r.server_cpu, r)} {busy:6.0f}"
         )
     for label, r in rows:
         bad = {s: n for s, n in r.statuses.items() if s != 201}
@@ -666,6 +681,15 @@ def report(rate: float, seconds: float, hooks: Buckets, approval_hooks: Buckets,
             floor=server_cpu(floor) * 1000,
             note=f"{run.rate:g}/s; context for the latency ratios",
         )
+    release = p.release_all
+    record(
+        "webhooks",
+        "load generator's own CPU during the all-admission Release phase",
+        release.gen_cpu / release.wall * 100 if release.wall > 0 else math.nan,
+        "% of a core",
+        note=f"{rate:g}/s; machine {release.busy_wall / max(release.wall, 1e-9) * 100:.0f}% busy "
+        "(all cores): context for the latency ratios (queueing or cost)",
+    )
     note = f"{rate:g}/s; goal at 200/s"
     for q, name, goal in ((0.5, "p50", 1.10), (0.99, "p99", 1.25)):
         record(
@@ -696,6 +720,60 @@ def report(rate: float, seconds: float, hooks: Buckets, approval_hooks: Buckets,
         )
 
 
+def record_operator(pid: int, seconds: float, into: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the operator for `seconds` (wall time, every thread), or None."""
+    if into is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--pyspy: py-spy not found (.venv/bin/pip install py-spy)")
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / "approval-operator.txt"
+    argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
+    argv += ["--rate", "200", "--idle", "--threads", "--nonblocking", "--format", "raw"]
+    print(f"[bench] py-spy: {out}", file=sys.stderr)
+    return subprocess.Popen([*argv, "--output", str(out)], stdout=subprocess.DEVNULL)
+
+
+def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:
+    """The measures of each mode (unpinned, pinned) in one table: queueing or cost?"""
+
+    def x(run: Run, floor: Run, q: float) -> str:
+        return f"{pct(run.latencies, q) / pct(floor.latencies, q):.2f}x"
+
+    def cpu_x(run: Run, floor: Run) -> str:
+        return f"{server_cpu(run) / server_cpu(floor):.2f}x"
+
+    def added(run: Run, floor: Run) -> str:
+        return f"{(pct(run.latencies, 0.99) - pct(floor.latencies, 0.99)) * 1000:+.1f} ms"
+
+    rows: list[tuple[str, Callable[[Phases], str]]] = [
+        ("Release p50, all / none (goal 1.10x)", lambda p: x(p.release_all, p.release_none, 0.5)),
+        ("Release p99, all / none (goal 1.25x)", lambda p: x(p.release_all, p.release_none, 0.99)),
+        ("Release p50, CEL floor / none", lambda p: x(p.release_cel, p.release_none, 0.5)),
+        ("Release API CPU, all / none", lambda p: cpu_x(p.release_all, p.release_none)),
+        (
+            "Pod p50, managed / unmanaged (goal 1.05x)",
+            lambda p: x(p.pod_managed, p.pod_unmanaged, 0.5),
+        ),
+        ("Pod p99, managed / unmanaged", lambda p: x(p.pod_managed, p.pod_unmanaged, 0.99)),
+        ("Pod API CPU, managed / unmanaged", lambda p: cpu_x(p.pod_managed, p.pod_unmanaged)),
+        ("Approval p99 added (goal <= 10 ms)", lambda p: added(p.approval_all, p.approval_none)),
+        (
+            "generator CPU, Release all (% core)",
+            lambda p: share(p.release_all.gen_cpu, p.release_all).strip(),
+        ),
+        (
+            "machine busy, Release all (% cores)",
+            lambda p: f"{p.release_all.busy_wall / p.release_all.wall * 100:.0f}",
+        ),
+    ]
+    print(f"\nSide by side at {rate:g}/s (each ratio against its floor in the same run)")
+    print(f"  {'':<44}" + "".join(f" {name:>10}" for name, _ in results))
+    for label, figure in rows:
+        print(f"  {label:<44}" + "".join(f" {figure(p):>10}" for _, p in results))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
@@ -711,10 +789,43 @@ def main() -> None:
         help="save kube-apiserver's CPU profile of every measured phase here "
         "(<rate>/<phase>.pprof; read with `go tool pprof -top FILE`)",
     )
+    ap.add_argument(
+        "--pyspy",
+        type=Path,
+        help="record the operator with py-spy (on PATH or beside this Python) during the "
+        "measured all-admission Approval phase: <rate>/approval-operator.txt, raw stacks "
+        "of every thread, idle ones included (wall time: where an Approval waits)",
+    )
+    ap.add_argument(
+        "--pin",
+        choices=("off", "on", "both"),
+        default="off",
+        help="on: the load generator on one core, the control plane and the operator on the "
+        "others (sched_setaffinity; other processes on the machine still run anywhere); "
+        "both: a run each way, on a control plane each, and the two side by side",
+    )
     args = ap.parse_args()
+    modes = {"off": [None], "on": [Split.pinned()], "both": [None, Split.pinned()]}[args.pin]
     for rate in (float(r) for r in str(args.rate).split(",")):
         profiles = args.profile / f"{rate:g}" if args.profile else None
-        bench(rate, args.seconds, args.warmup, args.keep, args.approval_rate, profiles)
+        pyspy = args.pyspy / f"{rate:g}" if args.pyspy else None
+        results: list[tuple[str, Phases]] = []
+        for split in modes:
+            name = "pinned" if split else "unpinned"
+            print(f"\n== {rate:g}/s, {split.describe() if split else 'not pinned'}", flush=True)
+            phases = bench(
+                rate,
+                args.seconds,
+                args.warmup,
+                args.keep,
+                args.approval_rate,
+                profiles,
+                split=split,
+                pyspy=pyspy,
+            )
+            results.append((name, phases))
+        if len(results) > 1:
+            side_by_side(rate, results)
 
 
 def bench(
@@ -724,14 +835,23 @@ def bench(
     keep: bool,
     approval_rate: float = 20.0,
     profiles: Path | None = None,
-) -> None:
-    """One run at one rate, on a control plane of its own."""
+    split: Split | None = None,
+    pyspy: Path | None = None,
+) -> Phases:
+    """One run at one rate, on a control plane of its own; split: pinned to cores so."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
     t_start = time.monotonic()
     op: OperatorProcess | None = None
+    everywhere = os.sched_getaffinity(0)
     try:
         with cluster(workdir, profiling=profiles is not None) as cp:
             print(f"[bench] control plane up in {time.monotonic() - t_start:.1f}s", file=sys.stderr)
+            if split is not None:
+                # This thread starts every sender thread (they inherit it) and the operator
+                # (pinned again below, with every thread it started meanwhile).
+                os.sched_setaffinity(0, split.generator)
+                threads = sum(pin(p.pid, split.system) for p in cp.procs)
+                print(f"[bench] pinned {threads} control-plane threads", file=sys.stderr)
             if profiles is not None:
                 profiles.mkdir(parents=True, exist_ok=True)
             api = next(p for p in cp.procs if p.name == "kube-apiserver")
@@ -746,6 +866,9 @@ def bench(
                     "STELLA_RESYNC_SECONDS": "300",
                 },
             )
+            if split is not None:
+                threads = pin(op.proc.pid, split.system)
+                print(f"[bench] pinned {threads} operator threads", file=sys.stderr)
             admin = Caller(cp.server, cp.tokens["admin"], str(cp.ca_file))
             alice = Caller(cp.server, cp.tokens["alice"], str(cp.ca_file))
             operator = Caller(cp.server, cp.tokens[OPERATOR_USER], str(cp.ca_file))
@@ -775,8 +898,11 @@ def bench(
             wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
             approvals(bob, ns, env, approval_rate, warm, 1_000_000)
             before = scrape(admin)
+            spy = record_operator(op.proc.pid, secs, pyspy)
             approval_all = approvals(bob, ns, env, approval_rate, secs, 0, "approval-all")
             approval_hooks = delta(scrape(admin), before)
+            if spy is not None:
+                spy.wait(timeout=60)
 
             # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
             op.proc.stop()
@@ -820,29 +946,26 @@ def bench(
             release_none = load(alice, ns, env, rate, secs, 0, "release-none")
             approvals(bob, ns, env, approval_rate, warm, 2_000_000)
             approval_none = approvals(bob, ns, env, approval_rate, secs, 0, "approval-none")
-            report(
-                rate,
-                secs,
-                hooks,
-                approval_hooks,
-                Phases(
-                    release_all,
-                    release_cel,
-                    release_none,
-                    pod_managed,
-                    pod_unmanaged,
-                    pod_one_string,
-                    approval_all,
-                    approval_none,
-                ),
+            phases = Phases(
+                release_all,
+                release_cel,
+                release_none,
+                pod_managed,
+                pod_unmanaged,
+                pod_one_string,
+                approval_all,
+                approval_none,
             )
+            report(rate, secs, hooks, approval_hooks, phases)
             print(
                 f"  operator CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "
                 f"({op_cpu / release_all.wall * 100:.0f}% of one core), "
                 f"{op_cpu / len(release_all.latencies) * 1000:.1f} ms per create"
             )
             print(f"\n[bench] total {time.monotonic() - t_start:.0f}s", file=sys.stderr)
+            return phases
     finally:
+        os.sched_setaffinity(0, everywhere)
         SERVER.pid, SERVER.admin, SERVER.profiles = 0, None, None
         if op is not None:
             op.proc.stop()

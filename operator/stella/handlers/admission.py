@@ -5,7 +5,8 @@ stella.k8s.informer) once it is synced (before that, every rule
 that needs another object refuses: fail closed), reading through to the API server on a
 miss: a GET for a named object, a LIST of a namespace's Approvals before deciding whether a
 person already decided, a LIST of Releases before refusing a workload's digest as
-unapproved. RBAC verbs are asked with a SubjectAccessReview (cached for a few seconds).
+unapproved. RBAC verbs are asked with a SubjectAccessReview (handlers/access_reviews.py:
+an answer is used for at most 5 seconds).
 Every denial is counted by rule; security signals are logged as security events, counted,
 and posted as Events on the object they concern.
 """
@@ -29,6 +30,7 @@ from stella.admission import (
     validate,
 )
 from stella.admission.base import WORKLOAD_DIGEST_NOT_APPROVED
+from stella.handlers.access_reviews import SubjectAccessReviews
 from stella.handlers.plugin_admission import PLUGIN_KINDS, decide_plugin
 from stella.k8s import events
 from stella.policy import Identity
@@ -172,60 +174,6 @@ def _get_namespace(name: str) -> Any:
     from stella.engine import kubeio
 
     return kubeio.get_namespace(name)
-
-
-class SubjectAccessReviews:
-    """The Authorizer of admission: RBAC custom verbs on Environments, asked of the API
-    server with a SubjectAccessReview. Answers are cached for `ttl` seconds (a burst of
-    Approvals costs one review per person and verb); an error is None (fail closed)."""
-
-    def __init__(self, ttl: float = 5.0, timeout: float = 5.0) -> None:
-        self.ttl = ttl
-        self.timeout = timeout
-        self._cache: dict[tuple[Any, ...], tuple[float, bool]] = {}
-        self._lock = threading.Lock()
-
-    def may(self, user: Identity, verb: str, environment: str) -> bool | None:
-        key = (user.username, user.uid, tuple(sorted(user.groups)), verb, environment)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-        try:
-            allowed = _review_access(user, verb, environment, self.timeout)
-        except Exception as exc:
-            log.warning("SubjectAccessReview for %s failed: %s", user.username, exc)
-            return None
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (now + self.ttl, allowed)
-        return allowed
-
-
-def _review_access(
-    user: Identity, verb: str, name: str, timeout: float, resource: str = "environments"
-) -> bool:
-    from kubernetes import client
-
-    from stella import GROUP
-    from stella.k8s.client import api_client
-
-    body = client.V1SubjectAccessReview(
-        spec=client.V1SubjectAccessReviewSpec(
-            user=user.username,
-            uid=user.uid or None,
-            groups=sorted(user.groups),
-            resource_attributes=client.V1ResourceAttributes(
-                group=GROUP, resource=resource, name=name, verb=verb
-            ),
-        )
-    )
-    out = client.AuthorizationV1Api(api_client()).create_subject_access_review(
-        body, _request_timeout=timeout
-    )
-    return bool(out.status and out.status.allowed)
 
 
 class Admission:

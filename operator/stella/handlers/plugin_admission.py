@@ -31,10 +31,10 @@ def decide_plugin(req: Request) -> Verdict:
 
 
 def _may_reenable(req: Request) -> bool | None:
-    from stella.handlers.admission import _review_access
+    from stella.handlers.access_reviews import review_access
 
     try:
-        return _review_access(req.user, REENABLE_VERB, req.name or "", 5.0, resource="plugins")
+        return review_access(req.user, REENABLE_VERB, req.name or "", 5.0, resource="plugins")
     except Exception as exc:
         log.warning("SubjectAccessReview for %s failed: %s", req.user.username, exc)
         return None
