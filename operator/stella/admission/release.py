@@ -53,7 +53,7 @@ from stella.models.release import ReleaseSpec
 from stella.policy.path import PathError, path_for
 from stella.policy.rollback import ROLLBACK_OF, check_rollback_release
 from stella.registry.errors import InvalidImageReference
-from stella.registry.reference import ImageRef, normalize_registry, parse_image_ref
+from stella.registry.reference import ImageRef, parse_image_ref, registry_in
 from stella.secrets.refs import looks_like_secret
 
 PINNED = re.compile(PINNED_IMAGE)
@@ -172,9 +172,9 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
                 f"are accepted; set spec.allowedRegistries of {name} to restrict them"
             )
             continue
-        allowed = {normalize_registry(h) for h in env.allowed_registries}
+        allowed = registry_in(env.allowed_registries)
         for i, ref in images:
-            if normalize_registry(ref.registry) not in allowed:
+            if not allowed(ref.registry):
                 return deny(
                     RELEASE_REGISTRY_NOT_ALLOWED,
                     clip(

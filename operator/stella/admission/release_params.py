@@ -40,7 +40,7 @@ from stella.admission.base import Body, ReleaseKey, Snapshot
 from stella.admission.index import SyncedIndex, _index_for
 from stella.admission.quotas import pending_index
 from stella.models.common import LabelSelector, parse_time
-from stella.registry.reference import normalize_registry
+from stella.registry.reference import registry_hosts
 
 PARAMS_NAME = "stella-release-params"
 
@@ -131,9 +131,7 @@ def release_params(
         if isinstance(found, str):
             data[f"invalid.{name}"] = found
             continue
-        data[f"registries.{name}"] = lines(
-            sorted({normalize_registry(h) for h in found.allowed_registries})
-        )
+        data[f"registries.{name}"] = lines(sorted(registry_hosts(found.allowed_registries)))
         if found.release_namespaces is not None:
             selected = selector_lines(found.release_namespaces)
             if selected:

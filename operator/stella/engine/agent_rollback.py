@@ -33,7 +33,7 @@ from stella.engine.agent_dispatch import AGENT_LABEL
 from stella.models.common import PINNED_IMAGE
 from stella.models.environment import EnvironmentSpec
 from stella.registry.errors import InvalidImageReference
-from stella.registry.reference import normalize_registry, parse_image_ref
+from stella.registry.reference import parse_image_ref, registry_in
 
 Body = Mapping[str, Any]
 SUFFIX = "-rollback"
@@ -144,7 +144,7 @@ def _unfit(image: str | None, env: EnvironmentSpec) -> str | None:
             host = parse_image_ref(image).registry
         except InvalidImageReference:
             return f"ran {image[:256]} before, which is not a valid image reference"
-        if normalize_registry(host) not in {normalize_registry(h) for h in env.allowed_registries}:
+        if not registry_in(env.allowed_registries)(host):
             return (
                 f"ran {image[:256]} before, from registry {host}, which the Environment does "
                 "not allow"

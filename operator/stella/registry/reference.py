@@ -141,6 +141,19 @@ def normalize_registry(host: str) -> str:
     return DOCKER_HUB if lowered in _HUB_ALIASES else lowered
 
 
+def registry_hosts(hosts: Iterable[str]) -> frozenset[str]:
+    """`hosts` as registries compare (:func:`normalize_registry`): every set of allowed
+    registries is built here, so admission, deploy, credentials and rollbacks agree."""
+    return frozenset(normalize_registry(h) for h in hosts)
+
+
+def registry_in(hosts: Iterable[str]) -> Callable[[str], bool]:
+    """Whether a registry host is one of `hosts` (as :func:`registry_hosts` compares them;
+    an empty `hosts` holds none — callers decide what an empty list allows)."""
+    listed = registry_hosts(hosts)
+    return lambda host: normalize_registry(host) in listed
+
+
 def credentials_matcher(hosts: Iterable[str]) -> Callable[[ImageRef], bool]:
     """Whether an image's registry may get credentials: it is one of `hosts`, compared as
     :func:`normalize_registry` does (case-insensitive, Docker Hub's aliases one registry,
@@ -148,22 +161,23 @@ def credentials_matcher(hosts: Iterable[str]) -> Callable[[ImageRef], bool]:
     registry). An empty `hosts` matches NO registry (fail closed, T1/T9) — unlike an empty
     allowedRegistries, which lets Releases use any registry: credentials go only to a
     registry listed explicitly, never to whatever registry a Release's image names."""
-    listed = frozenset(normalize_registry(h) for h in hosts)
-    return lambda ref: normalize_registry(ref.registry) in listed
+    listed = registry_in(hosts)
+    return lambda ref: listed(ref.registry)
 
 
 def foreign_registry(images: Iterable[str], allowed: Iterable[str]) -> tuple[str, str] | None:
     """The first image (and its registry) from a registry not in `allowed`, or None; an
     empty `allowed` allows every registry. An image that does not parse is foreign (its
     registry is not known to be allowed)."""
-    hosts = {normalize_registry(h) for h in allowed}
+    hosts = registry_hosts(allowed)
     if not hosts:
         return None
+    listed = registry_in(hosts)
     for image in images:
         try:
             host = parse_image_ref(image).registry
         except InvalidImageReference:
             return image, "(not an image reference)"
-        if normalize_registry(host) not in hosts:
+        if not listed(host):
             return image, host
     return None

@@ -163,3 +163,24 @@ def test_property_rolled_back_only_when_every_target_was(restored: list[bool]) -
     outcome, message = rb.summary(WHY, "1.1.0", results)
     assert (outcome == "RolledBack") == all(restored)
     assert all(r.detail in message for r in results)
+
+
+@pytest.mark.parametrize(
+    ("allowed", "image", "fits"),
+    [
+        (["Registry.Example.COM"], OLD, True),  # hosts compare without case
+        (["index.docker.io"], "docker.io/library/web@sha256:" + "a" * 64, True),
+        (["docker.io"], "web@sha256:" + "a" * 64, True),  # Docker Hub's aliases: one registry
+        (["registry.example.com"], "registry.example.com.evil.io/web@sha256:" + "a" * 64, False),
+        (["example.com"], OLD, False),  # a host that only ends like an allowed one
+        ([], "elsewhere.io/web@sha256:" + "a" * 64, True),  # no list: any registry
+    ],
+)
+def test_a_rollback_image_is_allowed_as_admission_allows_its_registry(
+    allowed: list[str], image: str, fits: bool
+) -> None:
+    env = ENV.model_copy(update={"allowed_registries": allowed})
+    unfit = rb._unfit(image, env)
+    assert (unfit is None) == fits, unfit
+    if not fits:
+        assert "which the Environment does not allow" in str(unfit)

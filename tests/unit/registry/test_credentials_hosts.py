@@ -139,3 +139,17 @@ def test_a_refused_anonymous_request_says_to_list_the_registry() -> None:
     assert advised_message(auth, None) == auth.message  # credentials were sent: as it was
     down = _failed(RegistryUnavailable.reason)
     assert advised_message(down, withheld) == down.message  # not about credentials
+
+
+def test_every_allowed_registry_set_is_built_one_way() -> None:
+    """registry_hosts / registry_in: what admission, release params, rollbacks and the
+    credentials matcher compare with; an empty list holds no registry (each caller decides
+    what an empty allowedRegistries allows)."""
+    from stella.registry.reference import registry_hosts, registry_in
+
+    hosts = ["Registry.Example.COM", "index.docker.io", " ghcr.io "]
+    assert registry_hosts(hosts) == {"registry.example.com", "docker.io", "ghcr.io"}
+    allowed = registry_in(hosts)
+    assert allowed("registry.example.com") and allowed("DOCKER.IO") and allowed("ghcr.io")
+    assert not allowed("registry.example.com.evil.io") and not allowed("example.com")
+    assert not registry_in([])("docker.io")
