@@ -137,7 +137,10 @@ class AgentTaskStatus(StrictModel):
     )
     credentials_issued: bool = Field(
         default=False,
-        description="The task's registry credentials were handed to its agent (once only).",
+        description="The task's one credentials answer went to its agent; another request "
+        "for it is refused as a replay. Set also when that answer held no credentials (the "
+        "Environment has none for its allowedRegistries): true does not mean a password went "
+        "out, and a copy of the agent's session asking is caught either way.",
     )
     credentials_request: Annotated[str, Field(pattern=SHA256_HEX)] | None = Field(
         default=None,
