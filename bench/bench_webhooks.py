@@ -50,6 +50,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -209,16 +210,33 @@ def scrape(admin: Caller) -> Buckets:
     status, raw = admin.request("GET", "/metrics")
     if status != 200:
         raise RuntimeError(f"GET /metrics: HTTP {status}")
+    return buckets_of(raw.decode(), METRIC, "name")
+
+
+def scrape_operator(op: OperatorProcess) -> Buckets:
+    """The operator's own time to answer each review (stella_admission_review_seconds, from
+    the request read to the answer: a worker's wait and any read-through included), under
+    the webhook's full name as kube-apiserver's histogram has it."""
+    with urllib.request.urlopen(f"{op.url}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {
+        f"{hook}.stella.io": b
+        for hook, b in buckets_of(text, "stella_admission_review_seconds", "hook", False).items()
+    }
+
+
+def buckets_of(text: str, metric: str, label: str, only_ours: bool = True) -> Buckets:
+    """A histogram's cumulative buckets by one label, summed over every other label."""
     out: Buckets = {}
-    for line in raw.decode().splitlines():
-        if not line.startswith(METRIC + "_bucket{"):
+    for line in text.splitlines():
+        if not line.startswith(metric + "_bucket{"):
             continue
-        labels_s, _, value = line[len(METRIC) + len("_bucket{") :].rpartition("} ")
+        labels_s, _, value = line[len(metric) + len("_bucket{") :].rpartition("} ")
         labels = dict(
             (k, v.strip('"')) for k, _, v in (p.partition("=") for p in labels_s.split(","))
         )
-        name = labels.get("name", "")
-        if name not in HOOKS:
+        name = labels.get(label, "")
+        if only_ours and name not in HOOKS:
             continue
         le = math.inf if labels["le"] == "+Inf" else float(labels["le"])
         # Sum over operation/rejected/type: one distribution per webhook.
@@ -578,8 +596,16 @@ def client_table(title: str, rows: list[tuple[str, Run]], floor: Run) -> None:
     print()
 
 
-def hook_table(hooks: Buckets, phase: str) -> None:
-    print("kube-apiserver's own measure (apiserver_admission_webhook_admission_duration_seconds,")
+API_MEASURE = (
+    "kube-apiserver's own measure (apiserver_admission_webhook_admission_duration_seconds,"
+)
+OPERATOR_MEASURE = (
+    "the operator's own time to answer (stella_admission_review_seconds, from reading the"
+)
+
+
+def hook_table(hooks: Buckets, phase: str, measure: str = API_MEASURE) -> None:
+    print(measure)
     print(f"interpolated within its buckets), during the all-admission {phase} phase")
     print(
         f"  {'webhook':<30} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7}   buckets (s) holding p50 / p99"
@@ -615,7 +641,14 @@ class Phases:
     approval_none: Run
 
 
-def report(rate: float, seconds: float, hooks: Buckets, approval_hooks: Buckets, p: Phases) -> None:
+def report(
+    rate: float,
+    seconds: float,
+    hooks: Buckets,
+    approval_hooks: Buckets,
+    p: Phases,
+    operator_hooks: Buckets | None = None,
+) -> None:
     print()
     print(
         f"Stella's admission on a real kube-apiserver: {rate:g} dry-run creates/s, "
@@ -624,6 +657,10 @@ def report(rate: float, seconds: float, hooks: Buckets, approval_hooks: Buckets,
     print()
     hook_table(hooks, "Release")
     hook_table(approval_hooks, "Approval")
+    if operator_hooks is not None:
+        # The difference to the table above: the API server's side of the call (its TLS
+        # client, queueing for a CPU) and the way there and back.
+        hook_table(operator_hooks, "Approval", OPERATOR_MEASURE + " request to the answer,")
     client_table(
         "Release create as alice, client-observed (POST ...?dryRun=All, TLS, bearer token);"
         " x = against no admission",
@@ -897,10 +934,11 @@ def bench(
             appr_path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
             wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
             approvals(bob, ns, env, approval_rate, warm, 1_000_000)
-            before = scrape(admin)
+            before, op_before = scrape(admin), scrape_operator(op)
             spy = record_operator(op.proc.pid, secs, pyspy)
             approval_all = approvals(bob, ns, env, approval_rate, secs, 0, "approval-all")
             approval_hooks = delta(scrape(admin), before)
+            operator_hooks = delta(scrape_operator(op), op_before)
             if spy is not None:
                 spy.wait(timeout=60)
 
@@ -956,7 +994,7 @@ def bench(
                 approval_all,
                 approval_none,
             )
-            report(rate, secs, hooks, approval_hooks, phases)
+            report(rate, secs, hooks, approval_hooks, phases, operator_hooks)
             print(
                 f"  operator CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "
                 f"({op_cpu / release_all.wall * 100:.0f}% of one core), "
