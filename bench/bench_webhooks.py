@@ -207,10 +207,23 @@ Buckets = dict[str, dict[float, float]]  # webhook name -> upper bound -> cumula
 
 
 def scrape(admin: Caller) -> Buckets:
+    """The webhooks' latency histograms as kube-apiserver measures them, and (under
+    CACHE_WAIT) how long its consistent reads of Approvals waited for the watch cache."""
     status, raw = admin.request("GET", "/metrics")
     if status != 200:
         raise RuntimeError(f"GET /metrics: HTTP {status}")
-    return buckets_of(raw.decode(), METRIC, "name")
+    text = raw.decode()
+    out = buckets_of(text, METRIC, "name")
+    waits = buckets_of(text, "apiserver_watch_cache_read_wait_seconds", "resource", False)
+    for resource, b in waits.items():
+        if resource.partition(".")[0] == "approvals":
+            out[CACHE_WAIT] = b
+    return out
+
+
+# kube-apiserver's wait for its watch cache of Approvals to be fresh before it answers the
+# operator's LIST of a Release's Approvals (a consistent read served from the cache).
+CACHE_WAIT = "(watch cache wait, approvals)"
 
 
 def scrape_operator(op: OperatorProcess) -> Buckets:
@@ -610,7 +623,7 @@ def hook_table(hooks: Buckets, phase: str, measure: str = API_MEASURE) -> None:
     print(
         f"  {'webhook':<30} {'calls':>6} {'p50 ms':>7} {'p99 ms':>7}   buckets (s) holding p50 / p99"
     )
-    for name in HOOKS:
+    for name in (*HOOKS, *([CACHE_WAIT] if CACHE_WAIT in hooks else [])):
         b = hooks.get(name, {})
         calls = b.get(math.inf, 0.0)
         p50, p99 = quantile(b, 0.5), quantile(b, 0.99)
@@ -639,6 +652,12 @@ class Phases:
     pod_one_string: Run
     approval_all: Run
     approval_none: Run
+    # With --engine-busy: Approvals while the engine works on real Releases arriving, and
+    # the operator's CPU share meanwhile (is admission ever behind the engine's work?).
+    approval_busy: Run | None = None
+    operator_busy: float = 0.0
+    busy_hooks: Buckets = field(default_factory=dict)  # kube-apiserver's, then the operator's
+    busy_operator_hooks: Buckets = field(default_factory=dict)
 
 
 def report(
@@ -683,9 +702,25 @@ def report(
     )
     client_table(
         "Approval create as bob (dry run); x = against no admission",
-        [("all admission (webhooks)", p.approval_all), ("no admission", p.approval_none)],
+        [
+            ("all admission (webhooks)", p.approval_all),
+            *([("all, engine busy (see below)", p.approval_busy)] if p.approval_busy else []),
+            ("no admission", p.approval_none),
+        ],
         p.approval_none,
     )
+    if p.approval_busy is not None:
+        print(
+            f"  engine busy: real Releases created meanwhile; the operator used "
+            f"{p.operator_busy * 100:.0f}% of one core (admission and engine together)"
+        )
+        print()
+        hook_table(p.busy_hooks, "Approval, engine busy,")
+        hook_table(
+            p.busy_operator_hooks,
+            "Approval, engine busy,",
+            OPERATOR_MEASURE + " request to the answer,",
+        )
     print(f"  requester stamped on {p.release_all.stamped} of the all-admission Release creates")
     calls = hooks.get("validate-release.stella.io", {}).get(math.inf, 0.0)
     record(
@@ -757,6 +792,38 @@ def report(
         )
 
 
+def approvals_while_busy(
+    alice: Caller,
+    bob: Caller,
+    op: OperatorProcess,
+    ns: str,
+    env: str,
+    approval_rate: float,
+    release_rate: float,
+    secs: float,
+) -> tuple[Run, float]:
+    """Approval creates (dry run) while alice creates real Releases (stored: the engine
+    evaluates each, writes its status, publishes the policy's parameter); returns the
+    Approvals' run and the operator's CPU share of one core meanwhile."""
+    path = f"/apis/{G}/{V}/namespaces/{ns}/releases"
+
+    def make(i: int) -> dict[str, object]:
+        body = release(5_000_000 + i, env)
+        body["metadata"] = {"name": f"bench-busy-{i}"}
+        return body
+
+    busy = threading.Thread(
+        target=send, args=(alice, path, make, release_rate, secs + 2, 0), daemon=True
+    )
+    cpu0, t0 = cpu_seconds(op.proc.pid), time.monotonic()
+    busy.start()
+    time.sleep(1)  # the engine has work before the first Approval
+    run = approvals(bob, ns, env, approval_rate, secs, 4_000_000, "approval-busy")
+    share = (cpu_seconds(op.proc.pid) - cpu0) / (time.monotonic() - t0)
+    busy.join()
+    return run, share
+
+
 def record_operator(pid: int, seconds: float, into: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy recording the operator for `seconds` (wall time, every thread), or None."""
     if into is None:
@@ -796,6 +863,10 @@ def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:
         ("Pod p99, managed / unmanaged", lambda p: x(p.pod_managed, p.pod_unmanaged, 0.99)),
         ("Pod API CPU, managed / unmanaged", lambda p: cpu_x(p.pod_managed, p.pod_unmanaged)),
         ("Approval p99 added (goal <= 10 ms)", lambda p: added(p.approval_all, p.approval_none)),
+        (
+            "Approval p99 added, engine busy",
+            lambda p: added(p.approval_busy, p.approval_none) if p.approval_busy else "n/a",
+        ),
         (
             "generator CPU, Release all (% core)",
             lambda p: share(p.release_all.gen_cpu, p.release_all).strip(),
@@ -841,6 +912,14 @@ def main() -> None:
         "others (sched_setaffinity; other processes on the machine still run anywhere); "
         "both: a run each way, on a control plane each, and the two side by side",
     )
+    ap.add_argument(
+        "--engine-busy",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="also measure Approvals while alice creates RATE real Releases per second "
+        "(the engine evaluates each: admission shares the operator's process with it)",
+    )
     args = ap.parse_args()
     modes = {"off": [None], "on": [Split.pinned()], "both": [None, Split.pinned()]}[args.pin]
     for rate in (float(r) for r in str(args.rate).split(",")):
@@ -859,6 +938,7 @@ def main() -> None:
                 profiles,
                 split=split,
                 pyspy=pyspy,
+                engine_busy=args.engine_busy,
             )
             results.append((name, phases))
         if len(results) > 1:
@@ -874,6 +954,7 @@ def bench(
     profiles: Path | None = None,
     split: Split | None = None,
     pyspy: Path | None = None,
+    engine_busy: float = 0.0,
 ) -> Phases:
     """One run at one rate, on a control plane of its own; split: pinned to cores so."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
@@ -941,6 +1022,14 @@ def bench(
             operator_hooks = delta(scrape_operator(op), op_before)
             if spy is not None:
                 spy.wait(timeout=60)
+            approval_busy, operator_busy, busy_hooks, busy_op_hooks = None, 0.0, {}, {}
+            if engine_busy > 0:
+                before, op_before = scrape(admin), scrape_operator(op)
+                approval_busy, operator_busy = approvals_while_busy(
+                    alice, bob, op, ns, env, approval_rate, engine_busy, secs
+                )
+                busy_hooks = delta(scrape(admin), before)
+                busy_op_hooks = delta(scrape_operator(op), op_before)
 
             # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
             op.proc.stop()
@@ -993,6 +1082,10 @@ def bench(
                 pod_one_string,
                 approval_all,
                 approval_none,
+                approval_busy,
+                operator_busy,
+                busy_hooks,
+                busy_op_hooks,
             )
             report(rate, secs, hooks, approval_hooks, phases, operator_hooks)
             print(
