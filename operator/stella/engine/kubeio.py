@@ -3,8 +3,10 @@ runs these in threads). Every write that must not race carries a resourceVersion
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import quote
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -13,6 +15,8 @@ from stella import GROUP, VERSION
 from stella.engine.view import ReleaseKey
 from stella.k8s import events
 from stella.k8s.client import api_client
+
+_JSON = "application/json"
 
 # The AppsV1Api method that reads, and the one that patches, each workload kind.
 READ_WORKLOAD = {
@@ -54,12 +58,38 @@ def _custom() -> client.CustomObjectsApi:
     return client.CustomObjectsApi(_api())
 
 
-def patch_release_status(key: ReleaseKey, status: Mapping[str, Any]) -> dict[str, Any]:
+def patch_release_status(
+    key: ReleaseKey, status: Mapping[str, Any], api: client.ApiClient | None = None
+) -> dict[str, Any]:
+    """A JSON merge patch of a Release's status; the Release as the API server answers."""
     ns, name = key
-    out = _custom().patch_namespaced_custom_object_status(
-        GROUP, VERSION, ns, "releases", name, {"status": dict(status)}
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(ns, safe='')}/releases/"
+    return merge_patch(f"{path}{quote(name, safe='')}/status", {"status": dict(status)}, api)
+
+
+def merge_patch(
+    path: str, body: Mapping[str, Any], api: client.ApiClient | None = None
+) -> dict[str, Any]:
+    """PATCH (application/merge-patch+json) `path` with `body` through the operator's API
+    client — its serializer, credentials, deadlines and connection pool — and return the
+    answer's JSON. Not through CustomObjectsApi's generated method, which validates its
+    arguments with pydantic and deserializes the answer into an ApiResponse model on
+    every call: a cold resync makes one such write per Release (issue 12). A status
+    outside 2xx raises the ApiException the generated method would have raised."""
+    api = api or _api()
+    method, url, headers, data, _ = api.param_serialize(
+        "PATCH",
+        path,
+        header_params={"Content-Type": "application/merge-patch+json", "Accept": _JSON},
+        body=dict(body),
+        auth_settings=["BearerToken"],
     )
-    return cast(dict[str, Any], out)
+    answer = api.call_api(method, url, header_params=headers, body=data)
+    raw: bytes = answer.read()  # type: ignore[no-untyped-call]
+    if not 200 <= answer.status <= 299:
+        text = raw.decode("utf-8", "replace") if raw else None
+        raise ApiException.from_response(http_resp=answer, body=text, data=None)
+    return cast(dict[str, Any], json.loads(raw))
 
 
 def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None:

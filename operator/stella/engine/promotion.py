@@ -65,12 +65,17 @@ def now() -> datetime:
 
 
 def move(p: EnvironmentProgress, phase: Any, reason: str, message: str) -> None:
-    """Set an Environment's phase, reason and message (bounded); `since` on a change."""
+    """Set an Environment's phase, reason and message (bounded); `since` on a change.
+    Only what changed is assigned: each assignment to the model is validated, and a
+    cold resync moves every Environment of every Release (issue 12)."""
     if p.phase != phase:
         p.since = now()
-    p.phase = phase
-    p.reason = reason[:128]
-    p.message = message[:4096]
+        p.phase = phase
+    reason, message = reason[:128], message[:4096]
+    if p.reason != reason:
+        p.reason = reason
+    if p.message != message:
+        p.message = message
 
 
 async def persist(view: ClusterView, promo: Promotion) -> None:

@@ -129,12 +129,14 @@ class Reconciler(
             )
             return None
         status = ReleaseStatus.model_validate(body.get("status") or {})
-        before = status.model_dump(mode="json")
         progress = _progress_by_env(status, spec)
         generation = body.get("metadata", {}).get("generation")
 
         first = not status.conditions
-        if first:
+        before: Mapping[str, Any]
+        if not first:
+            before = status.model_dump(mode="json")
+        else:
             # A Release never evaluated: "seen, every Environment Pending" is the baseline
             # its first evaluation is compared with (and announced against). It is not
             # written on its own (issue 12: one status write per Release per reconcile; it
@@ -150,7 +152,11 @@ class Reconciler(
             )
             status.environments = list(progress.values())
             status.summary = summary_line(status.environments, spec.environments)
-            before = status.model_dump(mode="json")
+            # A first evaluation is always written; of the baseline only its phases are
+            # read (by _announce), so it is not dumped whole (issue 12: CPU per Release).
+            before = {
+                "environments": [{"name": p.name, "phase": p.phase} for p in progress.values()]
+            }
 
         requeue: float | None = None
         rollback = is_rollback(body, spec)
@@ -249,7 +255,9 @@ class Reconciler(
     ) -> float | None:
         key, body, spec, progress, p = promo.key, promo.body, promo.spec, promo.progress, promo.p
         env_name, env_spec, key_s = promo.env_name, promo.env_spec, promo.holder
-        p.approvals = approval_records(t, facts)
+        records = approval_records(t, facts)
+        if records != p.approvals:  # each assignment is validated: only when it changed
+            p.approvals = records
         rollback = is_rollback(body, spec)
         asked_by = promoters(self.view.actions_for(env_name, "Promote"), body)
         decision = decide(
