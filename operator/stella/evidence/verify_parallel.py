@@ -78,7 +78,8 @@ def processes_for(envelopes: int, jobs: int) -> int:
 
 
 def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None, raws: Sequence[Raw]) -> None:
-    # With fork, initargs are inherited, not pickled: ``raws`` costs nothing to hand over.
+    # With fork, initargs are inherited, not pickled: ``raws`` costs nothing to hand over
+    # (where only spawn exists, each worker is sent a pickled copy once, at start).
     _worker["analyser"] = Analyser(KeyRing(pems), None if trusted is None else KeyRing(trusted))
     _worker["raws"] = raws
 
