@@ -9,29 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from tests.integration.foundation.test_control_plane import G, V, create_release, release_body
 
 from stella.engine import kubeio
-
-G, V = "stella.io", "v1alpha1"
-
-
-def _release(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{G}/{V}",
-        "kind": "Release",
-        "metadata": {"name": name},
-        "spec": {
-            "version": "1.0.0",
-            "components": [
-                {
-                    "name": "web",
-                    "image": f"registry.example.com/shop/web@sha256:{'e' * 64}",
-                    "workload": {"name": "web", "container": "web"},
-                }
-            ],
-            "environments": ["dev"],
-        },
-    }
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -42,9 +22,7 @@ def _dict(value: object) -> dict[str, Any]:
 def test_release_status_merge_patch(kube_admin: client.ApiClient, test_namespace: str) -> None:
     api = client.CustomObjectsApi(kube_admin)
     name = f"r-{uuid.uuid4().hex[:6]}"
-    created = _dict(
-        api.create_namespaced_custom_object(G, V, test_namespace, "releases", _release(name))
-    )
+    created = create_release(kube_admin, test_namespace, release_body(name))
     key = (test_namespace, name)
     progress = {"name": "dev", "phase": "WaitingForApproval", "reason": "ApprovalsMissing"}
     out = kubeio.patch_release_status(

@@ -34,25 +34,18 @@ def _environment(name: str, requires: list[str]) -> dict[str, Any]:
 
 
 def _release(name: str) -> dict[str, Any]:
+    """A Release as the API server lists it before any status was written."""
+    component = {"name": "web", "image": IMAGE, "workload": {"name": "web", "container": "web"}}
+    spec = {"version": "1.0.0", "environments": ["dev", "staging", "prod"]}
+    meta: dict[str, Any] = {"name": name, "namespace": "shop", "uid": f"uid-{name}"}
+    meta |= {"resourceVersion": "10", "generation": 1}
+    meta |= {"creationTimestamp": "2026-11-30T12:00:00Z"}
+    meta["annotations"] = {"stella.io/requester": REQUESTER}
     return {
         "apiVersion": "stella.io/v1alpha1",
         "kind": "Release",
-        "metadata": {
-            "name": name,
-            "namespace": "shop",
-            "uid": f"uid-{name}",
-            "resourceVersion": "10",
-            "generation": 1,
-            "creationTimestamp": "2026-11-30T12:00:00Z",
-            "annotations": {"stella.io/requester": REQUESTER},
-        },
-        "spec": {
-            "version": "1.0.0",
-            "environments": ["dev", "staging", "prod"],
-            "components": [
-                {"name": "web", "image": IMAGE, "workload": {"name": "web", "container": "web"}}
-            ],
-        },
+        "metadata": meta,
+        "spec": {**spec, "components": [component]},
     }
 
 
