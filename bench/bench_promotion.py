@@ -311,6 +311,10 @@ def status_floor(admin: client.ApiClient, namespace: str, in_flight: int) -> flo
     the engine's are), `in_flight` at a time, from this process while no operator runs.
     A cold resync needs exactly one such write per Release; this is that part alone."""
     admin.rest_client.pool_manager.connection_pool_kw["maxsize"] = in_flight + 2
+    # As the operator's client does (stella.k8s.client.pin_proxy): no scan of the
+    # environment for a proxy before every request, so this client costs the shared
+    # cores as little as the engine's.
+    admin.configuration.proxy = admin.configuration.proxy
     api = client.CustomObjectsApi(admin)
     names: list[tuple[str, str]] = []
     token = None
