@@ -63,6 +63,7 @@ from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import unregister  # noqa: E402
+from memtrace import smaps  # noqa: E402
 from openloop import OpenLoop, Result, body_template  # noqa: E402
 from summary import record  # noqa: E402
 
@@ -138,14 +139,18 @@ async def load_with_rss(
     pid: int,
     every: float,
     held: Callable[[], int],
+    maps: list[smaps.Snapshot] | None = None,
 ) -> tuple[Result, list[Sample]]:
     """The load, and (seconds since start, RSS MiB, Releases held) every `every` seconds
-    while it runs: RSS is judged against the Releases the views hold at that moment."""
+    while it runs: RSS is judged against the Releases the views hold at that moment. With
+    `maps`, a smaps snapshot is appended beside each sample."""
     samples: list[Sample] = []
     start = time.monotonic()
 
     async def one() -> Sample:
         count = await asyncio.to_thread(held)  # off the generator's loop
+        if maps is not None:
+            maps.append(smaps.snapshot(pid))
         return time.monotonic() - start, rss_mib(pid), count
 
     async def sample() -> None:
@@ -223,6 +228,12 @@ def main() -> int:
         metavar="KEY=VALUE",
         help="an environment variable for the operator (again for more), e.g. "
         "MALLOC_MMAP_THRESHOLD_=131072 (docs/quotas.md)",
+    )
+    parser.add_argument(
+        "--smaps",
+        action="store_true",
+        help="print which kinds of the operator's memory mappings (heap, arenas, thread "
+        "stacks, libraries) grew from the end of the warm-up to the end of the load",
     )
     parser.add_argument(
         "--tracemalloc",
@@ -353,6 +364,7 @@ def main() -> int:
         time.sleep(3)  # the views have the Environments
         rss_before = rss_mib(op.proc.pid)
         load_before = os.getloadavg()
+        maps: list[smaps.Snapshot] | None = [] if args.smaps else None
         snaps_before = len(list(traces.glob("snapshot-*.bin")))
 
         # 2. the load.
@@ -365,6 +377,7 @@ def main() -> int:
                 op.proc.pid,
                 args.sample,
                 lambda: releases_held(client.CustomObjectsApi(admin)),
+                maps,
             )
         )
         load_after = os.getloadavg()
@@ -459,6 +472,10 @@ def main() -> int:
             f"  Releases held     after warm-up {warm[2]}, end of load {samples[-1][2]} "
             "(RSS is flat by design only while this is: every Release held is in the views)"
         )
+        if maps:
+            print("  memory mappings grown from the end of the warm-up to the end of the load:")
+            for line in smaps.report(maps[samples.index(warm)], maps[-1]):
+                print(f"    {line}")
         if args.tracemalloc:
             from memtrace.diff import report
 
