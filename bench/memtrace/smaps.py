@@ -20,6 +20,7 @@ class Snapshot(NamedTuple):
     count: Counter[str]  # mappings by kind
     threads: int
     fds: int
+    regions: dict[int, tuple[int, int, str]]  # anonymous mappings: start -> (size, RSS KiB, perms)
 
 
 def kind(name: str, size: int, perms: str) -> str:
@@ -48,17 +49,23 @@ def snapshot(pid: int) -> Snapshot:
         threads = len(os.listdir(f"/proc/{pid}/task"))
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
-        return Snapshot(rss, count, 0, 0)
-    current = ""
+        return Snapshot(rss, count, 0, 0, {})
+    regions: dict[int, tuple[int, int, str]] = {}
+    current, start, size, perms, anon = "", 0, 0, "", False
     for line in text.splitlines():
         head = line.split(None, 5)
         if head and "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
             lo, hi = (int(x, 16) for x in head[0].split("-"))
-            current = kind(head[5] if len(head) > 5 else "", hi - lo, head[1])
+            name = head[5] if len(head) > 5 else ""
+            current, start, size, perms = kind(name, hi - lo, head[1]), lo, hi - lo, head[1]
+            anon = not name
             count[current] += 1
         elif line.startswith("Rss:"):
-            rss[current] += int(line.split()[1])
-    return Snapshot(rss, count, threads, fds)
+            kib = int(line.split()[1])
+            rss[current] += kib
+            if anon:
+                regions[start] = (size, kib, perms)
+    return Snapshot(rss, count, threads, fds, regions)
 
 
 def report(old: Snapshot, new: Snapshot, top: int = 12) -> list[str]:
@@ -76,5 +83,27 @@ def report(old: Snapshot, new: Snapshot, top: int = 12) -> list[str]:
         out.append(
             f"{delta / 1024:+8.2f} MiB  {old.rss_kib[k] / 1024:7.1f} -> {new.rss_kib[k] / 1024:7.1f}"
             f"  mappings {old.count[k]:4d} -> {new.count[k]:4d}  {k}"
+        )
+    # The anonymous mappings that grew most, by address: one region growing (an arena, a
+    # heap of a native library) reads differently from many new ones (Python's arenas).
+    grown = sorted(
+        (
+            (kib - old.regions.get(at, (0, 0, ""))[1], at, size, kib, perms)
+            for at, (size, kib, perms) in new.regions.items()
+        ),
+        reverse=True,
+    )
+    new_regions = [g for g in grown if g[1] not in old.regions]
+    out.append(
+        f"anonymous mappings {len(old.regions)} -> {len(new.regions)}; new ones hold "
+        f"{sum(g[3] for g in new_regions) / 1024:.1f} MiB; the most grown:"
+    )
+    for delta, at, size, kib, perms in grown[:top]:
+        if delta <= 0:
+            break
+        fresh = " (new)" if at not in old.regions else ""
+        out.append(
+            f"{delta / 1024:+8.2f} MiB  at {at:#x} {perms} size {size / MiB:8.2f} MiB,"
+            f" resident {kib / 1024:7.2f} MiB{fresh}"
         )
     return out
