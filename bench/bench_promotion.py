@@ -5,7 +5,10 @@
    the same API writes done directly by a client (create the Approval, patch the
    Deployment), measured in the same run, and their ratio.
 2. Scale: operator RSS and full-resync time with --releases Releases across --environments Environments (default 1,000 x 5)
-   (cold start: every Release evaluated from nothing; warm restart: statuses exist).
+   (cold start: every Release evaluated from nothing; warm restart: statuses exist), and
+   how long /healthz takes to answer during the warm restart's first pass, beside the same
+   probe once that pass is over (the engine's loop serves it: a pass that never yields
+   makes it wait).
 
 Real parts only: the local control plane, the registry, the operator as its own process,
 run as the chart runs it (`stella operator run`, no --verbose: no DEBUG line per reconcile).
@@ -305,6 +308,33 @@ class Evaluated:
                 time.sleep(0.5)
 
 
+class HealthProbe:
+    """GET /healthz every 10 ms on a new connection (as the kubelet probes), in a thread,
+    until stopped; the answer times in ms."""
+
+    def __init__(self, url: str) -> None:
+        self.url = f"{url}/healthz"
+        self.times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(self.url, timeout=30) as answer:
+                answer.read()
+            self.times.append((time.perf_counter() - t0) * 1000)
+            self._stop.wait(0.01)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join()
+        return self.times
+
+
 def status_floor(admin: client.ApiClient, namespace: str, in_flight: int) -> float:
     """The API server's own floor for a cold resync's writes, in seconds: one status PATCH
     per Release of `namespace` (its summary changed, so each is a real write to etcd, as
@@ -422,8 +452,14 @@ def scale(
                 # engine says when its first pass is over (the memory trim after its queue
                 # first drains: stella.k8s.memory); CPU "idle" never comes, as periodic
                 # work (watch renewals, parameter writers) keeps ticking.
+                probe = HealthProbe(op.url)
                 wait(lambda: "first pass over every" in op.logs(), timeout=1800, step=0.1)
                 took = time.monotonic() - t0
+                during = probe.stop()
+                idle = HealthProbe(op.url)
+                time.sleep(3)
+                after = idle.stop()
+                health = (during, after)
             rss = rss_mib(op.proc.pid)
             print(
                 f"  {label:32} full resync {took:6.1f}s   operator RSS {rss:6.1f} MiB   "
@@ -432,6 +468,14 @@ def scale(
             for line in op.logs().splitlines():
                 if "memory: " in line:  # the engine's trim after its first pass
                     print(f"    ({line.split('memory: ', 1)[1].strip()})")
+            if not label.startswith("cold"):
+                during, after = health
+                for name, times in (("during the first pass", during), ("after it", after)):
+                    print(
+                        f"    /healthz {name:22} {len(times):4d} probes  p50 "
+                        f"{pct(times, 0.5):7.1f} ms  p99 {pct(times, 0.99):7.1f} ms  "
+                        f"max {max(times):7.1f} ms"
+                    )
             # The goals hold at 10,000 x 5 (issue 12): at a smaller size a figure is the
             # trend, not a verdict.
             full = count >= 10_000 and len(envs) >= 5
@@ -465,6 +509,14 @@ def scale(
                     "s",
                     goal=10.0 if full else None,
                     note=at("<= 10 s") + "; until the engine logs its first pass done",
+                )
+                record(
+                    "promotion",
+                    "scale: /healthz max during the warm restart's first pass",
+                    max(health[0]),
+                    "ms",
+                    floor=max(health[1]),
+                    note=f"{size}; floor: the same probe once the pass is over",
                 )
                 record(
                     "promotion",
