@@ -105,7 +105,9 @@ def _start_operator(
     verbose: bool = True,
 ) -> OperatorProcess | None:
     """The operator started and ready; None when it lost a port race (try again)."""
-    port = free_port()
+    # A caller that must know the port before the process starts (a bench probing it from
+    # the first moment) names it in extra_env.
+    port = int((extra_env or {}).get("STELLA_HTTP_PORT") or free_port())
     hook_env: dict[str, str] = {}
     hook_port = 0
     if pki is not None:
