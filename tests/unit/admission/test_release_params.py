@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from admission_factories import REGISTRY, environment_body, release_body, world
+from admission_factories import image as image_ref
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,6 +102,57 @@ def test_the_same_spec_created_threshold_times_in_the_window_is_a_loop() -> None
     # Deleting what the loop made does not hide it.
     del view.releases[("shop", "ci-0")]
     assert params(view, threshold=3)["loops"] == f"\nshop {key}\n"
+
+
+def test_a_threshold_of_one_refuses_a_spec_created_once() -> None:
+    view = world()
+    view.releases[("shop", "once")] = created(release_body("once"), ago=10, uid="u1")
+    key = loop_key(release_body()["spec"])
+    assert "loops" not in params(view, threshold=2)  # an index without the texts, first
+    assert params(view, threshold=1)["loops"] == f"\nshop {key}\n"
+
+
+def test_a_release_seen_again_is_not_another_create() -> None:
+    """A Release's later versions (status writes, a relist) are the same create: its uid."""
+    view = world()
+    body = created(release_body("ci-0"), ago=10, uid="u0")
+    view.releases[("shop", "ci-0")] = body
+    for version in range(3):
+        again = created(release_body("ci-0"), ago=10, uid="u0")
+        again["status"] = {"summary": str(version)}
+        view.releases[("shop", "ci-0")] = again
+        assert "loops" not in params(view, threshold=2)
+    view.releases[("shop", "ci-1")] = created(release_body("ci-1"), ago=5, uid="u1")
+    for _ in range(2):
+        view.releases[("shop", "ci-1")] = created(release_body("ci-1"), ago=5, uid="u1")
+        assert params(view, threshold=2)["loops"].count("\nshop ") == 1
+        assert "loops" not in params(view, threshold=3)
+
+
+def test_creates_leave_the_window_once_or_repeated() -> None:
+    view = world()
+    view.releases[("shop", "a")] = created(release_body("a"), ago=590, uid="ua")
+    view.releases[("shop", "b")] = created(release_body("b"), ago=300, uid="ub")
+    other = release_body("c", images=(image_ref(2),))
+    view.releases[("shop", "c")] = created(other, ago=599, uid="uc")
+    key = loop_key(release_body()["spec"])
+    assert params(view, threshold=2)["loops"] == f"\nshop {key}\n"
+    # 20 seconds on, the older of the two and the single one have left the window.
+    later = release_params(
+        view,  # type: ignore[arg-type]
+        quota=500,
+        loop_threshold=1,
+        loop_window=600.0,
+        now=NOW.timestamp() + 20,
+    )
+    assert later["loops"] == f"\nshop {key}\n"
+    assert "loops" not in release_params(
+        view,  # type: ignore[arg-type]
+        quota=500,
+        loop_threshold=2,
+        loop_window=600.0,
+        now=NOW.timestamp() + 20,
+    )
 
 
 def test_the_loop_key_is_version_environments_and_components() -> None:
