@@ -91,9 +91,7 @@ def test_a_finished_release_whose_status_holds_is_skipped() -> None:
 def test_the_current_release_moved_while_down_is_reconciled() -> None:
     # The status says Live in prod, but prod's current Release is another one now.
     assert not settled(_view(currentRelease="shop/r9"), KEY, _release("dev=Deployed prod=Live"))
-    assert not settled(
-        _view(currentRelease="shop/r1"), KEY, _release("dev=Deployed prod=Deployed")
-    )
+    assert not settled(_view(currentRelease="shop/r1"), KEY, _release("dev=Deployed prod=Deployed"))
 
 
 def test_a_lock_still_held_is_reconciled_to_give_it_back() -> None:
