@@ -70,23 +70,19 @@ class Report:
 Stored = tuple[Parsed, int]
 
 
-def _stored(analyses: Analyses, raw: str | Mapping[str, object], position: int) -> Stored:
-    """``raw`` is the envelope at ``position`` in the ``raws`` the analyses were given."""
+def _stored(analyses: Analyses, raw: str | Mapping[str, object]) -> Stored:
     parsed = envelope_key(raw)
-    return parsed, -1 if parsed.key is None else analyses.add(parsed.key, position)
+    return parsed, -1 if parsed.key is None else analyses.add(parsed.key)
 
 
 def _stored_configmap(
-    analyses: Analyses,
-    cm: StoredPacket,
-    position: int,
-    twins: Mapping[str, tuple[LogEntry, Stored]],
+    analyses: Analyses, cm: StoredPacket, twins: Mapping[str, tuple[LogEntry, Stored]]
 ) -> Stored:
     """A ConfigMap's envelope: its log entry's, when it holds the very same one."""
     twin = twins.get(cm.name)
     if twin is not None and holds(cm.envelope_json, twin[0].envelope, twin[1][0]):
         return twin[1]
-    return _stored(analyses, cm.envelope_json, position)
+    return _stored(analyses, cm.envelope_json)
 
 
 class _Checker:
@@ -165,20 +161,13 @@ def _verify(
     assert ring is not None
     log_in_scope = [e for e in log_entries if _in_scope(e.chain, e.recorded_at, environment, since)]
     expected = max(len(configmaps), len(log_in_scope))  # about how many distinct envelopes
-    # Every stored envelope, log first: the workers have these from the start and are sent
-    # positions in this list, not envelopes.
-    raws: list[str | Mapping[str, object]] = [e.envelope for e in log_in_scope]
-    raws.extend(cm.envelope_json for cm in configmaps)
-    with Analyses(ring, _ring(trusted_keys), jobs, expected, raws) as analyses:
+    with Analyses(ring, _ring(trusted_keys), jobs, expected) as analyses:
         # Parsing hands each new envelope to the workers at once, and the checks read each
         # analysis as soon as its batch is back: this process works while they do.
-        log_stored = [_stored(analyses, e.envelope, i) for i, e in enumerate(log_in_scope)]
+        log_stored = [_stored(analyses, e.envelope) for e in log_in_scope]
         log_names = [configmap_name(e.chain, e.sequence) for e in log_in_scope]
         twins = dict(zip(log_names, zip(log_in_scope, log_stored, strict=True), strict=True))
-        first = len(log_in_scope)
-        cm_stored = [
-            _stored_configmap(analyses, cm, first + i, twins) for i, cm in enumerate(configmaps)
-        ]
+        cm_stored = [_stored_configmap(analyses, cm, twins) for cm in configmaps]
         ck = _Checker(analyses)
         cm_names, cm_checked, cm_same = _check_configmaps(
             ck, configmaps, cm_stored, environment, since

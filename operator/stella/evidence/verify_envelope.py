@@ -66,7 +66,7 @@ class Parsed(NamedTuple):
     key: EnvelopeKey | None
     error: str
     same: object
-    plain: bool = False  # parsed in the one shape Stella writes (plain_key)
+    plain: bool = False  # parsed in the one shape Stella writes (_plain_key)
 
 
 class Analysis(NamedTuple):
@@ -76,7 +76,7 @@ class Analysis(NamedTuple):
     facts: Facts | None  # None when the payload is no Stella statement
 
 
-def plain_key(obj: object) -> EnvelopeKey | None:
+def _plain_key(obj: object) -> EnvelopeKey | None:
     """The key of an envelope in the one shape Stella writes, without pydantic.
 
     Only a shape the Envelope model certainly accepts passes (a subset of it: exact field
@@ -111,7 +111,7 @@ def envelope_key(raw: str | Mapping[str, object]) -> Parsed:
         obj = json.loads(raw) if isinstance(raw, str) else dict(raw)
     except (ValueError, TypeError):
         obj = None
-    key = plain_key(obj)
+    key = _plain_key(obj)
     if key is not None:  # what _stores_key gives for this shape, without walking it again
         return Parsed(key, "", (key[0], key[1], tuple(sorted(key[2])), _FIELDS_SORTED), True)
     try:

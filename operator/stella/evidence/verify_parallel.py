@@ -2,10 +2,7 @@
 
 Signature checks and parsing are CPU-bound and hold the GIL, so threads would not help;
 worker processes each analyse a batch of distinct envelopes and send back slim
-:class:`~stella.evidence.verify_envelope.Analysis` tuples. The workers are forked with the
-stored envelopes in their memory (``raws``): a batch names envelopes by their position
-there, a few bytes each, and each worker reads and parses its own share, so no payload is
-pickled on the way out and only a few fields per envelope come back. Whatever depends on order
+:class:`~stella.evidence.verify_envelope.Analysis` tuples. Whatever depends on order
 (chains, the stores agreeing) is left to the caller's single sequential pass, which reads
 analysis ``i`` as soon as its batch is back: the caller parses the stores and runs that
 pass while the workers compute, so no core waits for the other half of the work. A
@@ -28,14 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from stella.evidence.keys import KeyRing
-from stella.evidence.verify_envelope import (
-    Analyser,
-    Analysis,
-    EnvelopeKey,
-    Problems,
-    envelope_key,
-    plain_key,
-)
+from stella.evidence.verify_envelope import Analyser, Analysis, EnvelopeKey, Problems
 from stella.evidence.verify_facts import Facts
 from stella.evidence.verify_gc import paused_gc
 
@@ -54,14 +44,8 @@ _LOST = (
 )
 
 
-# What this worker process works with (set by _init, once per worker): the analyser, and
-# the stored envelopes that batches name by position.
-_worker: dict[str, Any] = {}
-
-# A batch item: an envelope's position in ``raws``, or (from a caller that gave no
-# position) the envelope's key itself.
-Item = int | EnvelopeKey
-Raw = str | Mapping[str, object]
+# The analyser of this worker process (set by _init, once per worker).
+_worker: dict[str, Analyser] = {}
 
 
 def default_jobs() -> int:
@@ -77,11 +61,8 @@ def processes_for(envelopes: int, jobs: int) -> int:
     return 1 if jobs <= 1 or envelopes < PARALLEL_MIN else jobs
 
 
-def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None, raws: Sequence[Raw]) -> None:
-    # With fork, initargs are inherited, not pickled: ``raws`` costs nothing to hand over
-    # (where only spawn exists, each worker is sent a pickled copy once, at start).
+def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None) -> None:
     _worker["analyser"] = Analyser(KeyRing(pems), None if trusted is None else KeyRing(trusted))
-    _worker["raws"] = raws
 
 
 # What a worker sends back for one envelope: an Analysis as plain tuples. A NamedTuple is
@@ -90,22 +71,10 @@ def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None, raws: Sequ
 Sent = tuple[Problems, str, str | None, tuple[Any, ...] | None]
 
 
-def _analyse_batch(items: Sequence[Item]) -> list[Sent]:
-    analyse, raws = _worker["analyser"].analyse, _worker["raws"]
+def _analyse_batch(keys: Sequence[EnvelopeKey]) -> list[Sent]:
+    analyse = _worker["analyser"].analyse
     with paused_gc():
-        return [_sent(analyse(_key(raws, i) if type(i) is int else i)) for i in items]
-
-
-def _key(raws: Sequence[Raw], position: int) -> EnvelopeKey:
-    """The key of the envelope at ``position``: what the caller's envelope_key gave."""
-    raw = raws[position]
-    # A log document in the shape Stella writes: envelope_key's key, without the rest of
-    # what envelope_key builds for the caller's comparison of the stores.
-    key = plain_key(raw) if type(raw) is dict else None
-    if key is None:
-        key = envelope_key(raw).key
-    assert key is not None  # the caller adds only envelopes that have a key
-    return key
+        return [_sent(analyse(k)) for k in keys]
 
 
 def _sent(a: Analysis) -> Sent:
@@ -131,24 +100,14 @@ class Analyses:
 
     ``add`` returns the envelope's index (the same one for an envelope seen before);
     ``get(i)`` returns its analysis, waiting for its batch if need be. ``expected`` (how
-    many envelopes are coming, roughly) decides whether a pool is worth starting. ``raws``
-    are the stored envelopes as read (JSON text or documents): ``add(key, position)`` for
-    an envelope whose ``envelope_key`` is ``key`` sends the workers its position in
-    ``raws`` instead of the envelope.
+    many envelopes are coming, roughly) decides whether a pool is worth starting.
     """
 
-    def __init__(
-        self,
-        ring: KeyRing,
-        trusted: KeyRing | None,
-        jobs: int,
-        expected: int,
-        raws: Sequence[Raw] = (),
-    ) -> None:
+    def __init__(self, ring: KeyRing, trusted: KeyRing | None, jobs: int, expected: int) -> None:
         self.processes = processes_for(expected, jobs)
         self._index: dict[EnvelopeKey, int] = {}
         self._done: list[Analysis] = []
-        self._batch: list[Item] = []
+        self._batch: list[EnvelopeKey] = []
         self._pending: deque[Future[list[Sent]]] = deque()
         self._pool: ProcessPoolExecutor | None = None
         self._analyser: Analyser | None = None
@@ -157,7 +116,7 @@ class Analyses:
             return
         # Several batches per worker, so that one slow batch does not leave the others idle.
         self._size = min(BATCH, -(-expected // (self.processes * 4)))
-        initargs = (dict(ring), None if trusted is None else dict(trusted), raws)
+        initargs = (dict(ring), None if trusted is None else dict(trusted))
         # An executor rather than multiprocessing.Pool: when a worker dies, Pool loses its
         # batch and waits for it forever; the executor says so (BrokenProcessPool).
         self._pool = ProcessPoolExecutor(
@@ -176,7 +135,7 @@ class Analyses:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def add(self, key: EnvelopeKey, position: int | None = None) -> int:
+    def add(self, key: EnvelopeKey) -> int:
         index = self._index.get(key)
         if index is not None:
             return index
@@ -184,7 +143,7 @@ class Analyses:
         if self._analyser is not None:
             self._done.append(self._analyser.analyse(key))
             return index
-        self._batch.append(key if position is None else position)
+        self._batch.append(key)
         if len(self._batch) >= self._size:
             self._submit()
         return index
