@@ -172,12 +172,11 @@ def foreign_registry(images: Iterable[str], allowed: Iterable[str]) -> tuple[str
     hosts = registry_hosts(allowed)
     if not hosts:
         return None
-    listed = registry_in(hosts)
     for image in images:
         try:
             host = parse_image_ref(image).registry
         except InvalidImageReference:
             return image, "(not an image reference)"
-        if not listed(host):
+        if normalize_registry(host) not in hosts:
             return image, host
     return None
