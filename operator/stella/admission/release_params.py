@@ -32,12 +32,15 @@ the Environment's existence, engine/reconcile.py and engine/gates.py).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import threading
+from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stella.admission._util import environment_spec, mapping, metadata, spec_of
 from stella.admission.base import Body, ReleaseKey, Snapshot
+from stella.admission.count_table import CountTable
 from stella.admission.index import SyncedIndex, _index_for
 from stella.admission.quotas import pending_index
 from stella.models.common import LabelSelector, parse_time
@@ -75,85 +78,96 @@ def loop_key(spec: object) -> str:
     return f"{s.get('version', '')}|{env_part}|{comp_part}"
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-class _Repeated:
-    """A spec created more than once in the window: its text (what is published) and the
-    creation time of each Release that made it, by the digest of its uid."""
-
-    __slots__ = ("key", "namespace", "times")
-
-    def __init__(self, namespace: str, key: str, times: dict[bytes, float]) -> None:
-        self.namespace, self.key, self.times = namespace, key, times
-
-
-# One spec created once: (digest of its Release's uid, creation time, and "<namespace>
-# <loop key>" only when kept from the first create).
-_Once = tuple[bytes, float, str | None]
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
 class LoopIndex(SyncedIndex[ReleaseKey, None]):
-    """(namespace, loop key) -> the creation time of every Release that made it, deleted
-    ones included, until they leave the window (looping() forgets them).
+    """(namespace, loop key) -> how many Releases made it within the window, deleted ones
+    included, until they leave it (looping() forgets them).
 
     Held for the whole window for every Release created (T10: 200 creates/s asked, some 50
-    a second admitted, for a 600-second window: ~30,000 entries), so it is kept small: keys
-    are 16-byte digests, and a spec created once — nearly all of them — is one tuple without
-    its text, which is kept from its second create on (only a repeated spec can reach a
-    threshold of 2 or more; `keep_text` keeps it from the first, for a threshold of 1).
-    ~220 bytes a create (measured with tracemalloc), against ~470 with the texts and a
-    dict per spec."""
+    to 80 a second admitted, for a 600-second window: 30,000 to 50,000 entries), so nothing
+    per create is a Python object: a create is two 64-bit digests (of "<namespace> <loop
+    key>" and of the Release's uid) appended to the array of its creation second, and two
+    counts in flat tables (count_table.py), ~40 bytes all told. The text of a spec is kept
+    only from its second create on (only a repeated spec can reach a threshold of 2 or more;
+    `keep_text` keeps it from the first, for a threshold of 1). The window is exact: the
+    API server's creationTimestamp has whole seconds, and a second's creates leave together.
+    """
 
     def __init__(self, keep_text: bool = False) -> None:
         super().__init__()
-        self._created: dict[bytes, _Once | _Repeated] = {}
         self._keep_text = keep_text
+        self._counts = CountTable()  # digest of "<namespace> <loop key>" -> creates
+        self._uids = CountTable()  # digest of each counted Release's uid -> 1
+        self._seconds: dict[float, array[int]] = {}  # creation time -> (pair, uid) digests
+        self._order: list[float] = []  # heap of the keys of _seconds
+        self._texts: dict[int, str] = {}  # "<namespace> <loop key>" of the repeated pairs
+        self._cutoff = float("-inf")  # creates at or before it have left the window
         self._guard = threading.Lock()
+
+    def _replace(self, key: ReleaseKey, body: Body) -> None:
+        # A later version of the same Release (each status write, a relist) is no create:
+        # skip re-reading it by its uid, before any digest is made.
+        hit = self._seen.get(key)
+        if hit is not None and hit[0] is not body:
+            uid = metadata(body).get("uid")
+            if uid and uid == metadata(hit[0]).get("uid"):
+                self._seen[key] = (body, None)
+                return
+        super()._replace(key, body)
 
     def _add(self, key: ReleaseKey, body: Body) -> None:
         meta = metadata(body)
         when = parse_time(meta.get("creationTimestamp"))
         if when is None:
             return
+        at = when.timestamp()
         text = loop_key(spec_of(body))
         named = f"{key[0]} {text}"  # a namespace name holds no space
         pair = _digest(named)
         uid = _digest(str(meta.get("uid") or f"{key[0]}/{key[1]}"))
-        at = when.timestamp()
         with self._guard:
-            held = self._created.get(pair)
+            if at <= self._cutoff or self._uids.get(uid):
+                return  # already out of the window, or this Release is counted
+            self._uids.add(uid)
+            held = self._seconds.get(at)
             if held is None:
-                self._created[pair] = (uid, at, named if self._keep_text else None)
-            elif isinstance(held, _Repeated):
-                held.times[uid] = at
-            elif held[0] != uid:  # the same Release again (a later version of it) is no create
-                self._created[pair] = _Repeated(key[0], text, {held[0]: held[1], uid: at})
+                held = self._seconds[at] = array("Q")
+                heapq.heappush(self._order, at)
+            held.extend((pair, uid))
+            if self._counts.add(pair) >= 2 or self._keep_text:
+                self._texts.setdefault(pair, named)
 
     def _drop(self, key: ReleaseKey, payload: None) -> None:
         return None  # a deleted Release still counts until it leaves the window
 
+    def _expire(self, oldest: float) -> None:
+        self._cutoff = max(self._cutoff, oldest)
+        while self._order and self._order[0] <= self._cutoff:
+            held = self._seconds.pop(heapq.heappop(self._order))
+            for i in range(0, len(held), 2):
+                pair = held[i]
+                left = self._counts.remove(pair)
+                if left == 0 or (left == 1 and not self._keep_text):
+                    self._texts.pop(pair, None)
+                self._uids.remove(held[i + 1])
+
     def looping(self, now: float, threshold: int, window: float) -> list[tuple[str, str]]:
         """The (namespace, key) pairs created `threshold` times or more within `window`."""
         out: list[tuple[str, str]] = []
-        oldest = now - window
         with self._guard:
-            for pair, held in list(self._created.items()):
-                if isinstance(held, tuple):
-                    if held[1] <= oldest:
-                        del self._created[pair]
-                    elif threshold <= 1 and held[2] is not None:
-                        ns, _, text = held[2].partition(" ")
-                        out.append((ns, text))
-                    continue
-                for uid in [u for u, t in held.times.items() if t <= oldest]:
-                    del held.times[uid]
-                if not held.times:
-                    del self._created[pair]
-                elif len(held.times) >= threshold:
-                    out.append((held.namespace, held.key))
+            self._expire(now - window)
+            for pair, named in self._texts.items():
+                if self._counts.get(pair) >= max(threshold, 1):
+                    ns, _, text = named.partition(" ")
+                    out.append((ns, text))
         return sorted(out)
+
+    def __len__(self) -> int:
+        """The creates held (in the window, as of the last looping())."""
+        return len(self._uids)
 
 
 def loop_index(snap: Snapshot, threshold: int = 2) -> LoopIndex:

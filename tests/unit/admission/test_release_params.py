@@ -5,7 +5,9 @@ real API server; here the Python side, and mirrors of the CEL's reading of it.""
 
 from __future__ import annotations
 
+import gc
 import re
+import tracemalloc
 from datetime import UTC, datetime, timedelta
 
 from admission_factories import REGISTRY, environment_body, release_body, world
@@ -15,7 +17,7 @@ from hypothesis import strategies as st
 
 from stella.admission.configuration import PLAIN_IMAGE
 from stella.admission.quotas import pending
-from stella.admission.release_params import loop_key, release_params, selector_lines
+from stella.admission.release_params import LoopIndex, loop_key, release_params, selector_lines
 from stella.models.common import LabelSelector
 from stella.registry.reference import normalize_registry, parse_image_ref
 
@@ -270,3 +272,56 @@ def test_plain_images_cover_the_usual_references() -> None:
         assert re.fullmatch(PLAIN_IMAGE, image), image
     for image in (f"Shop/web@sha256:{'a' * 64}", f"myreg:5000/web@sha256:{'a' * 64}"):
         assert not re.fullmatch(PLAIN_IMAGE, image), image
+
+
+def test_a_release_seen_again_after_it_left_the_window_is_not_counted_again() -> None:
+    view = world()
+    view.releases[("shop", "a")] = created(release_body("a"), ago=590, uid="ua")
+    view.releases[("shop", "b")] = created(release_body("b"), ago=300, uid="ub")
+    key = loop_key(release_body()["spec"])
+    assert params(view, threshold=2)["loops"] == f"\nshop {key}\n"
+    later = NOW.timestamp() + 20  # "a" has left the window
+    args = {"quota": 500, "loop_threshold": 2, "loop_window": 600.0, "now": later}
+    assert "loops" not in release_params(view, **args)  # type: ignore[arg-type]
+    # A relist hands the index a new body object for the same Release: still left.
+    view.releases[("shop", "a")] = created(release_body("a"), ago=590, uid="ua")
+    assert "loops" not in release_params(view, **args)  # type: ignore[arg-type]
+    # So does a stale relist that brings back one already gone from the view.
+    del view.releases[("shop", "a")]
+    assert "loops" not in release_params(view, **args)  # type: ignore[arg-type]
+    view.releases[("shop", "a")] = created(release_body("a"), ago=590, uid="ua")
+    assert "loops" not in release_params(view, **args)  # type: ignore[arg-type]
+
+
+def test_the_window_holds_a_create_in_tens_of_bytes_not_in_objects() -> None:
+    """T10: 30,000 to 50,000 creates are held for the window; as Python objects they pinned
+    CPython's memory pools (session 24: 468, then 216 bytes a create, and RSS growth)."""
+    index = LoopIndex()
+    base = NOW.timestamp() - 590
+    bodies = []
+    for i in range(20_000):
+        body = release_body(f"r{i}", images=(image_ref(i % 50),))
+        body["spec"]["version"] = f"v{i}"  # type: ignore[index]
+        meta = body["metadata"]
+        assert isinstance(meta, dict)
+        stamp = datetime.fromtimestamp(base + i * 0.025, UTC)
+        meta["creationTimestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta["uid"] = f"uid-{i}"
+        bodies.append((("shop", f"r{i}"), body))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        objects = len(gc.get_objects())
+        for key, body in bodies:
+            index._add(key, body)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+        tracked = len(gc.get_objects()) - objects
+    finally:
+        tracemalloc.stop()
+    assert len(index) == 20_000
+    assert grown / 20_000 < 100, f"{grown / 20_000:.0f} bytes a create"
+    # One array per creation second (500 here), none per create.
+    assert tracked <= 510, f"{tracked} more objects for 20,000 creates"
+    assert index.looping(NOW.timestamp(), 2, 600.0) == []
