@@ -12,14 +12,17 @@ them), that is shown too, and admission is then proven with admin, whom RBAC let
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
+import threading
 import time
 import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +38,8 @@ from tests.kube_support import api_client_for, eventually, refused_by_policy
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
 from devenv.webhooks import register, unregister
+from stella.evidence.manifest import DATA_ENVELOPE, L_SEQUENCE, chain_selector
+from stella.evidence.packet import Statement
 
 G, V = "stella.io", "v1alpha1"
 OPERATOR_CONTEXT = (
@@ -570,6 +575,117 @@ def test_approval_rules(world: World) -> None:
     assert "already decided" in message_of(again.value)
     world.create_approval("carol", approval_body("r-dave", prod, "Reject"), dry_run=True)
     ledger.check()
+
+
+def decide(world: World, user: str, release: str, decision: str) -> str | None:
+    """`user` decides on `release` for the Environment `once`: the Approval's name, or None
+    when admission refused it as a duplicate (any other refusal fails the test)."""
+    body = approval_body(release, world.shop.env_name("once"), decision)
+    try:
+        made = world.create_approval(user, body)
+    except ApiException as exc:
+        assert "already decided" in message_of(exc), message_of(exc)
+        return None
+    return str(made["metadata"]["name"])
+
+
+def decide_at_once(world: World, user: str, release: str, decisions: list[str]) -> list[str]:
+    """`user` sends `decisions` together (one thread each, released by one barrier), so a
+    later one can reach admission before the operator's view holds an earlier one; the
+    names of those admitted."""
+    gate = threading.Barrier(len(decisions))
+
+    def send(decision: str) -> str | None:
+        gate.wait(timeout=30)
+        return decide(world, user, release, decision)
+
+    with ThreadPoolExecutor(len(decisions)) as pool:
+        admitted = list(pool.map(send, decisions))
+    return [name for name in admitted if name is not None]
+
+
+def packets(world: World, release: str) -> list[Statement]:
+    """The evidence packets of the chain of `once` about `release`, in sequence order."""
+    items = (
+        client.CoreV1Api(world.admin)
+        .list_namespaced_config_map(
+            "stella-system", label_selector=chain_selector(world.shop.env_name("once"))
+        )
+        .items
+    )
+    out = []
+    for cm in sorted(items, key=lambda cm: int(cm.metadata.labels[L_SEQUENCE])):
+        envelope = json.loads(cm.data[DATA_ENVELOPE])
+        statement = Statement.model_validate_json(base64.b64decode(envelope["payload"]))
+        if statement.predicate.release and statement.predicate.release.name == release:
+            out.append(statement)
+    return out
+
+
+def test_decisions_sent_at_once_decide_what_one_decision_does(world: World) -> None:
+    """Admission judges duplicates from its own view, which lags the API server by the
+    watch's delay: a person's second decision sent at the same moment may be admitted.
+    Whatever was admitted, the promotion is exactly what one decision gives (issue 12)."""
+    shop = world.shop
+    image = shop.image("at-once")
+    # An Environment of its own: test_approval_rules halts prod (a digest never pushed).
+    shop.environment(
+        "once", replicas=1, approvals={"required": 1, "approverGroups": ["release-approvers"]}
+    )
+
+    # bob approves twice at once: `once` is deployed on his one approval, and the evidence
+    # counts him once.
+    shop.release("r-once-1", image, ["once"])
+    shop.wait_phase("r-once-1", "once", "WaitingForApproval")
+    admitted = decide_at_once(world, "bob", "r-once-1", ["Approve", "Approve"])
+    assert admitted, "neither of bob's Approvals was admitted"
+    progress = shop.wait_phase("r-once-1", "once", "Deployed", timeout=120)
+    assert [(a["approver"], a["decision"]) for a in progress["approvals"]] == [("bob", "Approve")]
+    assert shop.deployed_image("once") == image
+    statements = eventually(
+        lambda: (
+            (s := packets(world, "r-once-1"))
+            and any(p.predicate.kind == "PromotionDeployed" for p in s)
+            and s
+        ),
+        what="r-once-1's evidence",
+    )
+    authorized = [p.predicate for p in statements if p.predicate.kind == "PromotionAuthorized"]
+    assert len(authorized) == 1
+    assert [(a.approver, a.counted) for a in authorized[0].approvals if a.counted] == [
+        ("bob", True)
+    ]
+    counted = [p.predicate for p in statements if p.predicate.kind == "ApprovalCounted"]
+    assert [a.approver for p in counted for a in p.approvals] == ["bob"]
+
+    # The Approval that counted says so; another one, if admitted, never counts: it is
+    # marked a duplicate, or not at all when it reached the operator after the deploy.
+    def verdicts() -> list[tuple[bool, str] | None] | None:
+        out: list[tuple[bool, str] | None] = []
+        for name in admitted:
+            a = world.crd("admin").get_namespaced_custom_object(
+                G, V, shop.release_ns, "approvals", name
+            )
+            status = a.get("status") or {}
+            out.append((status["counted"], status["conditions"][0]["reason"]) if status else None)
+        return out if (True, "Counted") in out else None
+
+    marks = eventually(verdicts, what="bob's counted Approval's status")
+    assert marks.count((True, "Counted")) == 1, marks
+    assert all(m in (None, (True, "Counted"), (False, "Duplicate")) for m in marks), marks
+
+    # carol rejects, then approves the moment her Reject is stored (a view that lags may
+    # admit the Approve): the Reject stops the Release; `once` keeps r-once-1 and nothing
+    # authorizes r-once-2. (The other order is always admitted: withdrawing consent.)
+    shop.release("r-once-2", shop.image("at-once-2"), ["once"])
+    shop.wait_phase("r-once-2", "once", "WaitingForApproval")
+    assert decide(world, "carol", "r-once-2", "Reject")
+    decide(world, "carol", "r-once-2", "Approve")
+    progress = shop.wait_phase("r-once-2", "once", "Rejected", timeout=60)
+    assert progress["reason"] == "RejectedByApprover", progress
+    assert "carol rejected" in progress["message"], progress
+    assert shop.deployed_image("once") == image
+    assert not [p for p in packets(world, "r-once-2") if p.predicate.kind == "PromotionAuthorized"]
 
 
 # ---- Environments --------------------------------------------------------------------------
