@@ -205,23 +205,6 @@ def patch_workload(namespace: str, kind: str, name: str, patch: Mapping[str, Any
     )
 
 
-def list_approvals(namespace: str, release: str | None = None) -> list[dict[str, Any]]:
-    """A namespace's Approvals, or only one Release's (the CRD's selectable field
-    spec.release; a CRD from before it was one answers 400, and then every Approval of
-    the namespace is read, as before)."""
-    if release is not None:
-        try:
-            out = _custom().list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "approvals", field_selector=f"spec.release={release}"
-            )
-            return list(cast(dict[str, Any], out).get("items", []))
-        except ApiException as exc:
-            if exc.status != 400:
-                raise
-    out = _custom().list_namespaced_custom_object(GROUP, VERSION, namespace, "approvals")
-    return list(cast(dict[str, Any], out).get("items", []))
-
-
 def list_releases() -> list[dict[str, Any]]:
     out = _custom().list_cluster_custom_object(GROUP, VERSION, "releases")
     return list(cast(dict[str, Any], out).get("items", []))

@@ -1,14 +1,14 @@
 """Admission glue: an AdmissionReview in, a verdict of stella.admission out.
 
 Answers come from admission's own in-memory view (fed by its own watches,
-stella.k8s.informer) once it is synced (before that, every rule
-that needs another object refuses: fail closed), reading through to the API server on a
-miss: a GET for a named object, a LIST of a namespace's Approvals before deciding whether a
-person already decided, a LIST of Releases before refusing a workload's digest as
-unapproved. RBAC verbs are asked with a SubjectAccessReview (handlers/access_reviews.py:
-an answer is used for at most 5 seconds).
-Every denial is counted by rule; security signals are logged as security events, counted,
-and posted as Events on the object they concern.
+stella.k8s.informer) once it is synced (before that, every rule that needs another object
+refuses: fail closed), reading through to the API server on a miss: a GET for a named
+object, a LIST of Releases before refusing a workload's digest as unapproved. Whether a
+person already decided is judged from the view alone: a decision the watch has not
+delivered yet is not seen (docs/admission.md says why that is safe). RBAC verbs are asked
+with a SubjectAccessReview (handlers/access_reviews.py: an answer is used for at most
+5 seconds). Every denial is counted by rule; security signals are logged as security
+events, counted, and posted as Events on the object they concern.
 """
 
 from __future__ import annotations
@@ -130,16 +130,6 @@ class _AdmissionView:
     def synced(self) -> bool:
         return bool(self._view.synced)
 
-    def refresh_approvals(self, namespace: str, release: str | None) -> None:
-        """One LIST of the Release's Approvals into the view: a decision made a moment ago
-        may not have reached the watch yet, and a duplicate must never slip through. Only
-        that Release's (issue 12: listing the namespace's was 78 % of an Approval's
-        admission time)."""
-        from stella.engine import kubeio
-
-        for body in kubeio.list_approvals(namespace, release):
-            self._view.apply("Approval", None, body)
-
     def refresh_releases(self) -> bool:
         """One LIST of every Release into the view, at most every 2 s (a flood of unapproved
         Pods costs one LIST per 2 s); False when it was skipped."""
@@ -241,12 +231,6 @@ class Admission:
             return mutate(req, snap, self.policy)
         if req.kind in PLUGIN_KINDS:
             return decide_plugin(req)
-        if req.kind == "Approval" and req.operation == "CREATE" and snap.synced and req.namespace:
-            try:
-                release = ((req.obj or {}).get("spec") or {}).get("release")
-                snap.refresh_approvals(req.namespace, release if isinstance(release, str) else None)
-            except Exception as exc:
-                return _unreadable(req, exc)
         verdict = validate(req, snap, self.policy)
         if verdict.rule == WORKLOAD_DIGEST_NOT_APPROVED and snap.synced:
             try:

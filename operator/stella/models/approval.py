@@ -72,9 +72,6 @@ APPROVAL = Kinds.register(
         spec_validations=(
             {"rule": "self == oldSelf", "message": "an Approval is immutable once made"},
         ),
-        # Admission reads one Release's Approvals before judging a new one (a duplicate
-        # must not slip through while the watch lags), not the whole namespace's.
-        selectable_fields=(".spec.release",),
         printer_columns=(
             PrinterColumn("Release", ".spec.release"),
             PrinterColumn("Environment", ".spec.environment"),

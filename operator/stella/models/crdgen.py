@@ -195,11 +195,6 @@ def crd_for(info: KindInfo) -> dict[str, Any]:
                         }
                         for c in info.printer_columns
                     ],
-                    **(
-                        {"selectableFields": [{"jsonPath": f} for f in info.selectable_fields]}
-                        if info.selectable_fields
-                        else {}
-                    ),
                     "schema": {"openAPIV3Schema": schema},
                 }
             ],

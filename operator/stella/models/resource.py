@@ -34,8 +34,6 @@ class KindInfo:
     spec_validations: tuple[dict[str, str], ...] = ()
     description: str = ""
     categories: tuple[str, ...] = field(default=("stella",))
-    # Fields a LIST may select on (CRD selectableFields), e.g. ".spec.release".
-    selectable_fields: tuple[str, ...] = ()
 
 
 class Kinds:

@@ -44,29 +44,3 @@ def test_a_freeze_window_in_local_time_is_accepted(kube_admin: client.ApiClient)
     )
     window = created["spec"]["freezeWindows"][0]
     assert window["start"] == "2025-01-31T18:00:00"  # stored as written: wall-clock time
-
-
-def test_approvals_are_selectable_by_their_release(
-    kube_admin: client.ApiClient, test_namespace: str
-) -> None:
-    """The Approval CRD declares spec.release selectable: admission reads one Release's
-    Approvals before judging a new one, not the whole namespace's (issue 12)."""
-    api = client.CustomObjectsApi(kube_admin)
-    for release, n in (("r-one", 2), ("r-two", 3)):
-        for i in range(n):
-            api.create_namespaced_custom_object(
-                "stella.io",
-                "v1alpha1",
-                test_namespace,
-                "approvals",
-                {
-                    "apiVersion": "stella.io/v1alpha1",
-                    "kind": "Approval",
-                    "metadata": {"name": f"{release}-{i}"},
-                    "spec": {"release": release, "environment": "prod", "decision": "Approve"},
-                },
-            )
-    picked = api.list_namespaced_custom_object(
-        "stella.io", "v1alpha1", test_namespace, "approvals", field_selector="spec.release=r-one"
-    )
-    assert sorted(a["metadata"]["name"] for a in picked["items"]) == ["r-one-0", "r-one-1"]
