@@ -128,7 +128,44 @@ def releases_held(api: client.CustomObjectsApi) -> int:
     return len(page.get("items") or []) + int(meta.get("remainingItemCount") or 0)
 
 
-Sample = tuple[float, float, int]  # seconds since the load began, RSS MiB, Releases held
+# seconds since the load began, RSS MiB, Releases held, Releases deleted by retention so far
+Sample = tuple[float, float, int, float]
+
+
+def pruned_total(url: str) -> float:
+    try:
+        return sum(metric(url, "stella_releases_pruned_total").values())
+    except OSError:
+        return float("nan")  # a busy operator: a sample is not worth failing the run for
+
+
+def fit(samples: list[Sample]) -> tuple[float, float, float] | None:
+    """RSS = a + b x (Releases held) + c x t, least squares: (a MiB, b KiB per Release held,
+    c MiB a minute). c is the climb the Releases held do not explain — what the bound is
+    about (memory per Release held is constant by design, docs/quotas.md)."""
+    rows = [(1.0, float(n), t) for t, _, n, _ in samples if n >= 0]
+    ys = [r for _, r, n, _ in samples if n >= 0]
+    if len(rows) < 4:
+        return None
+    a = [[sum(x[i] * x[j] for x in rows) for j in range(3)] for i in range(3)]
+    b = [sum(x[i] * y for x, y in zip(rows, ys, strict=True)) for i in range(3)]
+    try:  # Cramer's rule on the 3x3 normal equations
+        det = _det3(a)
+        c = [
+            _det3([[b[r] if k == i else a[r][k] for k in range(3)] for r in range(3)]) / det
+            for i in range(3)
+        ]
+    except ZeroDivisionError:
+        return None  # the Releases held never changed: no fit to make
+    return c[0], c[1] * 1024, c[2] * 60
+
+
+def _det3(m: list[list[float]]) -> float:
+    return (
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    )
 
 
 async def load_with_rss(
@@ -139,6 +176,7 @@ async def load_with_rss(
     pid: int,
     every: float,
     held: Callable[[], int],
+    pruned: Callable[[], float],
     maps: list[smaps.Snapshot] | None = None,
 ) -> tuple[Result, list[Sample]]:
     """The load, and (seconds since start, RSS MiB, Releases held) every `every` seconds
@@ -149,9 +187,10 @@ async def load_with_rss(
 
     async def one() -> Sample:
         count = await asyncio.to_thread(held)  # off the generator's loop
+        gone = await asyncio.to_thread(pruned)
         if maps is not None:
             maps.append(smaps.snapshot(pid))
-        return time.monotonic() - start, rss_mib(pid), count
+        return time.monotonic() - start, rss_mib(pid), count, gone
 
     async def sample() -> None:
         while True:
@@ -377,6 +416,7 @@ def main() -> int:
                 op.proc.pid,
                 args.sample,
                 lambda: releases_held(client.CustomObjectsApi(admin)),
+                lambda: pruned_total(op.url),
                 maps,
             )
         )
@@ -456,11 +496,12 @@ def main() -> int:
             f"unfinished Releases {len(stuck)} {stuck[:5]} (settled in {settled:.0f}s)"
         )
         print(f"  Releases kept     {kept} of {created} created")
-        print("  operator RSS      t(s)   MiB   Releases held")
-        for sample in samples:
-            t, r, n = sample
+        print("  operator RSS      t(s)   MiB   Releases held   deleted by retention /s")
+        for before, sample in zip([None, *samples], samples, strict=False):
+            t, r, n, gone = sample
+            rate = (gone - before[3]) / (t - before[0]) if before and t > before[0] else 0.0
             print(
-                f"                    {t:5.0f}  {r:6.1f}  {n:6d}"
+                f"                    {t:5.0f}  {r:6.1f}  {n:6d}  {rate:6.1f}"
                 f"{'  (warm-up ends)' if sample is warm else ''}"
             )
         print(
@@ -472,6 +513,14 @@ def main() -> int:
             f"  Releases held     after warm-up {warm[2]}, end of load {samples[-1][2]} "
             "(RSS is flat by design only while this is: every Release held is in the views)"
         )
+        fitted = fit([x for x in samples if x[0] >= warm[0]])
+        if fitted is not None:
+            print(
+                f"  fit after warm-up RSS = {fitted[0]:.1f} MiB + {fitted[1]:.2f} KiB per Release "
+                f"held + {fitted[2]:.2f} MiB/min: the climb the Releases held do not explain "
+                f"comes to {fitted[2] * (samples[-1][0] - warm[0]) / 60 / rss_warm * 100:+.1f} % "
+                "over the load"
+            )
         if maps:
             print("  memory mappings grown from the end of the warm-up to the end of the load:")
             for line in smaps.report(maps[samples.index(warm)], maps[-1]):
