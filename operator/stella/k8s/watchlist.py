@@ -75,10 +75,17 @@ class StreamingList:
             auth_settings=["BearerToken"],
         )
         resp = api.call_api(method, url, headers, _request_timeout=(5.0, read_timeout))
-        if resp.status in (400, 422):
-            text = resp.read().decode(errors="replace")[:300]  # type: ignore[no-untyped-call]
-            raise Unsupported(f"{kind}: the API server refused a watch-list ({resp.status}) {text}")
         if resp.status >= 300:
+            # A refusal's body is read and its connection handed back to the pool: unread,
+            # the pool kept it checked out, one connection fewer for every refusal.
+            try:
+                text = resp.read().decode(errors="replace")[:300]  # type: ignore[no-untyped-call]
+            finally:
+                resp.response.release_conn()
+            if resp.status in (400, 422):
+                raise Unsupported(
+                    f"{kind}: the API server refused a watch-list ({resp.status}) {text}"
+                )
             raise ApiException(status=resp.status, reason=resp.reason)
         self._response = resp.response
         self._lines: Iterator[str] = iter_resp_lines(self._response)  # type: ignore[no-untyped-call]

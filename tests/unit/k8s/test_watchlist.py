@@ -27,6 +27,7 @@ class _Response:
         fails: Exception | None = None,
     ) -> None:
         self.status, self.reason, self.body = status, "reason", body
+        self.released = False
         self.response = self
         self._chunks = [(json.dumps(e) + "\n").encode() for e in lines]
         self._fails = fails  # raised by the connection after the recorded lines
@@ -43,7 +44,7 @@ class _Response:
         pass
 
     def release_conn(self) -> None:
-        pass
+        self.released = True
 
 
 class _Api:
@@ -144,6 +145,14 @@ def test_a_server_refusing_watch_lists_is_unsupported_and_a_failure_is_not() -> 
     with pytest.raises(ApiException) as caught:
         _open(503)
     assert caught.value.status == 503
+
+
+@pytest.mark.parametrize("status", [400, 403, 503])
+def test_a_refusal_hands_its_connection_back_to_the_pool(status: int) -> None:
+    response = _Response(status, [], b"refused")
+    with pytest.raises((Unsupported, ApiException)):
+        StreamingList("Release", _Api(response), "/apis/x", 60, 90.0)  # type: ignore[arg-type]
+    assert response.released
 
 
 # ---- the informer's fallback -------------------------------------------------------------
