@@ -76,11 +76,25 @@ def merge_patch(
     arguments with pydantic and deserializes the answer into an ApiResponse model on
     every call: a cold resync makes one such write per Release (issue 12). A status
     outside 2xx raises the ApiException the generated method would have raised."""
+    raw = _lean("PATCH", path, body, "application/merge-patch+json", api)
+    return cast(dict[str, Any], json.loads(raw))
+
+
+def _lean(
+    method: str,
+    path: str,
+    body: Mapping[str, Any],
+    content_type: str,
+    api: client.ApiClient | None = None,
+) -> bytes:
+    """One request through the operator's API client, without the generated method's
+    argument validation and answer model; the answer's bytes, or the ApiException the
+    generated method would have raised for a status outside 2xx."""
     api = api or _api()
     method, url, headers, data, _ = api.param_serialize(
-        "PATCH",
+        method,
         path,
-        header_params={"Content-Type": "application/merge-patch+json", "Accept": _JSON},
+        header_params={"Content-Type": content_type, "Accept": _JSON},
         body=dict(body),
         auth_settings=["BearerToken"],
     )
@@ -89,7 +103,7 @@ def merge_patch(
     if not 200 <= answer.status <= 299:
         text = raw.decode("utf-8", "replace") if raw else None
         raise ApiException.from_response(http_resp=answer, body=text, data=None)
-    return cast(dict[str, Any], json.loads(raw))
+    return raw
 
 
 def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None:
@@ -136,19 +150,15 @@ def get_release(namespace: str, name: str) -> dict[str, Any] | None:
     return cast(dict[str, Any], out)
 
 
-def delete_release(key: ReleaseKey, uid: str) -> bool:
+def delete_release(key: ReleaseKey, uid: str, api: client.ApiClient | None = None) -> bool:
     """Delete this very Release (its UID a precondition: one re-created under the name is
-    left alone). False when it is already gone or is another one now."""
+    left alone). False when it is already gone or is another one now. The answer (the
+    deleted object) is not parsed: retention deletes as fast as Releases finish (T10)."""
     ns, name = key
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{quote(ns)}/releases/{quote(name)}"
+    options = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
     try:
-        _custom().delete_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            ns,
-            "releases",
-            name,
-            body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-        )
+        _lean("DELETE", path, options, _JSON, api)
     except ApiException as exc:
         if exc.status in (404, 409):
             return False

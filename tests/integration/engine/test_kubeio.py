@@ -56,3 +56,20 @@ def test_release_status_merge_patch(kube_admin: client.ApiClient, test_namespace
             (test_namespace, "no-such-release"), {"summary": "x"}, api=kube_admin
         )
     assert gone.value.status == 404
+
+
+def test_delete_release_only_this_very_release(
+    kube_admin: client.ApiClient, test_namespace: str
+) -> None:
+    api = client.CustomObjectsApi(kube_admin)
+    name = f"r-{uuid.uuid4().hex[:6]}"
+    created = create_release(kube_admin, test_namespace, release_body(name))
+    key = (test_namespace, name)
+    # Another Release under the name (another uid): left alone (409 on the precondition).
+    assert kubeio.delete_release(key, str(uuid.uuid4()), api=kube_admin) is False
+    assert api.get_namespaced_custom_object(G, V, test_namespace, "releases", name)
+    assert kubeio.delete_release(key, created["metadata"]["uid"], api=kube_admin) is True
+    with pytest.raises(ApiException) as gone:
+        api.get_namespaced_custom_object(G, V, test_namespace, "releases", name)
+    assert gone.value.status == 404
+    assert kubeio.delete_release(key, created["metadata"]["uid"], api=kube_admin) is False
