@@ -160,6 +160,18 @@ def fit(samples: list[Sample]) -> tuple[float, float, float] | None:
     return c[0], c[1] * 1024, c[2] * 60
 
 
+def correlation(pairs: list[tuple[float, int]]) -> float:
+    """Pearson's r of (t, Releases held): near 1, the fit cannot tell them apart."""
+    n = len(pairs)
+    if n < 2:
+        return 0.0
+    mx, my = sum(p[0] for p in pairs) / n, sum(p[1] for p in pairs) / n
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx = sum((x - mx) ** 2 for x, _ in pairs)
+    syy = sum((y - my) ** 2 for _, y in pairs)
+    return sxy / (sxx * syy) ** 0.5 if sxx and syy else 0.0
+
+
 def _det3(m: list[list[float]]) -> float:
     return (
         m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
@@ -520,6 +532,12 @@ def main() -> int:
                 f"held + {fitted[2]:.2f} MiB/min: the climb the Releases held do not explain "
                 f"comes to {fitted[2] * (samples[-1][0] - warm[0]) / 60 / rss_warm * 100:+.1f} % "
                 "over the load"
+                + (
+                    f" (uncertain: the Releases held rose with time, r = {r:.2f})"
+                    if abs(r := correlation([(x[0], x[2]) for x in samples if x[0] >= warm[0]]))
+                    > 0.9
+                    else ""
+                )
             )
         if maps:
             print("  memory mappings grown from the end of the warm-up to the end of the load:")
