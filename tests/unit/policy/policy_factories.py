@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from hypothesis import strategies as st
 
 from stella.models.environment import ApprovalPolicy, EnvironmentSpec, FreezeWindow
 from stella.policy.approvals import ApprovalFact, DecisionKind, Tally, tally
@@ -33,6 +36,23 @@ def fact(
         decision=decision,
         created=T0 + timedelta(minutes=minutes),
         comment=comment,
+    )
+
+
+def decisions(
+    people: Sequence[Identity | None], minutes: int, max_size: int
+) -> st.SearchStrategy[list[ApprovalFact]]:
+    """Approves and Rejects by `people` (None: an unrecorded approver), each within
+    `minutes` of T0, uniquely named."""
+    return st.lists(
+        st.builds(
+            fact,
+            who=st.sampled_from(list(people)),
+            decision=st.sampled_from(["Approve", "Reject"]),
+            minutes=st.integers(0, minutes),
+        ),
+        max_size=max_size,
+        unique_by=lambda f: f.name,
     )
 
 

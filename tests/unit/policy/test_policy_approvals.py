@@ -3,7 +3,18 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_factories import ALICE, BOB, CAROL, DAVE, GROUP, REQUESTER, count, fact, policy
+from policy_factories import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    GROUP,
+    REQUESTER,
+    count,
+    decisions,
+    fact,
+    policy,
+)
 
 from stella.policy.approvals import ApprovalFact, RefusalReason, tally
 from stella.policy.identity import Identity
@@ -215,18 +226,7 @@ def scenarios(draw: st.DrawFn) -> tuple:  # type: ignore[type-arg]
         prevent=draw(st.booleans()),
     )
     requester = draw(st.one_of(st.none(), st.sampled_from(PEOPLE)))
-    facts = draw(
-        st.lists(
-            st.builds(
-                fact,
-                who=st.one_of(st.none(), st.sampled_from(PEOPLE)),
-                decision=st.sampled_from(["Approve", "Reject"]),
-                minutes=st.integers(0, 100),
-            ),
-            max_size=10,
-            unique_by=lambda f: f.name,
-        )
-    )
+    facts = draw(decisions([*PEOPLE, None], minutes=100, max_size=10))
     return pol, requester, facts
 
 

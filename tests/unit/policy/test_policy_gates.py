@@ -16,6 +16,7 @@ from policy_factories import (
     T0,
     absolute,
     count,
+    decisions,
     fact,
     policy,
     recurring,
@@ -451,18 +452,7 @@ def gate_inputs(draw: st.DrawFn) -> GateInput:
         suspended=draw(st.booleans()),
         rollback_skips_approval=draw(st.booleans()),
     )
-    facts = draw(
-        st.lists(
-            st.builds(
-                fact,
-                who=st.sampled_from(PEOPLE),
-                decision=st.sampled_from(["Approve", "Reject"]),
-                minutes=st.integers(0, 30),
-            ),
-            max_size=6,
-            unique_by=lambda f: f.name,
-        )
-    )
+    facts = draw(decisions(PEOPLE, minutes=30, max_size=6))
     requester = draw(st.sampled_from(PEOPLE))
     return GateInput(
         release=REL,

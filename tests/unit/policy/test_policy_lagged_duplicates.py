@@ -16,7 +16,19 @@ from datetime import timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_factories import ALICE, BOB, CAROL, DAVE, GROUP, REQUESTER, T0, fact, policy, spec
+from policy_factories import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    GROUP,
+    REQUESTER,
+    T0,
+    decisions,
+    fact,
+    policy,
+    spec,
+)
 
 from stella.models.environment import ApprovalPolicy
 from stella.policy.approvals import ApprovalFact, RefusalReason, Tally, tally
@@ -145,18 +157,8 @@ def lagged(draw: st.DrawFn) -> tuple[ApprovalPolicy, Identity, list[ApprovalFact
         prevent=draw(st.booleans()),
     )
     requester = draw(st.sampled_from(PEOPLE))
-    facts = draw(
-        st.lists(
-            st.builds(
-                fact,
-                who=st.sampled_from(PEOPLE),
-                decision=st.sampled_from(["Approve", "Reject"]),
-                minutes=st.integers(0, 3),  # many share a second, as back-to-back creates do
-            ),
-            max_size=8,
-            unique_by=lambda f: f.name,
-        )
-    )
+    # Many share a minute (and a second), as back-to-back creates do.
+    facts = draw(decisions(PEOPLE, minutes=3, max_size=8))
     # The order admission saw them in need not be the engine's (creationTimestamp, name).
     arrival = draw(st.permutations(range(len(facts))))
     return pol, requester, facts, list(arrival)
