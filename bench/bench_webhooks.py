@@ -658,6 +658,9 @@ class Phases:
     operator_busy: float = 0.0
     busy_hooks: Buckets = field(default_factory=dict)  # kube-apiserver's, then the operator's
     busy_operator_hooks: Buckets = field(default_factory=dict)
+    # The busy phase's floor: the same Releases created meanwhile with no admission and the
+    # operator stopped (the API server's own share of the busy phase's cost).
+    approval_none_busy: Run | None = None
 
 
 def report(
@@ -706,6 +709,11 @@ def report(
             ("all admission (webhooks)", p.approval_all),
             *([("all, engine busy (see below)", p.approval_busy)] if p.approval_busy else []),
             ("no admission", p.approval_none),
+            *(
+                [("none, same Releases created", p.approval_none_busy)]
+                if p.approval_none_busy
+                else []
+            ),
         ],
         p.approval_none,
     )
@@ -740,6 +748,19 @@ def report(
         note=f"{p.approval_all.rate:g}/s; all {pct(p.approval_all.latencies, 0.99) * 1000:.1f} "
         f"vs none {pct(p.approval_none.latencies, 0.99) * 1000:.1f} ms",
     )
+    if p.approval_busy is not None and p.approval_none_busy is not None:
+        busy_p99 = pct(p.approval_busy.latencies, 0.99)
+        floor_p99 = pct(p.approval_none_busy.latencies, 0.99)
+        record(
+            "webhooks",
+            "Approval create p99 added by admission, Releases created meanwhile",
+            (busy_p99 - floor_p99) * 1000,
+            "ms",
+            goal=10.0,
+            note=f"{p.approval_busy.rate:g}/s; all {busy_p99 * 1000:.1f} vs none "
+            f"{floor_p99 * 1000:.1f} ms, the same Releases created meanwhile in both "
+            "(none: operator stopped)",
+        )
     for measure, run, floor in (
         ("Release create", p.release_all, p.release_none),
         ("Pod create (managed vs unmanaged)", p.pod_managed, p.pod_unmanaged),
@@ -795,16 +816,19 @@ def report(
 def approvals_while_busy(
     alice: Caller,
     bob: Caller,
-    op: OperatorProcess,
+    op: OperatorProcess | None,
     ns: str,
     env: str,
     approval_rate: float,
     release_rate: float,
     secs: float,
+    first: int = 0,
+    profile: str = "approval-busy",
 ) -> tuple[Run, float]:
     """Approval creates (dry run) while alice creates real Releases (stored: the engine
     evaluates each, writes its status, publishes the policy's parameter); returns the
-    Approvals' run and the operator's CPU share of one core meanwhile."""
+    Approvals' run and the operator's CPU share of one core meanwhile (0 with op None: the
+    busy floor, the same Releases stored with no admission and no operator)."""
     path = f"/apis/{G}/{V}/namespaces/{ns}/releases"
 
     def make(i: int) -> dict[str, object]:
@@ -813,13 +837,13 @@ def approvals_while_busy(
         return body
 
     busy = threading.Thread(
-        target=send, args=(alice, path, make, release_rate, secs + 2, 0), daemon=True
+        target=send, args=(alice, path, make, release_rate, secs + 2, first), daemon=True
     )
-    cpu0, t0 = cpu_seconds(op.proc.pid), time.monotonic()
+    cpu0, t0 = (cpu_seconds(op.proc.pid) if op else 0.0), time.monotonic()
     busy.start()
     time.sleep(1)  # the engine has work before the first Approval
-    run = approvals(bob, ns, env, approval_rate, secs, 4_000_000, "approval-busy")
-    share = (cpu_seconds(op.proc.pid) - cpu0) / (time.monotonic() - t0)
+    run = approvals(bob, ns, env, approval_rate, secs, 4_000_000, profile)
+    share = ((cpu_seconds(op.proc.pid) - cpu0) if op else 0.0) / (time.monotonic() - t0)
     busy.join()
     return run, share
 
@@ -866,6 +890,14 @@ def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:
         (
             "Approval p99 added, engine busy",
             lambda p: added(p.approval_busy, p.approval_none) if p.approval_busy else "n/a",
+        ),
+        (
+            "Approval p99 added, busy vs busy floor",
+            lambda p: (
+                added(p.approval_busy, p.approval_none_busy)
+                if p.approval_busy and p.approval_none_busy
+                else "n/a"
+            ),
         ),
         (
             "generator CPU, Release all (% core)",
@@ -918,7 +950,8 @@ def main() -> None:
         default=0.0,
         metavar="RATE",
         help="also measure Approvals while alice creates RATE real Releases per second "
-        "(the engine evaluates each: admission shares the operator's process with it)",
+        "(the engine evaluates each: admission shares the operator's process with it), "
+        "and their floor: no admission, the operator stopped, the same Releases created",
     )
     args = ap.parse_args()
     modes = {"off": [None], "on": [Split.pinned()], "both": [None, Split.pinned()]}[args.pin]
@@ -1073,6 +1106,20 @@ def bench(
             release_none = load(alice, ns, env, rate, secs, 0, "release-none")
             approvals(bob, ns, env, approval_rate, warm, 2_000_000)
             approval_none = approvals(bob, ns, env, approval_rate, secs, 0, "approval-none")
+            approval_none_busy = None
+            if engine_busy > 0:
+                approval_none_busy, _ = approvals_while_busy(
+                    alice,
+                    bob,
+                    None,
+                    ns,
+                    env,
+                    approval_rate,
+                    engine_busy,
+                    secs,
+                    first=1_000_000,
+                    profile="approval-none-busy",
+                )
             phases = Phases(
                 release_all,
                 release_cel,
@@ -1086,6 +1133,7 @@ def bench(
                 operator_busy,
                 busy_hooks,
                 busy_op_hooks,
+                approval_none_busy,
             )
             report(rate, secs, hooks, approval_hooks, phases, operator_hooks)
             print(
