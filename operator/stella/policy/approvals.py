@@ -8,12 +8,20 @@ judged in creation order (ties by name), by these rules, first match wins:
                         recorded while preventSelfApproval is on (we cannot prove the
                         approver is someone else, so nothing counts: fail closed).
 2. SelfApproval         preventSelfApproval and the approver is the requester (same
-                        username, or same non-empty uid).
+                        username, or same non-empty uid); for an Approve, also when the
+                        other decisions' identities link the two (below).
 3. NotInApproverGroup   approverGroups is non-empty and the approver is in none of them.
                         (Empty approverGroups: any identified person other than the
                         requester qualifies.)
-4. Duplicate            an Approve from a person whose Approve already counted (same
-                        username, or same non-empty uid).
+4. Duplicate            an Approve from a person whose Approve already counted.
+
+"The same person" is one username or one non-empty uid, closed transitively over every
+identity in the tally (the requester's and each decision's): (alice, uid 1), (alice, uid 2)
+and (bob, uid 2) are one person, whatever order their Approvals came in. Pairwise, the
+count depended on the order — 2 for that order, 1 for another — and an approver linked to
+the requester only through a third identity counted. Closing the relation can only count
+fewer Approves (fail closed); Rejects are judged by the pairwise rule alone, so a link
+never silences a qualified rejection.
 
 A qualified person's Reject stops the Release for that Environment, whatever else was
 decided (even if they approved before). A Reject from an unqualified person (any rule
@@ -148,17 +156,20 @@ def tally(
     counted: list[CountedDecision] = []
     rejections: list[CountedDecision] = []
     refused: list[Refusal] = []
-    seen: list[Identity] = []
-    for fact in sorted(approvals, key=lambda f: (f.created, f.name)):
+    facts = sorted(approvals, key=lambda f: (f.created, f.name))
+    person = _people([requester, *(f.approver for f in facts)])
+    asked_by = person[0]
+    counted_people: set[int] = set()
+    for i, fact in enumerate(facts):
         refusal = _refusal(policy, group_set, requester, fact)
         if refusal is not None:
             refused.append(refusal)
             continue
         assert fact.approver is not None  # _refusal refuses unknown identities
-        person = fact.approver.username
+        who = fact.approver.username
         decided = CountedDecision(
             approval=fact.name,
-            username=person,
+            username=who,
             decision=fact.decision,
             at=fact.created,
             comment=fact.comment,
@@ -166,21 +177,25 @@ def tally(
         if fact.decision == "Reject":
             rejections.append(decided)
             continue
-        if any(fact.approver.same_person(other) for other in seen):
+        me = person[i + 1]
+        if policy.prevent_self_approval and requester is not None and me == asked_by:
+            refused.append(_linked_to_requester(fact, who, requester.username))
+            continue
+        if me in counted_people:
             refused.append(
                 Refusal(
                     approval=fact.name,
-                    username=person,
+                    username=who,
                     decision=fact.decision,
                     reason=RefusalReason.DUPLICATE,
                     message=(
-                        f"{person}'s approval {fact.name} does not count again: "
+                        f"{who}'s approval {fact.name} does not count again: "
                         "each person counts once"
                     ),
                 )
             )
             continue
-        seen.append(fact.approver)
+        counted_people.add(me)
         counted.append(decided)
     return Tally(
         required=policy.required,
@@ -188,6 +203,42 @@ def tally(
         counted=tuple(counted),
         refused=tuple(refused),
         rejections=tuple(rejections),
+    )
+
+
+def _people(identities: Sequence[Identity | None]) -> list[int]:
+    """For each identity, the person it is: a number shared by every identity reachable
+    through one username or one non-empty uid (union-find). A missing identity, or one
+    without a username, is a person of its own."""
+    parent = list(range(len(identities)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str], int] = {}
+    for i, identity in enumerate(identities):
+        if identity is None or not identity.username:
+            continue
+        for key in (("name", identity.username), ("uid", identity.uid)):
+            if key[1]:
+                j = first.setdefault(key, i)
+                parent[find(i)] = find(j)
+    return [find(i) for i in range(len(identities))]
+
+
+def _linked_to_requester(fact: ApprovalFact, who: str, requester: str) -> Refusal:
+    return Refusal(
+        approval=fact.name,
+        username=who,
+        decision=fact.decision,
+        reason=RefusalReason.SELF_APPROVAL,
+        message=(
+            f"{who}'s approval does not count: the identities on this release's decisions "
+            f"link {who} to {requester}, who requested it (a shared username or uid)"
+        ),
     )
 
 

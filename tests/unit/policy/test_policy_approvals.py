@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -290,3 +292,41 @@ def test_verdicts_and_records_for_status() -> None:
         ("alice", "Approve", "a"),
         ("carol", "Reject", "c"),
     ]
+
+
+# ---- "the same person" closed transitively ----------------------------------------------
+# One account named alice (uid 1), another (uid 2) that was alice and is bob now.
+ALICE_1 = Identity("alice", "uid-1", frozenset({GROUP}))
+ALICE_2 = Identity("alice", "uid-2", frozenset({GROUP}))
+BOB_2 = Identity("bob", "uid-2", frozenset({GROUP}))
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_identities_linked_through_a_third_count_once_in_any_order(
+    order: tuple[int, ...],
+) -> None:
+    people = [ALICE_1, ALICE_2, BOB_2]
+    facts = [fact(people[i], minutes=m, name=f"a-{m}") for m, i in enumerate(order)]
+    t = tally(policy(2), REQUESTER, facts)
+    # Pairwise, alice (uid 1) and bob (uid 2) are two people: the order A1, A2, B counted 2.
+    assert len(t.counted) == 1 and not t.satisfied
+    assert [r.reason for r in t.refused] == [RefusalReason.DUPLICATE] * 2
+
+
+def test_an_approver_linked_to_the_requester_through_a_third_identity_does_not_count() -> None:
+    facts = [fact(ALICE_2, minutes=0), fact(BOB_2, minutes=1), fact(CAROL, minutes=2)]
+    t = tally(policy(2), ALICE_1, facts)
+    assert t.approvers == ("carol",) and not t.satisfied
+    linked = next(r for r in t.refused if r.username == "bob")
+    assert linked.reason is RefusalReason.SELF_APPROVAL
+    assert "link bob to alice, who requested it" in linked.message
+    # Without the link (no Approval by alice uid 2), bob is someone else and counts.
+    assert tally(policy(2), ALICE_1, facts[1:]).approvers == ("bob", "carol")
+    # With self-approval allowed, the link changes nothing but the duplicate rule.
+    assert tally(policy(2, prevent=False), ALICE_1, facts).approvers == ("alice", "carol")
+
+
+def test_a_link_never_silences_a_qualified_rejection() -> None:
+    facts = [fact(ALICE_2, minutes=0), fact(BOB_2, "Reject", minutes=1)]
+    t = tally(policy(1), ALICE_1, facts)
+    assert t.rejection is not None and t.rejection.username == "bob"
