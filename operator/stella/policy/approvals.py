@@ -222,10 +222,9 @@ def _people(identities: Sequence[Identity | None]) -> list[int]:
     for i, identity in enumerate(identities):
         if identity is None or not identity.username:
             continue
-        for key in (("name", identity.username), ("uid", identity.uid)):
-            if key[1]:
-                j = first.setdefault(key, i)
-                parent[find(i)] = find(j)
+        for key in identity.person_keys():
+            j = first.setdefault(key, i)
+            parent[find(i)] = find(j)
     return [find(i) for i in range(len(identities))]
 
 

@@ -36,11 +36,16 @@ class Identity:
     uid: str = ""
     groups: frozenset[str] = field(default_factory=frozenset)
 
+    def person_keys(self) -> tuple[tuple[str, str], ...]:
+        """What makes two identities one person: the username, and the uid when there is
+        one (a renamed account is still one person). policy/approvals.tally follows these
+        keys across every identity on a Release's decisions."""
+        name = ("name", self.username)
+        return (name, ("uid", self.uid)) if self.uid else (name,)
+
     def same_person(self, other: Identity) -> bool:
-        """Same username, or the same non-empty uid (a renamed account is still one person)."""
-        if self.username == other.username:
-            return True
-        return bool(self.uid) and self.uid == other.uid
+        """Same username, or the same non-empty uid."""
+        return not set(self.person_keys()).isdisjoint(other.person_keys())
 
     def in_any(self, groups: frozenset[str] | set[str] | tuple[str, ...] | list[str]) -> bool:
         return not self.groups.isdisjoint(groups)
