@@ -179,21 +179,15 @@ def tally(
             continue
         me = person[i + 1]
         if policy.prevent_self_approval and requester is not None and me == asked_by:
-            refused.append(_linked_to_requester(fact, who, requester.username))
+            linked = (
+                f"{who}'s approval does not count: the identities on this release's decisions "
+                f"link {who} to {requester.username}, who requested it (a shared username or uid)"
+            )
+            refused.append(_refused(fact, who, RefusalReason.SELF_APPROVAL, linked))
             continue
         if me in counted_people:
-            refused.append(
-                Refusal(
-                    approval=fact.name,
-                    username=who,
-                    decision=fact.decision,
-                    reason=RefusalReason.DUPLICATE,
-                    message=(
-                        f"{who}'s approval {fact.name} does not count again: "
-                        "each person counts once"
-                    ),
-                )
-            )
+            again = f"{who}'s approval {fact.name} does not count again: each person counts once"
+            refused.append(_refused(fact, who, RefusalReason.DUPLICATE, again))
             continue
         counted_people.add(me)
         counted.append(decided)
@@ -228,16 +222,9 @@ def _people(identities: Sequence[Identity | None]) -> list[int]:
     return [find(i) for i in range(len(identities))]
 
 
-def _linked_to_requester(fact: ApprovalFact, who: str, requester: str) -> Refusal:
+def _refused(fact: ApprovalFact, who: str | None, reason: RefusalReason, message: str) -> Refusal:
     return Refusal(
-        approval=fact.name,
-        username=who,
-        decision=fact.decision,
-        reason=RefusalReason.SELF_APPROVAL,
-        message=(
-            f"{who}'s approval does not count: the identities on this release's decisions "
-            f"link {who} to {requester}, who requested it (a shared username or uid)"
-        ),
+        approval=fact.name, username=who, decision=fact.decision, reason=reason, message=message
     )
 
 
@@ -250,45 +237,39 @@ def _refusal(
     verb = "approval" if fact.decision == "Approve" else "rejection"
     approver = fact.approver
     if approver is None or not approver.username:
-        return Refusal(
-            approval=fact.name,
-            username=None,
-            decision=fact.decision,
-            reason=RefusalReason.UNKNOWN_IDENTITY,
-            message=(
+        return _refused(
+            fact,
+            None,
+            RefusalReason.UNKNOWN_IDENTITY,
+            (
                 f"{verb} {fact.name} does not count: its approver was not recorded at "
                 "admission; approve again with `stella approve` (your own credentials)"
             ),
         )
     who = approver.username
     if policy.prevent_self_approval and requester is None:
-        return Refusal(
-            approval=fact.name,
-            username=who,
-            decision=fact.decision,
-            reason=RefusalReason.UNKNOWN_IDENTITY,
-            message=(
+        return _refused(
+            fact,
+            who,
+            RefusalReason.UNKNOWN_IDENTITY,
+            (
                 f"{who}'s {verb} does not count: the requester of this release was not "
                 "recorded, so self-approval cannot be ruled out; recreate the Release "
                 "through admission"
             ),
         )
     if policy.prevent_self_approval and requester is not None and approver.same_person(requester):
-        return Refusal(
-            approval=fact.name,
-            username=who,
-            decision=fact.decision,
-            reason=RefusalReason.SELF_APPROVAL,
-            message=f"{who}'s {verb} does not count: {who} requested this release",
+        return _refused(
+            fact,
+            who,
+            RefusalReason.SELF_APPROVAL,
+            f"{who}'s {verb} does not count: {who} requested this release",
         )
     if groups and not approver.in_any(groups):
-        return Refusal(
-            approval=fact.name,
-            username=who,
-            decision=fact.decision,
-            reason=RefusalReason.NOT_IN_APPROVER_GROUP,
-            message=(
-                f"{who}'s {verb} does not count: {who} is not in {' or '.join(sorted(groups))}"
-            ),
+        return _refused(
+            fact,
+            who,
+            RefusalReason.NOT_IN_APPROVER_GROUP,
+            f"{who}'s {verb} does not count: {who} is not in {' or '.join(sorted(groups))}",
         )
     return None
