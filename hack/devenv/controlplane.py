@@ -34,6 +34,8 @@ KWOK_CONFIG = Path(__file__).resolve().parent / "kwok.yaml"
 NODE_MONITOR_GRACE_SECONDS = 60
 
 OPERATOR_USER = "system:serviceaccount:stella-system:stella-operator"
+# `stella admission run` as its own process (the chart's Deployment stella-admission).
+ADMISSION_USER = "system:serviceaccount:stella-system:stella-admission"
 
 # user -> groups. Group names are what the chart's RBAC and the Environments refer to.
 USERS: dict[str, list[str]] = {
@@ -45,6 +47,7 @@ USERS: dict[str, list[str]] = {
     "erin": ["auditors"],
     "frank": ["platform-engineers"],
     OPERATOR_USER: ["system:serviceaccounts", "system:serviceaccounts:stella-system"],
+    ADMISSION_USER: ["system:serviceaccounts", "system:serviceaccounts:stella-system"],
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from devenv import existing
 from devenv.bootstrap import bootstrap
-from devenv.controlplane import OPERATOR_USER, ControlPlane
+from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, ControlPlane
 from devenv.proc import Process, free_port, port_open, wait_until
 from devenv.webhooks import make_serving_cert, register, unregister
 
@@ -144,6 +144,46 @@ def _start_operator(
             return None
         raise
     return op
+
+
+def start_admission(
+    kube: ControlPlane,
+    workdir: Path,
+    serving: tuple[Path, Path, Path] | None = None,
+    register_hooks: bool = True,
+    extra_env: dict[str, str] | None = None,
+) -> OperatorProcess:
+    """`stella admission run` as its own process, as the chart runs it (Deployment
+    stella-admission): authenticated as stella-admission, whose RBAC reads and cannot
+    write Stella's objects; the webhooks registered at its loopback port."""
+    pki = serving or make_serving_cert(workdir / "webhook-pki")
+    for _attempt in range(3):  # a lost port race: new ports (as start_operator)
+        port, hook_port = free_port(), free_port()
+        env = {
+            "KUBECONFIG": str(kube.kubeconfig_for(ADMISSION_USER)),
+            "STELLA_HTTP_PORT": str(port),
+            "STELLA_WEBHOOK_CERT": str(pki[1]),
+            "STELLA_WEBHOOK_KEY": str(pki[2]),
+            "STELLA_WEBHOOK_PORT": str(hook_port),
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        stella = str(Path(sys.executable).parent / "stella")
+        log = workdir / "admission.log"
+        seen = log.stat().st_size if log.exists() else 0
+        proc = Process("stella-admission", [stella, "admission", "run"], log, env=env)
+        adm = OperatorProcess(proc, port, env, hook_port)
+        try:
+            adm.restart()
+            if register_hooks:
+                register(kube, pki[0], hook_port, env.get("STELLA_NAMESPACE", "stella-system"))
+        except BaseException:
+            proc.stop()
+            if "address already in use" in adm.logs()[seen:]:
+                continue
+            raise
+        return adm
+    raise AssertionError("admission could not bind free ports in 3 attempts")
 
 
 @contextmanager

@@ -113,6 +113,10 @@ PERSONAS: dict[str, tuple[str, list[str]]] = {
         f"system:serviceaccount:{OPERATOR_NS}:stella-operator",
         ["system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NS}"],
     ),
+    "admission": (
+        f"system:serviceaccount:{OPERATOR_NS}:stella-admission",
+        ["system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NS}"],
+    ),
 }
 
 

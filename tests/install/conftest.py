@@ -90,8 +90,8 @@ class Install:
     ready_seconds: float | None = None
     notes: str = ""
 
-    def deployment(self) -> dict[str, Any]:
-        dep = client.AppsV1Api(self.admin).read_namespaced_deployment(SA, NS)
+    def deployment(self, name: str = SA) -> dict[str, Any]:
+        dep = client.AppsV1Api(self.admin).read_namespaced_deployment(name, NS)
         return self.admin.sanitize_for_serialization(dep)  # type: ignore[no-any-return]
 
 
@@ -140,10 +140,10 @@ def people(bare_kube: ControlPlane) -> dict[str, client.ApiClient]:
     return {u: api_client_for(str(bare_kube.kubeconfig), u) for u in PEOPLE}
 
 
-def sa_kubeconfig(kube: ControlPlane, path: Path) -> Path:
-    """A kubeconfig holding a token for the chart's ServiceAccount, minted with the
-    TokenRequest API (what the kubelet projects into a Pod)."""
-    token = kube.kubectl("admin", "create", "token", SA, "-n", NS, "--duration=2h").stdout.strip()
+def sa_kubeconfig(kube: ControlPlane, path: Path, sa: str = SA) -> Path:
+    """A kubeconfig holding a token for one of the chart's ServiceAccounts (the operator's
+    by default), minted with the TokenRequest API (what the kubelet projects into a Pod)."""
+    token = kube.kubectl("admin", "create", "token", sa, "-n", NS, "--duration=2h").stdout.strip()
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -153,9 +153,9 @@ def sa_kubeconfig(kube: ControlPlane, path: Path) -> Path:
                 "cluster": {"server": kube.server, "certificate-authority": str(kube.ca_file)},
             }
         ],
-        "users": [{"name": SA, "user": {"token": token}}],
-        "contexts": [{"name": SA, "context": {"cluster": "local", "user": SA}}],
-        "current-context": SA,
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [{"name": sa, "context": {"cluster": "local", "user": sa}}],
+        "current-context": sa,
     }
     path.write_text(yaml.safe_dump(cfg))
     path.chmod(0o600)
@@ -175,8 +175,12 @@ class OperatorInPod:
     runtime: str = "process"
     container_id: str = ""
     token: str = ""  # the ServiceAccount token it authenticates with
+    # The chart's Deployment stella-admission (`stella admission run`), started beside it.
+    admission: OperatorInPod | None = None
 
     def stop(self) -> None:
+        if self.admission is not None:
+            self.admission.stop()
         self.proc.stop()
         if self.container_id:
             subprocess.run(
@@ -415,7 +419,12 @@ def host_path(value: str, mounts: dict[str, Path]) -> str:
 
 
 def runc_operator(
-    inst: Install, name: str, dep: dict[str, Any], env: dict[str, str], mounts: dict[str, Path]
+    inst: Install,
+    name: str,
+    dep: dict[str, Any],
+    env: dict[str, str],
+    mounts: dict[str, Path],
+    volumes: str = "volumes",
 ) -> tuple[Process, str]:
     """The image under runc: the Deployment's env plus what a kubelet adds for in-cluster
     config (KUBERNETES_SERVICE_HOST/PORT: here the API server on loopback, whose serving
@@ -423,10 +432,11 @@ def runc_operator(
     pod = dep["spec"]["template"]["spec"]
     container = pod["containers"][0]
     fs_group = pod["securityContext"].get("fsGroup", pod["securityContext"]["runAsUser"])
-    token_dir = inst.workdir / "volumes" / "serviceaccount"
+    token_dir = inst.workdir / volumes / "serviceaccount"
     token_dir.mkdir(parents=True, exist_ok=True)
+    sa = pod.get("serviceAccountName") or SA
     token = inst.kube.kubectl(
-        "admin", "create", "token", SA, "-n", NS, "--duration=2h"
+        "admin", "create", "token", sa, "-n", NS, "--duration=2h"
     ).stdout.strip()
     (token_dir / "token").write_text(token)
     (token_dir / "ca.crt").write_bytes(inst.kube.ca_file.read_bytes())
@@ -436,7 +446,7 @@ def runc_operator(
         for path in [host, *host.rglob("*")]:
             os.chown(path, 0, fs_group)
             path.chmod(0o2770 if path.is_dir() else 0o640)
-    for parent in (inst.workdir, inst.workdir / "volumes"):
+    for parent in (inst.workdir, inst.workdir / volumes):
         parent.chmod(0o755)
     bundle = image_bundle(inst.workdir)
     port = inst.kube.server.rsplit(":", 1)[1]
@@ -467,18 +477,49 @@ def start_operator_as_chart(
     program: list[str] | None = None,
     overrides: dict[str, str] | None = None,
 ) -> OperatorInPod:
-    """The operator as the Deployment the API server holds says. `program` (a host process,
-    e.g. another version's code) replaces `stella`; `overrides` change env values the
-    harness cannot honour on a shared host (a fixed port)."""
-    dep = inst.deployment()
-    container = dep["spec"]["template"]["spec"]["containers"][0]
+    """The operator as the Deployment the API server holds says, and beside it admission
+    as the Deployment stella-admission says when the chart has one (0.1.0's had not: its
+    operator served the webhooks itself). `program` (a host process, e.g. another version's
+    code) replaces `stella`; `overrides` change env values the harness cannot honour on a
+    shared host (a fixed port)."""
+    names = {
+        d.metadata.name for d in client.AppsV1Api(inst.admin).list_namespaced_deployment(NS).items
+    }
+    admission = None
+    if "stella-admission" in names:
+        admission = _start_as_chart(
+            inst, "stella-admission", f"{name}-admission", program, None, "volumes-admission"
+        )
+    try:
+        op = _start_as_chart(inst, SA, name, program, overrides, "volumes")
+    except BaseException:
+        if admission is not None:
+            admission.stop()
+        raise
+    op.admission = admission
+    wait_until(lambda: port_open(inst.webhook_port), 30, "admission webhook server", op.proc.log)
+    return op
+
+
+def _start_as_chart(
+    inst: Install,
+    deployment: str,
+    name: str,
+    program: list[str] | None,
+    overrides: dict[str, str] | None,
+    volumes: str,
+) -> OperatorInPod:
+    dep = inst.deployment(deployment)
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    sa = pod.get("serviceAccountName") or SA
     env = {**container_env(inst.admin, dep), **(overrides or {})}
     # A new pod: its emptyDir starts empty (a restarted operator keeps nothing local).
-    shutil.rmtree(inst.workdir / "volumes", ignore_errors=True)
-    mounts = materialise_volumes(inst.admin, dep, inst.workdir / "volumes")
+    shutil.rmtree(inst.workdir / volumes, ignore_errors=True)
+    mounts = materialise_volumes(inst.admin, dep, inst.workdir / volumes)
     http_port = int(env["STELLA_HTTP_PORT"])
     if inst.runtime == "runc" and program is None:
-        proc, cid = runc_operator(inst, name, dep, env, mounts)
+        proc, cid = runc_operator(inst, name, dep, env, mounts, volumes)
         ann = json.loads((inst.workdir / "bundle" / "image-config.json").read_text())
         revision = ann.get("annotations", {}).get("org.opencontainers.image.revision", "?")
         head = subprocess.run(
@@ -492,14 +533,14 @@ def start_operator_as_chart(
             + ("" if revision == head else f" (HEAD is {head[:12]}: `make image` to test it)")
         )
         op = OperatorInPod(proc, env, http_port, mounts, runtime="runc", container_id=cid)
-        op.token = (inst.workdir / "volumes" / "serviceaccount" / "token").read_text()
+        op.token = (inst.workdir / volumes / "serviceaccount" / "token").read_text()
     else:
         # The mount paths do not exist on this host: an env value naming a file under a
         # mountPath names the same file under the materialised directory.
         env = {k: host_path(v, mounts) for k, v in env.items()}
         full = {
             **env,
-            "KUBECONFIG": str(sa_kubeconfig(inst.kube, inst.workdir / "sa-kubeconfig")),
+            "KUBECONFIG": str(sa_kubeconfig(inst.kube, inst.workdir / f"{sa}-kubeconfig", sa)),
             "HOME": str(inst.workdir / "home"),
             "PYTHONUNBUFFERED": "1",
         }
@@ -509,8 +550,7 @@ def start_operator_as_chart(
         op = OperatorInPod(proc, env, http_port, mounts)
         op.token = yaml.safe_load(Path(full["KUBECONFIG"]).read_text())["users"][0]["user"]["token"]
     proc.start()
-    wait_until(op.ready, 120, "operator /readyz", proc.log)
-    wait_until(lambda: port_open(inst.webhook_port), 30, "operator webhook server", proc.log)
+    wait_until(op.ready, 120, f"{deployment} /readyz", proc.log)
     return op
 
 
@@ -636,6 +676,8 @@ def installed(
         **chart_values(ca, dsn, webhook_port, registry.host),
         "webhook.url": f"https://127.0.0.1:{webhook_port}",
         "httpPort": str(http_port),
+        # Both Deployments' processes share this host's loopback: a port each.
+        "admission.httpPort": str(free_port()),
         "evidence.logCA.configMap": LOG_CA_CONFIGMAP,  # verify-full (docs/data-at-rest.md)
     }
     ref = ROOT / ".local" / "image" / "reference"

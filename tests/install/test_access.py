@@ -1,5 +1,5 @@
 """Least privilege, proven against the real API server: each persona the chart binds
-(requester, approver, platform, auditor, operator) may do exactly what the documented
+(requester, approver, platform, auditor, operator, admission) may do exactly what the documented
 matrix says (tests/install/access.yaml, shown in docs/install.md), no more, no less."""
 
 from __future__ import annotations
@@ -48,6 +48,29 @@ NEVER: dict[str, list[tuple[str, str]]] = {
         ("core/users@cluster", "impersonate"),
         ("core/serviceaccounts/token@stella-system", "create"),
         ("admissionregistration.k8s.io/validatingwebhookconfigurations@cluster", "update"),
+    ],
+    # Admission judges; it never writes what it judges, nor anything the engine acts on.
+    "admission": [
+        *(
+            (f"stella.io/{r}@{scope}", v)
+            for r, scope in (
+                ("releases", "shop"),
+                ("approvals", "shop"),
+                ("environments", "cluster"),
+                ("actions", "cluster"),
+            )
+            for v in ("create", "update", "patch", "delete")
+        ),
+        ("stella.io/releases/status@shop", "patch"),
+        ("stella.io/environments/status@cluster", "update"),
+        *(
+            (f"core/configmaps@{ns}", v)
+            for ns in ("stella-system", "shop")
+            for v in ("create", "get")
+        ),
+        *((f"core/secrets@{ns}", v) for ns in ("stella-system", "shop") for v in ("get", "list")),
+        ("apps/deployments@shop", "patch"),
+        ("coordination.k8s.io/leases@stella-system", "create"),
     ],
     **{
         p: [

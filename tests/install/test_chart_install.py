@@ -279,7 +279,7 @@ def test_helm_test_hook_and_helm_upgrade_keeps_the_evidence(
     # so `helm test` itself would wait for a phase no kubelet here reports).
     out = run_pod_once(installed, pod, "helm-test")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "operator ready; webhook validate-environment answered" in out.stdout
+    assert "operator and admission ready; webhook validate-environment answered" in out.stdout
     print(f"[install] helm test hook ({installed.runtime}): {out.stdout.strip()}")
 
     before = evidence_configmaps(admin)

@@ -173,6 +173,8 @@ def test_upgrade_from_the_previous_chart_finishes_an_in_flight_promotion_once(
             f"webhook.url=https://127.0.0.1:{inst.webhook_port}",
             "--set",
             f"httpPort={new_port}",
+            "--set",  # admission's own Deployment (new since 0.2.0) beside it on this host
+            f"admission.httpPort={free_port()}",
         )
         assert chart_version(kube) == "stella-0.2.0"
         assert all(

@@ -23,3 +23,14 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/name: stella-console
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
+{{- define "stella.admissionLabels" -}}
+app.kubernetes.io/name: stella-admission
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: stella
+app.kubernetes.io/component: admission
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+{{- define "stella.admissionSelector" -}}
+app.kubernetes.io/name: stella-admission
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}

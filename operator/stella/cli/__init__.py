@@ -7,7 +7,7 @@ One module per command group (as in kubectl's and argocd's command trees):
 - ``envs``     env list
 - ``evidence`` evidence verify|export|show|keys|install-log
 - ``registry`` release create --from-tags
-- ``operator`` operator run
+- ``operator`` operator run, admission run
 - ``web``      web (the console)
 - ``plugins``  plugin sign|reenable|list
 - ``completion`` completion bash|zsh
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.register(sub, parents)
     completion.register(sub, parser)
     operator.register(sub)
+    operator.register_admission(sub)
     web.register(sub, parents)
     return parser
 

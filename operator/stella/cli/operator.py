@@ -1,4 +1,5 @@
-"""`stella operator run`: the operator itself (in a Pod, the chart runs this)."""
+"""`stella operator run` and `stella admission run`: the operator's two processes (in
+Pods, the chart runs them as the Deployments stella-operator and stella-admission)."""
 
 from __future__ import annotations
 
@@ -16,28 +17,60 @@ inside a Pod. It serves /healthz, /readyz and /metrics on --http-port.
 """
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+ADMISSION_EPILOG = """\
+Admission reads the same STELLA_* settings as the operator: the serving certificate
+(STELLA_WEBHOOK_CERT, STELLA_WEBHOOK_KEY, required), STELLA_WEBHOOK_HOST/PORT, the
+per-person rate (STELLA_WEBHOOK_RATE/BURST), and STELLA_SERVICE_ACCOUNT, the operator's
+identity (whose own writes admission lets through). It serves /healthz, /readyz and
+/metrics on --http-port. It writes nothing but Events of refusals.
+"""
+
+
+def _settings(args: argparse.Namespace, command: str) -> Any:
     if getattr(args, "context", None):
         raise CliError(
-            "operator run uses the kubeconfig's current context (or STELLA_KUBE_CONTEXT); "
+            f"{command} uses the kubeconfig's current context (or STELLA_KUBE_CONTEXT); "
             "--context is for the people commands",
             EXIT_USAGE,
         )
     if getattr(args, "kubeconfig", None):
         os.environ["KUBECONFIG"] = args.kubeconfig
+    from stella.settings import load
+
+    settings = load()
+    if args.http_port is not None:
+        settings = type(settings)(**{**settings.__dict__, "http_port": args.http_port})
+    return settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     import logging
 
     import kopf
 
     from stella.handlers.run import run
-    from stella.settings import load
 
+    settings = _settings(args, "operator run")
     kopf.configure(verbose=args.verbose, debug=args.debug)
     logging.getLogger("stella").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    settings = load()
-    if args.http_port is not None:
-        settings = type(settings)(**{**settings.__dict__, "http_port": args.http_port})
     asyncio.run(run(settings))
+    return EXIT_OK
+
+
+def cmd_admission(args: argparse.Namespace) -> int:
+    import logging
+
+    from stella.handlers.admission_process import NoCertificate, run_admission
+
+    settings = _settings(args, "admission run")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="[%(asctime)s] %(name)-20s [%(levelname)-8s] %(message)s",
+    )
+    try:
+        asyncio.run(run_admission(settings))
+    except NoCertificate as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     return EXIT_OK
 
 
@@ -45,7 +78,9 @@ def register(sub: Any) -> None:
     op = sub.add_parser(
         "operator",
         help="run the operator",
-        description="Run Stella's operator: the promotion engine and admission webhooks.",
+        description="Run Stella's operator: the promotion engine (and, given a serving "
+        "certificate, the admission webhooks in the same process; the chart runs them apart, "
+        "as `stella admission run`).",
     )
     op_sub = op.add_subparsers(dest="operator_command", metavar="COMMAND", required=True)
     run = op_sub.add_parser(
@@ -64,3 +99,28 @@ def register(sub: Any) -> None:
     run.add_argument("--verbose", action="store_true", help="log more (kopf and stella)")
     run.add_argument("--debug", action="store_true", help="log kopf's debug messages")
     run.set_defaults(func=cmd_run)
+
+
+def register_admission(sub: Any) -> None:
+    adm = sub.add_parser(
+        "admission",
+        help="run Stella's admission webhooks (their own process)",
+        description="Serve Stella's admission webhooks in a process of their own, apart "
+        "from the promotion engine (the chart's Deployment stella-admission).",
+    )
+    adm_sub = adm.add_subparsers(dest="admission_command", metavar="COMMAND", required=True)
+    run = adm_sub.add_parser(
+        "run",
+        help="serve the admission webhooks against the current kubeconfig",
+        description="Serve the admission webhooks in the foreground until SIGTERM or Ctrl-C.",
+        epilog=ADMISSION_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "--http-port",
+        type=int,
+        metavar="PORT",
+        help="port of /healthz, /readyz and /metrics (default 8080)",
+    )
+    run.add_argument("--verbose", action="store_true", help="log each decision's detail")
+    run.set_defaults(func=cmd_admission)

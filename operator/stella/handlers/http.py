@@ -16,12 +16,14 @@ def build_app(
     webhook: tuple[str, int] | None = None,
     healthy: Callable[[], bool] = lambda: True,
     synced: Callable[[], bool] = lambda: True,
+    down: str = "engine down",
 ) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
-        # Unhealthy while the promotion engine is down (it is being restarted); a liveness
+        # Unhealthy while the promotion engine is down (it is being restarted), or in
+        # `stella admission run` while the webhook server's thread is gone; a liveness
         # probe that keeps failing restarts the Pod.
         if not healthy():
-            return web.json_response({"status": "engine down"}, status=503)
+            return web.json_response({"status": down}, status=503)
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
@@ -65,8 +67,9 @@ async def serve(
     webhook: tuple[str, int] | None = None,
     healthy: Callable[[], bool] = lambda: True,
     synced: Callable[[], bool] = lambda: True,
+    down: str = "engine down",
 ) -> web.AppRunner:
-    runner = web.AppRunner(build_app(ready, webhook, healthy, synced), access_log=None)
+    runner = web.AppRunner(build_app(ready, webhook, healthy, synced, down), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

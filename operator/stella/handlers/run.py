@@ -1,9 +1,12 @@
-"""Run the operator: admission, the promotion engine and the health/metrics server.
+"""Run the operator: the promotion engine, the health/metrics server and, given a serving
+certificate, admission in the same process (the chart runs admission apart, as
+`stella admission run`: stella.handlers.admission_process).
 
 Three parts, each on its own footing:
-* admission: its own view fed by its own watches, served by its own thread and loop
-  (stella.handlers.webhook), on every replica; the parameter of the release-create policy
-  written from that view on the replica that runs the engine (handlers/release_params.py);
+* admission's view, fed by its own watches; with a certificate, the webhooks served over it
+  by their own thread and loop (stella.handlers.webhook), on every replica; the parameter of
+  the release-create policy written from that view on the replica that runs the engine
+  (handlers/release_params.py);
 * the promotion engine: admission's watches feed it too (stella.k8s.fanout: admission's
   view first, on the informer's threads, then the engine's loop) and it watches the
   workloads itself (stella.engine.feed); with leader
@@ -21,46 +24,13 @@ import signal
 
 import kopf
 
-from stella.engine.projection import slim
-from stella.engine.view import ClusterView
 from stella.handlers import http
-from stella.handlers.admission import Admission
+from stella.handlers.admission_process import start_admission
 from stella.handlers.release_params import ReleaseParamsPublisher
-from stella.handlers.webhook import WebhookServer
 from stella.k8s import memory
-from stella.k8s.fanout import Fanout
-from stella.k8s.informer import Informer
 from stella.settings import Settings
 
 log = logging.getLogger("stella")
-
-
-def start_admission(
-    settings: Settings,
-) -> tuple[ClusterView, Fanout, Informer, WebhookServer | None]:
-    """Admission's view, the watches that feed it (and, through the Fanout, the engine's
-    view where the engine runs), and (with a certificate) the webhook server over it."""
-    # The same slim copies as the engine's view: admission reads names, uids, labels,
-    # annotations (identity stamps), spec and status — never managedFields or the client's
-    # last-applied copy, which were most of a Release's memory (issue 12).
-    view = ClusterView(project=slim)
-    shared = Fanout(view, slim)
-    informer = Informer(shared)
-    informer.start()
-    server = None
-    if settings.webhook_cert and settings.webhook_key:
-        server = WebhookServer(
-            Admission(settings),
-            view,
-            settings.webhook_host,
-            settings.webhook_port,
-            settings.webhook_cert,
-            settings.webhook_key,
-            idle_seconds=settings.webhook_idle_seconds,
-            keepalive_connections=settings.webhook_keepalive_connections or None,
-        )
-        server.start()
-    return view, shared, informer, server
 
 
 async def run(settings: Settings) -> None:

@@ -88,6 +88,7 @@ class ThreadedTLSServer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
+        self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._cert_stamp: tuple[float, float] = (0.0, 0.0)
         self.idle_seconds = idle_seconds
@@ -108,11 +109,17 @@ class ThreadedTLSServer:
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
         thread = threading.Thread(target=self._main, name=f"{self.name}-server", daemon=True)
+        self._thread = thread
         thread.start()
         if not self._started.wait(timeout):
             raise RuntimeError(f"the {self.name} server did not start")
         if self._error is not None:
             raise RuntimeError(f"the {self.name} server failed: {self._error}")
+
+    def alive(self) -> bool:
+        """Whether the server's thread still runs its loop (a liveness probe's question)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._error is None
 
     def stop(self) -> None:
         loop = self._loop

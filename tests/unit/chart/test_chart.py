@@ -92,12 +92,81 @@ def test_deployment_runs_the_pinned_image_hardened(docs: list[dict[str, Any]]) -
 
 def test_webhooks_match_the_code(docs: list[dict[str, Any]]) -> None:
     want_m, want_v = configurations(
-        CA, service={"name": "stella-operator", "namespace": "stella-system", "port": 443}
+        CA, service={"name": "stella-admission", "namespace": "stella-system", "port": 443}
     )
     got_m = by_kind(docs, "MutatingWebhookConfiguration", "stella.io")
     got_v = by_kind(docs, "ValidatingWebhookConfiguration", "stella.io")
     assert got_m["webhooks"] == want_m["webhooks"]
     assert got_v["webhooks"] == want_v["webhooks"]
+
+
+def test_admission_runs_apart_from_the_engine_and_writes_nothing(
+    docs: list[dict[str, Any]],
+) -> None:
+    """Issue 12: the webhooks are the Deployment stella-admission (`stella admission run`),
+    whose ServiceAccount reads what it judges and writes only Events; the operator's
+    Deployment serves no webhook and holds no serving certificate."""
+    adm = by_kind(docs, "Deployment", "stella-admission")
+    pod = adm["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["admission", "run"] and container["image"].endswith(DIGEST)
+    assert pod["serviceAccountName"] == "stella-admission"
+    assert adm["spec"]["replicas"] == 2
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # Whose writes admission trusts is the operator's identity, not its own.
+    assert env["STELLA_SERVICE_ACCOUNT"] == "system:serviceaccount:stella-system:stella-operator"
+    assert env["STELLA_WEBHOOK_CERT"] == "/tls/tls.crt"
+    assert {"name": "webhook", "containerPort": 9443} in container["ports"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    op = by_kind(docs, "Deployment", "stella-operator")["spec"]["template"]["spec"]
+    [op_container] = op["containers"]
+    assert not {e["name"] for e in op_container["env"]} & {
+        "STELLA_WEBHOOK_CERT",
+        "STELLA_WEBHOOK_KEY",
+    }
+    assert "webhook" not in {p["name"] for p in op_container["ports"]}
+    assert "tls" not in {v["name"] for v in op.get("volumes", [])}
+    # The webhook Service selects admission's pods, never the operator's, and the reverse.
+    svc = by_kind(docs, "Service", "stella-admission")
+    assert {"name": "webhook", "port": 443, "targetPort": "webhook"} in svc["spec"]["ports"]
+    adm_labels = adm["spec"]["template"]["metadata"]["labels"]
+    op_labels = by_kind(docs, "Deployment", "stella-operator")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert all(adm_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    assert not all(op_labels.get(k) == v for k, v in svc["spec"]["selector"].items())
+    op_svc = by_kind(docs, "Service", "stella-operator")
+    assert "webhook" not in {p["name"] for p in op_svc["spec"]["ports"]}
+    assert not all(adm_labels.get(k) == v for k, v in op_svc["spec"]["selector"].items())
+    # Read-only: the only writes are Events and SubjectAccessReviews (questions, not writes).
+    role = by_kind(docs, "ClusterRole", "stella-admission")
+    writes = sorted(
+        (res, v)
+        for r in role["rules"]
+        for res in r["resources"]
+        for v in r["verbs"]
+        if v not in {"get", "list", "watch"}
+    )
+    assert writes == [("events", "create"), ("subjectaccessreviews", "create")]
+    dev = [
+        d
+        for d in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text())
+        if d and d["kind"] == "ClusterRole" and d["metadata"]["name"] == "stella-admission"
+    ]
+    assert [d["rules"] for d in dev] == [role["rules"]]  # what the e2e tier's admission runs as
+    binding = by_kind(docs, "ClusterRoleBinding", "stella-admission")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "stella-admission", "namespace": "stella-system"}
+    ]
+    assert by_kind(docs, "PodDisruptionBudget", "stella-admission")["spec"]["minAvailable"] == 1
+    netpol = by_kind(docs, "NetworkPolicy", "stella-admission")
+    assert netpol["spec"]["podSelector"]["matchLabels"] == svc["spec"]["selector"]
+    single = rendered("admission.replicas=1")
+    assert not [
+        d
+        for d in single
+        if d["kind"] == "PodDisruptionBudget" and "admission" in d["metadata"]["name"]
+    ]
 
 
 POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
@@ -363,7 +432,13 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
         if (
             isinstance(v, dict)
             and v
-            and path not in {"resources", "webhook.certManager.issuerRef", "console.resources"}
+            and path
+            not in {
+                "resources",
+                "webhook.certManager.issuerRef",
+                "console.resources",
+                "admission.resources",
+            }
         ):
             out += _leaves(v, path + ".")
         else:
@@ -395,8 +470,13 @@ def test_release_retention_is_off_and_grants_no_delete_by_default(
     assert env["STELLA_PROMOTION_LOOP_WINDOW_SECONDS"] == "600"
     assert env["STELLA_RELEASE_LOOP_WINDOW_SECONDS"] == "600"
     # The admission server's connection bounds are the code's defaults.
-    assert env["STELLA_WEBHOOK_IDLE_SECONDS"] == "120"
-    assert env["STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS"] == "0"  # no cap
+    admission = by_kind(docs, "Deployment", "stella-admission")
+    adm_env = {
+        e["name"]: e.get("value")
+        for e in admission["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert adm_env["STELLA_WEBHOOK_IDLE_SECONDS"] == "120"
+    assert adm_env["STELLA_WEBHOOK_KEEPALIVE_CONNECTIONS"] == "0"  # no cap
     for d in docs:
         if d["kind"] in ("ClusterRole", "Role") and d["metadata"]["name"].startswith(
             "stella-operator"

@@ -1,0 +1,191 @@
+"""Admission in a process of its own (`stella admission run`, the chart's Deployment
+stella-admission) beside the engine (`stella operator run` without a serving certificate),
+against the real kube-apiserver, as the chart deploys them (issue 12):
+
+* admission judges from its own view, under an identity that can read and cannot write
+  Stella's objects: separation of duties and duplicates are refused with the engine
+  stopped, and a decision admitted then is acted on when the engine is back;
+* with admission stopped and the engine running: Approvals fail closed (the webhook
+  configurations' failurePolicy), a plain Release is still decided by the API server's
+  policy and promoted by the engine, and Pods in a managed namespace are still governed by
+  the approved digests the engine published (approved admitted, unpinned and unapproved
+  refused).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from tests.e2e.conftest import OperatorProcess, start_admission, start_operator
+from tests.e2e.shop import Shop
+from tests.kube_support import refused_by_policy
+
+from devenv.controlplane import ADMISSION_USER, ControlPlane
+from devenv.services import Registry
+from devenv.webhooks import unregister
+
+PINNED = "workload-digests.stella.io"
+NEVER_RELEASED = "sha256:" + "0" * 64
+
+
+class Split:
+    def __init__(self, shop: Shop, engine: OperatorProcess, admission: OperatorProcess) -> None:
+        self.shop, self.engine, self.admission = shop, engine, admission
+
+
+@pytest.fixture(scope="module")
+def split(
+    kube: ControlPlane,
+    kube_admin: client.ApiClient,
+    kube_as: dict[str, client.ApiClient],
+    registry: Registry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Split]:
+    workdir = tmp_path_factory.mktemp("admission-process")
+    core = client.CoreV1Api(kube_admin)
+    release_ns = "split-" + workdir.name[-6:].lower().replace("_", "")
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=release_ns, labels={"team": "shop"}))
+    )
+    env = {"STELLA_INSECURE_REGISTRIES": registry.host}
+    admission = start_admission(kube, workdir)
+    engine = start_operator(kube, workdir, env, webhooks=False)
+    shop = Shop(kube_admin, kube_as, registry, release_ns)
+    try:
+        shop.environment("dev", replicas=1, requireApprovedDigests=True)
+        shop.environment(
+            "prod",
+            requires=["dev"],
+            replicas=1,
+            approvals={"required": 1, "approverGroups": ["release-approvers"]},
+        )
+        yield Split(shop, engine, admission)
+    finally:
+        engine.proc.stop()
+        admission.proc.stop()
+        unregister(kube)
+        shop.cleanup()
+        core.delete_namespace(release_ns)
+
+
+def message(exc: ApiException) -> str:
+    return str(json.loads(exc.body).get("message", exc.body)) if exc.body else str(exc)
+
+
+def pod(name: str, image: str) -> client.V1Pod:
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="web", image=image)]),
+    )
+
+
+def test_admission_runs_apart_and_cannot_write(split: Split, kube: ControlPlane) -> None:
+    """The admission process serves the webhooks and is ready; the engine's process serves
+    none; admission's identity reads Stella's objects and can change none of them."""
+    assert split.admission.hook_port and not split.engine.hook_port
+    assert "serving webhooks" in split.admission.logs()
+    api = config.new_client_from_config(str(kube.kubeconfig_for(ADMISSION_USER)))
+    authz = client.AuthorizationV1Api(api)
+
+    def may(verb: str, resource: str, group: str = "stella.io", sub: str = "") -> bool:
+        review = authz.create_self_subject_access_review(
+            client.V1SelfSubjectAccessReview(
+                spec=client.V1SelfSubjectAccessReviewSpec(
+                    resource_attributes=client.V1ResourceAttributes(
+                        verb=verb, group=group, resource=resource, subresource=sub or None
+                    )
+                )
+            )
+        )
+        return bool(review.status.allowed)
+
+    assert may("watch", "approvals") and may("list", "releases") and may("get", "environments")
+    for verb, resource, group, sub in (
+        ("patch", "releases", "stella.io", ""),
+        ("patch", "releases", "stella.io", "status"),
+        ("create", "approvals", "stella.io", ""),
+        ("delete", "approvals", "stella.io", ""),
+        ("update", "environments", "stella.io", "status"),
+        ("create", "configmaps", "", ""),
+        ("patch", "deployments", "apps", ""),
+        ("get", "secrets", "", ""),
+    ):
+        assert not may(verb, resource, group, sub), (verb, resource, sub)
+
+
+def test_admission_judges_decisions_with_the_engine_stopped(split: Split) -> None:
+    """Separation of duties and duplicates need admission's view, not the engine: refused
+    while the engine is down; the decision admitted meanwhile is acted on when it is back."""
+    shop, engine = split.shop, split.engine
+    image = shop.image("1.0")
+    shop.release("r-1", image, ["dev", "prod"])
+    shop.wait_phase("r-1", "dev", "Deployed", timeout=90)
+    shop.wait_phase("r-1", "prod", "WaitingForApproval")
+    shop.release("r-dave", image, ["dev", "prod"], as_user="dave")
+
+    engine.proc.stop()
+    try:
+        with pytest.raises(ApiException) as exc:
+            shop.approve("r-dave", "prod", "dave")
+        assert exc.value.status == 403, exc.value.body
+        assert "dave requested Release r-dave" in message(exc.value), message(exc.value)
+        shop.approve("r-1", "prod", "bob")
+        # The second decision is judged from admission's view, which the watch has just fed.
+        with pytest.raises(ApiException) as exc:
+            for _ in range(50):  # the watch delivers bob's first Approval within moments
+                shop.approve("r-1", "prod", "bob")
+        assert exc.value.status == 403, exc.value.body
+        assert "bob already decided on Release r-1" in message(exc.value), message(exc.value)
+    finally:
+        engine.restart()
+    shop.wait_phase("r-1", "prod", "Deployed", timeout=90)
+    assert shop.deployed_image("prod") == image
+
+
+def test_with_admission_stopped_approvals_fail_closed_and_the_engine_goes_on(
+    split: Split, kube_admin: client.ApiClient
+) -> None:
+    """The failure mode of the split: no webhook answers. What needs it fails closed; what
+    the API server's own policies decide goes on, and the engine with it."""
+    shop, admission = split.shop, split.admission
+    approved = shop.image("1.0")  # r-1's image: deployed in dev, so approved there
+    dev = shop.target_ns("dev")
+    core = client.CoreV1Api(kube_admin)
+    admission.proc.stop()
+    try:
+        # A plain Release: stamped and judged by the API server's policies, promoted by the
+        # engine to dev (no decision needed) with no webhook up.
+        newer = shop.image("2.0")
+        shop.release("r-2", newer, ["dev", "prod"])
+        shop.wait_phase("r-2", "dev", "Deployed", timeout=90)
+        assert shop.deployed_image("dev") == newer
+        shop.wait_phase("r-2", "prod", "WaitingForApproval")
+        # An Approval fails closed: nothing stored, the person told the webhook failed.
+        with pytest.raises(ApiException) as exc:
+            shop.approve("r-2", "prod", "bob")
+        assert exc.value.status == 500, exc.value.body
+        assert "failed calling webhook" in str(exc.value.body), exc.value.body
+        assert shop.phase("r-2", "prod") == "WaitingForApproval"
+        # Pods in the managed namespace: governed by the parameter the engine published.
+        core.create_namespaced_pod(dev, pod("approved", approved), dry_run="All")
+        refused_by_policy(
+            lambda: core.create_namespaced_pod(dev, pod("tagged", "nginx:1"), dry_run="All"),
+            PINNED,
+            "is not pinned by digest",
+        )
+        unapproved = approved.rpartition("@")[0] + "@" + NEVER_RELEASED
+        refused_by_policy(
+            lambda: core.create_namespaced_pod(dev, pod("unapproved", unapproved), dry_run="All"),
+            PINNED,
+            "was never approved",
+        )
+    finally:
+        admission.restart()
+    # Back: the same Approval is admitted, and acted on.
+    shop.approve("r-2", "prod", "bob")
+    shop.wait_phase("r-2", "prod", "Deployed", timeout=90)
+    assert shop.deployed_image("prod") == newer
