@@ -2,8 +2,10 @@
 
 .venv/bin/python bench/bench_webhooks.py [--rate 40,200] [--seconds 20]
 
-Starts its own control plane (etcd + kube-apiserver only) and the operator as its own
-process with its webhooks and the chart's admission policies registered on loopback, then
+Starts its own control plane (etcd + kube-apiserver only), admission as its own process
+(`stella admission run`, as the chart runs it; `--admission operator`: served by the
+operator's process instead, `both`: a run each, side by side) beside the operator, with the
+webhooks and the chart's admission policies registered on loopback, then
 sends sustained, open-loop loads of server-side dry-run creates (dry run still goes through
 mutating and validating admission) at a fixed rate, one phase after another:
 
@@ -67,7 +69,7 @@ from tests.e2e.conftest import OperatorProcess  # noqa: E402
 
 from cpushare import MachineTicks, Split, cpu_seconds, own_cpu_seconds, pin  # noqa: E402
 from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
-from devenv.controlplane import OPERATOR_USER, ControlPlane  # noqa: E402
+from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, unregister  # noqa: E402
 from stella.policy.digest_buckets import digest_buckets  # noqa: E402
@@ -413,31 +415,64 @@ def pct(values: list[float], q: float) -> float:
 
 
 # ---- setup ---------------------------------------------------------------------------------
-def start_operator(cp: ControlPlane, workdir: Path, env: dict[str, str]) -> OperatorProcess:
+def start_operator(
+    cp: ControlPlane, workdir: Path, env: dict[str, str], webhooks: bool = True
+) -> OperatorProcess:
     """tests/e2e/conftest.start_operator without --verbose: logging as in production (kopf's
-    debug log of every webhook call would be part of what is measured)."""
-    ca, crt, key = make_serving_cert(workdir / "webhook-pki")
-    hook_port, http_port = free_port(), free_port()
+    debug log of every webhook call would be part of what is measured). webhooks=False: the
+    engine alone, as the chart runs it beside `stella admission run`."""
+    http_port = free_port()
     full = {
-        "STELLA_WEBHOOK_CERT": str(crt),
-        "STELLA_WEBHOOK_KEY": str(key),
-        "STELLA_WEBHOOK_PORT": str(hook_port),
         "KUBECONFIG": str(cp.kubeconfig_for(OPERATOR_USER)),
         "STELLA_HTTP_PORT": str(http_port),
         "STELLA_STATE_DIR": str(workdir / "state"),
         "PYTHONUNBUFFERED": "1",
         **env,
     }
+    hook_port, ca = 0, None
+    if webhooks:
+        ca, crt, key = make_serving_cert(workdir / "webhook-pki")
+        hook_port = free_port()
+        full |= {
+            "STELLA_WEBHOOK_CERT": str(crt),
+            "STELLA_WEBHOOK_KEY": str(key),
+            "STELLA_WEBHOOK_PORT": str(hook_port),
+        }
     stella = str(Path(sys.executable).parent / "stella")
     proc = Process(
         "stella-operator", [stella, "operator", "run"], workdir / "operator.log", env=full
     )
-    op = OperatorProcess(proc, http_port, full)
+    op = OperatorProcess(proc, http_port, full, hook_port)
     op.restart()  # starts it and waits for /readyz
-    # /readyz does not cover the webhook server: wait for its port too.
-    wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
-    register(cp, ca, hook_port)
+    if ca is not None:
+        # /readyz does not cover the webhook server: wait for its port too.
+        wait_until(lambda: port_open(hook_port), 30, "operator webhook server", proc.log)
+        register(cp, ca, hook_port)
     return op
+
+
+def start_admission(cp: ControlPlane, workdir: Path, env: dict[str, str]) -> OperatorProcess:
+    """`stella admission run` as the chart runs it (its own process and identity), its
+    webhooks registered."""
+    ca, crt, key = make_serving_cert(workdir / "webhook-pki")
+    hook_port, http_port = free_port(), free_port()
+    full = {
+        "STELLA_WEBHOOK_CERT": str(crt),
+        "STELLA_WEBHOOK_KEY": str(key),
+        "STELLA_WEBHOOK_PORT": str(hook_port),
+        "KUBECONFIG": str(cp.kubeconfig_for(ADMISSION_USER)),
+        "STELLA_HTTP_PORT": str(http_port),
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    stella = str(Path(sys.executable).parent / "stella")
+    proc = Process(
+        "stella-admission", [stella, "admission", "run"], workdir / "admission.log", env=full
+    )
+    adm = OperatorProcess(proc, http_port, full, hook_port)
+    adm.restart()  # /readyz: the view synced and the webhook server listening
+    register(cp, ca, hook_port)
+    return adm
 
 
 @contextmanager
@@ -864,7 +899,8 @@ def record_operator(pid: int, seconds: float, into: Path | None) -> subprocess.P
 
 
 def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:
-    """The measures of each mode (unpinned, pinned) in one table: queueing or cost?"""
+    """The measures of each mode (unpinned or pinned; admission apart or in the operator) in
+    one table: queueing or cost?"""
 
     def x(run: Run, floor: Run, q: float) -> str:
         return f"{pct(run.latencies, q) / pct(floor.latencies, q):.2f}x"
@@ -909,9 +945,9 @@ def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:
         ),
     ]
     print(f"\nSide by side at {rate:g}/s (each ratio against its floor in the same run)")
-    print(f"  {'':<44}" + "".join(f" {name:>10}" for name, _ in results))
+    print(f"  {'':<44}" + "".join(f" {name:>21}" for name, _ in results))
     for label, figure in rows:
-        print(f"  {label:<44}" + "".join(f" {figure(p):>10}" for _, p in results))
+        print(f"  {label:<44}" + "".join(f" {figure(p):>21}" for _, p in results))
 
 
 def main() -> None:
@@ -953,15 +989,28 @@ def main() -> None:
         "(the engine evaluates each: admission shares the operator's process with it), "
         "and their floor: no admission, the operator stopped, the same Releases created",
     )
+    ap.add_argument(
+        "--admission",
+        choices=("apart", "operator", "both"),
+        default="apart",
+        help="apart: admission in its own process (`stella admission run`) beside the engine, "
+        "as the chart runs them; operator: served by the operator's process "
+        "(`stella operator run` with a certificate); both: a run each, side by side",
+    )
     args = ap.parse_args()
     modes = {"off": [None], "on": [Split.pinned()], "both": [None, Split.pinned()]}[args.pin]
     for rate in (float(r) for r in str(args.rate).split(",")):
         profiles = args.profile / f"{rate:g}" if args.profile else None
         pyspy = args.pyspy / f"{rate:g}" if args.pyspy else None
         results: list[tuple[str, Phases]] = []
-        for split in modes:
-            name = "pinned" if split else "unpinned"
-            print(f"\n== {rate:g}/s, {split.describe() if split else 'not pinned'}", flush=True)
+        placements = {"apart": [True], "operator": [False], "both": [True, False]}
+        for split, apart in [(m, a) for m in modes for a in placements[args.admission]]:
+            name = ("pinned" if split else "unpinned") + (", apart" if apart else ", in operator")
+            print(
+                f"\n== {rate:g}/s, {split.describe() if split else 'not pinned'}, admission "
+                f"{'in its own process' if apart else 'in the operator'}",
+                flush=True,
+            )
             phases = bench(
                 rate,
                 args.seconds,
@@ -972,6 +1021,7 @@ def main() -> None:
                 split=split,
                 pyspy=pyspy,
                 engine_busy=args.engine_busy,
+                apart=apart,
             )
             results.append((name, phases))
         if len(results) > 1:
@@ -988,11 +1038,15 @@ def bench(
     split: Split | None = None,
     pyspy: Path | None = None,
     engine_busy: float = 0.0,
+    apart: bool = True,
 ) -> Phases:
-    """One run at one rate, on a control plane of its own; split: pinned to cores so."""
+    """One run at one rate, on a control plane of its own; split: pinned to cores so;
+    apart: admission in its own process beside the engine (as the chart runs them), else
+    served by the operator's process."""
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-webhooks-"))
     t_start = time.monotonic()
     op: OperatorProcess | None = None
+    adm: OperatorProcess | None = None
     everywhere = os.sched_getaffinity(0)
     try:
         with cluster(workdir, profiling=profiles is not None) as cp:
@@ -1008,18 +1062,18 @@ def bench(
             api = next(p for p in cp.procs if p.name == "kube-apiserver")
             SERVER.pid = api.pid
             SERVER.admin = Caller(cp.server, cp.tokens["admin"], str(cp.ca_file))
-            op = start_operator(
-                cp,
-                workdir,
-                {
-                    "STELLA_WEBHOOK_RATE": "100000",
-                    "STELLA_WEBHOOK_BURST": "100000",
-                    "STELLA_RESYNC_SECONDS": "300",
-                },
-            )
+            unlimited = {"STELLA_WEBHOOK_RATE": "100000", "STELLA_WEBHOOK_BURST": "100000"}
+            if apart:
+                adm = start_admission(cp, workdir, unlimited)
+                op = start_operator(cp, workdir, {"STELLA_RESYNC_SECONDS": "300"}, webhooks=False)
+            else:
+                op = start_operator(cp, workdir, {**unlimited, "STELLA_RESYNC_SECONDS": "300"})
+                adm = op
             if split is not None:
-                threads = pin(op.proc.pid, split.system)
-                print(f"[bench] pinned {threads} operator threads", file=sys.stderr)
+                threads = sum(
+                    pin(p.proc.pid, split.system) for p in {id(op): op, id(adm): adm}.values()
+                )
+                print(f"[bench] pinned {threads} operator and admission threads", file=sys.stderr)
             admin = Caller(cp.server, cp.tokens["admin"], str(cp.ca_file))
             alice = Caller(cp.server, cp.tokens["alice"], str(cp.ca_file))
             operator = Caller(cp.server, cp.tokens[OPERATOR_USER], str(cp.ca_file))
@@ -1032,10 +1086,11 @@ def bench(
             # 1. Release creates through all of Stella's admission.
             load(alice, ns, env, rate, warm, 1_000_000)
             before = scrape(admin)
-            cpu0 = cpu_seconds(op.proc.pid)
+            ours = [op.proc.pid] + ([adm.proc.pid] if adm is not op else [])
+            cpu0 = sum(cpu_seconds(pid) for pid in ours)
             SERVER.profiles = profiles  # only the measured phases are profiled
             release_all = load(alice, ns, env, rate, secs, 0, "release-all")
-            op_cpu = cpu_seconds(op.proc.pid) - cpu0
+            op_cpu = sum(cpu_seconds(pid) for pid in ours) - cpu0
             hooks = delta(scrape(admin), before)
 
             # 1b. Approvals, through the webhooks that must judge them (a real Release first).
@@ -1048,24 +1103,26 @@ def bench(
             appr_path = f"/apis/{G}/{V}/namespaces/{ns}/approvals?dryRun=All"
             wait_admitted(bob, appr_path, approval(0, APPROVED_RELEASE, env), "an Approval")
             approvals(bob, ns, env, approval_rate, warm, 1_000_000)
-            before, op_before = scrape(admin), scrape_operator(op)
-            spy = record_operator(op.proc.pid, secs, pyspy)
+            before, op_before = scrape(admin), scrape_operator(adm)
+            spy = record_operator(adm.proc.pid, secs, pyspy)
             approval_all = approvals(bob, ns, env, approval_rate, secs, 0, "approval-all")
             approval_hooks = delta(scrape(admin), before)
-            operator_hooks = delta(scrape_operator(op), op_before)
+            operator_hooks = delta(scrape_operator(adm), op_before)
             if spy is not None:
                 spy.wait(timeout=60)
             approval_busy, operator_busy, busy_hooks, busy_op_hooks = None, 0.0, {}, {}
             if engine_busy > 0:
-                before, op_before = scrape(admin), scrape_operator(op)
+                before, op_before = scrape(admin), scrape_operator(adm)
                 approval_busy, operator_busy = approvals_while_busy(
                     alice, bob, op, ns, env, approval_rate, engine_busy, secs
                 )
                 busy_hooks = delta(scrape(admin), before)
-                busy_op_hooks = delta(scrape_operator(op), op_before)
+                busy_op_hooks = delta(scrape_operator(adm), op_before)
 
-            # 2. Pods, with the operator stopped: the policies alone judge the managed ones.
+            # 2. Pods, with the operator (and admission) stopped: the policies alone judge
+            # the managed ones.
             op.proc.stop()
+            adm.proc.stop()
             image = approve_digests(operator, env)
             spaces = (MANAGED, ONE_STRING, UNMANAGED)
             pods = {n: f"/api/v1/namespaces/{n}/pods?dryRun=All" for n in spaces}
@@ -1137,7 +1194,9 @@ def bench(
             )
             report(rate, secs, hooks, approval_hooks, phases, operator_hooks)
             print(
-                f"  operator CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "
+                f"  admission served {'by its own process' if apart else 'by the operator'}; "
+                f"operator{' + admission' if apart else ''} "
+                f"CPU while serving Releases: {op_cpu:.1f} s in {release_all.wall:.0f} s "
                 f"({op_cpu / release_all.wall * 100:.0f}% of one core), "
                 f"{op_cpu / len(release_all.latencies) * 1000:.1f} ms per create"
             )
@@ -1148,6 +1207,8 @@ def bench(
         SERVER.pid, SERVER.admin, SERVER.profiles = 0, None, None
         if op is not None:
             op.proc.stop()
+        if adm is not None:
+            adm.proc.stop()
         if keep:
             print(f"[bench] kept {workdir}", file=sys.stderr)
         else:
