@@ -42,6 +42,7 @@ def parse(*argv: str) -> argparse.Namespace:
         ["evidence", "export", "--out", "b.json"],
         ["completion", "bash"],
         ["operator", "run", "--http-port", "9000"],
+        ["admission", "run", "--http-port", "9001", "--verbose"],
     ],
 )
 def test_every_command_parses_to_a_function(argv: list[str]) -> None:
@@ -162,3 +163,16 @@ def test_domain_packages_hold_no_cli_modules() -> None:
     assert not (PACKAGE / "cli.py").exists()
     source = "\n".join(p.read_text() for p in (PACKAGE / "cli").glob("*.py"))
     assert "importlib" not in source
+
+
+def test_admission_without_a_certificate_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stella admission run` serves webhooks or nothing: without a serving certificate it
+    stops at once, before any watch, and names the settings to give it."""
+    monkeypatch.delenv("STELLA_WEBHOOK_CERT", raising=False)
+    monkeypatch.delenv("STELLA_WEBHOOK_KEY", raising=False)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")  # never read
+    assert main(["admission", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "STELLA_WEBHOOK_CERT" in err and "STELLA_WEBHOOK_KEY" in err, err
