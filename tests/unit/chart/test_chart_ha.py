@@ -50,8 +50,13 @@ def test_every_install_elects_a_leader_on_one_lease() -> None:
     ]
     binding = by_kind(docs, "RoleBinding", "stella-operator-leader-election")
     assert binding["subjects"][0]["name"] == "stella-operator"
-    # One replica: no disruption budget that would block every drain.
-    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    # One operator replica: no disruption budget that would block every drain (admission's
+    # two replicas have their own, tests/unit/chart/test_chart.py).
+    assert not [
+        d
+        for d in docs
+        if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "stella-operator"
+    ]
 
 
 def test_two_replicas_spread_and_keep_one_through_a_drain() -> None:
