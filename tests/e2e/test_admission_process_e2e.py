@@ -122,10 +122,12 @@ def test_admission_judges_decisions_with_the_engine_stopped(split: Split) -> Non
     while the engine is down; the decision admitted meanwhile is acted on when it is back."""
     shop, engine = split.shop, split.engine
     image = shop.image("1.0")
+    # dave's first: r-1, created seconds later, then supersedes it where both wait (prod).
+    shop.release("r-dave", image, ["dev", "prod"], as_user="dave")
+    shop.wait_phase("r-dave", "prod", "WaitingForApproval", timeout=90)
     shop.release("r-1", image, ["dev", "prod"])
     shop.wait_phase("r-1", "dev", "Deployed", timeout=90)
     shop.wait_phase("r-1", "prod", "WaitingForApproval")
-    shop.release("r-dave", image, ["dev", "prod"], as_user="dave")
 
     engine.proc.stop()
     try:
