@@ -696,6 +696,7 @@ class Phases:
     # The busy phase's floor: the same Releases created meanwhile with no admission and the
     # operator stopped (the API server's own share of the busy phase's cost).
     approval_none_busy: Run | None = None
+    apart: bool = True  # admission in its own process (else served by the operator's)
 
 
 def report(
@@ -755,7 +756,12 @@ def report(
     if p.approval_busy is not None:
         print(
             f"  engine busy: real Releases created meanwhile; the operator used "
-            f"{p.operator_busy * 100:.0f}% of one core (admission and engine together)"
+            f"{p.operator_busy * 100:.0f}% of one core "
+            + (
+                "(the engine; admission in its own process)"
+                if p.apart
+                else "(admission and engine together)"
+            )
         )
         print()
         hook_table(p.busy_hooks, "Approval, engine busy,")
@@ -780,7 +786,8 @@ def report(
         (pct(p.approval_all.latencies, 0.99) - pct(p.approval_none.latencies, 0.99)) * 1000,
         "ms",
         goal=10.0,
-        note=f"{p.approval_all.rate:g}/s; all {pct(p.approval_all.latencies, 0.99) * 1000:.1f} "
+        note=f"{p.approval_all.rate:g}/s, admission {'apart' if p.apart else 'in the operator'}; "
+        f"all {pct(p.approval_all.latencies, 0.99) * 1000:.1f} "
         f"vs none {pct(p.approval_none.latencies, 0.99) * 1000:.1f} ms",
     )
     if p.approval_busy is not None and p.approval_none_busy is not None:
@@ -792,7 +799,8 @@ def report(
             (busy_p99 - floor_p99) * 1000,
             "ms",
             goal=10.0,
-            note=f"{p.approval_busy.rate:g}/s; all {busy_p99 * 1000:.1f} vs none "
+            note=f"{p.approval_busy.rate:g}/s, admission {'apart' if p.apart else 'in the operator'}; "
+            f"all {busy_p99 * 1000:.1f} vs none "
             f"{floor_p99 * 1000:.1f} ms, the same Releases created meanwhile in both "
             "(none: operator stopped)",
         )
@@ -1191,6 +1199,7 @@ def bench(
                 busy_hooks,
                 busy_op_hooks,
                 approval_none_busy,
+                apart,
             )
             report(rate, secs, hooks, approval_hooks, phases, operator_hooks)
             print(
