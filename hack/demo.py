@@ -17,8 +17,8 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from devenv import existing  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
-from devenv.controlplane import OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
-from devenv.proc import Process, free_port, http_ok, kill_pidfile, port_open, wait_until  # noqa: E402
+from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
+from devenv.proc import Process, free_port, http_ok, kill_pidfile, wait_until  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, wait_for_release_params  # noqa: E402
 
@@ -29,7 +29,9 @@ STELLA = str(Path(sys.executable).parent / "stella")
 def people(users: dict[str, list[str]]) -> str:
     """Every person of the token file and their groups, for the banner: `--context NAME`."""
     return ", ".join(
-        f"{name} ({', '.join(groups)})" for name, groups in users.items() if name != OPERATOR_USER
+        f"{name} ({', '.join(groups)})"
+        for name, groups in users.items()
+        if name not in (OPERATOR_USER, ADMISSION_USER)
     )
 
 
@@ -66,12 +68,12 @@ def wait_for(cp: ControlPlane, release: str, env: str, phase: str, timeout: floa
 
 
 def down() -> int:
-    for name in ("operator", "registry"):
+    for name in ("operator", "admission", "registry"):
         kill_pidfile(STATE / f"{name}.pid")
     stop_recorded(STATE / "cluster")
     (STATE / "cluster" / "cluster.json").unlink(missing_ok=True)
     print(
-        "demo stopped: operator, registry and local control plane are down (an existing cluster is left running)"
+        "demo stopped: operator, admission, registry and local control plane are down (an existing cluster is left running)"
     )
     return 0
 
@@ -106,9 +108,25 @@ def up() -> int:
     v2 = f"{registry.host}/shop/web@{push_image(registry.url, 'shop/web', '1.1', b'shop web 1.1')}"
     print(f"    1.0 is {v1}\n    1.1 is {v2}")
 
-    say("Starting the Stella operator with its admission webhooks (TLS on loopback)")
+    say(
+        "Starting Stella as the chart runs it: admission (its webhooks, TLS on loopback) "
+        "and the operator (the promotion engine), each its own process and identity"
+    )
     ca, crt, key = make_serving_cert(STATE / "webhook-pki")
-    http_port, hook_port = free_port(), free_port()
+    admission_port, hook_port, http_port = free_port(), free_port(), free_port()
+    adm = Process(
+        "admission",
+        [STELLA, "admission", "run"],
+        STATE / "admission.log",
+        env={
+            "KUBECONFIG": str(cp.kubeconfig_for(ADMISSION_USER)),
+            "STELLA_HTTP_PORT": str(admission_port),
+            "STELLA_WEBHOOK_CERT": str(crt),
+            "STELLA_WEBHOOK_KEY": str(key),
+            "STELLA_WEBHOOK_PORT": str(hook_port),
+        },
+    ).start()
+    (STATE / "admission.pid").write_text(str(adm.pid))
     op = Process(
         "operator",
         [STELLA, "operator", "run"],
@@ -116,25 +134,26 @@ def up() -> int:
         env={
             "KUBECONFIG": str(cp.kubeconfig_for(OPERATOR_USER)),
             "STELLA_HTTP_PORT": str(http_port),
-            "STELLA_WEBHOOK_CERT": str(crt),
-            "STELLA_WEBHOOK_KEY": str(key),
-            "STELLA_WEBHOOK_PORT": str(hook_port),
             "STELLA_STATE_DIR": str(STATE / "operator-state"),
             "STELLA_INSECURE_REGISTRIES": registry.host,
             "STELLA_RESYNC_SECONDS": "5",
         },
     ).start()
     (STATE / "operator.pid").write_text(str(op.pid))
-    # /readyz answers once the operator has read every Release, Environment and Approval:
-    # before that its admission refuses to decide (fails closed), so nothing is applied yet.
+    # /readyz answers once each has read every Release, Environment and Approval: before
+    # that admission refuses to decide (fails closed), so nothing is applied yet.
     wait_until(
-        lambda: port_open(hook_port) and http_ok(f"http://127.0.0.1:{http_port}/readyz"),
+        lambda: http_ok(f"http://127.0.0.1:{admission_port}/readyz"),
         120,
-        "operator /readyz",
-        op.log,
+        "admission /readyz",
+        adm.log,
+    )
+    wait_until(
+        lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"), 120, "operator /readyz", op.log
     )
     register(cp, ca, hook_port)
-    print(f"    metrics at http://127.0.0.1:{http_port}/metrics; log in {op.log}")
+    print(f"    admission: metrics at http://127.0.0.1:{admission_port}/metrics; log in {adm.log}")
+    print(f"    operator: metrics at http://127.0.0.1:{http_port}/metrics; log in {op.log}")
 
     say(
         "Creating namespaces and a Deployment per stage, and the Environments dev -> staging -> prod"
@@ -284,7 +303,9 @@ def up() -> int:
     print(
         "    kubectl get rel,env -A ; stella status shop/shop-1-1 ; kubectl --context bob get appr -n shop"
     )
-    print("    make demo-down   # stops the operator, the registry and the control plane")
+    print(
+        "    make demo-down   # stops admission, the operator, the registry and the control plane"
+    )
     return 0
 
 
