@@ -74,20 +74,15 @@ def cmd_admission(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def register(sub: Any) -> None:
-    op = sub.add_parser(
-        "operator",
-        help="run the operator",
-        description="Run Stella's operator: the promotion engine (and, given a serving "
-        "certificate, the admission webhooks in the same process; the chart runs them apart, "
-        "as `stella admission run`).",
-    )
-    op_sub = op.add_subparsers(dest="operator_command", metavar="COMMAND", required=True)
-    run = op_sub.add_parser(
+def _run_parser(sub: Any, name: str, what: str, description: str, epilog: str) -> Any:
+    """`stella <name> run`, with the --http-port and --verbose both processes take."""
+    parser = sub.add_parser(name, help=f"run {what}", description=description)
+    sub_run = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+    run = sub_run.add_parser(
         "run",
-        help="run the operator against the current kubeconfig",
-        description="Run the operator in the foreground until SIGTERM or Ctrl-C.",
-        epilog=RUN_EPILOG,
+        help=f"run {what} against the current kubeconfig",
+        description=f"Run {what} in the foreground until SIGTERM or Ctrl-C.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument(
@@ -96,31 +91,31 @@ def register(sub: Any) -> None:
         metavar="PORT",
         help="port of /healthz, /readyz and /metrics (default 8080)",
     )
-    run.add_argument("--verbose", action="store_true", help="log more (kopf and stella)")
+    run.add_argument("--verbose", action="store_true", help="log more")
+    return run
+
+
+def register(sub: Any) -> None:
+    run = _run_parser(
+        sub,
+        "operator",
+        "the operator",
+        "Run Stella's operator: the promotion engine (and, given a serving certificate, the "
+        "admission webhooks in the same process; the chart runs them apart, as `stella "
+        "admission run`).",
+        RUN_EPILOG,
+    )
     run.add_argument("--debug", action="store_true", help="log kopf's debug messages")
     run.set_defaults(func=cmd_run)
 
 
 def register_admission(sub: Any) -> None:
-    adm = sub.add_parser(
+    run = _run_parser(
+        sub,
         "admission",
-        help="run Stella's admission webhooks (their own process)",
-        description="Serve Stella's admission webhooks in a process of their own, apart "
-        "from the promotion engine (the chart's Deployment stella-admission).",
+        "Stella's admission webhooks (their own process)",
+        "Serve Stella's admission webhooks in a process of their own, apart from the "
+        "promotion engine (the chart's Deployment stella-admission).",
+        ADMISSION_EPILOG,
     )
-    adm_sub = adm.add_subparsers(dest="admission_command", metavar="COMMAND", required=True)
-    run = adm_sub.add_parser(
-        "run",
-        help="serve the admission webhooks against the current kubeconfig",
-        description="Serve the admission webhooks in the foreground until SIGTERM or Ctrl-C.",
-        epilog=ADMISSION_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument(
-        "--http-port",
-        type=int,
-        metavar="PORT",
-        help="port of /healthz, /readyz and /metrics (default 8080)",
-    )
-    run.add_argument("--verbose", action="store_true", help="log each decision's detail")
     run.set_defaults(func=cmd_admission)

@@ -70,6 +70,22 @@ def start_admission(
     return view, shared, informer, server
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An Event set by SIGTERM or SIGINT (on the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def webhook_address(settings: Settings) -> tuple[str, int]:
+    """Where /readyz checks that the webhook server listens (loopback for a wildcard)."""
+    host = settings.webhook_host
+    return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), settings.webhook_port  # noqa: S104
+
+
 async def run_admission(settings: Settings) -> None:
     """Serve admission until SIGTERM or SIGINT: the webhooks over TLS on their own thread
     and loop, /healthz /readyz /metrics on this loop."""
@@ -80,20 +96,15 @@ async def run_admission(settings: Settings) -> None:
             "configurations' caBundle trusts"
         )
     memory.tune_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     view, _shared, informer, webhook = start_admission(settings)
     assert webhook is not None  # a certificate was given
-    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
     ready = asyncio.Event()
     server = await http.serve(
         ready,
         settings.http_host,
         settings.http_port,
-        (host, settings.webhook_port),
+        webhook_address(settings),
         healthy=webhook.alive,
         synced=lambda: bool(view.synced),
         down="admission server down",

@@ -18,14 +18,12 @@ Three parts, each on its own footing:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 
 import kopf
 
 from stella.handlers import http
-from stella.handlers.admission_process import start_admission
+from stella.handlers.admission_process import start_admission, stop_on_signals, webhook_address
 from stella.handlers.release_params import ReleaseParamsPublisher
 from stella.k8s import memory
 from stella.settings import Settings
@@ -39,16 +37,9 @@ async def run(settings: Settings) -> None:
 
     memory.tune_gc()
     ready = asyncio.Event()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     view, shared, informer, webhook = start_admission(settings)
-    listen = None
-    if webhook is not None:
-        host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "::") else settings.webhook_host  # noqa: S104
-        listen = (host, settings.webhook_port)
+    listen = webhook_address(settings) if webhook is not None else None
     memo = kopf.Memo()
     memo.admission_informer = shared  # the engine subscribes to it (stella.k8s.fanout)
     # The release-create policy's parameter, from admission's view, written where the
