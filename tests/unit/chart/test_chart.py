@@ -218,7 +218,11 @@ def test_the_requester_policy_writes_what_the_webhook_would() -> None:
     )
     assert policy["spec"]["variables"] == [{"name": "identity", "expression": STAMPED_IDENTITY_CEL}]
     conditions = {c["name"]: c["expression"] for c in policy["spec"]["matchConditions"]}
-    assert conditions["plain-identity"] == PLAIN_IDENTITY_CEL
+    # One condition (the API server evaluates them all; `&&` skips the regex once stamped).
+    assert conditions == {
+        "unstamped-plain-identity": "(!has(object.metadata.annotations) || "
+        "!('stella.io/requester' in object.metadata.annotations)) && " + PLAIN_IDENTITY_CEL
+    }
     assert STAMP_IDENTITY_NEEDED.endswith("!= " + STAMPED_IDENTITY_CEL)
 
 
