@@ -26,6 +26,7 @@ import argparse
 import base64
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -82,6 +83,11 @@ class Variant:
     name: str
     objects: list[Obj]
     runs: Run = field(default_factory=Run)
+    slices: list[Run] = field(default_factory=list)  # one a round, in round order
+
+    def add(self, run: Run) -> None:
+        self.runs.add(run)
+        self.slices.append(run)
 
 
 def release_variants(chart: list[Obj], candidates: list[list[Obj]]) -> list[Variant]:
@@ -141,7 +147,7 @@ def table(title: str, variants: list[Variant], floor: Variant) -> None:
     print(title)
     print(
         f"  {'':<38} {'n':>6} {'ok':>6} {'api ms':>7} {'api x':>6} {'+api ms':>7} "
-        f"{'p50 ms':>7} {'p50 x':>6} {'p99 ms':>7} {'p99 x':>6}"
+        f"{'p50 ms':>7} {'p50 x':>6} {'p99 ms':>7} {'p99 x':>6} {'med +api':>8}"
     )
     f_cpu = server_cpu(floor.runs)
     f50, f99 = pct(floor.runs.latencies, 0.5), pct(floor.runs.latencies, 0.99)
@@ -149,10 +155,16 @@ def table(title: str, variants: list[Variant], floor: Variant) -> None:
         r = v.runs
         cpu = server_cpu(r)
         p50, p99 = pct(r.latencies, 0.5), pct(r.latencies, 0.99)
+        # The median over rounds of the CPU added in that round (a round's variants ran
+        # seconds apart): less swayed by one round that shared the cores with others' work.
+        paired = statistics.median(
+            server_cpu(a) - server_cpu(b) for a, b in zip(v.slices, floor.slices, strict=True)
+        )
         print(
             f"  {v.name:<38} {len(r.latencies):6d} {r.statuses.get(201, 0):6d} "
             f"{cpu * 1000:7.3f} {cpu / f_cpu:5.2f}x {(cpu - f_cpu) * 1000:+7.3f} "
-            f"{p50 * 1000:7.1f} {p50 / f50:5.2f}x {p99 * 1000:7.1f} {p99 / f99:5.2f}x"
+            f"{p50 * 1000:7.1f} {p50 / f50:5.2f}x {p99 * 1000:7.1f} {p99 / f99:5.2f}x "
+            f"{paired * 1000:+8.3f}"
         )
     for v in variants:
         bad = {s: n for s, n in v.runs.statuses.items() if s != 201}
@@ -214,11 +226,11 @@ def main() -> None:
         print(f"[variants] ready; load {os.getloadavg()[0]:.2f}", file=sys.stderr)
 
         pods_path = {n: f"/api/v1/namespaces/{n}/pods?dryRun=All" for n in (MANAGED, UNMANAGED)}
-        pod_runs = {MANAGED: Run(), UNMANAGED: Run()}
+        pod_runs = {MANAGED: Variant("managed namespace", []), UNMANAGED: Variant("unmanaged", [])}
         chart_set = chart + webhook_objects()
         pod_sets = [("chart", chart_set, pod_runs)]
         for n, candidate in enumerate(candidates, 1):
-            runs = {MANAGED: Run(), UNMANAGED: Run()}
+            runs = {MANAGED: Variant("managed namespace", []), UNMANAGED: Variant("unmanaged", [])}
             pod_sets.append((f"candidate{n}", candidate + webhook_objects(), runs))
 
         for rnd in range(args.rounds):
@@ -228,9 +240,7 @@ def main() -> None:
                 have = v.objects
                 load(alice, ns, env, args.rate, 1.0, 1_000_000 + rnd * 10_000)
                 slug = v.name.split(" (")[0].replace(" ", "-")
-                v.runs.add(
-                    load(alice, ns, env, args.rate, args.seconds, rnd * 10_000, f"rel-{slug}")
-                )
+                v.add(load(alice, ns, env, args.rate, args.seconds, rnd * 10_000, f"rel-{slug}"))
             if not args.pods:
                 continue
             for name, objs, runs in pod_sets:
@@ -254,11 +264,10 @@ def main() -> None:
         table("", variants, variants[0])
         if args.pods:
             for name, _, runs in pod_sets:
-                floor = Variant("unmanaged namespace", [], runs[UNMANAGED])
                 table(
                     f"Pod create (dry run), {name} policies; x against the unmanaged namespace",
-                    [Variant("managed namespace", [], runs[MANAGED]), floor],
-                    floor,
+                    [runs[MANAGED], runs[UNMANAGED]],
+                    runs[UNMANAGED],
                 )
     SERVER.pid, SERVER.admin, SERVER.profiles = 0, None, None
 
