@@ -2,7 +2,7 @@
 asserts nothing.
 
 .venv/bin/python bench/bench_policy_variants.py [--rate 200] [--seconds 4] [--rounds 4]
-    [--candidate FILE] [--profile DIR]
+    [--baseline FILE] [--candidate FILE ...] [--only NAMES] [--no-pods] [--profile DIR]
 
 One control plane (etcd + kube-apiserver), the operator started only to publish its
 parameter objects (stella-release-params, stella-approved-digests) and then stopped; the
@@ -10,12 +10,17 @@ webhook configurations stay registered (their matchConditions are evaluated on e
 Release create whether or not the webhook is called, so their cost is part of "all").
 Then open-loop dry-run creates at --rate through one admission variant after another,
 interleaved in rounds (each variant sees the same machine), and per variant: kube-apiserver
-CPU per create (/proc, the steady measure) and client p50/p99, each against the variant
-with no admission of Stella's at all measured in the same rounds.
+CPU per create (/proc) and client p50/p99, each against the variant with no admission of
+Stella's at all measured in the same rounds, and the median over rounds of the CPU a variant
+adds. On a shared 2-core machine differences under ~0.1 ms a create are noise; with
+--profile, the policy plugins' own subtrees in kube-apiserver's CPU profiles
+(`go tool pprof -top -cum`) are the steadier measure (docs/admission.md, "What it costs").
 
 Release variants remove one part at a time from the chart's set (charts/stella/files/
 admission-policies.yaml + the webhook configurations); with --candidate FILE, FILE (a
-changed policy file, with the webhook configurations of this checkout) is measured too.
+changed policy file, with the webhook configurations of this checkout) is measured too, and
+--baseline FILE is measured as the chart's (e.g. `git show main:charts/stella/files/
+admission-policies.yaml`: before and after in the same rounds).
 Pod variants: a managed namespace (workload-digests.stella.io, 1,000 approved digests) and
 an unmanaged one.
 """
