@@ -22,7 +22,10 @@ Deployments run 0 replicas so a rollout completes as soon as the controller obse
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +42,7 @@ from kubernetes import client, watch  # noqa: E402
 from tests.e2e.conftest import start_operator  # noqa: E402
 from tests.kube_support import api_client_for  # noqa: E402
 
+from cpushare import cpu_seconds  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.proc import free_port  # noqa: E402
@@ -356,6 +360,37 @@ def answers_within(probes: list[tuple[float, float]], start: float, end: float) 
     return [ms for asked, ms in probes if asked <= end and asked + ms / 1000 >= start]
 
 
+def cpu_split(pid: int) -> tuple[float, float, int]:
+    """A process's user and system CPU seconds, and its context switches (voluntary and
+    not, every thread's: the thread hand-offs a cold resync costs show here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    switches = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        switches += sum(int(x.split()[1]) for x in lines if "ctxt_switches" in x)
+    return int(fields[11]) / tick, int(fields[12]) / tick, switches
+
+
+def record_operator(pid: int, into: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy recording the operator (every thread, wall time, idle included) until it is
+    sent SIGINT, or None."""
+    if into is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--pyspy: py-spy not found (.venv/bin/pip install py-spy)")
+    into.mkdir(parents=True, exist_ok=True)
+    out = into / "cold-operator.txt"
+    argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--idle", "--threads"]
+    argv += ["--nonblocking", "--format", "raw", "--output", str(out)]
+    print(f"[scale] py-spy: {out}", file=sys.stderr)
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+
 def status_floor(admin: client.ApiClient, namespace: str, in_flight: int) -> float:
     """The API server's own floor for a cold resync's writes, in seconds: one status PATCH
     per Release of `namespace` (its summary changed, so each is a real write to etcd, as
@@ -400,6 +435,7 @@ def scale(
     work: Path,
     n_envs: int = 5,
     workers: int | None = None,
+    pyspy: Path | None = None,
 ) -> None:
     admin = api_client_for(str(cp.kubeconfig), "admin")
     alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
@@ -453,10 +489,14 @@ def scale(
         # operator is Ready once admission's view is synced, which at 10,000 Releases is
         # most of a warm restart).
         t0 = time.monotonic()
+        cold_start = label.startswith("cold")
         # /healthz is probed from the process's start: the engine's first pass may begin
         # before the operator is Ready (admission's view is synced apart from the engine's).
+        # Only on the warm restart, whose figure it is: 100 probes a second, each on a new
+        # connection, cost the operator about a tenth of its CPU in a cold resync (py-spy,
+        # session 26), and the cold start's answers were never reported.
         port = free_port()
-        probe = HealthProbe(f"http://127.0.0.1:{port}")
+        probe = HealthProbe(f"http://127.0.0.1:{port}") if not cold_start else None
         op = start_operator(
             cp,
             work / label.split()[0],
@@ -469,11 +509,24 @@ def scale(
             verbose=False,
         )
         ready = time.monotonic() - t0
+        spy = record_operator(op.proc.pid, pyspy) if cold_start else None
         try:
-            if label.startswith("cold"):
+            if probe is None:
                 wait(lambda: evaluated.count() == count, timeout=1800, step=0.05)
                 took = cold = time.monotonic() - t0
-                probe.stop()
+                # The operator's own CPU, every thread, from its start (imports and LISTs
+                # included): what it costs the cores it shares with the API server.
+                cpu = cpu_seconds(op.proc.pid)
+                user, system, switches = cpu_split(op.proc.pid)
+                print(
+                    f"    (operator CPU from its start: {cpu:.1f} s, "
+                    f"{cpu / count * 1000:.2f} ms per Release; user {user:.1f} s, "
+                    f"system {system:.1f} s; {switches / count:.1f} context switches "
+                    "per Release, every thread)"
+                )
+                if spy is not None:
+                    spy.send_signal(2)  # SIGINT: py-spy writes what it recorded
+                    spy.wait(timeout=60)
             else:
                 # Warm: every Release seen and reconciled once (no writes needed). The
                 # engine says when its first pass is over (the memory trim after its queue
@@ -560,6 +613,8 @@ def scale(
                     note=at("<= 300 MiB"),
                 )
         finally:
+            if spy is not None and spy.poll() is None:
+                spy.kill()
             op.proc.stop()
             unregister(cp)
 
@@ -591,6 +646,12 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=0, help="the engine's workers (default: the operator's)"
     )
+    parser.add_argument(
+        "--pyspy",
+        type=Path,
+        default=None,
+        help="record the operator with py-spy during the cold resync, into this directory",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="stella-bench-"))
     cp = ControlPlane(work / "cluster")
@@ -602,7 +663,15 @@ def main() -> int:
         if args.promotions:
             latency(cp, registry, args.promotions, work / "latency")
         if args.releases:
-            scale(cp, registry, args.releases, work / "scale", args.environments, args.workers)
+            scale(
+                cp,
+                registry,
+                args.releases,
+                work / "scale",
+                args.environments,
+                args.workers,
+                args.pyspy,
+            )
     finally:
         registry.stop()
         cp.down()

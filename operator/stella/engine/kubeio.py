@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from stella import GROUP, VERSION
 from stella.engine.view import ReleaseKey
 from stella.k8s import events
-from stella.k8s.client import api_client
+from stella.k8s.client import REQUEST_TIMEOUT, api_client
 
 _JSON = "application/json"
 
@@ -87,23 +88,64 @@ def _lean(
     content_type: str,
     api: client.ApiClient | None = None,
 ) -> bytes:
-    """One request through the operator's API client, without the generated method's
-    argument validation and answer model; the answer's bytes, or the ApiException the
-    generated method would have raised for a status outside 2xx."""
+    """One request through the operator's API client — its configuration, credentials
+    and connection pool — without the generated layers around it; the answer's bytes, or
+    the ApiException the generated method would have raised for a status outside 2xx.
+
+    A cold resync makes one such write per Release (issue 12), and the layers cost more
+    CPU than the request: param_serialize walks the body to sanitize it and the headers to
+    tuple them, RESTClientObject matches the content type against four regular expressions
+    and builds a Timeout, and PoolManager parses the URL and builds a pool key every call.
+    Here the body (plain JSON data) is serialized once, the Timeout is built once, and the
+    request goes to the API server's own connection pool. The credentials are read per
+    request as the generated methods do (update_params_for_auth runs the configuration's
+    refresh hook: a rotated in-cluster token is picked up)."""
     api = api or _api()
-    method, url, headers, data, _ = api.param_serialize(
-        method,
-        path,
-        header_params={"Content-Type": content_type, "Accept": _JSON},
-        body=dict(body),
-        auth_settings=["BearerToken"],
-    )
-    answer = api.call_api(method, url, header_params=headers, body=data)
-    raw: bytes = answer.read()  # type: ignore[no-untyped-call]
+    headers = dict(api.default_headers)
+    headers["Content-Type"] = content_type
+    headers["Accept"] = _JSON
+    api.update_params_for_auth(headers, [], ["BearerToken"], path, method, None)
+    data = json.dumps(body, separators=(",", ":"), default=api.sanitize_for_serialization)
+    try:
+        answer = _pool(api).urlopen(
+            method,
+            path,
+            body=data.encode(),
+            headers=headers,
+            timeout=_TIMEOUT,
+            preload_content=True,
+            redirect=False,
+        )
+    except urllib3.exceptions.SSLError as exc:  # as RESTClientObject raises it
+        raise ApiException(status=0, reason=f"{type(exc).__name__}\n{exc}") from exc
+    raw: bytes = answer.data
     if not 200 <= answer.status <= 299:
         text = raw.decode("utf-8", "replace") if raw else None
         raise ApiException.from_response(http_resp=answer, body=text, data=None)
     return raw
+
+
+# Every lean request's deadline (stella.k8s.client.REQUEST_TIMEOUT), built once.
+_TIMEOUT = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1])
+
+
+def _pool(api: client.ApiClient) -> urllib3.connectionpool.HTTPConnectionPool:
+    """The API server's connection pool in the client's PoolManager (the one every call of
+    the client shares: the same sockets and TLS sessions), found by the pool key the
+    manager made for it — not by the URL, which the manager would parse again."""
+    host = api.configuration.host
+    cached = _POOLS.get(host)
+    manager = api.rest_client.pool_manager
+    if cached is not None and cached[0] is manager and cached[1].pool is not None:
+        return cached[1]
+    pool = manager.connection_from_url(host)
+    _POOLS[host] = (manager, pool)
+    return pool
+
+
+# host -> (the PoolManager, its pool for that host); a pool the manager closed (its
+# `pool` is None then) is looked up again.
+_POOLS: dict[str, tuple[urllib3.PoolManager, urllib3.connectionpool.HTTPConnectionPool]] = {}
 
 
 def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None:
