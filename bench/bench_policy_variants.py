@@ -31,6 +31,7 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -207,12 +208,22 @@ def main() -> None:
     if args.only:
         keep = {"none", *args.only.split(",")}
         variants = [v for v in variants if v.name in keep or v.name.split(" ")[0] in keep]
-    managed: set[tuple[str, str]] = set()
-    for v in variants:
-        managed |= {key(o) for o in v.objects}
-    all_objects = {key(o): o for v in variants for o in v.objects}
 
     workdir = Path(tempfile.mkdtemp(prefix="stella-bench-variants-"))
+    try:
+        run(args, variants, chart, candidates, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run(
+    args: argparse.Namespace,
+    variants: list[Variant],
+    chart: list[Obj],
+    candidates: list[list[Obj]],
+    workdir: Path,
+) -> None:
+    all_objects = {key(o): o for v in variants for o in v.objects}
     with cluster(workdir, profiling=args.profile is not None) as cp:
         api = next(p for p in cp.procs if p.name == "kube-apiserver")
         SERVER.pid = api.pid
