@@ -57,12 +57,12 @@ def test_the_demo_banner_names_every_person_of_the_token_file() -> None:
     sys.path.insert(0, str(ROOT / "hack"))
     try:
         import demo
-        from devenv.controlplane import OPERATOR_USER, USERS
+        from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, USERS
     finally:
         sys.path.remove(str(ROOT / "hack"))
     banner = demo.people(USERS)
     for user, groups in USERS.items():
-        if user == OPERATOR_USER:
+        if user in (OPERATOR_USER, ADMISSION_USER):  # Stella's own identities, not people
             assert user not in banner
         else:
             assert f"{user} ({', '.join(groups)})" in banner
