@@ -327,8 +327,9 @@ def test_helm_uninstall_leaves_evidence_and_crds(
     # The earlier tests' namespaces are still being deleted (with their Releases).
     eventually(lambda: releases() == [], timeout=60, what="no Release left")
     helm(kube, "uninstall", "stella", "-n", NS, "--wait", "--timeout", "60s")
-    # The pod goes with its Deployment.
-    operator_as_chart.stop()
+    # The pods go with their Deployments: the ones running now (an earlier test restarted
+    # the first; admission, unlike the engine, never exits when its API server goes away).
+    (installed.operator or operator_as_chart).stop()
     installed.operator = None
     # The evidence stays (the operator's objects, not the chart's), with the CRDs (Helm
     # never deletes crds/) and so every Release, Approval and Action; the webhook
