@@ -15,7 +15,9 @@ against the real kube-apiserver, as the chart deploys them (issue 12):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kubernetes import client, config
@@ -122,9 +124,14 @@ def test_admission_judges_decisions_with_the_engine_stopped(split: Split) -> Non
     while the engine is down; the decision admitted meanwhile is acted on when it is back."""
     shop, engine = split.shop, split.engine
     image = shop.image("1.0")
-    # dave's first: r-1, created seconds later, then supersedes it where both wait (prod).
-    shop.release("r-dave", image, ["dev", "prod"], as_user="dave")
+    # dave's first; r-1, the newer, then supersedes it where both wait (prod). Newer means a
+    # later creationTimestamp, which has whole seconds (a tie goes by name, to r-dave): so
+    # r-1 is created in a later second than r-dave, however fast r-dave got to prod.
+    made = shop.release("r-dave", image, ["dev", "prod"], as_user="dave")
     shop.wait_phase("r-dave", "prod", "WaitingForApproval", timeout=90)
+    created = datetime.fromisoformat(made["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+    while datetime.now(UTC) < created + timedelta(seconds=1.1):
+        time.sleep(0.05)
     shop.release("r-1", image, ["dev", "prod"])
     shop.wait_phase("r-1", "dev", "Deployed", timeout=90)
     shop.wait_phase("r-1", "prod", "WaitingForApproval")
