@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from kubernetes import client, watch  # noqa: E402
 from tests.e2e.conftest import start_operator  # noqa: E402
 from tests.kube_support import api_client_for  # noqa: E402
 
-from cpushare import cpu_seconds  # noqa: E402
+from cpushare import cpu_seconds, pyspy_record  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
 from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.proc import free_port  # noqa: E402
@@ -378,17 +377,7 @@ def cpu_split(pid: int) -> tuple[float, float, int]:
 def record_operator(pid: int, into: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy recording the operator (every thread, wall time, idle included) until it is
     sent SIGINT, or None."""
-    if into is None:
-        return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        raise SystemExit("--pyspy: py-spy not found (.venv/bin/pip install py-spy)")
-    into.mkdir(parents=True, exist_ok=True)
-    out = into / "cold-operator.txt"
-    argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--idle", "--threads"]
-    argv += ["--nonblocking", "--format", "raw", "--output", str(out)]
-    print(f"[scale] py-spy: {out}", file=sys.stderr)
-    return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+    return pyspy_record(pid, into / "cold-operator.txt", "--rate", "100") if into else None
 
 
 def status_floor(admin: client.ApiClient, namespace: str, in_flight: int) -> float:

@@ -67,7 +67,14 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from tests.e2e.conftest import OperatorProcess  # noqa: E402
 
-from cpushare import MachineTicks, Split, cpu_seconds, own_cpu_seconds, pin  # noqa: E402
+from cpushare import (  # noqa: E402
+    MachineTicks,
+    Split,
+    cpu_seconds,
+    own_cpu_seconds,
+    pin,
+    pyspy_record,
+)
 from devenv.bootstrap import install_crds_and_rbac  # noqa: E402
 from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, ControlPlane  # noqa: E402
 from devenv.proc import Process, free_port, port_open, wait_until  # noqa: E402
@@ -895,15 +902,10 @@ def record_operator(pid: int, seconds: float, into: Path | None) -> subprocess.P
     """py-spy recording the operator for `seconds` (wall time, every thread), or None."""
     if into is None:
         return None
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        raise SystemExit("--pyspy: py-spy not found (.venv/bin/pip install py-spy)")
-    into.mkdir(parents=True, exist_ok=True)
-    out = into / "approval-operator.txt"
-    argv = [spy, "record", "--pid", str(pid), "--duration", str(max(1, int(seconds)))]
-    argv += ["--rate", "200", "--idle", "--threads", "--nonblocking", "--format", "raw"]
-    print(f"[bench] py-spy: {out}", file=sys.stderr)
-    return subprocess.Popen([*argv, "--output", str(out)], stdout=subprocess.DEVNULL)
+    duration = str(max(1, int(seconds)))
+    return pyspy_record(
+        pid, into / "approval-operator.txt", "--duration", duration, "--rate", "200"
+    )
 
 
 def side_by_side(rate: float, results: list[tuple[str, Phases]]) -> None:

@@ -12,6 +12,9 @@ Linux only (/proc, sched_setaffinity).
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,3 +109,17 @@ class Split:
             f"generator on core {','.join(map(str, sorted(self.generator)))}, "
             f"control plane + operator on {','.join(map(str, sorted(self.system)))}"
         )
+
+
+def pyspy_record(pid: int, out: Path, *options: str) -> subprocess.Popen[bytes]:
+    """py-spy recording `pid` (every thread, idle included, raw stacks) into `out` until it
+    ends or is sent SIGINT; `options` add its own (--rate, --duration)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--pyspy: py-spy not found (.venv/bin/pip install py-spy)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"[bench] py-spy: {out}", file=sys.stderr)
+    argv = [spy, "record", "--pid", str(pid), *options, "--idle", "--threads", "--nonblocking"]
+    return subprocess.Popen(
+        [*argv, "--format", "raw", "--output", str(out)], stdout=subprocess.DEVNULL
+    )
