@@ -148,6 +148,9 @@ def test_admission_runs_apart_from_the_engine_and_writes_nothing(
         if v not in {"get", "list", "watch"}
     )
     assert writes == [("events", "create"), ("subjectaccessreviews", "create")]
+    # Only admission asks RBAC about people: the operator's role has no SubjectAccessReview.
+    operator_role = by_kind(docs, "ClusterRole", "stella-operator")
+    assert not [r for r in operator_role["rules"] if "subjectaccessreviews" in r["resources"]]
     dev = [
         d
         for d in yaml.safe_load_all((ROOT / "hack" / "dev-rbac.yaml").read_text())
