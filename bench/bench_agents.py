@@ -164,7 +164,7 @@ def run_tasks(
 
 def direct_floor(admin: client.ApiClient, n: int) -> list[float]:
     """The same API writes by one client: create, then three GET + status replace."""
-    api = client.CustomObjectsApi(admin)
+    api: Any = client.CustomObjectsApi(admin)  # custom objects: plain dicts, typed object
     out = []
     for i in range(n):
         name = f"floor-{i}-{uuid.uuid4().hex[:6]}"

@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "hack"))
 
-from bench.summary import record  # noqa: E402
 from kubernetes import client  # noqa: E402
 from tests.kube_support import api_client_for, start_console  # noqa: E402
 
@@ -56,6 +55,7 @@ from devenv.controlplane import ControlPlane  # noqa: E402
 from devenv.proc import Process, wait_until  # noqa: E402
 from devenv.services import OpenBao  # noqa: E402
 from stella.policy.identity import Identity, format_identity  # noqa: E402
+from summary import record  # noqa: E402
 
 G, V = "stella.io", "v1alpha1"
 STAGES = ["dev", "qa", "staging", "perf", "prod"]

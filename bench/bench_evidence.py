@@ -245,13 +245,11 @@ def main() -> None:
 
         print("concurrent writers on one chain (optimistic concurrency, PostgreSQL):")
         for sname, signer in signers.items():
-            n, el = concurrent(
-                lambda s=signer: Recorder(
-                    s, PostgresLog(writer_dsn), MemoryStore(), "bench", clock=Clock()
-                ),
-                4,
-                opts.seconds,
-            )
+
+            def writer(s: Signer = signer) -> Recorder:
+                return Recorder(s, PostgresLog(writer_dsn), MemoryStore(), "bench", clock=Clock())
+
+            n, el = concurrent(writer, 4, opts.seconds)
             print(f"  {sname + ', 4 writers':<44} {n / el:8.0f} packets/s   ({n} packets)")
 
         print(f"verification ({opts.verify_count} packets, each in the ConfigMaps and the log):")

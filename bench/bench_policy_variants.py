@@ -262,12 +262,18 @@ def run(
             for name, objs, runs in pod_sets:
                 apply_set(cp, objs, have)
                 have = objs
-                for n in (MANAGED, UNMANAGED):
+                for where in (MANAGED, UNMANAGED):
                     make: Callable[[int], dict[str, object]] = lambda i: pod(i, image)  # noqa: E731
-                    send(admin, pods_path[n], make, args.rate, 1.0, 1_000_000)
-                    runs[n].add(
+                    send(admin, pods_path[where], make, args.rate, 1.0, 1_000_000)
+                    runs[where].add(
                         send(
-                            admin, pods_path[n], make, args.rate, args.seconds, 0, f"pod-{name}-{n}"
+                            admin,
+                            pods_path[where],
+                            make,
+                            args.rate,
+                            args.seconds,
+                            0,
+                            f"pod-{name}-{where}",
                         )
                     )
 

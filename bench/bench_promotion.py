@@ -118,7 +118,7 @@ def approval_body(release: str, env: str) -> dict[str, Any]:
 
 def latency(cp: ControlPlane, registry: Registry, n: int, work: Path) -> None:
     admin = api_client_for(str(cp.kubeconfig), "admin")
-    alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
+    alice: Any = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
     bob = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "bob"))
     carol = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "carol"))
     apps, core = client.AppsV1Api(admin), client.CoreV1Api(admin)
@@ -163,9 +163,9 @@ def latency(cp: ControlPlane, registry: Registry, n: int, work: Path) -> None:
     direct: list[float] = []
 
     def image_of(ns: str) -> str:
-        return str(
-            apps.read_namespaced_deployment("web", ns).spec.template.spec.containers[0].image
-        )
+        spec = apps.read_namespaced_deployment("web", ns).spec
+        assert spec is not None and spec.template.spec is not None, ns
+        return str(spec.template.spec.containers[0].image)
 
     def phase(name: str) -> str | None:
         st = (
@@ -427,7 +427,7 @@ def scale(
     pyspy: Path | None = None,
 ) -> None:
     admin = api_client_for(str(cp.kubeconfig), "admin")
-    alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
+    alice: Any = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
     core = client.CoreV1Api(admin)
     image = f"{registry.host}/bench/web@{push_image(registry.url, 'bench/web', 'scale', b'scale')}"
     envs = [f"s-{i}" for i in range(n_envs)]

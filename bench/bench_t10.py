@@ -121,7 +121,7 @@ def metric(url: str, name: str) -> dict[str, float]:
 def releases_held(api: client.CustomObjectsApi) -> int:
     """How many Releases exist (one LIST of one item: the rest is remainingItemCount)."""
     try:
-        page = api.list_cluster_custom_object(G, V, "releases", limit=1, _request_timeout=30)
+        page: Any = api.list_cluster_custom_object(G, V, "releases", limit=1, _request_timeout=30)
     except Exception:
         return -1  # a busy API server: a sample is not worth failing the run for
     meta = page.get("metadata") or {}
@@ -234,7 +234,7 @@ def survey(
         while True:
             for attempt in range(10):  # the API server times out LISTs under load (504)
                 try:
-                    page = api.list_namespaced_custom_object(
+                    page: Any = api.list_namespaced_custom_object(
                         G, V, ns, "releases", limit=500, _continue=token
                     )
                     break
@@ -305,7 +305,7 @@ def main() -> int:
         bootstrap(cp)
         registry.start()
         admin = api_client_for(str(cp.kubeconfig), "admin")
-        alice = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
+        alice: Any = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "alice"))
         frank = client.CustomObjectsApi(api_client_for(str(cp.kubeconfig), "frank"))
         core, apps = client.CoreV1Api(admin), client.AppsV1Api(admin)
         digest = push_image(registry.url, "bench/web", "t10", b"t10")

@@ -1008,7 +1008,12 @@ def main() -> None:
         "(`stella operator run` with a certificate); both: a run each, side by side",
     )
     args = ap.parse_args()
-    modes = {"off": [None], "on": [Split.pinned()], "both": [None, Split.pinned()]}[args.pin]
+    choices: dict[str, list[Split | None]] = {
+        "off": [None],
+        "on": [Split.pinned()],
+        "both": [None, Split.pinned()],
+    }
+    modes = choices[args.pin]
     for rate in (float(r) for r in str(args.rate).split(",")):
         profiles = args.profile / f"{rate:g}" if args.profile else None
         pyspy = args.pyspy / f"{rate:g}" if args.pyspy else None

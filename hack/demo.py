@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "hack"))
@@ -225,7 +226,7 @@ def up() -> int:
     wait_for_release_params(cp, *(name for name, _, _ in envs))
 
     say("alice (a release requester) creates Release shop-1-1 with the pinned 1.1 image")
-    release = {
+    release: dict[str, Any] = {
         "apiVersion": "stella.io/v1alpha1",
         "kind": "Release",
         "metadata": {"name": "shop-1-1", "namespace": "shop"},

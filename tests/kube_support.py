@@ -15,7 +15,9 @@ T = TypeVar("T")
 
 def api_client_for(kubeconfig: str, context: str) -> client.ApiClient:
     cfg = client.Configuration()
-    config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg)
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=cfg
+    )
     return client.ApiClient(cfg)
 
 
@@ -35,7 +37,7 @@ def eventually(
             last = exc
         else:
             if last:
-                return last
+                return last  # type: ignore[no-any-return]  # truthy: a T, not None
         time.sleep(interval)
     if isinstance(last, client.ApiException):  # its repr says nothing of why
         last = f"HTTP {last.status}: {str(last.body)[:500]}"
@@ -98,9 +100,11 @@ def wait_for_release_params(
         raise
     core = client.CoreV1Api(admin)
     ref = binding.spec.param_ref  # where this control plane's operator publishes it
+    assert ref is not None and ref.name and ref.namespace, binding.spec
+    name, namespace = ref.name, ref.namespace
 
     def published() -> bool:
-        data = core.read_namespaced_config_map(ref.name, ref.namespace).data
+        data = core.read_namespaced_config_map(name, namespace).data
         return all(f"registries.{e}" in (data or {}) for e in environments)
 
     eventually(published, timeout, what=f"Environments {', '.join(environments)} published")
@@ -121,6 +125,7 @@ def evidence_packets(
     out = []
     for cm in cms:
         assert cm.immutable is True
+        assert cm.data is not None, cm.metadata
         envelope = json.loads(cm.data["envelope.json"])
         out.append(json.loads(base64.b64decode(envelope["payload"]))["predicate"])
     return sorted(out, key=lambda p: p["sequence"])
@@ -151,6 +156,7 @@ def service_account_kubeconfig(
     token = client.CoreV1Api(admin).create_namespaced_service_account_token(
         name, namespace, request
     )
+    assert token.status is not None, token
     cluster = {"server": server, "certificate-authority": ca_file}
     path.write_text(
         yaml.safe_dump(
@@ -181,13 +187,14 @@ def install_argocd_crd(kube: Any) -> None:
     # (kubectl wait trips over this CRD file's empty status until the API server sets it.)
     established = '{.status.conditions[?(@.type=="Established")].status}'
     for name in ("applications.argoproj.io", "appprojects.argoproj.io"):
-        eventually(
-            lambda name=name: kube.kubectl(
-                "admin", "get", f"crd/{name}", "-o", f"jsonpath={established}", check=False,
-            ).stdout == "True",
-            timeout=60,
-            what=f"Argo CD's CRD {name} established",
-        )  # fmt: skip
+
+        def is_established(name: str = name) -> bool:
+            got = kube.kubectl(
+                "admin", "get", f"crd/{name}", "-o", f"jsonpath={established}", check=False
+            )
+            return bool(got.stdout == "True")
+
+        eventually(is_established, timeout=60, what=f"Argo CD's CRD {name} established")
 
 
 def start_console(
@@ -222,7 +229,7 @@ def grant_release_retention(admin: client.ApiClient) -> None:
     operator, as the chart does when retention.keepFinishedReleases > 0."""
     from devenv.controlplane import OPERATOR_USER
 
-    body = {
+    body: Any = {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
         "metadata": {"name": "stella-operator-retention"},
@@ -287,7 +294,12 @@ def grant_configmap_writes(admin: client.ApiClient, namespace: str, *users: str)
                 ),
             )
         )
+
+        def allowed(r: client.V1SubjectAccessReview = review) -> bool:
+            status = authz.create_subject_access_review(r).status
+            return status is not None and status.allowed
+
         eventually(
-            lambda r=review: authz.create_subject_access_review(r).status.allowed,
+            allowed,
             what=f"{user} may write ConfigMaps in {namespace}",
         )

@@ -123,7 +123,7 @@ WASI = """(module
 
 
 def build(wat: str) -> bytes:
-    return wasmtime.wat2wasm(wat)
+    return bytes(wasmtime.wat2wasm(wat))
 
 
 def manifest_for(

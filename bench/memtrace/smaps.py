@@ -17,7 +17,7 @@ MiB = 1 << 20
 
 class Snapshot(NamedTuple):
     rss_kib: Counter[str]  # resident KiB by kind
-    count: Counter[str]  # mappings by kind
+    mappings: Counter[str]  # mappings by kind (not `count`: a tuple's method)
     threads: int
     fds: int
     regions: dict[int, tuple[int, int, str]]  # anonymous mappings: start -> (size, RSS KiB, perms)
@@ -78,11 +78,11 @@ def report(old: Snapshot, new: Snapshot, top: int = 12) -> list[str]:
     ]
     for k in changes[:top]:
         delta = new.rss_kib[k] - old.rss_kib[k]
-        if not delta and old.count[k] == new.count[k]:
+        if not delta and old.mappings[k] == new.mappings[k]:
             break
         out.append(
             f"{delta / 1024:+8.2f} MiB  {old.rss_kib[k] / 1024:7.1f} -> {new.rss_kib[k] / 1024:7.1f}"
-            f"  mappings {old.count[k]:4d} -> {new.count[k]:4d}  {k}"
+            f"  mappings {old.mappings[k]:4d} -> {new.mappings[k]:4d}  {k}"
         )
     # The anonymous mappings that grew most, by address: one region growing (an arena, a
     # heap of a native library) reads differently from many new ones (Python's arenas).

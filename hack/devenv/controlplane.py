@@ -416,7 +416,7 @@ class ControlPlane:
             f"{self.server}/readyz", headers={"Authorization": f"Bearer {self.tokens['admin']}"}
         )
         with urllib.request.urlopen(req, context=ctx, timeout=2) as r:
-            return r.status == 200
+            return bool(r.status == 200)
 
     def kubectl(
         self, user: str, *args: str, stdin: str | None = None, check: bool = True
@@ -443,7 +443,7 @@ def _alive_and(proc: Process, check: object) -> bool:
 
 def _http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=1) as r:
-        return r.status == 200
+        return bool(r.status == 200)
 
 
 def _fake_nodes(count: int) -> list[dict[str, object]]:

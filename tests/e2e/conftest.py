@@ -70,7 +70,7 @@ def _ready(url: str) -> bool:
     import urllib.request
 
     with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
-        return r.status == 200
+        return bool(r.status == 200)
 
 
 def start_operator(

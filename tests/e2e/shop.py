@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from tests.kube_support import eventually, wait_for_digest_params, wait_for_release_params
@@ -117,9 +117,10 @@ class Shop:
         # (release-create policy): wait for those this shop made (some tests make them by hand).
         envs = [e for e in body["spec"]["environments"] if e in self.created_envs]  # type: ignore[index]
         wait_for_release_params(self.admin, *envs)
-        return client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(
             G, V, self.release_ns, "releases", body
         )
+        return cast(dict[str, Any], made)
 
     def approve(
         self, release: str, stage: str, as_user: str, decision: str = "Approve"
@@ -135,14 +136,16 @@ class Shop:
                 "comment": "e2e",
             },
         }
-        return client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = client.CustomObjectsApi(self.users[as_user]).create_namespaced_custom_object(
             G, V, self.release_ns, "approvals", body
         )
+        return cast(dict[str, Any], made)
 
     def get_release(self, name: str) -> dict[str, Any]:
-        return client.CustomObjectsApi(self.admin).get_namespaced_custom_object(  # type: ignore[no-any-return]
+        got = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
             G, V, self.release_ns, "releases", name
         )
+        return cast(dict[str, Any], got)
 
     def phase(self, name: str, stage: str) -> str | None:
         envs = (self.get_release(name).get("status") or {}).get("environments", [])
@@ -166,14 +169,20 @@ class Shop:
         self, name: str, stage: str, field: str, value: str | tuple[str, ...], timeout: float
     ) -> dict[str, Any]:
         wanted = (value,) if isinstance(value, str) else value
+
+        def reached() -> dict[str, Any] | None:
+            p = self.progress(name, stage)
+            return p if p and p.get(field) in wanted else None
+
         return eventually(
-            lambda: (p := self.progress(name, stage)) and p.get(field) in wanted and p,
+            reached,
             timeout=timeout,
             what=f"{name} {' or '.join(wanted)} in {stage}",
         )
 
     def deployed_image(self, stage: str) -> str:
         d = client.AppsV1Api(self.admin).read_namespaced_deployment("web", self.target_ns(stage))
+        assert d.spec is not None and d.spec.template.spec is not None, d
         return str(d.spec.template.spec.containers[0].image)
 
     def deployment(self, stage: str) -> Any:
@@ -183,7 +192,7 @@ class Shop:
         env = client.CustomObjectsApi(self.admin).get_cluster_custom_object(
             G, V, "environments", self.env_name(stage)
         )
-        return env.get("status") or {}  # type: ignore[no-any-return]
+        return cast(dict[str, Any], cast(dict[str, Any], env).get("status") or {})
 
     def cleanup(self) -> None:
         api = client.CustomObjectsApi(self.admin)

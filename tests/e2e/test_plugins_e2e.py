@@ -87,7 +87,7 @@ class World:
     registry: Any
     plugins: list[str] = field(default_factory=list)
 
-    def custom(self, user: str = "frank") -> client.CustomObjectsApi:
+    def custom(self, user: str = "frank") -> Any:  # its calls return plain dicts, typed object
         return client.CustomObjectsApi(self.users[user] if user != "admin" else self.admin)
 
     def plugin_body(
@@ -119,7 +119,8 @@ class World:
         return out
 
     def plugin(self, name: str) -> dict[str, Any]:
-        return self.custom("admin").get_cluster_custom_object(G, V, "plugins", name)  # type: ignore[no-any-return]
+        got: dict[str, Any] = self.custom("admin").get_cluster_custom_object(G, V, "plugins", name)
+        return got
 
     def packets(self, env: str) -> list[str]:
         items = (
@@ -127,7 +128,7 @@ class World:
             .list_namespaced_config_map("stella-system", label_selector=chain_selector(env))
             .items
         )
-        return [cm.metadata.labels[L_KIND] for cm in items]
+        return [(cm.metadata.labels or {})[L_KIND] for cm in items if cm.metadata]
 
     def events(self, name: str, reason: str) -> list[Any]:
         return [
@@ -206,7 +207,7 @@ def _refusal(call: Any) -> str:
     with pytest.raises(client.exceptions.ApiException) as err:
         call()
     assert err.value.status in (400, 403, 422), err.value
-    return str(json.loads(err.value.body).get("message", ""))
+    return str(json.loads(err.value.body or "{}").get("message", ""))
 
 
 def _network(service: Service) -> list[dict[str, Any]]:
@@ -432,7 +433,7 @@ def test_the_same_promotion_asked_in_a_loop_is_refused_and_signalled(world: Worl
         "metadata": {"generateName": "promote-"},
         "spec": {"action": "Promote", "environment": env, "release": f"{shop.release_ns}/rel-loop"},
     }
-    bob = client.CustomObjectsApi(world.users["bob"])
+    bob: Any = client.CustomObjectsApi(world.users["bob"])
     names = [
         bob.create_cluster_custom_object(G, V, "actions", body)["metadata"]["name"]
         for _ in range(4)
@@ -472,7 +473,7 @@ def test_opt_in_retention_deletes_finished_releases_beyond_the_newest_kept(world
         names = [f"keep{i}" for i in range(1, KEEP + 4)]  # keep1 .. keep8
         for name in names:
             shop.release(name, image, ["keep"])
-        alice = client.CustomObjectsApi(world.users["alice"])
+        alice: Any = client.CustomObjectsApi(world.users["alice"])
 
         def left() -> list[str]:
             items = alice.list_namespaced_custom_object(G, V, ns, "releases")["items"]
@@ -498,6 +499,7 @@ def _whoami(world: World, user: str) -> Any:
     review = client.AuthenticationV1Api(world.users[user]).create_self_subject_review(
         client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview")
     )
+    assert review.status is not None, review
     return review.status.user_info
 
 
