@@ -117,8 +117,9 @@ def register(
         type=parse_jobs,
         default=None,
         metavar="N",
-        help="check signatures in N processes (default: one per core; 1: in this process "
-        "only; a few thousand packets or fewer always run in this process)",
+        help="check signatures on N cores (default: every core; 1: in this thread only): in "
+        "N threads for N=2, in N processes for more; a few thousand packets or fewer "
+        "always run in this thread",
     )
     output(p)
     p.set_defaults(func=cmd_verify)

@@ -82,7 +82,7 @@ def parse_jobs(text: str) -> int:
         jobs = 0
     if jobs < 1:
         raise argparse.ArgumentTypeError(
-            f"--jobs wants a whole number of processes, 1 or more (got {text!r})"
+            f"--jobs wants a whole number of cores, 1 or more (got {text!r})"
         )
     return jobs
 

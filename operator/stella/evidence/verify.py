@@ -8,10 +8,10 @@ start at 1 without gaps or forks and every packet links to the one before; acros
 every log entry has its ConfigMap with the same envelope, and every ConfigMap its entry.
 
 What depends on one envelope alone is checked once per distinct envelope by
-verify_envelope, in worker processes for large inputs (verify_parallel); what depends on
-order and on other packets (names, labels, columns, chains, the stores agreeing) is checked
-here, in one pass over the stores in their order, so the findings do not depend on how many
-processes took part.
+verify_envelope, in threads or worker processes for large inputs (verify_parallel); what
+depends on order and on other packets (names, labels, columns, chains, the stores
+agreeing) is checked here, in one pass over the stores in their order, so the findings do
+not depend on how many threads or processes took part.
 
 Nothing here does I/O: the CLI and the bundle feed it what they read.
 """
@@ -52,6 +52,7 @@ class Report:
     signatures: int = 0
     heads: dict[str, int] = field(default_factory=dict)
     processes: int = 1  # how many processes analysed the envelopes
+    threads: int = 1  # in how many threads each
 
     @property
     def ok(self) -> bool:
@@ -141,8 +142,9 @@ def verify(
 ) -> Report:
     """Check everything; ``report.ok`` only when every check holds.
 
-    ``jobs`` > 1 analyses the envelopes (parsing, signatures) in that many processes when
-    there are enough of them to pay for it; the findings are the same either way.
+    ``jobs`` > 1 analyses the envelopes (parsing, signatures) on that many cores, in
+    threads or processes (verify_parallel.layout_for), when there are enough of them to
+    pay for it; the findings are the same either way.
     """
     with paused_gc():
         return _verify(configmaps, log_entries, keys, environment, since, trusted_keys, jobs)
@@ -163,7 +165,7 @@ def _verify(
     expected = max(len(configmaps), len(log_in_scope))  # about how many distinct envelopes
     with Analyses(ring, _ring(trusted_keys), jobs, expected) as analyses:
         # Parsing hands each new envelope to the workers at once, and the checks read each
-        # analysis as soon as its batch is back: this process works while they do.
+        # analysis as soon as its batch is back: this thread works while they do.
         log_stored = [_stored(analyses, e.envelope) for e in log_in_scope]
         log_names = [configmap_name(e.chain, e.sequence) for e in log_in_scope]
         twins = dict(zip(log_names, zip(log_in_scope, log_stored, strict=True), strict=True))
@@ -199,7 +201,7 @@ def _verify(
             if chain not in heads or heads[chain] < seq:
                 heads[chain] = max(seq, 0)
     report.signatures = len(ck.verified)
-    report.processes = analyses.processes
+    report.processes, report.threads = analyses.layout
     report.findings = sorted(set(ck.findings), key=lambda f: (f.item, f.code, f.message))
     return report
 

@@ -1,16 +1,24 @@
-"""Analyse many envelopes on every core: a process pool over batches.
+"""Analyse many envelopes on every core: threads in this process, or a process pool.
 
-Signature checks and parsing are CPU-bound and hold the GIL, so threads would not help;
-worker processes each analyse a batch of distinct envelopes and send back slim
+The ECDSA verify (cryptography's ``EllipticCurvePublicKey.verify``, from version 50 at
+least) releases the GIL, and is about half of an envelope's analysis; the rest (base64,
+JSON, the statement's checks) and the caller's order-dependent pass are Python and hold
+it. Threads therefore run the signatures of one thread beside the Python of another, with
+nothing to pickle and no process to start, but the Python of all packets still runs one
+at a time. On two cores threads are the faster layout; on more cores that Python share
+caps them, while worker processes scale with the cores. ``layout_for`` chooses
+(``THREADS_MAX``).
+
+Either way, workers analyse batches of distinct envelopes and give back slim
 :class:`~stella.evidence.verify_envelope.Analysis` tuples. Whatever depends on order
 (chains, the stores agreeing) is left to the caller's single sequential pass, which reads
 analysis ``i`` as soon as its batch is back: the caller parses the stores and runs that
-pass while the workers compute, so no core waits for the other half of the work. A
-finding is the same whichever path found it.
+pass while the workers compute. A finding is the same whichever path found it.
 
-Memory stays bounded: at most ``2 x jobs`` batches are in flight; what comes back is a
-few strings per envelope. Small inputs never start a pool (start-up would cost more than
-it saves).
+Memory stays bounded: at most ``2 x workers`` batches are with the workers at a time (the
+batches waiting for them are lists of the keys the caller holds anyway); what comes back
+is a few strings per envelope. Small inputs stay in this thread (starting workers would
+cost more than it saves).
 """
 
 from __future__ import annotations
@@ -18,20 +26,27 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from stella.evidence.keys import KeyRing
 from stella.evidence.verify_envelope import Analyser, Analysis, EnvelopeKey, Problems
 from stella.evidence.verify_facts import Facts
 from stella.evidence.verify_gc import paused_gc
 
-# Below this many envelopes one process is as fast as starting a pool.
+# Below this many envelopes this thread alone is as fast as starting workers.
 PARALLEL_MIN = 2000
 BATCH = 500
+# Up to this many jobs, threads in this process beat as many worker processes. On 2 cores
+# (bench/bench_evidence.py) threads verify ~10% more packets per second than 2 processes,
+# for ~78 us of CPU per packet (as much as one thread alone) against ~93 us (pickling, the
+# pool). Each core added adds throughput to processes, but not to threads beyond what the
+# Python share of a packet (~30 us, one at a time under the GIL) allows: from 3 cores
+# processes should win (arithmetic; this was measured on 2 cores only).
+THREADS_MAX = 2
 
 
 class WorkerLost(RuntimeError):
@@ -42,6 +57,14 @@ _LOST = (
     "a verify worker process died (killed, or out of memory?), so nothing was concluded: "
     "run verify again, or with --jobs 1"
 )
+
+
+class Layout(NamedTuple):
+    """Who analyses the envelopes: ``processes`` processes of ``threads`` threads each
+    (1, 1: this thread alone)."""
+
+    processes: int
+    threads: int
 
 
 # The analyser of this worker process (set by _init, once per worker).
@@ -56,9 +79,13 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def processes_for(envelopes: int, jobs: int) -> int:
-    """How many processes analyse this many envelopes: 1 (this one) for small inputs."""
-    return 1 if jobs <= 1 or envelopes < PARALLEL_MIN else jobs
+def layout_for(envelopes: int, jobs: int) -> Layout:
+    """How this many envelopes are analysed with ``jobs`` cores."""
+    if jobs <= 1 or envelopes < PARALLEL_MIN:
+        return Layout(1, 1)
+    if jobs <= THREADS_MAX:
+        return Layout(1, jobs)
+    return Layout(jobs, 1)
 
 
 def _init(pems: Mapping[str, str], trusted: Mapping[str, str] | None) -> None:
@@ -96,31 +123,47 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 class Analyses:
-    """Distinct envelopes in, their analyses out by index, in ``processes`` processes.
+    """Distinct envelopes in, their analyses out by index, in the ``layout`` layout_for
+    chooses.
 
     ``add`` returns the envelope's index (the same one for an envelope seen before);
     ``get(i)`` returns its analysis, waiting for its batch if need be. ``expected`` (how
-    many envelopes are coming, roughly) decides whether a pool is worth starting.
+    many envelopes are coming, roughly) decides whether workers are worth starting.
     """
 
     def __init__(self, ring: KeyRing, trusted: KeyRing | None, jobs: int, expected: int) -> None:
-        self.processes = processes_for(expected, jobs)
+        self.layout = layout_for(expected, jobs)
         self._index: dict[EnvelopeKey, int] = {}
         self._done: list[Analysis] = []
         self._batch: list[EnvelopeKey] = []
-        self._pending: deque[Future[list[Sent]]] = deque()
-        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[Future[list[Any]]] = deque()  # with the workers
+        self._waiting: deque[list[EnvelopeKey]] = deque()  # for a worker to be free
+        self._pool: Executor | None = None
         self._analyser: Analyser | None = None
-        if self.processes == 1:
+        workers = max(self.layout)
+        if workers == 1:
             self._analyser = Analyser(ring, trusted)
             return
+        self._workers = workers
         # Several batches per worker, so that one slow batch does not leave the others idle.
-        self._size = min(BATCH, -(-expected // (self.processes * 4)))
+        self._size = min(BATCH, -(-expected // (workers * 4)))
+        self._work: Callable[[Sequence[EnvelopeKey]], list[Any]]
+        self._unpack: Callable[[list[Any]], Sequence[Analysis]]
+        if self.layout.threads > 1:
+            # One analyser for every thread: its state is a cache of pinned-key verdicts,
+            # which two threads at worst both compute, to the same value.
+            analyse = Analyser(ring, trusted).analyse
+            self._work = lambda keys: [analyse(k) for k in keys]
+            self._unpack = lambda done: done
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="stella-verify")
+            return
+        self._work = _analyse_batch
+        self._unpack = lambda sent: list(map(_received, sent))
         initargs = (dict(ring), None if trusted is None else dict(trusted))
         # An executor rather than multiprocessing.Pool: when a worker dies, Pool loses its
         # batch and waits for it forever; the executor says so (BrokenProcessPool).
         self._pool = ProcessPoolExecutor(
-            self.processes, mp_context=_context(), initializer=_init, initargs=initargs
+            workers, mp_context=_context(), initializer=_init, initargs=initargs
         )
 
     def __enter__(self) -> Analyses:
@@ -160,17 +203,23 @@ class Analyses:
         return self._done[index]
 
     def _submit(self) -> None:
-        assert self._pool is not None
-        if len(self._pending) >= 2 * self.processes:
-            self._collect()  # bounded: never more than 2 batches per worker in flight
-        try:
-            self._pending.append(self._pool.submit(_analyse_batch, self._batch))
-        except BrokenProcessPool:
-            raise WorkerLost(_LOST) from None
+        self._waiting.append(self._batch)
         self._batch = []
+        self._feed()
+
+    def _feed(self) -> None:
+        """Hand waiting batches to the workers, never more than 2 per worker at a time."""
+        assert self._pool is not None
+        while self._waiting and len(self._pending) < 2 * self._workers:
+            try:
+                self._pending.append(self._pool.submit(self._work, self._waiting.popleft()))
+            except BrokenProcessPool:
+                raise WorkerLost(_LOST) from None
 
     def _collect(self) -> None:
+        self._feed()
         try:
-            self._done.extend(map(_received, self._pending.popleft().result()))
+            self._done.extend(self._unpack(self._pending.popleft().result()))
         except BrokenProcessPool:
             raise WorkerLost(_LOST) from None
+        self._feed()

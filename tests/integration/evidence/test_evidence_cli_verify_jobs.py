@@ -1,5 +1,6 @@
-"""`stella evidence verify --jobs N` on a bundle large enough to start the pool: the same
-JSON report, finding for finding, as `--jobs 1`, with tampering scattered through it."""
+"""`stella evidence verify --jobs N` on a bundle large enough to start workers: the same
+JSON report, finding for finding, as `--jobs 1`, with tampering scattered through it, in
+threads (--jobs 2) and in worker processes (--jobs 3)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ from stella.evidence.bundle import write_bundle
 from stella.evidence.dsse import parse_envelope, sign_envelope
 from stella.evidence.recorder import Recorder
 from stella.evidence.store_memory import MemoryLog, MemoryStore
-from stella.evidence.verify_parallel import PARALLEL_MIN
+from stella.evidence.verify_parallel import PARALLEL_MIN, layout_for
 from stella.secrets.signers import LocalKeySigner
 
-PACKETS = PARALLEL_MIN + 400  # over the threshold: the default --jobs starts the pool
+PACKETS = PARALLEL_MIN + 400  # over the threshold: --jobs 2 and more start workers
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -76,9 +77,11 @@ def test_jobs_report_the_same_findings_as_one_process(tmp_path: Path) -> None:
     common = ("verify", "--bundle", str(bundle), "--trusted-keys", str(tmp_path / "pinned.pem"))
     code1, out1 = run(*common, "-o", "json", "--jobs", "1")
     code2, out2 = run(*common, "-o", "json", "--jobs", "2")
-    assert (code1, code2) == (1, 1)
-    one, two = json.loads(out1), json.loads(out2)
-    assert two == one
+    code3, out3 = run(*common, "-o", "json", "--jobs", "3")
+    assert layout_for(PACKETS, 2) == (1, 2) and layout_for(PACKETS, 3) == (3, 1)
+    assert (code1, code2, code3) == (1, 1, 1)
+    one, two, three = json.loads(out1), json.loads(out2), json.loads(out3)
+    assert two == one and three == one
     found = {(f["code"], f["item"]) for f in two["findings"]}
     assert {
         ("signature-invalid", f"ConfigMap {cm(40)}"),

@@ -1,9 +1,11 @@
 """verify(jobs=N) reports exactly what verify(jobs=1) reports, item for item.
 
-The envelopes are analysed in worker processes, batch by batch; every finding must still
-land on the item it is about. The threshold below which no pool starts is lowered here so
-that 60 packets make 8 batches (the real pool, real fork, real signatures): a tampered
-packet sits in the middle of one, with clean neighbours on both sides.
+The envelopes are analysed batch by batch, in threads of this process or in worker
+processes (verify_parallel.layout_for); every finding must still land on the item it is
+about. Each test runs in both layouts. The threshold below which no worker starts is
+lowered here so that 60 packets make 8 batches (real threads or a real pool, real fork,
+real signatures): a tampered packet sits in the middle of one, with clean neighbours on
+both sides.
 """
 
 from __future__ import annotations
@@ -70,19 +72,33 @@ class World:
             self.log.rows[i] = replace(entry, **columns)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> World:
+# How verify(jobs=2) analyses: (processes, threads), and the THREADS_MAX that makes it so.
+LAYOUTS = {"threads": ((1, 2), 2), "processes": ((2, 1), 1)}
+
+
+@pytest.fixture(params=sorted(LAYOUTS))
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    expected, threads_max = LAYOUTS[request.param]
     monkeypatch.setattr(verify_parallel, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(verify_parallel, "THREADS_MAX", threads_max)
+    return expected
+
+
+@pytest.fixture
+def world(layout: tuple[int, int]) -> World:
     return World()
 
 
 def both(
     configmaps: list[StoredPacket], entries: list[LogEntry], keys: dict[str, str], **kw: object
 ) -> Report:
-    """Verify in one process and in two; everything reported must be identical."""
+    """Verify in this thread alone and with jobs=2 (threads or processes, as the layout
+    fixture set it); everything reported must be identical."""
     one = verify(configmaps, entries, keys, jobs=1, **kw)  # type: ignore[arg-type]
     two = verify(configmaps, entries, keys, jobs=2, **kw)  # type: ignore[arg-type]
-    assert (one.processes, two.processes) == (1, 2)  # the pool really ran
+    assert (one.processes, one.threads) == (1, 1)
+    assert (two.processes, two.threads) == verify_parallel.layout_for(len(configmaps), 2)
+    assert max(two.processes, two.threads) == 2  # the workers really ran
     assert two.findings == one.findings
     assert (two.configmaps, two.log_entries, two.signatures, two.heads) == (
         one.configmaps,
@@ -204,12 +220,26 @@ def test_every_tamper_at_once_each_on_its_item(world: World) -> None:
         assert f"ConfigMap {world.cm_name(25)}" in items(report, "log-entry-missing")
 
 
-def test_small_inputs_start_no_pool() -> None:
-    """Below PARALLEL_MIN envelopes, jobs=4 still runs in this process."""
+def test_small_inputs_start_no_workers() -> None:
+    """Below PARALLEL_MIN envelopes, jobs=4 still runs in this thread alone."""
     w = World()
-    report = verify(w.store.list(), w.log.entries(), w.keys, jobs=4)
-    assert report.ok and report.processes == 1
-    assert verify_parallel.processes_for(verify_parallel.PARALLEL_MIN, 4) == 4
+    for jobs in (2, 4):
+        report = verify(w.store.list(), w.log.entries(), w.keys, jobs=jobs)
+        assert report.ok and (report.processes, report.threads) == (1, 1)
+
+
+def test_the_layout_threads_on_few_cores_processes_on_many() -> None:
+    many = verify_parallel.PARALLEL_MIN
+    assert verify_parallel.layout_for(many, 1) == (1, 1)
+    assert verify_parallel.layout_for(many - 1, 8) == (1, 1)
+    assert verify_parallel.layout_for(many, verify_parallel.THREADS_MAX) == (
+        1,
+        verify_parallel.THREADS_MAX,
+    )
+    assert verify_parallel.layout_for(many, verify_parallel.THREADS_MAX + 1) == (
+        verify_parallel.THREADS_MAX + 1,
+        1,
+    )
 
 
 @pytest.mark.parametrize("jobs", ["0", "-2", "two"])
@@ -217,11 +247,16 @@ def test_cli_refuses_a_bad_jobs_count(jobs: str, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exit_:
         main(["evidence", "verify", "--bundle", "b.json", "--jobs", jobs])
     assert exit_.value.code == 2
-    assert "--jobs wants a whole number of processes, 1 or more" in capsys.readouterr().err
+    assert "--jobs wants a whole number of cores, 1 or more" in capsys.readouterr().err
 
 
-def test_a_worker_that_dies_stops_verify_with_a_clear_error(world: World) -> None:
+def test_a_worker_that_dies_stops_verify_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """No hang and no report: a killed worker's batch is never taken for analysed."""
+    monkeypatch.setattr(verify_parallel, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(verify_parallel, "THREADS_MAX", 1)  # processes, even for 2 jobs
+    world = World()
     keys = [k for cm in world.store.list() if (k := envelope_key(cm.envelope_json).key)]
     with Analyses(KeyRing(world.keys), None, 2, expected=len(keys)) as analyses:
         for key in keys[:10]:  # the first batch starts the workers
@@ -238,8 +273,8 @@ def test_a_worker_that_dies_stops_verify_with_a_clear_error(world: World) -> Non
 
 def test_tampered_reordered_missing_and_duplicated_packets_at_once(world: World) -> None:
     """One store with every kind of damage, read in two orders: --jobs 2 reports exactly
-    what --jobs 1 does. The workers read each envelope from their own copy of the stores
-    (by position); a wrong position would put a finding on the wrong item or lose one."""
+    what --jobs 1 does, in threads and in processes. The analyses come back by position;
+    a wrong position would put a finding on the wrong item or lose one."""
     doc = json.loads(world.envelope(9).payload_bytes())
     doc["predicate"]["eventId"] = "forged"
     tampered = world.envelope(9).model_copy(
