@@ -331,9 +331,13 @@ def main() -> None:
             (f"{jobs} threads", in_threads),
             (f"{jobs} processes", in_processes),
         ):
+            where = (
+                f"this process {rate.parent_us:.1f}, workers {rate.cpu_us - rate.parent_us:.1f}"
+                if rate.cpu_us - rate.parent_us > 0.05
+                else "all in this process"
+            )
             print(
-                f"  {'  ' + label:<44} {rate.cpu_us:8.1f} us   (this process "
-                f"{rate.parent_us:.1f}, workers {rate.cpu_us - rate.parent_us:.1f}; bare "
+                f"  {'  ' + label:<44} {rate.cpu_us:8.1f} us   ({where}; bare "
                 f"verify / this: {bare_us / rate.cpu_us:.2f}x)"
             )
         record(
