@@ -148,14 +148,16 @@ def _pool(api: client.ApiClient) -> urllib3.connectionpool.HTTPConnectionPool:
 _POOLS: dict[str, tuple[urllib3.PoolManager, urllib3.connectionpool.HTTPConnectionPool]] = {}
 
 
-def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> None:
+def patch_approval_status(ns: str, name: str, status: Mapping[str, Any]) -> Any:
+    """The Approval as written (None when it is gone)."""
     try:
-        _custom().patch_namespaced_custom_object_status(
+        return _custom().patch_namespaced_custom_object_status(
             GROUP, VERSION, ns, "approvals", name, {"status": dict(status)}
         )
     except ApiException as exc:
         if exc.status != 404:
             raise
+        return None
 
 
 def drop_release_finalizer(key: ReleaseKey, body: Mapping[str, Any], finalizer: str) -> None:

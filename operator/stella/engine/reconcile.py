@@ -217,11 +217,13 @@ class Reconciler(
 
         promo = Promotion(key, body, spec, progress, env_name, env_spec)
         if p.phase in ("Deploying", "Verifying"):
-            return await self._observe(promo)
+            # Decided here: an Approval made since says it came too late (AlreadyDecided).
+            late = await self._mark_late(promo)
+            return _sooner(late, await self._observe(promo))
         if p.phase in TERMINAL_PHASES:
             if env_status.in_flight == key_s:
                 await self.locks.release(promo)
-            return None
+            return await self._mark_late(promo)
 
         if not self._namespace_allowed(key[0], env_spec):
             move(

@@ -6,9 +6,11 @@ event), and nearly all are finished: the full path validates the whole spec and 
 builds every Environment's context and dumps the status twice to find nothing changed
 (issue 12: 5.6 s of a 19.7 s warm restart). This check reads the stored status and
 computes, with the same policy functions, exactly what that reconcile would compare —
-the summary line, the Ready and Degraded conditions, the observed generation — and any
-Environment lock the Release still holds. Any doubt (a field missing, a phase not final,
-a lock to release, a line that would change) answers False: the full reconcile runs.
+the summary line, the Ready and Degraded conditions, the observed generation — any
+Environment lock the Release still holds, and any Approval of it still without a verdict
+(one made after its promotion was decided: engine/approvals.py, _mark_late). Any doubt
+(a field missing, a phase not final, a lock to release, an Approval to answer, a line
+that would change) answers False: the full reconcile runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stella.engine.approvals import unjudged
 from stella.engine.deletions import has_legacy_finalizer
 from stella.engine.promotion import is_rollback, release_path
 from stella.engine.view import Body, ClusterView, ReleaseKey, release_key_str
@@ -53,6 +56,8 @@ def settled(view: ClusterView, key: ReleaseKey, body: Body) -> bool:
             return False  # a lock to give back
         if env_status.get("currentRelease") == mine:
             live.add(env)
+    if unjudged(view, key, spec.environments):
+        return False  # an Approval made after the decision still needs its verdict
     path = _path(view, body, spec)
     if status.get("summary") != summary_line(progress, path, live):
         return False

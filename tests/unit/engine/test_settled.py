@@ -94,6 +94,20 @@ def test_the_current_release_moved_while_down_is_reconciled() -> None:
     assert not settled(_view(currentRelease="shop/r1"), KEY, _release("dev=Deployed prod=Deployed"))
 
 
+def test_an_approval_without_a_verdict_is_reconciled_to_give_it_one() -> None:
+    # Made after prod was decided: the full reconcile answers it (AlreadyDecided).
+    view = _view(currentRelease="shop/r1")
+    approval: dict[str, Any] = {
+        "metadata": {"name": "late", "namespace": "shop"},
+        "spec": {"release": "r1", "environment": "prod", "decision": "Approve"},
+    }
+    view.apply("Approval", None, approval)
+    assert not settled(view, KEY, _release("dev=Deployed prod=Live"))
+    judged = {**approval, "status": {"counted": False, "conditions": [{"type": "Counted"}]}}
+    view.apply("Approval", "MODIFIED", judged)
+    assert settled(view, KEY, _release("dev=Deployed prod=Live"))
+
+
 def test_a_lock_still_held_is_reconciled_to_give_it_back() -> None:
     view = _view(currentRelease="shop/r1", inFlight="shop/r1")
     assert not settled(view, KEY, _release("dev=Deployed prod=Live"))
