@@ -12,8 +12,10 @@ from typing import Any
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.shop import G, Shop, V
-from tests.e2e.test_actions_e2e import packets
+from tests.e2e.test_actions_e2e import packets, stella_as
 from tests.kube_support import eventually
+
+from devenv.controlplane import ControlPlane
 
 
 def _approval(shop: Shop, name: str) -> dict[str, Any]:
@@ -28,9 +30,12 @@ def _verdict(shop: Shop, name: str) -> dict[str, Any] | None:
     return next((c for c in st.get("conditions") or [] if c.get("type") == "Counted"), None)
 
 
-def _late(shop: Shop, release: str, as_user: str, decision: str = "Approve") -> dict[str, Any]:
-    """`as_user`'s decision on a decided promotion: its verdict, as the engine writes it."""
-    name = shop.approve(release, "prod", as_user, decision)["metadata"]["name"]
+def _late(
+    shop: Shop, release: str, as_user: str, decision: str = "Approve", name: str = ""
+) -> dict[str, Any]:
+    """`as_user`'s decision on a decided promotion (made here, or already as `name`): the
+    Approval once the engine wrote its verdict."""
+    name = name or shop.approve(release, "prod", as_user, decision)["metadata"]["name"]
     eventually(lambda: _verdict(shop, name) is not None, timeout=30, what=f"{name}'s verdict")
     approval = _approval(shop, name)
     assert approval["status"]["counted"] is False
@@ -43,7 +48,7 @@ def _late(shop: Shop, release: str, as_user: str, decision: str = "Approve") -> 
 
 
 def test_an_approval_after_the_deploy_says_it_came_too_late(
-    stella: OperatorProcess, shop: Shop
+    stella: OperatorProcess, shop: Shop, kube: ControlPlane
 ) -> None:
     prod = shop.environment(
         "prod", approvals={"required": 1, "approverGroups": ["release-approvers"]}
@@ -61,8 +66,15 @@ def test_an_approval_after_the_deploy_says_it_came_too_late(
     assert cond["message"].startswith(f"{prod} was already Deployed at ")
     assert cond["message"].endswith("this approval was not needed and does not count")
     assert f"at {deployed['since'][:19]}Z for" in cond["message"]  # when prod was decided
-    # A late rejection does not stop what was deployed, and says how to undo it.
-    dave = _late(shop, "r-late", "dave", "Reject")
+    # A late rejection, through the CLI, which says at once that it will not count; it
+    # does not stop what was deployed, and its status says how to undo it.
+    out = stella_as(
+        kube, "dave", "reject", f"{shop.release_ns}/r-late", prod, "--comment", "too late"
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert f"note: {prod} is already Deployed for this Release" in out.stdout
+    made = out.stdout.split(f"(Approval {shop.release_ns}/", 1)[1].split(")", 1)[0]
+    dave = _late(shop, "r-late", "dave", name=made)
     cond = next(c for c in dave["status"]["conditions"] if c["type"] == "Counted")
     assert cond["reason"] == "AlreadyDecided" and "stella rollback" in cond["message"]
     assert shop.phase("r-late", "prod") == "Deployed"

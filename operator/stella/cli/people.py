@@ -32,6 +32,7 @@ from stella.cli.output import (
     refused,
     table,
 )
+from stella.policy.late_decisions import DECIDED_PHASES
 
 STATUS_EPILOG = """\
 examples:
@@ -225,8 +226,26 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
         f"{done} {ns.name}/{name} for {args.environment} "
         f"(Approval {ns.name}/{made['metadata']['name']})"
     )
+    if note := late_note(rel, args.environment):
+        print(note)
     print(f"next: stella status {ns.name}/{name}")
     return EXIT_OK
+
+
+def late_note(rel: Mapping[str, Any], environment: str) -> str | None:
+    """A decision on a promotion already decided, as the Release's status read just now
+    says: the engine will answer it with AlreadyDecided (policy.late_decisions); the
+    person hears it now rather than from the Approval's status later."""
+    for e in (rel.get("status") or {}).get("environments") or []:
+        if not isinstance(e, Mapping) or e.get("name") != environment:
+            continue
+        phase = e.get("phase")
+        if phase in DECIDED_PHASES:
+            return (
+                f"note: {environment} is already {phase} for this Release: this decision "
+                "is kept as evidence but does not count (AlreadyDecided)"
+            )
+    return None
 
 
 def _check_environment(kube: Kube, environment: str, *, swapped_with: str, verb: str) -> None:

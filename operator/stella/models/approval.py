@@ -46,8 +46,9 @@ class ApprovalStatus(StrictModel):
         default_factory=list,
         max_length=8,
         description="The Counted condition: True when the decision counts; when False, "
-        "its reason says why (SelfApproval, NotInApproverGroup, Duplicate, UnknownIdentity) "
-        "and its message what to do.",
+        "its reason says why (SelfApproval, NotInApproverGroup, Duplicate, UnknownIdentity; "
+        "ReleaseReplaced: made on an earlier Release of the same name; AlreadyDecided: made "
+        "after the promotion into the Environment was decided) and its message what to do.",
     )
     counted: bool = Field(
         default=False,

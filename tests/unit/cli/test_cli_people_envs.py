@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_fakes import FakeCustomObjects, environment
+from cli_fakes import FakeCustomObjects, environment, release
 
 from stella.cli import main
 from stella.cli.envs import environment_row
@@ -160,6 +160,22 @@ def test_approve_creates_an_approval_in_the_release_namespace(
         "comment": "CAB-1",
     }
     assert capsys.readouterr().out.startswith("approved shop/shop-1-4-2 for prod (Approval shop/")
+
+
+def test_approving_a_decided_promotion_says_it_will_not_count(
+    cluster: FakeCustomObjects, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress = [{"name": "dev", "phase": "Deployed"}, {"name": "prod", "phase": "Pending"}]
+    cluster.add("releases", release("r", "shop", ("dev", "prod"), environments=progress))
+    assert main(["approve", "shop/r", "prod"]) == 0
+    assert "note:" not in capsys.readouterr().out
+    assert main(["approve", "shop/r", "dev"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        "note: dev is already Deployed for this Release: this decision is kept as evidence "
+        "but does not count (AlreadyDecided)"
+    )
+    assert len(cluster.created) == 2  # still created: every decision is evidence
 
 
 def test_swapped_arguments_get_a_short_message(
