@@ -86,6 +86,17 @@ def test_an_approval_after_the_deploy_says_it_came_too_late(
     assert late["carol"]["approvals"][0]["counted"] is False
     # bob's verdict was written once, at the decision, and is untouched.
     assert (_verdict(shop, bob) or {})["reason"] == "Counted"
+    # A verdict the decision counted but that never reached the API (an operator crash
+    # between its evidence and its status; here erased by the cluster admin) is written
+    # again as the decision recorded it, not as a late one.
+    erased = client.CustomObjectsApi(shop.admin).patch_namespaced_custom_object_status(
+        G, V, shop.release_ns, "approvals", bob, {"status": None}
+    )
+    assert not erased.get("status")
+    eventually(lambda: _verdict(shop, bob) is not None, timeout=30, what="bob's verdict again")
+    again = _approval(shop, bob)["status"]
+    assert again["counted"] is True and again["approver"] == "bob"
+    assert (_verdict(shop, bob) or {})["reason"] == "Counted"
 
 
 def test_an_approval_after_a_rejection_says_it_came_too_late(

@@ -36,7 +36,7 @@ EVIDENCE_RETRY_SECONDS = 10.0
 def has_verdict(approval: Body) -> bool:
     """The engine has written this Approval's Counted condition (whatever it says)."""
     conds = (approval.get("status") or {}).get("conditions") or ()
-    return any(isinstance(c, dict) and c.get("type") == "Counted" for c in conds)
+    return any(isinstance(c, Mapping) and c.get("type") == "Counted" for c in conds)
 
 
 def unjudged(view: ClusterView, key: ReleaseKey, environments: Sequence[str]) -> bool:
