@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,8 @@ from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, wait_for_release_params  # noqa: E402
 
 STATE = Path(os.environ.get("STELLA_DEMO_STATE", ROOT / ".local" / "demo"))
-STELLA = str(Path(sys.executable).parent / "stella")
+STELLA_DIR = Path(sys.executable).parent
+STELLA = str(STELLA_DIR / "stella")
 
 
 def people(users: dict[str, list[str]]) -> str:
@@ -34,6 +36,19 @@ def people(users: dict[str, list[str]]) -> str:
         for name, groups in users.items()
         if name not in (OPERATOR_USER, ADMISSION_USER)
     )
+
+
+def shown(text: str, width: int = 100) -> str:
+    """Command output under a step: every line indented and wrapped, never cut, since the
+    end of a refusal is where it says what to do (write the image as repo@sha256:...)."""
+    out: list[str] = []
+    for line in text.splitlines():
+        wrapped = textwrap.wrap(
+            line, width, initial_indent="    ", subsequent_indent="      ",
+            break_long_words=False, break_on_hyphens=False,
+        )  # fmt: skip
+        out.extend(wrapped or [""])
+    return "\n".join(out)
 
 
 def say(text: str) -> None:
@@ -255,7 +270,7 @@ def up() -> int:
         },
     }
     refused = kubectl(cp, "alice", "apply", "-f", "-", stdin=yaml.safe_dump(bad))
-    print("\n".join("    " + line[:160] for line in refused.splitlines()[:3]))
+    print(shown(refused))
 
     say(
         "dev needs no approval: Stella verifies the digest in the registry, records evidence, and rolls it out"
@@ -266,16 +281,16 @@ def up() -> int:
     say(
         "staging needs one approval from release-approvers. alice is not an approver (RBAC says no):"
     )
-    print("    " + stella(cp, "alice", "approve", "shop/shop-1-1", "staging"))
+    print(shown(stella(cp, "alice", "approve", "shop/shop-1-1", "staging")))
     say("bob approves staging")
-    print("    " + stella(cp, "bob", "approve", "shop/shop-1-1", "staging", "--comment", "CAB-1"))
+    print(shown(stella(cp, "bob", "approve", "shop/shop-1-1", "staging", "--comment", "CAB-1")))
     wait_for(cp, "shop-1-1", "staging", "Deployed")
 
     say("prod needs two distinct approvers: bob, then carol")
-    print("    " + stella(cp, "bob", "approve", "shop/shop-1-1", "prod", "--comment", "CAB-2"))
+    print(shown(stella(cp, "bob", "approve", "shop/shop-1-1", "prod", "--comment", "CAB-2")))
     time.sleep(3)
     print(stella(cp, "alice", "status", "shop/shop-1-1"))
-    print("    " + stella(cp, "carol", "approve", "shop/shop-1-1", "prod", "--comment", "CAB-2"))
+    print(shown(stella(cp, "carol", "approve", "shop/shop-1-1", "prod", "--comment", "CAB-2")))
     wait_for(cp, "shop-1-1", "prod", "Deployed")
     print(kubectl(cp, "admin", "get", "rel", "-n", "shop"))
     print(kubectl(cp, "admin", "get", "env"))
@@ -288,9 +303,9 @@ def up() -> int:
         "metadata": {"name": "shop-1-1-hotfix", "namespace": "shop"},
         "spec": {**release["spec"], "environments": ["dev", "staging"]},
     }
-    print("    " + kubectl(cp, "dave", "apply", "-f", "-", stdin=yaml.safe_dump(hotfix)))
+    print(shown(kubectl(cp, "dave", "apply", "-f", "-", stdin=yaml.safe_dump(hotfix))))
     wait_for(cp, "shop-1-1-hotfix", "staging", "WaitingForApproval")
-    print("    " + stella(cp, "dave", "approve", "shop/shop-1-1-hotfix", "staging")[:400])
+    print(shown(stella(cp, "dave", "approve", "shop/shop-1-1-hotfix", "staging")))
 
     say(
         "erin (an auditor) verifies the evidence trail: signatures, hash chains, ConfigMaps vs the external log"
@@ -301,9 +316,11 @@ def up() -> int:
     say("Done. Everything is still running:")
     print(f"    export KUBECONFIG={cp.kubeconfig}")
     print(f"    export STELLA_EVIDENCE_LOG={log_path}   # the log the operator writes")
+    print(f"    export PATH={STELLA_DIR}:$PATH   # stella (and kubectl) from .venv")
     print(
         "    kubectl get rel,env -A ; stella status shop/shop-1-1 ; kubectl --context bob get appr -n shop"
     )
+    print("    next: docs/guides/README.md walks each person (requester, approver, auditor) through it")
     print(
         "    make demo-down   # stops admission, the operator, the registry and the control plane"
     )
