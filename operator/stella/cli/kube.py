@@ -54,6 +54,10 @@ def add_namespace_flag(parser: argparse.ArgumentParser, what: str = "the Release
     )
 
 
+NAMESPACE_FROM_REF = "from NS/NAME"
+NAMESPACE_FROM_FLAG = "from -n"
+
+
 @dataclass(frozen=True)
 class Namespace:
     """A namespace and why it is the one used, for messages ("from -n")."""
@@ -90,9 +94,9 @@ class Kube:
     def namespace(self, flag: str | None, ref_namespace: str | None = None) -> Namespace:
         """The namespace to use: NS/NAME, -n, the context's, else default."""
         if ref_namespace:
-            return Namespace(check_namespace(ref_namespace), "from NS/NAME")
+            return Namespace(check_namespace(ref_namespace), NAMESPACE_FROM_REF)
         if flag:
-            return Namespace(check_namespace(flag), "from -n")
+            return Namespace(check_namespace(flag), NAMESPACE_FROM_FLAG)
         if self.context_namespace:
             return Namespace(self.context_namespace, "from your kubeconfig context")
         return Namespace("default", "your kubeconfig context sets none")
@@ -287,9 +291,14 @@ def require_environment(kube: Kube, name: str) -> dict[str, Any]:
 
 
 def release_not_found(name: str, namespace: Namespace) -> CliError:
+    # Named explicitly (NS/NAME, -n), the namespace is right and the name is not: say how
+    # to list the names there rather than repeat the switches the person already used.
+    if namespace.source in (NAMESPACE_FROM_REF, NAMESPACE_FROM_FLAG):
+        hint = f"`stella status -n {namespace.name}` lists the Releases there"
+    else:
+        hint = "use NS/NAME or -n"
     return CliError(
-        f"Release {name} not found in namespace {namespace.name} ({namespace.source}); "
-        "use NS/NAME or -n",
+        f"Release {name} not found in namespace {namespace.name} ({namespace.source}); {hint}",
         1,
     )
 

@@ -100,10 +100,17 @@ def test_status_not_found_says_which_namespace_and_why(
         "error: Release shop-9 not found in namespace shop (from your kubeconfig context); "
         "use NS/NAME or -n\n"
     )
+    # the namespace was named: repeating "use NS/NAME or -n" would not help; listing does
     assert main(["status", "shop-9", "-n", "web"]) == 1
-    assert "in namespace web (from -n)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: Release shop-9 not found in namespace web (from -n); "
+        "`stella status -n web` lists the Releases there\n"
+    )
     assert main(["status", "web/shop-9"]) == 1
-    assert "in namespace web (from NS/NAME)" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: Release shop-9 not found in namespace web (from NS/NAME); "
+        "`stella status -n web` lists the Releases there\n"
+    )
 
 
 def test_status_table_and_json(
