@@ -320,7 +320,9 @@ def up() -> int:
     print(
         "    kubectl get rel,env -A ; stella status shop/shop-1-1 ; kubectl --context bob get appr -n shop"
     )
-    print("    next: docs/guides/README.md walks each person (requester, approver, auditor) through it")
+    print(
+        "    next: docs/guides/README.md walks each person (requester, approver, auditor) through it"
+    )
     print(
         "    make demo-down   # stops admission, the operator, the registry and the control plane"
     )

@@ -1,11 +1,13 @@
 """Every `helm install` of the chart that README.md, docs/ and the chart's README show
-renders with today's chart: the docs check (tests/e2e/test_docs_e2e.py) skips helm, since its test session
-installs its own Stella, so a required value the chart gained since (evidence.log) would
-otherwise leave a reader's first command failing. Illustrative blocks count too: their
-placeholders (`sha256:...`, `$(base64 -w0 ca.crt)`) are filled in, nothing else."""
+renders with today's chart: the docs check (tests/e2e/test_docs_e2e.py) skips helm, since
+its test session installs its own Stella, so a required value the chart gained since
+(evidence.log) would otherwise leave a reader's first command failing. Illustrative blocks
+count too: their placeholders (`sha256:...`, `$(base64 -w0 ca.crt)`) are filled in,
+nothing else."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 
 import pytest
@@ -29,7 +31,7 @@ INSTALLS = [
 def sets_of(argv: list[str]) -> list[str]:
     """The command's `--set K=V` values, each placeholder filled in as a reader would."""
     out = []
-    for flag, value in zip(argv, argv[1:], strict=False):
+    for flag, value in itertools.pairwise(argv):
         if flag != "--set":
             continue
         key, _, val = value.partition("=")
