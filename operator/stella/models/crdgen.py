@@ -76,6 +76,8 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
             out[key] = {name: _structural(sub) for name, sub in value.items()}
         elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
             out[key] = _structural(value)
+        elif key == "description" and isinstance(value, str):
+            out[key] = _one_line_per_paragraph(value)
         elif key == "default" and value is None:
             continue
         elif key == "default" and value in ({}, []):
@@ -94,6 +96,13 @@ def _structural(node: dict[str, Any]) -> dict[str, Any]:
     _condition_list_map(out)
     order = ["type", "description"]
     return {k: out[k] for k in order if k in out} | {k: v for k, v in out.items() if k not in order}
+
+
+def _one_line_per_paragraph(text: str) -> str:
+    """A docstring's line breaks are the source's wrapping, not the reader's: `kubectl
+    explain` re-wraps a description and printed each break as a line of its own ("who
+    must" / "approve")."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n") if p.strip())
 
 
 _CONDITIONS = (

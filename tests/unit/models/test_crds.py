@@ -112,6 +112,27 @@ def test_every_field_has_a_description(info: KindInfo) -> None:
         assert not missing, f"fields without a description: {', '.join(missing)}"
 
 
+def _descriptions(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["description"]] if isinstance(node.get("description"), str) else []
+        return own + [d for v in node.values() for d in _descriptions(v)]
+    if isinstance(node, list):
+        return [d for v in node for d in _descriptions(v)]
+    return []
+
+
+@pytest.mark.parametrize("info", ALL_KINDS, ids=lambda k: k.kind)
+def test_descriptions_carry_no_source_line_breaks(info: KindInfo) -> None:
+    """A docstring wrapped in the source came out in `kubectl explain environment.spec`
+    as "who" / "must" / "approve" on lines of their own."""
+    broken = [
+        d
+        for d in _descriptions(crd_for(info)["spec"]["versions"][0]["schema"])
+        if any("\n" in paragraph for paragraph in d.split("\n\n"))
+    ]
+    assert not broken, broken
+
+
 def test_the_description_walk_finds_a_nested_field_without_one() -> None:
     schema = {
         "properties": {
