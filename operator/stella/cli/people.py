@@ -149,7 +149,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         ns = kube.namespace(args.namespace)
         items = kube.list("releases", ns.name)
-        where = f"namespace {ns.name} ({ns.source})"
+        # A new user's context often points at `default`; say where else to look.
+        where = f"namespace {ns.name} ({ns.source}); `stella status -A` shows every namespace"
     items.sort(key=lambda r: (r["metadata"].get("namespace", ""), r["metadata"]["name"]))
     if not items and args.output == "table":
         print(f"no Releases in {where}")

@@ -139,7 +139,9 @@ def test_status_table_and_json(
     assert main(["status", "-o", "yaml"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["items"][0]["metadata"]["name"] == "shop-1-4-2"
     assert main(["status", "-n", "empty"]) == 0
-    assert capsys.readouterr().out == "no Releases in namespace empty (from -n)\n"
+    assert capsys.readouterr().out == (
+        "no Releases in namespace empty (from -n); `stella status -A` shows every namespace\n"
+    )
 
 
 # --- approve / reject -----------------------------------------------------------------------
