@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from stella import __version__
@@ -113,7 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     operator.register(sub)
     operator.register_admission(sub)
     web.register(sub, parents)
+    _wrap_long_descriptions(parser)
     return parser
+
+
+#: the width the hand-wrapped examples and epilogs keep to
+HELP_WIDTH = 90
+
+
+def _wrap_long_descriptions(parser: argparse.ArgumentParser) -> None:
+    """Wrap each description line longer than HELP_WIDTH. The commands use the raw
+    formatter so their examples keep their layout, which also left one-sentence
+    descriptions as single lines of up to 360 characters that a terminal broke mid-word;
+    lines already short (laid out by hand) are kept as they are."""
+    if parser.description:
+        parser.description = "\n".join(
+            textwrap.fill(line, HELP_WIDTH) if len(line) > HELP_WIDTH else line
+            for line in parser.description.splitlines()
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _wrap_long_descriptions(child)
 
 
 def _quiet_broken_pipe() -> int:

@@ -176,3 +176,16 @@ def test_admission_without_a_certificate_says_what_to_set(
     assert main(["admission", "run"]) == 2
     err = capsys.readouterr().err
     assert "STELLA_WEBHOOK_CERT" in err and "STELLA_WEBHOOK_KEY" in err, err
+
+
+def test_no_help_line_is_wider_than_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ten commands' descriptions were one line each (up to 363 characters) that a terminal
+    broke mid-word; every line of every command's help fits 100 columns."""
+    monkeypatch.setenv("COLUMNS", "100")
+    wide = {}
+    for path in walk(build_parser()):
+        argv = path.split()[1:]
+        lines = [line for line in help_of(*argv).splitlines() if len(line) > 100]
+        if lines:
+            wide[path] = lines[0]
+    assert not wide, wide
