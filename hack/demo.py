@@ -321,7 +321,7 @@ def up() -> int:
         "    kubectl get rel,env -A ; stella status shop/shop-1-1 ; kubectl --context bob get appr -n shop"
     )
     print(
-        "    next: docs/guides/README.md walks each person (requester, approver, auditor) through it"
+        "    next: docs/guides/README.md walks each person (platform engineer, requester, approver, auditor) through it"
     )
     print(
         "    make demo-down   # stops admission, the operator, the registry and the control plane"
