@@ -221,7 +221,16 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
     try:
         made = kube.create("approvals", body, ns.name)
     except Exception as exc:
-        raise refused(verb, exc) from None
+        error = refused(verb, exc)
+        if "is forbidden: User" in error.message:  # RBAC, not an admission rule: say which right
+            error = CliError(
+                f"{error.message}; deciding takes the right to create approvals.stella.io in "
+                f"{ns.name} (ClusterRole stella-approver, which the chart binds to "
+                f"groups.approvers); `kubectl auth can-i create approvals.stella.io -n {ns.name}` "
+                "shows yours",
+                error.code,
+            )
+        raise error from None
     done = "approved" if decision == "Approve" else "rejected"
     print(
         f"{done} {ns.name}/{name} for {args.environment} "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_fakes import FakeCustomObjects, environment, release
+from cli_fakes import FakeCustomObjects, api_exception, environment, release
 
 from stella.cli import main
 from stella.cli.envs import environment_row
@@ -169,6 +169,31 @@ def test_approve_creates_an_approval_in_the_release_namespace(
         "comment": "CAB-1",
     }
     assert capsys.readouterr().out.startswith("approved shop/shop-1-4-2 for prod (Approval shop/")
+
+
+def test_an_approve_rbac_refuses_says_which_right_it_takes(
+    cluster: FakeCustomObjects, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's first refusal (alice is no approver) was RBAC's sentence alone."""
+    cluster.fail_create = api_exception(
+        403,
+        'approvals.stella.io is forbidden: User "alice" cannot create resource "approvals" in '
+        'API group "stella.io" in the namespace "shop"',
+    )
+    assert main(["approve", "shop/shop-1-4-2", "prod"]) == 1
+    assert capsys.readouterr().err == (
+        'error: approve refused: approvals.stella.io is forbidden: User "alice" cannot create '
+        'resource "approvals" in API group "stella.io" in the namespace "shop"; deciding takes '
+        "the right to create approvals.stella.io in shop (ClusterRole stella-approver, which "
+        "the chart binds to groups.approvers); `kubectl auth can-i create approvals.stella.io "
+        "-n shop` shows yours\n"
+    )
+    # an admission rule's refusal already says what to do: nothing added
+    cluster.fail_create = api_exception(
+        403, 'admission webhook "validate-approval.stella.io" denied the request: ask another'
+    )
+    assert main(["reject", "shop/shop-1-4-2", "prod", "--comment", "no"]) == 1
+    assert capsys.readouterr().err.endswith("denied the request: ask another\n")
 
 
 def test_approving_a_decided_promotion_says_it_will_not_count(

