@@ -100,3 +100,18 @@ def test_the_approve_refusal_names_the_role_the_chart_binds() -> None:
         if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "stella-approver"
     ]
     assert [s["name"] for d in bound for s in d["subjects"]] == ["cab"]
+
+
+def test_concepts_names_both_ways_out_of_a_suspension() -> None:
+    """docs/concepts.md's gate table said only "set `suspended: false`", which does not
+    lift a suspension a person made with `stella env suspend` (an Action); the gate's
+    message names the way out of each (stella/policy/gates.py)."""
+    row = next(
+        line
+        for line in (ROOT / "docs" / "concepts.md").read_text().splitlines()
+        if line.startswith("| 4 | suspended |")
+    )
+    gates = (ROOT / "operator" / "stella" / "policy" / "gates.py").read_text()
+    assert "set it to false to resume promotions" in gates
+    assert "resume with `stella env resume {inp.environment}`" in gates
+    assert "`suspended: false`" in row and "`stella env resume ENV`" in row
