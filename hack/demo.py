@@ -19,7 +19,14 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from devenv import existing  # noqa: E402
 from devenv.bootstrap import bootstrap  # noqa: E402
-from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, USERS, ControlPlane, stop_recorded  # noqa: E402
+from devenv.controlplane import (  # noqa: E402
+    ADMISSION_USER,
+    OPERATOR_USER,
+    USERS,
+    ControlPlane,
+    people,
+    stop_recorded,
+)
 from devenv.proc import Process, free_port, http_ok, kill_pidfile, wait_until  # noqa: E402
 from devenv.services import Registry, push_image  # noqa: E402
 from devenv.webhooks import make_serving_cert, register, wait_for_release_params  # noqa: E402
@@ -27,15 +34,6 @@ from devenv.webhooks import make_serving_cert, register, wait_for_release_params
 STATE = Path(os.environ.get("STELLA_DEMO_STATE", ROOT / ".local" / "demo"))
 STELLA_DIR = Path(sys.executable).parent
 STELLA = str(STELLA_DIR / "stella")
-
-
-def people(users: dict[str, list[str]]) -> str:
-    """Every person of the token file and their groups, for the banner: `--context NAME`."""
-    return ", ".join(
-        f"{name} ({', '.join(groups)})"
-        for name, groups in users.items()
-        if name not in (OPERATOR_USER, ADMISSION_USER)
-    )
 
 
 def shown(text: str, width: int = 100) -> str:

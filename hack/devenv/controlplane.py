@@ -51,6 +51,16 @@ USERS: dict[str, list[str]] = {
 }
 
 
+def people(users: dict[str, list[str]] = USERS) -> str:
+    """Every person of the token file and their groups, for the banners of `make demo` and
+    `hack/cluster up` (`--context NAME`); Stella's own identities are not people."""
+    return ", ".join(
+        f"{name} ({', '.join(groups)})"
+        for name, groups in users.items()
+        if name not in (OPERATOR_USER, ADMISSION_USER)
+    )
+
+
 KCM_CONTROLLERS = (
     "deployment-controller",
     "replicaset-controller",

@@ -67,6 +67,10 @@ def test_the_demo_banner_names_every_person_of_the_token_file() -> None:
         else:
             assert f"{user} ({', '.join(groups)})" in banner
     assert "dave (release-requesters, release-approvers)" in banner
+    # hack/cluster up printed a list of its own, without frank (platform-engineers)
+    cluster = (ROOT / "hack" / "cluster").read_text()
+    assert "people (--context NAME): {people()}" in cluster
+    assert "admin alice bob" not in cluster
 
 
 def test_the_readme_says_where_stella_and_kubectl_are_and_it_is_so() -> None:
