@@ -516,6 +516,13 @@ ENVIRONMENT = Kinds.register(
             PrinterColumn("Current", ".status.currentRelease", description="deployed release"),
             PrinterColumn("Halted", ".status.halted.reason"),
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            # Why not Ready (Suspended, Halted, PathInvalid...): without it a suspended
+            # Environment was a bare False in `kubectl get env`.
+            PrinterColumn(
+                "Reason",
+                '.status.conditions[?(@.type=="Ready")].reason',
+                description="why Ready is what it is",
+            ),
             PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         ),
     )

@@ -139,7 +139,8 @@ def test_kubectl_prints_the_printer_columns(
     client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", env)
     try:
         lines = kube.kubectl("admin", "get", "env", env["metadata"]["name"]).stdout.splitlines()
-        assert lines[0].split() == ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "AGE"]
+        header = ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "REASON", "AGE"]
+        assert lines[0].split() == header
         assert '["dev"]' in lines[1]
     finally:
         client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(
