@@ -121,6 +121,8 @@ ACTION = Kinds.register(
             PrinterColumn("Release", ".spec.release"),
             PrinterColumn("Actor", ".status.actor"),
             PrinterColumn("Phase", ".status.phase"),
+            # What came of it (Suspended, Cleared, or why it was Refused), beside the phase.
+            PrinterColumn("Reason", ".status.reason", description="what came of it"),
             PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         ),
     )

@@ -79,6 +79,12 @@ APPROVAL = Kinds.register(
             PrinterColumn("Decision", ".spec.decision"),
             PrinterColumn("Approver", ".status.approver"),
             PrinterColumn("Counted", ".status.counted", type="boolean"),
+            # Why it does not count (SelfApproval, AlreadyDecided, ...), beside the false.
+            PrinterColumn(
+                "Reason",
+                '.status.conditions[?(@.type=="Counted")].reason',
+                description="why it counts or not",
+            ),
             PrinterColumn("Age", ".metadata.creationTimestamp", type="date"),
         ),
     )

@@ -152,3 +152,16 @@ def test_the_description_walk_finds_a_nested_field_without_one() -> None:
         }
     }
     assert _undescribed(schema, "environment") == ["environment.spec.targets[].namespace"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "state"), [("Environment", "Ready"), ("Approval", "Counted"), ("Action", "Phase")]
+)
+def test_kubectl_get_shows_the_reason_beside_the_state(kind: str, state: str) -> None:
+    """A suspended Environment, an Approval that does not count, an Action's outcome: each
+    was a bare False or phase in `kubectl get`; the reason comes next to it."""
+    info = next(k for k in ALL_KINDS if k.kind == kind)
+    columns = crd_for(info)["spec"]["versions"][0]["additionalPrinterColumns"]
+    names = [c["name"] for c in columns]
+    assert names[names.index(state) + 1] == "Reason", names
+    assert columns[names.index("Reason")].get("priority", 0) == 0  # in the default view
