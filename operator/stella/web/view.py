@@ -56,6 +56,17 @@ class ConsoleView:
             self._put(kind, body, deleted=event_type == "DELETED")
             self.revision += 1
 
+    def created(self, kind: str, body: Body) -> None:
+        """What this console just created in a person's name (the API server's answer):
+        the page it redirects to reads this view, which the watch may not have reached yet
+        (a rollback's own page answered 404 under load). Never replaces what the watch
+        already delivered, which is as new or newer. (An object deleted in the moment
+        between the create and this call would stay until the view's next LIST.)"""
+        with self._lock:
+            if self._key(kind, body) not in self._store(kind):
+                self._put(kind, body, deleted=False)
+                self.revision += 1
+
     def replace(self, kind: str, items: Iterable[Body]) -> None:
         listed = list(items)  # read every page of the LIST before taking the lock
         with self._lock:

@@ -57,6 +57,7 @@ def write_routes(console: Console) -> web.RouteTableDef:
             body = pages.refused_page(ns, name, decision, env, result.message)
             return html(frame(console, who, "Refused", body, ""), status=403)
         metrics.WRITES.labels("approval", "ok").inc()
+        console.view.created("Approval", result)  # the page below lists it at once
         created = str((result.get("metadata") or {}).get("name") or "")
         audit.info(
             "write user=%s kind=Approval name=%s/%s release=%s environment=%s decision=%s "
@@ -140,6 +141,7 @@ def write_routes(console: Console) -> web.RouteTableDef:
         if isinstance(result, kube.Refused):
             page_body = pages.action_refused_page("roll back", name, result.message)
             return html(frame(console, who, "Refused", page_body, ""), status=403)
+        console.view.created("Release", result)  # its page, next, reads the view
         made = str((result.get("metadata") or {}).get("name") or body["metadata"]["name"])
         raise web.HTTPSeeOther(f"/releases/{ns}/{made}?done=Rollback+{name}")
 
