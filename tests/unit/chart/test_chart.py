@@ -79,6 +79,7 @@ def test_operator_image_must_be_pinned() -> None:
     out = render()
     assert out.returncode != 0
     assert "image.digest is required" in out.stderr
+    assert "`make image` builds the image and prints its digest" in out.stderr  # what to do
 
 
 def test_deployment_runs_the_pinned_image_hardened(docs: list[dict[str, Any]]) -> None:
