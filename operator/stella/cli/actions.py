@@ -189,13 +189,14 @@ def action_rows(actions: list[dict[str, Any]], now: datetime | None = None) -> l
                 spec.get("release") or "-",
                 st.get("actor") or "-",
                 st.get("phase") or "Pending",
+                st.get("reason") or "-",  # what came of it, or why it was refused
                 age(a["metadata"].get("creationTimestamp"), now),
             ]
         )
     return rows
 
 
-ACTION_HEADER = ["NAME", "ACTION", "ENVIRONMENT", "RELEASE", "ACTOR", "PHASE", "AGE"]
+ACTION_HEADER = ["NAME", "ACTION", "ENVIRONMENT", "RELEASE", "ACTOR", "PHASE", "REASON", "AGE"]
 
 
 # --- creating an Action and waiting for it ----------------------------------------------------
@@ -484,7 +485,8 @@ def register_list(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         parents=common,
         help="every Action: who asked for what, and what came of it",
         description="List Actions, oldest first: the action, its environment and release, "
-        "who asked (as the API server authenticated them), its phase and age.",
+        "who asked (as the API server authenticated them), its phase, what came of it (the "
+        "reason) and age.",
         epilog=ACTION_LIST_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

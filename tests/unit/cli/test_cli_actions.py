@@ -318,19 +318,22 @@ def test_action_list(cluster: FakeCustomObjects, capsys: pytest.CaptureFixture[s
     main(["promote", "shop/shop-1-4-2", "prod"])
     cluster.objects[("environments", None, "prod")]["status"]["halted"] = {"reason": "X"}
     main(["env", "clear", "prod", "--reason", "INC-1"])
-    cluster.created[0]["status"] = {"phase": "Done", "actor": "alice"}
+    cluster.created[0]["status"] = {"phase": "Done", "actor": "alice", "reason": "Promoted"}
     cluster.created[1]["metadata"]["creationTimestamp"] = "2026-01-01T00:00:01Z"
     capsys.readouterr()
     assert main(["action", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["NAME", "ACTION", "ENVIRONMENT", "RELEASE", "ACTOR", "PHASE", "AGE"]
-    assert lines[1].split()[:6] == [
+    assert lines[0].split() == [
+        "NAME", "ACTION", "ENVIRONMENT", "RELEASE", "ACTOR", "PHASE", "REASON", "AGE"
+    ]  # fmt: skip
+    assert lines[1].split()[:7] == [
         "promote-prod-x0001",
         "Promote",
         "prod",
         "shop/shop-1-4-2",
         "alice",
         "Done",
+        "Promoted",
     ]
     assert lines[2].split()[:6] == [
         "clear-halt-prod-x0002",
@@ -354,7 +357,7 @@ def test_action_rows_show_age() -> None:
         ],
         now=datetime(2026, 1, 1, 0, 5, tzinfo=UTC),
     )
-    assert rows == [["a", "Resume", "dev", "-", "-", "Pending", "5m"]]
+    assert rows == [["a", "Resume", "dev", "-", "-", "Pending", "-", "5m"]]
 
 
 def test_rollback_dry_run_prints_the_release(
