@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from stella.admission import AdmissionPolicy, Request
+from stella.admission.base import Body
 from stella.engine.view import ClusterView
 from stella.policy.binding import BINDING_ANNOTATION, binding_of, format_binding
 from stella.policy.identity import Identity, format_identity
@@ -173,18 +174,18 @@ def create(kind: str, obj: dict[str, Any], user: Identity, namespace: str | None
     return Request("CREATE", kind, ns, meta.get("name"), user, obj, None)
 
 
-def update(kind: str, old: dict[str, Any], new: dict[str, Any], user: Identity) -> Request:
+def update(kind: str, old: Body, new: Body, user: Identity) -> Request:
     meta = new.get("metadata") or {}
     return Request("UPDATE", kind, meta.get("namespace"), meta.get("name"), user, new, old)
 
 
-def delete(kind: str, old: dict[str, Any], user: Identity) -> Request:
+def delete(kind: str, old: Body, user: Identity) -> Request:
     meta = old.get("metadata") or {}
     return Request("DELETE", kind, meta.get("namespace"), meta.get("name"), user, None, old)
 
 
-def edited(body: dict[str, Any], fn: Any) -> dict[str, Any]:
-    out = copy.deepcopy(body)
+def edited(body: Body, fn: Any) -> dict[str, Any]:
+    out = cast(dict[str, Any], copy.deepcopy(body))  # the views' bodies are dicts
     fn(out)
     return out
 

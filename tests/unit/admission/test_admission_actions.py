@@ -5,8 +5,8 @@ unsynced view."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 from admission_factories import (
@@ -139,10 +139,11 @@ def test_an_action_never_changes() -> None:
     view = manual_world()
     stored = copy.deepcopy(action_body())
     stored["metadata"] = {"name": "a-1", "annotations": {"stella.io/actor": format_identity(BOB)}}
-    for change in (
+    changes: tuple[Callable[[dict[str, Any]], None], ...] = (
         lambda b: b["metadata"]["annotations"].update({"stella.io/actor": format_identity(ALICE)}),
         lambda b: b["spec"].update(environment="dev"),
-    ):
+    )
+    for change in changes:
         new = copy.deepcopy(stored)
         change(new)
         verdict = validate(update("Action", stored, new, OPERATOR_ID), view, POLICY)
@@ -182,7 +183,7 @@ def test_the_spec_digest_is_canonical() -> None:
 def history_world(uid: str = "uid-shop-shop-1-4-1") -> ClusterView:
     view = world()
     view.releases[("shop", "shop-1-4-1")] = release_body("shop-1-4-1", images=(image(7),))
-    prod = copy.deepcopy(view.environments["prod"])
+    prod = cast(dict[str, Any], copy.deepcopy(view.environments["prod"]))
     prod["status"] = {
         "history": [
             {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from admission_factories import (
@@ -300,7 +300,7 @@ def test_an_approval_of_a_deleted_or_recreated_release_may_go() -> None:
 
 def test_approvals_go_with_a_terminating_namespace() -> None:
     view = world()
-    view.namespaces["shop"]["status"] = {"phase": "Terminating"}
+    cast(dict[str, Any], view.namespaces["shop"])["status"] = {"phase": "Terminating"}
     ns_controller = Identity("system:serviceaccount:kube-system:namespace-controller")
     assert validate(delete("Approval", STORED, ns_controller), view, POLICY).allowed
 

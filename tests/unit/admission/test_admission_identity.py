@@ -50,7 +50,7 @@ def test_release_create_stamps_requester(metadata: dict[str, Any]) -> None:
 
 
 def test_release_without_metadata_gets_metadata() -> None:
-    body = {"spec": {}}
+    body: dict[str, Any] = {"spec": {}}
     verdict = mutate(Request("CREATE", "Release", "shop", None, ALICE, body, None), world(), POLICY)
     assert recorded_identity(apply_patch(body, verdict.patch), "requester") == ALICE
 

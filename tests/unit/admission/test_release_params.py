@@ -15,6 +15,7 @@ from admission_factories import image as image_ref
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stella.admission.base import Snapshot
 from stella.admission.configuration import PLAIN_IMAGE
 from stella.admission.quotas import pending
 from stella.admission.release_params import LoopIndex, loop_key, release_params, selector_lines
@@ -24,9 +25,9 @@ from stella.registry.reference import normalize_registry, parse_image_ref
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
 
-def params(view: object, quota: int = 500, threshold: int = 5) -> dict[str, str]:
+def params(view: Snapshot, quota: int = 500, threshold: int = 5) -> dict[str, str]:
     return release_params(
-        view,  # type: ignore[arg-type]
+        view,
         quota=quota,
         loop_threshold=threshold,
         loop_window=600.0,
@@ -141,7 +142,7 @@ def test_creates_leave_the_window_once_or_repeated() -> None:
     assert params(view, threshold=2)["loops"] == f"\nshop {key}\n"
     # 20 seconds on, the older of the two and the single one have left the window.
     later = release_params(
-        view,  # type: ignore[arg-type]
+        view,
         quota=500,
         loop_threshold=1,
         loop_window=600.0,
@@ -149,7 +150,7 @@ def test_creates_leave_the_window_once_or_repeated() -> None:
     )
     assert later["loops"] == f"\nshop {key}\n"
     assert "loops" not in release_params(
-        view,  # type: ignore[arg-type]
+        view,
         quota=500,
         loop_threshold=2,
         loop_window=600.0,
@@ -301,7 +302,7 @@ def test_the_window_holds_a_create_in_tens_of_bytes_not_in_objects() -> None:
     bodies = []
     for i in range(20_000):
         body = release_body(f"r{i}", images=(image_ref(i % 50),))
-        body["spec"]["version"] = f"v{i}"  # type: ignore[index]
+        body["spec"]["version"] = f"v{i}"
         meta = body["metadata"]
         assert isinstance(meta, dict)
         stamp = datetime.fromtimestamp(base + i * 0.025, UTC)

@@ -17,12 +17,12 @@ from stella.cli.actions import (
     check_one_environment,
     check_promote,
     check_reason,
-    rollback_body,
     wait_for_action,
 )
 from stella.cli.kube import Kube
 from stella.cli.output import CliError
 from stella.models import ActionSpec
+from stella.policy.rollback import rollback_body
 
 # --- bodies --------------------------------------------------------------------------------
 

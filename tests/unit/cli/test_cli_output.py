@@ -142,9 +142,11 @@ def test_an_unreachable_api_server_is_one_line_and_exit_3() -> None:
     ("reason", "said"),
     [
         (
-            NameResolutionError(
-                "k8s.example", None, OSError("[Errno -2] Name or service not known")
-            ),  # type: ignore[arg-type]
+            NameResolutionError(  # urllib3 types conn and reason for its own raise sites
+                "k8s.example",
+                None,  # type: ignore[arg-type]
+                OSError("[Errno -2] Name or service not known"),  # type: ignore[arg-type]
+            ),
             "host name not found",
         ),
         (

@@ -60,7 +60,7 @@ def test_the_demo_banner_names_every_person_of_the_token_file() -> None:
         from devenv.controlplane import ADMISSION_USER, OPERATOR_USER, USERS
     finally:
         sys.path.remove(str(ROOT / "hack"))
-    banner = demo.people(USERS)
+    banner = demo.people(USERS)  # type: ignore[attr-defined]  # demo's, from devenv.controlplane
     for user, groups in USERS.items():
         if user in (OPERATOR_USER, ADMISSION_USER):  # Stella's own identities, not people
             assert user not in banner

@@ -44,7 +44,7 @@ def test_keeps_the_newest_finished_per_namespace_and_every_unfinished() -> None:
 
 
 def test_never_deletes_what_an_environment_names() -> None:
-    envs = [
+    envs: list[dict[str, Any]] = [
         {"status": {"currentRelease": "shop/r0"}},
         {"status": {"inFlight": "shop/r1", "history": [{"release": "shop/r2"}]}},
         {"status": None},

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from stella.engine.controller import affected_by_environment, downstream
 from stella.engine.view import ClusterView
@@ -58,13 +58,18 @@ def event(view: ClusterView, new: dict[str, Any], kind: str | None = "MODIFIED")
     return affected_by_environment(view, kind, before, new)
 
 
+def stored(view: ClusterView, name: str) -> dict[str, Any]:
+    """A copy of the view's Environment to edit (the view's bodies are dicts)."""
+    return cast(dict[str, Any], copy.deepcopy(view.environments[name]))
+
+
 def names(keys: list[tuple[str, str]]) -> list[str]:
     return sorted(k[1] for k in keys)
 
 
 def test_the_engines_own_status_writes_enqueue_nothing_but_what_they_change() -> None:
     view = world()
-    staging = copy.deepcopy(view.environments["staging"])
+    staging = stored(view, "staging")
     # Conditions and history: no decision reads them.
     staging["status"] = {
         "conditions": [{"type": "Ready", "status": "True"}],
@@ -94,14 +99,14 @@ def test_the_engines_own_status_writes_enqueue_nothing_but_what_they_change() ->
 
 def test_a_finished_holder_is_enqueued_to_free_the_lock() -> None:
     view = world()
-    prod = copy.deepcopy(view.environments["prod"])
+    prod = stored(view, "prod")
     prod["status"] = {"inFlight": "shop/r1"}
     assert names(event(view, prod)[1]) == ["r1", "r2"]
 
 
 def test_a_spec_change_enqueues_the_unfinished_releases_there() -> None:
     view = world()
-    prod = copy.deepcopy(view.environments["prod"])
+    prod = stored(view, "prod")
     prod["spec"]["approvals"] = {"required": 2}
     envs, releases = event(view, prod)
     assert envs == ["prod"] and names(releases) == ["r2"]
@@ -109,7 +114,7 @@ def test_a_spec_change_enqueues_the_unfinished_releases_there() -> None:
 
 def test_a_requires_change_enqueues_every_release_downstream() -> None:
     view = world()
-    staging = copy.deepcopy(view.environments["staging"])
+    staging = stored(view, "staging")
     staging["spec"]["requires"] = ["lab"]
     envs, releases = event(view, staging)
     assert envs == ["dev", "lab", "prod", "staging"]
@@ -122,7 +127,7 @@ def test_an_environment_added_or_deleted_is_a_path_change() -> None:
     assert names(event(view, env("qa", ["dev"]), "ADDED")[1]) == []
     view.apply("Release", None, rel("r5", ["dev", "qa"]))
     assert names(event(view, env("qa", ["dev"]), "ADDED")[1]) == ["r5"]
-    envs, releases = event(view, view.environments["dev"], "DELETED")
+    envs, releases = event(view, cast(dict[str, Any], view.environments["dev"]), "DELETED")
     assert "dev" not in view.environments and "dev" in envs
     assert names(releases) == ["r1", "r2", "r3", "r5"]
 

@@ -14,7 +14,9 @@ NAMESPACES = ("shop", "blog")
 ENVS = ("dev", "staging", "prod")
 
 
-def release(ns: str, name: str, envs: list[str], created: str, rv: int, deleting: bool = False):
+def release(
+    ns: str, name: str, envs: list[str], created: str, rv: int, deleting: bool = False
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,
         "namespace": ns,

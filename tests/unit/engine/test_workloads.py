@@ -113,7 +113,7 @@ def test_deployment_rollout_state(body: dict[str, Any], state: str) -> None:
 
 
 def test_statefulset_and_daemonset_rollout_state() -> None:
-    sts = {
+    sts: dict[str, Any] = {
         "metadata": {"generation": 1},
         "spec": {"replicas": 2},
         "status": {

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from stella.evidence.chain import Link, check_chain, next_link
+from stella.evidence.findings import Finding
 
 
 def _links(n: int, chain: str = "prod") -> list[Link]:
@@ -12,7 +15,7 @@ def _links(n: int, chain: str = "prod") -> list[Link]:
     return out
 
 
-def codes(findings) -> list[str]:
+def codes(findings: Iterable[Finding]) -> list[str]:
     return sorted(f.code for f in findings)
 
 

@@ -19,7 +19,7 @@ def packet(
     return StellaPredicate(
         packet_id="0" * 64,
         event_id=f"{uid}/{env}/{kind}",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         chain=env,
         environment=env,
         release=ReleaseRef(namespace="shop", name=uid, uid=uid, created_at=created),

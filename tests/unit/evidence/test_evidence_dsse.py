@@ -53,7 +53,7 @@ def test_securesystemslib_verifies_our_envelopes() -> None:
     signer = MemorySigner()
     env = sign_envelope(b'{"_type":"https://in-toto.io/Statement/v1"}', signer)
     pub = serialization.load_pem_public_key(signer.public_key_pem().encode())
-    key = SSlibKey.from_crypto(pub, keyid=signer.key_id)  # type: ignore[arg-type]
+    key = SSlibKey.from_crypto(pub, keyid=signer.key_id)
     accepted = SslibEnvelope.from_dict(env.to_dict()).verify([key], 1)
     assert list(accepted) == [signer.key_id]
 
@@ -66,8 +66,8 @@ def test_we_verify_securesystemslib_envelopes() -> None:
     sslib_env.sign(sslib_signer)
     ours = parse_envelope(sslib_env.to_dict())
     key_id = sslib_signer.public_key.keyid
-    pub_pem = sslib_signer.private_bytes  # PKCS#8 private key; derive the public half
-    priv = serialization.load_pem_private_key(pub_pem, password=None)
+    priv_pem = sslib_signer.private_bytes  # PKCS#8 private key; derive the public half
+    priv = serialization.load_pem_private_key(priv_pem, password=None)
     pub_pem = (
         priv.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from evidence_fakes import DIGEST_A, Clock, promotion_event
@@ -14,6 +15,7 @@ from stella.evidence.packet import (
     STATEMENT_TYPE,
     OperatorInfo,
     PolicyEvidence,
+    Statement,
     assert_no_secrets,
     chain_of,
     image_subject,
@@ -23,7 +25,7 @@ from stella.evidence.packet import (
 from stella.evidence.recorder import build_statement
 
 
-def _statement(seq: int = 1, prev: str | None = None):
+def _statement(seq: int = 1, prev: str | None = None) -> Statement:
     return build_statement(
         promotion_event(),
         sequence=seq,
@@ -118,7 +120,7 @@ def test_image_subject_requires_digest() -> None:
         {"pem": "-----BEGIN EC PRIVATE KEY-----\nMHc..."},
     ],
 )
-def test_secrets_are_refused(inputs: dict) -> None:
+def test_secrets_are_refused(inputs: dict[str, Any]) -> None:
     with pytest.raises(MalformedPacket):
         assert_no_secrets({"policy": {"inputs": inputs}})
 

@@ -17,11 +17,11 @@ from stella.evidence.event import EvidenceEvent
 from stella.evidence.packet import CLUSTER_CHAIN, AgentRef
 from stella.evidence.recorder import Recorder
 from stella.evidence.store_memory import MemoryLog, MemoryStore
-from stella.evidence.verify import verify
+from stella.evidence.verify import Report, verify
 from stella.secrets.errors import VaultUnavailable
 
 
-def _verify(rec: Recorder):
+def _verify(rec: Recorder) -> Report:
     return verify(rec.store.list(), rec.log.entries(), rec.store.published_keys())
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from typing import Any
 
 from evidence_fakes import Clock, MemorySigner, promotion_event
 
@@ -15,7 +16,7 @@ from stella.evidence.dsse import parse_envelope
 from stella.evidence.recorder import Recorder
 from stella.evidence.records import StoredPacket
 from stella.evidence.store_memory import MemoryLog, MemoryStore
-from stella.evidence.verify import verify
+from stella.evidence.verify import Report, verify
 
 
 def _forge(store: MemoryStore, name: str) -> None:
@@ -39,7 +40,7 @@ def test_other_chains_forgery_is_not_this_chains_finding() -> None:
         labels={"stella.io/evidence": "packet", "stella.io/environment": "staging"},
     )
 
-    def run(**kw):  # type: ignore[no-untyped-def]
+    def run(**kw: Any) -> Report:
         return verify(store.list(), log.entries(), store.published_keys(), **kw)
 
     everything = run()

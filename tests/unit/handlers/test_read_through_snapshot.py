@@ -5,6 +5,7 @@ internal error (KeyError from the lookup of an object already gone)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from stella.handlers.admission import _ReadThrough
@@ -15,7 +16,12 @@ def view(store: dict[Any, Any]) -> _ReadThrough:
 
 
 def test_values_and_items_survive_a_delete_while_they_are_read() -> None:
-    for read in (lambda v: v.values(), lambda v: v.items(), lambda v: v.keys()):
+    reads: tuple[Callable[[_ReadThrough], Iterable[Any]], ...] = (
+        lambda v: v.values(),
+        lambda v: v.items(),
+        lambda v: v.keys(),
+    )
+    for read in reads:
         store = {("shop", "a"): {"n": 1}, ("shop", "b"): {"n": 2}}
         it = iter(read(view(store)))
         next(it)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from stella.k8s.events import event_body, lookup_uid
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-RELEASE_REF = {
+RELEASE_REF: dict[str, Any] = {
     "apiVersion": "stella.io/v1alpha1",
     "kind": "Release",
     "metadata": {"name": "shop-1-4-2", "namespace": "shop"},
@@ -32,6 +33,7 @@ def test_the_uid_of_the_object_is_carried() -> None:
     assert event.metadata.namespace == "shop" and event.metadata.generate_name == "shop-1-4-2."
     assert (event.reason, event.type, event.count) == ("Deploying", "Normal", 1)
     assert event.first_timestamp == event.last_timestamp == NOW
+    assert event.source is not None
     assert event.source.component == event.reporting_component == "stella-operator"
     assert event.reporting_instance == "op-0"
 
@@ -54,6 +56,7 @@ def test_cluster_scoped_objects_post_in_the_namespace_given_and_messages_are_bou
     event = event_body(env, "Halted", "x" * 5000, namespace="stella-system")
     assert event.metadata.namespace == "stella-system"
     assert event.involved_object.namespace is None and event.involved_object.uid == "e-1"
+    assert event.message is not None
     assert len(event.message) == 1024
     assert event_body(env, "Halted", "m").metadata.namespace == "default"
 

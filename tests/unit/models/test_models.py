@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from stella.models import EnvironmentSpec, ReleaseSpec
 from stella.models.approval import ApprovalSpec
@@ -33,7 +33,11 @@ def release(**over: object) -> dict[str, object]:
 
 
 def test_samples_validate() -> None:
-    kinds = {"Environment": EnvironmentSpec, "Release": ReleaseSpec, "Approval": ApprovalSpec}
+    kinds: dict[str, type[BaseModel]] = {
+        "Environment": EnvironmentSpec,
+        "Release": ReleaseSpec,
+        "Approval": ApprovalSpec,
+    }
     seen = 0
     for path in (ROOT / "samples").glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):

@@ -69,7 +69,7 @@ def test_judge_waits_for_argo_cd_to_compare_against_the_new_override() -> None:
 
 
 def test_helm_parameter_set_keeps_the_others_and_restore_puts_back_or_removes() -> None:
-    params = [
+    params: list[dict[str, Any]] = [
         {"name": "replicas", "value": "2"},
         {"name": "web.image", "value": "web:1", "forceString": True},
     ]

@@ -23,7 +23,7 @@ from stella.policy.freeze import (
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[arg-type,misc]  # *args: ints
 
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")

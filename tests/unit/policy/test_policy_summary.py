@@ -7,7 +7,7 @@ PATH = ["dev", "staging", "prod"]
 
 
 def progress(**phases: str) -> list[EnvironmentProgress]:
-    return [EnvironmentProgress(name=n, phase=p, reason=p) for n, p in phases.items()]  # type: ignore[arg-type]
+    return [EnvironmentProgress(name=n, phase=p, reason=p) for n, p in phases.items()]
 
 
 def test_summary_line_in_path_order() -> None:

@@ -6,7 +6,8 @@ gets nothing (fail closed)."""
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+from collections.abc import Awaitable, Coroutine
+from typing import Any, cast
 
 import pytest
 
@@ -40,10 +41,15 @@ class _Vault:
         return {"username": SecretValue("stella"), "password": SecretValue("s3cret")}
 
 
+def _run(pending: Awaitable[RegistryCredentials | None]) -> RegistryCredentials | None:
+    """The lookups are coroutine functions typed as returning an Awaitable."""
+    return asyncio.run(cast("Coroutine[Any, Any, RegistryCredentials | None]", pending))
+
+
 def _creds_for(allowed: list[str], image: str) -> tuple[RegistryCredentials | None, int]:
     vault = _Vault()
     lookup = vault_credentials(cast(VaultClient, vault), REF, allowed)
-    creds = asyncio.run(lookup(parse_pinned(image)))
+    creds = _run(lookup(parse_pinned(image)))
     return creds, vault.reads
 
 
@@ -92,15 +98,15 @@ def test_a_host_that_only_looks_allowed_gets_nothing_and_vault_is_not_read(
 def test_no_reference_reads_nothing() -> None:
     vault = _Vault()
     lookup = vault_credentials(cast(VaultClient, vault), None, ["docker.io"])
-    assert asyncio.run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is None
+    assert _run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is None
     assert vault.reads == 0
 
 
 def test_the_agents_task_credentials_follow_the_same_rule() -> None:
     creds = RegistryCredentials("stella", SecretValue("s3cret"))
     lookup = static_credentials(creds, ["index.docker.io"])
-    assert asyncio.run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is creds
-    assert asyncio.run(lookup(parse_pinned(f"docker.io.evil.com/shop/web{D}"))) is None
+    assert _run(lookup(parse_pinned(f"docker.io/shop/web{D}"))) is creds
+    assert _run(lookup(parse_pinned(f"docker.io.evil.com/shop/web{D}"))) is None
 
 
 @pytest.mark.parametrize(
@@ -114,7 +120,7 @@ def test_an_empty_list_sends_the_credentials_nowhere_and_vault_is_not_read(image
 def test_the_agents_task_credentials_with_no_hosts_go_nowhere() -> None:
     creds = RegistryCredentials("stella", SecretValue("s3cret"))
     lookup = static_credentials(creds, [])
-    assert asyncio.run(lookup(parse_pinned(f"evil.example/shop/web{D}"))) is None
+    assert _run(lookup(parse_pinned(f"evil.example/shop/web{D}"))) is None
 
 
 def test_why_the_credentials_are_withheld() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,11 @@ def breaker(**kw: float) -> tuple[CircuitBreaker, Clock]:
     return CircuitBreaker("t", policy, clock=clock), clock
 
 
+def state(b: CircuitBreaker) -> BreakerState:
+    """b.state read afresh (mypy keeps an asserted attribute narrowed across calls)."""
+    return b.state
+
+
 def test_breaker_opens_after_threshold_and_half_opens_after_backoff() -> None:
     b, clock = breaker()
     for _ in range(2):
@@ -68,10 +74,10 @@ def test_breaker_opens_after_threshold_and_half_opens_after_backoff() -> None:
         b.record_failure()
     assert b.state is BreakerState.CLOSED
     b.record_failure()
-    assert b.state is BreakerState.OPEN and not b.allow()
+    assert state(b) is BreakerState.OPEN and not b.allow()
     assert b.retry_after() == pytest.approx(1.0)
     clock.t += 1.0
-    assert b.state is BreakerState.HALF_OPEN
+    assert state(b) is BreakerState.HALF_OPEN
     assert b.allow()  # the one trial
     assert not b.allow()  # everyone else waits for it
     b.record_success()
@@ -111,6 +117,10 @@ def test_lost_trial_is_forgotten_after_trial_timeout() -> None:
     assert b.allow()
 
 
+def constant(value: float) -> Callable[[], float]:
+    return lambda: value
+
+
 def test_jitter_stays_within_bounds() -> None:
     for r in (0.0, 0.5, 0.999):
         clock = Clock()
@@ -118,7 +128,7 @@ def test_jitter_stays_within_bounds() -> None:
             "j",
             BreakerPolicy(failure_threshold=1, base_backoff=10, jitter=0.1),
             clock,
-            lambda r=r: r,
+            constant(r),
         )
         b.record_failure()
         assert 9.0 <= b.retry_after() <= 11.0

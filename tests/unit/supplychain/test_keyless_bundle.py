@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -130,7 +131,8 @@ def _entry(bundle: dict[str, Any]) -> dict[str, Any]:
     return bundle["verificationMaterial"]["tlogEntries"][0]  # type: ignore[no-any-return]
 
 
-TAMPERINGS = {
+# what each tampering does to the log entry, and what the refusal then says
+TAMPERINGS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
     "the proof's sibling hash": (
         lambda e: e["inclusionProof"].update(hashes=[_flip(e["inclusionProof"]["hashes"][0])]),
         "inclusion proof contains invalid root hash",
@@ -232,5 +234,5 @@ def test_a_keyless_bundle_needs_the_root_and_identities_else_trust_is_invalid(
         {"trusted_root_json": no_tlog, "identities": (Identity(SUBJECT, ISSUER),)},
     ):
         with pytest.raises(SupplyChainError) as err:
-            verify_bundle(bundle, (), **kwargs)  # type: ignore[arg-type]
+            verify_bundle(bundle, (), **kwargs)
         assert isinstance(err.value, TrustConfigError), (kwargs, err.value)

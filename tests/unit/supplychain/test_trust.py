@@ -32,7 +32,7 @@ def reader(data: dict[str, dict[str, str]], labelled: bool = True):  # type: ign
 
 def test_keys_from_a_configmap_are_named_by_entry() -> None:
     ci = KeyPair.generate()
-    policy = SignaturePolicy(configMap="trust")
+    policy = SignaturePolicy(config_map="trust")
     rule = asyncio.run(
         signature_rule(policy, None, reader({"trust": {"ci.pem": ci.public_pem, "notes": "x"}}))
     )
@@ -50,7 +50,7 @@ def test_keys_from_a_configmap_are_named_by_entry() -> None:
 def test_missing_or_malformed_configmap_trust_fails_closed(
     data: dict[str, dict[str, str]], words: str
 ) -> None:
-    policy = ProvenancePolicy(configMap="trust", builders=[BUILDER], sourceRepositories=[REPO])
+    policy = ProvenancePolicy(config_map="trust", builders=[BUILDER], source_repositories=[REPO])
     with pytest.raises(TrustConfigError) as err:
         asyncio.run(provenance_rule(policy, None, reader(data)))
     assert words in err.value.message and not err.value.refuses
@@ -60,7 +60,7 @@ def test_a_configmap_without_the_trust_label_is_not_trust() -> None:
     """Only a labelled ConfigMap is guarded by supply-chain-trust-writer.stella.io; an
     unlabelled one (anyone with ConfigMap rights could have written it) trusts nothing."""
     ci = KeyPair.generate()
-    policy = SignaturePolicy(configMap="trust")
+    policy = SignaturePolicy(config_map="trust")
     with pytest.raises(TrustConfigError) as err:
         unlabelled = reader({"trust": {"ci.pem": ci.public_pem}}, labelled=False)
         asyncio.run(signature_rule(policy, None, unlabelled))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -120,7 +121,7 @@ def test_generic_events_parse_and_bad_ones_say_what_is_missing() -> None:
 
 def test_registry_notifications_yield_manifest_pushes_only() -> None:
     digest = "sha256:" + "ab" * 32
-    envelope = {
+    envelope: dict[str, Any] = {
         "events": [
             {
                 "id": "event-0001",

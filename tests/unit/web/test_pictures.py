@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from typing import Any
 
-from stella.evidence.dora import Dora
+from stella.evidence.dora import Dora, format_duration
 from stella.web import pictures
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -107,7 +107,7 @@ def test_bars_of_nothing_do_not_divide_by_zero() -> None:
 
 
 def test_durations_read_as_the_cli_prints_them() -> None:
-    assert [pictures.format_duration(s) for s in (None, 42, 600, 5400, 3 * 86400)] == [
+    assert [format_duration(s) for s in (None, 42, 600, 5400, 3 * 86400)] == [
         "-",
         "42s",
         "10m00s",

@@ -40,6 +40,7 @@ def test_refresh_rotates_both_tokens_and_the_old_access_token_stops_working() ->
     assert second.access != first.access and second.refresh != first.refresh
     assert not store.authenticate(first.access, HOME, 1500.0).ok
     assert store.authenticate(second.access, HOME, 1500.0).family is first.family
+    assert second.family is not None and first.family is not None
     assert second.family.csrf == first.family.csrf  # one CSRF token per session
 
 
