@@ -44,7 +44,9 @@ def test_a_csr_becomes_a_client_certificate_named_by_the_hub(ca: AgentCA) -> Non
     cert = x509.load_pem_x509_certificate(issued.pem.encode())
     assert agent_of(cert) == "eu-1"
     assert issued.fingerprint == fingerprint(cert)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
+    public = cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert public.public_numbers() == key.public_key().public_numbers()
     usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     ca_cert = x509.load_pem_x509_certificate(ca.ca_pem().encode())

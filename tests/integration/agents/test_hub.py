@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -74,9 +74,8 @@ class World:
         return name, token
 
     def get(self, name: str) -> dict[str, Any]:
-        return dict(
-            client.CustomObjectsApi(self.admin).get_cluster_custom_object(G, V, "agents", name)
-        )
+        got = client.CustomObjectsApi(self.admin).get_cluster_custom_object(G, V, "agents", name)
+        return dict(cast(dict[str, Any], got))
 
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         client.CustomObjectsApi(self.admin).patch_cluster_custom_object(
@@ -339,7 +338,7 @@ def test_task_credentials_go_to_one_request_and_again_only_to_it(world: World) -
     hub_client = world.client(identity)
     access = hub_client.login()["accessToken"]
     task = world.task(name, "nowhere")
-    api = client.CustomObjectsApi(world.admin)
+    api: Any = client.CustomObjectsApi(world.admin)  # its reads return object
     try:
         _refused(lambda: hub_client.credentials(access, task, "short"), 400)
         assert "credentialsIssued" not in (

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -89,7 +89,7 @@ def refused(fn: Any) -> str:
         fn()
     except ApiException as exc:
         assert exc.status in (403, 422), exc.body
-        return str(json.loads(exc.body)["message"])
+        return str(json.loads(cast(str, exc.body))["message"])
     raise AssertionError("admitted")
 
 
@@ -165,7 +165,7 @@ def test_helm_parameters_an_environment_names_must_be_pinned(
                 create(kube_admin, managed, helm_app("shop-helm", {"web.image": "web:latest"}))
             except ApiException as exc:
                 if HELM in str(exc.body):
-                    msg = str(json.loads(exc.body)["message"])
+                    msg = str(json.loads(cast(str, exc.body))["message"])
                     break
                 raise
             api.delete_namespaced_custom_object(

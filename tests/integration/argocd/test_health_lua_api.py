@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -50,7 +50,7 @@ def _round_trip(api: client.CustomObjectsApi, case: HealthCase) -> dict[str, Any
             api.patch_namespaced_custom_object_status(
                 G, V, ns, "releases", name, {"status": status}
             )
-        return api.get_namespaced_custom_object(G, V, ns, "releases", name)  # type: ignore[no-any-return]
+        return cast(dict[str, Any], api.get_namespaced_custom_object(G, V, ns, "releases", name))
     # An Environment: each spec edit is one generation; flip reportDrift so that after
     # want_generation - 1 edits the spec is the testdata's again.
     edits = want_generation - 1
@@ -59,14 +59,14 @@ def _round_trip(api: client.CustomObjectsApi, case: HealthCase) -> dict[str, Any
     api.create_cluster_custom_object(G, V, "environments", body)
     try:
         for _ in range(edits):
-            cur = api.get_cluster_custom_object(G, V, "environments", name)
+            cur = cast(dict[str, Any], api.get_cluster_custom_object(G, V, "environments", name))
             flip = not cur["spec"]["reportDrift"]
             api.patch_cluster_custom_object(
                 G, V, "environments", name, {"spec": {"reportDrift": flip}}
             )
         if status is not None:
             api.patch_cluster_custom_object_status(G, V, "environments", name, {"status": status})
-        got: dict[str, Any] = api.get_cluster_custom_object(G, V, "environments", name)
+        got = cast(dict[str, Any], api.get_cluster_custom_object(G, V, "environments", name))
     finally:
         api.delete_cluster_custom_object(G, V, "environments", name)
     assert got["spec"]["reportDrift"] == drift

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -141,7 +141,8 @@ def actions(api: client.ApiClient) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 30
     while True:  # the Action CRD may still be getting established on a fresh control plane
         try:
-            return list(custom.list_cluster_custom_object(G, V, "actions")["items"])
+            listed = cast(dict[str, Any], custom.list_cluster_custom_object(G, V, "actions"))
+            return list(listed["items"])
         except ApiException as exc:
             if exc.status != 404 or time.monotonic() > deadline:
                 raise

@@ -45,11 +45,14 @@ def check(**kind: Any) -> VerificationCheck:
 
 def test_http_check(server: str) -> None:
     ok = asyncio.run(sample(check(http={"url": f"{server}/healthz"})))
+    assert ok is not None
     assert (ok.result, ok.message) == ("Pass", "HTTP 200")
     down = asyncio.run(sample(check(http={"url": f"{server}/down", "expectStatus": [200, 204]})))
+    assert down is not None
     assert (down.result, down.message) == ("Fail", "HTTP 503, expected 200, 204")
     nobody = f"http://{LOOPBACK}:{free_port()}/"
     gone = asyncio.run(sample(check(http={"url": nobody, "timeout": "2s"})))
+    assert gone is not None
     assert gone.result == "Fail" and gone.message.startswith("no answer from")
 
 
@@ -57,6 +60,8 @@ def test_prometheus_that_cannot_answer_is_an_error_never_a_pass(server: str) -> 
     nobody = f"http://{LOOPBACK}:{free_port()}"
     prom = {"query": "up", "min": 1}
     s = asyncio.run(sample(check(prometheus={"address": nobody, **prom})))
+    assert s is not None
     assert s.result == "Error" and "cannot be reached" in s.message
     s = asyncio.run(sample(check(prometheus={"address": server, **prom})))
+    assert s is not None
     assert (s.result, s.message) == ("Error", "prometheus answered bad_data: parse error")

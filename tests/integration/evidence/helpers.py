@@ -26,7 +26,7 @@ class Clock:
 
 def event(env: str = "prod", n: int = 1, kind: str = "PromotionAuthorized") -> EvidenceEvent:
     return EvidenceEvent(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         event_id=f"uid-{n}/{env}/attempt-1/{kind}",
         environment=env,
         release=ReleaseRef(namespace="shop", name=f"shop-{n}", uid=f"uid-{n}", version="1.4.2"),

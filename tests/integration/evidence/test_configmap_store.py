@@ -59,6 +59,7 @@ def test_happy_path_end_to_end(world, kube_admin, test_namespace, evidence_db, t
     core = client.CoreV1Api(kube_admin)
     cm = core.read_namespaced_config_map(auth.configmap, test_namespace)
     assert cm.immutable is True
+    assert cm.metadata is not None and cm.metadata.labels is not None and cm.data is not None
     assert cm.metadata.labels["stella.io/environment"] == "prod"
     assert cm.metadata.labels["stella.io/kind"] == "PromotionAuthorized"
     assert cm.metadata.labels["stella.io/sequence"] == "3"
@@ -130,6 +131,7 @@ def test_recreated_with_altered_content_is_named(world, kube_admin, test_namespa
         rec.record(event(n=n))
     core = client.CoreV1Api(kube_admin)
     cm = core.read_namespaced_config_map(CM2, test_namespace)
+    assert cm.metadata is not None and cm.data is not None
     env = parse_envelope(cm.data[DATA_ENVELOPE])
     doc = json.loads(env.payload_bytes())
     doc["predicate"]["approvals"][0]["approver"] = "mallory"
@@ -191,11 +193,11 @@ def test_vault_down_nothing_is_deployed(kube_admin, test_namespace, evidence_db,
 
 
 def test_concurrent_promotions_with_configmaps(
-    kube_admin,
-    test_namespace,
-    evidence_db,  # type: ignore[no-untyped-def]
-    transit_signer,
-):
+    kube_admin: client.ApiClient,
+    test_namespace: str,
+    evidence_db: EvidenceDb,
+    transit_signer: VaultTransitSigner,
+) -> None:
     workers, per_worker = 4, 6
     recs = [
         Recorder(

@@ -55,7 +55,7 @@ def bundle(tmp_path: Path, transit_signer, evidence_db) -> Iterator[Path]:  # ty
     for kind, env, rel, _, created in HISTORY:
         rec.record(
             EvidenceEvent(
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 event_id=f"{rel}/{env}/attempt-1/{kind}",
                 environment=env,
                 release=ReleaseRef(

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from tests.integration.evidence.helpers import Clock, event
+from tests.integration.evidence.helpers import Clock, EvidenceDb, event
 
+from devenv.controlplane import ControlPlane
+from devenv.services import Postgres
 from stella.cli import main
 from stella.evidence.bundle import write_bundle
 from stella.evidence.event import EvidenceEvent
@@ -104,7 +106,7 @@ def test_a_wrong_log_path_cannot_be_read_and_is_not_created(
 
 
 def test_without_a_log_it_finds_the_one_the_operator_publishes(
-    kube, kube_admin: client.ApiClient, test_namespace: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str, tmp_path: Path,
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """No --log: the log the operator says it writes (a ConfigMap in its namespace, no
@@ -185,7 +187,7 @@ def test_show_says_the_outcome_once(bundle: Path, capfd: pytest.CaptureFixture[s
 
 
 def test_against_the_api_server_an_environment_without_evidence_yet_is_fine(
-    kube, kube_admin: client.ApiClient, test_namespace: str, tmp_path: Path,  # type: ignore[no-untyped-def]
+    kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str, tmp_path: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """`-e` is checked against the chains and the Environments the cluster has: a new
@@ -226,9 +228,9 @@ def test_against_the_api_server_an_environment_without_evidence_yet_is_fine(
 
 
 def test_a_postgres_log_that_refuses_says_why_and_what_to_do(
-    evidence_db,
-    postgres,
-    capfd: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    evidence_db: EvidenceDb,
+    postgres: Postgres,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     """Never the full OperationalError, never the password of the URL."""
     from stella.evidence.log_postgres import PostgresLog

@@ -108,8 +108,8 @@ def test_show_and_keys(tmp_path: Path, transit_signer, evidence_db) -> None:  # 
 
 def test_an_auditor_verifies_a_packet_with_openssl_alone(
     tmp_path: Path,
-    transit_signer,
-    evidence_db,  # type: ignore[no-untyped-def]
+    transit_signer: VaultTransitSigner,
+    evidence_db: EvidenceDb,
 ) -> None:
     """What docs/evidence.md tells an auditor to do, with nothing but openssl and Python's
     standard library: rebuild PAE, decode the signature, check the chain link by hand."""

@@ -14,12 +14,13 @@ from tests.integration.evidence.helpers import Clock, event
 from stella.evidence.errors import ChainConflict, DuplicatePacket, LogUnavailable
 from stella.evidence.log_jsonl import JsonlLog
 from stella.evidence.recorder import Recorder
+from stella.evidence.records import PacketStore
 from stella.evidence.store_memory import MemoryStore
 from stella.evidence.verify import verify
 from stella.secrets.signers import LocalKeySigner
 
 
-def _rec(tmp: Path, store: MemoryStore | None = None) -> Recorder:
+def _rec(tmp: Path, store: PacketStore | None = None) -> Recorder:
     return Recorder(
         LocalKeySigner(tmp / "key.pem"),
         JsonlLog(tmp / "log.jsonl"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import psycopg
 import pytest
 from tests.integration.evidence.helpers import Clock, EvidenceDb, event
 
+from devenv.services import Postgres
 from stella.evidence.errors import ChainConflict, LogUnavailable
 from stella.evidence.log_postgres import install
 from stella.evidence.recorder import Recorder
@@ -109,9 +111,9 @@ def test_superuser_tampering_is_detected(
 
 
 def test_postgres_down_promotion_waits_then_completes_once(
-    postgres,
+    postgres: Postgres,
     evidence_db: EvidenceDb,
-    transit_signer: VaultTransitSigner,  # type: ignore[no-untyped-def]
+    transit_signer: VaultTransitSigner,
 ) -> None:
     store = MemoryStore()
     rec = _recorder(transit_signer, evidence_db, store)
@@ -144,7 +146,7 @@ def test_postgres_down_promotion_waits_then_completes_once(
 
 def test_many_concurrent_promotions_stay_linear(
     evidence_db: EvidenceDb,
-    tmp_path,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
 ) -> None:
     signer = LocalKeySigner(tmp_path / "k.pem")
     store = MemoryStore()

@@ -4,7 +4,7 @@ columns, real identities and RBAC, and a Deployment rolled out through kwok."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -20,7 +20,7 @@ G, V = "stella.io", "v1alpha1"
 def release_body(
     name: str, image: str = f"127.0.0.1:5000/shop/web@{DIGEST}", **spec: Any
 ) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": f"{G}/{V}",
         "kind": "Release",
         "metadata": {"name": name},
@@ -41,20 +41,22 @@ def release_body(
 
 
 def create_release(api: client.ApiClient, ns: str, body: dict[str, Any]) -> dict[str, Any]:
-    return client.CustomObjectsApi(api).create_namespaced_custom_object(G, V, ns, "releases", body)  # type: ignore[no-any-return]
+    made = client.CustomObjectsApi(api).create_namespaced_custom_object(G, V, ns, "releases", body)
+    return cast(dict[str, Any], made)
 
 
 def rejection(api: client.ApiClient, ns: str, body: dict[str, Any]) -> str:
     with pytest.raises(ApiException) as err:
         create_release(api, ns, body)
     assert err.value.status == 422, err.value.body
-    return str(json.loads(err.value.body)["message"])
+    return str(json.loads(cast(str, err.value.body))["message"])
 
 
 def test_crds_are_installed_and_established(kube_admin: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(kube_admin)
     for plural in ("environments", "releases", "approvals", "agents"):
         crd = ext.read_custom_resource_definition(f"{plural}.stella.io")
+        assert crd.status is not None and crd.status.conditions is not None
         established = [c for c in crd.status.conditions if c.type == "Established"]
         assert established and established[0].status == "True"
 
@@ -106,7 +108,7 @@ def test_release_spec_is_immutable(kube_admin: client.ApiClient, test_namespace:
             G, V, test_namespace, "releases", "frozen", made
         )
     assert err.value.status == 422
-    assert "immutable" in json.loads(err.value.body)["message"]
+    assert "immutable" in json.loads(cast(str, err.value.body))["message"]
 
 
 def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
@@ -119,7 +121,7 @@ def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
     }
     with pytest.raises(ApiException) as err:
         api.create_cluster_custom_object(G, V, "environments", body)
-    assert "a target names either a namespace" in json.loads(err.value.body)["message"]
+    assert "a target names either a namespace" in json.loads(cast(str, err.value.body))["message"]
 
 
 def test_kubectl_prints_the_printer_columns(
@@ -130,7 +132,7 @@ def test_kubectl_prints_the_printer_columns(
     header = out.splitlines()[0].split()
     assert header == ["NAME", "VERSION", "PROGRESS", "READY", "AGE"]
     assert "cols" in out and "1.0.0" in out
-    env = {
+    env: dict[str, Any] = {
         "apiVersion": f"{G}/{V}",
         "kind": "Environment",
         "metadata": {"name": f"cols-{test_namespace}"},
@@ -154,14 +156,14 @@ def test_identities_and_rbac_are_real(
     kube: ControlPlane, kube_as: dict[str, client.ApiClient], test_namespace: str
 ) -> None:
     # erin (auditors) can list Releases but cannot create one.
-    items = client.CustomObjectsApi(kube_as["erin"]).list_namespaced_custom_object(
+    items: Any = client.CustomObjectsApi(kube_as["erin"]).list_namespaced_custom_object(
         G, V, test_namespace, "releases"
     )
     assert items["items"] == []
     with pytest.raises(ApiException) as err:
         create_release(kube_as["erin"], test_namespace, release_body("erin"))
     assert err.value.status == 403
-    assert "erin" in json.loads(err.value.body)["message"]
+    assert "erin" in json.loads(cast(str, err.value.body))["message"]
     # alice (release-requesters) can; bob (approvers) cannot.
     create_release(kube_as["alice"], test_namespace, release_body("alice"))
     with pytest.raises(ApiException) as err:
@@ -195,6 +197,7 @@ def test_a_deployment_becomes_available_through_kwok(
 
     def available() -> bool:
         d = apps.read_namespaced_deployment("web", test_namespace)
+        assert d.status is not None and d.metadata is not None
         return bool(
             d.status.available_replicas == 2
             and d.status.observed_generation == d.metadata.generation
@@ -214,6 +217,6 @@ def test_a_literal_secret_is_refused_without_being_echoed(kube_admin: client.Api
     with pytest.raises(ApiException) as err:
         client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", body)
     assert err.value.status == 422
-    message = json.loads(err.value.body)["message"]
+    message = json.loads(cast(str, err.value.body))["message"]
     assert "vault:<mount>/<path>#<key>" in message
-    assert secret not in err.value.body
+    assert secret not in cast(str, err.value.body)

@@ -14,6 +14,7 @@ import stat
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 from tests.integration.evidence.helpers import Clock, event
@@ -51,7 +52,7 @@ def test_a_release_is_ciphertext_in_etcd(
     assert stored.startswith(PREFIX), stored[:40]
     for plain in (marker.encode(), b"Release", b"stella.io/v1alpha1", b"alice"):
         assert plain not in stored
-    read = client.CustomObjectsApi(kube_as["alice"]).get_namespaced_custom_object(
+    read: Any = client.CustomObjectsApi(kube_as["alice"]).get_namespaced_custom_object(
         G, V, test_namespace, "releases", "enc"
     )
     assert read["spec"]["components"][0]["image"] == image
@@ -74,6 +75,7 @@ def test_an_evidence_configmap_is_ciphertext_in_etcd(
     for plain in (b"PromotionAuthorized", b"shop-7", b"payloadType", b"stella.io/evidence"):
         assert plain not in stored
     cm = client.CoreV1Api(kube_admin).read_namespaced_config_map(packet.configmap, test_namespace)
+    assert cm.metadata is not None and cm.metadata.labels is not None
     assert cm.metadata.labels["stella.io/release"] == "shop-7"
 
 

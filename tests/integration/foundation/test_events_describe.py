@@ -5,20 +5,22 @@ Release by name): describe finds Events by involvedObject.uid."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from kubernetes import client
 
+from devenv.controlplane import ControlPlane
 from stella.k8s import events
 
 DIGEST = "c" * 64
 
 
 def test_an_event_by_reference_is_shown_by_kubectl_describe(
-    kube,
+    kube: ControlPlane,
     kube_admin: client.ApiClient,
-    test_namespace: str,  # type: ignore[no-untyped-def]
+    test_namespace: str,
 ) -> None:
-    release = client.CustomObjectsApi(kube_admin).create_namespaced_custom_object(
+    release: Any = client.CustomObjectsApi(kube_admin).create_namespaced_custom_object(
         "stella.io",
         "v1alpha1",
         test_namespace,

@@ -4,15 +4,23 @@ are, and a freeze window time without an offset (read in timeZone) passes the sc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
+
+from devenv.controlplane import ControlPlane
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_samples_apply(kube, kube_admin: client.ApiClient) -> None:  # type: ignore[no-untyped-def]
+def _name(meta: client.V1ObjectMeta | None) -> str | None:
+    assert meta is not None  # the API server always sets it
+    return meta.name
+
+
+def test_the_samples_apply(kube: ControlPlane, kube_admin: client.ApiClient) -> None:
     core = client.CoreV1Api(kube_admin)
-    names = {n.metadata.name for n in core.list_namespace().items}
+    names = {_name(n.metadata) for n in core.list_namespace().items}
     if "shop" not in names:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="shop")))
     done = kube.kubectl(
@@ -39,7 +47,7 @@ def test_a_freeze_window_in_local_time_is_accepted(kube_admin: client.ApiClient)
             ]
         },
     }
-    created = client.CustomObjectsApi(kube_admin).create_cluster_custom_object(
+    created: Any = client.CustomObjectsApi(kube_admin).create_cluster_custom_object(
         "stella.io", "v1alpha1", "environments", body, dry_run="All"
     )
     window = created["spec"]["freezeWindows"][0]

@@ -15,6 +15,11 @@ from tests.unit.chart.test_chart import CA, CHART, DIGEST, HELM, LOG
 from stella.k8s.leader_endpoint import publish
 
 
+def _name(meta: client.V1ObjectMeta | None) -> str | None:
+    assert meta is not None  # the API server always sets it
+    return meta.name
+
+
 def _slice(api: client.ApiClient, ns: str) -> Any:
     return client.DiscoveryV1Api(api).read_namespaced_endpoint_slice("stella-agent-hub", ns)
 
@@ -22,7 +27,7 @@ def _slice(api: client.ApiClient, ns: str) -> Any:
 def test_the_leader_is_the_one_endpoint(kube_admin: client.ApiClient, test_namespace: str) -> None:
     client.CoreV1Api(kube_admin).create_namespaced_service(
         test_namespace,
-        {
+        {  # type: ignore[arg-type]  # the client sends a dict body as it is
             "metadata": {"name": "stella-agent-hub"},
             "spec": {"ports": [{"name": "hub", "port": 8443, "targetPort": 8443}]},
         },
@@ -41,7 +46,7 @@ def test_the_leader_is_the_one_endpoint(kube_admin: client.ApiClient, test_names
     slices = client.DiscoveryV1Api(kube_admin).list_namespaced_endpoint_slice(
         test_namespace, label_selector="kubernetes.io/service-name=stella-agent-hub"
     )
-    assert [s.metadata.name for s in slices.items] == ["stella-agent-hub"]
+    assert [_name(s.metadata) for s in slices.items] == ["stella-agent-hub"]
 
 
 def test_the_charts_role_allows_that_slice_only(kube_admin: client.ApiClient) -> None:
@@ -67,7 +72,7 @@ def test_the_charts_role_allows_that_slice_only(kube_admin: client.ApiClient) ->
     rbac.create_namespaced_role("default", role)
     rbac.create_namespaced_role_binding(
         "default",
-        {
+        {  # type: ignore[arg-type]  # the client sends a dict body as it is
             "metadata": {"name": "stella-agent-hub-check"},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
@@ -94,7 +99,7 @@ def test_the_charts_role_allows_that_slice_only(kube_admin: client.ApiClient) ->
 
 def _may(api: client.ApiClient, verb: str, name: str) -> bool:
     review = client.AuthorizationV1Api(api).create_subject_access_review(
-        {
+        {  # type: ignore[arg-type]  # the client sends a dict body as it is
             "spec": {
                 "user": "hub-check",
                 "resourceAttributes": {
@@ -107,4 +112,5 @@ def _may(api: client.ApiClient, verb: str, name: str) -> bool:
             }
         }
     )
+    assert review.status is not None
     return bool(review.status.allowed)

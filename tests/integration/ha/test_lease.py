@@ -20,6 +20,7 @@ def _electors(api: client.ApiClient, ns: str, n: int, name: str = "engine") -> l
 
 def _holder(api: client.ApiClient, ns: str, name: str = "engine") -> tuple[str | None, int]:
     lease = client.CoordinationV1Api(api).read_namespaced_lease(name, ns)
+    assert lease.spec is not None
     return lease.spec.holder_identity, int(lease.spec.lease_transitions or 0)
 
 

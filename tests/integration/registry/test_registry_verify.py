@@ -421,7 +421,7 @@ def test_bearer_token_is_fetched_again_when_it_expires(
     token_server.expires_in = 2  # cached for 1.5 s (expiry minus a quarter)
     try:
 
-        async def go() -> int:
+        async def go() -> tuple[int, int]:
             async with client_for(registry_token, extra=(token_server.host,)) as c:
                 await c.verify_digest(image, creds)
                 await c.verify_digest(image, creds)

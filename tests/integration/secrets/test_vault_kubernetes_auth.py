@@ -82,6 +82,7 @@ def test_kubernetes_auth_login_and_read(
         ),
     )
     jwt_file = tmp_path / "token"
+    assert token.status is not None and token.status.token is not None
     jwt_file.write_text(token.status.token)
 
     vault = VaultClient(
