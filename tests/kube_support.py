@@ -13,12 +13,18 @@ from kubernetes import client, config
 T = TypeVar("T")
 
 
-def api_client_for(kubeconfig: str, context: str) -> client.ApiClient:
+def api_client_for(kubeconfig: str, context: str | None) -> client.ApiClient:
     cfg = client.Configuration()
     config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig, context=context, client_configuration=cfg
     )
     return client.ApiClient(cfg)
+
+
+def custom_objects(api: client.ApiClient) -> Any:
+    """client.CustomObjectsApi(api), typed Any: kubernetes 37 types what its reads return
+    as object, and tests read them as the dicts they are."""
+    return client.CustomObjectsApi(api)
 
 
 def eventually(

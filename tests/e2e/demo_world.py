@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -46,11 +46,13 @@ class DemoWorld:
     v2: str  # shop/web 1.1, pinned
 
     @property
-    def custom(self) -> client.CustomObjectsApi:
+    def custom(self) -> Any:  # kubernetes 37 types its reads as object; tests index them
         return client.CustomObjectsApi(self.admin)
 
     def release(self, name: str) -> dict[str, Any]:
-        return self.custom.get_namespaced_custom_object(G, V, "shop", "releases", name)  # type: ignore[no-any-return]
+        return cast(
+            dict[str, Any], self.custom.get_namespaced_custom_object(G, V, "shop", "releases", name)
+        )
 
     def phase(self, release: str, env: str) -> str | None:
         with contextlib.suppress(client.exceptions.ApiException):
@@ -73,7 +75,9 @@ class DemoWorld:
         )
 
     def environment(self, name: str) -> dict[str, Any]:
-        return self.custom.get_cluster_custom_object(G, V, "environments", name)  # type: ignore[no-any-return]
+        return cast(
+            dict[str, Any], self.custom.get_cluster_custom_object(G, V, "environments", name)
+        )
 
     def env_status(self, name: str) -> dict[str, Any]:
         return self.environment(name).get("status") or {}
@@ -110,6 +114,7 @@ class DemoWorld:
 
     def deployed_image(self, env: str) -> str:
         d = client.AppsV1Api(self.admin).read_namespaced_deployment("web", f"shop-{env}")
+        assert d.spec is not None and d.spec.template.spec is not None
         return str(d.spec.template.spec.containers[0].image)
 
 
@@ -119,11 +124,13 @@ def operator_namespace(admin: client.ApiClient, prefix: str = "stella-docs") -> 
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     for role in rbac.list_namespaced_role(HOME_NS).items:
+        assert role.metadata is not None
         rbac.create_namespaced_role(
             name,
             client.V1Role(metadata=client.V1ObjectMeta(name=role.metadata.name), rules=role.rules),
         )
     for rb in rbac.list_namespaced_role_binding(HOME_NS).items:
+        assert rb.metadata is not None
         rbac.create_namespaced_role_binding(
             name,
             client.V1RoleBinding(
@@ -174,12 +181,12 @@ def _gone(fn: Any) -> bool:
     try:
         fn()
     except client.exceptions.ApiException as exc:
-        return exc.status == 404
+        return bool(exc.status == 404)
     return False
 
 
 def _teardown(admin: client.ApiClient) -> None:
-    core, custom = client.CoreV1Api(admin), client.CustomObjectsApi(admin)
+    core, custom = client.CoreV1Api(admin), cast(Any, client.CustomObjectsApi(admin))
     for act in custom.list_cluster_custom_object(G, V, "actions").get("items") or []:
         if (act.get("spec") or {}).get("environment") in STAGES:
             with contextlib.suppress(client.exceptions.ApiException):

@@ -35,7 +35,7 @@ def _docs(name: str) -> list[dict[str, Any]]:
 def as_user(admin: client.ApiClient, username: str) -> client.ApiClient:
     """An API client for ``admin``'s cluster that acts as ``username`` (impersonation)."""
     impersonating = client.ApiClient(admin.configuration)
-    impersonating.set_default_header("Impersonate-User", username)
+    impersonating.set_default_header("Impersonate-User", username)  # type: ignore[no-untyped-call]
     return impersonating
 
 
@@ -86,7 +86,7 @@ def install_passport_policy(admin: client.ApiClient, namespace: str) -> None:
         for d in docs
         if d and d["kind"] == "ValidatingAdmissionPolicy" and d["metadata"]["name"] == POLICY
     )
-    admission = client.AdmissionregistrationV1Api(admin)
+    admission: Any = client.AdmissionregistrationV1Api(admin)  # dict bodies, sent as they are
     admission.create_validating_admission_policy(policy)
     for doc in _docs("passport-binding.yaml") + _docs("passport-writer.yaml"):
         if doc["kind"] == "ValidatingAdmissionPolicy":
@@ -103,7 +103,7 @@ def install_passport_policy(admin: client.ApiClient, namespace: str) -> None:
 
 
 def uninstall_passport_policy(admin: client.ApiClient, namespace: str) -> None:
-    admission = client.AdmissionregistrationV1Api(admin)
+    admission: Any = client.AdmissionregistrationV1Api(admin)  # dict bodies, sent as they are
     for doc in _docs("passport-binding.yaml") + _docs("passport-writer.yaml"):
         if doc["kind"] == "ValidatingAdmissionPolicy":
             admission.delete_validating_admission_policy(doc["metadata"]["name"])

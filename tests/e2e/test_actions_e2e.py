@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -45,7 +45,7 @@ def refused(fn: Any) -> str:
         fn()
     except client.exceptions.ApiException as exc:
         assert exc.status in (403, 422), (exc.status, exc.body)
-        return str(json.loads(exc.body).get("message", exc.body))
+        return str(json.loads(cast(str, exc.body)).get("message", exc.body))
     raise AssertionError("the request was admitted")
 
 
@@ -60,6 +60,7 @@ def packets(admin: client.ApiClient, env: str, selector: str = "") -> list[dict[
     )
     out = []
     for cm in cms:
+        assert cm.data is not None
         envelope = json.loads(cm.data["envelope.json"])
         statement = json.loads(base64.b64decode(envelope["payload"]))
         out.append(statement["predicate"])
@@ -73,22 +74,22 @@ def action(api: client.ApiClient, kind: str, env: str, **spec: Any) -> dict[str,
         "metadata": {"generateName": f"{kind.lower()}-"},
         "spec": {"action": kind, "environment": env, **spec},
     }
-    return client.CustomObjectsApi(api).create_cluster_custom_object(  # type: ignore[no-any-return]
-        G, V, "actions", body
-    )
+    made = client.CustomObjectsApi(api).create_cluster_custom_object(G, V, "actions", body)
+    return cast(dict[str, Any], made)
 
 
 def get_action(admin: client.ApiClient, name: str) -> dict[str, Any]:
-    return client.CustomObjectsApi(admin).get_cluster_custom_object(  # type: ignore[no-any-return]
-        G, V, "actions", name
+    return cast(
+        dict[str, Any],
+        client.CustomObjectsApi(admin).get_cluster_custom_object(G, V, "actions", name),
     )
 
 
 def impersonating(kube: ControlPlane, user: str, group: str | None = None) -> client.ApiClient:
     api = api_client_for(str(kube.kubeconfig), "admin")
-    api.set_default_header("Impersonate-User", user)
+    api.set_default_header("Impersonate-User", user)  # type: ignore[no-untyped-call]
     if group:
-        api.set_default_header("Impersonate-Group", group)
+        api.set_default_header("Impersonate-Group", group)  # type: ignore[no-untyped-call]
     return api
 
 
@@ -141,7 +142,7 @@ def test_a_fresh_release_cannot_pose_as_a_rollback(
     good = shop.image("1.0")
     shop.release("rel-1", good, ["dev", "staging", "prod"])
     shop.wait_phase("rel-1", "prod", "Deployed", timeout=90)
-    alice = client.CustomObjectsApi(shop.users["alice"])
+    alice: Any = client.CustomObjectsApi(shop.users["alice"])  # its reads: dicts
     before = stella.metric("stella_security_events_total", signal="UnauthorizedAction")
 
     # alice's fresh image for [prod] only, posing as a rollback of rel-1: refused, because
@@ -212,7 +213,7 @@ def test_a_fresh_release_cannot_pose_as_a_rollback(
     out = stella_as(kube, "bob", "rollback", prod, "--to", f"{shop.release_ns}/rel-1")
     assert out.returncode == 1 and "Traceback" not in out.stderr, out
     assert out.stderr.startswith("error: rollback refused:"), out
-    rbac = client.RbacAuthorizationV1Api(shop.admin)
+    rbac: Any = client.RbacAuthorizationV1Api(shop.admin)  # dict bodies, sent as they are
     role = f"{shop.prefix}-creates-releases"
     rbac.create_cluster_role(
         {
@@ -269,7 +270,7 @@ def test_promote_is_an_authorized_action_that_names_who_promoted(
     image = shop.image("3.0")
     # A requester writing the old annotation at create time is refused, and told the way.
     before = stella.metric("stella_security_events_total", signal="ForgedIdentity")
-    alice = client.CustomObjectsApi(shop.users["alice"])
+    alice: Any = client.CustomObjectsApi(shop.users["alice"])  # its reads: dicts
     msg = refused(
         lambda: alice.create_namespaced_custom_object(
             G,
@@ -344,9 +345,12 @@ def test_a_recreated_release_needs_fresh_approvals(stella: OperatorProcess, shop
         lambda: any(
             c.get("reason") == "ReleaseReplaced"
             for c in (
-                client.CustomObjectsApi(shop.admin)
-                .get_namespaced_custom_object(G, V, shop.release_ns, "approvals", name)
-                .get("status")
+                cast(
+                    dict[str, Any],
+                    client.CustomObjectsApi(shop.admin).get_namespaced_custom_object(
+                        G, V, shop.release_ns, "approvals", name
+                    ),
+                ).get("status")
                 or {}
             ).get("conditions", [])
         ),
@@ -368,7 +372,7 @@ def test_a_recreated_release_needs_fresh_approvals(stella: OperatorProcess, shop
 
 
 def _delete_release(shop: Shop, name: str) -> None:
-    api = client.CustomObjectsApi(shop.admin)
+    api: Any = client.CustomObjectsApi(shop.admin)  # its reads: dicts
     api.delete_namespaced_custom_object(G, V, shop.release_ns, "releases", name)
     eventually(
         lambda: (
@@ -465,7 +469,7 @@ def test_a_grant_of_approve_on_prod_alone_lets_grace_approve_prod_not_staging(
     shop.environment("dev")
     staging = shop.environment("staging", requires=["dev"], approvals={"required": 1})
     prod = shop.environment("prod", requires=["staging"], approvals={"required": 1})
-    rbac = client.RbacAuthorizationV1Api(shop.admin)
+    rbac: Any = client.RbacAuthorizationV1Api(shop.admin)  # dict bodies, sent as they are
     role = f"{shop.prefix}-approve-prod"
     rbac.create_cluster_role(
         {

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -72,7 +72,7 @@ def signals(op: OperatorProcess) -> dict[str, float]:
 
 def message_of(exc: ApiException) -> str:
     try:
-        return str(json.loads(exc.body).get("message", exc.body))
+        return str(json.loads(cast(str, exc.body)).get("message", exc.body))
     except (TypeError, ValueError):
         return str(exc.body)
 
@@ -241,22 +241,24 @@ class World:
     outsider_ns: str  # a namespace no Environment lets release (no team=shop label)
     unmanaged_ns: str  # not labelled stella.io/managed
 
-    def crd(self, user: str) -> client.CustomObjectsApi:
+    def crd(self, user: str) -> Any:  # kubernetes 37 types reads object; tests index dicts
         return client.CustomObjectsApi(self.admin if user == "admin" else self.users[user])
 
     def create_release(
         self, user: str, body: dict[str, Any], ns: str | None = None, dry_run: bool = False
     ) -> dict[str, Any]:
-        return self.crd(user).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = self.crd(user).create_namespaced_custom_object(
             G, V, ns or self.shop.release_ns, "releases", body, dry_run="All" if dry_run else None
         )
+        return cast(dict[str, Any], made)
 
     def create_approval(
         self, user: str, body: dict[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
-        return self.crd(user).create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = self.crd(user).create_namespaced_custom_object(
             G, V, self.shop.release_ns, "approvals", body, dry_run="All" if dry_run else None
         )
+        return cast(dict[str, Any], made)
 
     def ledger(self) -> Ledger:
         return Ledger(self.op, self.admin)
@@ -604,7 +606,7 @@ def decide_at_once(world: World, user: str, release: str, decisions: list[str]) 
 
 def packets(world: World, release: str) -> list[Statement]:
     """The evidence packets of the chain of `once` about `release`, in sequence order."""
-    items = (
+    items: list[Any] = (  # ConfigMaps with their labels and data set
         client.CoreV1Api(world.admin)
         .list_namespaced_config_map(
             "stella-system", label_selector=chain_selector(world.shop.env_name("once"))
@@ -640,13 +642,16 @@ def test_decisions_sent_at_once_decide_what_one_decision_does(world: World) -> N
     progress = shop.wait_phase("r-once-1", "once", "Deployed", timeout=120)
     assert [(a["approver"], a["decision"]) for a in progress["approvals"]] == [("bob", "Approve")]
     assert shop.deployed_image("once") == image
-    statements = eventually(
-        lambda: (
-            (s := packets(world, "r-once-1"))
-            and any(p.predicate.kind == "PromotionDeployed" for p in s)
-            and s
+    statements = cast(
+        list[Statement],
+        eventually(
+            lambda: (
+                (s := packets(world, "r-once-1"))
+                and any(p.predicate.kind == "PromotionDeployed" for p in s)
+                and s
+            ),
+            what="r-once-1's evidence",
         ),
-        what="r-once-1's evidence",
     )
     authorized = [p.predicate for p in statements if p.predicate.kind == "PromotionAuthorized"]
     assert len(authorized) == 1

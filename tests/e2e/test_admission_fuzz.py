@@ -58,7 +58,7 @@ class Target:
     release: str  # a real Release by alice into env, for Approvals to name
     alice: client.CustomObjectsApi
     bob: client.CustomObjectsApi
-    admin: client.CustomObjectsApi
+    admin: Any  # a CustomObjectsApi: its reads (typed object) are indexed as dicts
     operator: client.CustomObjectsApi
 
 
@@ -616,7 +616,8 @@ stamp_values = st.one_of(
         ]
     ),
 )
-annotations = st.dictionaries(st.sampled_from(STAMPS), stamp_values, max_size=3)
+# (not named `annotations`: mypy takes that for the __future__ feature imported above)
+stamp_maps = st.dictionaries(st.sampled_from(STAMPS), stamp_values, max_size=3)
 
 
 @st.composite
@@ -636,7 +637,7 @@ def action_bodies(draw: st.DrawFn, ns: str, rel: str, env: str) -> dict[str, Any
     body: dict[str, Any] = {
         "apiVersion": f"{G}/{V}",
         "kind": "Action",
-        "metadata": {"generateName": "fz-", "annotations": draw(annotations)},
+        "metadata": {"generateName": "fz-", "annotations": draw(stamp_maps)},
         "spec": damaged(draw, rough, spec),
     }
     return body
@@ -676,7 +677,7 @@ def test_fuzzed_stamps_on_releases_are_refused_unless_they_are_stellas(
     target: Target, data: st.DataObject
 ) -> None:
     base = release(f"{ALLOWED_REGISTRY}/shop/web@sha256:{'b' * 64}", [target.env])
-    body = {**base, "metadata": {"generateName": "fz-", "annotations": data.draw(annotations)}}
+    body = {**base, "metadata": {"generateName": "fz-", "annotations": data.draw(stamp_maps)}}
     made = send(
         lambda: target.alice.create_namespaced_custom_object(
             G, V, target.ns, "releases", body, dry_run="All"

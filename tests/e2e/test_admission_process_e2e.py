@@ -90,7 +90,9 @@ def test_admission_runs_apart_and_cannot_write(split: Split, kube: ControlPlane)
     none; admission's identity reads Stella's objects and can change none of them."""
     assert split.admission.hook_port and not split.engine.hook_port
     assert "serving webhooks" in split.admission.logs()
-    api = config.new_client_from_config(str(kube.kubeconfig_for(ADMISSION_USER)))
+    api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        str(kube.kubeconfig_for(ADMISSION_USER))
+    )
     authz = client.AuthorizationV1Api(api)
 
     def may(verb: str, resource: str, group: str = "stella.io", sub: str = "") -> bool:
@@ -103,6 +105,7 @@ def test_admission_runs_apart_and_cannot_write(split: Split, kube: ControlPlane)
                 )
             )
         )
+        assert review.status is not None
         return bool(review.status.allowed)
 
     assert may("watch", "approvals") and may("list", "releases") and may("get", "environments")

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -44,7 +44,7 @@ from tests.e2e.passport_admission import (
     wait_refused,
     writer_refusal,
 )
-from tests.kube_support import api_client_for, eventually, grant_configmap_writes
+from tests.kube_support import api_client_for, custom_objects, eventually, grant_configmap_writes
 
 from devenv.controlplane import ControlPlane
 from devenv.proc import Process
@@ -105,17 +105,15 @@ class Remote:
 
     def kubeconfig_for(self, account: str, namespace: str, path: Path) -> Path:
         """A kubeconfig holding only that ServiceAccount's token (an hour)."""
-        token = (
-            client.CoreV1Api(self.admin)
-            .create_namespaced_service_account_token(
-                account,
-                namespace,
-                client.AuthenticationV1TokenRequest(
-                    spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-                ),
-            )
-            .status.token
+        made = client.CoreV1Api(self.admin).create_namespaced_service_account_token(
+            account,
+            namespace,
+            client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+            ),
         )
+        assert made.status is not None
+        token = made.status.token
         path.write_text(
             yaml.safe_dump(
                 {
@@ -149,7 +147,7 @@ class Remote:
         return path
 
     def deployment(self, image: str, node_selector: dict[str, str] | None = None) -> None:
-        apps = client.AppsV1Api(self.admin)
+        apps: Any = client.AppsV1Api(self.admin)  # a dict body, sent as it is
         if self._exists():
             apps.delete_namespaced_deployment("web", TARGET_NS)
         eventually(lambda: not self._exists(), what="old web gone")
@@ -280,7 +278,7 @@ class Rig:
         environment: str = "remote",
     ) -> str:
         name = f"t-{uuid.uuid4().hex[:8]}"
-        client.CustomObjectsApi(self.admin).create_namespaced_custom_object(
+        custom_objects(self.admin).create_namespaced_custom_object(
             G,
             V,
             NS,
@@ -332,7 +330,7 @@ class Rig:
     ) -> str:
         """dev here (a namespace), then staging: the agents labelled cluster=CLUSTER."""
         shop.environment("dev")
-        staging = shop.env_name("staging")
+        staging: str = shop.env_name("staging")
         spec: dict[str, Any] = {
             "requires": [shop.env_name("dev")],
             "targets": [
@@ -343,7 +341,7 @@ class Rig:
         }
         if approvals:
             spec["approvals"] = {"required": approvals, "approverGroups": ["release-approvers"]}
-        client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+        custom_objects(shop.admin).create_cluster_custom_object(
             G,
             V,
             "environments",
@@ -359,8 +357,8 @@ class Rig:
 
     def agents_only_environment(self, shop: Any, stage: str, agent: str, **spec: Any) -> str:
         """An Environment of its own whose one target is the agent `agent`."""
-        env = shop.env_name(stage)
-        client.CustomObjectsApi(shop.admin).create_cluster_custom_object(
+        env: str = shop.env_name(stage)
+        custom_objects(shop.admin).create_cluster_custom_object(
             G,
             V,
             "environments",
@@ -384,13 +382,13 @@ class Rig:
         return env
 
     def tasks_of(self, agent: str) -> list[dict[str, Any]]:
-        items = client.CustomObjectsApi(self.admin).list_namespaced_custom_object(
+        items = custom_objects(self.admin).list_namespaced_custom_object(
             G, V, NS, "agenttasks", label_selector=f"stella.io/agent={agent}"
         )["items"]
         return list(items)
 
     def serial(self, agent: str) -> str:
-        body = client.CustomObjectsApi(self.admin).get_cluster_custom_object(G, V, "agents", agent)
+        body = custom_objects(self.admin).get_cluster_custom_object(G, V, "agents", agent)
         return str(body["status"]["certificate"]["serial"])
 
     def hold_rollouts(self, key: str) -> None:
@@ -400,7 +398,9 @@ class Rig:
 
     def release_rollouts(self, key: str) -> None:
         core = client.CoreV1Api(self.remote.admin)
-        node = core.list_node().items[0].metadata.name
+        meta = core.list_node().items[0].metadata
+        assert meta is not None and meta.name is not None
+        node = meta.name
         core.patch_node(node, {"metadata": {"labels": {key: "go"}}})
 
     def smoke_plugin(self, shop: Any, port: int, entry_points: list[str]) -> str:
@@ -420,7 +420,7 @@ class Rig:
             capabilities={"network": [{"host": "127.0.0.1", "port": port, "scheme": "http"}]},
             inputs=[{"name": "url", "required": True}],
         )
-        api = client.CustomObjectsApi(shop.admin)
+        api = custom_objects(shop.admin)
         keys = [{"keyId": k, "publicKey": p} for k, p in publisher.trust.items()]
         for plural, kind, name, spec in (
             ("pluginpublishers", "PluginPublisher", publisher.name, {"keys": keys}),
@@ -441,14 +441,12 @@ class Rig:
         return str(manifest.name)
 
     def remove_plugin(self, shop: Any, name: str) -> None:
-        api = client.CustomObjectsApi(shop.admin)
+        api = custom_objects(shop.admin)
         api.delete_cluster_custom_object(G, V, "plugins", name)
         api.delete_cluster_custom_object(G, V, "pluginpublishers", self.publishers.pop(name))
 
     def task_status(self, name: str) -> dict[str, Any]:
-        body = client.CustomObjectsApi(self.admin).get_namespaced_custom_object(
-            G, V, NS, "agenttasks", name
-        )
+        body = custom_objects(self.admin).get_namespaced_custom_object(G, V, NS, "agenttasks", name)
         return dict(body.get("status") or {})
 
 
@@ -487,9 +485,9 @@ def test_an_agent_deploys_into_its_own_cluster(rig: Rig) -> None:
     status = rig.task_status(name)
     assert status["phase"] == "Succeeded", status
     assert status["previousImages"] == [{"component": "web", "image": old}]
-    serial = client.CustomObjectsApi(rig.admin).get_cluster_custom_object(G, V, "agents", agent)[
-        "status"
-    ]["certificate"]["serial"]
+    serial = custom_objects(rig.admin).get_cluster_custom_object(G, V, "agents", agent)["status"][
+        "certificate"
+    ]["serial"]
     assert status["certificateSerial"] == serial
     assert rig.remote.web().spec.template.spec.containers[0].image == new
     # Done is done: the task is not handed out again.
@@ -567,7 +565,7 @@ def test_a_release_promotes_from_here_into_an_agents_cluster(rig: Rig, shop: Any
         proc.stop()
     assert rig.remote.web().spec.template.spec.containers[0].image == new
     assert home.name in done["message"]
-    agent = client.CustomObjectsApi(rig.admin).get_cluster_custom_object(G, V, "agents", home.name)
+    agent = custom_objects(rig.admin).get_cluster_custom_object(G, V, "agents", home.name)
     serial = agent["status"]["certificate"]["serial"]
     chain = [p for p in packets(shop.admin, staging) if p.get("release", {}).get("name") == "rel-a"]
     authorized = [p for p in chain if p["kind"] == "PromotionAuthorized"]
@@ -597,7 +595,7 @@ def test_a_task_gets_its_targets_registry_credentials_once(
     kv = hvac.Client(url=rig.openbao.addr, token=rig.openbao.root_token).secrets.kv.v2
     kv.create_or_update_secret(path=path, secret={"username": user, "password": password})
     env_name = f"remote-{uuid.uuid4().hex[:6]}"
-    client.CustomObjectsApi(rig.admin).create_cluster_custom_object(
+    custom_objects(rig.admin).create_cluster_custom_object(
         G,
         V,
         "environments",
@@ -654,9 +652,7 @@ def test_a_task_gets_its_targets_registry_credentials_once(
         status = rig.task_status(second)
         assert status["phase"] == "Failed" and "already" in status["message"], status
     finally:
-        client.CustomObjectsApi(rig.admin).delete_cluster_custom_object(
-            G, V, "environments", env_name
-        )
+        custom_objects(rig.admin).delete_cluster_custom_object(G, V, "environments", env_name)
 
 
 def test_a_revoked_agents_task_goes_to_another_agent(rig: Rig, shop: Any) -> None:
@@ -705,7 +701,7 @@ def test_a_revoked_agents_task_goes_to_another_agent(rig: Rig, shop: Any) -> Non
     finally:
         for proc in procs:
             proc.stop()
-    took_over = client.CustomObjectsApi(rig.admin).get_namespaced_custom_object(
+    took_over = custom_objects(rig.admin).get_namespaced_custom_object(
         G, V, NS, "agenttasks", f"{name}-r1"
     )
     assert took_over["spec"]["replaces"] == name
@@ -943,7 +939,7 @@ def test_the_supply_chain_policy_holds_for_agent_targets(rig: Rig, shop: Any) ->
         proc.stop()
         platform.delete_namespaced_config_map(trust, "stella-system")
     assert p["reason"] == "SignatureMissing", p
-    tasks = client.CustomObjectsApi(rig.admin).list_namespaced_custom_object(G, V, NS, "agenttasks")
+    tasks = custom_objects(rig.admin).list_namespaced_custom_object(G, V, NS, "agenttasks")
     assert not [t for t in tasks["items"] if "rel-sc" in json.dumps(t.get("spec", {}))]
     assert rig.remote.web().spec.template.spec.containers[0].image == old
 
@@ -966,7 +962,7 @@ def test_plugin_steps_hold_and_follow_an_agent_promotion(rig: Rig, shop: Any) ->
         for at in ("Gate", "PostDeploy")
     ]
     env = rig.agents_only_environment(shop, "gated-agent", home.name, plugins=steps)
-    api = client.CustomObjectsApi(shop.admin)
+    api = custom_objects(shop.admin)
     proc = rig.background_agent(home, "--interval", "2", "--capability", "deploy.kubernetes")
     try:
         shop.release("rel-pl", new, ["gated-agent"])
@@ -1185,7 +1181,7 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
         assert "no params found" in wait_refused(remote, ns, passported)
         # Only the pipeline's identity writes the parameter (passport-writer.yaml): not the
         # cluster's admin, so not anyone who may edit ConfigMaps in the namespace either.
-        admin_core = client.CoreV1Api(remote)
+        admin_core: Any = client.CoreV1Api(remote)  # a dict body, sent as it is
         why = eventually(
             lambda: writer_refusal(lambda: admin_core.create_namespaced_config_map(ns, params)),
             timeout=30,
@@ -1193,14 +1189,18 @@ def test_a_cluster_without_stella_refuses_a_digest_without_a_prod_passport(
         )
         assert f"{PARAMS_WRITER} (running stella passport params), and admin may not" in why
         grant_configmap_writes(remote, ns, PARAMS_WRITER)  # the pipeline's RBAC
-        client.CoreV1Api(as_user(remote, PARAMS_WRITER)).create_namespaced_config_map(ns, params)
+        writer: Any = client.CoreV1Api(as_user(remote, PARAMS_WRITER))  # the same dict body
+        writer.create_namespaced_config_map(ns, params)
         forged = {"data": {bucket_key(other): other.rsplit("@", 1)[1]}}
         patch = admin_core.patch_namespaced_config_map
         assert writer_refusal(lambda: patch("stella-passport-digests", ns, forged))
-        why = eventually(
-            lambda: (r := pod_refusal(remote, ns, other)) and "digest-not-approved" in r and r,
-            timeout=30,
-            what="the parameter read by the policy",
+        why = cast(
+            str,
+            eventually(
+                lambda: (r := pod_refusal(remote, ns, other)) and "digest-not-approved" in r and r,
+                timeout=30,
+                what="the parameter read by the policy",
+            ),
         )
         assert "Stella passport" in why, why
         assert pod_refusal(remote, ns, passported) is None  # admitted

@@ -22,7 +22,7 @@ import yaml
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess, hub_settings, running_operator
 from tests.e2e.test_actions_e2e import packets, stella_as
-from tests.kube_support import eventually
+from tests.kube_support import custom_objects, eventually
 
 from devenv.controlplane import ControlPlane
 from devenv.services import OpenBao
@@ -81,7 +81,7 @@ def test_enrol_report_in_and_revoke_as_people_do(
     out = stella_as(kube, "frank", "agent", "enroll", name, "--expires", "10m", "-o", "json")
     assert out.returncode == 0, out.stderr
     token = json.loads(out.stdout)["token"]
-    stored = client.CustomObjectsApi(kube_as["admin"]).get_cluster_custom_object(
+    stored = custom_objects(kube_as["admin"]).get_cluster_custom_object(
         "stella.io", "v1alpha1", "agents", name
     )
     assert token not in json.dumps(stored)
@@ -113,9 +113,7 @@ def test_enrol_report_in_and_revoke_as_people_do(
     assert greedy.returncode == 1 and "exec.plugin" in greedy.stderr
 
     admin = kube_as["admin"]
-    agent = client.CustomObjectsApi(admin).get_cluster_custom_object(
-        "stella.io", "v1alpha1", "agents", name
-    )
+    agent = custom_objects(admin).get_cluster_custom_object("stella.io", "v1alpha1", "agents", name)
     serial = agent["status"]["certificate"]["serial"]
     registered = agent_packets(admin, name)
     assert [p["kind"] for p in registered] == ["AgentRegistered"], registered
@@ -130,7 +128,7 @@ def test_enrol_report_in_and_revoke_as_people_do(
     done = eventually(
         lambda: (
             (
-                st := client.CustomObjectsApi(admin).get_cluster_custom_object(
+                st := custom_objects(admin).get_cluster_custom_object(
                     "stella.io", "v1alpha1", "agents", name
                 )["status"]
             ).get("revokedAt")

@@ -21,7 +21,7 @@ import yaml
 from kubernetes import client
 from tests.e2e.shop import Shop, operated_shop
 from tests.e2e.test_actions_e2e import packets
-from tests.kube_support import eventually, install_argocd_crd
+from tests.kube_support import custom_objects, eventually, install_argocd_crd
 
 from devenv.argocd import ArgoCD, GitRepos, server_secret_key
 from devenv.controlplane import ControlPlane
@@ -81,7 +81,7 @@ class World:
     revision: str  # the git commit the Applications track
 
     def app(self, stage: str) -> dict[str, Any]:
-        api = client.CustomObjectsApi(self.shop.admin)
+        api = custom_objects(self.shop.admin)
         return dict(api.get_namespaced_custom_object(*A, self.ns, "applications", f"shop-{stage}"))
 
     def syncs(self, stage: str) -> int:
@@ -136,7 +136,7 @@ def _argocd_namespace(kube: ControlPlane, admin: client.ApiClient, ns: str) -> N
             "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
         },
     }
-    client.CustomObjectsApi(admin).create_namespaced_custom_object(*A, ns, "appprojects", project)
+    custom_objects(admin).create_namespaced_custom_object(*A, ns, "appprojects", project)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,7 @@ def world(
             }
             files.update({f"chart/{k}": v for k, v in helm_chart(initial).items()})
             revision = git.commit("shop", files, "shop: dev and prod, and a chart")
-            api = client.CustomObjectsApi(kube_admin)
+            api = custom_objects(kube_admin)
             for i, stage in enumerate(STAGES):
                 target = [{"application": {"name": f"shop-{stage}", "namespace": ns}}]
                 shop.environment(
@@ -195,13 +195,13 @@ def world(
                     },
                 })  # fmt: skip
             # An Application of a Helm chart: Stella sets the parameter its target names.
-            target = {"name": "shop-helm", "namespace": ns, "helmParameters": [
+            helm_target = {"name": "shop-helm", "namespace": ns, "helmParameters": [
                 {"component": "web", "parameter": "web.image"}
             ]}  # fmt: skip
             shop.environment(
                 "helm",
                 replicas=1,
-                targets=[{"application": target}],
+                targets=[{"application": helm_target}],
                 rollout={"timeout": "300s", "rollbackOnFailure": True},
             )
             api.create_namespaced_custom_object(*A, ns, "applications", {
@@ -228,8 +228,12 @@ def world(
                 what="Argo CD's first sync of shop-helm",
             )
             for stage in STAGES:
+
+                def synced(stage: str = stage) -> bool:
+                    return world.settled(stage, kustomize([initial]))
+
                 eventually(
-                    lambda stage=stage: world.settled(stage, kustomize([initial])),
+                    synced,
                     timeout=240,
                     what=f"Argo CD's first sync of shop-{stage}",
                 )
@@ -252,8 +256,12 @@ def test_real_argo_cd_promotes_dev_to_prod_once_each_without_a_fight(world: Worl
             f"Application {world.ns}/shop-{stage} sync Synced, health Healthy at" in got["message"]
         )
     for stage in STAGES:
+
+        def settled(stage: str = stage) -> bool:
+            return world.settled(stage, kustomize([image]))
+
         eventually(
-            lambda stage=stage: world.settled(stage, kustomize([image])),
+            settled,
             timeout=60,
             what="settled",
         )

@@ -23,7 +23,7 @@ import pytest
 from kubernetes import client
 from tests.e2e.shop import Shop, operated_shop
 from tests.e2e.test_actions_e2e import packets
-from tests.kube_support import install_argocd_crd
+from tests.kube_support import custom_objects, install_argocd_crd
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
@@ -36,7 +36,7 @@ class FakeArgoCD:
     namespace whose override it has not yet synced. LABELLED TEST DOUBLE (module doc)."""
 
     def __init__(self, admin: client.ApiClient, namespace: str) -> None:
-        self.api = client.CustomObjectsApi(admin)
+        self.api = custom_objects(admin)
         self.namespace = namespace
         self.bad: set[str] = set()
         self.syncs: dict[str, int] = {}
@@ -126,7 +126,7 @@ def world(
             kube, kube_admin, kube_as, registry, tmp_path_factory.mktemp("argocd"), "acd"
         ) as (shop, _):
             initial = shop.image("0.9")
-            api = client.CustomObjectsApi(kube_admin)
+            api = custom_objects(kube_admin)
             for stage in ("dev", "prod"):
                 api.create_namespaced_custom_object(
                     *A, apps_ns, "applications", application(f"shop-{stage}", [initial])
@@ -142,7 +142,7 @@ def world(
 
 
 def override(admin: client.ApiClient, ns: str, name: str) -> list[str]:
-    app = client.CustomObjectsApi(admin).get_namespaced_custom_object(*A, ns, "applications", name)
+    app = custom_objects(admin).get_namespaced_custom_object(*A, ns, "applications", name)
     return list(app["spec"]["source"]["kustomize"]["images"])
 
 
@@ -172,7 +172,7 @@ def test_a_degraded_helm_application_gets_its_old_parameter_value_back(
     """The Helm parameter a target names, the other parameters kept; a Degraded sync puts
     the old value back (the real Argo CD test shows the parameter rendered and synced)."""
     shop, argocd, ns, initial = world
-    api = client.CustomObjectsApi(shop.admin)
+    api = custom_objects(shop.admin)
     body = application("shop-helm", [])
     source = body["spec"]["source"]
     del source["kustomize"]

@@ -56,7 +56,7 @@ class Console:
         ctx = ssl.create_default_context(cafile=str(self.ca))
         conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx, timeout=10)
         conn.request(method, path, headers=headers or {})
-        resp = conn.getresponse()
+        resp: Any = conn.getresponse()  # it carries the body read, below
         resp.body = resp.read().decode(errors="replace")
         conn.close()
         return resp
@@ -542,7 +542,7 @@ def _deliver(
             "X-Stella-Signature": sign(SecretValue(secret), stamp, nonce, body),
         },
     )
-    resp = conn.getresponse()
+    resp: Any = conn.getresponse()  # it carries the body read, and what was sent
     resp.body = resp.read().decode(errors="replace")
     resp.nonce, resp.stamp = nonce, stamp
     conn.close()
@@ -556,7 +556,7 @@ def test_a_receiver_naming_an_environment_that_does_not_exist_is_refused_when_wr
     server refuses the Receiver at once (Stella's admission), saying which and what to do."""
     import yaml
 
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": f"{G}/{V}", "kind": "Receiver",
         "metadata": {"name": "typo", "namespace": "shop"},
         "spec": {
@@ -689,7 +689,7 @@ def test_a_push_to_the_registry_becomes_a_pinned_release_through_its_own_notifie
     hvac.Client(url=openbao.addr, token=openbao.root_token).secrets.kv.v2.create_or_update_secret(
         path="hooks/registry", secret={"token": key}
     )
-    endpoint = {
+    endpoint: dict[str, object] = {
         "name": "stella",
         "url": f"{console.url}/hooks/shop/registry",
         "headers": {"Authorization": [f"Bearer {key}"]},

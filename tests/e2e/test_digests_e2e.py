@@ -131,7 +131,7 @@ def condition(status: dict[str, Any], type_: str) -> dict[str, Any] | None:
 
 
 def evidence_kinds(admin: client.ApiClient, env: str) -> set[str]:
-    cms = (
+    cms: list[Any] = (  # evidence ConfigMaps: their labels are set
         client.CoreV1Api(admin)
         .list_namespaced_config_map(
             NS, label_selector=f"stella.io/evidence=packet,stella.io/environment={env}"

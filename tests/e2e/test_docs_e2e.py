@@ -33,7 +33,7 @@ import pytest
 from kubernetes import client
 from tests.docs_blocks import DOCS, ROOT, Block, Command, blocks
 from tests.e2e.demo_world import DemoWorld, demo_world
-from tests.kube_support import eventually
+from tests.kube_support import custom_objects, eventually
 
 from devenv.controlplane import ControlPlane
 
@@ -189,7 +189,7 @@ def test_every_command_block_runs_as_the_docs_say(world: DemoWorld, tmp_path: Pa
     assert not world.env_status("prod").get("suspended")
     assert "freezeWindows" not in (world.environment("prod").get("spec") or {})
     rollbacks = [
-        r for r in client.CustomObjectsApi(world.admin).list_namespaced_custom_object(
+        r for r in custom_objects(world.admin).list_namespaced_custom_object(
             "stella.io", "v1alpha1", "shop", "releases"
         )["items"]
         if "stella.io/rollback" in (r["metadata"].get("annotations") or {})

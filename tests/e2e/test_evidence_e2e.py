@@ -166,7 +166,7 @@ def log_rows(pg: Postgres, db: str, chain: str) -> list[tuple[str, int]]:
 
 def configmap_packets(admin: client.ApiClient, ns: str, chain: str) -> list[tuple[str, str]]:
     """(name, kind) of every evidence ConfigMap of one chain, in sequence order."""
-    items = (
+    items: list[Any] = (  # ConfigMaps with their names and labels set
         client.CoreV1Api(admin)
         .list_namespaced_config_map(ns, label_selector=chain_selector(chain))
         .items
@@ -379,6 +379,7 @@ def test_vault_transit_postgres_happy_path_audit_export_and_tamper(
     # approved (the API server refuses any edit of an immutable ConfigMap).
     name = configmap_name(staging, 2)
     original = core.read_namespaced_config_map(name, ns)
+    assert original.metadata is not None and original.data is not None
     envelope = json.loads(original.data[DATA_ENVELOPE])
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement["predicate"]["approvals"][0]["approver"] == "bob"

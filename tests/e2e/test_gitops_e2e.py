@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -80,7 +81,7 @@ def _what_git_owns(kube: ControlPlane, env: str, ns: str, rel: str) -> list[obje
     """Spec, generation, labels and annotations of both objects (not status, which the
     operator keeps writing, nor managedFields and kubectl's last-applied annotation, which
     a first server-side apply takes over: kubectl's bookkeeping, not the object)."""
-    out = []
+    out: list[object] = []
     for args in ([f"environment/{env}"], ["-n", ns, f"release/{rel}"]):
         obj = json.loads(kube.kubectl("admin", "get", *args, "-o", "json").stdout)
         meta = obj["metadata"]
@@ -150,10 +151,11 @@ def test_health_of_the_objects_the_operator_moves(shop: Shop, kube: ControlPlane
     api = client.CustomObjectsApi(shop.admin)
 
     def live_release() -> dict[str, object]:
-        return api.get_namespaced_custom_object(G, V, ns, "releases", rel)  # type: ignore[no-any-return]
+        return cast(dict[str, object], api.get_namespaced_custom_object(G, V, ns, "releases", rel))
 
     def live_env(stage: str) -> dict[str, object]:
-        return api.get_cluster_custom_object(G, V, "environments", shop.env_name(stage))  # type: ignore[no-any-return]
+        env = api.get_cluster_custom_object(G, V, "environments", shop.env_name(stage))
+        return cast(dict[str, object], env)
 
     waiting = health("Release", live_release())
     assert waiting["status"] == "Suspended", waiting

@@ -80,13 +80,20 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 def _ready(op: OperatorProcess) -> bool:
     try:
         with urllib.request.urlopen(f"{op.url}/readyz", timeout=0.5) as r:
-            return r.status == 200
+            return bool(r.status == 200)
     except OSError:
         return False
 
 
+def _generation(apps: client.AppsV1Api, namespace: str) -> int | None:
+    meta = apps.read_namespaced_deployment("web", namespace).metadata
+    assert meta is not None
+    return meta.generation
+
+
 def _holder(admin: client.ApiClient) -> str:
     lease = client.CoordinationV1Api(admin).read_namespaced_lease("stella-engine", "stella-system")
+    assert lease.spec is not None
     return str(lease.spec.holder_identity or "")
 
 
@@ -200,7 +207,7 @@ def test_the_standby_takes_over_mid_rollout_and_finishes_exactly_once(
     apps = client.AppsV1Api(kube_admin)
     target = shop.target_ns("dev")
     eventually(lambda: shop.deployed_image("dev") == shop.image("10.0"), what="template patched")
-    generation = apps.read_namespaced_deployment("web", target).metadata.generation
+    generation = _generation(apps, target)
 
     probe = AdmissionProbe(shop)
     time.sleep(1.0)
@@ -209,7 +216,9 @@ def test_the_standby_takes_over_mid_rollout_and_finishes_exactly_once(
     a.proc.kill()
     eventually(lambda: "holding lease" in b.logs(), timeout=6 * LEASE_SECONDS, what="b leads")
     took_over = time.monotonic()
-    node = client.CoreV1Api(kube_admin).list_node().items[0].metadata.name
+    first_node = client.CoreV1Api(kube_admin).list_node().items[0].metadata
+    assert first_node is not None and first_node.name is not None
+    node = first_node.name
     client.CoreV1Api(kube_admin).patch_node(node, {"metadata": {"labels": {label: "go"}}})
     try:
         shop.wait_phase("rel-ha", "dev", "Deployed", timeout=120)
@@ -220,7 +229,7 @@ def test_the_standby_takes_over_mid_rollout_and_finishes_exactly_once(
         client.CoreV1Api(kube_admin).patch_node(node, {"metadata": {"labels": {label: None}}})
 
     # Exactly once: one template change, one authorization, one outcome.
-    assert apps.read_namespaced_deployment("web", target).metadata.generation == generation
+    assert _generation(apps, target) == generation
     assert shop.deployed_image("dev") == shop.image("10.0")
     mine = [p for p in packets(kube_admin, env) if p.get("release", {}).get("name") == "rel-ha"]
     kinds = [p["kind"] for p in mine]

@@ -7,7 +7,7 @@ Release on its Approvals' events."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess
@@ -19,9 +19,10 @@ from devenv.controlplane import ControlPlane
 
 
 def _approval(shop: Shop, name: str) -> dict[str, Any]:
-    return client.CustomObjectsApi(shop.admin).get_namespaced_custom_object(  # type: ignore[no-any-return]
+    approval = client.CustomObjectsApi(shop.admin).get_namespaced_custom_object(
         G, V, shop.release_ns, "approvals", name
     )
+    return cast(dict[str, Any], approval)
 
 
 def _verdict(shop: Shop, name: str) -> dict[str, Any] | None:
@@ -92,7 +93,7 @@ def test_an_approval_after_the_deploy_says_it_came_too_late(
     erased = client.CustomObjectsApi(shop.admin).patch_namespaced_custom_object_status(
         G, V, shop.release_ns, "approvals", bob, {"status": None}
     )
-    assert not erased.get("status")
+    assert not cast(dict[str, Any], erased).get("status")
     eventually(lambda: _verdict(shop, bob) is not None, timeout=30, what="bob's verdict again")
     again = _approval(shop, bob)["status"]
     assert again["counted"] is True and again["approver"] == "bob"

@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import cast
 
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess
 from tests.e2e.shop import G, Shop, V
-from tests.kube_support import eventually
+from tests.kube_support import custom_objects, eventually
 
 from devenv.controlplane import ControlPlane
 
@@ -96,7 +97,7 @@ def test_cycle_in_requires_is_reported_in_environment_status(
     stella: OperatorProcess, shop: Shop, kube_admin: client.ApiClient
 ) -> None:
     shop.environment("dev")
-    api = client.CustomObjectsApi(kube_admin)
+    api = custom_objects(kube_admin)
     env = api.get_cluster_custom_object(G, V, "environments", shop.env_name("dev"))
     eventually(
         lambda: any(
@@ -122,7 +123,7 @@ def test_cycle_in_requires_is_reported_in_environment_status(
         )
         raise AssertionError("a self-requiring environment was admitted")
     except client.exceptions.ApiException as exc:
-        assert "cycle" in exc.body
+        assert "cycle" in cast(str, exc.body)
 
 
 def _stuck_deploying(shop: Shop, name: str, tag: str) -> str:
@@ -147,7 +148,7 @@ def _freed_and_next_deploys(shop: Shop, said: str, name: str, tag: str) -> None:
     eventually(lambda: "inFlight" not in shop.environment_status("dev"), what="dev lock freed")
     eventually(
         lambda: any(
-            e.reason == "ReleaseDeleted" and said in e.message
+            e.reason == "ReleaseDeleted" and said in cast(str, e.message)
             for e in client.CoreV1Api(shop.admin).list_namespaced_event("default").items
         ),
         what="ReleaseDeleted Event",
@@ -171,7 +172,7 @@ def test_release_deleted_while_no_operator_ran_frees_its_lock(
     gone at once; the engine frees the lock it held when it starts."""
     holder = _stuck_deploying(shop, "rel-g", "8.2")
     stella.proc.kill()
-    api = client.CustomObjectsApi(shop.admin)
+    api = custom_objects(shop.admin)
     api.delete_namespaced_custom_object(G, V, shop.release_ns, "releases", "rel-g")
     assert not any(
         r["metadata"]["name"] == "rel-g"
@@ -189,7 +190,7 @@ def test_a_release_with_the_finalizer_of_an_earlier_version_is_let_go(
     longer watches Releases to take it off), so one deleted mid-promotion goes and frees
     its lock."""
     holder = _stuck_deploying(shop, "rel-k", "8.4")
-    api = client.CustomObjectsApi(shop.admin)
+    api = custom_objects(shop.admin)
     ns = shop.release_ns
     api.patch_namespaced_custom_object(
         G, V, ns, "releases", "rel-k", {"metadata": {"finalizers": ["stella.io/finalizer"]}}

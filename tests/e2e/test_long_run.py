@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client, watch
@@ -47,16 +47,19 @@ class NodeWatch:
 
     def start(self) -> NodeWatch:
         core = client.CoreV1Api(self.api)
-        rv = core.list_node().metadata.resource_version
+        rv = _resource_version(core)
         self._thread = threading.Thread(target=self._run, args=(core, rv), daemon=True)
         self._thread.start()
         return self
 
-    def _run(self, core: client.CoreV1Api, rv: str) -> None:
+    def _run(self, core: client.CoreV1Api, rv: str | None) -> None:
         while not self._stop.is_set():
-            w = watch.Watch()
+            w = watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for ev in w.stream(core.list_node, resource_version=rv, timeout_seconds=5):
+                stream = w.stream(  # type: ignore[no-untyped-call]
+                    core.list_node, resource_version=rv, timeout_seconds=5
+                )
+                for ev in stream:
                     node = ev["object"]
                     rv = node.metadata.resource_version
                     self.events += 1
@@ -67,9 +70,9 @@ class NodeWatch:
                         break
             except client.exceptions.ApiException as exc:
                 if exc.status == 410:  # resourceVersion too old: start from now
-                    rv = core.list_node().metadata.resource_version
+                    rv = _resource_version(core)
             finally:
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
 
     def stop(self) -> None:
         self._stop.set()
@@ -77,12 +80,21 @@ class NodeWatch:
             self._thread.join(15)
 
 
+def _resource_version(core: client.CoreV1Api) -> str | None:
+    listed = core.list_node()
+    assert listed.metadata is not None
+    return listed.metadata.resource_version
+
+
 def _settled(shop: Shop, name: str) -> dict[str, Any]:
-    return eventually(
-        lambda: (p := shop.progress(name, "dev")) and p.get("phase") in TERMINAL and p,
-        timeout=150,
-        interval=0.5,
-        what=f"{name} settled in dev",
+    return cast(
+        dict[str, Any],
+        eventually(
+            lambda: (p := shop.progress(name, "dev")) and p.get("phase") in TERMINAL and p,
+            timeout=150,
+            interval=0.5,
+            what=f"{name} settled in dev",
+        ),
     )
 
 
@@ -116,6 +128,8 @@ def test_thirty_promotions_over_four_minutes_no_node_ever_not_ready(
                 durations.append(time.monotonic() - t0)
                 assert p["phase"] == "Deployed", f"round {i}: {p}"
                 d = apps.read_namespaced_deployment("web", shop.target_ns("dev"))
+                assert d.spec is not None and d.spec.template.spec is not None
+                assert d.status is not None
                 assert d.spec.template.spec.containers[0].image == image
                 assert d.status.available_replicas == 2, f"round {i}: {d.status}"
         elapsed = time.monotonic() - start
@@ -136,7 +150,9 @@ def test_thirty_promotions_over_four_minutes_no_node_ever_not_ready(
     assert nodes.seen == [], f"nodes turned NotReady during the run: {nodes.seen[:10]}"
     assert kcm_lines == [], "controller-manager saw nodes not ready:\n" + "\n".join(kcm_lines[:10])
     # Nothing was left not ready behind a flap: every pod of the last rollout is Ready.
-    pods = core.list_namespaced_pod(shop.target_ns("dev"), label_selector="app=web").items
+    pods: list[Any] = core.list_namespaced_pod(
+        shop.target_ns("dev"), label_selector="app=web"
+    ).items
     ready = [
         p.metadata.name
         for p in pods

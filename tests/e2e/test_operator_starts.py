@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client, watch
 from tests.e2e.conftest import OperatorProcess
-from tests.kube_support import wait_for_release_params
+from tests.kube_support import custom_objects, wait_for_release_params
 
 DIGEST = "sha256:" + "cd" * 32
 
@@ -40,7 +40,7 @@ def test_new_release_gets_its_evaluation_in_one_write(
         },
     )
     wait_for_release_params(kube_admin, env_name)  # the API server judges Releases by it
-    api = client.CustomObjectsApi(kube_as["alice"])
+    api = custom_objects(kube_as["alice"])
     try:
         made = api.create_namespaced_custom_object(
             "stella.io",
@@ -68,10 +68,10 @@ def test_new_release_gets_its_evaluation_in_one_write(
         # operator writes is already the evaluation (issue 12: one status write per
         # reconcile; a "Pending, being evaluated" write before it cost a write per Release
         # on every cold start), and nothing ever puts a finalizer on the Release.
-        w = watch.Watch()
+        w = watch.Watch()  # type: ignore[no-untyped-call]
         first: dict[str, Any] | None = None
         finalizers: list[Any] = []
-        for event in w.stream(
+        for event in w.stream(  # type: ignore[no-untyped-call]
             api.list_namespaced_custom_object,
             "stella.io",
             "v1alpha1",
@@ -85,7 +85,7 @@ def test_new_release_gets_its_evaluation_in_one_write(
             conds = ((event["object"].get("status") or {}).get("conditions")) or []
             if conds:
                 first = conds[0]
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
         assert first is not None, "the operator wrote no status within 30 s"
         assert (first["type"], first["status"], first["reason"]) == (
             "Ready",

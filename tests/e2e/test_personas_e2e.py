@@ -19,7 +19,7 @@ import pytest
 import yaml
 from kubernetes import client
 from tests.e2e.demo_world import STAGES, DemoWorld, demo_world
-from tests.kube_support import eventually
+from tests.kube_support import custom_objects, eventually
 
 from devenv.controlplane import ControlPlane
 
@@ -222,7 +222,7 @@ def test_requester_rolls_back_once_prod_runs_the_new_release(world: DemoWorld) -
     says(person(world, "alice", "rollback", "prod"), OK)
     rollbacks = eventually(
         lambda: [
-            r for r in client.CustomObjectsApi(world.admin).list_namespaced_custom_object(
+            r for r in custom_objects(world.admin).list_namespaced_custom_object(
                 "stella.io", "v1alpha1", "shop", "releases")["items"]
             if "stella.io/rollback" in (r["metadata"].get("annotations") or {})
         ],

@@ -67,7 +67,7 @@ def pod(img: str) -> dict[str, Any]:
 class World:
     def __init__(self, kube: ControlPlane, admin: client.ApiClient, alice: client.ApiClient):
         self.kube, self.admin, self.alice = kube, admin, alice
-        self.operator = config.new_client_from_config(
+        self.operator = config.new_client_from_config(  # type: ignore[no-untyped-call]
             config_file=str(kube.kubeconfig_for(OPERATOR_USER))
         )
         self.tag = uuid.uuid4().hex[:6]
@@ -75,15 +75,14 @@ class World:
 
     def namespace(self, name: str, labels: dict[str, str]) -> str:
         name = f"{name}-{self.tag}"
-        client.CoreV1Api(self.admin).create_namespace(
-            {"metadata": {"name": name, "labels": labels}}
-        )
+        core: Any = client.CoreV1Api(self.admin)  # a dict body, sent as it is
+        core.create_namespace({"metadata": {"name": name, "labels": labels}})
         self.namespaces.append(name)
         return name
 
     def write(self, namespace: str, name: str, data: dict[str, str]) -> None:
         """A parameter object, written as the operator (the only writer admitted)."""
-        core = client.CoreV1Api(self.operator)
+        core: Any = client.CoreV1Api(self.operator)  # a dict body, sent as it is
         body = {"metadata": {"name": name, "namespace": namespace}, "data": data}
         try:
             core.create_namespaced_config_map(namespace, body)
@@ -98,7 +97,8 @@ class World:
         )
 
     def create_pod(self, ns: str, body: dict[str, Any]) -> Any:
-        return client.CoreV1Api(self.admin).create_namespaced_pod(ns, body, dry_run="All")
+        core: Any = client.CoreV1Api(self.admin)  # a dict body, sent as it is
+        return core.create_namespaced_pod(ns, body, dry_run="All")
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,8 @@ def test_each_release_rule_refuses_with_its_own_message_first_rule_first(world: 
     full = w.namespace("msg-full", {"team": "shop"})
     looping = w.namespace("msg-loop", {"team": "shop"})
     if not _exists(w.admin, "stella-system"):
-        client.CoreV1Api(w.admin).create_namespace({"metadata": {"name": "stella-system"}})
+        core: Any = client.CoreV1Api(w.admin)  # a dict body, sent as it is
+        core.create_namespace({"metadata": {"name": "stella-system"}})
     w.write("stella-system", "stella-release-params", release_params(w, shop, full, looping))
     good = f"good-{t}"
     eventually(lambda: w.create_release(shop, release([good])), what="the parameter in force")

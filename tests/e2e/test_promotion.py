@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 from kubernetes import client
 from tests.e2e.conftest import OperatorProcess
@@ -135,7 +136,7 @@ def test_self_approval_by_someone_in_both_groups_does_not_count(
         shop.approve("rel-2", "dev", "dave")
         raise AssertionError("dave's approval of his own release was admitted")
     except client.exceptions.ApiException as exc:
-        assert "requested" in exc.body
+        assert "requested" in cast(str, exc.body)
     shop.approve("rel-2", "dev", "carol")
     shop.wait_phase("rel-2", "dev", "Deployed")
 
@@ -225,7 +226,7 @@ def test_sigkill_mid_promotion_finishes_exactly_once(
     assert shop.deployment("dev").metadata.generation == generation_before + 1
     assert shop.deployed_image("dev") == image
     # Exactly one authorization and one outcome packet for this promotion.
-    cms = (
+    cms: list[Any] = (  # evidence ConfigMaps: their labels are set
         client.CoreV1Api(shop.admin)
         .list_namespaced_config_map(
             "stella-system", label_selector=f"stella.io/environment={shop.env_name('dev')}"

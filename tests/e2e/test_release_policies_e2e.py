@@ -19,13 +19,13 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from tests.e2e.shop import G, Shop, V, operated_shop
-from tests.kube_support import eventually, refused_by_policy
+from tests.kube_support import custom_objects, eventually, refused_by_policy
 
 from devenv.controlplane import ControlPlane
 from devenv.services import Registry
@@ -56,7 +56,9 @@ def who(api: client.ApiClient) -> Identity:
     review = client.AuthenticationV1Api(api).create_self_subject_review(
         client.V1SelfSubjectReview(metadata=client.V1ObjectMeta())
     )
+    assert review.status is not None and review.status.user_info is not None
     info = review.status.user_info
+    assert info.username is not None
     return Identity(info.username, info.uid or "", frozenset(info.groups or []))
 
 
@@ -128,12 +130,13 @@ def body(
 def test_a_plain_release_is_stamped_by_the_policy_not_the_webhook(
     shop: Shop, kube: ControlPlane, kube_as: dict[str, client.ApiClient]
 ) -> None:
-    alice = client.CustomObjectsApi(kube_as["alice"])
+    alice = custom_objects(kube_as["alice"])
 
     def create(name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-        return alice.create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = alice.create_namespaced_custom_object(
             G, V, shop.release_ns, "releases", body(shop, name, annotations), dry_run="All"
         )
+        return cast(dict[str, Any], made)
 
     eventually(lambda: create("settle"), what="the operator's view to know the shop")
 
@@ -168,7 +171,7 @@ def test_a_person_without_a_uid_is_stamped_too(shop: Shop, kube: ControlPlane) -
     from tests.e2e.test_actions_e2e import impersonating
 
     grace = impersonating(kube, "grace", "release-requesters")
-    made = client.CustomObjectsApi(grace).create_namespaced_custom_object(
+    made = custom_objects(grace).create_namespaced_custom_object(
         G, V, shop.release_ns, "releases", body(shop, "no-uid"), dry_run="All"
     )
     stamp = json.loads(made["metadata"]["annotations"]["stella.io/requester"])
@@ -191,16 +194,15 @@ def test_release_rules_needing_environments_are_decided_without_a_webhook(
     kube_admin: client.ApiClient,
     kube_as: dict[str, client.ApiClient],
 ) -> None:
-    alice = client.CustomObjectsApi(kube_as["alice"])
+    alice = custom_objects(kube_as["alice"])
     prod = shop.env_name("prod")
     frozen = namespace(kube_admin, "rp-frozen", {"team": "shop", "frozen": "yes"})
     other = namespace(kube_admin, "rp-other", {"team": "other"})
     shop.created_ns += [frozen, other]
 
     def create(b: dict[str, Any], ns: str = shop.release_ns) -> dict[str, Any]:
-        return alice.create_namespaced_custom_object(  # type: ignore[no-any-return]
-            G, V, ns, "releases", b, dry_run="All"
-        )
+        made = alice.create_namespaced_custom_object(G, V, ns, "releases", b, dry_run="All")
+        return cast(dict[str, Any], made)
 
     eventually(lambda: create(body(shop, "settle", env="prod")), what="the parameter to know prod")
     before = webhook_calls(kube, VALIDATE)
@@ -215,8 +217,12 @@ def test_release_rules_needing_environments_are_decided_without_a_webhook(
         "push the image to an allowed registry",
     )
     for ns in (frozen, other):  # matchExpressions and matchLabels, read from the namespace
+
+        def create_in(ns: str = ns) -> dict[str, Any]:
+            return create(body(shop, "ns", env="prod"), ns)
+
         refused_by_policy(
-            lambda ns=ns: create(body(shop, "ns", env="prod"), ns),
+            create_in,
             POLICY,
             f"release.namespace-not-allowed: namespace {ns} may not release into "
             f"Environment {prod}",
@@ -255,7 +261,7 @@ def test_release_rules_needing_environments_are_decided_without_a_webhook(
 def test_t10_a_full_namespace_and_a_loop_are_refused_by_the_policy(
     shop: Shop, kube_admin: client.ApiClient, kube_as: dict[str, client.ApiClient]
 ) -> None:
-    alice = client.CustomObjectsApi(kube_as["alice"])
+    alice = custom_objects(kube_as["alice"])
     op = shop.op  # type: ignore[attr-defined]
     busy = namespace(kube_admin, "rp-busy", {"team": "shop"})
     loop_ns = namespace(kube_admin, "rp-loop", {"team": "shop"})
@@ -263,9 +269,10 @@ def test_t10_a_full_namespace_and_a_loop_are_refused_by_the_policy(
     image = shop.image("t10")
 
     def create(b: dict[str, Any], ns: str, dry: bool = False) -> dict[str, Any]:
-        return alice.create_namespaced_custom_object(  # type: ignore[no-any-return]
+        made = alice.create_namespaced_custom_object(
             G, V, ns, "releases", b, dry_run="All" if dry else None
         )
+        return cast(dict[str, Any], made)
 
     # The quota: QUOTA unfinished Releases, each waiting for an approval of its own.
     for i, env in enumerate(GATED[:QUOTA]):
@@ -335,7 +342,7 @@ def test_with_the_operator_stopped_releases_are_still_decided_approvals_fail_clo
     Approval, and a Release needing the webhook, fail closed; Pods in a managed namespace
     are still judged (pinned admitted, unpinned refused; approved digests with the operator
     stopped: tests/e2e/test_workload_policies_e2e.py)."""
-    alice = client.CustomObjectsApi(kube_as["alice"])
+    alice = custom_objects(kube_as["alice"])
     made = alice.create_namespaced_custom_object(
         G, V, shop.release_ns, "releases", body(shop, "before-stop", env="prod")
     )

@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import hvac
 import pytest
@@ -129,7 +130,7 @@ def test_canary_secret_never_leaves_vault(
     bao.secrets.kv.v2.create_or_update_secret(
         path=path, secret={"username": USER, "password": CANARY}
     )
-    creds = {
+    creds: dict[str, Any] = {
         "allowedRegistries": [canary_registry.host],
         "registryCredentials": f"vault:secret/{path}#password",
     }

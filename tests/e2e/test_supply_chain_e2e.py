@@ -101,7 +101,7 @@ def public_pem(private_key: Path) -> str:
     )
 
 
-POLICY = {
+POLICY: dict[str, Any] = {
     "requireSignatures": {"keys": ["vault:secret/cosign/ci#pub"]},
     "requireProvenance": {
         "keys": ["vault:secret/cosign/builder#pub"],
@@ -287,7 +287,7 @@ def test_the_passport_verifies_with_cosign_and_opens_a_passport_gate(shop: Shop,
     wrong = rig.cosign.verify_attestation(stranger.with_suffix(".pub"), VSA, image, check=False)
     assert wrong.returncode != 0
 
-    gate = {"requirePassport": {"environments": [staging]}}
+    gate: dict[str, Any] = {"requirePassport": {"environments": [staging]}}
     without = shop.image("no-passport")  # signed and attested: only the passport is missing
     rig.cosign.sign(rig.ci_key, without)
     rig.cosign.attest_provenance(rig.builder_key, without, slsa_v1())

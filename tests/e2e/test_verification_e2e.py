@@ -232,7 +232,9 @@ def test_a_kubernetes_job_check_passes_fails_on_its_deadline_or_waits_when_it_ca
     done = shop.wait_phase("rel-j1", "jobok", "Deployed", timeout=120)
     assert done["reason"] == "Verified"
     assert done["verification"]["checks"][0]["state"] == "Passed"
-    jobs = client.BatchV1Api(shop.admin).list_namespaced_job(shop.target_ns("jobok")).items
+    jobs: list[Any] = (
+        client.BatchV1Api(shop.admin).list_namespaced_job(shop.target_ns("jobok")).items
+    )
     assert [j.status.succeeded for j in jobs] == [1]  # one Job, run once
 
     failed = shop.wait_phase("rel-j2", "jobslow", "Failed", timeout=120)

@@ -100,8 +100,12 @@ def test_workloads_are_judged_by_the_policies(
 
     # A tag in a managed namespace: refused, saying how to fix it; in pinning-only too.
     for ns in (dev, plain):
+
+        def create_tagged(ns: str = ns) -> object:
+            return apps.create_namespaced_deployment(ns, deployment("tagged", "nginx:1"))
+
         refused_by_policy(
-            lambda ns=ns: apps.create_namespaced_deployment(ns, deployment("tagged", "nginx:1")),
+            create_tagged,
             PINNED,
             'image "nginx:1" is not pinned by digest',
             f"namespace {ns} is managed by Stella",
@@ -135,6 +139,7 @@ def test_workloads_are_judged_by_the_policies(
     )
     # The operator keeps the parameter current: its data lists the deployed digest.
     cm = client.CoreV1Api(kube_admin).read_namespaced_config_map("stella-approved-digests", dev)
+    assert cm.data is not None
     assert cm.data["environments"] == shop.env_name("dev")
     assert approved.rpartition("@")[2] in approved_digests(cm.data)
     assert NEVER_RELEASED not in approved_digests(cm.data)

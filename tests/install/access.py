@@ -152,6 +152,7 @@ def matrix(admin: client.ApiClient) -> dict[str, dict[str, list[str]]]:
                         )
                     )
                 )
+                assert review.status is not None
                 if review.status.allowed:
                     allowed.append(verb)
             if allowed:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -92,7 +92,8 @@ class Install:
 
     def deployment(self, name: str = SA) -> dict[str, Any]:
         dep = client.AppsV1Api(self.admin).read_namespaced_deployment(name, NS)
-        return self.admin.sanitize_for_serialization(dep)  # type: ignore[no-any-return]
+        plain = self.admin.sanitize_for_serialization(dep)  # type: ignore[no-untyped-call]
+        return cast(dict[str, Any], plain)
 
 
 @contextmanager
@@ -109,7 +110,9 @@ def control_plane(state: Path, with_workers: bool = True) -> Iterator[ControlPla
 @pytest.fixture(scope="session")
 def bare_kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     if existing.requested():  # KUBECONFIG's cluster (hack/devenv/existing.py), left running
-        cp = existing.ExistingCluster.from_env(tmp_path_factory.mktemp("existing")).up()
+        cp: ControlPlane = existing.ExistingCluster.from_env(
+            tmp_path_factory.mktemp("existing")
+        ).up()
         owned = cp.kubectl("admin", "get", "clusterrole", "stella-requester", check=False)
         if owned.returncode == 0:  # e.g. the e2e tier bootstrapped it earlier in this run
             pytest.skip(
@@ -197,7 +200,7 @@ class OperatorInPod:
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as r:
-                return r.status == 200
+                return bool(r.status == 200)
         except OSError:
             return False
 
@@ -218,6 +221,7 @@ def container_env(admin: client.ApiClient, dep: dict[str, Any]) -> dict[str, str
             env[e["name"]] = ns
         elif "secretKeyRef" in ref:
             s = client.CoreV1Api(admin).read_namespaced_secret(ref["secretKeyRef"]["name"], ns)
+            assert s.data is not None
             env[e["name"]] = base64.b64decode(s.data[ref["secretKeyRef"]["key"]]).decode()
         else:
             raise AssertionError(f"unsupported env source {ref}")
@@ -482,9 +486,8 @@ def start_operator_as_chart(
     operator served the webhooks itself). `program` (a host process, e.g. another version's
     code) replaces `stella`; `overrides` change env values the harness cannot honour on a
     shared host (a fixed port)."""
-    names = {
-        d.metadata.name for d in client.AppsV1Api(inst.admin).list_namespaced_deployment(NS).items
-    }
+    deployments: list[Any] = client.AppsV1Api(inst.admin).list_namespaced_deployment(NS).items
+    names = {d.metadata.name for d in deployments}
     admission = None
     if "stella-admission" in names:
         admission = _start_as_chart(

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client
@@ -100,6 +100,7 @@ def operator_may(admin: client.ApiClient, verb: str, resource: str, namespace: s
             )
         )
     )
+    assert review.status is not None
     return bool(review.status.allowed)
 
 
@@ -191,11 +192,14 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
         # ConfigMaps the operator created; the PostgreSQL log agrees (stella evidence
         # verify as erin, an auditor, with the chart's evidence-reader role).
         for env in (dev, staging, prod):
+
+            def authorized_and_deployed(env: str = env) -> bool:
+                return [
+                    p["kind"] for p in packets(admin, env) if p["kind"].startswith("Promotion")
+                ] == ["PromotionAuthorized", "PromotionDeployed"]
+
             eventually(
-                lambda env=env: (
-                    [p["kind"] for p in packets(admin, env) if p["kind"].startswith("Promotion")]
-                    == ["PromotionAuthorized", "PromotionDeployed"]
-                ),
+                authorized_and_deployed,
                 timeout=30,
                 what=f"authorization and outcome packets of {env}",
             )
@@ -222,14 +226,17 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
         installed.operator = start_operator_as_chart(installed)
         shop.release("rel-2", shop.image("1.1"), ["dev"])
         shop.wait_phase("rel-2", "dev", "Deployed", timeout=90)
-        chain = eventually(
-            lambda: (
-                (ps := [p for p in packets(admin, dev) if p["kind"].startswith("Promotion")])
-                and len(ps) == 4
-                and ps
+        chain = cast(
+            list[dict[str, Any]],
+            eventually(
+                lambda: (
+                    (ps := [p for p in packets(admin, dev) if p["kind"].startswith("Promotion")])
+                    and len(ps) == 4
+                    and ps
+                ),
+                timeout=30,
+                what="the dev chain after the restart",
             ),
-            timeout=30,
-            what="the dev chain after the restart",
         )
         assert [p["kind"] for p in chain] == ["PromotionAuthorized", "PromotionDeployed"] * 2
         seqs = [p["sequence"] for p in packets(admin, dev)]
@@ -256,7 +263,7 @@ def test_operator_as_the_charts_service_account_promotes_dev_staging_prod(
 
 
 def evidence_configmaps(admin: client.ApiClient) -> dict[str, tuple[str, str]]:
-    cms = (
+    cms: list[Any] = (  # evidence ConfigMaps: their metadata is set
         client.CoreV1Api(admin)
         .list_namespaced_config_map(NS, label_selector="stella.io/evidence")
         .items

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from kubernetes import client
@@ -100,7 +100,7 @@ def approval_status(admin: client.ApiClient, ns: str, name: str) -> dict[str, An
     obj = client.CustomObjectsApi(admin).get_namespaced_custom_object(
         "stella.io", "v1alpha1", ns, "approvals", name
     )
-    return obj.get("status")  # type: ignore[no-any-return]
+    return cast(dict[str, Any], obj).get("status")
 
 
 def log_rows(postgres: Any, dsn: str, password: str) -> int:
@@ -193,13 +193,16 @@ def test_upgrade_from_the_previous_chart_finishes_an_in_flight_promotion_once(
         # cannot tell which content he approved and does not count it (fail closed); as it
         # decides nothing, it does not stop bob from deciding again, now bound to rel-1, as
         # the chart README's upgrade section says. prod waits till then.
-        status = eventually(
-            lambda: (
-                (approval_status(admin, ns, old_approval) or {}).get("counted") is False
-                and approval_status(admin, ns, old_approval)
+        status = cast(
+            dict[str, Any],
+            eventually(
+                lambda: (
+                    (approval_status(admin, ns, old_approval) or {}).get("counted") is False
+                    and approval_status(admin, ns, old_approval)
+                ),
+                timeout=60,
+                what="bob's 0.1.0 Approval marked as not counted",
             ),
-            timeout=60,
-            what="bob's 0.1.0 Approval marked as not counted",
         )
         assert status["conditions"][0]["status"] == "False", status
         shop.wait_phase("rel-1", "prod", "WaitingForApproval", timeout=30)
@@ -216,10 +219,12 @@ def test_upgrade_from_the_previous_chart_finishes_an_in_flight_promotion_once(
         # Exactly once: one authorization and one outcome per environment, dev's from
         # 0.1.0 and not repeated, dev's Deployment not patched again.
         for env in (dev, staging, prod):
+
+            def authorized_and_deployed(env: str = env) -> bool:
+                return promotion_kinds(admin, env) == ["PromotionAuthorized", "PromotionDeployed"]
+
             eventually(
-                lambda env=env: (
-                    promotion_kinds(admin, env) == ["PromotionAuthorized", "PromotionDeployed"]
-                ),
+                authorized_and_deployed,
                 timeout=30,
                 what=f"one authorization and one outcome packet in {env}",
             )
