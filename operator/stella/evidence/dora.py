@@ -3,7 +3,9 @@ signatures and chains first, so the figures cannot be gamed by editing a ConfigM
 log row).
 
 Per Environment, over a period (--since .. now):
-- deployment frequency: PromotionDeployed packets, and per day;
+- deployment frequency: PromotionDeployed packets, and per day over the period, a period
+  shorter than a day counting as one (3 deployments in the first minute of a history are
+  3 a day so far, not 4,000);
 - lead time: from the Release's creation (ReleaseRef.createdAt, as the API server set it;
   for packets written before Stella recorded it, the Release's first packet anywhere) to
   its PromotionDeployed here. For the last Environment of a path this is DORA's lead time
@@ -76,7 +78,7 @@ def dora(
                 environment=env,
                 days=days,
                 deployments=len(deployed),
-                per_day=len(deployed) / days,
+                per_day=len(deployed) / max(days, 1.0),
                 lead_time_p50=_quantile(leads, 0.5),
                 lead_time_p90=_quantile(leads, 0.9),
                 failures=len(failed),

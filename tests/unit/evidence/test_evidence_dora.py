@@ -87,3 +87,18 @@ def test_failing_since_is_the_start_of_the_current_run_of_failures() -> None:
     assert failing_since([(True, T0)]) is None
     newest_first = [(False, T0 + 3 * H), (False, T0 + 2 * H), (True, T0 + H), (False, T0)]
     assert failing_since(newest_first) == T0 + 2 * H
+
+
+def test_a_history_shorter_than_a_day_is_not_extrapolated_to_a_day() -> None:
+    """3 deployments in the first 37 seconds are 3 a day so far, not 7,000 (make demo's
+    `stella dora` printed 2346 PER DAY): a period under a day counts as one."""
+    start = T0 + 10 * H
+    recent = [
+        packet("PromotionDeployed", "demo", f"d{i}", start + timedelta(seconds=10 * i))
+        for i in range(3)
+    ]
+    (demo,) = dora(recent, now=start + timedelta(seconds=37))
+    assert demo.days == 37 / 86400  # the period itself is still reported as it was
+    assert (demo.deployments, demo.per_day) == (3, 3.0)
+    (later,) = dora(recent, now=start + 2 * 24 * H)  # two days on: per day over two days
+    assert later.per_day == 1.5
