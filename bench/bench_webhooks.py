@@ -26,7 +26,9 @@ It reports
 
 * webhook latency as kube-apiserver itself measures it: p50/p99 interpolated from the
   buckets of apiserver_admission_webhook_admission_duration_seconds for
-  stamp-identity.stella.io (mutating) and validate-release.stella.io (validating), the
+  stamp-identity.stella.io and admit-approval.stella.io (mutating), validate-release.stella.io
+  and validate-approval.stella.io (validating: an Approval reaches it only when the final
+  object is not what admit-approval judged), the
   difference of two scrapes of /metrics around the measured load;
 * client-observed create latency p50/p99 of each phase, and the ratios against the floors
   measured in the same run;
@@ -85,6 +87,7 @@ from summary import record  # noqa: E402
 G, V = "stella.io", "v1alpha1"
 HOOKS = (
     "stamp-identity.stella.io",
+    "admit-approval.stella.io",
     "validate-release.stella.io",
     "validate-approval.stella.io",
 )

@@ -456,7 +456,7 @@ def test_approval_rules(world: World) -> None:
         ),
         "identity.forged",
         ("stella.io/approver", "must not be set", "stella approve"),
-        webhook="stamp-identity",
+        webhook="admit-approval",
         signal="ForgedIdentity",
         event_on=(ns, "r-appr"),
     )
@@ -471,7 +471,7 @@ def test_approval_rules(world: World) -> None:
         lambda: world.create_approval("carol", broken),
         "identity.forged",
         ("stella.io/approver", "must not be set"),
-        webhook="stamp-identity",
+        webhook="admit-approval",
         signal="ForgedIdentity",
     )
 
@@ -482,7 +482,7 @@ def test_approval_rules(world: World) -> None:
         lambda: world.create_approval("dave", approval_body("r-dave", prod)),
         "approval.self-approval",
         ("dave requested Release r-dave", "preventSelfApproval", "ask another approver"),
-        webhook="validate-approval",
+        webhook="admit-approval",
         signal="SelfApproval",
         event_on=(ns, "r-dave"),
     )
@@ -496,7 +496,7 @@ def test_approval_rules(world: World) -> None:
             "change-board",
             "ask a member of change-board",
         ),
-        webhook="validate-approval",
+        webhook="admit-approval",
         signal="UnauthorizedApprover",
         event_on=(ns, "r-appr"),
     )
@@ -515,7 +515,7 @@ def test_approval_rules(world: World) -> None:
         lambda: world.create_approval("bob", approval_body("r-appr", prod)),
         "approval.duplicate",
         ("bob already decided on Release r-appr", "each person decides once", "create a Reject"),
-        webhook="validate-approval",
+        webhook="admit-approval",
         event_on=(ns, "r-appr"),
     )
 

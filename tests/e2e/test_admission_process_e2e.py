@@ -18,13 +18,15 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from tests.e2e.conftest import OperatorProcess, start_admission, start_operator
 from tests.e2e.shop import Shop
-from tests.kube_support import refused_by_policy
+from tests.kube_support import eventually, refused_by_policy
 
 from devenv.controlplane import ADMISSION_USER, ControlPlane
 from devenv.services import Registry
@@ -201,3 +203,112 @@ def test_with_admission_stopped_approvals_fail_closed_and_the_engine_goes_on(
     shop.approve("r-2", "prod", "bob")
     shop.wait_phase("r-2", "prod", "Deployed", timeout=90)
     assert shop.deployed_image("prod") == newer
+
+
+FLIP: dict[str, Any] = {
+    "apiVersion": "admissionregistration.k8s.io/v1",
+    "kind": "MutatingAdmissionPolicy",
+    "metadata": {"name": "e2e-flip-after-stella.example.com"},
+    "spec": {
+        "failurePolicy": "Fail",
+        # Run again after admit-approval's stamp, as a later mutation would.
+        "reinvocationPolicy": "IfNeeded",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": ["stella.io"],
+                    "apiVersions": ["v1alpha1"],
+                    "resources": ["approvals"],
+                    "operations": ["CREATE"],
+                }
+            ]
+        },
+        "matchConditions": [
+            {
+                "name": "judged-and-marked",
+                "expression": "has(object.metadata.annotations) && "
+                "'stella.io/judged' in object.metadata.annotations && "
+                "has(object.spec.comment) && object.spec.comment == 'flip-after-stella'",
+            }
+        ],
+        "mutations": [
+            {
+                "patchType": "JSONPatch",
+                "jsonPatch": {
+                    "expression": '[JSONPatch{op: "replace", path: "/spec/environment", '
+                    'value: "nowhere"}]'
+                },
+            }
+        ],
+    },
+}
+
+
+def test_an_approval_is_stamped_and_judged_in_one_webhook_call(
+    split: Split, kube: ControlPlane
+) -> None:
+    """Issue 12: an Approval CREATE costs one webhook round trip. admit-approval stamps and
+    judges it; the API server skips validate-approval while the final object is what was
+    judged for this user, and calls it whenever it is not: here a later mutation (another
+    MutatingAdmissionPolicy) points Stella's judged Approval at another Environment, and
+    validate-approval judges the changed Approval again and refuses it."""
+    shop, adm = split.shop, split.admission
+    prod = shop.env_name("prod")
+
+    def calls(hook: str) -> float:
+        return adm.metric("stella_admission_review_seconds_count", hook=hook)
+
+    shop.release("r-3", shop.image("3.0"), ["dev", "prod"])
+    shop.wait_phase("r-3", "prod", "WaitingForApproval", timeout=90)
+    admitted, validated = calls("admit-approval"), calls("validate-approval")
+    made = shop.approve("r-3", "prod", "carol")
+    annotations = made["metadata"]["annotations"]
+    assert annotations["stella.io/judged"] == f"r-3/{prod}/Approve", annotations
+    assert json.loads(annotations["stella.io/approver"])["username"] == "carol", annotations
+    assert calls("admit-approval") == admitted + 1
+    assert calls("validate-approval") == validated, "a judged Approval was judged twice"
+    # Refused where it is judged, with the rule's message: dave decides on his own Release.
+    with pytest.raises(ApiException) as exc:
+        shop.approve("r-dave", "prod", "dave", decision="Reject")
+    assert exc.value.status == 403, exc.value.body
+    assert 'admission webhook "admit-approval.stella.io" denied' in str(exc.value.body)
+    assert "dave requested Release r-dave" in message(exc.value), message(exc.value)
+
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": FLIP["metadata"]["name"]},
+        "spec": {"policyName": FLIP["metadata"]["name"]},
+    }
+    flip = {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Approval",
+        "metadata": {"generateName": "r-3-flip-"},
+        "spec": {
+            "release": "r-3",
+            "environment": prod,
+            "decision": "Approve",
+            "comment": "flip-after-stella",
+        },
+    }
+    bob = client.CustomObjectsApi(shop.users["bob"])
+    policies = yaml.safe_dump_all([FLIP, binding])
+    kube.kubectl("admin", "apply", "-f", "-", stdin=policies)
+    try:
+
+        def refused_by_validate() -> str | None:
+            validated_before = calls("validate-approval")
+            try:
+                bob.create_namespaced_custom_object(
+                    "stella.io", "v1alpha1", shop.release_ns, "approvals", flip, dry_run="All"
+                )
+            except ApiException as refused:
+                if "validate-approval.stella.io" in str(refused.body):
+                    assert calls("validate-approval") > validated_before
+                    return message(refused)
+            return None  # the flip policy is not in force yet (admitted unchanged)
+
+        refusal = eventually(refused_by_validate, what="the flip policy in force", timeout=30)
+        assert "Environment nowhere does not exist" in refusal, refusal
+    finally:
+        kube.kubectl("admin", "delete", "-f", "-", stdin=policies, check=False)

@@ -97,7 +97,7 @@ from stella.admission.base import (
     Verdict,
 )
 from stella.admission.ratelimit import RateLimiter, TokenBucket, ratelimited
-from stella.admission.review import mutate, validate
+from stella.admission.review import mutate, rate_limited_call, validate
 
 __all__ = [
     "RULES",
@@ -112,6 +112,7 @@ __all__ = [
     "TokenBucket",
     "Verdict",
     "mutate",
+    "rate_limited_call",
     "ratelimited",
     "validate",
 ]

@@ -10,6 +10,14 @@ approved may still reject (withdrawing consent only ever stops a Release, and
 Release's UID and spec digest (policy.binding) and never changes afterwards; it may be
 deleted only once it binds nothing (its Release is gone or was re-created), or with its
 namespace.
+
+One call at CREATE (issue 12): the mutating webhook admit-approval stamps the approver and
+the binding and judges every rule above in the same call (`admit_approval`), then stamps
+what it judged (JUDGED_ANNOTATION). The API server calls validate-approval at CREATE only
+when the final object is not exactly what was judged, for this user (its matchCondition,
+configuration.VALIDATE_APPROVAL_NEEDED): a body the schema must judge first, an identity
+the matchCondition cannot write in CEL, or a later mutation. An Approval pays for one
+webhook round trip instead of two, and nothing is admitted unjudged.
 """
 
 from __future__ import annotations
@@ -50,7 +58,14 @@ from stella.admission.base import (
     allow,
     deny,
 )
-from stella.admission.identity import identity_changes, recorded_at_create
+from stella.admission.identity import (
+    JUDGED_ANNOTATION,
+    expected_stamps,
+    forged_claim,
+    identity_changes,
+    recorded_at_create,
+    stamp_patch,
+)
 from stella.admission.index import decision_index
 from stella.models.action import APPROVE_VERB
 from stella.models.approval import ApprovalSpec
@@ -93,9 +108,39 @@ def validate_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> 
     return allow()
 
 
-def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
-    raw_spec = spec_of(req.obj)
-    for key in mapping(raw_spec):
+def judged_stamp(spec: ApprovalSpec) -> str:
+    """What admit_approval judged, as the validating webhook's matchCondition rebuilds it
+    from the final object (configuration.JUDGED_CEL; names hold no `/`)."""
+    return f"{spec.release}/{spec.environment}/{spec.decision}"
+
+
+def admit_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    """Mutating, at CREATE: refuse a client-written stamp, judge the Approval, and stamp
+    the approver, the binding and what was judged, in one answer."""
+    if req.operation != "CREATE":
+        return allow()
+    claimed = _claimed_identity(req)
+    if claimed is not None:
+        return claimed
+    stamps = expected_stamps(req, snap)
+    parsed = parse_model(ApprovalSpec, spec_of(req.obj))
+    if isinstance(parsed, ApprovalSpec):
+        stamps[JUDGED_ANNOTATION] = judged_stamp(parsed)
+    forged = forged_claim(req, stamps)
+    if forged is not None:
+        return forged
+    if not isinstance(parsed, ApprovalSpec):
+        # Not judged here: the API server's schema says what is wrong (it runs after
+        # mutation), and validate-approval judges whatever passes it.
+        return allow(patch=stamp_patch(req.obj, stamps))
+    verdict = _judge(req, snap, policy, parsed)
+    if not verdict.allowed:
+        return verdict
+    return allow(verdict.warnings, patch=stamp_patch(req.obj, stamps))
+
+
+def _claimed_identity(req: Request) -> Verdict | None:
+    for key in mapping(spec_of(req.obj)):
         if isinstance(key, str) and key.lower() in IDENTITY_SPEC_FIELDS:
             return deny(
                 IDENTITY_FORGED,
@@ -104,13 +149,25 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
                 "it and apply again (`stella approve` creates Approvals correctly)",
                 FORGED_IDENTITY,
             )
+    return None
+
+
+def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
+    claimed = _claimed_identity(req)
+    if claimed is not None:
+        return claimed
     stamped = recorded_at_create(req, snap)
     if stamped is not None:
         return stamped
-    parsed = parse_model(ApprovalSpec, raw_spec)
+    parsed = parse_model(ApprovalSpec, spec_of(req.obj))
     if not isinstance(parsed, ApprovalSpec):
         return deny(SCHEMA, schema_message("Approval", parsed))
-    spec = parsed
+    return _judge(req, snap, policy, parsed)
+
+
+def _judge(req: Request, snap: Snapshot, policy: AdmissionPolicy, spec: ApprovalSpec) -> Verdict:
+    """Every rule of a decision: the Environment and Release exist and match, no
+    self-approval, the `approve` verb, an approver group, no second decision."""
     if spec.comment and looks_like_secret(spec.comment):
         return deny(
             SECRET_LITERAL,

@@ -49,8 +49,8 @@ PLAIN_IDENTITY_CEL = (
 # there to see): a rollback (its stamp needs the Release rolled back to), any other
 # stella.io/ annotation or label (refused as ForgedIdentity or a retired request, with its
 # message and signal, as before), or a requester stamp that is not the sender's (forged, or
-# not written because the identity needs JSON escaping). Approvals and Actions: always
-# (their binding needs the Release).
+# not written because the identity needs JSON escaping). Actions: always (a Promote's
+# binding needs the Release). Approvals go to admit-approval instead.
 STAMP_IDENTITY_NEEDED = (
     "request.resource.resource != 'releases' || !has(object.metadata.annotations) || "
     "!('stella.io/requester' in object.metadata.annotations) || "
@@ -85,6 +85,24 @@ VALIDATE_RELEASE_NEEDED = (
     + STAMP_IDENTITY_NEEDED
 )
 
+# What admit-approval judged (admission.approval.judged_stamp), rebuilt from the final object.
+JUDGED_CEL = "object.spec.release + '/' + object.spec.environment + '/' + object.spec.decision"
+# validate-approval is called at CREATE only when the final object is not what admit-approval
+# judged for this user: no judged stamp (a body the schema judges first), a judged stamp or
+# an approver stamp that differ from the object and the request's user (an identity that
+# needs JSON escaping, which this CEL does not write; a later mutation). Every UPDATE and
+# DELETE is judged there. Fields are read only after has(): the schema has run, but an error
+# in a matchCondition would refuse the request with an opaque message.
+VALIDATE_APPROVAL_NEEDED = (
+    "request.operation != 'CREATE' || !has(object.metadata.annotations) || "
+    "!('stella.io/judged' in object.metadata.annotations) || "
+    "!('stella.io/approver' in object.metadata.annotations) || "
+    "!has(object.spec.release) || !has(object.spec.environment) || "
+    "!has(object.spec.decision) || "
+    "object.metadata.annotations['stella.io/judged'] != " + JUDGED_CEL + " || "
+    "object.metadata.annotations['stella.io/approver'] != " + STAMPED_IDENTITY_CEL
+)
+
 
 @dataclass(frozen=True)
 class Hook:
@@ -101,10 +119,12 @@ MUTATING: tuple[Hook, ...] = (
         "stamp-identity",
         GROUP,
         VERSION,
-        ("releases", "approvals", "actions"),
+        ("releases", "actions"),
         ("CREATE",),
         match=STAMP_IDENTITY_NEEDED,
     ),
+    # Stamps and judges an Approval in one call (admission.approval.admit_approval).
+    Hook("admit-approval", GROUP, VERSION, ("approvals",), ("CREATE",)),
 )
 VALIDATING: tuple[Hook, ...] = (
     Hook(
@@ -115,7 +135,14 @@ VALIDATING: tuple[Hook, ...] = (
         ("CREATE", "UPDATE"),
         match=VALIDATE_RELEASE_NEEDED,
     ),
-    Hook("validate-approval", GROUP, VERSION, ("approvals",), ("CREATE", "UPDATE", "DELETE")),
+    Hook(
+        "validate-approval",
+        GROUP,
+        VERSION,
+        ("approvals",),
+        ("CREATE", "UPDATE", "DELETE"),
+        match=VALIDATE_APPROVAL_NEEDED,
+    ),
     Hook("validate-action", GROUP, VERSION, ("actions",), ("CREATE", "UPDATE")),
     Hook("validate-environment", GROUP, VERSION, ("environments",), ("CREATE", "UPDATE")),
     Hook("validate-agent", GROUP, VERSION, ("agents",), ("CREATE", "UPDATE")),

@@ -5,7 +5,11 @@ At CREATE the mutating webhook writes, as annotations:
   an Approval, actor of an Action, from `userInfo`;
 - the binding of an Approval or a Promote Action to one Release (policy.binding): its UID
   and the digest of its exact spec;
-- the rollback stamp of a Release that asks to roll an Environment back (policy.rollback).
+- the rollback stamp of a Release that asks to roll an Environment back (policy.rollback);
+- on an Approval judged in that same call (admission.approval.admit_approval), what was
+  judged (JUDGED_ANNOTATION: `release/environment/decision`). The validating webhook's
+  matchCondition skips an Approval whose judged stamp and approver stamp still match the
+  final object and the request's user; any other Approval is judged again there.
 
 A client-written value that differs from what Stella would write is refused, not
 overwritten, so the attempt is visible (ForgedIdentity); the validating webhook
@@ -48,7 +52,12 @@ from stella.policy.rollback import (
 )
 
 IDENTITY_KEYS: frozenset[str] = frozenset(IDENTITY_ANNOTATIONS.values())
-STAMP_KEYS: frozenset[str] = IDENTITY_KEYS | {BINDING_ANNOTATION, ROLLBACK_STAMP}
+JUDGED_ANNOTATION = "stella.io/judged"
+STAMP_KEYS: frozenset[str] = IDENTITY_KEYS | {
+    BINDING_ANNOTATION,
+    ROLLBACK_STAMP,
+    JUDGED_ANNOTATION,
+}
 # Requests a client writes at CREATE and nobody changes afterwards (a stamp derives from it).
 REQUEST_KEYS: frozenset[str] = frozenset({ROLLBACK_OF})
 # Annotations that were once read as requests, before actions were authorized: writing one
@@ -139,6 +148,8 @@ def _same_stamp(key: str, raw: object, expected: str | None) -> bool:
         return False
     if raw == expected:
         return True
+    if key == JUDGED_ANNOTATION:
+        return False  # plain text, compared exactly (as the webhook's matchCondition does)
     if key in IDENTITY_KEYS:
         return parse_identity(raw) is not None and parse_identity(raw) == parse_identity(expected)
     if key == BINDING_ANNOTATION:
@@ -173,8 +184,15 @@ def stamp_patch(obj: Body | None, stamps: Mapping[str, str]) -> tuple[dict[str, 
 
 
 def recorded_at_create(req: Request, snap: Snapshot) -> Verdict | None:
-    """At CREATE (validating, after mutation): every stamp present and exactly Stella's."""
+    """At CREATE (validating, after mutation): every stamp present and exactly Stella's.
+
+    The judged stamp is taken as it stands: it only ever lets this webhook be skipped (and
+    only where it matches the final object), and where this webhook runs it judges the
+    whole Approval again whatever the stamp says."""
     expected = expected_stamps(req, snap)
+    judged = annotations_of(req.obj).get(JUDGED_ANNOTATION)
+    if req.kind == "Approval" and isinstance(judged, str):
+        expected[JUDGED_ANNOTATION] = judged
     forged = forged_claim(req, expected)
     if forged is not None:
         return forged

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from stella.admission.action import validate_action
 from stella.admission.agent import validate_agent
-from stella.admission.approval import validate_approval
+from stella.admission.approval import admit_approval, validate_approval
 from stella.admission.base import (
     INTERNAL,
     NOT_SYNCED,
@@ -81,10 +81,21 @@ def validate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
 
 def mutate(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     """The mutating verdict: stamps the person, and the Release a decision is about, at
-    CREATE (JSON-patch in `patch`)."""
+    CREATE (JSON-patch in `patch`); an Approval is judged in the same call."""
     if needs_view(req) and not snap.synced:
         return not_synced(req)
+    if req.kind == "Approval":
+        return _guarded(admit_approval, req, snap, policy)
     return _guarded(lambda r, s, _p: mutate_identity(r, s), req, snap, policy)
+
+
+def rate_limited_call(kind: str, operation: str, mutating: bool) -> bool:
+    """Whether this webhook call is the one a person's request is counted in (T10): the
+    validating call, except an Approval CREATE, which is counted where it is judged,
+    admit-approval (its validating call is made only in rare cases)."""
+    if kind == "Approval" and operation == "CREATE":
+        return mutating
+    return not mutating
 
 
 def _guarded(rule: Rule, req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

@@ -26,6 +26,7 @@ from stella.admission import (
     Request,
     Verdict,
     mutate,
+    rate_limited_call,
     ratelimited,
     validate,
 )
@@ -211,7 +212,7 @@ class Admission:
             old=old,
             dry_run=dryrun,
         )
-        if not mutating and user.username != self.operator:
+        if rate_limited_call(kind, operation, mutating) and user.username != self.operator:
             ok, retry = self.limiter.allow(user.username)
             if not ok:
                 self._deny(req, ratelimited(user.username, retry))

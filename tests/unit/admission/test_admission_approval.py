@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 import pytest
@@ -14,6 +15,7 @@ from admission_factories import (
     OPERATOR_ID,
     POLICY,
     admit,
+    apply_patch,
     approval_body,
     create,
     delete,
@@ -23,9 +25,10 @@ from admission_factories import (
     world,
 )
 
-from stella.admission import Verdict, validate
+from stella.admission import Verdict, mutate, rate_limited_call, validate
+from stella.admission.configuration import MUTATING, VALIDATE_APPROVAL_NEEDED, VALIDATING
 from stella.engine.view import ClusterView
-from stella.policy.identity import Identity, format_identity
+from stella.policy.identity import Identity, format_identity, recorded_identity
 
 
 def decide(
@@ -324,3 +327,143 @@ def test_a_decision_bound_to_an_earlier_release_of_that_name_is_no_duplicate() -
     assert decide(BOB, view).allowed
     with_approval(view, "bound", BOB)  # bound to this Release: a duplicate again
     assert decide(BOB, view).rule == "approval.duplicate"
+
+
+# ---- one webhook call per Approval CREATE (issue 12): admit-approval stamps and judges; what
+# validate-approval is still called for (its matchCondition) it judges whole.
+JUDGED = "stella.io/judged"
+
+
+def unstamped(user: Identity, **kw: Any) -> dict[str, Any]:
+    """An Approval as a client sends it: no stamps."""
+    body = approval_body(**kw)
+    body["metadata"].pop("annotations", None)
+    return body
+
+
+def test_an_approval_is_stamped_with_what_was_judged() -> None:
+    body = unstamped(BOB)
+    verdict = mutate(create("Approval", body, BOB), world(), POLICY)
+    assert verdict.allowed, verdict.message
+    stamped = apply_patch(body, verdict.patch)
+    annotations = stamped["metadata"]["annotations"]
+    assert annotations[JUDGED] == "shop-1-4-2/prod/Approve"
+    assert recorded_identity(stamped, "approver") == BOB
+    assert json.loads(annotations["stella.io/bound-to"])["specDigest"].startswith("sha256:")
+    # What reaches validate-approval anyway (its matchCondition) is admitted the same.
+    assert validate(create("Approval", stamped, BOB), world(), POLICY).allowed
+
+
+@pytest.mark.parametrize(
+    ("case", "user", "kw", "rule", "signal", "hint"),
+    [c for c in CASES if c[3] != "schema"],
+    ids=[c[0] for c in CASES if c[3] != "schema"],
+)
+def test_admit_approval_refuses_what_validate_approval_refuses(
+    case: str, user: Identity, kw: dict[str, Any], rule: str, signal: str | None, hint: str
+) -> None:
+    body = unstamped(user, **kw)
+    verdict = mutate(create("Approval", body, user), world(), POLICY)
+    assert not verdict.allowed and not verdict.patch
+    assert (verdict.rule, verdict.security_signal) == (rule, signal)
+    assert hint in verdict.message
+    # The same answer, word for word, as validate-approval gives the stamped body.
+    same = validate(create("Approval", approval_body(approver=user, **kw), user), world(), POLICY)
+    assert (same.rule, same.message, same.security_signal) == (
+        verdict.rule,
+        verdict.message,
+        verdict.security_signal,
+    )
+
+
+def test_a_body_the_schema_refuses_is_left_to_the_schema_and_validate_approval() -> None:
+    """Not judged, so not stamped as judged: validate-approval's matchCondition then holds,
+    and the API server's schema (which runs between the two) says what is wrong first."""
+    body = unstamped(BOB, decision="Maybe")
+    verdict = mutate(create("Approval", body, BOB), world(), POLICY)
+    assert verdict.allowed
+    stamped = apply_patch(body, verdict.patch)
+    assert JUDGED not in stamped["metadata"]["annotations"]
+    assert validate(create("Approval", stamped, BOB), world(), POLICY).rule == "schema"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["shop-1-4-2/dev/Approve", "shop-1-4-2/prod/Reject", "", "anything"],
+)
+def test_a_judged_stamp_written_by_the_client_is_forged(value: str) -> None:
+    body = unstamped(BOB)
+    body["metadata"]["annotations"] = {JUDGED: value}
+    verdict = mutate(create("Approval", body, BOB), world(), POLICY)
+    assert not verdict.allowed
+    assert (verdict.rule, verdict.security_signal) == ("identity.forged", "ForgedIdentity")
+    assert f"metadata.annotations[{JUDGED}]" in verdict.message
+
+
+def test_a_judged_stamp_on_a_body_that_was_not_judged_is_forged() -> None:
+    body = unstamped(BOB, decision="Maybe")
+    body["metadata"]["annotations"] = {JUDGED: "shop-1-4-2/prod/Maybe"}
+    verdict = mutate(create("Approval", body, BOB), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "identity.forged"
+
+
+def test_re_applying_an_exported_approval_is_judged_again() -> None:
+    """Its stamps equal Stella's, so they are no forgery; the rules still run (here:
+    mallory is in no approver group, whatever her copied stamp says)."""
+    exported = approval_body(approver=MALLORY)
+    exported["metadata"]["annotations"][JUDGED] = "shop-1-4-2/prod/Approve"
+    verdict = mutate(create("Approval", exported, MALLORY), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "approval.not-approver"
+
+
+def test_a_judged_stamp_on_other_kinds_is_forged() -> None:
+    body = release_body()
+    body["metadata"].setdefault("annotations", {})[JUDGED] = "x/y/Approve"
+    verdict = mutate(create("Release", body, ALICE), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "identity.forged"
+
+
+def test_validate_approval_takes_the_judged_stamp_as_it_stands_and_judges_anyway() -> None:
+    """A later mutation changed what was judged (the API server then calls validate-approval):
+    the stamp is no reason to refuse, and every rule runs on the final object."""
+    body = approval_body(approver=ALICE)  # alice decides on her own Release
+    body["metadata"]["annotations"][JUDGED] = "shop-1-4-2/prod/Approve"
+    verdict = validate(create("Approval", body, ALICE), world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "approval.self-approval"
+
+
+def test_the_webhooks_are_registered_for_one_call() -> None:
+    mutating = {h.id: h for h in MUTATING}
+    validating = {h.id: h for h in VALIDATING}
+    assert mutating["admit-approval"].resources == ("approvals",)
+    assert mutating["admit-approval"].operations == ("CREATE",)
+    assert "approvals" not in mutating["stamp-identity"].resources
+    assert validating["validate-approval"].match == VALIDATE_APPROVAL_NEEDED
+    # The matchCondition rebuilds exactly the judged stamp and the approver stamp.
+    assert "object.spec.release + '/' + object.spec.environment + '/' + object.spec.decision" in (
+        VALIDATE_APPROVAL_NEEDED
+    )
+    assert VALIDATE_APPROVAL_NEEDED.startswith("request.operation != 'CREATE' || ")
+
+
+@pytest.mark.parametrize(
+    ("kind", "operation", "mutating", "counted"),
+    [
+        ("Approval", "CREATE", True, True),
+        ("Approval", "CREATE", False, False),
+        ("Approval", "DELETE", False, True),
+        ("Approval", "UPDATE", False, True),
+        ("Release", "CREATE", True, False),
+        ("Release", "CREATE", False, True),
+        ("Action", "CREATE", False, True),
+    ],
+)
+def test_each_request_is_rate_limited_in_one_call(
+    kind: str, operation: str, mutating: bool, counted: bool
+) -> None:
+    assert rate_limited_call(kind, operation, mutating) is counted
+
+
+def test_mallory_outside_the_groups_is_refused_in_the_one_call() -> None:
+    verdict = mutate(create("Approval", unstamped(MALLORY), MALLORY), world(), POLICY)
+    assert not verdict.allowed and verdict.security_signal == "UnauthorizedApprover"

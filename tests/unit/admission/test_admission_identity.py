@@ -67,7 +67,10 @@ def test_approval_create_stamps_approver() -> None:
 def test_same_value_from_same_user_is_fine_and_not_rewritten() -> None:
     body = approval_body(approver=BOB)
     verdict = mutate(create("Approval", body, BOB), world(), POLICY)
-    assert verdict.allowed and verdict.patch == ()
+    # Only what was judged is added (admission.approval.admit_approval); the approver stays.
+    assert verdict.allowed and [op["path"] for op in verdict.patch] == [
+        "/metadata/annotations/stella.io~1judged"
+    ]
 
 
 def test_same_person_differently_formatted_is_rewritten_canonically() -> None:

@@ -190,7 +190,7 @@ def test_an_approve_rbac_refuses_says_which_right_it_takes(
     )
     # an admission rule's refusal already says what to do: nothing added
     cluster.fail_create = api_exception(
-        403, 'admission webhook "validate-approval.stella.io" denied the request: ask another'
+        403, 'admission webhook "admit-approval.stella.io" denied the request: ask another'
     )
     assert main(["reject", "shop/shop-1-4-2", "prod", "--comment", "no"]) == 1
     assert capsys.readouterr().err.endswith("denied the request: ask another\n")

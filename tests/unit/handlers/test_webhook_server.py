@@ -30,10 +30,11 @@ def test_each_path_admits_only_what_it_was_registered_for() -> None:
         "Release",
         False,
     )
-    assert route("stamp-identity", _request("stella.io", "approvals", "Approval")) == (
+    assert route("admit-approval", _request("stella.io", "approvals", "Approval")) == (
         "Approval",
         True,
     )
+    assert route("stamp-identity", _request("stella.io", "approvals", "Approval")) is None
     assert route("validate-release", _request("stella.io", "approvals", "Approval")) is None
     assert route("validate-release", _request("evil.io", "releases", "Release")) is None
     assert route("no-such-hook", _request("stella.io", "releases", "Release")) is None
