@@ -484,6 +484,10 @@ def approval_body(draw: st.DrawFn, rel: str, env: str, rough: bool) -> dict[str,
                 )
             ),
         }
+    if rough and draw(st.integers(0, 4)) == 0:  # a claim of what was judged
+        meta.setdefault("annotations", {})["stella.io/judged"] = draw(
+            st.one_of(st.text(max_size=40), st.just(f"{rel}/{env}/Approve"))
+        )
     body = {"apiVersion": f"{G}/{V}", "kind": "Approval", "metadata": meta, "spec": spec}
     if rough and draw(st.integers(0, 9)) == 0:
         body["spec"] = draw(junk)
@@ -515,9 +519,13 @@ def release_copy(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def assert_valid_approval(obj: dict[str, Any]) -> None:
-    ApprovalSpec.model_validate(obj["spec"])
-    who = json.loads(obj["metadata"]["annotations"]["stella.io/approver"])
+    spec = ApprovalSpec.model_validate(obj["spec"])
+    ann = obj["metadata"]["annotations"]
+    who = json.loads(ann["stella.io/approver"])
     assert who["username"] == "bob", who
+    # Judged in the one call (admit-approval), exactly as stored: what validate-approval's
+    # matchCondition relies on to skip it.
+    assert ann["stella.io/judged"] == f"{spec.release}/{spec.environment}/{spec.decision}", ann
 
 
 @FUZZ
@@ -598,6 +606,7 @@ STAMPS = [
     "stella.io/approver",
     "stella.io/actor",
     "stella.io/bound-to",
+    "stella.io/judged",
     "stella.io/rollback",
     "stella.io/rollback-of",
     "stella.io/promote",
@@ -650,6 +659,7 @@ def assert_valid_action(obj: dict[str, Any]) -> None:
     ann = obj["metadata"]["annotations"]
     assert json.loads(ann["stella.io/actor"])["username"] == "bob", ann
     assert "stella.io/requester" not in ann and "stella.io/approver" not in ann, ann
+    assert "stella.io/judged" not in ann, ann
     if obj["spec"]["action"] == "Promote":
         assert json.loads(ann["stella.io/bound-to"])["specDigest"].startswith("sha256:")
     else:
@@ -690,4 +700,5 @@ def test_fuzzed_stamps_on_releases_are_refused_unless_they_are_stellas(
     # Nothing was ever deployed in the fuzz Environment: no rollback can be admitted.
     assert "stella.io/rollback" not in ann and "stella.io/rollback-of" not in ann, ann
     assert not {"stella.io/approver", "stella.io/actor", "stella.io/bound-to"} & set(ann), ann
+    assert "stella.io/judged" not in ann, ann
     event("admitted")
