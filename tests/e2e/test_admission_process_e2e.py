@@ -223,20 +223,22 @@ FLIP: dict[str, Any] = {
                 }
             ]
         },
+        # Invoked (a no-op) before Stella's webhook too: the API server reinvokes only the
+        # policies it invoked in the first pass.
         "matchConditions": [
             {
-                "name": "judged-and-marked",
-                "expression": "has(object.metadata.annotations) && "
-                "'stella.io/judged' in object.metadata.annotations && "
-                "has(object.spec.comment) && object.spec.comment == 'flip-after-stella'",
+                "name": "marked",
+                "expression": "has(object.spec.comment) && "
+                "object.spec.comment == 'flip-after-stella'",
             }
         ],
         "mutations": [
             {
                 "patchType": "JSONPatch",
                 "jsonPatch": {
-                    "expression": '[JSONPatch{op: "replace", path: "/spec/environment", '
-                    'value: "nowhere"}]'
+                    "expression": "has(object.metadata.annotations) && "
+                    "'stella.io/judged' in object.metadata.annotations ? "
+                    '[JSONPatch{op: "replace", path: "/spec/environment", value: "nowhere"}] : []'
                 },
             }
         ],
@@ -258,7 +260,7 @@ def test_an_approval_is_stamped_and_judged_in_one_webhook_call(
     def calls(hook: str) -> float:
         return adm.metric("stella_admission_review_seconds_count", hook=hook)
 
-    shop.release("r-3", shop.image("3.0"), ["dev", "prod"])
+    shop.release("r-3", shop.image("3.0"), ["dev", "prod"], as_user="dave")
     shop.wait_phase("r-3", "prod", "WaitingForApproval", timeout=90)
     admitted, validated = calls("admit-approval"), calls("validate-approval")
     made = shop.approve("r-3", "prod", "carol")
@@ -269,10 +271,11 @@ def test_an_approval_is_stamped_and_judged_in_one_webhook_call(
     assert calls("validate-approval") == validated, "a judged Approval was judged twice"
     # Refused where it is judged, with the rule's message: dave decides on his own Release.
     with pytest.raises(ApiException) as exc:
-        shop.approve("r-dave", "prod", "dave", decision="Reject")
+        shop.approve("r-3", "prod", "dave", decision="Reject")
     assert exc.value.status == 403, exc.value.body
-    assert 'admission webhook "admit-approval.stella.io" denied' in str(exc.value.body)
-    assert "dave requested Release r-dave" in message(exc.value), message(exc.value)
+    assert 'admission webhook "admit-approval.stella.io" denied' in message(exc.value)
+    assert "dave requested Release r-3" in message(exc.value), message(exc.value)
+    assert calls("validate-approval") == validated
 
     binding = {
         "apiVersion": "admissionregistration.k8s.io/v1",
