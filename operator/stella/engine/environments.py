@@ -27,7 +27,9 @@ from stella.policy.identity import recorded_identity
 log = logging.getLogger("stella.engine.environments")
 
 
-OWNED = ("path", "conditions", "observedGeneration", "suspended")
+OWNED = ("path", "requires", "conditions", "observedGeneration", "suspended")
+# Written as null when absent, so a merge patch removes an old value.
+NULLABLE = ("requires", "suspended")
 
 
 def desired_status(
@@ -45,6 +47,8 @@ def desired_status(
         status.halted = None
     status.suspended = suspension
     spec = EnvironmentSpec.model_validate(body.get("spec") or {})
+    # For `kubectl get env` only (its REQUIRES column): the path is made of spec.requires.
+    status.requires = ",".join(spec.requires) or None
     report = check_graph(graph)
     try:
         status.path = environment_path(name, graph)
@@ -117,8 +121,7 @@ def desired_status(
     )
     status.observed_generation = generation
     wire = status.wire()
-    # An absent suspension is written as null, so a merge patch removes an old one.
-    return {k: wire.get(k) for k in OWNED if k in wire or k == "suspended"}
+    return {k: wire.get(k) for k in OWNED if k in wire or k in NULLABLE}
 
 
 class EnvironmentReconciler:

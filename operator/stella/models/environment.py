@@ -457,6 +457,10 @@ class Suspension(StrictModel):
     )
 
 
+# spec.requires at its longest: 16 names of 63 characters and the commas between them.
+REQUIRES_SHOWN_MAX = 16 * 63 + 15
+
+
 class EnvironmentStatus(StrictModel):
     """What the operator observes of the Environment."""
 
@@ -493,6 +497,13 @@ class EnvironmentStatus(StrictModel):
         max_length=64,
         description="The promotion path up to this Environment, in order (from requires).",
     )
+    # kube-apiserver prints a list column as JSON (["dev","staging"]), and a jsonPath such
+    # as .spec.requires[*] prints only its first element: the REQUIRES column reads this.
+    requires: Annotated[str, Field(max_length=REQUIRES_SHOWN_MAX)] | None = Field(
+        default=None,
+        description="spec.requires as one comma-separated line (dev,staging), for the "
+        "REQUIRES column of kubectl get env; display only, the operator reads spec.requires.",
+    )
     history: list[HistoryEntry] = Field(
         default_factory=list,
         max_length=HISTORY_LIMIT,
@@ -512,7 +523,7 @@ ENVIRONMENT = Kinds.register(
         status=EnvironmentStatus,
         description="A stage in the promotion path: its targets, approvals, freeze windows.",
         printer_columns=(
-            PrinterColumn("Requires", ".spec.requires", description="prerequisite stages"),
+            PrinterColumn("Requires", ".status.requires", description="prerequisite stages"),
             PrinterColumn("Current", ".status.currentRelease", description="deployed release"),
             PrinterColumn("Halted", ".status.halted.reason"),
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),

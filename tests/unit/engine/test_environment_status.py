@@ -86,3 +86,14 @@ def test_degraded_while_halted_or_misconfigured_not_while_suspended() -> None:
     )
     suspended = desired_status(env("prod", [], suspended=True), {"prod": []})
     assert degraded(suspended) == ("False", "NoFailures")
+
+
+def test_requires_is_one_readable_line_for_kubectl_get_env() -> None:
+    """`kubectl get env` printed spec.requires as JSON (["staging"]); a printer column
+    cannot join a list, so the status carries it as one line, and none when it is empty."""
+    graph = {"dev": [], "qa": [], "staging": ["dev", "qa"], "prod": ["staging"]}
+    assert desired_status(env("prod", ["staging"]), graph)["requires"] == "staging"
+    assert desired_status(env("staging", ["dev", "qa"]), graph)["requires"] == "dev,qa"
+    # No prerequisites: written as null, so a merge patch removes an old line.
+    old = env("dev", [], {"requires": "qa"})
+    assert desired_status(old, graph)["requires"] is None
