@@ -71,6 +71,7 @@ from stella.policy import (
     degraded,
     ready,
     recorded_identity,
+    requester_shown,
     summary_line,
     tally,
 )
@@ -191,6 +192,10 @@ class Reconciler(
             )
         status.observed_generation = generation
         if first or status.model_dump(mode="json") != before:
+            # Who asked, for `kubectl get rel` (display only; nothing reads it back). Set
+            # only here, so it rides on a write that is made anyway, never one of its own:
+            # a Release finished before the field existed keeps showing <none>.
+            status.requester = requester_shown(body)
             await self._announce(body, before, status, first)
             await self._write_status(key, status.wire())
         return requeue

@@ -249,6 +249,13 @@ class ReleaseStatus(StrictModel):
         description="The phase per Environment in one line, as kubectl get rel shows it: "
         "dev=Deployed staging=WaitingForApproval prod=Pending.",
     )
+    # For `kubectl get rel` only: the stamp is JSON, which a printer column cannot parse.
+    requester: Annotated[str, Field(max_length=253)] | None = Field(
+        default=None,
+        description="Who created the Release, as the API server authenticated them (the "
+        "username of the stella.io/requester stamp admission wrote); display only, every "
+        "check reads the stamp.",
+    )
 
 
 RELEASE = Kinds.register(
@@ -280,6 +287,7 @@ RELEASE = Kinds.register(
         ),
         printer_columns=(
             PrinterColumn("Version", ".spec.version"),
+            PrinterColumn("Requester", ".status.requester", description="who created it"),
             PrinterColumn("Progress", ".status.summary", description="phase per environment"),
             PrinterColumn("Ready", '.status.conditions[?(@.type=="Ready")].status'),
             PrinterColumn("Reason", '.status.conditions[?(@.type=="Ready")].reason', priority=1),

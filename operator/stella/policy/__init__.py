@@ -43,7 +43,7 @@ from stella.policy.rollback import (
     deployments_from_history,
     plan_rollback,
 )
-from stella.policy.summary import ReadyStatus, degraded, ready, summary_line
+from stella.policy.summary import ReadyStatus, degraded, ready, requester_shown, summary_line
 
 __all__ = [
     "GATES",
@@ -82,6 +82,7 @@ __all__ = [
     "plan_rollback",
     "ready",
     "recorded_identity",
+    "requester_shown",
     "summary_line",
     "tally",
     "thaw",

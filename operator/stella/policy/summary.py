@@ -1,16 +1,20 @@
-"""What `kubectl get rel` shows: the per-environment summary and the Ready and Degraded
-conditions (the ones Argo CD's health check for a Release reads: docs/argocd.md)."""
+"""What `kubectl get rel` shows: the per-environment summary, the requester, and the Ready
+and Degraded conditions (the ones Argo CD's health check for a Release reads:
+docs/argocd.md)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from stella.models.common import CONDITION_REASON, ConditionStatus
 from stella.models.release import EnvironmentProgress
+from stella.policy.identity import recorded_identity
 
 SUMMARY_MAX = 1024  # ReleaseStatus.summary maxLength
+REQUESTER_MAX = 253  # ReleaseStatus.requester maxLength
 _REASON = re.compile(CONDITION_REASON)
 
 
@@ -51,6 +55,18 @@ def summary_line(
             return " ".join(kept) + tail
         kept.append(part)
     return " ".join(kept)  # pragma: no cover - the loop returns first
+
+
+def requester_shown(release: Mapping[str, Any]) -> str | None:
+    """The requester's username for the REQUESTER column, from admission's stamp (read
+    only through recorded_identity); None without a usable stamp. Display only: the
+    engine never reads it back, every check reads the stamp. A username longer than the
+    field is cut, ending in '…'."""
+    who = recorded_identity(release, "requester")
+    if who is None:
+        return None
+    name = who.username
+    return name if len(name) <= REQUESTER_MAX else name[: REQUESTER_MAX - 1] + "…"
 
 
 def ready(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> ReadyStatus:

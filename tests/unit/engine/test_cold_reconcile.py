@@ -91,6 +91,7 @@ def test_a_cold_release_is_written_once_and_its_answer_not_again(
     ready = {c.type: c for c in status.conditions}["Ready"]
     assert ready.status == "False" and ready.observed_generation == 1
     assert status.observed_generation == 1
+    assert status.requester == "alice"  # kubectl get rel's REQUESTER, from admission's stamp
     # Only what asks something of a person is announced on a first evaluation.
     assert [reason for reason, _ in events] == ["WaitingForApproval"]
 
@@ -98,3 +99,13 @@ def test_a_cold_release_is_written_once_and_its_answer_not_again(
     asyncio.run(ctl._handle(("shop", "r1")))
     assert len(writes) == 1
     assert len(events) == 1
+
+    # A Release evaluated before status.requester existed, with nothing else to change:
+    # not written for the column alone (it rides only on writes made anyway).
+    body = dict(ctl.view.release(("shop", "r1")) or {})
+    version = str(int(body["metadata"]["resourceVersion"]) + 1)
+    older = {k: v for k, v in body["status"].items() if k != "requester"}
+    meta = {**body["metadata"], "resourceVersion": version}
+    ctl.view.apply("Release", "MODIFIED", {**body, "metadata": meta, "status": older})
+    asyncio.run(ctl._handle(("shop", "r1")))
+    assert len(writes) == 1

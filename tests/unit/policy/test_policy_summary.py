@@ -1,7 +1,16 @@
 from __future__ import annotations
 
-from stella.models.release import EnvironmentProgress
-from stella.policy.summary import SUMMARY_MAX, ReadyStatus, ready, summary_line
+from typing import Any
+
+from stella.models.release import EnvironmentProgress, ReleaseStatus
+from stella.policy.summary import (
+    REQUESTER_MAX,
+    SUMMARY_MAX,
+    ReadyStatus,
+    ready,
+    requester_shown,
+    summary_line,
+)
 
 PATH = ["dev", "staging", "prod"]
 
@@ -78,3 +87,21 @@ def test_degraded_names_the_first_environment_a_person_must_act_on() -> None:
     assert degraded(halted, ["dev"]).reason == "EnvironmentHalted"
     # Only the targeted path counts.
     assert degraded(progress(other="Failed"), PATH).status == "False"
+
+
+def stamped(raw: str | None) -> dict[str, Any]:
+    annotations = {} if raw is None else {"stella.io/requester": raw}
+    return {"metadata": {"name": "r", "annotations": annotations}}
+
+
+def test_the_requester_column_shows_the_stamped_username() -> None:
+    """kubectl get rel's REQUESTER: the username of admission's JSON stamp, which a printer
+    column cannot parse; nothing when there is no usable stamp."""
+    alice = '{"groups":["release-requesters"],"uid":"u-1","username":"alice"}'
+    assert requester_shown(stamped(alice)) == "alice"
+    assert requester_shown(stamped(None)) is None
+    assert requester_shown(stamped('{"username": ""}')) is None
+    assert requester_shown(stamped("alice")) is None  # not the JSON admission writes
+    long = requester_shown(stamped('{"username": "%s"}' % ("x" * 400)))
+    assert long is not None and len(long) == REQUESTER_MAX and long.endswith("…")
+    ReleaseStatus(requester=long)  # fits the field the API server validates
