@@ -97,6 +97,14 @@ The rollback is a new Release and goes through the same gates (approvals again, 
 Environment says rollbackSkipsApproval). You need the `rollback` verb on the Environment.
 """
 
+ACTION_EPILOG = """\
+examples:
+  stella action list                          every Action: who asked, its phase and reason
+  stella action list -e prod -o yaml          prod's Actions, whole, for scripts
+  stella promote shop/shop-1-4-2 prod         ask for a promotion: one Promote Action
+  kubectl get act                             the same objects, as kubectl shows them
+"""
+
 ACTION_LIST_EPILOG = """\
 examples:
   stella action list
@@ -478,6 +486,8 @@ def register_list(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         help="the actions people asked for (promote, clear, suspend, resume)",
         description="Actions are the requests `stella promote` and `stella env "
         "clear|suspend|resume` create; the operator carries each out once.",
+        epilog=ACTION_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     act_sub = act.add_subparsers(dest="action_command", metavar="COMMAND", required=True)
     ls = act_sub.add_parser(

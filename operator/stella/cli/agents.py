@@ -33,6 +33,28 @@ Running enroll again replaces a token not yet used.
 """
 
 
+AGENT_EPILOG = """\
+examples:
+  stella agent enroll eu-1 --expires 1h       a one-time registration token for Agent eu-1
+  stella agent list                           state, certificate expiry, last heartbeat
+  stella agent revoke eu-1                    contain it: its certificate and tokens refused
+
+docs/agents.md: an Agent's life from enrolment to revocation.
+"""
+
+REVOKE_EPILOG = """\
+examples:
+  stella agent revoke eu-1
+  stella agent list                           eu-1 shows Revoked from now on
+"""
+
+LIST_EPILOG = """\
+examples:
+  stella agent list
+  stella agent list -o json
+"""
+
+
 def _agent(kube: Any, name: str) -> dict[str, Any]:
     found = kube.find("agents", name)
     if found is None:
@@ -126,6 +148,8 @@ def register(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         "agent",
         help="enrol, revoke and list deployment agents",
         description="Deployment agents: one-time enrolment tokens, revocation, status.",
+        epilog=AGENT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
     enroll = agent_sub.add_parser(
@@ -151,11 +175,17 @@ def register(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         help="contain an agent now: its certificate and tokens stop working",
         description="Revoke an Agent: the hub refuses its certificate and tokens from the "
         "next request on.",
+        epilog=REVOKE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     revoke.add_argument("name", metavar="NAME", help="the Agent")
     revoke.set_defaults(func=cmd_revoke)
     ls = agent_sub.add_parser(
-        "list", parents=common, help="every Agent: state, certificate expiry, last heartbeat"
+        "list",
+        parents=common,
+        help="every Agent: state, certificate expiry, last heartbeat",
+        epilog=LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_output_flag(ls)
     ls.set_defaults(func=cmd_list)

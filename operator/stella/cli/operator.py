@@ -11,6 +11,10 @@ from typing import Any
 from stella.cli.output import EXIT_OK, EXIT_USAGE, CliError
 
 RUN_EPILOG = """\
+examples:
+  stella operator run                         the cluster of KUBECONFIG's current context
+  STELLA_NAMESPACE=stella-system stella operator run --http-port 9090 --verbose
+
 The operator reads its settings from STELLA_* environment variables (see
 operator/stella/settings.py) and the cluster from KUBECONFIG, or from its service account
 inside a Pod. It serves /healthz, /readyz and /metrics on --http-port.
@@ -18,6 +22,10 @@ inside a Pod. It serves /healthz, /readyz and /metrics on --http-port.
 
 
 ADMISSION_EPILOG = """\
+examples:
+  STELLA_WEBHOOK_CERT=tls.crt STELLA_WEBHOOK_KEY=tls.key stella admission run
+  STELLA_WEBHOOK_CERT=tls.crt STELLA_WEBHOOK_KEY=tls.key stella admission run --http-port 8081
+
 Admission reads the same STELLA_* settings as the operator: the serving certificate
 (STELLA_WEBHOOK_CERT, STELLA_WEBHOOK_KEY, required), STELLA_WEBHOOK_HOST/PORT, the
 per-person rate (STELLA_WEBHOOK_RATE/BURST), and STELLA_SERVICE_ACCOUNT, the operator's
@@ -76,7 +84,14 @@ def cmd_admission(args: argparse.Namespace) -> int:
 
 def _run_parser(sub: Any, name: str, what: str, description: str, epilog: str) -> Any:
     """`stella <name> run`, with the --http-port and --verbose both processes take."""
-    parser = sub.add_parser(name, help=f"run {what}", description=description)
+    examples = epilog.split("\n\n", 1)[0]  # the run command's examples, for the group too
+    parser = sub.add_parser(
+        name,
+        help=f"run {what}",
+        description=description,
+        epilog=examples + "\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub_run = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
     run = sub_run.add_parser(
         "run",

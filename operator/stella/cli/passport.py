@@ -25,19 +25,34 @@ Apply it where docs/supply-chain/passport-binding.yaml binds Stella's workload-d
 policy: that cluster's API server then refuses every other digest."""
 
 
+PARAMS_EPILOG = """\
+examples:
+  stella passport params --environment prod --key keys/KEYID.pem \\
+      registry.example.com/shop/web@sha256:... | kubectl apply -n shop -f -
+"""
+
+PASSPORT_EPILOG = """\
+examples:
+  stella evidence keys --out-dir keys/        the evidence public keys, one .pem file each
+  stella passport params --environment prod --key keys/KEYID.pem \\
+      registry.example.com/shop/web@sha256:... | kubectl apply -n shop -f -
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "passport",
         help="Stella's release passport: requirements for clusters without Stella",
         description="Stella's release passport (docs/supply-chain.md).",
+        epilog=PASSPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="passport_command", metavar="COMMAND", required=True)
     params = sub.add_parser(
         "params",
         help="print the admission parameter of the digests passported for an Environment",
         description=DESCRIPTION,
-        epilog="example:\n  stella passport params --environment prod --key keys/evidence.pem \\\n"
-        "    registry.example.com/shop/web@sha256:... | kubectl apply -n shop -f -\n",
+        epilog=PARAMS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     params.add_argument("images", nargs="+", metavar="IMAGE", help="repo@sha256:<digest>")

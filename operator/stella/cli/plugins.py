@@ -36,6 +36,21 @@ annotation names you exactly as the API server knows you, and the quarantine it 
 """
 
 
+PLUGIN_EPILOG = """\
+examples:
+  stella plugin sign manifest.yaml --module smoke.wasm --key publisher.pem > plugin.yaml
+  kubectl apply -f plugin.yaml
+  stella plugin list                          version, publisher, quarantine, last run
+  stella plugin reenable smoke-test --reason "INC-77: manifest fixed, egress reviewed"
+"""
+
+LIST_EPILOG = """\
+examples:
+  stella plugin list
+  stella plugin list -o yaml
+"""
+
+
 def cmd_sign(args: argparse.Namespace) -> int:
     import yaml
     from pydantic import ValidationError
@@ -151,6 +166,8 @@ def register(sub: Any, common: list[argparse.ArgumentParser]) -> None:
         "plugin",
         help="sign plugin manifests, list plugins, lift a quarantine",
         description="Workflow plugins: signed manifests, quarantine (docs/plugins.md).",
+        epilog=PLUGIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plugin_sub = plugin.add_subparsers(dest="plugin_command", metavar="COMMAND", required=True)
     sign = plugin_sub.add_parser(
@@ -183,7 +200,11 @@ def register(sub: Any, common: list[argparse.ArgumentParser]) -> None:
     reenable.add_argument("--reason", required=True, help="why it may run again (evidence)")
     reenable.set_defaults(func=cmd_reenable)
     ls = plugin_sub.add_parser(
-        "list", parents=common, help="plugins: version, publisher, quarantine, last run"
+        "list",
+        parents=common,
+        help="plugins: version, publisher, quarantine, last run",
+        epilog=LIST_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_output_flag(ls)
     ls.set_defaults(func=cmd_list)

@@ -244,12 +244,24 @@ STELLA_VAULT_* settings). A plain-HTTP registry (loopback, dev) needs --insecure
 """
 
 
+RELEASE_EPILOG = """\
+examples:
+  stella release create shop-1-4-2 -n shop --version 1.4.2 --environments dev,staging,prod \\
+      --component web=registry.example.com/shop/web:1.4.2 \\
+      --workload web=Deployment/web/web --from-tags | kubectl apply -f -
+  stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -
+  kubectl get rel -n shop                     where each Release stands, and who asked
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add ``release create`` to the top-level ``stella`` subcommands."""
     rel = subparsers.add_parser(
         "release",
         help="create Releases with images pinned from tags",
         description="Create Releases: resolve image tags to digests once.",
+        epilog=RELEASE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rel_sub = rel.add_subparsers(dest="release_command", metavar="COMMAND", required=True)
     create = rel_sub.add_parser(

@@ -10,6 +10,10 @@ from typing import Any
 from stella.cli.output import EXIT_OK, EXIT_USAGE, CliError
 
 WEB_EPILOG = """\
+examples:
+  stella web --cert tls.crt --key tls.key     https://127.0.0.1:8443/, as KUBECONFIG's identity
+  stella web --cert tls.crt --key tls.key --host 0.0.0.0 --port 9443
+
 The console reads the cluster through its own watches with the identity of KUBECONFIG (or
 its service account in a Pod): it needs only to review tokens and list/watch Stella's
 kinds. People log in with their own Kubernetes bearer token; every approval is made with

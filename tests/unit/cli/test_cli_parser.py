@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import io
-from contextlib import redirect_stdout
+import re
+import shlex
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -139,6 +141,72 @@ def test_help_is_for_users_with_examples(argv: list[str]) -> None:
     assert "examples:" in text
     for internal in ("Wire it", "cli.py", "register(", "subparsers", "args.func"):
         assert internal not in text, internal
+
+
+def examples_of(text: str) -> list[str]:
+    """The command lines of a help's examples section: continuation lines joined, each
+    line's trailing note (after three spaces or more) left off."""
+    lines = text.split("\nexamples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    out: list[str] = []
+    pending = ""
+    for raw in lines:
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1].rstrip() + " "
+            continue
+        pending = ""
+        out.append(re.split(r"\s{3,}", line, maxsplit=1)[0])
+    return out
+
+
+def commands_in(example: str) -> list[list[str]]:
+    """The `stella` commands of one example line (between pipes and &&, without a
+    redirect, a comment or leading VAR=value settings)."""
+    out: list[list[str]] = []
+    words = shlex.split(example.split(" # ", 1)[0])
+    segment: list[str] = []
+    for word in [*words, "|"]:
+        if word not in ("|", "&&", ";"):
+            segment.append(word)
+            continue
+        while segment and re.fullmatch(r"[A-Z_]+=\S*", segment[0]):
+            segment.pop(0)  # PGPASSWORD=... stella ...
+        if segment[:1] == ["stella"]:  # not kubectl, jq, source <(...)
+            out.append(segment[: segment.index(">")] if ">" in segment else segment)
+        segment = []
+    return out
+
+
+def test_every_command_and_group_has_examples_that_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stella env --help`, `stella action --help`, ...: a group listed its subcommands and
+    nothing to type. Every command's help ends in examples, and each `stella ...` example
+    is a command line this parser accepts (up to a pipe or a redirect)."""
+    monkeypatch.setenv("COLUMNS", "100")
+    missing, wrong = [], {}
+    for path in walk(build_parser()):
+        text = help_of(*path.split()[1:])
+        if "\nexamples:\n" not in text:
+            missing.append(path)
+            continue
+        for example in examples_of(text):
+            for words in commands_in(example):
+                try:
+                    with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+                        build_parser().parse_args(words[1:])
+                except SystemExit:
+                    wrong[path] = example
+    assert not missing, f"no examples: {missing}"
+    assert not wrong, f"examples that do not parse: {wrong}"
+
+
+def test_examples_of_joins_continued_lines_and_drops_notes() -> None:
+    text = (
+        "usage: x\n\nexamples:\n  stella a --b c    a note\n  stella d \\\n      e | f\n\n"
+        "more text\n"
+    )
+    assert examples_of(text) == ["stella a --b c", "stella d e | f"]
+    both = "X=1 stella a  b > o && jq . | stella c # d"
+    assert commands_in(both) == [["stella", "a", "b"], ["stella", "c"]]
 
 
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
