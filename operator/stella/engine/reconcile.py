@@ -194,7 +194,7 @@ class Reconciler(
         if first or status.model_dump(mode="json") != before:
             # Who asked, for `kubectl get rel` (display only; nothing reads it back). Set
             # only here, so it rides on a write that is made anyway, never one of its own:
-            # a Release finished before the field existed keeps showing <none>.
+            # a Release finished before the field existed keeps an empty REQUESTER.
             status.requester = requester_shown(body)
             await self._announce(body, before, status, first)
             await self._write_status(key, status.wire())

@@ -4,6 +4,7 @@ columns, real identities and RBAC, and a Deployment rolled out through kwok."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, cast
 
 import pytest
@@ -12,6 +13,9 @@ from kubernetes.client.exceptions import ApiException
 from tests.kube_support import eventually
 
 from devenv.controlplane import ControlPlane
+from stella.engine import kubeio
+from stella.engine.environments import desired_status
+from stella.policy import requester_shown
 
 DIGEST = "sha256:" + "ab" * 32
 G, V = "stella.io", "v1alpha1"
@@ -124,30 +128,62 @@ def test_environment_cel_rules(kube_admin: client.ApiClient) -> None:
     assert "a target names either a namespace" in json.loads(cast(str, err.value.body))["message"]
 
 
+def column(out: str, name: str, row: str) -> str:
+    """One cell of `kubectl get`'s table, by header and the row's NAME (kubectl aligns
+    each column at its header's offset)."""
+    lines = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+    i = lines[0].split().index(name)
+    line = next(line for line in lines[1:] if line.split()[:1] == [row])
+    end = starts[i + 1] if i + 1 < len(starts) else None
+    return line[starts[i] : end].strip()
+
+
 def test_kubectl_prints_the_printer_columns(
     kube: ControlPlane, kube_admin: client.ApiClient, test_namespace: str
 ) -> None:
-    create_release(kube_admin, test_namespace, release_body("cols"))
+    # The Release as admission stamps it (no admission runs here; the stamp is written as
+    # it would be), and the status the operator writes from that stamp.
+    body = release_body("cols")
+    body["metadata"]["annotations"] = {
+        "stella.io/requester": '{"groups":["release-requesters"],"uid":"u-a","username":"alice"}'
+    }
+    made = create_release(kube_admin, test_namespace, body)
+    kubeio.patch_release_status(
+        (test_namespace, "cols"), {"requester": requester_shown(made)}, kube_admin
+    )
     out = kube.kubectl("admin", "get", "rel", "-n", test_namespace).stdout
     header = out.splitlines()[0].split()
-    assert header == ["NAME", "VERSION", "PROGRESS", "READY", "AGE"]
+    assert header == ["NAME", "VERSION", "REQUESTER", "PROGRESS", "READY", "AGE"]
     assert "cols" in out and "1.0.0" in out
-    env: dict[str, Any] = {
-        "apiVersion": f"{G}/{V}",
-        "kind": "Environment",
-        "metadata": {"name": f"cols-{test_namespace}"},
-        "spec": {"requires": ["dev"], "targets": [{"namespace": test_namespace}]},
-    }
-    client.CustomObjectsApi(kube_admin).create_cluster_custom_object(G, V, "environments", env)
+    assert column(out, "REQUESTER", "cols") == "alice"  # not the stamp's JSON
+
+    api = client.CustomObjectsApi(kube_admin)
+    names = [f"{stage}-{test_namespace}" for stage in ("cols", "dev", "qa")]
+    graph: dict[str, list[str]] = {names[0]: names[1:], names[1]: [], names[2]: []}
+    for name, requires in graph.items():
+        env: dict[str, Any] = {
+            "apiVersion": f"{G}/{V}",
+            "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"requires": requires, "targets": [{"namespace": test_namespace}]},
+        }
+        api.create_cluster_custom_object(G, V, "environments", env)
     try:
-        lines = kube.kubectl("admin", "get", "env", env["metadata"]["name"]).stdout.splitlines()
-        header = ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "REASON", "AGE"]
-        assert lines[0].split() == header
-        assert '["dev"]' in lines[1]
-    finally:
-        client.CustomObjectsApi(kube_admin).delete_cluster_custom_object(
-            G, V, "environments", env["metadata"]["name"]
+        stored = cast(dict[str, Any], api.get_cluster_custom_object(G, V, "environments", names[0]))
+        api.patch_cluster_custom_object_status(
+            G, V, "environments", names[0], {"status": desired_status(stored, graph)}
         )
+        out = kube.kubectl("admin", "get", "env", *names).stdout
+        header = ["NAME", "REQUIRES", "CURRENT", "HALTED", "READY", "REASON", "AGE"]
+        assert out.splitlines()[0].split() == header
+        # kube-apiserver printed spec.requires as ["dev-...","qa-..."]; .spec.requires[*]
+        # would print only the first of them.
+        assert column(out, "REQUIRES", names[0]) == f"{names[1]},{names[2]}"
+        assert column(out, "REQUIRES", names[1]) == "", out  # requires nothing
+    finally:
+        for name in names:
+            api.delete_cluster_custom_object(G, V, "environments", name)
     cat = kube.kubectl("admin", "get", "stella", "-A").returncode
     assert cat == 0
 
