@@ -81,6 +81,7 @@ def test_platform_engineer(world: DemoWorld) -> None:
     assert rows(table, "prod")[0][:4] == ["prod", "staging", "auto", "shop/shop-1-1"]
     got = kubectl(world, "frank", "get", "env", "prod")
     assert got.returncode == 0 and "shop/shop-1-1" in got.stdout, got.stderr
+    assert rows(got.stdout, "prod")[0][1] == "staging", got.stdout  # REQUIRES, not ["staging"]
     explain = kubectl(world, "admin", "explain", "environment.spec.freezeWindows")
     assert explain.returncode == 0 and "<no description>" not in explain.stdout
 
@@ -155,6 +156,9 @@ def test_requester(world: DemoWorld) -> None:
     # 3. dev deploys at once; staging waits for an approver and says who and how
     world.wait_phase("shop-1-2", "dev", "Deployed")
     world.wait_phase("shop-1-2", "staging", "WaitingForApproval")
+    listed = kubectl(world, "alice", "get", "rel", "shop-1-2", "-n", "shop").stdout
+    assert listed.split()[:3] == ["NAME", "VERSION", "REQUESTER"], listed
+    assert rows(listed, "shop-1-2")[0][2] == "alice", listed  # who asked, from the stamp
     message = world.progress("shop-1-2", "staging").get("message", "")
     assert "release-approvers" in message and "stella approve shop/shop-1-2 staging" in message
     says(person(world, "alice", "approve", "shop/shop-1-2", "staging"), REFUSED)
