@@ -231,27 +231,35 @@ Resolve image tags to digests once and print a Release whose images are pinned
 Release is validated before it is printed; pipe it to kubectl apply -f -.
 """
 
-CREATE_EPILOG = """\
-examples:
+# The two ways to create a Release, shown by `stella release create --help` and `stella
+# release --help` alike.
+_CREATE_FROM_FLAGS = """\
   stella release create shop-1-4-2 -n shop --version 1.4.2 --environments dev,staging,prod \\
       --component web=registry.example.com/shop/web:1.4.2 \\
       --workload web=Deployment/web/web --from-tags | kubectl apply -f -
+"""
+_CREATE_FROM_FILE = (
+    "  stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -\n"
+)
 
-  stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -
-
+CREATE_EPILOG = (
+    "examples:\n"
+    + _CREATE_FROM_FLAGS
+    + "\n"
+    + _CREATE_FROM_FILE
+    + """
 Registry credentials come from a Vault reference (--registry-credentials, read with the
 STELLA_VAULT_* settings). A plain-HTTP registry (loopback, dev) needs --insecure-registry.
 """
+)
 
 
-RELEASE_EPILOG = """\
-examples:
-  stella release create shop-1-4-2 -n shop --version 1.4.2 --environments dev,staging,prod \\
-      --component web=registry.example.com/shop/web:1.4.2 \\
-      --workload web=Deployment/web/web --from-tags | kubectl apply -f -
-  stella release create --from-tags -f release-with-tags.yaml | kubectl apply -f -
-  kubectl get rel -n shop                     where each Release stands, and who asked
-"""
+RELEASE_EPILOG = (
+    "examples:\n"
+    + _CREATE_FROM_FLAGS
+    + _CREATE_FROM_FILE
+    + "  kubectl get rel -n shop                     where each Release stands, and who asked\n"
+)
 
 
 def register(subparsers: Any) -> None:
