@@ -114,6 +114,44 @@ def wait_for_release_params(
         return all(f"registries.{e}" in (data or {}) for e in environments)
 
     eventually(published, timeout, what=f"Environments {', '.join(environments)} published")
+    if environments:
+        # The API server reads the parameter through an informer of its own, a moment
+        # after the write: a dry-run Release naming them is judged by it once it has.
+        eventually(
+            lambda: _policy_knows(admin, namespace, environments),
+            timeout,
+            what=f"the release-create policy to know {', '.join(environments)}",
+        )
+
+
+NOT_YET_PUBLISHED = ("has not told admission yet", "no params found")
+
+
+def _policy_knows(admin: client.ApiClient, namespace: str, environments: tuple[str, ...]) -> bool:
+    probe = {
+        "apiVersion": "stella.io/v1alpha1",
+        "kind": "Release",
+        "metadata": {"generateName": "params-probe-"},
+        "spec": {
+            "version": "0.0.0",
+            "environments": list(environments),
+            "components": [
+                {
+                    "name": "probe",
+                    "image": "registry.example.com/probe@sha256:" + "0" * 64,
+                    "workload": {"kind": "Deployment", "name": "probe", "container": "probe"},
+                }
+            ],
+        },
+    }
+    try:
+        client.CustomObjectsApi(admin).create_namespaced_custom_object(
+            "stella.io", "v1alpha1", namespace, "releases", probe, dry_run="All"
+        )
+    except client.ApiException as exc:
+        # Refused for another reason (its registry, its namespace): judged by the parameter.
+        return not any(phrase in str(exc.body) for phrase in NOT_YET_PUBLISHED)
+    return True
 
 
 def evidence_packets(
