@@ -662,27 +662,26 @@ def test_a_revoked_agents_task_goes_to_another_agent(rig: Rig, shop: Any) -> Non
     from tests.e2e.test_actions_e2e import packets
 
     pair, tag = f"pair-{uuid.uuid4().hex[:4]}", uuid.uuid4().hex[:4]
-    first = rig.agent(f"ra-{tag}", labels={"cluster": pair})  # chosen first: by name
-    second = rig.agent(f"rb-{tag}", labels={"cluster": pair})
+    homes = [rig.agent(f"{n}-{tag}", labels={"cluster": pair}) for n in ("ra", "rb")]
     key = f"stella-test/{pair}"
     rig.hold_rollouts(key)
     new = shop.image("4.1")
     staging = rig.agent_environment(shop, pair, timeout="240s")
-    procs = [rig.background_agent(h, "--interval", "1") for h in (first, second)]
+    procs = [rig.background_agent(h, "--interval", "1") for h in homes]
+
+    def running() -> tuple[Path, dict[str, Any]] | None:
+        # Whichever agent the hub chose (by name among those it has heard from: on a
+        # loaded machine the first may not have called in yet) is the one revoked.
+        for home in homes:
+            for t in rig.tasks_of(home.name):
+                if (t.get("status") or {}).get("phase") == "Running":
+                    return home, t
+        return None
+
     try:
         shop.release("rel-r", new, ["dev", "staging"])
-        old_task = eventually(
-            lambda: next(
-                (
-                    t
-                    for t in rig.tasks_of(first.name)
-                    if (t.get("status") or {}).get("phase") == "Running"
-                ),
-                None,
-            ),
-            timeout=120,
-            what="the first agent's task running",
-        )
+        first, old_task = eventually(running, timeout=240, what="an agent's task running")
+        second = homes[1] if first == homes[0] else homes[0]
         generation = rig.remote.web().metadata.generation
         first_serial = rig.serial(first.name)
         frank = {**os.environ, "KUBECONFIG": str(rig.kube.kubeconfig_for("frank"))}
