@@ -21,6 +21,7 @@ from stella.evidence.errors import EvidenceError
 from stella.models import set_condition
 from stella.models.release import ApprovalRecord
 from stella.policy import ApprovalFact, Tally, recorded_identity
+from stella.policy.approvals import counted_verdict
 from stella.policy.binding import recorded_binding
 from stella.policy.late_decisions import late_verdict
 
@@ -129,13 +130,7 @@ class ApprovalMarks:
             record = decided.get(name)
             if record is not None:
                 counted = True
-                if record.decision == "Reject":
-                    reason, message = (
-                        "Rejected",
-                        f"{record.approver}'s rejection stops this release here",
-                    )
-                else:
-                    reason, message = "Counted", f"{record.approver}'s approval counts"
+                reason, message = counted_verdict(record.approver, record.decision)
             else:
                 counted = False
                 decision = (a.get("spec") or {}).get("decision", "Approve")

@@ -115,10 +115,10 @@ class Tally:
         """
         for c in self.counted:
             if c.approval == approval:
-                return True, "Counted", f"{c.username}'s approval counts"
+                return True, *counted_verdict(c.username, "Approve")
         for c in self.rejections:
             if c.approval == approval:
-                return True, "Rejected", f"{c.username}'s rejection stops this release here"
+                return True, *counted_verdict(c.username, "Reject")
         for r in self.refused:
             if r.approval == approval:
                 return False, r.reason.value, r.message
@@ -273,3 +273,10 @@ def _refusal(
             f"{who}'s {verb} does not count: {who} is not in {' or '.join(sorted(groups))}",
         )
     return None
+
+
+def counted_verdict(username: str, decision: str) -> tuple[str, str]:
+    """(reason, message) of a decision that counted: an Approve, or a stopping Reject."""
+    if decision == "Reject":
+        return "Rejected", f"{username}'s rejection stops this release here"
+    return "Counted", f"{username}'s approval counts"

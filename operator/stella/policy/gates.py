@@ -206,7 +206,7 @@ def _rejected(inp: GateInput) -> _Outcome:
             "Rejected",
             "RejectedByApprover",
             f"{rejection.username} rejected {inp.release} for {inp.environment} at "
-            f"{_iso(rejection.at)} (approval {rejection.approval}){said}; "
+            f"{rfc3339(rejection.at)} (approval {rejection.approval}){said}; "
             "create a new release to try again",
         )
     return "no qualified rejection"
@@ -220,7 +220,7 @@ def _halted(inp: GateInput) -> _Outcome:
         return _Stop(
             "Halted",
             "EnvironmentHalted",
-            f"{env} is halted since {_iso(halt.since)} ({detail}); a person must "
+            f"{env} is halted since {rfc3339(halt.since)} ({detail}); a person must "
             f"investigate and clear the halt (`stella env clear {env} --reason ...`) "
             "before anything is deployed there",
         )
@@ -351,7 +351,8 @@ GATES: tuple[tuple[Gate, Callable[[GateInput], _Outcome]], ...] = (
 )
 
 
-def _iso(value: datetime) -> str:
+def rfc3339(value: datetime) -> str:
+    """UTC, to the second, with Z (a naive time is taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

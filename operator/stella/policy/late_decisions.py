@@ -14,9 +14,10 @@ is still recorded as evidence (ApprovalRefused, reason AlreadyDecided).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from stella.policy.approvals import DecisionKind
+from stella.policy.gates import rfc3339
 
 ALREADY_DECIDED = "AlreadyDecided"
 
@@ -31,14 +32,14 @@ def late_verdict(
 ) -> tuple[str, str]:
     """(reason, message) for a decision made after the promotion into `environment` was
     decided (`phase`, begun at `since`). The decision never counts."""
-    at = f" at {_rfc3339(since)}" if since is not None else ""
+    at = f" at {rfc3339(since)}" if since is not None else ""
     rejecting = decision == "Reject"
     noun = "rejection" if rejecting else "approval"
     if phase in AUTHORIZED_PHASES:
         if phase == "Deployed":
             head = f"{environment} was already Deployed{at} for this Release"
         else:
-            since_s = f" since {_rfc3339(since)}" if since is not None else ""
+            since_s = f" since {rfc3339(since)}" if since is not None else ""
             head = f"{environment} was already authorized for this Release ({phase}{since_s})"
         if rejecting:
             tail = (
@@ -61,9 +62,3 @@ def late_verdict(
         head = f"this Release was already Superseded in {environment}{at} by a newer Release"
         tail = f"this {noun} does not count; decide on the newer Release"
     return ALREADY_DECIDED, f"{head}; {tail}"
-
-
-def _rfc3339(t: datetime) -> str:
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
