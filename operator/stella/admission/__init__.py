@@ -14,6 +14,7 @@ identity.forged               the client wrote a stamp: an identity (annotation,
                               field), the Release a decision binds to, or a rollback stamp
 identity.tampering            a stamp or a rollback request changed after CREATE (by anyone)
 identity.unstamped            CREATE without the stamps the mutating webhook records
+identity.too-long             CREATE by a username longer than Stella records (1,024 characters)
 secret.literal                a free-text field (description, comment) looks like a credential
 release.digest-pinned         an image is not repo@sha256:<64 hex>
 release.image-invalid         an image reference that does not parse

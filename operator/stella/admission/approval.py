@@ -65,6 +65,7 @@ from stella.admission.identity import (
     identity_changes,
     recorded_at_create,
     stamp_patch,
+    unrecordable_user,
 )
 from stella.admission.index import decision_index
 from stella.models.action import APPROVE_VERB
@@ -119,7 +120,7 @@ def admit_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Ver
     the approver, the binding and what was judged, in one answer."""
     if req.operation != "CREATE":
         return allow()
-    claimed = _claimed_identity(req)
+    claimed = _claimed_identity(req) or unrecordable_user(req)
     if claimed is not None:
         return claimed
     stamps = expected_stamps(req, snap)

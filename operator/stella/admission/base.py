@@ -31,6 +31,7 @@ NOT_SYNCED = "admission.not-synced"
 IDENTITY_FORGED = "identity.forged"
 IDENTITY_TAMPERING = "identity.tampering"
 IDENTITY_UNSTAMPED = "identity.unstamped"
+IDENTITY_TOO_LONG = "identity.too-long"
 SECRET_LITERAL = "secret.literal"  # noqa: S105 (a rule id)
 RELEASE_DIGEST_PINNED = "release.digest-pinned"
 RELEASE_IMAGE_INVALID = "release.image-invalid"
@@ -85,6 +86,7 @@ RULES: tuple[str, ...] = (
     IDENTITY_FORGED,
     IDENTITY_TAMPERING,
     IDENTITY_UNSTAMPED,
+    IDENTITY_TOO_LONG,
     SECRET_LITERAL,
     RELEASE_DIGEST_PINNED,
     RELEASE_IMAGE_INVALID,

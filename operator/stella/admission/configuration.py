@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stella import GROUP, VERSION
+from stella.models.common import USERNAME_MAX
 
 MANAGED_LABEL = "stella.io/managed"
 NAME = "stella.io"
@@ -37,10 +38,13 @@ STAMPED_IDENTITY_CEL = (
     '\'],"uid":"\' + ' + UID_CEL + ' + \'","username":"\' + request.userInfo.username '
     "+ '\"}'"
 )
-# When that text needs no JSON escaping (printable ASCII but `"` and `\\`): only then does the
-# policy stamp; otherwise the webhook does, as before. One regex over all the parts at once
-# (each character is judged alone, so this is the same as one match per part).
+# When that text needs no JSON escaping (printable ASCII but `"` and `\\`) and the username
+# is one Stella records (USERNAME_MAX): only then does the policy stamp; otherwise the
+# webhook does, as before, or refuses the username (identity.too-long). One regex over all
+# the parts at once (each character is judged alone, so this is the same as one match per
+# part).
 PLAIN_IDENTITY_CEL = (
+    f"size(request.userInfo.username) <= {USERNAME_MAX} && "
     "(request.userInfo.username + " + UID_CEL + " + " + GROUPS_CEL + ".join(''))"
     ".matches('^[ !#-\\\\[\\\\]-~]*$')"
 )

@@ -28,6 +28,7 @@ from stella.admission._util import annotations_of, labels_of, mapping, metadata,
 from stella.admission.base import (
     FORGED_IDENTITY,
     IDENTITY_FORGED,
+    IDENTITY_TOO_LONG,
     IDENTITY_UNSTAMPED,
     Body,
     Request,
@@ -36,6 +37,7 @@ from stella.admission.base import (
     allow,
     deny,
 )
+from stella.models.common import USERNAME_MAX
 from stella.policy.binding import (
     BINDING_ANNOTATION,
     binding_of,
@@ -119,6 +121,32 @@ def expected_stamps(req: Request, snap: Snapshot) -> dict[str, str]:
     return out
 
 
+_ROLE_WORDS: Mapping[Role, str] = {
+    "requester": "who asks for a Release",
+    "approver": "who decides on one",
+    "actor": "who acts on one",
+}
+
+
+def unrecordable_user(req: Request) -> Verdict | None:
+    """A CREATE whose sender's username is longer than Stella records (USERNAME_MAX):
+    refused, never stamped cut short (a cut name could be someone else's) and never left
+    to fail later in the engine's status and evidence writes. Kubernetes itself sets no
+    limit; a service account's name fits (339 characters at most)."""
+    role = ROLE_OF_KIND.get(req.kind)
+    if role is None or req.operation != "CREATE":
+        return None
+    size = len(req.user.username)
+    if size <= USERNAME_MAX:
+        return None
+    return deny(
+        IDENTITY_TOO_LONG,
+        f"your username is {size} characters long; Stella records {_ROLE_WORDS[role]} in at "
+        f"most {USERNAME_MAX} characters: send this {req.kind} as a user with a shorter name "
+        "(your identity provider's username claim or prefix, or a service account)",
+    )
+
+
 def _how(kind: str) -> str:
     if kind == "Approval":
         return "remove it and apply again (`stella approve` creates Approvals correctly)"
@@ -189,6 +217,9 @@ def recorded_at_create(req: Request, snap: Snapshot) -> Verdict | None:
     The judged stamp is taken as it stands: it only ever lets this webhook be skipped (and
     only where it matches the final object), and where this webhook runs it judges the
     whole Approval again whatever the stamp says."""
+    too_long = unrecordable_user(req)
+    if too_long is not None:
+        return too_long
     expected = expected_stamps(req, snap)
     judged = annotations_of(req.obj).get(JUDGED_ANNOTATION)
     if req.kind == "Approval" and isinstance(judged, str):
@@ -240,6 +271,9 @@ def mutate_identity(req: Request, snap: Snapshot) -> Verdict:
     """Stamp the person (and the Release a decision is about) at CREATE."""
     if req.operation != "CREATE" or req.kind not in ROLE_OF_KIND:
         return allow()
+    too_long = unrecordable_user(req)
+    if too_long is not None:
+        return too_long
     expected = expected_stamps(req, snap)
     forged = forged_claim(req, expected)
     if forged is not None:

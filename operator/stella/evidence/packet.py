@@ -22,7 +22,7 @@ from pydantic import AfterValidator, Field, JsonValue, PrivateAttr, ValidationEr
 
 from stella.evidence.canonical import canonical_json, sha256_digest
 from stella.evidence.errors import MalformedPacket
-from stella.models.common import StrictModel
+from stella.models.common import StrictModel, Username
 
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE: Final = "https://stella.io/evidence/v1"
@@ -94,8 +94,8 @@ class AgentRef(StrictModel):
 
 class ApprovalEvidence(StrictModel):
     approval: ShortText
-    approver: ShortText
-    groups: list[ShortText] = Field(default_factory=list, max_length=64)
+    approver: Username
+    groups: list[Username] = Field(default_factory=list, max_length=64)
     decision: Literal["Approve", "Reject"]
     at: UtcSeconds
     counted: bool
@@ -165,7 +165,7 @@ class StellaPredicate(StrictModel):
     environment: ShortText | None = None
     release: ReleaseRef | None = None
     agent: AgentRef | None = None
-    actor: ShortText | None = None
+    actor: Username | None = None
     approvals: list[ApprovalEvidence] = Field(default_factory=list, max_length=64)
     policy: PolicyEvidence | None = None
     outcome: Outcome | None = None

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from stella.models.common import Condition, Name, StrictModel
+from stella.models.common import Condition, Name, StrictModel, Username
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 
 ActionType = Literal["Promote", "ClearHalt", "Suspend", "Resume"]
@@ -87,7 +87,7 @@ class ActionStatus(StrictModel):
     message: Annotated[str, Field(max_length=4096)] = Field(
         default="", description="What happened, for people."
     )
-    actor: Annotated[str, Field(max_length=253)] | None = Field(
+    actor: Username | None = Field(
         default=None, description="Who asked, as the API server authenticated them."
     )
     processed_at: datetime | None = Field(

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stella.models.common import Condition, Name, StrictModel
+from stella.models.common import Condition, Name, StrictModel, Username
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
 
 Decision = Literal["Approve", "Reject"]
@@ -54,7 +54,7 @@ class ApprovalStatus(StrictModel):
         default=False,
         description="True when this decision counts for the Release and Environment.",
     )
-    approver: Annotated[str, Field(max_length=253)] | None = Field(
+    approver: Username | None = Field(
         default=None,
         description="Who made the decision, as the API server authenticated them at creation.",
     )

@@ -33,6 +33,13 @@ CONDITION_REASON = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
 QUALIFIED_NAME = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 
 Name = Annotated[str, Field(pattern=DNS_SUBDOMAIN, min_length=1, max_length=63)]
+# The longest username or group name Stella records (status, evidence). Kubernetes sets no
+# limit, and real ones pass 253: a service account's is system:serviceaccount:NS:NAME, up to
+# 339 characters, and an OIDC one can be an issuer URL and a 255-character subject.
+# Admission refuses a longer username at CREATE (stella.admission.identity); a longer group
+# could not be named by approverGroups anyway and is not read (stella.policy.identity).
+USERNAME_MAX = 1024
+Username = Annotated[str, Field(max_length=USERNAME_MAX)]
 NamespaceName = Annotated[str, Field(pattern=DNS_LABEL, min_length=1, max_length=63)]
 _VAULT_REF = re.compile(VAULT_REF)
 

@@ -16,6 +16,7 @@ from stella.models.common import (
     Name,
     NamespaceName,
     StrictModel,
+    Username,
     VaultRef,
     vault_ref_rule,
 )
@@ -429,7 +430,7 @@ class HistoryEntry(StrictModel):
     attempt: Annotated[int, Field(ge=0)] = Field(
         default=0, description="Which attempt of this Release in this Environment it was."
     )
-    approvers: list[Annotated[str, Field(max_length=253)]] = Field(
+    approvers: list[Username] = Field(
         default_factory=list,
         max_length=16,
         description="The people whose approvals counted for this promotion.",

@@ -14,6 +14,7 @@ from stella.models.common import (
     Condition,
     Name,
     StrictModel,
+    Username,
 )
 from stella.models.environment import WorkloadRef
 from stella.models.resource import KindInfo, Kinds, PrinterColumn
@@ -136,9 +137,7 @@ class ReleaseSpec(StrictModel):
 class ApprovalRecord(StrictModel):
     """One Approval the operator took into account for an Environment."""
 
-    approver: Annotated[str, Field(max_length=253)] = Field(
-        description="Who decided, as the API server authenticated them."
-    )
+    approver: Username = Field(description="Who decided, as the API server authenticated them.")
     decision: Literal["Approve", "Reject"] = Field(description="Approve or Reject.")
     at: datetime = Field(description="When the Approval was created.")
     approval: Annotated[str, Field(max_length=253)] = Field(
@@ -250,7 +249,7 @@ class ReleaseStatus(StrictModel):
         "dev=Deployed staging=WaitingForApproval prod=Pending.",
     )
     # For `kubectl get rel` only: the stamp is JSON, which a printer column cannot parse.
-    requester: Annotated[str, Field(max_length=253)] | None = Field(
+    requester: Username | None = Field(
         default=None,
         description="Who created the Release, as the API server authenticated them (the "
         "username of the stella.io/requester stamp admission wrote); display only, every "

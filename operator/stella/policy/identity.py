@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from stella.models.common import USERNAME_MAX
 from stella.policy.stamps import annotation, json_object
 
 Role = Literal["requester", "approver", "actor"]
@@ -68,7 +69,13 @@ def recorded_identity(obj: Mapping[str, Any], role: Role) -> Identity | None:
 
 
 def parse_identity(raw: str) -> Identity | None:
-    """Parse the recorded JSON form; anything malformed is None (never a partial identity)."""
+    """Parse the recorded JSON form; anything malformed is None (never a partial identity).
+
+    A username longer than USERNAME_MAX is None too (admission refuses to stamp one, so
+    only a stamp written before that rule has one): status and evidence hold at most that
+    many characters, and a name cut short would be someone else's. A group longer than
+    that is left out: approverGroups cannot name it (253 characters at most), and evidence
+    records the rest."""
     data = json_object(raw)
     if data is None:
         return None
@@ -81,7 +88,11 @@ def parse_identity(raw: str) -> Identity | None:
         return None
     if not all(isinstance(g, str) for g in groups):
         return None
-    return Identity(username=username, uid=uid, groups=frozenset(groups))
+    if len(username) > USERNAME_MAX:
+        return None
+    return Identity(
+        username=username, uid=uid, groups=frozenset(g for g in groups if len(g) <= USERNAME_MAX)
+    )
 
 
 def format_identity(identity: Identity) -> str:

@@ -14,7 +14,6 @@ from stella.models.release import EnvironmentProgress
 from stella.policy.identity import recorded_identity
 
 SUMMARY_MAX = 1024  # ReleaseStatus.summary maxLength
-REQUESTER_MAX = 253  # ReleaseStatus.requester maxLength
 _REASON = re.compile(CONDITION_REASON)
 
 
@@ -59,14 +58,11 @@ def summary_line(
 
 def requester_shown(release: Mapping[str, Any]) -> str | None:
     """The requester's username for the REQUESTER column, from admission's stamp (read
-    only through recorded_identity); None without a usable stamp. Display only: the
-    engine never reads it back, every check reads the stamp. A username longer than the
-    field is cut, ending in '…'."""
+    only through recorded_identity, so never longer than the field); None without a
+    usable stamp. Display only: the engine never reads it back, every check reads the
+    stamp."""
     who = recorded_identity(release, "requester")
-    if who is None:
-        return None
-    name = who.username
-    return name if len(name) <= REQUESTER_MAX else name[: REQUESTER_MAX - 1] + "…"
+    return None if who is None else who.username
 
 
 def ready(progress: Sequence[EnvironmentProgress], path: Sequence[str]) -> ReadyStatus:

@@ -22,6 +22,7 @@ from admission_factories import (
 )
 
 from stella.admission import Request, mutate, validate
+from stella.models.common import USERNAME_MAX
 from stella.policy.identity import Identity, format_identity, recorded_identity
 
 
@@ -205,3 +206,40 @@ def test_nobody_changes_a_requester(change: Any, user: Identity, allowed: bool) 
         assert verdict.rule == "identity.tampering"
         assert verdict.security_signal == "IdentityTampering"
         assert "never change" in verdict.message
+
+
+LONG = Identity("x" * (USERNAME_MAX + 1), "u-long", frozenset({"release-approvers"}))
+ACCOUNT = Identity("system:serviceaccount:ci:" + "d" * 253, "u-bot")  # 278: Kubernetes allows it
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        ("Release", unstamped_release()),
+        ("Approval", approval_body()),
+        (
+            "Action",
+            {
+                "metadata": {"name": "a"},
+                "spec": {"action": "Suspend", "environment": "prod", "reason": "INC-1"},
+            },
+        ),
+    ],
+)
+def test_a_username_longer_than_stella_records_is_refused_at_create(
+    kind: str, body: dict[str, Any]
+) -> None:
+    """Never stamped cut short (a cut name could be someone else's), and never left to fail
+    later in the engine's status and evidence writes; a long service account's name fits."""
+    for verdict in (
+        mutate(create(kind, body, LONG), world(), POLICY),
+        validate(create(kind, body, LONG), world(), POLICY),
+    ):
+        assert not verdict.allowed and verdict.rule == "identity.too-long"
+        assert f"your username is {USERNAME_MAX + 1} characters long" in verdict.message
+        assert "shorter name" in verdict.message
+    stamped = mutate(create(kind, body, ACCOUNT), world(), POLICY)
+    assert stamped.rule != "identity.too-long"
+    if stamped.allowed:
+        role = {"Release": "requester", "Approval": "approver", "Action": "actor"}[kind]
+        assert recorded_identity(apply_patch(body, stamped.patch), role) == ACCOUNT  # type: ignore[arg-type]

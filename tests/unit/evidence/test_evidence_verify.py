@@ -225,3 +225,20 @@ def test_a_pinned_private_key_or_junk_is_named_not_parsed_or_echoed() -> None:
             assert "MII" not in exc.message and "Could not deserialize" not in exc.message
         else:
             raise AssertionError(f"{text[:20]!r} loaded")
+
+
+def test_a_long_service_account_is_recorded_whole_and_verifies() -> None:
+    """A service account's username reaches 339 characters, past the 253 evidence once
+    held: recording it failed, and with it the promotion. Both verify paths (the plain one
+    and the model) read it back whole."""
+    account = "system:serviceaccount:ci:" + "d" * 253
+    event = promotion_event()
+    approval = event.approvals[0].model_copy(update={"approver": account, "groups": [account]})
+    log, store = MemoryLog(), MemoryStore()
+    rec = Recorder(MemorySigner(), log, store, "t", clock=Clock())
+    rec.record(event.model_copy(update={"actor": account, "approvals": [approval]}))
+    report = run(store, log)
+    assert report.ok, report.findings
+    payload = json.loads(base64.b64decode(log.entries()[0].envelope["payload"]))
+    assert payload["predicate"]["actor"] == account
+    assert payload["predicate"]["approvals"][0]["approver"] == account

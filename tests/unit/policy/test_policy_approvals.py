@@ -330,3 +330,13 @@ def test_a_link_never_silences_a_qualified_rejection() -> None:
     facts = [fact(ALICE_2, minutes=0), fact(BOB_2, "Reject", minutes=1)]
     t = tally(policy(1), ALICE_1, facts)
     assert t.rejection is not None and t.rejection.username == "bob"
+
+
+def test_a_service_accounts_long_username_is_counted_and_recorded() -> None:
+    """A service account's username reaches 339 characters (system:serviceaccount:NS:NAME):
+    its approval counts, and the status records it whole (it once failed the 253-character
+    status field, and with it every reconcile of the Release)."""
+    bot = Identity("system:serviceaccount:ci:" + "d" * 253, "uid-bot", frozenset({GROUP}))
+    t = count(policy(1), [fact(bot, name="b")])
+    assert t.verdict("b")[:2] == (True, "Counted")
+    assert [r.approver for r in t.records()] == [bot.username]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from stella.models.common import USERNAME_MAX
 from stella.policy.identity import (
     IDENTITY_ANNOTATIONS,
     Identity,
@@ -54,3 +55,21 @@ def test_same_person_by_username_or_uid() -> None:
     assert a.same_person(Identity("alice-renamed", "u1"))
     assert not a.same_person(Identity("bob", "u2"))
     assert not Identity("a").same_person(Identity("b"))  # empty uids never match
+
+
+def test_a_username_longer_than_status_and_evidence_hold_is_no_identity() -> None:
+    """Kubernetes sets no length limit. Up to USERNAME_MAX (a service account's 339
+    characters fit) the identity is read whole; beyond it there is none (never a name cut
+    short, which could be someone else's), and admission refuses to stamp one."""
+    account = "system:serviceaccount:ci:" + "d" * 253
+    assert parse_identity(format_identity(Identity(account, "u-1"))) == Identity(account, "u-1")
+    edge = "x" * USERNAME_MAX
+    assert parse_identity(format_identity(Identity(edge))) == Identity(edge)
+    assert parse_identity(format_identity(Identity(edge + "x"))) is None
+
+
+def test_a_group_longer_than_evidence_holds_is_left_out() -> None:
+    """approverGroups cannot name it (253 characters at most); the rest stay."""
+    huge = "g" * (USERNAME_MAX + 1)
+    read = parse_identity(format_identity(Identity("bob", "", frozenset({"sre", huge}))))
+    assert read == Identity("bob", "", frozenset({"sre"}))
