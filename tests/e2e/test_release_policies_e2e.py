@@ -179,6 +179,45 @@ def test_a_person_without_a_uid_is_stamped_too(shop: Shop, kube: ControlPlane) -
     assert stamp == json.loads(format_identity(who(grace)))
 
 
+def test_a_long_username_is_recorded_whole_and_a_longer_one_refused(
+    shop: Shop, kube: ControlPlane
+) -> None:
+    """Kubernetes sets no limit on a username; a service account's reaches 339 characters
+    and an OIDC one can be an issuer URL and a subject. A requester and an approver past
+    the 253 characters status and evidence once held get their Release through qa, each
+    recorded whole (the Approval's status record failed, and with it every reconcile). A
+    username past the 1,024 Stella records is not stamped by the policy and is refused
+    by the webhook, with what to do."""
+    from tests.e2e.test_actions_e2e import impersonating
+
+    requester = "https://issuer.example.com/realms/shop#" + "r" * 260
+    approver = "https://issuer.example.com/realms/shop#" + "a" * 260
+    shop.users["long-requester"] = impersonating(kube, requester, "release-requesters")
+    shop.users["long-approver"] = impersonating(kube, approver, "release-approvers")
+    made = shop.release("long-1", shop.image("long"), ["qa"], as_user="long-requester")
+    stamp = json.loads(made["metadata"]["annotations"]["stella.io/requester"])
+    assert stamp["username"] == requester
+    shop.wait_reason("long-1", "qa", "WaitingForApproval")
+    approval = shop.approve("long-1", "qa", as_user="long-approver")
+    done = shop.wait_phase("long-1", "qa", "Deployed")
+    assert [a["approver"] for a in done["approvals"]] == [approver]
+    assert shop.get_release("long-1")["status"]["requester"] == requester
+    appr = client.CustomObjectsApi(shop.admin).get_namespaced_custom_object(
+        G, V, shop.release_ns, "approvals", approval["metadata"]["name"]
+    )
+    assert cast(dict[str, Any], appr)["status"]["approver"] == approver
+
+    too_long = impersonating(kube, "u" * 1025, "release-requesters")
+    with pytest.raises(ApiException) as exc:
+        custom_objects(too_long).create_namespaced_custom_object(
+            G, V, shop.release_ns, "releases", body(shop, "too-long"), dry_run="All"
+        )
+    assert exc.value.status == 403, exc.value.body
+    assert HOOK in str(exc.value.body)
+    assert "your username is 1025 characters long" in str(exc.value.body)
+    assert "shorter name" in str(exc.value.body)
+
+
 # ---- release-create.stella.io: the rules that needed Environments, in the API server --------
 def namespace(kube_admin: client.ApiClient, prefix: str, labels: dict[str, str]) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"

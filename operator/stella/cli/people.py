@@ -33,6 +33,7 @@ from stella.cli.output import (
     table,
 )
 from stella.policy.late_decisions import DECIDED_PHASES
+from stella.policy.summary import requester_shown
 
 STATUS_EPILOG = """\
 examples:
@@ -104,9 +105,11 @@ def status_text(releases: list[dict[str, Any]], live: Mapping[str, str] | None =
     for rel in releases:
         meta, spec, st = rel["metadata"], rel.get("spec") or {}, rel.get("status") or {}
         ready = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), None)
+        requester = requester_shown(rel)  # admission's stamp, not the display-only status
         head = (
             f"Release {meta.get('namespace', '?')}/{meta['name']}  "
             f"version {spec.get('version', '?')}  "
+            f"requested by {requester or '(not recorded)'}  "
             f"ready={ready['status'] if ready else 'Unknown'}"
             + (f" ({ready.get('reason', '')})" if ready else "")
         )

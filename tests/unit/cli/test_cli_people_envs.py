@@ -132,7 +132,17 @@ def test_status_table_and_json(
     }
     assert main(["status", "shop/shop-1-4-2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "Release shop/shop-1-4-2  version 1.4.2  ready=False (WaitingForApproval)"
+    assert out[0] == (
+        "Release shop/shop-1-4-2  version 1.4.2  requested by (not recorded)  "
+        "ready=False (WaitingForApproval)"
+    )
+    # Who asked, from admission's stamp (status.requester is display only and not read).
+    rel["metadata"]["annotations"] = {
+        "stella.io/requester": '{"groups":[],"uid":"u-a","username":"alice"}'
+    }
+    rel["status"]["requester"] = "mallory"
+    assert main(["status", "shop/shop-1-4-2"]) == 0
+    assert "  requested by alice  ready=False" in capsys.readouterr().out.splitlines()[0]
     assert out[3].split()[:4] == ["prod", "WaitingForApproval", "ApprovalsMissing", "bob"]
     assert main(["status", "shop/shop-1-4-2", "-o", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["metadata"]["name"] == "shop-1-4-2"
