@@ -52,6 +52,7 @@ from stella.admission.base import (
     SELF_APPROVAL,
     UNAUTHORIZED_APPROVER,
     AdmissionPolicy,
+    Body,
     Request,
     Snapshot,
     Verdict,
@@ -70,6 +71,7 @@ from stella.admission.identity import (
 from stella.admission.index import decision_index
 from stella.models.action import APPROVE_VERB
 from stella.models.approval import ApprovalSpec
+from stella.models.environment import EnvironmentSpec
 from stella.policy.binding import binding_of, recorded_binding
 from stella.policy.identity import recorded_identity
 from stella.secrets.refs import looks_like_secret
@@ -134,7 +136,7 @@ def admit_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Ver
         # Not judged here: the API server's schema says what is wrong (it runs after
         # mutation), and validate-approval judges whatever passes it.
         return allow(patch=stamp_patch(req.obj, stamps))
-    verdict = _judge(req, snap, policy, parsed)
+    verdict = _judge(req, snap, policy, parsed, verb_asked_later=True)
     if not verdict.allowed:
         return verdict
     return allow(verdict.warnings, patch=stamp_patch(req.obj, stamps))
@@ -166,9 +168,23 @@ def _create(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:
     return _judge(req, snap, policy, parsed)
 
 
-def _judge(req: Request, snap: Snapshot, policy: AdmissionPolicy, spec: ApprovalSpec) -> Verdict:
+def _judge(
+    req: Request,
+    snap: Snapshot,
+    policy: AdmissionPolicy,
+    spec: ApprovalSpec,
+    *,
+    verb_asked_later: bool = False,
+) -> Verdict:
     """Every rule of a decision: the Environment and Release exist and match, no
-    self-approval, the `approve` verb, an approver group, no second decision."""
+    self-approval, the `approve` verb, an approver group, no second decision.
+
+    verb_asked_later (admit-approval): an Approval that passes every other rule is
+    admitted here without asking for the verb, because the API server asks its own
+    authorizer in validate-approval's matchCondition and calls that webhook, which judges
+    it all again, when the verb is missing (configuration.VALIDATE_APPROVAL_NEEDED). One
+    SubjectAccessReview fewer in every Approval. A rule after the verb that refuses first
+    asks for it, so a request failing both is refused for the verb, as always."""
     if spec.comment and looks_like_secret(spec.comment):
         return deny(
             SECRET_LITERAL,
@@ -230,16 +246,37 @@ def _judge(req: Request, snap: Snapshot, policy: AdmissionPolicy, spec: Approval
                 SELF_APPROVAL,
             )
     verb = "approve" if spec.decision == "Approve" else "reject"
-    denied = verb_denied(
-        req,
-        policy,
-        APPROVE_VERB,
-        env_name,
-        APPROVAL_UNAUTHORIZED,
-        f"{verb} Release {namespace}/{rel} for {env_name}",
-    )
-    if denied is not None:
-        return denied
+
+    def verb_refusal() -> Verdict | None:
+        return verb_denied(
+            req,
+            policy,
+            APPROVE_VERB,
+            env_name,
+            APPROVAL_UNAUTHORIZED,
+            f"{verb} Release {namespace}/{rel} for {env_name}",
+        )
+
+    if not verb_asked_later:
+        denied = verb_refusal()
+        if denied is not None:
+            return denied
+    refused = _after_the_verb(req, snap, env, spec, namespace, release)
+    if refused is not None:
+        return (verb_refusal() or refused) if verb_asked_later else refused
+    return allow(_late_warning(release, rel, env_name))
+
+
+def _after_the_verb(
+    req: Request,
+    snap: Snapshot,
+    env: EnvironmentSpec,
+    spec: ApprovalSpec,
+    namespace: str,
+    release: Body,
+) -> Verdict | None:
+    """The rules judged after the `approve` verb: an approver group, no second decision."""
+    who, env_name = req.user.username, spec.environment
     groups = env.approvals.approver_groups
     if groups and not req.user.in_any(groups):
         return deny(
@@ -250,10 +287,7 @@ def _judge(req: Request, snap: Snapshot, policy: AdmissionPolicy, spec: Approval
             ),
             UNAUTHORIZED_APPROVER,
         )
-    duplicate = _duplicate(req, snap, namespace, rel, env_name, spec.decision, release)
-    if duplicate is not None:
-        return duplicate
-    return allow(_late_warning(release, rel, env_name))
+    return _duplicate(req, snap, namespace, spec.release, env_name, spec.decision, release)
 
 
 def _duplicate(

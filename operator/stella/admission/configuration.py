@@ -97,6 +97,14 @@ JUDGED_CEL = "object.spec.release + '/' + object.spec.environment + '/' + object
 # needs JSON escaping, which this CEL does not write; a later mutation). Every UPDATE and
 # DELETE is judged there. Fields are read only after has(): the schema has run, but an error
 # in a matchCondition would refuse the request with an opaque message.
+# It is also called when the sender lacks the `approve` verb on the Environment: the API
+# server's own authorizer answers that here, in process, so admit-approval need not ask it
+# with a SubjectAccessReview (a second request to the API server inside every Approval
+# CREATE); validate-approval asks, and refuses with the rule's words.
+APPROVE_VERB_CEL = (
+    "authorizer.group('" + GROUP + "').resource('environments')"
+    ".name(object.spec.environment).check('approve').allowed()"
+)
 VALIDATE_APPROVAL_NEEDED = (
     "request.operation != 'CREATE' || !has(object.metadata.annotations) || "
     "!('stella.io/judged' in object.metadata.annotations) || "
@@ -104,7 +112,8 @@ VALIDATE_APPROVAL_NEEDED = (
     "!has(object.spec.release) || !has(object.spec.environment) || "
     "!has(object.spec.decision) || "
     "object.metadata.annotations['stella.io/judged'] != " + JUDGED_CEL + " || "
-    "object.metadata.annotations['stella.io/approver'] != " + STAMPED_IDENTITY_CEL
+    "object.metadata.annotations['stella.io/approver'] != " + STAMPED_IDENTITY_CEL + " || "
+    "!" + APPROVE_VERB_CEL
 )
 
 

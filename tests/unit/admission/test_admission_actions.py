@@ -13,6 +13,7 @@ from admission_factories import (
     ALICE,
     BOB,
     GRANTS,
+    MALLORY,
     OPERATOR_ID,
     POLICY,
     admit,
@@ -27,6 +28,7 @@ from admission_factories import (
 )
 
 from stella.admission import mutate, validate
+from stella.admission.configuration import VALIDATE_APPROVAL_NEEDED
 from stella.engine.view import ClusterView
 from stella.policy.binding import (
     BINDING_ANNOTATION,
@@ -157,6 +159,40 @@ def test_an_approval_needs_the_approve_verb_on_that_environment() -> None:
     assert not verdict.allowed and verdict.rule == "approval.unauthorized"
     assert "`approve` verb on environments/prod" in verdict.message
     assert admit("Approval", approval_body(environment="staging"), BOB, world()).allowed
+
+
+def test_admit_approval_leaves_the_verb_to_the_api_servers_authorizer() -> None:
+    """admit-approval judges every other rule and sends no SubjectAccessReview: the API
+    server asks its own authorizer in validate-approval's matchCondition and calls that
+    webhook when the verb is missing, which refuses with the rule's words."""
+    GRANTS.denied.add(("bob", "approve", "prod"))
+    GRANTS.asked.clear()
+    body = approval_body(environment="prod")
+    body["metadata"].pop("annotations", None)
+    stamped = mutate(create("Approval", body, BOB), world(), POLICY)
+    assert stamped.allowed, stamped.message
+    assert GRANTS.asked == []
+    assert "!authorizer.group('stella.io').resource('environments')" in VALIDATE_APPROVAL_NEEDED
+    assert ".name(object.spec.environment).check('approve').allowed()" in VALIDATE_APPROVAL_NEEDED
+    judged = create("Approval", apply_patch(body, stamped.patch), BOB)
+    verdict = validate(judged, world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "approval.unauthorized"
+    assert GRANTS.asked == [("bob", "approve", "prod")]
+
+
+def test_a_request_failing_the_verb_and_a_later_rule_is_refused_for_the_verb() -> None:
+    """The order of the rules holds: admit-approval asks for the verb before it refuses
+    for a rule judged after it (here: an approver group), as validate-approval does."""
+    GRANTS.denied.add(("mallory", "approve", "prod"))
+    for verdict in (
+        mutate(create("Approval", approval_body(environment="prod"), MALLORY), world(), POLICY),
+        admit("Approval", approval_body(environment="prod"), MALLORY, world()),
+    ):
+        assert not verdict.allowed and verdict.rule == "approval.unauthorized", verdict
+    GRANTS.denied.clear()
+    req = create("Approval", approval_body(environment="prod"), MALLORY)
+    verdict = mutate(req, world(), POLICY)
+    assert not verdict.allowed and verdict.rule == "approval.not-approver"
 
 
 def test_an_approval_is_bound_to_the_uid_and_spec_of_its_release() -> None:
