@@ -185,7 +185,7 @@ def test_a_long_username_is_recorded_whole_and_a_longer_one_refused(
     """Kubernetes sets no limit on a username; a service account's reaches 339 characters
     and an OIDC one can be an issuer URL and a subject. A requester and an approver past
     the 253 characters status and evidence once held get their Release through qa, each
-    recorded whole (the Approval's status record failed, and with it every reconcile). A
+    recorded whole (the Approval's evidence failed to build, and with it every reconcile). A
     username past the 1,024 Stella records is not stamped by the policy and is refused
     by the webhook, with what to do."""
     from tests.e2e.test_actions_e2e import impersonating
@@ -197,7 +197,7 @@ def test_a_long_username_is_recorded_whole_and_a_longer_one_refused(
     made = shop.release("long-1", shop.image("long"), ["qa"], as_user="long-requester")
     stamp = json.loads(made["metadata"]["annotations"]["stella.io/requester"])
     assert stamp["username"] == requester
-    shop.wait_reason("long-1", "qa", "WaitingForApproval")
+    shop.wait_phase("long-1", "qa", "WaitingForApproval")
     approval = shop.approve("long-1", "qa", as_user="long-approver")
     done = shop.wait_phase("long-1", "qa", "Deployed")
     assert [a["approver"] for a in done["approvals"]] == [approver]

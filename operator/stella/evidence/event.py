@@ -21,7 +21,7 @@ from stella.evidence.packet import (
     ReleaseRef,
     Subject,
 )
-from stella.models.common import PINNED_IMAGE, StrictModel
+from stella.models.common import PINNED_IMAGE, StrictModel, Username
 
 
 class EvidenceEvent(StrictModel):
@@ -34,7 +34,7 @@ class EvidenceEvent(StrictModel):
     )
     subjects: list[Subject] = Field(default_factory=list, max_length=64)
     agent: AgentRef | None = None
-    actor: Annotated[str, Field(max_length=253)] | None = None
+    actor: Username | None = None
     approvals: list[ApprovalEvidence] = Field(default_factory=list, max_length=64)
     policy: PolicyEvidence | None = None
     outcome: Outcome | None = None

@@ -446,9 +446,7 @@ HISTORY_LIMIT = 20
 class Suspension(StrictModel):
     """A suspension asked for by a person with an Action (stella env suspend)."""
 
-    by: Annotated[str, Field(max_length=253)] = Field(
-        description="Who suspended, as the API server authenticated them."
-    )
+    by: Username = Field(description="Who suspended, as the API server authenticated them.")
     at: datetime = Field(description="When the API server received the Suspend action.")
     reason: Annotated[str, Field(max_length=1024)] = Field(
         default="", description="Why, as given with the action."

@@ -11,6 +11,7 @@ from evidence_fakes import Clock, MemorySigner, promotion_event
 
 from stella.evidence.canonical import canonical_json
 from stella.evidence.dsse import parse_envelope, sign_envelope
+from stella.evidence.event import EvidenceEvent
 from stella.evidence.recorder import Recorder
 from stella.evidence.records import StoredPacket
 from stella.evidence.store_memory import MemoryLog, MemoryStore
@@ -232,11 +233,12 @@ def test_a_long_service_account_is_recorded_whole_and_verifies() -> None:
     held: recording it failed, and with it the promotion. Both verify paths (the plain one
     and the model) read it back whole."""
     account = "system:serviceaccount:ci:" + "d" * 253
-    event = promotion_event()
-    approval = event.approvals[0].model_copy(update={"approver": account, "groups": [account]})
+    wire = promotion_event().model_dump()
+    wire["actor"] = account
+    wire["approvals"][0].update(approver=account, groups=[account])
     log, store = MemoryLog(), MemoryStore()
     rec = Recorder(MemorySigner(), log, store, "t", clock=Clock())
-    rec.record(event.model_copy(update={"actor": account, "approvals": [approval]}))
+    rec.record(EvidenceEvent.model_validate(wire))  # the engine's event, validated
     report = run(store, log)
     assert report.ok, report.findings
     payload = json.loads(base64.b64decode(log.entries()[0].envelope["payload"]))
