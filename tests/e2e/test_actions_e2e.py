@@ -505,6 +505,9 @@ def test_a_grant_of_approve_on_prod_alone_lets_grace_approve_prod_not_staging(
         shop.users.update(grace)
         msg = refused(lambda: shop.approve("rel-g", "staging", "grace"))
         assert "needs the `approve` verb on environments/" + staging in msg
+        # admit-approval asked no SubjectAccessReview: the API server's own authorizer,
+        # in validate-approval's matchCondition, sent her Approval to be refused there.
+        assert 'admission webhook "validate-approval.stella.io" denied' in msg, msg
         made = shop.approve("rel-g", "prod", "grace")
         assert made["metadata"]["annotations"]["stella.io/approver"].startswith('{"groups"')
     finally:
