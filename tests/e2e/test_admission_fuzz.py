@@ -486,7 +486,7 @@ def approval_body(draw: st.DrawFn, rel: str, env: str, rough: bool) -> dict[str,
         }
     if rough and draw(st.integers(0, 4)) == 0:  # a claim of what was judged
         meta.setdefault("annotations", {})["stella.io/judged"] = draw(
-            st.one_of(st.text(max_size=40), st.just(f"{rel}/{env}/Approve"))
+            st.one_of(st.text(max_size=40), st.just(f"v2:{rel}/{env}/Approve"))
         )
     body = {"apiVersion": f"{G}/{V}", "kind": "Approval", "metadata": meta, "spec": spec}
     if rough and draw(st.integers(0, 9)) == 0:
@@ -525,7 +525,7 @@ def assert_valid_approval(obj: dict[str, Any]) -> None:
     assert who["username"] == "bob", who
     # Judged in the one call (admit-approval), exactly as stored: what validate-approval's
     # matchCondition relies on to skip it.
-    assert ann["stella.io/judged"] == f"{spec.release}/{spec.environment}/{spec.decision}", ann
+    assert ann["stella.io/judged"] == f"v2:{spec.release}/{spec.environment}/{spec.decision}", ann
 
 
 @FUZZ

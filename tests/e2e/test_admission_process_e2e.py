@@ -265,7 +265,7 @@ def test_an_approval_is_stamped_and_judged_in_one_webhook_call(
     admitted, validated = calls("admit-approval"), calls("validate-approval")
     made = shop.approve("r-3", "prod", "carol")
     annotations = made["metadata"]["annotations"]
-    assert annotations["stella.io/judged"] == f"r-3/{prod}/Approve", annotations
+    assert annotations["stella.io/judged"] == f"v2:r-3/{prod}/Approve", annotations
     assert json.loads(annotations["stella.io/approver"])["username"] == "carol", annotations
     assert calls("admit-approval") == admitted + 1
     assert calls("validate-approval") == validated, "a judged Approval was judged twice"

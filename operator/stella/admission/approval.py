@@ -59,6 +59,7 @@ from stella.admission.base import (
     allow,
     deny,
 )
+from stella.admission.configuration import JUDGED_PREFIX
 from stella.admission.identity import (
     JUDGED_ANNOTATION,
     expected_stamps,
@@ -114,7 +115,7 @@ def validate_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> 
 def judged_stamp(spec: ApprovalSpec) -> str:
     """What admit_approval judged, as the validating webhook's matchCondition rebuilds it
     from the final object (configuration.JUDGED_CEL; names hold no `/`)."""
-    return f"{spec.release}/{spec.environment}/{spec.decision}"
+    return f"{JUDGED_PREFIX}{spec.release}/{spec.environment}/{spec.decision}"
 
 
 def admit_approval(req: Request, snap: Snapshot, policy: AdmissionPolicy) -> Verdict:

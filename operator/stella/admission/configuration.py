@@ -90,7 +90,16 @@ VALIDATE_RELEASE_NEEDED = (
 )
 
 # What admit-approval judged (admission.approval.judged_stamp), rebuilt from the final object.
-JUDGED_CEL = "object.spec.release + '/' + object.spec.environment + '/' + object.spec.decision"
+# The prefix names the contract: "v2:" leaves the `approve` verb to the API server's
+# authorizer in VALIDATE_APPROVAL_NEEDED. A configuration from before it (a rollback of the
+# chart while newer admission pods still answer) rebuilds the stamp without the prefix, so
+# it calls validate-approval, which asks for the verb: never an Approval whose verb nobody
+# checked. (And a newer configuration calls it for a stamp an older pod wrote.)
+JUDGED_PREFIX = "v2:"
+JUDGED_CEL = (
+    "'" + JUDGED_PREFIX + "' + object.spec.release + '/' + object.spec.environment + '/' + "
+    "object.spec.decision"
+)
 # validate-approval is called at CREATE only when the final object is not what admit-approval
 # judged for this user: no judged stamp (a body the schema judges first), a judged stamp or
 # an approver stamp that differ from the object and the request's user (an identity that

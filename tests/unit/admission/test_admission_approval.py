@@ -347,7 +347,7 @@ def test_an_approval_is_stamped_with_what_was_judged() -> None:
     assert verdict.allowed, verdict.message
     stamped = apply_patch(body, verdict.patch)
     annotations = stamped["metadata"]["annotations"]
-    assert annotations[JUDGED] == "shop-1-4-2/prod/Approve"
+    assert annotations[JUDGED] == "v2:shop-1-4-2/prod/Approve"
     assert recorded_identity(stamped, "approver") == BOB
     assert json.loads(annotations["stella.io/bound-to"])["specDigest"].startswith("sha256:")
     # What reaches validate-approval anyway (its matchCondition) is admitted the same.
@@ -389,7 +389,13 @@ def test_a_body_the_schema_refuses_is_left_to_the_schema_and_validate_approval()
 
 @pytest.mark.parametrize(
     "value",
-    ["shop-1-4-2/dev/Approve", "shop-1-4-2/prod/Reject", "", "anything"],
+    [
+        "v2:shop-1-4-2/dev/Approve",
+        "v2:shop-1-4-2/prod/Reject",
+        "shop-1-4-2/prod/Approve",  # the form before v2: an older admission pod's
+        "",
+        "anything",
+    ],
 )
 def test_a_judged_stamp_written_by_the_client_is_forged(value: str) -> None:
     body = unstamped(BOB)
@@ -411,7 +417,7 @@ def test_re_applying_an_exported_approval_is_judged_again() -> None:
     """Its stamps equal Stella's, so they are no forgery; the rules still run (here:
     mallory is in no approver group, whatever her copied stamp says)."""
     exported = approval_body(approver=MALLORY)
-    exported["metadata"]["annotations"][JUDGED] = "shop-1-4-2/prod/Approve"
+    exported["metadata"]["annotations"][JUDGED] = "v2:shop-1-4-2/prod/Approve"
     verdict = mutate(create("Approval", exported, MALLORY), world(), POLICY)
     assert not verdict.allowed and verdict.rule == "approval.not-approver"
 
@@ -427,7 +433,7 @@ def test_validate_approval_takes_the_judged_stamp_as_it_stands_and_judges_anyway
     """A later mutation changed what was judged (the API server then calls validate-approval):
     the stamp is no reason to refuse, and every rule runs on the final object."""
     body = approval_body(approver=ALICE)  # alice decides on her own Release
-    body["metadata"]["annotations"][JUDGED] = "shop-1-4-2/prod/Approve"
+    body["metadata"]["annotations"][JUDGED] = "v2:shop-1-4-2/prod/Approve"
     verdict = validate(create("Approval", body, ALICE), world(), POLICY)
     assert not verdict.allowed and verdict.rule == "approval.self-approval"
 
@@ -440,9 +446,24 @@ def test_the_webhooks_are_registered_for_one_call() -> None:
     assert "approvals" not in mutating["stamp-identity"].resources
     assert validating["validate-approval"].match == VALIDATE_APPROVAL_NEEDED
     # The matchCondition rebuilds exactly the judged stamp and the approver stamp.
-    assert "object.spec.release + '/' + object.spec.environment + '/' + object.spec.decision" in (
-        VALIDATE_APPROVAL_NEEDED
+    assert (
+        "!= 'v2:' + object.spec.release + '/' + object.spec.environment + '/' + "
+        "object.spec.decision" in VALIDATE_APPROVAL_NEEDED
     )
+
+
+def test_a_configuration_from_before_the_verb_moved_still_calls_validate_approval() -> None:
+    """admit-approval leaves the `approve` verb to the API server's authorizer only under
+    a configuration that asks it (VALIDATE_APPROVAL_NEEDED). A configuration from before
+    (a chart rolled back while newer admission pods still answer) rebuilt the judged stamp
+    as release/environment/decision: the v2 stamp never equals it, so that configuration
+    calls validate-approval, which asks for the verb."""
+    body = unstamped(BOB)
+    stamped = mutate(create("Approval", body, BOB), world(), POLICY)
+    judged = apply_patch(body, stamped.patch)["metadata"]["annotations"][JUDGED]
+    spec = body["spec"]
+    assert judged != f"{spec['release']}/{spec['environment']}/{spec['decision']}"
+    assert judged == f"v2:{spec['release']}/{spec['environment']}/{spec['decision']}"
     assert VALIDATE_APPROVAL_NEEDED.startswith("request.operation != 'CREATE' || ")
 
 
