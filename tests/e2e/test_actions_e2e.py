@@ -25,6 +25,7 @@ from tests.e2e.shop import G, Shop, V
 from tests.kube_support import api_client_for, eventually
 
 from devenv.controlplane import OPERATOR_USER, ControlPlane
+from stella.admission.configuration import APPROVE_VERB_CEL
 
 STELLA = str(Path(sys.executable).parent / "stella")
 NS = "stella-system"
@@ -510,9 +511,53 @@ def test_a_grant_of_approve_on_prod_alone_lets_grace_approve_prod_not_staging(
         assert 'admission webhook "validate-approval.stella.io" denied' in msg, msg
         made = shop.approve("rel-g", "prod", "grace")
         assert made["metadata"]["annotations"]["stella.io/approver"].startswith('{"groups"')
+        refused_under_an_older_configuration(stella, shop, "staging")
     finally:
         rbac.delete_cluster_role_binding(role)
         rbac.delete_cluster_role(role)
+
+
+def refused_under_an_older_configuration(stella: OperatorProcess, shop: Shop, stage: str) -> None:
+    """A chart rolled back while newer admission pods still answer: the webhook
+    configuration of before has no authorizer in validate-approval's matchCondition and
+    rebuilds the judged stamp without `v2:`. admit-approval still asks for no verb; the
+    stamp it writes no longer matches, so validate-approval is called and refuses grace."""
+    env = shop.env_name(stage)
+    reg = client.AdmissionregistrationV1Api(shop.admin)
+    saved = reg.read_validating_webhook_configuration("stella.io")
+    older = reg.read_validating_webhook_configuration("stella.io")
+    hook = next(w for w in older.webhooks or [] if w.name == "validate-approval.stella.io")
+    cond = (hook.match_conditions or [])[0]
+    cond.expression = cond.expression.replace("'v2:' + ", "").replace(
+        " || !" + APPROVE_VERB_CEL, ""
+    )
+    assert "authorizer" not in cond.expression and "v2:" not in cond.expression
+    reg.replace_validating_webhook_configuration("stella.io", older)
+    bob = client.CustomObjectsApi(shop.users["bob"])
+    decision = {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Approval",
+        "metadata": {"generateName": "rel-g-older-"},
+        "spec": {"release": "rel-g", "environment": env, "decision": "Approve"},
+    }
+
+    def in_force() -> bool:  # bob's judged Approval reaches validate-approval only there
+        before = stella.metric("stella_admission_review_seconds_count", hook="validate-approval")
+        bob.create_namespaced_custom_object(
+            G, V, shop.release_ns, "approvals", decision, dry_run="All"
+        )
+        after = stella.metric("stella_admission_review_seconds_count", hook="validate-approval")
+        return after > before
+
+    try:
+        eventually(in_force, what="the older webhook configuration in force")
+        msg = refused(lambda: shop.approve("rel-g", stage, "grace"))
+        assert 'admission webhook "validate-approval.stella.io" denied' in msg, msg
+        assert "needs the `approve` verb on environments/" + env in msg
+    finally:
+        current = reg.read_validating_webhook_configuration("stella.io")
+        current.webhooks = saved.webhooks
+        reg.replace_validating_webhook_configuration("stella.io", current)
 
 
 # ---- the operator's identity is no master key -----------------------------------------------
