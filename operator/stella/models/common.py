@@ -80,6 +80,10 @@ def now() -> datetime:
 
 
 def rfc3339(ts: datetime) -> str:
+    """UTC, to the second, with Z (a naive time is taken as UTC, as Kubernetes writes
+    times, not as this machine's local time)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -41,9 +41,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
+from stella.models.common import rfc3339
 from stella.models.environment import EnvironmentSpec, HaltState, Suspension
 from stella.models.release import IN_PROGRESS_PHASES, TERMINAL_PHASES, Phase
 from stella.policy.approvals import Tally
@@ -349,10 +350,3 @@ GATES: tuple[tuple[Gate, Callable[[GateInput], _Outcome]], ...] = (
     (Gate.PROMOTION, _promotion),
     (Gate.IN_FLIGHT, _in_flight),
 )
-
-
-def rfc3339(value: datetime) -> str:
-    """UTC, to the second, with Z (a naive time is taken as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

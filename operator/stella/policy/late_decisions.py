@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from stella.models.common import rfc3339
 from stella.policy.approvals import DecisionKind
-from stella.policy.gates import rfc3339
 
 ALREADY_DECIDED = "AlreadyDecided"
 

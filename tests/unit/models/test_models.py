@@ -174,3 +174,23 @@ def test_freeze_window_times_that_are_not_times_are_refused(value: str) -> None:
     from stella.models.environment import WALL_OR_OFFSET_TIME
 
     assert not re.fullmatch(WALL_OR_OFFSET_TIME, value)
+
+
+def test_rfc3339_takes_a_naive_time_as_utc_whatever_the_machines_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from stella.models.common import rfc3339
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert rfc3339(datetime(2026, 3, 1, 11, 0, 5)) == "2026-03-01T11:00:05Z"
+        assert rfc3339(datetime(2026, 3, 1, 11, 0, 5, 999, tzinfo=UTC)) == "2026-03-01T11:00:05Z"
+        plus2 = timezone(timedelta(hours=2))
+        assert rfc3339(datetime(2026, 3, 1, 13, 0, 5, tzinfo=plus2)) == "2026-03-01T11:00:05Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
