@@ -246,10 +246,10 @@ def _judge(
                 f"{env_name} (preventSelfApproval); {what}",
                 SELF_APPROVAL,
             )
-    verb = "approve" if spec.decision == "Approve" else "reject"
-
-    def verb_refusal() -> Verdict | None:
-        return verb_denied(
+    refused = _after_the_verb(req, snap, env, spec, namespace, release)
+    if refused is not None or not verb_asked_later:  # the verb comes first, as always
+        verb = "approve" if spec.decision == "Approve" else "reject"
+        denied = verb_denied(
             req,
             policy,
             APPROVE_VERB,
@@ -257,14 +257,10 @@ def _judge(
             APPROVAL_UNAUTHORIZED,
             f"{verb} Release {namespace}/{rel} for {env_name}",
         )
-
-    if not verb_asked_later:
-        denied = verb_refusal()
         if denied is not None:
             return denied
-    refused = _after_the_verb(req, snap, env, spec, namespace, release)
     if refused is not None:
-        return (verb_refusal() or refused) if verb_asked_later else refused
+        return refused
     return allow(_late_warning(release, rel, env_name))
 
 
