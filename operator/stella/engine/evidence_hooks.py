@@ -27,6 +27,7 @@ from stella.models import ReleaseSpec
 from stella.models.common import parse_time
 from stella.models.release import WorkloadImage
 from stella.policy import recorded_identity
+from stella.policy.approvals import groups_for_evidence
 from stella.policy.binding import binding_of
 from stella.policy.rollback import ROLLBACK_STAMP, parse_rollback
 
@@ -261,7 +262,11 @@ class EvidenceHooks:
                     ApprovalEvidence(
                         approval=str(meta.get("name", "")),
                         approver=ident.username if ident else "unknown",
-                        groups=sorted(ident.groups)[:64] if ident else [],
+                        groups=groups_for_evidence(
+                            ident.groups, promo.env_spec.approvals.approver_groups
+                        )
+                        if ident
+                        else [],
                         decision=approval.get("spec", {}).get("decision", "Approve"),
                         at=at,
                         counted=counted,

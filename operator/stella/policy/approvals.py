@@ -32,7 +32,7 @@ Release deletes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -280,3 +280,17 @@ def counted_verdict(username: str, decision: str) -> tuple[str, str]:
     if decision == "Reject":
         return "Rejected", f"{username}'s rejection stops this release here"
     return "Counted", f"{username}'s approval counts"
+
+
+def groups_for_evidence(
+    groups: Collection[str], approver_groups: Collection[str], limit: int = 64
+) -> list[str]:
+    """At most ``limit`` of an approver's groups for evidence: first the ones in the
+    Environment's approverGroups (what made the person an approver), then the others,
+    each part sorted. A person in a large directory belongs to hundreds of groups; the
+    first ``limit`` in name order need not hold the one that qualified them, and evidence
+    that leaves out why an approval counted is weaker evidence."""
+    wanted = frozenset(approver_groups)
+    unique = sorted(set(groups))
+    qualifying = [g for g in unique if g in wanted]
+    return (qualifying + [g for g in unique if g not in wanted])[:limit]
