@@ -55,7 +55,7 @@ test-e2e: deps venv binaries
 	$(BIN)/pytest tests/e2e -q
 
 test: deps venv binaries lint
-	$(BIN)/pytest tests -q -p no:cacheprovider
+	$(BIN)/pytest tests -q -p no:cacheprovider --durations=40
 
 demo: deps venv binaries
 	$(BIN)/python hack/demo.py
