@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,28 +44,69 @@ def policies_text(namespace: str = "stella-system") -> str:
 
 def install_policies(cp: ControlPlane, namespace: str = "stella-system") -> None:
     cp.kubectl("admin", "apply", "-f", "-", stdin=policies_text(namespace))
-    # The API server loads policies through an informer, a moment after they are stored:
-    # wait until one refuses what it must (a write of the operator's parameter object by
-    # admin), so a test never meets the gap.
-    probe = yaml.safe_dump(
+    # The API server loads policies and bindings through informers of their own, a moment
+    # after they are stored, so one policy in force says nothing of another (seen once in
+    # CI: a Release admitted unjudged after approved-digests-writer's probe had passed):
+    # wait until each policy the tests lean on refuses what it must.
+    for policy, probe in _PROBES:
+        _wait_refused_by(cp, policy, yaml.safe_dump(probe))
+
+
+# (policy, an object it refuses whatever its parameters say, or for want of them), dry-run
+# created by admin in namespace default.
+_PROBES: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "approved-digests-writer.stella.io",  # a parameter object written by anyone else
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "stella-approved-digests", "namespace": "default"},
-        }
-    )
-    deadline = time.monotonic() + 30
+        },
+    ),
+    (
+        "release-create.stella.io",  # an Environment no parameter ever names
+        {
+            "apiVersion": "stella.io/v1alpha1",
+            "kind": "Release",
+            "metadata": {"name": "stella-policy-probe", "namespace": "default"},
+            "spec": {
+                "version": "0.0.0",
+                "environments": ["stella-policy-probe-nowhere"],
+                "components": [
+                    {
+                        "name": "probe",
+                        "image": "registry.example.com/probe@sha256:" + "0" * 64,
+                        "workload": {"kind": "Deployment", "name": "probe", "container": "probe"},
+                    }
+                ],
+            },
+        },
+    ),
+)
+
+
+def _wait_refused_by(
+    cp: ControlPlane, policy: str, probe: str, in_force: bool = True, timeout: float = 30
+) -> None:
+    """Until the policy refuses the probe (in_force) or no longer does. A failed webhook call
+    says nothing either way (a mutating webhook answers before any validating policy)."""
+    deadline = time.monotonic() + timeout
     while True:
         out = cp.kubectl("admin", "create", "--dry-run=server", "-f", "-", stdin=probe, check=False)
-        if "approved-digests-writer.stella.io" in out.stderr:
+        if "failed calling webhook" not in out.stderr and (policy in out.stderr) == in_force:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the admission policies are not in force: {out.stderr.strip()}")
+            state = "in force" if in_force else "gone"
+            raise RuntimeError(f"admission policy {policy} is not {state}: {out.stderr.strip()}")
         time.sleep(0.1)
 
 
 def uninstall_policies(cp: ControlPlane) -> None:
     cp.kubectl("admin", "delete", "-f", str(POLICIES), "--ignore-not-found", check=False)
+    # Until the API server has let them go: else an install right after (the next test's)
+    # could see its probe refused by the old policies, then meet a moment with none.
+    for policy, probe in _PROBES:
+        _wait_refused_by(cp, policy, yaml.safe_dump(probe), in_force=False)
 
 
 def unregister(cp: ControlPlane) -> None:

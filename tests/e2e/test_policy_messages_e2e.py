@@ -144,18 +144,23 @@ def test_each_release_rule_refuses_with_its_own_message_first_rule_first(world: 
         core.create_namespace({"metadata": {"name": "stella-system"}})
     w.write("stella-system", "stella-release-params", release_params(w, shop, full, looping))
     good = f"good-{t}"
-    eventually(lambda: w.create_release(shop, release([good])), what="the parameter in force")
 
     def refused(ns: str, body: dict[str, Any], *says: str) -> Callable[[], str]:
         return lambda: refused_by_policy(lambda: w.create_release(ns, body), RELEASES, *says)
 
-    # Each rule alone.
-    refused(
-        shop,
-        release([f"broken-{t}"]),
-        f"release.environment-invalid: Environment broken-{t} is stored with an invalid spec "
-        "(spec.targets[0].namespace: missing)",
-    )()
+    # Each rule alone. The first is waited for: only a refusal that names this test's own
+    # Environment proves the policy and this parameter both in force (an admission proves
+    # neither: no policy in force yet admits everything, as seen once in CI).
+    eventually(
+        refused(
+            shop,
+            release([f"broken-{t}"]),
+            f"release.environment-invalid: Environment broken-{t} is stored with an invalid spec "
+            "(spec.targets[0].namespace: missing)",
+        ),
+        what="the policy and its parameter in force",
+    )
+    w.create_release(shop, release([good]))
     refused(
         shop,
         release([f"nope-{t}"]),
@@ -240,9 +245,15 @@ def test_each_workload_rule_refuses_with_its_own_message_first_rule_first(world:
     )
     eventually(lambda: w.create_pod(managed, pod(image())), what="the parameter in force")
 
-    def refused(ns: str, img: str, *says: str) -> None:
-        refused_by_policy(lambda: w.create_pod(ns, pod(img)), WORKLOADS, *says)
+    def refused(ns: str, img: str, *says: str) -> str:
+        return refused_by_policy(lambda: w.create_pod(ns, pod(img)), WORKLOADS, *says)
 
+    # Both parameter objects in force (each comes through the API server's informer on its
+    # own; an admission in `managed` says nothing of `broken`).
+    eventually(
+        lambda: refused(broken, image(), "workload.environment-invalid"),
+        what="the parameter of the second namespace in force",
+    )
     refused(managed, "nginx:1", 'workload.digest-pinned: image "nginx:1" is not pinned by digest')
     refused(
         managed,
