@@ -5,9 +5,8 @@ least) releases the GIL, and is about half of an envelope's analysis; the rest (
 JSON, the statement's checks) and the caller's order-dependent pass are Python and hold
 it. Threads therefore run the signatures of one thread beside the Python of another, with
 nothing to pickle and no process to start, but the Python of all packets still runs one
-at a time. On two cores threads are the faster layout; on more cores that Python share
-caps them, while worker processes scale with the cores. ``layout_for`` chooses
-(``THREADS_MAX``).
+at a time, and the threads contend for the lock; worker processes scale with the cores.
+``layout_for`` chooses (``THREADS_MAX``: processes, as measured).
 
 Either way, workers analyse batches of distinct envelopes and give back slim
 :class:`~stella.evidence.verify_envelope.Analysis` tuples. Whatever depends on order
@@ -40,13 +39,14 @@ from stella.evidence.verify_gc import paused_gc
 # Below this many envelopes this thread alone is as fast as starting workers.
 PARALLEL_MIN = 2000
 BATCH = 500
-# Up to this many jobs, threads in this process beat as many worker processes. On 2 cores
-# (bench/bench_evidence.py) threads verify ~10% more packets per second than 2 processes,
-# for ~78 us of CPU per packet (as much as one thread alone) against ~93 us (pickling, the
-# pool). Each core added adds throughput to processes, but not to threads beyond what the
-# Python share of a packet (~30 us, one at a time under the GIL) allows: from 3 cores
-# processes should win (arithmetic; this was measured on 2 cores only).
-THREADS_MAX = 2
+# Up to this many jobs, threads in this process; beyond, one worker process per job. Threads
+# once verified ~10% more than 2 processes on 2 cores (session 27, ~44 us a bare verify);
+# on the 2 cores of session 32 (~82 us a bare verify; bench/bench_evidence.py, 3 runs)
+# 2 processes verify 1.45-1.51x one process and 2 threads 1.02-1.07x: each packet's Python
+# share runs one thread at a time, and the threads contending for the lock cost CPU
+# (212-229 us a packet against 186-205 us in processes). Session 30 had them even (1.32x
+# against 1.35x). Processes, then, from 2 jobs; the bench measures both layouts every run.
+THREADS_MAX = 1
 
 
 class WorkerLost(RuntimeError):

@@ -1,6 +1,7 @@
 """`stella evidence verify --jobs N` on a bundle large enough to start workers: the same
 JSON report, finding for finding, as `--jobs 1`, with tampering scattered through it, in
-threads (--jobs 2) and in worker processes (--jobs 3)."""
+threads (--jobs 2, with the thread layout chosen) and in worker processes (--jobs 2 as
+verify chooses it, and --jobs 3)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from tests.integration.evidence.helpers import Clock, event
 
 from stella.cli import build_parser
+from stella.evidence import verify_parallel
 from stella.evidence.bundle import write_bundle
 from stella.evidence.dsse import parse_envelope, sign_envelope
 from stella.evidence.recorder import Recorder
@@ -33,7 +36,9 @@ def cm(seq: int, env: str = "prod") -> str:
     return f"stella-evidence-env-{env}-{seq:010d}"
 
 
-def test_jobs_report_the_same_findings_as_one_process(tmp_path: Path) -> None:
+def test_jobs_report_the_same_findings_as_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     signer = LocalKeySigner(tmp_path / "evidence.pem")
     log, store = MemoryLog(), MemoryStore()
     rec = Recorder(signer, log, store, "0.1.0", clock=Clock())
@@ -78,10 +83,14 @@ def test_jobs_report_the_same_findings_as_one_process(tmp_path: Path) -> None:
     code1, out1 = run(*common, "-o", "json", "--jobs", "1")
     code2, out2 = run(*common, "-o", "json", "--jobs", "2")
     code3, out3 = run(*common, "-o", "json", "--jobs", "3")
-    assert layout_for(PACKETS, 2) == (1, 2) and layout_for(PACKETS, 3) == (3, 1)
-    assert (code1, code2, code3) == (1, 1, 1)
+    assert layout_for(PACKETS, 2) == (2, 1) and layout_for(PACKETS, 3) == (3, 1)
+    with monkeypatch.context() as m:
+        m.setattr(verify_parallel, "THREADS_MAX", 2)
+        assert layout_for(PACKETS, 2) == (1, 2)
+        code_t, out_t = run(*common, "-o", "json", "--jobs", "2")
+    assert (code1, code2, code3, code_t) == (1, 1, 1, 1)
     one, two, three = json.loads(out1), json.loads(out2), json.loads(out3)
-    assert two == one and three == one
+    assert two == one and three == one and json.loads(out_t) == one
     found = {(f["code"], f["item"]) for f in two["findings"]}
     assert {
         ("signature-invalid", f"ConfigMap {cm(40)}"),

@@ -228,8 +228,12 @@ def test_small_inputs_start_no_workers() -> None:
         assert report.ok and (report.processes, report.threads) == (1, 1)
 
 
-def test_the_layout_threads_on_few_cores_processes_on_many() -> None:
+def test_the_layout_one_thread_for_few_packets_or_one_job_else_processes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     many = verify_parallel.PARALLEL_MIN
+    assert verify_parallel.layout_for(many, 2) == (2, 1)  # as measured (THREADS_MAX)
+    monkeypatch.setattr(verify_parallel, "THREADS_MAX", 2)  # the knob, as the bench turns it
     assert verify_parallel.layout_for(many, 1) == (1, 1)
     assert verify_parallel.layout_for(many - 1, 8) == (1, 1)
     assert verify_parallel.layout_for(many, verify_parallel.THREADS_MAX) == (
@@ -255,7 +259,7 @@ def test_a_worker_that_dies_stops_verify_with_a_clear_error(
 ) -> None:
     """No hang and no report: a killed worker's batch is never taken for analysed."""
     monkeypatch.setattr(verify_parallel, "PARALLEL_MIN", 10)
-    monkeypatch.setattr(verify_parallel, "THREADS_MAX", 1)  # processes, even for 2 jobs
+    monkeypatch.setattr(verify_parallel, "THREADS_MAX", 1)  # processes for 2 jobs
     world = World()
     keys = [k for cm in world.store.list() if (k := envelope_key(cm.envelope_json).key)]
     with Analyses(KeyRing(world.keys), None, 2, expected=len(keys)) as analyses:
