@@ -49,12 +49,12 @@ def install_policies(cp: ControlPlane, namespace: str = "stella-system") -> None
     # CI: a Release admitted unjudged after approved-digests-writer's probe had passed):
     # wait until each policy the tests lean on refuses what it must.
     for policy, probe in _PROBES:
-        _wait_refused_by(cp, policy, yaml.safe_dump(probe))
+        _wait_refused_by(cp, policy, probe)
 
 
 # (policy, an object it refuses whatever its parameters say, or for want of them), dry-run
-# created by admin in namespace default.
-_PROBES: tuple[tuple[str, dict[str, Any]], ...] = (
+# created by admin in namespace default; the objects as YAML once, for kubectl's stdin.
+_PROBE_OBJECTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "approved-digests-writer.stella.io",  # a parameter object written by anyone else
         {
@@ -83,6 +83,7 @@ _PROBES: tuple[tuple[str, dict[str, Any]], ...] = (
         },
     ),
 )
+_PROBES = tuple((policy, yaml.safe_dump(probe)) for policy, probe in _PROBE_OBJECTS)
 
 
 def _wait_refused_by(
@@ -106,7 +107,7 @@ def uninstall_policies(cp: ControlPlane) -> None:
     # Until the API server has let them go: else an install right after (the next test's)
     # could see its probe refused by the old policies, then meet a moment with none.
     for policy, probe in _PROBES:
-        _wait_refused_by(cp, policy, yaml.safe_dump(probe), in_force=False)
+        _wait_refused_by(cp, policy, probe, in_force=False)
 
 
 def unregister(cp: ControlPlane) -> None:
